@@ -1,0 +1,207 @@
+/*
+ * Still-image decoding (vg_image.h). JPEG: TurboJPEG with no FAST flags (ISLOW IDCT, fancy
+ * upsampling), warnings treated as errors, and a scan limit against progressive-JPEG bombs.
+ * PNG: libpng's simplified API to 8-bit sRGB RGB. Sizes are checked from the headers before a
+ * pixel buffer is allocated.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <png.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <turbojpeg.h>
+#include <unistd.h>
+
+#include "vg_base.h"
+#include "vg_image.h"
+#include "vg_pool.h"
+
+static int fail(char *err, size_t errlen, int rc, const char *fmt, ...) VG_PRINTF(4, 5);
+static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+enum vg_image_format vg_image_sniff(const void *data, size_t len)
+{
+	static const unsigned char png_magic[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
+	const unsigned char *d = data;
+
+	if (len >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff)
+		return VG_IMAGE_JPEG;
+	if (len >= sizeof(png_magic) && memcmp(d, png_magic, sizeof(png_magic)) == 0)
+		return VG_IMAGE_PNG;
+	return VG_IMAGE_UNKNOWN;
+}
+
+const char *vg_image_format_name(enum vg_image_format format)
+{
+	switch (format) {
+	case VG_IMAGE_JPEG: return "JPEG";
+	case VG_IMAGE_PNG: return "PNG";
+	default: return "unknown";
+	}
+}
+
+static int check_size(const char *format, uint32_t w, uint32_t h, char *err, size_t errlen)
+{
+	/* A JPEG cut inside its headers can "succeed" with no frame header: that is corruption. */
+	if (w == 0 || h == 0)
+		return fail(err, errlen, -EBADMSG, "corrupt %s: no frame size in the header (truncated?)", format);
+	if (w > VG_IMAGE_MAX_SIDE || h > VG_IMAGE_MAX_SIDE || (uint64_t)w * h > VG_IMAGE_MAX_PIXELS)
+		return fail(err, errlen, -EFBIG, "image is %ux%u, larger than %u pixels a side or %u pixels", w, h,
+			    VG_IMAGE_MAX_SIDE, VG_IMAGE_MAX_PIXELS);
+	return 0;
+}
+
+static int decode_jpeg(const void *data, size_t len, struct vg_image *out, char *err, size_t errlen)
+{
+	int width, height, subsamp, colorspace, rc;
+	uint8_t *rgb;
+	tjhandle tj;
+
+	if (len > (size_t)ULONG_MAX)
+		return fail(err, errlen, -EFBIG, "JPEG too large");
+	tj = tjInitDecompress();
+	if (!tj)
+		return fail(err, errlen, -ENOMEM, "cannot start the JPEG decoder");
+	if (tjDecompressHeader3(tj, data, (unsigned long)len, &width, &height, &subsamp, &colorspace) < 0) {
+		rc = fail(err, errlen, -EBADMSG, "corrupt JPEG: %s", tjGetErrorStr2(tj));
+		goto out_destroy;
+	}
+	rc = check_size("JPEG", (uint32_t)width, (uint32_t)height, err, errlen);
+	if (rc < 0)
+		goto out_destroy;
+	rgb = malloc((size_t)width * (size_t)height * 3);
+	if (!rgb) {
+		rc = fail(err, errlen, -ENOMEM, "out of memory for %dx%d pixels", width, height);
+		goto out_destroy;
+	}
+	/*
+	 * No TJFLAG_FASTDCT / TJFLAG_FASTUPSAMPLE: the defaults are what the oracle and djpeg see.
+	 * STOPONWARNING: a truncated file is an error, not an image with a grey bottom half.
+	 * LIMITSCANS: refuse progressive JPEGs with absurd scan counts (a decode-time bomb).
+	 */
+	if (tjDecompress2(tj, data, (unsigned long)len, rgb, width, 0, height, TJPF_RGB,
+			  TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS) < 0) {
+		rc = fail(err, errlen, -EBADMSG, "corrupt JPEG: %s", tjGetErrorStr2(tj));
+		vg_scrub(rgb, (size_t)width * (size_t)height * 3);
+		free(rgb);
+		goto out_destroy;
+	}
+	*out = (struct vg_image){ (uint32_t)width, (uint32_t)height, rgb, VG_IMAGE_JPEG };
+	rc = 0;
+out_destroy:
+	tjDestroy(tj);
+	return rc;
+}
+
+static int decode_png(const void *data, size_t len, struct vg_image *out, char *err, size_t errlen)
+{
+	png_image png;
+	uint8_t *rgb;
+	size_t size;
+	int rc;
+
+	memset(&png, 0, sizeof(png));
+	png.version = PNG_IMAGE_VERSION;
+	if (!png_image_begin_read_from_memory(&png, data, len))
+		return fail(err, errlen, -EBADMSG, "corrupt PNG: %s", png.message);
+	rc = check_size("PNG", png.width, png.height, err, errlen);
+	if (rc < 0)
+		goto out_free;
+	png.format = PNG_FORMAT_RGB; /* 8-bit sRGB; alpha is composited onto black */
+	size = PNG_IMAGE_SIZE(png);
+	rgb = malloc(size);
+	if (!rgb) {
+		rc = fail(err, errlen, -ENOMEM, "out of memory for %ux%u pixels", png.width, png.height);
+		goto out_free;
+	}
+	if (!png_image_finish_read(&png, NULL, rgb, 0, NULL)) {
+		rc = fail(err, errlen, -EBADMSG, "corrupt PNG: %s", png.message);
+		vg_scrub(rgb, size);
+		free(rgb);
+		goto out_free;
+	}
+	*out = (struct vg_image){ png.width, png.height, rgb, VG_IMAGE_PNG };
+	return 0;
+out_free:
+	png_image_free(&png);
+	return rc;
+}
+
+int vg_image_decode(const void *data, size_t len, struct vg_image *out, char *err, size_t errlen)
+{
+	switch (vg_image_sniff(data, len)) {
+	case VG_IMAGE_JPEG:
+		return decode_jpeg(data, len, out, err, errlen);
+	case VG_IMAGE_PNG:
+		return decode_png(data, len, out, err, errlen);
+	default:
+		return fail(err, errlen, -EINVAL, "not a JPEG or PNG image");
+	}
+}
+
+int vg_image_load(const char *path, struct vg_image *out, char *err, size_t errlen)
+{
+	struct stat st;
+	uint8_t *data;
+	size_t have = 0;
+	ssize_t got;
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return fail(err, errlen, -errno, "%s", vg_strerror(-errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		rc = fail(err, errlen, -EINVAL, "not a regular file");
+		goto out_close;
+	}
+	if (st.st_size > (off_t)VG_IMAGE_MAX_FILE) {
+		rc = fail(err, errlen, -EFBIG, "file is larger than %u bytes", VG_IMAGE_MAX_FILE);
+		goto out_close;
+	}
+	data = malloc((size_t)st.st_size + 1);
+	if (!data) {
+		rc = fail(err, errlen, -ENOMEM, "out of memory");
+		goto out_close;
+	}
+	while (have < (size_t)st.st_size && (got = read(fd, data + have, (size_t)st.st_size - have)) > 0)
+		have += (size_t)got;
+	rc = vg_image_decode(data, have, out, err, errlen);
+	/* The file is a face photo too. */
+	vg_scrub(data, have);
+	free(data);
+out_close:
+	close(fd);
+	return rc;
+}
+
+void vg_image_release(struct vg_image *img)
+{
+	if (img->rgb) {
+		vg_scrub(img->rgb, (size_t)img->width * img->height * 3);
+		free(img->rgb);
+	}
+	*img = (struct vg_image){ 0 };
+}
+
+void vg_image_rgb_sha256(const struct vg_image *img, char hex[65])
+{
+	unsigned char digest[crypto_hash_sha256_BYTES];
+
+	crypto_hash_sha256(digest, img->rgb, (unsigned long long)img->width * img->height * 3);
+	sodium_bin2hex(hex, 65, digest, sizeof(digest));
+}
