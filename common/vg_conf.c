@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,19 +21,6 @@
 
 #define VG_CONF_FILE_MAX (1u << 20)
 #define VG_CONF_LINE_MAX 4096
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...) VG_PRINTF(4, 5);
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
 
 static const struct vg_conf_entry *find_entry(const struct vg_conf_set *set, const char *name, size_t len,
 					      size_t *table_index /* OUT */)
@@ -105,7 +91,7 @@ static int apply_value(void *obj, const struct vg_conf_entry *e, const char *v, 
 		bool b;
 
 		if (e->size != sizeof(bool) || parse_bool(v, &b) < 0)
-			return fail(err, errlen, -EINVAL, "%s: '%s' is not yes or no", e->name, v);
+			return vg_errf(err, errlen, -EINVAL, "%s: '%s' is not yes or no", e->name, v);
 		memcpy(field, &b, sizeof(b));
 		break;
 	}
@@ -113,12 +99,12 @@ static int apply_value(void *obj, const struct vg_conf_entry *e, const char *v, 
 		int64_t x;
 
 		if (e->size != sizeof(int64_t))
-			return fail(err, errlen, -EINVAL, "%s: table field is not int64_t", e->name);
+			return vg_errf(err, errlen, -EINVAL, "%s: table field is not int64_t", e->name);
 		rc = parse_int(v, &x);
 		if (rc < 0)
-			return fail(err, errlen, rc, "%s: '%s' is not an integer", e->name, v);
+			return vg_errf(err, errlen, rc, "%s: '%s' is not an integer", e->name, v);
 		if ((double)x < e->min || (double)x > e->max)
-			return fail(err, errlen, -ERANGE, "%s: %" PRId64 " is outside %.0f..%.0f", e->name, x,
+			return vg_errf(err, errlen, -ERANGE, "%s: %" PRId64 " is outside %.0f..%.0f", e->name, x,
 				    e->min, e->max);
 		memcpy(field, &x, sizeof(x));
 		break;
@@ -128,13 +114,13 @@ static int apply_value(void *obj, const struct vg_conf_entry *e, const char *v, 
 		double d;
 
 		if (e->size != sizeof(double))
-			return fail(err, errlen, -EINVAL, "%s: table field is not double", e->name);
+			return vg_errf(err, errlen, -EINVAL, "%s: table field is not double", e->name);
 		errno = 0;
 		d = strtod(v, &end);
 		if (end == v || *end != '\0' || errno == ERANGE || !isfinite(d))
-			return fail(err, errlen, -EINVAL, "%s: '%s' is not a number", e->name, v);
+			return vg_errf(err, errlen, -EINVAL, "%s: '%s' is not a number", e->name, v);
 		if (d < e->min || d > e->max)
-			return fail(err, errlen, -ERANGE, "%s: %g is outside %g..%g", e->name, d, e->min, e->max);
+			return vg_errf(err, errlen, -ERANGE, "%s: %g is outside %g..%g", e->name, d, e->min, e->max);
 		memcpy(field, &d, sizeof(d));
 		break;
 	}
@@ -142,7 +128,7 @@ static int apply_value(void *obj, const struct vg_conf_entry *e, const char *v, 
 		size_t len = strlen(v);
 
 		if (len >= e->size)
-			return fail(err, errlen, -ERANGE, "%s: value is %zu bytes, the most is %zu", e->name, len,
+			return vg_errf(err, errlen, -ERANGE, "%s: value is %zu bytes, the most is %zu", e->name, len,
 				    e->size - 1);
 		memcpy(field, v, len + 1);
 		break;
@@ -151,17 +137,17 @@ static int apply_value(void *obj, const struct vg_conf_entry *e, const char *v, 
 		int idx = -1;
 
 		if (e->size != sizeof(int) || !e->choices)
-			return fail(err, errlen, -EINVAL, "%s: table field is not an enum", e->name);
+			return vg_errf(err, errlen, -EINVAL, "%s: table field is not an enum", e->name);
 		for (int i = 0; e->choices[i]; i++)
 			if (strcasecmp(v, e->choices[i]) == 0)
 				idx = i;
 		if (idx < 0)
-			return fail(err, errlen, -EINVAL, "%s: '%s' is not one of the choices", e->name, v);
+			return vg_errf(err, errlen, -EINVAL, "%s: '%s' is not one of the choices", e->name, v);
 		memcpy(field, &idx, sizeof(idx));
 		break;
 	}
 	default:
-		return fail(err, errlen, -EINVAL, "%s: unknown type", e->name);
+		return vg_errf(err, errlen, -EINVAL, "%s: unknown type", e->name);
 	}
 	if (e->apply) {
 		rc = e->apply(obj, e, err, errlen);
@@ -226,10 +212,10 @@ static int set_one(const struct vg_conf_set *set, void **objs, const char *name,
 
 	e = find_entry(set, name, name_len, &t);
 	if (!e)
-		return fail(err, errlen, -ENOENT, "unknown setting '%.*s'", (int)(name_len > 128 ? 128 : name_len),
+		return vg_errf(err, errlen, -ENOENT, "unknown setting '%.*s'", (int)(name_len > 128 ? 128 : name_len),
 			    name);
 	if (at_runtime && !(e->flags & VG_CONF_MUTABLE))
-		return fail(err, errlen, -EPERM, "%s: changes only at restart", e->name);
+		return vg_errf(err, errlen, -EPERM, "%s: changes only at restart", e->name);
 	return apply_value(objs[t], e, value, err, errlen);
 }
 
@@ -240,7 +226,7 @@ int vg_conf_set_value(const struct vg_conf_set *set, const char *name, const cha
 	int rc;
 
 	if (!scratch)
-		return fail(err, errlen, -ENOMEM, "out of memory");
+		return vg_errf(err, errlen, -ENOMEM, "out of memory");
 	rc = set_one(set, scratch, name, strlen(name), value, at_runtime, err, errlen);
 	if (rc == 0)
 		commit_scratch(set, scratch);
@@ -295,7 +281,7 @@ int vg_conf_parse(const struct vg_conf_set *set, const char *text, size_t len, b
 
 	scratch = make_scratch(set);
 	if (!scratch)
-		return fail(err, errlen, -ENOMEM, "out of memory");
+		return vg_errf(err, errlen, -ENOMEM, "out of memory");
 
 	while (pos < len) {
 		const char *nl = memchr(text + pos, '\n', len - pos);
@@ -305,14 +291,14 @@ int vg_conf_parse(const struct vg_conf_set *set, const char *text, size_t len, b
 
 		lineno++;
 		if (line_len >= sizeof(line)) {
-			rc = fail(err, errlen, -E2BIG, "line %u: longer than %zu bytes", lineno, sizeof(line) - 1);
+			rc = vg_errf(err, errlen, -E2BIG, "line %u: longer than %zu bytes", lineno, sizeof(line) - 1);
 			goto out_free_scratch;
 		}
 		memcpy(line, text + pos, line_len);
 		line[line_len] = '\0';
 		pos += line_len + 1;
 		if (memchr(line, '\0', line_len)) {
-			rc = fail(err, errlen, -EINVAL, "line %u: holds a NUL byte", lineno);
+			rc = vg_errf(err, errlen, -EINVAL, "line %u: holds a NUL byte", lineno);
 			goto out_free_scratch;
 		}
 		if (line_len && line[line_len - 1] == '\r')
@@ -325,7 +311,7 @@ int vg_conf_parse(const struct vg_conf_set *set, const char *text, size_t len, b
 			continue;
 		eq = strchr(p, '=');
 		if (!eq) {
-			rc = fail(err, errlen, -EINVAL, "line %u: expected 'name = value'", lineno);
+			rc = vg_errf(err, errlen, -EINVAL, "line %u: expected 'name = value'", lineno);
 			goto out_free_scratch;
 		}
 		name_end = eq;
@@ -341,12 +327,12 @@ int vg_conf_parse(const struct vg_conf_set *set, const char *text, size_t len, b
 				*hash = '\0';
 		}
 		if (name_end == p || unquote(value) < 0) {
-			rc = fail(err, errlen, -EINVAL, "line %u: expected 'name = value'", lineno);
+			rc = vg_errf(err, errlen, -EINVAL, "line %u: expected 'name = value'", lineno);
 			goto out_free_scratch;
 		}
 		rc = set_one(set, scratch, p, (size_t)(name_end - p), value, at_runtime, sub, sizeof(sub));
 		if (rc < 0) {
-			fail(err, errlen, rc, "line %u: %s", lineno, sub);
+			vg_errf(err, errlen, rc, "line %u: %s", lineno, sub);
 			goto out_free_scratch;
 		}
 		applied++;
@@ -370,21 +356,21 @@ int vg_conf_load_file(const struct vg_conf_set *set, const char *path, bool at_r
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return fail(err, errlen, -errno, "%s: %s", path, vg_strerror(-errno));
+		return vg_errf(err, errlen, -errno, "%s: %s", path, vg_strerror(-errno));
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)VG_CONF_FILE_MAX) {
-		rc = fail(err, errlen, -EFBIG, "%s: not a regular file of at most %u bytes", path, VG_CONF_FILE_MAX);
+		rc = vg_errf(err, errlen, -EFBIG, "%s: not a regular file of at most %u bytes", path, VG_CONF_FILE_MAX);
 		goto out_close;
 	}
 	text = malloc((size_t)st.st_size + 1);
 	if (!text) {
-		rc = fail(err, errlen, -ENOMEM, "%s: out of memory", path);
+		rc = vg_errf(err, errlen, -ENOMEM, "%s: out of memory", path);
 		goto out_close;
 	}
 	while (have < (size_t)st.st_size && (got = read(fd, text + have, (size_t)st.st_size - have)) > 0)
 		have += (size_t)got;
 	rc = vg_conf_parse(set, text, have, at_runtime, sub, sizeof(sub));
 	if (rc < 0)
-		fail(err, errlen, rc, "%s: %s", path, sub);
+		vg_errf(err, errlen, rc, "%s: %s", path, sub);
 	free(text);
 out_close:
 	close(fd);

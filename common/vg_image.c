@@ -9,7 +9,6 @@
 #include <limits.h>
 #include <png.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,19 +19,6 @@
 #include "vg_base.h"
 #include "vg_image.h"
 #include "vg_pool.h"
-
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...) VG_PRINTF(4, 5);
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
 
 enum vg_image_format vg_image_sniff(const void *data, size_t len)
 {
@@ -59,9 +45,9 @@ static int check_size(const char *format, uint32_t w, uint32_t h, char *err, siz
 {
 	/* A JPEG cut inside its headers can "succeed" with no frame header: that is corruption. */
 	if (w == 0 || h == 0)
-		return fail(err, errlen, -EBADMSG, "corrupt %s: no frame size in the header (truncated?)", format);
+		return vg_errf(err, errlen, -EBADMSG, "corrupt %s: no frame size in the header (truncated?)", format);
 	if (w > VG_IMAGE_MAX_SIDE || h > VG_IMAGE_MAX_SIDE || (uint64_t)w * h > VG_IMAGE_MAX_PIXELS)
-		return fail(err, errlen, -EFBIG, "image is %ux%u, larger than %u pixels a side or %u pixels", w, h,
+		return vg_errf(err, errlen, -EFBIG, "image is %ux%u, larger than %u pixels a side or %u pixels", w, h,
 			    VG_IMAGE_MAX_SIDE, VG_IMAGE_MAX_PIXELS);
 	return 0;
 }
@@ -73,12 +59,12 @@ static int decode_jpeg(const void *data, size_t len, struct vg_image *out, char 
 	tjhandle tj;
 
 	if (len > (size_t)ULONG_MAX)
-		return fail(err, errlen, -EFBIG, "JPEG too large");
+		return vg_errf(err, errlen, -EFBIG, "JPEG too large");
 	tj = tjInitDecompress();
 	if (!tj)
-		return fail(err, errlen, -ENOMEM, "cannot start the JPEG decoder");
+		return vg_errf(err, errlen, -ENOMEM, "cannot start the JPEG decoder");
 	if (tjDecompressHeader3(tj, data, (unsigned long)len, &width, &height, &subsamp, &colorspace) < 0) {
-		rc = fail(err, errlen, -EBADMSG, "corrupt JPEG: %s", tjGetErrorStr2(tj));
+		rc = vg_errf(err, errlen, -EBADMSG, "corrupt JPEG: %s", tjGetErrorStr2(tj));
 		goto out_destroy;
 	}
 	rc = check_size("JPEG", (uint32_t)width, (uint32_t)height, err, errlen);
@@ -86,7 +72,7 @@ static int decode_jpeg(const void *data, size_t len, struct vg_image *out, char 
 		goto out_destroy;
 	rgb = malloc((size_t)width * (size_t)height * 3);
 	if (!rgb) {
-		rc = fail(err, errlen, -ENOMEM, "out of memory for %dx%d pixels", width, height);
+		rc = vg_errf(err, errlen, -ENOMEM, "out of memory for %dx%d pixels", width, height);
 		goto out_destroy;
 	}
 	/*
@@ -96,7 +82,7 @@ static int decode_jpeg(const void *data, size_t len, struct vg_image *out, char 
 	 */
 	if (tjDecompress2(tj, data, (unsigned long)len, rgb, width, 0, height, TJPF_RGB,
 			  TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS) < 0) {
-		rc = fail(err, errlen, -EBADMSG, "corrupt JPEG: %s", tjGetErrorStr2(tj));
+		rc = vg_errf(err, errlen, -EBADMSG, "corrupt JPEG: %s", tjGetErrorStr2(tj));
 		vg_scrub(rgb, (size_t)width * (size_t)height * 3);
 		free(rgb);
 		goto out_destroy;
@@ -118,7 +104,7 @@ static int decode_png(const void *data, size_t len, struct vg_image *out, char *
 	memset(&png, 0, sizeof(png));
 	png.version = PNG_IMAGE_VERSION;
 	if (!png_image_begin_read_from_memory(&png, data, len))
-		return fail(err, errlen, -EBADMSG, "corrupt PNG: %s", png.message);
+		return vg_errf(err, errlen, -EBADMSG, "corrupt PNG: %s", png.message);
 	rc = check_size("PNG", png.width, png.height, err, errlen);
 	if (rc < 0)
 		goto out_free;
@@ -126,11 +112,11 @@ static int decode_png(const void *data, size_t len, struct vg_image *out, char *
 	size = PNG_IMAGE_SIZE(png);
 	rgb = malloc(size);
 	if (!rgb) {
-		rc = fail(err, errlen, -ENOMEM, "out of memory for %ux%u pixels", png.width, png.height);
+		rc = vg_errf(err, errlen, -ENOMEM, "out of memory for %ux%u pixels", png.width, png.height);
 		goto out_free;
 	}
 	if (!png_image_finish_read(&png, NULL, rgb, 0, NULL)) {
-		rc = fail(err, errlen, -EBADMSG, "corrupt PNG: %s", png.message);
+		rc = vg_errf(err, errlen, -EBADMSG, "corrupt PNG: %s", png.message);
 		vg_scrub(rgb, size);
 		free(rgb);
 		goto out_free;
@@ -150,7 +136,7 @@ int vg_image_decode(const void *data, size_t len, struct vg_image *out, char *er
 	case VG_IMAGE_PNG:
 		return decode_png(data, len, out, err, errlen);
 	default:
-		return fail(err, errlen, -EINVAL, "not a JPEG or PNG image");
+		return vg_errf(err, errlen, -EINVAL, "not a JPEG or PNG image");
 	}
 }
 
@@ -164,18 +150,18 @@ int vg_image_load(const char *path, struct vg_image *out, char *err, size_t errl
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return fail(err, errlen, -errno, "%s", vg_strerror(-errno));
+		return vg_errf(err, errlen, -errno, "%s", vg_strerror(-errno));
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		rc = fail(err, errlen, -EINVAL, "not a regular file");
+		rc = vg_errf(err, errlen, -EINVAL, "not a regular file");
 		goto out_close;
 	}
 	if (st.st_size > (off_t)VG_IMAGE_MAX_FILE) {
-		rc = fail(err, errlen, -EFBIG, "file is larger than %u bytes", VG_IMAGE_MAX_FILE);
+		rc = vg_errf(err, errlen, -EFBIG, "file is larger than %u bytes", VG_IMAGE_MAX_FILE);
 		goto out_close;
 	}
 	data = malloc((size_t)st.st_size + 1);
 	if (!data) {
-		rc = fail(err, errlen, -ENOMEM, "out of memory");
+		rc = vg_errf(err, errlen, -ENOMEM, "out of memory");
 		goto out_close;
 	}
 	while (have < (size_t)st.st_size && (got = read(fd, data + have, (size_t)st.st_size - have)) > 0)

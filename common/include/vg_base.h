@@ -43,4 +43,10 @@
  */
 const char *vg_strerror(int neg_errno);
 
+/**
+ * Write a one-line reason into ERR (ERRLEN bytes, may be NULL/0) and return RC, so that an error
+ * path reads `return vg_errf(err, errlen, -EINVAL, "line %u: ...", n);`.
+ */
+int vg_errf(char *err, size_t errlen, int rc, const char *fmt, ...) VG_PRINTF(4, 5);
+
 #endif /* VG_BASE_H */
