@@ -1,0 +1,142 @@
+/**
+ * @file mgmt.h
+ * The appliance's state of record: cameras, watchlists' metadata, deployments, alerts, reviews
+ * and the audit log, in one SQLite database (WAL, versioned migrations). vigild owns it; vigilctl
+ * reaches it through vigild's control socket.
+ *
+ * Invariants this layer enforces (DESIGN.md):
+ *  - 2: matching is allowed only inside a deployment that a person holding the authoriser role,
+ *    other than its requester, authorised, that was started, and whose time window holds now.
+ *    When the window ends the deployment ends and its watchlists are purged (the caller's purge
+ *    hook runs before the state changes).
+ *  - 4: every change of state is an audit entry, written in the same transaction as the change,
+ *    chained by BLAKE2b-256 (libsodium's generichash) to the entry before it. The chain's head is
+ *    also anchored in a file beside the database, so that cutting entries off the end is found
+ *    too. mgmt_audit_verify() finds any edited, deleted, inserted or reordered entry.
+ *
+ * Identities: an actor is a person (or vigild itself) with a uid and a set of roles; vigild maps
+ * SO_PEERCRED uids to actors from its config.
+ */
+#ifndef MGMT_H
+#define MGMT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum mgmt_role {
+	MGMT_ROLE_ADMIN = 1 << 0,      /* cameras, network, updates, configuration */
+	MGMT_ROLE_AUTHORISER = 1 << 1, /* authorises deployments */
+	MGMT_ROLE_OPERATOR = 1 << 2,   /* reviews alerts, starts and stops authorised deployments */
+	MGMT_ROLE_AUDITOR = 1 << 3,    /* reads and verifies the audit log */
+};
+
+struct mgmt_actor {
+	const char *name; /* as configured, e.g. "insp.jones" */
+	uint32_t uid;
+	unsigned roles;   /* enum mgmt_role bits */
+};
+
+struct mgmt_db;
+
+/**
+ * Open (creating if need be) the database at PATH and bring its schema to the current version.
+ * The audit head anchor lives at PATH with "-audit-head" appended. Returns 0, or -errno with a
+ * one-line reason in ERR (-EPROTO: the file's schema is newer than this program).
+ */
+int mgmt_db_open(struct mgmt_db **out, const char *path, char *err, size_t errlen);
+void mgmt_db_close(struct mgmt_db **db); /* sets *db = NULL */
+int mgmt_db_schema_version(struct mgmt_db *db);
+
+/* ---- audit ---------------------------------------------------------------------------------- */
+
+#define MGMT_AUDIT_HASH_BYTES 32
+
+/**
+ * Append an entry: who did ACTION to OBJECT, with DETAIL (JSON text, may be NULL). Fails with
+ * -EINVAL on missing fields; the entry's sequence number is written to *SEQ if SEQ is not NULL.
+ * Callers that change state use the mgmt_* calls below, which audit for them.
+ */
+int mgmt_audit_append(struct mgmt_db *db, const struct mgmt_actor *who, const char *action, const char *object,
+		      const char *detail, int64_t *seq /* OUT */);
+
+struct mgmt_audit_report {
+	int64_t entries;       /* entries checked */
+	int64_t first_bad_seq; /* 0 when the chain is intact */
+	char reason[192];      /* one line: what is wrong at first_bad_seq */
+};
+
+/** Walk the whole chain. Returns 0 (intact), -EBADMSG (broken: see REPORT), or another -errno. */
+int mgmt_audit_verify(struct mgmt_db *db, struct mgmt_audit_report *report /* OUT */);
+
+/* ---- deployments ---------------------------------------------------------------------------- */
+
+enum mgmt_use_case {
+	MGMT_USE_CRIME_HOTSPOT = 0,
+	MGMT_USE_PROTECTIVE_SECURITY,
+	MGMT_USE_SOUGHT_PERSONS, /* intelligence-led search for sought persons */
+};
+
+enum mgmt_deployment_state {
+	MGMT_DEPLOYMENT_REQUESTED = 0,
+	MGMT_DEPLOYMENT_AUTHORISED,
+	MGMT_DEPLOYMENT_ACTIVE,
+	MGMT_DEPLOYMENT_ENDED,
+	MGMT_DEPLOYMENT_REFUSED,
+};
+
+struct mgmt_deployment_request {
+	const char *name;
+	enum mgmt_use_case use_case;
+	const char *location;
+	int64_t start_s, end_s; /* Unix seconds, start < end */
+	const char *justification;
+	const char *const *watchlists; /* ids, at least one */
+	size_t n_watchlists;
+};
+
+struct mgmt_deployment {
+	int64_t id;
+	char name[128];
+	enum mgmt_use_case use_case;
+	enum mgmt_deployment_state state;
+	char location[256];
+	int64_t start_s, end_s;
+	char requested_by[64];
+	char authorised_by[64]; /* empty until authorised */
+};
+
+/** Called with each watchlist id of a deployment that ends, before it is marked ended. */
+typedef int mgmt_purge_fn(void *arg, int64_t deployment_id, const char *watchlist_id);
+
+/** Create a deployment request (any role but auditor). *ID gets its id. -EINVAL with ERR on bad fields. */
+int mgmt_deployment_create(struct mgmt_db *db, const struct mgmt_actor *who, const struct mgmt_deployment_request *req,
+			   int64_t *id /* OUT */, char *err, size_t errlen);
+
+/**
+ * Authorise (APPROVE true) or refuse a requested deployment, with the authoriser's REASONS.
+ * -EPERM: WHO lacks the authoriser role or is the requester; -EALREADY: not in the requested state.
+ */
+int mgmt_deployment_authorise(struct mgmt_db *db, const struct mgmt_actor *who, int64_t id, bool approve,
+			      const char *reasons, char *err, size_t errlen);
+
+/** Start an authorised deployment at NOW_S (operator or authoriser). -ETIME outside its window. */
+int mgmt_deployment_start(struct mgmt_db *db, const struct mgmt_actor *who, int64_t id, int64_t now_s, char *err,
+			  size_t errlen);
+
+/** End a deployment now, purging its watchlists through PURGE first (may be NULL in tests). */
+int mgmt_deployment_stop(struct mgmt_db *db, const struct mgmt_actor *who, int64_t id, const char *reason,
+			 mgmt_purge_fn *purge, void *purge_arg, char *err, size_t errlen);
+
+/** End, and purge, every active deployment whose window closed by NOW_S. Returns how many ended. */
+int mgmt_deployment_expire(struct mgmt_db *db, int64_t now_s, mgmt_purge_fn *purge, void *purge_arg);
+
+/** 1 if matching may run for deployment ID at NOW_S (invariant 2), 0 if not, -errno on error. */
+int mgmt_deployment_matching_allowed(struct mgmt_db *db, int64_t id, int64_t now_s);
+
+int mgmt_deployment_get(struct mgmt_db *db, int64_t id, struct mgmt_deployment *out /* OUT */);
+
+const char *mgmt_use_case_name(enum mgmt_use_case use_case);
+const char *mgmt_deployment_state_name(enum mgmt_deployment_state state);
+
+#endif /* MGMT_H */

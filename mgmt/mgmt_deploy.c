@@ -1,0 +1,401 @@
+/*
+ * Deployments (mgmt.h): requested, authorised by a different person holding the authoriser role,
+ * started inside their window, ended (and their watchlists purged) by hand or when the window
+ * closes. Every transition and its audit entry commit in one transaction.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mgmt_int.h"
+#include "vg_base.h"
+#include "vg_log.h"
+
+static const char *const use_case_names[] = {
+	[MGMT_USE_CRIME_HOTSPOT] = "crime-hotspot",
+	[MGMT_USE_PROTECTIVE_SECURITY] = "protective-security",
+	[MGMT_USE_SOUGHT_PERSONS] = "sought-persons",
+};
+
+static const char *const state_names[] = {
+	[MGMT_DEPLOYMENT_REQUESTED] = "requested", [MGMT_DEPLOYMENT_AUTHORISED] = "authorised",
+	[MGMT_DEPLOYMENT_ACTIVE] = "active",       [MGMT_DEPLOYMENT_ENDED] = "ended",
+	[MGMT_DEPLOYMENT_REFUSED] = "refused",
+};
+
+const char *mgmt_use_case_name(enum mgmt_use_case u)
+{
+	return (unsigned)u < VG_ARRAY_SIZE(use_case_names) ? use_case_names[u] : "?";
+}
+
+const char *mgmt_deployment_state_name(enum mgmt_deployment_state s)
+{
+	return (unsigned)s < VG_ARRAY_SIZE(state_names) ? state_names[s] : "?";
+}
+
+/* A JSON string body (no quotes) of S into BUF: for audit details built from user text. */
+static void json_escape(char *buf, size_t len, const char *s)
+{
+	size_t w = 0;
+
+	for (; s && *s && w + 7 < len; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			w += (size_t)snprintf(buf + w, len - w, "\\%c", c);
+		else if (c < 0x20)
+			w += (size_t)snprintf(buf + w, len - w, "\\u%04x", c);
+		else
+			buf[w++] = (char)c;
+	}
+	buf[w] = '\0';
+}
+
+static bool text_ok(const char *s, size_t max)
+{
+	return s && *s && strlen(s) < max;
+}
+
+int mgmt_deployment_create(struct mgmt_db *db, const struct mgmt_actor *who, const struct mgmt_deployment_request *req,
+			   int64_t *id, char *err, size_t errlen)
+{
+	char detail[2048], e_name[256], e_loc[512], object[32];
+	sqlite3_stmt *st;
+	int64_t new_id;
+	int rc;
+
+	if (!who || !(who->roles & (MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER | MGMT_ROLE_OPERATOR)))
+		return vg_errf(err, errlen, -EPERM, "requesting a deployment needs the admin, authoriser or operator role");
+	if (!text_ok(req->name, 128) || !text_ok(req->location, 256) || !text_ok(req->justification, 4096))
+		return vg_errf(err, errlen, -EINVAL, "a deployment needs a name, a location and a justification");
+	if ((unsigned)req->use_case >= VG_ARRAY_SIZE(use_case_names))
+		return vg_errf(err, errlen, -EINVAL, "unknown use case %d", (int)req->use_case);
+	if (req->start_s >= req->end_s)
+		return vg_errf(err, errlen, -EINVAL, "a deployment must end after it starts");
+	if (req->n_watchlists == 0 || !req->watchlists)
+		return vg_errf(err, errlen, -EINVAL, "a deployment needs at least one watchlist");
+	for (size_t i = 0; i < req->n_watchlists; i++)
+		if (!text_ok(req->watchlists[i], 65))
+			return vg_errf(err, errlen, -EINVAL, "watchlist ids are 1 to 64 bytes");
+
+	rc = mgmt_tx_begin(db);
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "database busy or failing");
+	if (sqlite3_prepare_v2(db->sql,
+			       "INSERT INTO deployments (name, use_case, location, start_s, end_s, justification,"
+			       " requested_by, requested_uid, state, created_ns)"
+			       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, strftime('%s','now') * 1000000000)",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto out_rollback;
+	sqlite3_bind_text(st, 1, req->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, (int)req->use_case);
+	sqlite3_bind_text(st, 3, req->location, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, req->start_s);
+	sqlite3_bind_int64(st, 5, req->end_s);
+	sqlite3_bind_text(st, 6, req->justification, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, who->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, who->uid);
+	sqlite3_bind_int(st, 9, MGMT_DEPLOYMENT_REQUESTED);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		goto out_rollback;
+	new_id = sqlite3_last_insert_rowid(db->sql);
+	for (size_t i = 0; i < req->n_watchlists; i++) {
+		if (sqlite3_prepare_v2(db->sql,
+				       "INSERT OR IGNORE INTO deployment_watchlists (deployment_id, watchlist_id) VALUES (?, ?)",
+				       -1, &st, NULL) != SQLITE_OK)
+			goto out_rollback;
+		sqlite3_bind_int64(st, 1, new_id);
+		sqlite3_bind_text(st, 2, req->watchlists[i], -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_DONE)
+			goto out_rollback;
+	}
+	json_escape(e_name, sizeof(e_name), req->name);
+	json_escape(e_loc, sizeof(e_loc), req->location);
+	snprintf(detail, sizeof(detail),
+		 "{\"name\":\"%s\",\"use_case\":\"%s\",\"location\":\"%s\",\"start\":%" PRId64 ",\"end\":%" PRId64
+		 ",\"watchlists\":%zu}",
+		 e_name, use_case_names[req->use_case], e_loc, req->start_s, req->end_s, req->n_watchlists);
+	snprintf(object, sizeof(object), "deployment/%" PRId64, new_id);
+	if (mgmt_audit_append_tx(db, who, "deployment.create", object, detail, NULL) < 0)
+		goto out_rollback;
+	rc = mgmt_tx_commit(db);
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "database commit failed");
+	*id = new_id;
+	return mgmt_audit_anchor_update(db);
+
+out_rollback:
+	VG_LOG(MGMT, ERR, "deployment create: %s", sqlite3_errmsg(db->sql));
+	mgmt_tx_rollback(db);
+	return vg_errf(err, errlen, -EIO, "database error: %s", sqlite3_errmsg(db->sql));
+}
+
+int mgmt_deployment_get(struct mgmt_db *db, int64_t id, struct mgmt_deployment *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db->sql,
+			       "SELECT name, use_case, state, location, start_s, end_s, requested_by,"
+			       " COALESCE(authorised_by, '') FROM deployments WHERE id = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		memset(out, 0, sizeof(*out));
+		out->id = id;
+		snprintf(out->name, sizeof(out->name), "%s", (const char *)sqlite3_column_text(st, 0));
+		out->use_case = (enum mgmt_use_case)sqlite3_column_int(st, 1);
+		out->state = (enum mgmt_deployment_state)sqlite3_column_int(st, 2);
+		snprintf(out->location, sizeof(out->location), "%s", (const char *)sqlite3_column_text(st, 3));
+		out->start_s = sqlite3_column_int64(st, 4);
+		out->end_s = sqlite3_column_int64(st, 5);
+		snprintf(out->requested_by, sizeof(out->requested_by), "%s", (const char *)sqlite3_column_text(st, 6));
+		snprintf(out->authorised_by, sizeof(out->authorised_by), "%s", (const char *)sqlite3_column_text(st, 7));
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_DONE ? -ENOENT : -EIO;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Move deployment ID from state FROM to TO (checked in SQL, so a race cannot skip a state). */
+static int transition(struct mgmt_db *db, int64_t id, enum mgmt_deployment_state from, enum mgmt_deployment_state to,
+		      const struct mgmt_actor *authoriser, const char *reasons)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db->sql,
+			       authoriser ? "UPDATE deployments SET state = ?, authorised_by = ?, authorised_uid = ?,"
+					    " authorise_reasons = ? WHERE id = ? AND state = ?"
+					  : "UPDATE deployments SET state = ? WHERE id = ? AND state = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int(st, 1, (int)to);
+	if (authoriser) {
+		sqlite3_bind_text(st, 2, authoriser->name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, authoriser->uid);
+		sqlite3_bind_text(st, 4, reasons, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, id);
+		sqlite3_bind_int(st, 6, (int)from);
+	} else {
+		sqlite3_bind_int64(st, 2, id);
+		sqlite3_bind_int(st, 3, (int)from);
+	}
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+	sqlite3_finalize(st);
+	if (rc == 0 && sqlite3_changes(db->sql) != 1)
+		rc = -EALREADY;
+	return rc;
+}
+
+static int requester_uid(struct mgmt_db *db, int64_t id, int64_t *uid, char *name, size_t name_len)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db->sql, "SELECT requested_uid, requested_by FROM deployments WHERE id = ?", -1, &st,
+			       NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*uid = sqlite3_column_int64(st, 0);
+		snprintf(name, name_len, "%s", (const char *)sqlite3_column_text(st, 1));
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_DONE ? -ENOENT : -EIO;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int mgmt_deployment_authorise(struct mgmt_db *db, const struct mgmt_actor *who, int64_t id, bool approve,
+			      const char *reasons, char *err, size_t errlen)
+{
+	char requester[128], object[32], detail[4200], e_reasons[4096];
+	int64_t req_uid;
+	int rc;
+
+	if (!who || !(who->roles & MGMT_ROLE_AUTHORISER)) {
+		/* A refused request is itself a change worth a record: who tried, and what. */
+		snprintf(object, sizeof(object), "deployment/%" PRId64, id);
+		if (who && who->name)
+			mgmt_audit_append(db, who, "deployment.authorise.refused", object, "{\"why\":\"not an authoriser\"}",
+					  NULL);
+		return vg_errf(err, errlen, -EPERM, "authorising needs the authoriser role");
+	}
+	if (!text_ok(reasons, 4096))
+		return vg_errf(err, errlen, -EINVAL, "an authorisation needs the authoriser's reasons");
+	rc = mgmt_tx_begin(db);
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "database busy or failing");
+	rc = requester_uid(db, id, &req_uid, requester, sizeof(requester));
+	if (rc < 0) {
+		mgmt_tx_rollback(db);
+		return vg_errf(err, errlen, rc, "no deployment %" PRId64, id);
+	}
+	snprintf(object, sizeof(object), "deployment/%" PRId64, id);
+	if (req_uid == who->uid || strcmp(requester, who->name) == 0) {
+		mgmt_tx_rollback(db);
+		mgmt_audit_append(db, who, "deployment.authorise.refused", object,
+				  "{\"why\":\"the requester cannot authorise their own deployment\"}", NULL);
+		return vg_errf(err, errlen, -EPERM, "%s requested deployment %" PRId64 " and cannot also authorise it",
+			       requester, id);
+	}
+	rc = transition(db, id, MGMT_DEPLOYMENT_REQUESTED, approve ? MGMT_DEPLOYMENT_AUTHORISED : MGMT_DEPLOYMENT_REFUSED,
+			who, reasons);
+	if (rc < 0) {
+		mgmt_tx_rollback(db);
+		return vg_errf(err, errlen, rc, rc == -EALREADY ? "deployment %" PRId64 " is not awaiting authorisation"
+								: "database error on deployment %" PRId64, id);
+	}
+	json_escape(e_reasons, sizeof(e_reasons), reasons);
+	snprintf(detail, sizeof(detail), "{\"reasons\":\"%s\"}", e_reasons);
+	rc = mgmt_audit_append_tx(db, who, approve ? "deployment.authorise" : "deployment.refuse", object, detail, NULL);
+	if (rc < 0 || (rc = mgmt_tx_commit(db)) < 0) {
+		mgmt_tx_rollback(db);
+		return vg_errf(err, errlen, rc, "database error");
+	}
+	return mgmt_audit_anchor_update(db);
+}
+
+int mgmt_deployment_start(struct mgmt_db *db, const struct mgmt_actor *who, int64_t id, int64_t now_s, char *err,
+			  size_t errlen)
+{
+	struct mgmt_deployment d;
+	char object[32];
+	int rc;
+
+	if (!who || !(who->roles & (MGMT_ROLE_OPERATOR | MGMT_ROLE_AUTHORISER)))
+		return vg_errf(err, errlen, -EPERM, "starting a deployment needs the operator or authoriser role");
+	rc = mgmt_deployment_get(db, id, &d);
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "no deployment %" PRId64, id);
+	if (d.state != MGMT_DEPLOYMENT_AUTHORISED)
+		return vg_errf(err, errlen, -EPERM, "deployment %" PRId64 " is %s, not authorised", id,
+			       state_names[d.state]);
+	if (now_s < d.start_s || now_s >= d.end_s)
+		return vg_errf(err, errlen, -ETIME, "deployment %" PRId64 " is authorised for %" PRId64 "..%" PRId64
+			       ", not now (%" PRId64 ")", id, d.start_s, d.end_s, now_s);
+	rc = mgmt_tx_begin(db);
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "database busy or failing");
+	snprintf(object, sizeof(object), "deployment/%" PRId64, id);
+	rc = transition(db, id, MGMT_DEPLOYMENT_AUTHORISED, MGMT_DEPLOYMENT_ACTIVE, NULL, NULL);
+	if (rc == 0)
+		rc = mgmt_audit_append_tx(db, who, "deployment.start", object, NULL, NULL);
+	if (rc < 0 || (rc = mgmt_tx_commit(db)) < 0) {
+		mgmt_tx_rollback(db);
+		return vg_errf(err, errlen, rc, "deployment %" PRId64 " did not start", id);
+	}
+	return mgmt_audit_anchor_update(db);
+}
+
+/* Purge every watchlist of deployment ID through PURGE; stops at the first failure. */
+static int purge_watchlists(struct mgmt_db *db, int64_t id, mgmt_purge_fn *purge, void *arg)
+{
+	sqlite3_stmt *st;
+	int rc = 0, step;
+
+	if (!purge)
+		return 0;
+	if (sqlite3_prepare_v2(db->sql, "SELECT watchlist_id FROM deployment_watchlists WHERE deployment_id = ?", -1,
+			       &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW)
+		rc = purge(arg, id, (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int end_deployment(struct mgmt_db *db, const struct mgmt_actor *who, int64_t id, const char *action,
+			  const char *reason, mgmt_purge_fn *purge, void *purge_arg)
+{
+	char object[32], detail[1100], e_reason[1024];
+	int rc;
+
+	/* Purge first: if the purge fails the deployment stays active and is retried, never marked
+	 * ended with its watchlist still loaded. */
+	rc = purge_watchlists(db, id, purge, purge_arg);
+	if (rc < 0)
+		return rc;
+	rc = mgmt_tx_begin(db);
+	if (rc < 0)
+		return rc;
+	snprintf(object, sizeof(object), "deployment/%" PRId64, id);
+	json_escape(e_reason, sizeof(e_reason), reason ? reason : "");
+	snprintf(detail, sizeof(detail), "{\"reason\":\"%s\",\"watchlists_purged\":true}", e_reason);
+	rc = transition(db, id, MGMT_DEPLOYMENT_ACTIVE, MGMT_DEPLOYMENT_ENDED, NULL, NULL);
+	if (rc == -EALREADY) /* an authorised deployment that never started can end too */
+		rc = transition(db, id, MGMT_DEPLOYMENT_AUTHORISED, MGMT_DEPLOYMENT_ENDED, NULL, NULL);
+	if (rc == 0)
+		rc = mgmt_audit_append_tx(db, who, action, object, detail, NULL);
+	if (rc < 0 || (rc = mgmt_tx_commit(db)) < 0) {
+		mgmt_tx_rollback(db);
+		return rc;
+	}
+	return mgmt_audit_anchor_update(db);
+}
+
+int mgmt_deployment_stop(struct mgmt_db *db, const struct mgmt_actor *who, int64_t id, const char *reason,
+			 mgmt_purge_fn *purge, void *purge_arg, char *err, size_t errlen)
+{
+	int rc;
+
+	if (!who || !(who->roles & (MGMT_ROLE_OPERATOR | MGMT_ROLE_AUTHORISER)))
+		return vg_errf(err, errlen, -EPERM, "stopping a deployment needs the operator or authoriser role");
+	rc = end_deployment(db, who, id, "deployment.stop", reason, purge, purge_arg);
+	if (rc == -EALREADY)
+		return vg_errf(err, errlen, rc, "deployment %" PRId64 " is not running", id);
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "deployment %" PRId64 " did not stop: %s", id, vg_strerror(rc));
+	return 0;
+}
+
+int mgmt_deployment_expire(struct mgmt_db *db, int64_t now_s, mgmt_purge_fn *purge, void *purge_arg)
+{
+	static const struct mgmt_actor vigild = { "vigild", 0, 0 };
+	int64_t ids[64];
+	int n = 0, ended = 0, rc = 0;
+	sqlite3_stmt *st;
+
+	/* At most 64 a call: a caller on a timer comes back for the rest. */
+	if (sqlite3_prepare_v2(db->sql,
+			       "SELECT id FROM deployments WHERE state IN (?, ?) AND end_s <= ? ORDER BY id LIMIT 64",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int(st, 1, MGMT_DEPLOYMENT_ACTIVE);
+	sqlite3_bind_int(st, 2, MGMT_DEPLOYMENT_AUTHORISED);
+	sqlite3_bind_int64(st, 3, now_s);
+	while (n < 64 && sqlite3_step(st) == SQLITE_ROW)
+		ids[n++] = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	for (int i = 0; i < n; i++) {
+		rc = end_deployment(db, &vigild, ids[i], "deployment.expire", "its authorised window closed", purge,
+				    purge_arg);
+		if (rc < 0)
+			return rc;
+		ended++;
+	}
+	return ended;
+}
+
+int mgmt_deployment_matching_allowed(struct mgmt_db *db, int64_t id, int64_t now_s)
+{
+	struct mgmt_deployment d;
+	int rc = mgmt_deployment_get(db, id, &d);
+
+	if (rc < 0)
+		return rc == -ENOENT ? 0 : rc;
+	return d.state == MGMT_DEPLOYMENT_ACTIVE && d.authorised_by[0] && now_s >= d.start_s && now_s < d.end_s;
+}

@@ -1,0 +1,26 @@
+/* mgmt's private layout and helpers shared by its files (not for other components). */
+#ifndef MGMT_INT_H
+#define MGMT_INT_H
+
+#include <sqlite3.h>
+
+#include "mgmt.h"
+
+struct mgmt_db {
+	sqlite3 *sql;
+	char *anchor_path; /* the audit head anchor: "<seq> <hex hash>\n" */
+};
+
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK; -EIO (with the SQLite reason logged) on failure. */
+int mgmt_tx_begin(struct mgmt_db *db);
+int mgmt_tx_commit(struct mgmt_db *db);
+void mgmt_tx_rollback(struct mgmt_db *db);
+
+/* Append an audit entry inside the caller's transaction. */
+int mgmt_audit_append_tx(struct mgmt_db *db, const struct mgmt_actor *who, const char *action, const char *object,
+			 const char *detail, int64_t *seq);
+
+/* After a commit that appended audit entries: move the head anchor to the last entry. */
+int mgmt_audit_anchor_update(struct mgmt_db *db);
+
+#endif /* MGMT_INT_H */

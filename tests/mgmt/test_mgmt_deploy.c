@@ -1,0 +1,155 @@
+/*
+ * mgmt deployments, invariant 2: a deployment is matched only when a different person with the
+ * authoriser role authorised it, it was started, and now is inside its window; when the window
+ * closes it ends and its watchlists are purged, first. Every step, refusals included, is audited
+ * and the chain verifies.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "../vg_test.h"
+#include "mgmt.h"
+#include "test_mgmt_common.h"
+
+static const struct mgmt_actor alice = { "sgt.alice", 2001, MGMT_ROLE_OPERATOR | MGMT_ROLE_AUTHORISER };
+static const struct mgmt_actor bob = { "pc.bob", 2002, MGMT_ROLE_OPERATOR };
+static const struct mgmt_actor carol = { "supt.carol", 2003, MGMT_ROLE_AUTHORISER };
+static const struct mgmt_actor dave = { "auditor.dave", 2004, MGMT_ROLE_AUDITOR };
+
+struct purged {
+	int n;
+	char ids[8][65];
+	int fail;
+};
+
+static int purge(void *arg, int64_t deployment, const char *watchlist)
+{
+	struct purged *p = arg;
+
+	(void)deployment;
+	if (p->fail)
+		return -EIO;
+	if (p->n < 8)
+		snprintf(p->ids[p->n++], sizeof(p->ids[0]), "%s", watchlist);
+	return 0;
+}
+
+int main(void)
+{
+	static const char *const lists[] = { "wl-sought-2026", "wl-missing" };
+	struct mgmt_deployment_request req = {
+		.name = "Carnival day 1", .use_case = MGMT_USE_SOUGHT_PERSONS, .location = "Ladbroke Grove, W10",
+		.start_s = 1000000, .end_s = 1000000 + 8 * 3600,
+		.justification = "Sought persons believed to attend; less intrusive means tried",
+		.watchlists = lists, .n_watchlists = 2,
+	};
+	struct mgmt_audit_report r;
+	struct mgmt_deployment d;
+	struct mgmt_db *db = NULL;
+	struct purged p = { 0 };
+	char err[256];
+	int64_t id = 0, id2 = 0;
+
+	test_db_fresh();
+	CHECK_EQ_INT(mgmt_db_open(&db, test_db_path, err, sizeof(err)), 0);
+	if (!db)
+		return 1;
+
+	/* Bad requests. */
+	struct mgmt_deployment_request bad = req;
+	bad.end_s = bad.start_s;
+	CHECK_EQ_INT(mgmt_deployment_create(db, &alice, &bad, &id, err, sizeof(err)), -EINVAL);
+	bad = req;
+	bad.n_watchlists = 0;
+	CHECK_EQ_INT(mgmt_deployment_create(db, &alice, &bad, &id, err, sizeof(err)), -EINVAL);
+	bad = req;
+	bad.justification = "";
+	CHECK_EQ_INT(mgmt_deployment_create(db, &alice, &bad, &id, err, sizeof(err)), -EINVAL);
+	CHECK_EQ_INT(mgmt_deployment_create(db, &dave, &req, &id, err, sizeof(err)), -EPERM);
+
+	CHECK_EQ_INT(mgmt_deployment_create(db, &alice, &req, &id, err, sizeof(err)), 0);
+	CHECK(id > 0);
+	CHECK_EQ_INT(mgmt_deployment_get(db, id, &d), 0);
+	CHECK_EQ_INT(d.state, MGMT_DEPLOYMENT_REQUESTED);
+	CHECK(strcmp(d.requested_by, "sgt.alice") == 0);
+	CHECK_EQ_INT(mgmt_deployment_matching_allowed(db, id, req.start_s + 10), 0);
+
+	/* Not startable before authorisation. */
+	CHECK_EQ_INT(mgmt_deployment_start(db, &alice, id, req.start_s + 10, err, sizeof(err)), -EPERM);
+	/* The requester cannot authorise it, even holding the role; nor can a non-authoriser. */
+	CHECK_EQ_INT(mgmt_deployment_authorise(db, &alice, id, true, "looks fine", err, sizeof(err)), -EPERM);
+	CHECK(strstr(err, "cannot also authorise") != NULL);
+	CHECK_EQ_INT(mgmt_deployment_authorise(db, &bob, id, true, "looks fine", err, sizeof(err)), -EPERM);
+	CHECK_EQ_INT(mgmt_deployment_authorise(db, &carol, id, true, "", err, sizeof(err)), -EINVAL);
+	CHECK_EQ_INT(mgmt_deployment_get(db, id, &d), 0);
+	CHECK_EQ_INT(d.state, MGMT_DEPLOYMENT_REQUESTED);
+
+	CHECK_EQ_INT(mgmt_deployment_authorise(db, &carol, id, true, "Necessary and proportionate: see form 7", err,
+					       sizeof(err)),
+		     0);
+	CHECK_EQ_INT(mgmt_deployment_authorise(db, &carol, id, true, "again", err, sizeof(err)), -EALREADY);
+	CHECK_EQ_INT(mgmt_deployment_get(db, id, &d), 0);
+	CHECK_EQ_INT(d.state, MGMT_DEPLOYMENT_AUTHORISED);
+	CHECK(strcmp(d.authorised_by, "supt.carol") == 0);
+
+	/* Authorised but not started: no matching. Outside the window: cannot start. */
+	CHECK_EQ_INT(mgmt_deployment_matching_allowed(db, id, req.start_s + 10), 0);
+	CHECK_EQ_INT(mgmt_deployment_start(db, &bob, id, req.start_s - 1, err, sizeof(err)), -ETIME);
+	CHECK_EQ_INT(mgmt_deployment_start(db, &dave, id, req.start_s + 10, err, sizeof(err)), -EPERM);
+	CHECK_EQ_INT(mgmt_deployment_start(db, &bob, id, req.start_s + 10, err, sizeof(err)), 0);
+	CHECK_EQ_INT(mgmt_deployment_matching_allowed(db, id, req.start_s + 10), 1);
+	CHECK_EQ_INT(mgmt_deployment_matching_allowed(db, id, req.start_s - 1), 0);
+	CHECK_EQ_INT(mgmt_deployment_matching_allowed(db, id, req.end_s), 0); /* the window is [start, end) */
+
+	/* Nothing expires before the end. */
+	CHECK_EQ_INT(mgmt_deployment_expire(db, req.end_s - 1, purge, &p), 0);
+	CHECK_EQ_INT(p.n, 0);
+
+	/* A purge that fails leaves it active, to be retried: never "ended" with a list loaded. */
+	p.fail = 1;
+	CHECK_EQ_INT(mgmt_deployment_expire(db, req.end_s, purge, &p), -EIO);
+	CHECK_EQ_INT(mgmt_deployment_get(db, id, &d), 0);
+	CHECK_EQ_INT(d.state, MGMT_DEPLOYMENT_ACTIVE);
+	p.fail = 0;
+	CHECK_EQ_INT(mgmt_deployment_expire(db, req.end_s, purge, &p), 1);
+	CHECK_EQ_INT(p.n, 2);
+	CHECK((strcmp(p.ids[0], "wl-missing") == 0 && strcmp(p.ids[1], "wl-sought-2026") == 0) ||
+	      (strcmp(p.ids[1], "wl-missing") == 0 && strcmp(p.ids[0], "wl-sought-2026") == 0));
+	CHECK_EQ_INT(mgmt_deployment_get(db, id, &d), 0);
+	CHECK_EQ_INT(d.state, MGMT_DEPLOYMENT_ENDED);
+	CHECK_EQ_INT(mgmt_deployment_matching_allowed(db, id, req.start_s + 10), 0);
+	CHECK_EQ_INT(mgmt_deployment_expire(db, req.end_s + 100, purge, &p), 0);
+
+	/* Stopped by hand; refused by the authoriser. */
+	CHECK_EQ_INT(mgmt_deployment_create(db, &bob, &req, &id2, err, sizeof(err)), 0);
+	CHECK_EQ_INT(mgmt_deployment_authorise(db, &alice, id2, true, "proportionate", err, sizeof(err)), 0);
+	CHECK_EQ_INT(mgmt_deployment_start(db, &bob, id2, req.start_s, err, sizeof(err)), 0);
+	p.n = 0;
+	CHECK_EQ_INT(mgmt_deployment_stop(db, &bob, id2, "crowd dispersed", purge, &p, err, sizeof(err)), 0);
+	CHECK_EQ_INT(p.n, 2);
+	CHECK_EQ_INT(mgmt_deployment_matching_allowed(db, id2, req.start_s + 1), 0);
+	CHECK_EQ_INT(mgmt_deployment_stop(db, &bob, id2, "again", purge, &p, err, sizeof(err)), -EALREADY);
+	int64_t id3;
+	CHECK_EQ_INT(mgmt_deployment_create(db, &bob, &req, &id3, err, sizeof(err)), 0);
+	CHECK_EQ_INT(mgmt_deployment_authorise(db, &carol, id3, false, "watchlist too broad", err, sizeof(err)), 0);
+	CHECK_EQ_INT(mgmt_deployment_get(db, id3, &d), 0);
+	CHECK_EQ_INT(d.state, MGMT_DEPLOYMENT_REFUSED);
+	CHECK_EQ_INT(mgmt_deployment_start(db, &bob, id3, req.start_s, err, sizeof(err)), -EPERM);
+	CHECK_EQ_INT(mgmt_deployment_matching_allowed(db, 999, req.start_s), 0);
+
+	/* Every change and every refused attempt is in the chain, and the chain is intact. */
+	CHECK_EQ_INT(mgmt_audit_verify(db, &r), 0);
+	/* create, 2 refused authorisations, authorise, start, expire; create, authorise, start, stop;
+	 * create, refuse */
+	CHECK_EQ_INT(r.entries, 12);
+	mgmt_db_close(&db);
+
+	/* State kept across a restart. */
+	CHECK_EQ_INT(mgmt_db_open(&db, test_db_path, err, sizeof(err)), 0);
+	CHECK_EQ_INT(mgmt_deployment_get(db, id, &d), 0);
+	CHECK_EQ_INT(d.state, MGMT_DEPLOYMENT_ENDED);
+	CHECK(strcmp(d.location, "Ladbroke Grove, W10") == 0);
+	mgmt_db_close(&db);
+	test_db_cleanup();
+	return vg_test_exit();
+}
