@@ -139,4 +139,67 @@ int mgmt_deployment_get(struct mgmt_db *db, int64_t id, struct mgmt_deployment *
 const char *mgmt_use_case_name(enum mgmt_use_case use_case);
 const char *mgmt_deployment_state_name(enum mgmt_deployment_state state);
 
+/* ---- people: who a caller is ------------------------------------------------------------------ */
+
+/*
+ * The role map, from vigild's config: "UID:NAME:ROLE[+ROLE...]" entries separated by commas, e.g.
+ * "1001:admin.smith:admin,2001:sgt.alice:operator+authoriser,2004:auditor.dave:auditor".
+ * Roles: admin, authoriser, operator, auditor. A uid may appear once.
+ */
+struct mgmt_people;
+
+/** Parse SPEC (at most 4096 entries). Returns 0 or -EINVAL with a one-line reason in ERR. */
+int mgmt_people_parse(struct mgmt_people **out, const char *spec, char *err, size_t errlen);
+void mgmt_people_free(struct mgmt_people **people);
+/** The actor for UID; -ENOENT for a uid the map does not name. OUT's name points into PEOPLE. */
+int mgmt_people_lookup(const struct mgmt_people *people, uint32_t uid, struct mgmt_actor *out /* OUT */);
+
+/* ---- the control socket ----------------------------------------------------------------------- */
+
+/*
+ * vigilctl and the console talk to vigild over a Unix stream socket: one request per line,
+ * `{"verb":"deployment.create","args":{...}}`, at most MGMT_CTL_REQUEST_MAX bytes; one reply per
+ * line, `{"ok":true,"result":...}` or `{"ok":false,"error":"one line","errno":"EPERM"}`. The
+ * caller is who SO_PEERCRED says it is, mapped to roles by the people map; a request outside the
+ * caller's roles is refused and audited. The same action table serves the socket and
+ * mgmt_ctl_handle(), so the CLI and the API cannot disagree.
+ *
+ * Verbs: status; deployment.create|authorise|refuse|start|stop|show|list; audit.list|verify.
+ */
+#define MGMT_CTL_REQUEST_MAX 65536
+
+struct mgmt_ctl;
+
+/** Called when a deployment ends, to purge its watchlists from the matcher and disk. */
+void mgmt_ctl_set_purge(struct mgmt_ctl *ctl, mgmt_purge_fn *purge, void *arg);
+
+/**
+ * Listen on SOCKET_PATH (replacing a stale socket file). The socket is world-connectable: who
+ * may do what is decided per request by uid. SOCKET_PATH NULL: no socket, mgmt_ctl_handle() only
+ * (tests, vigilctl's offline verbs). Returns 0 or -errno with ERR.
+ */
+int mgmt_ctl_open(struct mgmt_ctl **out, struct mgmt_db *db, const struct mgmt_people *people, const char *socket_path,
+		  char *err, size_t errlen);
+/** Close the socket and unlink its path; sets *CTL to NULL. */
+void mgmt_ctl_close(struct mgmt_ctl **ctl);
+/** The listening descriptor, for the caller's poll loop. */
+int mgmt_ctl_fd(const struct mgmt_ctl *ctl);
+
+/**
+ * Accept one connection (waiting at most TIMEOUT_MS) and serve its requests until it closes,
+ * at most 64 requests and 5 s of silence. Returns the number of requests served, -ETIMEDOUT
+ * when no one connected, or another -errno.
+ */
+int mgmt_ctl_serve_one(struct mgmt_ctl *ctl, int timeout_ms);
+
+/**
+ * Run one request as WHO without a socket. *REPLY gets a malloc'd, NUL-terminated JSON line
+ * (the caller frees it). Returns 0 when the verb succeeded, else its -errno (the reply says why).
+ */
+int mgmt_ctl_handle(struct mgmt_ctl *ctl, const struct mgmt_actor *who, const char *request, size_t len,
+		    char **reply /* OUT */);
+
+/** Client side: send REQUEST (one JSON object) to SOCKET_PATH and read the reply line. */
+int mgmt_ctl_call(const char *socket_path, const char *request, char **reply /* OUT */, char *err, size_t errlen);
+
 #endif /* MGMT_H */

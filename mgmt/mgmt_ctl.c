@@ -1,0 +1,591 @@
+/*
+ * The control socket (mgmt.h): one JSON request per line in, one JSON reply per line out, the
+ * caller identified by SO_PEERCRED and held to the roles the people map gives it. One action
+ * table serves the socket and mgmt_ctl_handle() (FD.io VPP's CLI/API sharing).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mgmt_int.h"
+#include "vg_base.h"
+#include "vg_log.h"
+
+#define CTL_MAX_REQUESTS_PER_CONNECTION 64
+#define CTL_IDLE_TIMEOUT_S 5
+#define CTL_REPLY_MAX (1u << 20)
+#define CTL_AUDIT_LIST_MAX 1000
+
+struct mgmt_ctl {
+	struct mgmt_db *db;
+	const struct mgmt_people *people;
+	int fd;
+	char *path;
+	mgmt_purge_fn *purge;
+	void *purge_arg;
+};
+
+#define ALL_ROLES (MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER | MGMT_ROLE_OPERATOR | MGMT_ROLE_AUDITOR)
+
+typedef int ctl_action_fn(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
+			  char *err, size_t errlen);
+
+/* ---- argument helpers: each failure is a one-line reason naming the argument -------------------- */
+
+static int arg_string(json_t *args, const char *key, bool required, const char **out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(args, key);
+
+	*out = NULL;
+	if (!v)
+		return required ? vg_errf(err, errlen, -EINVAL, "missing argument '%s'", key) : 0;
+	if (!json_is_string(v))
+		return vg_errf(err, errlen, -EINVAL, "argument '%s' must be a string", key);
+	*out = json_string_value(v);
+	return 0;
+}
+
+static int arg_int(json_t *args, const char *key, int64_t *out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(args, key);
+
+	if (!v)
+		return vg_errf(err, errlen, -EINVAL, "missing argument '%s'", key);
+	if (!json_is_integer(v))
+		return vg_errf(err, errlen, -EINVAL, "argument '%s' must be an integer", key);
+	*out = json_integer_value(v);
+	return 0;
+}
+
+static json_t *deployment_json(const struct mgmt_deployment *d)
+{
+	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s?}", "id", (json_int_t)d->id, "name", d->name,
+			 "use_case", mgmt_use_case_name(d->use_case), "state", mgmt_deployment_state_name(d->state),
+			 "location", d->location, "start", (json_int_t)d->start_s, "end", (json_int_t)d->end_s,
+			 "requested_by", d->requested_by, "authorised_by", d->authorised_by[0] ? d->authorised_by : NULL);
+}
+
+/* ---- actions -------------------------------------------------------------------------------- */
+
+static int act_status(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result, char *err,
+		      size_t errlen)
+{
+	sqlite3_stmt *st;
+	json_int_t active = 0;
+
+	if (sqlite3_prepare_v2(ctl->db->sql, "SELECT COUNT(*) FROM deployments WHERE state = ?", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return vg_errf(err, errlen, -EIO, "database error");
+	sqlite3_bind_int(st, 1, MGMT_DEPLOYMENT_ACTIVE);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		active = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	*result = json_pack("{s:s, s:i, s:I, s:s}", "version", "0.1.0", "schema", mgmt_db_schema_version(ctl->db),
+			    "deployments_active", active, "you", who->name);
+	return 0;
+}
+
+static const char *const use_cases[] = { "crime-hotspot", "protective-security", "sought-persons" };
+
+static int act_deployment_create(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
+				 char *err, size_t errlen)
+{
+	struct mgmt_deployment_request req = { 0 };
+	const char *use_case, *lists[64];
+	json_t *wl = json_object_get(args, "watchlists"), *v;
+	size_t i;
+	int64_t id;
+	int rc;
+
+	if ((rc = arg_string(args, "name", true, &req.name, err, errlen)) < 0 ||
+	    (rc = arg_string(args, "use_case", true, &use_case, err, errlen)) < 0 ||
+	    (rc = arg_string(args, "location", true, &req.location, err, errlen)) < 0 ||
+	    (rc = arg_string(args, "justification", true, &req.justification, err, errlen)) < 0 ||
+	    (rc = arg_int(args, "start", &req.start_s, err, errlen)) < 0 ||
+	    (rc = arg_int(args, "end", &req.end_s, err, errlen)) < 0)
+		return rc;
+	req.use_case = (enum mgmt_use_case)-1;
+	for (i = 0; i < VG_ARRAY_SIZE(use_cases); i++)
+		if (strcmp(use_case, use_cases[i]) == 0)
+			req.use_case = (enum mgmt_use_case)i;
+	if ((int)req.use_case < 0)
+		return vg_errf(err, errlen, -EINVAL, "use_case must be crime-hotspot, protective-security or sought-persons");
+	if (!json_is_array(wl) || json_array_size(wl) == 0 || json_array_size(wl) > VG_ARRAY_SIZE(lists))
+		return vg_errf(err, errlen, -EINVAL, "watchlists must be a list of 1 to 64 watchlist ids");
+	json_array_foreach(wl, i, v) {
+		if (!json_is_string(v))
+			return vg_errf(err, errlen, -EINVAL, "watchlist ids must be strings");
+		lists[i] = json_string_value(v);
+	}
+	req.watchlists = lists;
+	req.n_watchlists = json_array_size(wl);
+	rc = mgmt_deployment_create(ctl->db, who, &req, &id, err, errlen);
+	if (rc < 0)
+		return rc;
+	*result = json_pack("{s:I}", "id", (json_int_t)id);
+	return 0;
+}
+
+static int decide(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result, char *err,
+		  size_t errlen, bool approve)
+{
+	const char *reasons;
+	int64_t id;
+	int rc;
+
+	if ((rc = arg_int(args, "id", &id, err, errlen)) < 0 ||
+	    (rc = arg_string(args, "reasons", true, &reasons, err, errlen)) < 0)
+		return rc;
+	rc = mgmt_deployment_authorise(ctl->db, who, id, approve, reasons, err, errlen);
+	if (rc == 0)
+		*result = json_pack("{s:I, s:s}", "id", (json_int_t)id, "state", approve ? "authorised" : "refused");
+	return rc;
+}
+
+static int act_deployment_authorise(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args,
+				    json_t **result, char *err, size_t errlen)
+{
+	return decide(ctl, who, args, result, err, errlen, true);
+}
+
+static int act_deployment_refuse(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
+				 char *err, size_t errlen)
+{
+	return decide(ctl, who, args, result, err, errlen, false);
+}
+
+static int act_deployment_start(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
+				char *err, size_t errlen)
+{
+	int64_t id;
+	int rc = arg_int(args, "id", &id, err, errlen);
+
+	if (rc == 0)
+		rc = mgmt_deployment_start(ctl->db, who, id, (int64_t)time(NULL), err, errlen);
+	if (rc == 0)
+		*result = json_pack("{s:I, s:s}", "id", (json_int_t)id, "state", "active");
+	return rc;
+}
+
+static int act_deployment_stop(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
+			       char *err, size_t errlen)
+{
+	const char *reason;
+	int64_t id;
+	int rc;
+
+	if ((rc = arg_int(args, "id", &id, err, errlen)) < 0 ||
+	    (rc = arg_string(args, "reason", true, &reason, err, errlen)) < 0)
+		return rc;
+	rc = mgmt_deployment_stop(ctl->db, who, id, reason, ctl->purge, ctl->purge_arg, err, errlen);
+	if (rc == 0)
+		*result = json_pack("{s:I, s:s}", "id", (json_int_t)id, "state", "ended");
+	return rc;
+}
+
+static int act_deployment_show(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
+			       char *err, size_t errlen)
+{
+	struct mgmt_deployment d;
+	int64_t id;
+	int rc = arg_int(args, "id", &id, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	rc = mgmt_deployment_get(ctl->db, id, &d);
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "no deployment %" PRId64, id);
+	*result = deployment_json(&d);
+	return 0;
+}
+
+static int act_deployment_list(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
+			       char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	json_t *list = json_array();
+
+	if (sqlite3_prepare_v2(ctl->db->sql, "SELECT id FROM deployments ORDER BY id DESC LIMIT 1000", -1, &st, NULL) !=
+	    SQLITE_OK) {
+		json_decref(list);
+		return vg_errf(err, errlen, -EIO, "database error");
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct mgmt_deployment d;
+
+		if (mgmt_deployment_get(ctl->db, sqlite3_column_int64(st, 0), &d) == 0)
+			json_array_append_new(list, deployment_json(&d));
+	}
+	sqlite3_finalize(st);
+	*result = json_pack("{s:o}", "deployments", list);
+	return 0;
+}
+
+static int act_audit_verify(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
+			    char *err, size_t errlen)
+{
+	struct mgmt_audit_report r;
+	int rc = mgmt_audit_verify(ctl->db, &r);
+
+	if (rc < 0 && rc != -EBADMSG)
+		return vg_errf(err, errlen, rc, "cannot read the audit log");
+	*result = json_pack("{s:b, s:I, s:I, s:s}", "intact", rc == 0, "entries", (json_int_t)r.entries, "first_bad",
+			    (json_int_t)r.first_bad_seq, "reason", r.reason);
+	return 0;
+}
+
+static int act_audit_list(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
+			  char *err, size_t errlen)
+{
+	json_t *since = json_object_get(args, "since"), *list = json_array();
+	sqlite3_stmt *st;
+
+	if (since && !json_is_integer(since)) {
+		json_decref(list);
+		return vg_errf(err, errlen, -EINVAL, "argument 'since' must be an integer");
+	}
+	if (sqlite3_prepare_v2(ctl->db->sql,
+			       "SELECT seq, ts_ns, actor, uid, action, object, detail FROM audit WHERE seq > ?"
+			       " ORDER BY seq LIMIT ?",
+			       -1, &st, NULL) != SQLITE_OK) {
+		json_decref(list);
+		return vg_errf(err, errlen, -EIO, "database error");
+	}
+	sqlite3_bind_int64(st, 1, since ? json_integer_value(since) : 0);
+	sqlite3_bind_int(st, 2, CTL_AUDIT_LIST_MAX);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		json_array_append_new(list, json_pack("{s:I, s:I, s:s, s:I, s:s, s:s, s:s?}", "seq",
+						      (json_int_t)sqlite3_column_int64(st, 0), "ts_ns",
+						      (json_int_t)sqlite3_column_int64(st, 1), "actor",
+						      (const char *)sqlite3_column_text(st, 2), "uid",
+						      (json_int_t)sqlite3_column_int64(st, 3), "action",
+						      (const char *)sqlite3_column_text(st, 4), "object",
+						      (const char *)sqlite3_column_text(st, 5), "detail",
+						      (const char *)sqlite3_column_text(st, 6)));
+	sqlite3_finalize(st);
+	*result = json_pack("{s:o}", "entries", list);
+	return 0;
+}
+
+static const struct ctl_action {
+	const char *verb;
+	unsigned roles; /* any of these may call it */
+	ctl_action_fn *fn;
+	const char *help;
+} actions[] = {
+	{ "status", ALL_ROLES, act_status, "what vigild runs, and who you are to it" },
+	{ "deployment.create", MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER | MGMT_ROLE_OPERATOR, act_deployment_create,
+	  "request a deployment: name, use_case, location, start, end, justification, watchlists" },
+	{ "deployment.authorise", MGMT_ROLE_AUTHORISER, act_deployment_authorise, "authorise a deployment: id, reasons" },
+	{ "deployment.refuse", MGMT_ROLE_AUTHORISER, act_deployment_refuse, "refuse a deployment: id, reasons" },
+	{ "deployment.start", MGMT_ROLE_OPERATOR | MGMT_ROLE_AUTHORISER, act_deployment_start, "start: id" },
+	{ "deployment.stop", MGMT_ROLE_OPERATOR | MGMT_ROLE_AUTHORISER, act_deployment_stop, "stop: id, reason" },
+	{ "deployment.show", ALL_ROLES, act_deployment_show, "one deployment: id" },
+	{ "deployment.list", ALL_ROLES, act_deployment_list, "every deployment, newest first" },
+	{ "audit.list", MGMT_ROLE_AUDITOR | MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER, act_audit_list,
+	  "audit entries after seq 'since', 1000 at most" },
+	{ "audit.verify", MGMT_ROLE_AUDITOR | MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER, act_audit_verify,
+	  "check the whole hash chain" },
+};
+
+/* ---- dispatch ------------------------------------------------------------------------------- */
+
+static char *reply_error(int rc, const char *msg)
+{
+	const char *name = strerrorname_np(rc < 0 ? -rc : rc);
+	json_t *j = json_pack("{s:b, s:s, s:s}", "ok", 0, "error", msg, "errno", name ? name : "EIO");
+	char *s = json_dumps(j, JSON_COMPACT);
+
+	json_decref(j);
+	return s;
+}
+
+int mgmt_ctl_handle(struct mgmt_ctl *ctl, const struct mgmt_actor *who, const char *request, size_t len, char **reply)
+{
+	const struct ctl_action *act = NULL;
+	char err[512] = "", object[96];
+	json_t *req, *args, *result = NULL;
+	json_error_t jerr;
+	const char *verb;
+	int rc;
+
+	*reply = NULL;
+	if (len > MGMT_CTL_REQUEST_MAX) {
+		*reply = reply_error(-E2BIG, "request longer than 65536 bytes");
+		return -E2BIG;
+	}
+	/* JSON_REJECT_DUPLICATES: {"id":1,"id":2} must not mean different things to different readers. */
+	req = json_loadb(request, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!req) {
+		snprintf(err, sizeof(err), "malformed request: %s at byte %d", jerr.text, jerr.position);
+		*reply = reply_error(-EINVAL, err);
+		return -EINVAL;
+	}
+	verb = json_string_value(json_object_get(req, "verb"));
+	args = json_object_get(req, "args");
+	if (!json_is_object(req) || !verb || (args && !json_is_object(args))) {
+		json_decref(req);
+		*reply = reply_error(-EINVAL, "a request is {\"verb\": string, \"args\": object}");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < VG_ARRAY_SIZE(actions); i++)
+		if (strcmp(actions[i].verb, verb) == 0)
+			act = &actions[i];
+	if (!act) {
+		snprintf(err, sizeof(err), "unknown verb '%.64s'", verb);
+		json_decref(req);
+		*reply = reply_error(-EOPNOTSUPP, err);
+		return -EOPNOTSUPP;
+	}
+	if (!(who->roles & act->roles)) {
+		/* Refusals are state worth keeping: who tried what. */
+		snprintf(object, sizeof(object), "verb/%s", act->verb);
+		mgmt_audit_append(ctl->db, who, "request.refused", object, NULL, NULL);
+		snprintf(err, sizeof(err), "%s may not %s: that needs another role", who->name, act->verb);
+		json_decref(req);
+		*reply = reply_error(-EPERM, err);
+		return -EPERM;
+	}
+	json_t *empty = args ? NULL : json_object();
+	rc = act->fn(ctl, who, args ? args : empty, &result, err, sizeof(err));
+	json_decref(empty);
+	json_decref(req);
+	if (rc < 0) {
+		*reply = reply_error(rc, err[0] ? err : vg_strerror(rc));
+		return rc;
+	}
+	json_t *j = json_pack("{s:b, s:o}", "ok", 1, "result", result ? result : json_object());
+	*reply = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	return *reply ? 0 : -ENOMEM;
+}
+
+/* ---- the socket ----------------------------------------------------------------------------- */
+
+void mgmt_ctl_set_purge(struct mgmt_ctl *ctl, mgmt_purge_fn *purge, void *arg)
+{
+	ctl->purge = purge;
+	ctl->purge_arg = arg;
+}
+
+int mgmt_ctl_open(struct mgmt_ctl **out, struct mgmt_db *db, const struct mgmt_people *people, const char *path,
+		  char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct mgmt_ctl *ctl;
+	int rc;
+
+	ctl = calloc(1, sizeof(*ctl));
+	if (!ctl)
+		return vg_errf(err, errlen, -ENOMEM, "out of memory");
+	ctl->db = db;
+	ctl->people = people;
+	ctl->fd = -1;
+	if (!path) {
+		*out = ctl;
+		return 0;
+	}
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		rc = vg_errf(err, errlen, -ENAMETOOLONG, "%s: socket path too long", path);
+		goto out_free_ctl;
+	}
+	strcpy(sa.sun_path, path);
+	ctl->path = strdup(path);
+	ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (!ctl->path || ctl->fd < 0) {
+		rc = vg_errf(err, errlen, -errno, "%s: %s", path, vg_strerror(-errno));
+		goto out_free_ctl;
+	}
+	unlink(path); /* a stale socket from a crashed vigild */
+	if (bind(ctl->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0666) < 0 || listen(ctl->fd, 16) < 0) {
+		rc = vg_errf(err, errlen, -errno, "%s: %s", path, vg_strerror(-errno));
+		goto out_free_ctl;
+	}
+	*out = ctl;
+	return 0;
+
+out_free_ctl:
+	if (ctl->fd >= 0)
+		close(ctl->fd);
+	free(ctl->path);
+	free(ctl);
+	return rc;
+}
+
+void mgmt_ctl_close(struct mgmt_ctl **pctl)
+{
+	struct mgmt_ctl *ctl = *pctl;
+
+	if (!ctl)
+		return;
+	if (ctl->fd >= 0) {
+		close(ctl->fd);
+		unlink(ctl->path);
+	}
+	free(ctl->path);
+	free(ctl);
+	*pctl = NULL;
+}
+
+int mgmt_ctl_fd(const struct mgmt_ctl *ctl)
+{
+	return ctl->fd;
+}
+
+static int send_line(int fd, const char *s)
+{
+	size_t len = strlen(s), done = 0;
+
+	while (done < len + 1) {
+		/* The reply and its newline, without raising SIGPIPE if the client went away. */
+		const char *buf = done < len ? s + done : "\n";
+		size_t n = done < len ? len - done : 1;
+		ssize_t w = send(fd, buf, n, MSG_NOSIGNAL);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		done += (size_t)w;
+	}
+	return 0;
+}
+
+int mgmt_ctl_serve_one(struct mgmt_ctl *ctl, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = ctl->fd, .events = POLLIN };
+	struct timeval idle = { .tv_sec = CTL_IDLE_TIMEOUT_S };
+	struct ucred cred;
+	socklen_t cred_len = sizeof(cred);
+	char *buf;
+	size_t have = 0;
+	int fd, served = 0, rc;
+
+	rc = poll(&pfd, 1, timeout_ms);
+	if (rc == 0)
+		return -ETIMEDOUT;
+	if (rc < 0)
+		return -errno;
+	fd = accept4(ctl->fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) < 0) {
+		rc = -errno;
+		goto out_close;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof(idle));
+	buf = malloc(MGMT_CTL_REQUEST_MAX + 1);
+	if (!buf) {
+		rc = -ENOMEM;
+		goto out_close;
+	}
+
+	while (served < CTL_MAX_REQUESTS_PER_CONNECTION) {
+		char *nl = memchr(buf, '\n', have), *reply = NULL;
+
+		if (!nl) {
+			if (have > MGMT_CTL_REQUEST_MAX) {
+				reply = reply_error(-E2BIG, "request longer than 65536 bytes");
+				send_line(fd, reply);
+				free(reply);
+				served++;
+				break; /* the rest of an oversized request cannot be framed: drop the connection */
+			}
+			ssize_t n = recv(fd, buf + have, MGMT_CTL_REQUEST_MAX + 1 - have, 0);
+			if (n <= 0)
+				break; /* closed, idle timeout, or error */
+			have += (size_t)n;
+			continue;
+		}
+
+		struct mgmt_actor who;
+		char anon[32];
+		if (mgmt_people_lookup(ctl->people, cred.uid, &who) < 0) {
+			snprintf(anon, sizeof(anon), "uid:%u", cred.uid);
+			who = (struct mgmt_actor){ anon, cred.uid, 0 };
+		}
+		mgmt_ctl_handle(ctl, &who, buf, (size_t)(nl - buf), &reply);
+		rc = reply ? send_line(fd, reply) : -ENOMEM;
+		free(reply);
+		served++;
+		have -= (size_t)(nl + 1 - buf);
+		memmove(buf, nl + 1, have);
+		if (rc < 0)
+			break;
+	}
+	free(buf);
+	rc = served;
+out_close:
+	close(fd);
+	return rc;
+}
+
+int mgmt_ctl_call(const char *path, const char *request, char **reply, char *err, size_t errlen)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t have = 0, cap = 4096;
+	char *buf;
+	int fd, rc;
+
+	*reply = NULL;
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return vg_errf(err, errlen, -ENAMETOOLONG, "%s: socket path too long", path);
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return vg_errf(err, errlen, -errno, "socket: %s", vg_strerror(-errno));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		rc = vg_errf(err, errlen, -errno, "cannot reach vigild at %s: %s", path, vg_strerror(-errno));
+		goto out_close;
+	}
+	/* A failed send is not the end: vigild may have refused the request (too long) with a reply
+	 * that is already waiting to be read. */
+	int send_rc = send_line(fd, request);
+	buf = malloc(cap);
+	if (!buf) {
+		rc = vg_errf(err, errlen, -ENOMEM, "out of memory");
+		goto out_close;
+	}
+	for (;;) {
+		if (have + 1 >= cap) {
+			char *bigger = cap < CTL_REPLY_MAX ? realloc(buf, cap * 2) : NULL;
+			if (!bigger) {
+				free(buf);
+				rc = vg_errf(err, errlen, -E2BIG, "vigild's reply is longer than %u bytes", CTL_REPLY_MAX);
+				goto out_close;
+			}
+			buf = bigger;
+			cap *= 2;
+		}
+		ssize_t n = recv(fd, buf + have, cap - 1 - have, 0);
+		if (n <= 0) {
+			free(buf);
+			if (send_rc < 0)
+				rc = vg_errf(err, errlen, send_rc, "sending to vigild: %s", vg_strerror(send_rc));
+			else
+				rc = vg_errf(err, errlen, -ECONNRESET, "vigild closed the connection without a reply");
+			goto out_close;
+		}
+		have += (size_t)n;
+		char *nl = memchr(buf, '\n', have);
+		if (nl) {
+			*nl = '\0';
+			*reply = buf;
+			rc = 0;
+			break;
+		}
+	}
+out_close:
+	close(fd);
+	return rc;
+}
