@@ -1,0 +1,366 @@
+/*
+ * The face pipeline as face-api.js runs it (detectAllFaces -> withFaceLandmarks ->
+ * withFaceDescriptors), with its quirks kept for bit-compatibility (face-nets.md §3, §5-7):
+ * the SSD input padded bottom/right and resized to 512; boxes clipped to 0..1 then scaled back
+ * by 512/round(side*512/max); crops clipped and floored; landmarks shifted by the unfloored box;
+ * the dlib-style alignment rectangle without rotation.
+ *
+ * Cost per 1920x1280 image with the reference kernels: SSD 3.1 GMAC, then per face 52 MMAC
+ * (landmarks) + 271 MMAC (descriptor).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu_int.h"
+#include "vg_base.h"
+#include "vg_pool.h"
+
+struct gpu_model {
+	struct gpu_weights *w_ssd, *w_lm, *w_rec;
+	struct gpu_ssd *ssd;
+	struct gpu_lm *lm;
+	struct gpu_rec *rec;
+	/* scratch: inputs of the nets and the detector outputs, sized at open */
+	float *in512, *in112, *in150;
+	float *boxes, *scores;
+	int *order;
+};
+
+int gpu_model_open(struct gpu_model **out, const char *dir, char *err, size_t errlen)
+{
+	struct gpu_model *m = calloc(1, sizeof(*m));
+	char sub[320];
+	int rc;
+
+	if (!m)
+		return vg_errf(err, errlen, -ENOMEM, "model: out of memory");
+	if ((rc = gpu_weights_load(&m->w_ssd, dir, "ssd_mobilenetv1_model", err, errlen)) ||
+	    (rc = gpu_weights_load(&m->w_lm, dir, "face_landmark_68_model", err, errlen)) ||
+	    (rc = gpu_weights_load(&m->w_rec, dir, "face_recognition_model", err, errlen)))
+		goto out_close;
+	if ((rc = gpu_ssd_create(&m->ssd, m->w_ssd, sub, sizeof(sub)))) {
+		vg_errf(err, errlen, rc, "%s/ssd_mobilenetv1_model: %s", dir, sub);
+		goto out_close;
+	}
+	if ((rc = gpu_lm_create(&m->lm, m->w_lm, sub, sizeof(sub)))) {
+		vg_errf(err, errlen, rc, "%s/face_landmark_68_model: %s", dir, sub);
+		goto out_close;
+	}
+	if ((rc = gpu_rec_create(&m->rec, m->w_rec, sub, sizeof(sub)))) {
+		vg_errf(err, errlen, rc, "%s/face_recognition_model: %s", dir, sub);
+		goto out_close;
+	}
+	m->in512 = malloc(512 * 512 * 3 * sizeof(float));
+	m->in112 = malloc(112 * 112 * 3 * sizeof(float));
+	m->in150 = malloc(150 * 150 * 3 * sizeof(float));
+	m->boxes = malloc(GPU_SSD_ANCHORS * 4 * sizeof(float));
+	m->scores = malloc(GPU_SSD_ANCHORS * sizeof(float));
+	m->order = malloc(GPU_SSD_ANCHORS * sizeof(int));
+	if (!m->in512 || !m->in112 || !m->in150 || !m->boxes || !m->scores || !m->order) {
+		rc = vg_errf(err, errlen, -ENOMEM, "model: out of memory");
+		goto out_close;
+	}
+	*out = m;
+	return 0;
+
+out_close:
+	gpu_model_close(&m);
+	return rc;
+}
+
+void gpu_model_close(struct gpu_model **model)
+{
+	struct gpu_model *m = model ? *model : NULL;
+
+	if (!m)
+		return;
+	gpu_ssd_destroy(&m->ssd);
+	gpu_lm_destroy(&m->lm);
+	gpu_rec_destroy(&m->rec);
+	gpu_weights_close(&m->w_ssd);
+	gpu_weights_close(&m->w_lm);
+	gpu_weights_close(&m->w_rec);
+	/* the inputs held face pixels */
+	if (m->in112)
+		vg_scrub(m->in112, 112 * 112 * 3 * sizeof(float));
+	if (m->in150)
+		vg_scrub(m->in150, 150 * 150 * 3 * sizeof(float));
+	if (m->in512)
+		vg_scrub(m->in512, 512 * 512 * 3 * sizeof(float));
+	free(m->in512);
+	free(m->in112);
+	free(m->in150);
+	free(m->boxes);
+	free(m->scores);
+	free(m->order);
+	free(m);
+	*model = NULL;
+}
+
+/* ---- detection post-processing (nonMaxSuppression.ts, SsdMobilenetv1.locateFaces) ---------- */
+
+static double iou(const float *a, const float *b)
+{
+	double ay0 = fmin(a[0], a[2]), ax0 = fmin(a[1], a[3]), ay1 = fmax(a[0], a[2]), ax1 = fmax(a[1], a[3]);
+	double by0 = fmin(b[0], b[2]), bx0 = fmin(b[1], b[3]), by1 = fmax(b[0], b[2]), bx1 = fmax(b[1], b[3]);
+	double aa = (ay1 - ay0) * (ax1 - ax0), ab = (by1 - by0) * (bx1 - bx0);
+	double iy0, ix0, iy1, ix1, inter;
+
+	if (aa <= 0 || ab <= 0)
+		return 0.0;
+	iy0 = fmax(ay0, by0), ix0 = fmax(ax0, bx0), iy1 = fmin(ay1, by1), ix1 = fmin(ax1, bx1);
+	inter = fmax(iy1 - iy0, 0.0) * fmax(ix1 - ix0, 0.0);
+	return inter / (aa + ab - inter);
+}
+
+/* Insertion sort of candidate indices by score, descending, stable (JS's sort is stable). */
+static int candidates(const float *scores, float min_conf, int *order)
+{
+	int n = 0;
+
+	for (int i = 0; i < GPU_SSD_ANCHORS; i++) {
+		int j;
+
+		if (!(scores[i] > min_conf))
+			continue;
+		for (j = n; j > 0 && scores[order[j - 1]] < scores[i]; j--)
+			order[j] = order[j - 1];
+		order[j] = i;
+		n++;
+	}
+	return n;
+}
+
+static int detect(struct gpu_model *m, const uint8_t *rgb, int w, int h, struct gpu_face *faces, int max)
+{
+	int ncand, nsel = 0;
+	int sel[GPU_MAX_FACES];
+	double sc = 512.0 / (double)(w > h ? w : h);
+	double rw = floor(w * sc + 0.5), rh = floor(h * sc + 0.5);
+	double pad_x = 512.0 / rw, pad_y = 512.0 / rh;
+
+	gpu_to_batch_ref(rgb, w, h, (size_t)w * 3, 512, 0, m->in512);
+	gpu_ssd_forward(m->ssd, m->in512, m->boxes, m->scores);
+	ncand = candidates(m->scores, 0.5f, m->order);
+	for (int c = 0; c < ncand && nsel < max; c++) {
+		int idx = m->order[c], keep = 1;
+
+		for (int j = nsel - 1; j >= 0; j--) {
+			if (iou(m->boxes + (size_t)idx * 4, m->boxes + (size_t)sel[j] * 4) > 0.5) {
+				keep = 0;
+				break;
+			}
+		}
+		if (keep)
+			sel[nsel++] = idx;
+	}
+	for (int i = 0; i < nsel; i++) {
+		const float *b = m->boxes + (size_t)sel[i] * 4;
+		double top = fmax(0.0, b[0]) * pad_y, bottom = fmin(1.0, b[2]) * pad_y;
+		double left = fmax(0.0, b[1]) * pad_x, right = fmin(1.0, b[3]) * pad_x;
+		struct gpu_face *f = &faces[i];
+
+		memset(f, 0, sizeof(*f));
+		f->score = m->scores[sel[i]];
+		f->box[0] = left * w;
+		f->box[1] = top * h;
+		f->box[2] = (right - left) * w;
+		f->box[3] = (bottom - top) * h;
+	}
+	return nsel;
+}
+
+/* Box.clipAtImageBorders then floor: the crop face-api slices. 0 when empty. */
+static int clip_floor(const double box[4], int w, int h, int r[4] /* OUT */)
+{
+	double x = box[0], y = box[1], right = box[0] + box[2], bottom = box[1] + box[3];
+	double cx = fmax(x, 0.0), cy = fmax(y, 0.0);
+	double cw = fmin(right - cx, w - cx), ch = fmin(bottom - cy, h - cy);
+
+	r[0] = (int)floor(cx);
+	r[1] = (int)floor(cy);
+	r[2] = (int)floor(cw);
+	r[3] = (int)floor(ch);
+	return r[2] > 0 && r[3] > 0 && r[0] < w && r[1] < h && r[0] + r[2] <= w && r[1] + r[3] <= h;
+}
+
+static void landmarks(struct gpu_model *m, const uint8_t *rgb, int w, int h, struct gpu_face *f,
+		      const int crop[4])
+{
+	float out[136];
+	double s = 112.0 / (double)(crop[2] > crop[3] ? crop[2] : crop[3]);
+	double sw = crop[2] * s, sh = crop[3] * s;
+	float fsw = (float)sw, fsh = (float)sh;
+	float padx = (float)(sw < sh ? fabs(sw - sh) / 2 : 0.0);
+	float pady = (float)(sh < sw ? fabs(sw - sh) / 2 : 0.0);
+
+	(void)h;
+	gpu_to_batch_ref(rgb + ((size_t)crop[1] * w + crop[0]) * 3, crop[2], crop[3], (size_t)w * 3,
+			 112, 1, m->in112);
+	gpu_lm_forward(m->lm, m->in112, out);
+	for (int i = 0; i < GPU_LANDMARKS; i++) {
+		float rx = (out[2 * i] * 112.0f - padx) / fsw;
+		float ry = (out[2 * i + 1] * 112.0f - pady) / fsh;
+
+		f->landmarks[i][0] = (double)rx * crop[2] + f->box[0];
+		f->landmarks[i][1] = (double)ry * crop[3] + f->box[1];
+	}
+}
+
+static void center_of(double (*pts)[2], int from, int to, double c[2])
+{
+	double sx = 0, sy = 0;
+
+	for (int i = from; i <= to; i++)
+		sx += pts[i][0], sy += pts[i][1];
+	c[0] = sx / (to - from + 1);
+	c[1] = sy / (to - from + 1);
+}
+
+/*
+ * FaceLandmarks.alignDlib: size from the eye-mouth distance, ref = centroid of eyes and mouth.
+ * CROP_W/CROP_H are the landmark crop's size, which face-api uses as "image" size in its
+ * min() (a no-op for real faces, kept for equality).
+ */
+static void align_rect(struct gpu_face *f, int crop_w, int crop_h, double r[4])
+{
+	double l[2], rr[2], mo[2], ref[2], d, size;
+
+	center_of(f->landmarks, 36, 41, l);
+	center_of(f->landmarks, 42, 47, rr);
+	center_of(f->landmarks, 48, 67, mo);
+	d = (hypot(mo[0] - l[0], mo[1] - l[1]) + hypot(mo[0] - rr[0], mo[1] - rr[1])) / 2;
+	size = floor(d / 0.45);
+	ref[0] = (l[0] + rr[0] + mo[0]) / 3;
+	ref[1] = (l[1] + rr[1] + mo[1]) / 3;
+	r[0] = floor(fmax(0.0, ref[0] - 0.5 * size));
+	r[1] = floor(fmax(0.0, ref[1] - 0.43 * size));
+	r[2] = fmin(size, crop_w + r[0]);
+	r[3] = fmin(size, crop_h + r[1]);
+}
+
+/* Variance of the 4-neighbour Laplacian of the grey 150x150 input: a blur figure, cheap. */
+static double sharpness(const float *in150)
+{
+	double s = 0, s2 = 0;
+	int n = 0;
+
+	for (int y = 1; y < 149; y++) {
+		for (int x = 1; x < 149; x++) {
+#define GREY(yy, xx) (0.299 * in150[((yy) * 150 + (xx)) * 3] + 0.587 * in150[((yy) * 150 + (xx)) * 3 + 1] + \
+		      0.114 * in150[((yy) * 150 + (xx)) * 3 + 2])
+			double v = 4 * GREY(y, x) - GREY(y - 1, x) - GREY(y + 1, x) - GREY(y, x - 1) - GREY(y, x + 1);
+#undef GREY
+			s += v;
+			s2 += v * v;
+			n++;
+		}
+	}
+	s /= n;
+	return s2 / n - s * s;
+}
+
+static void quality(struct gpu_face *f)
+{
+	double l[2], r[2], mid, half;
+
+	center_of(f->landmarks, 36, 41, l);
+	center_of(f->landmarks, 42, 47, r);
+	f->quality.interocular_px = hypot(r[0] - l[0], r[1] - l[1]);
+	/* nose tip (30) against the eye midpoint, in half inter-ocular units: ~sin(yaw) for a
+	 * frontal-scale head; clamped to +-1 before asin */
+	mid = (l[0] + r[0]) / 2;
+	half = f->quality.interocular_px / 2;
+	if (half > 0) {
+		double t = (f->landmarks[30][0] - mid) / half;
+		t = t > 1 ? 1 : (t < -1 ? -1 : t);
+		f->quality.yaw_deg = asin(t) * 180.0 / M_PI;
+	}
+}
+
+static int describe_one(struct gpu_model *m, const uint8_t *rgb, int w, int h, struct gpu_face *f,
+			int lm_w, int lm_h)
+{
+	int crop[4];
+
+	align_rect(f, lm_w, lm_h, f->align);
+	if (!clip_floor(f->align, w, h, crop))
+		return -ERANGE;
+	gpu_to_batch_ref(rgb + ((size_t)crop[1] * w + crop[0]) * 3, crop[2], crop[3], (size_t)w * 3,
+			 150, 1, m->in150);
+	gpu_rec_forward(m->rec, m->in150, f->descriptor);
+	f->quality.sharpness = sharpness(m->in150);
+	quality(f);
+	return 0;
+}
+
+static int size_ok(uint32_t width, uint32_t height)
+{
+	return width > 0 && height > 0 && width <= 16384 && height <= 16384;
+}
+
+int gpu_faces_run(struct gpu_model *m, const uint8_t *rgb, uint32_t width, uint32_t height,
+		  struct gpu_face *faces, int max)
+{
+	int w = (int)width, h = (int)height, n, kept = 0;
+
+	if (!m || !rgb || !faces || max < 0 || !size_ok(width, height))
+		return -EINVAL;
+	if (max > GPU_MAX_FACES)
+		max = GPU_MAX_FACES;
+	n = detect(m, rgb, w, h, faces, max);
+	for (int i = 0; i < n; i++) {
+		struct gpu_face *f = &faces[i];
+		int crop[4];
+
+		/* extractFaceTensors drops empty crops (face-api then misaligns its arrays; we drop
+		 * the face) */
+		if (!clip_floor(f->box, w, h, crop))
+			continue;
+		landmarks(m, rgb, w, h, f, crop);
+		if (describe_one(m, rgb, w, h, f, crop[2], crop[3]))
+			continue;
+		if (kept != i)
+			faces[kept] = *f;
+		kept++;
+	}
+	if (kept < n)
+		gpu_faces_retire(faces + kept, n - kept);
+	return kept;
+}
+
+int gpu_faces_describe(struct gpu_model *m, const uint8_t *rgb, uint32_t width, uint32_t height,
+		       struct gpu_face *faces, int n)
+{
+	if (!m || !rgb || !faces || n < 0 || !size_ok(width, height))
+		return -EINVAL;
+	for (int i = 0; i < n; i++) {
+		int crop[4];
+
+		if (!clip_floor(faces[i].box, (int)width, (int)height, crop))
+			crop[2] = (int)width, crop[3] = (int)height;
+		if (describe_one(m, rgb, (int)width, (int)height, &faces[i], crop[2], crop[3]))
+			memset(faces[i].descriptor, 0, sizeof(faces[i].descriptor));
+	}
+	return n;
+}
+
+void gpu_faces_retire(struct gpu_face *faces, int n)
+{
+	if (faces && n > 0)
+		vg_scrub(faces, (size_t)n * sizeof(*faces));
+}
+
+double gpu_descriptor_distance(const float *a, const float *b)
+{
+	double s = 0;
+
+	for (int i = 0; i < GPU_DESCRIPTOR_DIM; i++) {
+		double d = (double)a[i] - b[i];
+		s += d * d;
+	}
+	return sqrt(s);
+}

@@ -1,0 +1,114 @@
+/*
+ * gpu/'s private layouts: the face-api weight files, the reference layer kernels (plain C, the
+ * ones every faster kernel is checked against) and the three nets. Only gpu/ and its tests
+ * include this.
+ */
+#ifndef GPU_INT_H
+#define GPU_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gpu.h"
+
+/* ---- weights: face-api manifests (face-nets.md §2) ------------------------------------------ */
+
+#define GPU_TENSOR_MAX_DIMS 4
+#define GPU_TENSOR_NAME_MAX 96
+#define GPU_MANIFEST_MAX_BYTES (1u << 20)   /* the biggest shipped manifest is 40 kB */
+#define GPU_WEIGHTS_MAX_BYTES (64u << 20)   /* the biggest .bin is 6.4 MB */
+#define GPU_WEIGHTS_MAX_TENSORS 1024        /* the most in one shipped manifest is 151 */
+
+struct gpu_tensor {
+	char name[GPU_TENSOR_NAME_MAX];
+	int ndim;
+	int shape[GPU_TENSOR_MAX_DIMS];
+	size_t count;   /* elements */
+	float *data;    /* dequantized float32; NULL for int32 constants (never used by the nets) */
+};
+
+struct gpu_weights {
+	struct gpu_tensor *t;
+	int n;
+	float *pool;    /* every tensor's data, one allocation */
+};
+
+/*
+ * Parse a manifest (JSON, JLEN bytes) and the concatenation of its .bin files (BLEN bytes).
+ * Every size is checked: the bytes the manifest describes must equal BLEN exactly. Returns 0 or
+ * -EINVAL / -EBADMSG / -ENOMEM with one line in ERR; *OUT untouched on error.
+ */
+int gpu_weights_parse(struct gpu_weights **out, const char *json, size_t jlen, const uint8_t *bin,
+		      size_t blen, char *err, size_t errlen);
+
+/* Read DIR/MODEL-weights_manifest.json and the .bin files it names (in DIR), then parse. */
+int gpu_weights_load(struct gpu_weights **out, const char *dir, const char *model, char *err,
+		     size_t errlen);
+
+void gpu_weights_close(struct gpu_weights **w);
+
+/*
+ * The float data of tensor NAME, whose shape must be exactly SHAPE (NDIM dims); NULL with one
+ * line in ERR when it is missing or shaped differently.
+ */
+const float *gpu_weights_get(const struct gpu_weights *w, const char *name, int ndim,
+			     const int *shape, char *err, size_t errlen);
+
+/* ---- reference kernels (NHWC, batch 1, float32) -------------------------------------------- */
+
+enum gpu_pad { GPU_PAD_VALID, GPU_PAD_SAME };
+enum gpu_act { GPU_ACT_NONE, GPU_ACT_RELU, GPU_ACT_RELU6 };
+
+/* TF's output size and leading pad: same = ceil(in/s), pad total split floor/rest. */
+void gpu_out_dim(int in, int k, int s, enum gpu_pad pad, int *out /* OUT */, int *pad_before /* OUT */);
+
+/*
+ * out = act(((conv(in, filt) + bias) * scale_w + scale_b)): filt is HWIO [kh][kw][cin][cout];
+ * bias, scale_w and scale_b may be NULL. The separate multiply-add after the bias is what tfjs
+ * does op by op, kept so that the result rounds the same way.
+ */
+void gpu_conv2d_ref(const float *in, int h, int w, int cin, const float *filt, int kh, int kw,
+		    int cout, int stride, enum gpu_pad pad, const float *bias, const float *scale_w,
+		    const float *scale_b, enum gpu_act act, float *out);
+
+/* Depthwise 3x3-style conv, filt [kh][kw][c], no bias, no activation. */
+void gpu_dwconv2d_ref(const float *in, int h, int w, int c, const float *filt, int k, int stride,
+		      enum gpu_pad pad, float *out);
+
+/* Max (pads are -inf) and average (pads ignored) pooling, k x k, stride s. */
+void gpu_maxpool_ref(const float *in, int h, int w, int c, int k, int s, enum gpu_pad pad, float *out);
+void gpu_avgpool_ref(const float *in, int h, int w, int c, int k, int s, enum gpu_pad pad, float *out);
+
+/*
+ * face-api's toBatchTensor on 8-bit RGB: pad the W x H image to a square with zeros (center:
+ * centered as face-api rounds it; else all padding bottom/right), then tf.image.resizeBilinear to
+ * SIZE x SIZE (align_corners and half_pixel_centers false). STRIDE is the source row pitch in
+ * bytes. out is SIZE*SIZE*3 floats of raw 0..255 values.
+ */
+void gpu_to_batch_ref(const uint8_t *rgb, int w, int h, size_t stride, int size, int center,
+		      float *out);
+
+/* ---- the nets ------------------------------------------------------------------------------- */
+
+struct gpu_ssd;
+struct gpu_lm;
+struct gpu_rec;
+
+int gpu_ssd_create(struct gpu_ssd **out, const struct gpu_weights *w, char *err, size_t errlen);
+void gpu_ssd_destroy(struct gpu_ssd **net);
+/* INPUT is the 512x512x3 raw-pixel tensor; writes 5118 boxes [ymin,xmin,ymax,xmax] and scores. */
+void gpu_ssd_forward(struct gpu_ssd *net, const float *input, float *boxes, float *scores);
+
+int gpu_lm_create(struct gpu_lm **out, const struct gpu_weights *w, char *err, size_t errlen);
+void gpu_lm_destroy(struct gpu_lm **net);
+/* INPUT is 112x112x3 raw pixels; writes the 136 raw outputs (x,y interleaved, 0..1 of the square). */
+void gpu_lm_forward(struct gpu_lm *net, const float *input, float *out136);
+
+int gpu_rec_create(struct gpu_rec **out, const struct gpu_weights *w, char *err, size_t errlen);
+void gpu_rec_destroy(struct gpu_rec **net);
+/* INPUT is 150x150x3 raw pixels; writes the 128-d descriptor. */
+void gpu_rec_forward(struct gpu_rec *net, const float *input, float *out128);
+
+#define GPU_SSD_ANCHORS 5118
+
+#endif /* GPU_INT_H */

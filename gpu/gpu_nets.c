@@ -1,0 +1,616 @@
+/*
+ * The three face-api nets on the reference kernels, layer by layer as face-nets.md §4, §6, §7 and
+ * face-api's TypeScript give them. Each net resolves every tensor it needs by name and shape when
+ * it is created (a wrong or missing tensor is a one-line error then, never at inference), and
+ * owns its scratch tensors, so a forward pass never allocates. A net is used by one thread at a
+ * time.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu_int.h"
+#include "vg_base.h"
+
+/* Resolve a tensor or fail the create with ERR already set. */
+#define GET(dst, w, name, ...)                                                                  \
+	do {                                                                                    \
+		static const int shp_[] = {__VA_ARGS__};                                        \
+		(dst) = gpu_weights_get((w), (name), (int)VG_ARRAY_SIZE(shp_), shp_, err, errlen); \
+		if (!(dst))                                                                     \
+			goto out_fail;                                                          \
+	} while (0)
+
+static const float *getf(const struct gpu_weights *w, int ndim, const int *shape, char *err,
+			 size_t errlen, const char *fmt, ...) VG_PRINTF(6, 7);
+
+#include <stdarg.h>
+static const float *getf(const struct gpu_weights *w, int ndim, const int *shape, char *err,
+			 size_t errlen, const char *fmt, ...)
+{
+	char name[GPU_TENSOR_NAME_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(name, sizeof(name), fmt, ap);
+	va_end(ap);
+	return gpu_weights_get(w, name, ndim, shape, err, errlen);
+}
+
+static void relu_inplace(float *x, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+/* ======================================================================================== */
+/* SSD MobileNetV1 (face-nets.md §7)                                                        */
+/* ======================================================================================== */
+
+#define SSD_EPS 0.0010000000474974513f
+
+struct ssd_dw {
+	const float *filt, *gamma, *beta, *mean, *var;
+	float *mul, *add;   /* BN folded per channel: (x - mean) * mul + beta, mul = gamma/sqrt(var+eps) */
+	int c, stride;
+};
+
+struct ssd_pw {
+	const float *filt, *off;
+	int k, cin, cout, stride;
+};
+
+struct ssd_pred {
+	const float *box_w, *box_b, *cls_w, *cls_b;
+	int cin, anchors;
+};
+
+struct gpu_ssd {
+	struct ssd_pw conv0;
+	struct ssd_dw dw[14];
+	struct ssd_pw pw[14];
+	struct ssd_pw extra[8];
+	struct ssd_pred pred[6];
+	const float *anchors;   /* [5118][4] ymin xmin ymax xmax */
+	float *a, *b, *conv11, *ex[8], *raw_box, *raw_cls, *bnbuf;
+};
+
+static const int ssd_channels[14] = {32, 64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024};
+
+int gpu_ssd_create(struct gpu_ssd **out, const struct gpu_weights *w, char *err, size_t errlen)
+{
+	struct gpu_ssd *n = calloc(1, sizeof(*n));
+	static const int ex_k[8] = {1, 3, 1, 3, 1, 3, 1, 3};
+	static const int ex_c[8] = {256, 512, 128, 256, 128, 256, 64, 128};
+	static const int pred_cin[6] = {512, 1024, 512, 256, 256, 128};
+	size_t bn_floats = 0;
+	int rc = -EINVAL;
+
+	if (!n)
+		return vg_errf(err, errlen, -ENOMEM, "ssd: out of memory");
+	n->conv0 = (struct ssd_pw){.k = 3, .cin = 3, .cout = 32, .stride = 2};
+	GET(n->conv0.filt, w, "MobilenetV1/Conv2d_0_pointwise/weights", 3, 3, 3, 32);
+	GET(n->conv0.off, w, "MobilenetV1/Conv2d_0_pointwise/convolution_bn_offset", 32);
+	for (int i = 1; i <= 13; i++) {
+		int c = ssd_channels[i - 1], co = ssd_channels[i];
+		int s4[4] = {3, 3, c, 1}, s1[1] = {c}, p4[4] = {1, 1, c, co}, p1[1] = {co};
+		struct ssd_dw *d = &n->dw[i];
+		struct ssd_pw *p = &n->pw[i];
+		const char *pre = "MobilenetV1/Conv2d_";
+
+		d->c = c;
+		d->stride = (i == 2 || i == 4 || i == 6 || i == 12) ? 2 : 1;
+		if (!(d->filt = getf(w, 4, s4, err, errlen, "%s%d_depthwise/depthwise_weights", pre, i)) ||
+		    !(d->gamma = getf(w, 1, s1, err, errlen, "%s%d_depthwise/BatchNorm/gamma", pre, i)) ||
+		    !(d->beta = getf(w, 1, s1, err, errlen, "%s%d_depthwise/BatchNorm/beta", pre, i)) ||
+		    !(d->mean = getf(w, 1, s1, err, errlen, "%s%d_depthwise/BatchNorm/moving_mean", pre, i)) ||
+		    !(d->var = getf(w, 1, s1, err, errlen, "%s%d_depthwise/BatchNorm/moving_variance", pre, i)))
+			goto out_fail;
+		*p = (struct ssd_pw){.k = 1, .cin = c, .cout = co, .stride = 1};
+		if (!(p->filt = getf(w, 4, p4, err, errlen, "%s%d_pointwise/weights", pre, i)) ||
+		    !(p->off = getf(w, 1, p1, err, errlen, "%s%d_pointwise/convolution_bn_offset", pre, i)))
+			goto out_fail;
+		bn_floats += 2 * (size_t)c;
+	}
+	for (int i = 0; i < 8; i++) {
+		int cin = i == 0 ? 1024 : ex_c[i - 1];
+		int s4[4] = {ex_k[i], ex_k[i], cin, ex_c[i]}, s1[1] = {ex_c[i]};
+		struct ssd_pw *p = &n->extra[i];
+
+		*p = (struct ssd_pw){.k = ex_k[i], .cin = cin, .cout = ex_c[i], .stride = ex_k[i] == 3 ? 2 : 1};
+		if (!(p->filt = getf(w, 4, s4, err, errlen, "Prediction/Conv2d_%d_pointwise/weights", i)) ||
+		    !(p->off = getf(w, 1, s1, err, errlen, "Prediction/Conv2d_%d_pointwise/convolution_bn_offset", i)))
+			goto out_fail;
+	}
+	for (int i = 0; i < 6; i++) {
+		int a = i == 0 ? 3 : 6;
+		int bw[4] = {1, 1, pred_cin[i], a * 4}, bb[1] = {a * 4};
+		int cw[4] = {1, 1, pred_cin[i], a * 3}, cb[1] = {a * 3};
+		struct ssd_pred *p = &n->pred[i];
+		const char *pre = "Prediction/BoxPredictor_";
+
+		p->cin = pred_cin[i];
+		p->anchors = a;
+		if (!(p->box_w = getf(w, 4, bw, err, errlen, "%s%d/BoxEncodingPredictor/weights", pre, i)) ||
+		    !(p->box_b = getf(w, 1, bb, err, errlen, "%s%d/BoxEncodingPredictor/biases", pre, i)) ||
+		    !(p->cls_w = getf(w, 4, cw, err, errlen, "%s%d/ClassPredictor/weights", pre, i)) ||
+		    !(p->cls_b = getf(w, 1, cb, err, errlen, "%s%d/ClassPredictor/biases", pre, i)))
+			goto out_fail;
+	}
+	GET(n->anchors, w, "Output/extra_dim", 1, GPU_SSD_ANCHORS, 4);
+
+	rc = -ENOMEM;
+	n->a = malloc(256 * 256 * 64 * sizeof(float));
+	n->b = malloc(256 * 256 * 64 * sizeof(float));
+	n->conv11 = malloc(32 * 32 * 512 * sizeof(float));
+	n->raw_box = malloc(GPU_SSD_ANCHORS * 4 * sizeof(float));
+	n->raw_cls = malloc(GPU_SSD_ANCHORS * 3 * sizeof(float));
+	n->bnbuf = malloc(bn_floats * sizeof(float));
+	if (!n->a || !n->b || !n->conv11 || !n->raw_box || !n->raw_cls || !n->bnbuf)
+		goto out_nomem;
+	for (int i = 0, side = 16; i < 8; i++) {
+		if (ex_k[i] == 3)
+			side = (side + 1) / 2;
+		n->ex[i] = malloc((size_t)side * side * ex_c[i] * sizeof(float));
+		if (!n->ex[i])
+			goto out_nomem;
+	}
+	{
+		float *bp = n->bnbuf;
+
+		for (int i = 1; i <= 13; i++) {
+			struct ssd_dw *d = &n->dw[i];
+
+			d->mul = bp;
+			d->add = bp + d->c;
+			bp += 2 * (size_t)d->c;
+			for (int c = 0; c < d->c; c++) {
+				d->mul[c] = d->gamma[c] / sqrtf(d->var[c] + SSD_EPS);
+				d->add[c] = d->beta[c];
+			}
+		}
+	}
+	*out = n;
+	return 0;
+
+out_nomem:
+	vg_errf(err, errlen, rc, "ssd: out of memory for activations");
+out_fail:
+	gpu_ssd_destroy(&n);
+	return rc;
+}
+
+void gpu_ssd_destroy(struct gpu_ssd **net)
+{
+	struct gpu_ssd *n = net ? *net : NULL;
+
+	if (!n)
+		return;
+	free(n->a);
+	free(n->b);
+	free(n->conv11);
+	free(n->raw_box);
+	free(n->raw_cls);
+	free(n->bnbuf);
+	for (int i = 0; i < 8; i++)
+		free(n->ex[i]);
+	free(n);
+	*net = NULL;
+}
+
+static void ssd_pw_run(const struct ssd_pw *p, const float *in, int h, int w, float *out, int *oh, int *ow)
+{
+	int pt;
+
+	gpu_conv2d_ref(in, h, w, p->cin, p->filt, p->k, p->k, p->cout, p->stride, GPU_PAD_SAME, p->off,
+		       NULL, NULL, GPU_ACT_RELU6, out);
+	gpu_out_dim(h, p->k, p->stride, GPU_PAD_SAME, oh, &pt);
+	gpu_out_dim(w, p->k, p->stride, GPU_PAD_SAME, ow, &pt);
+}
+
+static void ssd_dw_run(const struct ssd_dw *d, const float *in, int h, int w, float *out, int *oh, int *ow)
+{
+	int pt;
+	size_t n;
+
+	gpu_dwconv2d_ref(in, h, w, d->c, d->filt, 3, d->stride, GPU_PAD_SAME, out);
+	gpu_out_dim(h, 3, d->stride, GPU_PAD_SAME, oh, &pt);
+	gpu_out_dim(w, 3, d->stride, GPU_PAD_SAME, ow, &pt);
+	n = (size_t)*oh * *ow;
+	for (size_t i = 0; i < n; i++) {
+		float *o = out + i * d->c;
+
+		for (int c = 0; c < d->c; c++) {
+			float v = (o[c] - d->mean[c]) * d->mul[c] + d->add[c];
+			o[c] = v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v);
+		}
+	}
+}
+
+/* One box predictor: 1x1 convs with bias, appended to the raw box and class arrays at BASE. */
+static int ssd_pred_run(const struct ssd_pred *p, const float *in, int h, int w, float *raw_box,
+			float *raw_cls, int base)
+{
+	int cells = h * w;
+
+	gpu_conv2d_ref(in, h, w, p->cin, p->box_w, 1, 1, p->anchors * 4, 1, GPU_PAD_SAME, p->box_b,
+		       NULL, NULL, GPU_ACT_NONE, raw_box + (size_t)base * 4);
+	gpu_conv2d_ref(in, h, w, p->cin, p->cls_w, 1, 1, p->anchors * 3, 1, GPU_PAD_SAME, p->cls_b,
+		       NULL, NULL, GPU_ACT_NONE, raw_cls + (size_t)base * 3);
+	return base + cells * p->anchors;
+}
+
+void gpu_ssd_forward(struct gpu_ssd *n, const float *input, float *boxes, float *scores)
+{
+	float *x = n->a, *y = n->b;
+	int h = 512, w = 512, oh, ow, base = 0;
+	size_t npx = 512 * 512 * 3;
+
+	/* x/127.5 - 1, as two float ops like tfjs */
+	for (size_t i = 0; i < npx; i++)
+		y[i] = input[i] / 127.5f - 1.0f;
+	ssd_pw_run(&n->conv0, y, h, w, x, &oh, &ow);
+	h = oh, w = ow;
+	for (int i = 1; i <= 13; i++) {
+		ssd_dw_run(&n->dw[i], x, h, w, y, &oh, &ow);
+		h = oh, w = ow;
+		ssd_pw_run(&n->pw[i], y, h, w, i == 11 ? n->conv11 : x, &oh, &ow);
+		if (i == 11)
+			memcpy(x, n->conv11, (size_t)h * w * 512 * sizeof(float));
+	}
+	/* x: 16x16x1024 */
+	{
+		int eh = 16, ew = 16;
+		const float *prev = x;
+
+		for (int i = 0; i < 8; i++) {
+			ssd_pw_run(&n->extra[i], prev, eh, ew, n->ex[i], &oh, &ow);
+			eh = oh, ew = ow;
+			prev = n->ex[i];
+		}
+	}
+	base = ssd_pred_run(&n->pred[0], n->conv11, 32, 32, n->raw_box, n->raw_cls, base);
+	base = ssd_pred_run(&n->pred[1], x, 16, 16, n->raw_box, n->raw_cls, base);
+	base = ssd_pred_run(&n->pred[2], n->ex[1], 8, 8, n->raw_box, n->raw_cls, base);
+	base = ssd_pred_run(&n->pred[3], n->ex[3], 4, 4, n->raw_box, n->raw_cls, base);
+	base = ssd_pred_run(&n->pred[4], n->ex[5], 2, 2, n->raw_box, n->raw_cls, base);
+	base = ssd_pred_run(&n->pred[5], n->ex[7], 1, 1, n->raw_box, n->raw_cls, base);
+	(void)base;
+
+	/* decode (outputLayer.ts), op by op in float32 */
+	for (int i = 0; i < GPU_SSD_ANCHORS; i++) {
+		const float *an = n->anchors + (size_t)i * 4;
+		const float *r = n->raw_box + (size_t)i * 4;
+		float s0 = an[2] - an[0], s1 = an[3] - an[1];
+		float c0 = an[0] + s0 / 2.0f, c1 = an[1] + s1 / 2.0f;
+		float div0 = expf(r[2] / 5.0f) * s0 / 2.0f;
+		float add0 = r[0] / 10.0f * s0 + c0;
+		float div1 = expf(r[3] / 5.0f) * s1 / 2.0f;
+		float add1 = r[1] / 10.0f * s1 + c1;
+
+		boxes[i * 4 + 0] = add0 - div0;
+		boxes[i * 4 + 1] = add1 - div1;
+		boxes[i * 4 + 2] = add0 + div0;
+		boxes[i * 4 + 3] = add1 + div1;
+		scores[i] = 1.0f / (1.0f + expf(-n->raw_cls[(size_t)i * 3 + 1]));
+	}
+}
+
+/* ======================================================================================== */
+/* 68-point landmarks (face-nets.md §6)                                                     */
+/* ======================================================================================== */
+
+struct lm_sep {
+	const float *dw, *pw, *bias;   /* dw NULL: plain 3x3 conv in pw (dense0/conv0) */
+	int cin, cout;
+};
+
+struct gpu_lm {
+	struct lm_sep conv[4][4];
+	const float *fc_w, *fc_b;
+	float *buf[6];
+};
+
+static const int lm_ch[5] = {3, 32, 64, 128, 256};
+
+int gpu_lm_create(struct gpu_lm **out, const struct gpu_weights *w, char *err, size_t errlen)
+{
+	struct gpu_lm *n = calloc(1, sizeof(*n));
+	int rc = -EINVAL;
+
+	if (!n)
+		return vg_errf(err, errlen, -ENOMEM, "landmarks: out of memory");
+	for (int d = 0; d < 4; d++) {
+		for (int c = 0; c < 4; c++) {
+			struct lm_sep *s = &n->conv[d][c];
+			int cin = c == 0 ? lm_ch[d] : lm_ch[d + 1], co = lm_ch[d + 1];
+			int dws[4] = {3, 3, cin, 1}, pws[4] = {1, 1, cin, co}, bs[1] = {co};
+			int cs[4] = {3, 3, cin, co};
+
+			s->cin = cin;
+			s->cout = co;
+			if (d == 0 && c == 0) {
+				if (!(s->pw = getf(w, 4, cs, err, errlen, "dense0/conv0/filters")))
+					goto out_fail;
+			} else if (!(s->dw = getf(w, 4, dws, err, errlen, "dense%d/conv%d/depthwise_filter", d, c)) ||
+				   !(s->pw = getf(w, 4, pws, err, errlen, "dense%d/conv%d/pointwise_filter", d, c))) {
+				goto out_fail;
+			}
+			if (!(s->bias = getf(w, 1, bs, err, errlen, "dense%d/conv%d/bias", d, c)))
+				goto out_fail;
+		}
+	}
+	GET(n->fc_w, w, "fc/weights", 256, 136);
+	GET(n->fc_b, w, "fc/bias", 136);
+	rc = -ENOMEM;
+	for (int i = 0; i < 6; i++) {
+		n->buf[i] = malloc(56 * 56 * 32 * sizeof(float));   /* the largest activation */
+		if (!n->buf[i]) {
+			vg_errf(err, errlen, rc, "landmarks: out of memory");
+			goto out_fail;
+		}
+	}
+	*out = n;
+	return 0;
+
+out_fail:
+	gpu_lm_destroy(&n);
+	return rc;
+}
+
+void gpu_lm_destroy(struct gpu_lm **net)
+{
+	struct gpu_lm *n = net ? *net : NULL;
+
+	if (!n)
+		return;
+	for (int i = 0; i < 6; i++)
+		free(n->buf[i]);
+	free(n);
+	*net = NULL;
+}
+
+/* depthwiseSeparableConv: dw 3x3 'same' (no bias) -> 1x1 -> + bias. TMP holds the dw output. */
+static void lm_sep_run(const struct lm_sep *s, const float *in, int h, int w, int stride,
+		       float *tmp, float *out, int *oh, int *ow)
+{
+	int pt;
+
+	gpu_out_dim(h, 3, stride, GPU_PAD_SAME, oh, &pt);
+	gpu_out_dim(w, 3, stride, GPU_PAD_SAME, ow, &pt);
+	if (!s->dw) {
+		gpu_conv2d_ref(in, h, w, s->cin, s->pw, 3, 3, s->cout, stride, GPU_PAD_SAME, s->bias,
+			       NULL, NULL, GPU_ACT_NONE, out);
+		return;
+	}
+	gpu_dwconv2d_ref(in, h, w, s->cin, s->dw, 3, stride, GPU_PAD_SAME, tmp);
+	gpu_conv2d_ref(tmp, *oh, *ow, s->cin, s->pw, 1, 1, s->cout, 1, GPU_PAD_VALID, s->bias, NULL,
+		       NULL, GPU_ACT_NONE, out);
+}
+
+void gpu_lm_forward(struct gpu_lm *n, const float *input, float *out136)
+{
+	static const float mean[3] = {122.782f, 117.001f, 104.298f};
+	float *x = n->buf[0], *o1 = n->buf[1], *o2 = n->buf[2], *o3 = n->buf[3], *o4 = n->buf[4];
+	float *tmp = n->buf[5];
+	int h = 112, w = 112, oh, ow;
+
+	for (size_t i = 0; i < 112 * 112; i++)
+		for (int c = 0; c < 3; c++)
+			x[i * 3 + c] = (input[i * 3 + c] - mean[c]) / 255.0f;
+	for (int d = 0; d < 4; d++) {
+		int c = lm_ch[d + 1];
+		size_t cnt;
+
+		lm_sep_run(&n->conv[d][0], x, h, w, 2, tmp, o1, &oh, &ow);
+		h = oh, w = ow;
+		cnt = (size_t)h * w * c;
+		relu_inplace(o1, cnt);
+		lm_sep_run(&n->conv[d][1], o1, h, w, 1, tmp, o2, &oh, &ow);
+		/* in3 = relu(o1 + o2) */
+		for (size_t i = 0; i < cnt; i++) {
+			float v = o1[i] + o2[i];
+			x[i] = v > 0.0f ? v : 0.0f;
+		}
+		lm_sep_run(&n->conv[d][2], x, h, w, 1, tmp, o3, &oh, &ow);
+		/* in4 = relu(o1 + (o2 + o3)) */
+		for (size_t i = 0; i < cnt; i++) {
+			float v = o1[i] + (o2[i] + o3[i]);
+			x[i] = v > 0.0f ? v : 0.0f;
+		}
+		lm_sep_run(&n->conv[d][3], x, h, w, 1, tmp, o4, &oh, &ow);
+		/* out = relu(o1 + (o2 + (o3 + o4))) */
+		for (size_t i = 0; i < cnt; i++) {
+			float v = o1[i] + (o2[i] + (o3[i] + o4[i]));
+			x[i] = v > 0.0f ? v : 0.0f;
+		}
+	}
+	/* avgPool 7x7/2 valid on 7x7x256 -> 1x1x256, then fc + bias */
+	gpu_avgpool_ref(x, 7, 7, 256, 7, 2, GPU_PAD_VALID, tmp);
+	for (int j = 0; j < 136; j++)
+		out136[j] = 0.0f;
+	for (int i = 0; i < 256; i++)
+		for (int j = 0; j < 136; j++)
+			out136[j] += tmp[i] * n->fc_w[i * 136 + j];
+	for (int j = 0; j < 136; j++)
+		out136[j] += n->fc_b[j];
+}
+
+/* ======================================================================================== */
+/* 128-d recognition ResNet (face-nets.md §4)                                               */
+/* ======================================================================================== */
+
+struct rec_conv {
+	const float *filt, *bias, *sw, *sb;
+	int k, cin, cout;
+};
+
+struct rec_block {
+	struct rec_conv c1, c2;
+	int down;
+};
+
+#define REC_BLOCKS 14
+
+struct gpu_rec {
+	struct rec_conv stem;
+	struct rec_block blk[REC_BLOCKS];
+	const float *fc;
+	float *buf[4];
+};
+
+static const struct {
+	const char *name;
+	int cin, cout, down;
+} rec_layout[REC_BLOCKS] = {
+	{"conv32_1", 32, 32, 0},        {"conv32_2", 32, 32, 0},   {"conv32_3", 32, 32, 0},
+	{"conv64_down", 32, 64, 1},     {"conv64_1", 64, 64, 0},   {"conv64_2", 64, 64, 0},
+	{"conv64_3", 64, 64, 0},        {"conv128_down", 64, 128, 1}, {"conv128_1", 128, 128, 0},
+	{"conv128_2", 128, 128, 0},     {"conv256_down", 128, 256, 1}, {"conv256_1", 256, 256, 0},
+	{"conv256_2", 256, 256, 0},     {"conv256_down_out", 256, 256, 1},
+};
+
+static int rec_conv_get(struct rec_conv *c, const struct gpu_weights *w, const char *pre, int k,
+			int cin, int cout, char *err, size_t errlen)
+{
+	int fs[4] = {k, k, cin, cout}, vs[1] = {cout};
+
+	c->k = k;
+	c->cin = cin;
+	c->cout = cout;
+	if (!(c->filt = getf(w, 4, fs, err, errlen, "%s/conv/filters", pre)) ||
+	    !(c->bias = getf(w, 1, vs, err, errlen, "%s/conv/bias", pre)) ||
+	    !(c->sw = getf(w, 1, vs, err, errlen, "%s/scale/weights", pre)) ||
+	    !(c->sb = getf(w, 1, vs, err, errlen, "%s/scale/biases", pre)))
+		return -EINVAL;
+	return 0;
+}
+
+int gpu_rec_create(struct gpu_rec **out, const struct gpu_weights *w, char *err, size_t errlen)
+{
+	struct gpu_rec *n = calloc(1, sizeof(*n));
+	char pre[64];
+	int rc = -EINVAL;
+	int nblk = 0;
+
+	if (!n)
+		return vg_errf(err, errlen, -ENOMEM, "recognition: out of memory");
+	if (rec_conv_get(&n->stem, w, "conv32_down", 7, 3, 32, err, errlen))
+		goto out_fail;
+	for (int i = 0; i < REC_BLOCKS && rec_layout[i].name; i++, nblk++) {
+		struct rec_block *b = &n->blk[i];
+
+		b->down = rec_layout[i].down;
+		snprintf(pre, sizeof(pre), "%s/conv1", rec_layout[i].name);
+		if (rec_conv_get(&b->c1, w, pre, 3, rec_layout[i].cin, rec_layout[i].cout, err, errlen))
+			goto out_fail;
+		snprintf(pre, sizeof(pre), "%s/conv2", rec_layout[i].name);
+		if (rec_conv_get(&b->c2, w, pre, 3, rec_layout[i].cout, rec_layout[i].cout, err, errlen))
+			goto out_fail;
+	}
+	GET(n->fc, w, "fc", 256, 128);
+	rc = -ENOMEM;
+	for (int i = 0; i < 4; i++) {
+		n->buf[i] = malloc(72 * 72 * 32 * sizeof(float));
+		if (!n->buf[i]) {
+			vg_errf(err, errlen, rc, "recognition: out of memory");
+			goto out_fail;
+		}
+	}
+	*out = n;
+	return 0;
+
+out_fail:
+	gpu_rec_destroy(&n);
+	return rc;
+}
+
+void gpu_rec_destroy(struct gpu_rec **net)
+{
+	struct gpu_rec *n = net ? *net : NULL;
+
+	if (!n)
+		return;
+	for (int i = 0; i < 4; i++)
+		free(n->buf[i]);
+	free(n);
+	*net = NULL;
+}
+
+static void rec_conv_run(const struct rec_conv *c, const float *in, int h, int w, int stride,
+			 enum gpu_pad pad, enum gpu_act act, float *out, int *oh, int *ow)
+{
+	int pt;
+
+	gpu_conv2d_ref(in, h, w, c->cin, c->filt, c->k, c->k, c->cout, stride, pad, c->bias, c->sw,
+		       c->sb, act, out);
+	gpu_out_dim(h, c->k, stride, pad, oh, &pt);
+	gpu_out_dim(w, c->k, stride, pad, ow, &pt);
+}
+
+void gpu_rec_forward(struct gpu_rec *n, const float *input, float *out128)
+{
+	static const float mean[3] = {122.782f, 117.001f, 104.298f};
+	float *x = n->buf[0], *a = n->buf[1], *b = n->buf[2], *p = n->buf[3];
+	int h = 150, w = 150, oh, ow, c = 3;
+
+	for (size_t i = 0; i < 150 * 150; i++)
+		for (int ch = 0; ch < 3; ch++)
+			a[i * 3 + ch] = (input[i * 3 + ch] - mean[ch]) / 255.0f;
+	rec_conv_run(&n->stem, a, h, w, 2, GPU_PAD_VALID, GPU_ACT_RELU, b, &oh, &ow);   /* 72 */
+	h = oh, w = ow, c = 32;
+	gpu_maxpool_ref(b, h, w, c, 3, 2, GPU_PAD_VALID, x);   /* 35 */
+	h = (h - 3) / 2 + 1, w = (w - 3) / 2 + 1;
+	for (int i = 0; i < REC_BLOCKS && rec_layout[i].name; i++) {
+		const struct rec_block *blk = &n->blk[i];
+
+		if (!blk->down) {
+			size_t cnt = (size_t)h * w * c;
+
+			rec_conv_run(&blk->c1, x, h, w, 1, GPU_PAD_SAME, GPU_ACT_RELU, a, &oh, &ow);
+			rec_conv_run(&blk->c2, a, h, w, 1, GPU_PAD_SAME, GPU_ACT_NONE, b, &oh, &ow);
+			for (size_t k = 0; k < cnt; k++) {
+				float v = b[k] + x[k];
+				x[k] = v > 0.0f ? v : 0.0f;
+			}
+		} else {
+			int ah, aw, bh, bw, ph = h / 2, pw = w / 2, co = blk->c1.cout;
+
+			rec_conv_run(&blk->c1, x, h, w, 2, GPU_PAD_VALID, GPU_ACT_RELU, a, &ah, &aw);
+			rec_conv_run(&blk->c2, a, ah, aw, 1, GPU_PAD_SAME, GPU_ACT_NONE, b, &bh, &bw);
+			gpu_avgpool_ref(x, h, w, c, 2, 2, GPU_PAD_VALID, p);
+			/* out = relu((pooled || 0) + b_padded): b gets a zero row and column when the
+			 * pooled skip is larger (8 -> 3 vs 4, 4 -> 1 vs 2: face-nets.md §4) */
+			for (int y = 0; y < ph; y++) {
+				for (int xx = 0; xx < pw; xx++) {
+					float *o = x + ((size_t)y * pw + xx) * co;
+					const float *pp = p + ((size_t)y * pw + xx) * c;
+					const float *bp = b + ((size_t)y * bw + xx) * co;
+					int inb = y < bh && xx < bw;
+
+					for (int k = 0; k < co; k++) {
+						float s = k < c ? pp[k] : 0.0f;
+						float v = s + (inb ? bp[k] : 0.0f);
+						o[k] = v > 0.0f ? v : 0.0f;
+					}
+				}
+			}
+			h = ph, w = pw, c = co;
+		}
+	}
+	/* mean over H,W then fc, no bias */
+	for (int k = 0; k < c; k++) {
+		float s = 0.0f;
+
+		for (int i = 0; i < h * w; i++)
+			s += x[(size_t)i * c + k];
+		a[k] = s / (float)(h * w);
+	}
+	for (int j = 0; j < 128; j++)
+		out128[j] = 0.0f;
+	for (int k = 0; k < 256; k++)
+		for (int j = 0; j < 128; j++)
+			out128[j] += a[k] * n->fc[k * 128 + j];
+}

@@ -1,0 +1,83 @@
+/**
+ * @file gpu.h
+ * Vigil's inference stage, CPU backend: face-api.js's face nets in C (SSD MobileNetV1 detector
+ * at 512, 68-point landmarks, dlib-style alignment, 128-d ResNet descriptor), equal to
+ * face-api.js under tfjs on the same pixels (../shared/face-nets.md gives every layer).
+ *
+ * Invariants:
+ * - The weights come from the face-api npm package's manifests and .bin files; every tensor is
+ *   checked by name and shape when the model opens, so a missing, short or corrupt file is a
+ *   one-line error at open and never a wrong result later.
+ * - The exact mode reproduces face-api's own quirks (floored crops, the landmark shift by the
+ *   unfloored box, the alignment rectangle), so results match the oracle within float rounding:
+ *   boxes and landmarks within 0.5 px, descriptors within L2 1e-3 (tests/facenet).
+ * - A model runs on one thread at a time (it owns its scratch tensors; gpu_faces_run never
+ *   allocates); open one model per inference thread.
+ * - Everything written into a gpu_face is biometric: the caller zeroes it when it retires the
+ *   batch (gpu_faces_retire()).
+ */
+#ifndef GPU_H
+#define GPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GPU_LANDMARKS 68
+#define GPU_DESCRIPTOR_DIM 128
+#define GPU_MAX_FACES 100           /* face-api's maxResults for the SSD detector */
+#define GPU_MATCH_THRESHOLD 0.6     /* L2 distance under which two descriptors are one person */
+
+struct gpu_model;
+
+/** Quality figures per face, for the pipeline to gate on before matching. */
+struct gpu_quality {
+	double interocular_px;   /**< distance between the eye centres, image pixels */
+	double sharpness;        /**< variance of the Laplacian of the aligned crop's grey levels */
+	double yaw_deg;          /**< from the nose's offset between the eyes; + = turned to image right */
+};
+
+/** One face: detection box, landmarks and descriptor, all in image pixels. */
+struct gpu_face {
+	double box[4];                           /**< x, y, width, height */
+	double score;                            /**< detector confidence, 0..1 */
+	double landmarks[GPU_LANDMARKS][2];      /**< x, y */
+	double align[4];                         /**< the aligned crop fed to the descriptor: x, y, w, h */
+	float descriptor[GPU_DESCRIPTOR_DIM];    /**< compare by Euclidean distance */
+	struct gpu_quality quality;
+};
+
+/**
+ * Open the three nets from DIR, a face-api `model` folder (ssd_mobilenetv1_model,
+ * face_landmark_68_model, face_recognition_model manifests and .bin files). Returns 0;
+ * -ENOENT / -EBADMSG / -EINVAL / -ENOMEM with one line in ERR (which file, what is wrong).
+ * *OUT is untouched on error.
+ */
+int gpu_model_open(struct gpu_model **out, const char *dir, char *err, size_t errlen);
+
+/** Free the model; sets *MODEL to NULL. Safe on NULL. */
+void gpu_model_close(struct gpu_model **model);
+
+/**
+ * Find, align and describe every face in an 8-bit packed RGB image (W x H, rows top to bottom,
+ * no padding): SSD at minConfidence 0.5, at most MAX faces (and GPU_MAX_FACES), in detector
+ * score order. Returns the number of faces written to FACES, or -EINVAL (bad size or
+ * arguments). Never allocates.
+ */
+int gpu_faces_run(struct gpu_model *model, const uint8_t *rgb, uint32_t width, uint32_t height,
+		  struct gpu_face *faces, int max);
+
+/**
+ * Descriptors for N faces whose landmarks are already known (FACES[i].landmarks in image pixels
+ * of RGB): align each, then run the recognition net on each crop; fills descriptor, align and
+ * quality. Returns N or -EINVAL.
+ */
+int gpu_faces_describe(struct gpu_model *model, const uint8_t *rgb, uint32_t width,
+		       uint32_t height, struct gpu_face *faces, int n);
+
+/** Zero N faces (boxes, landmarks, descriptors) when their batch retires: DESIGN.md invariant 1. */
+void gpu_faces_retire(struct gpu_face *faces, int n);
+
+/** Euclidean distance between two descriptors (the model's metric, threshold 0.6). */
+double gpu_descriptor_distance(const float *a, const float *b);
+
+#endif /* GPU_H */

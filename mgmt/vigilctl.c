@@ -1,0 +1,43 @@
+/*
+ * vigilctl: Vigil's command line. One verb per file (mgmt/meson.build); this file is only the
+ * verb table and main(). Every verb prints text for people and --json for programs, and exits
+ * non-zero with a one-line reason on error (DESIGN.md "Contracts").
+ */
+#include <stdio.h>
+#include <string.h>
+
+int vigilctl_faces(int argc, char **argv);
+
+struct verb {
+	const char *name;
+	int (*run)(int argc, char **argv);   /* argv[0] is the verb */
+	const char *help;
+};
+
+static const struct verb verbs[] = {
+	{"faces", vigilctl_faces, "faces [--json] [--models DIR] IMAGE...  find, align and describe faces in still images"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: vigilctl VERB [ARGS...]\nverbs:\n");
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		fprintf(f, "  %s\n", verbs[i].help);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (strcmp(argv[1], verbs[i].name) == 0)
+			return verbs[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "vigilctl: unknown verb '%s' (vigilctl --help lists them)\n", argv[1]);
+	return 2;
+}
