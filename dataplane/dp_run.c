@@ -1,0 +1,460 @@
+/*
+ * The receive loop: DPDK EAL with --no-huge, one net_pcap port per capture, and on this lcore
+ * the whole graph per burst: Ethernet/IP/UDP parse -> flow table (destination port, SSRC) ->
+ * RTP validation -> reorder -> depacketize -> decode. Every drop is a counter, never a log line.
+ *
+ * The reorder buffer holds the mbufs themselves; the parsed RTP header travels in the mbuf's
+ * headroom (RTE_PKTMBUF_HEADROOM, 128 bytes, unused by RX), so a packet is parsed once.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+
+#include "dp.h"
+#include "vg_base.h"
+#include "vg_log.h"
+
+#define BURST 32
+#define N_MBUFS 16383
+#define MAX_AU (4u << 20) /* a 4K intra frame at high quality stays under 4 MiB */
+#define MAX_PORTS 16
+
+struct cam {
+	struct dp_camera_report *rep;
+	struct dp_reorder *ro;
+	struct dp_depay *depay;
+	struct dp_decoder *dec;
+	uint8_t pt;
+	bool ssrc_known;
+	int next_same_port; /* the next camera on this UDP port (no-SDP mode), or -1 */
+	unsigned index;
+	struct run *run;
+};
+
+struct run {
+	const struct dp_run_conf *conf;
+	struct dp_run_report *rep;
+	struct cam cams[DP_MAX_CAMERAS];
+	unsigned n_cams;
+	int16_t by_port[65536]; /* first camera on a destination port, -1 if none */
+	struct cam *cur;        /* the camera whose AU is being decoded */
+};
+
+static _Thread_local unsigned current_camera;
+
+unsigned dp_run_current_camera(void)
+{
+	return current_camera;
+}
+
+static void on_frame(void *arg, const struct dp_frame *f)
+{
+	struct run *run = arg;
+	struct cam *c = run->cur;
+
+	c->rep->width = f->width;
+	c->rep->height = f->height;
+	if (run->conf->on_frame) {
+		current_camera = c->index;
+		run->conf->on_frame(run->conf->on_frame_arg, f);
+	}
+}
+
+static void on_au(void *arg, const struct dp_au *au)
+{
+	struct cam *c = arg;
+	struct run *run = c->run;
+
+	if (!c->dec)
+		return;
+	run->cur = c;
+	dp_decoder_push(c->dec, au);
+}
+
+static int cam_add(struct run *run, enum dp_codec codec, uint16_t port, uint8_t pt, const uint8_t *params,
+		   size_t params_len, char *err, size_t errlen)
+{
+	struct cam *c;
+	int rc;
+
+	if (run->n_cams >= DP_MAX_CAMERAS)
+		return -ENOSPC;
+	c = &run->cams[run->n_cams];
+	c->index = run->n_cams;
+	c->run = run;
+	c->rep = &run->rep->cameras[run->n_cams];
+	memset(c->rep, 0, sizeof(*c->rep));
+	snprintf(c->rep->id, sizeof(c->rep->id), "cam%u", run->n_cams + 1);
+	c->rep->dst_port = port;
+	c->rep->codec = codec;
+	c->pt = pt;
+	rc = dp_reorder_create(&c->ro, &run->conf->reorder);
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "reorder buffer: %s", vg_strerror(rc));
+	rc = dp_depay_create(&c->depay, codec, MAX_AU, on_au, c);
+	if (rc < 0)
+		goto out_free_ro;
+	if (params_len)
+		dp_depay_set_prefix(c->depay, params, params_len);
+	if (run->conf->decode) {
+		rc = dp_decoder_create(&c->dec, codec, on_frame, run);
+		if (rc < 0)
+			goto out_free_depay;
+	}
+	c->next_same_port = run->by_port[port];
+	run->by_port[port] = (int16_t)run->n_cams;
+	run->n_cams++;
+	run->rep->n_cameras = run->n_cams;
+	return 0;
+out_free_depay:
+	dp_depay_destroy(&c->depay);
+out_free_ro:
+	dp_reorder_destroy(&c->ro);
+	return vg_errf(err, errlen, rc, "camera on port %u: decoder for %s: %s", port, dp_codec_name(codec),
+		       vg_strerror(rc));
+}
+
+static void cam_drain(struct cam *c, bool flush)
+{
+	struct rte_mbuf *m;
+	uint32_t gap;
+
+	while ((m = dp_reorder_pop(c->ro, flush, &gap))) {
+		const struct dp_rtp_pkt *rtp = (const struct dp_rtp_pkt *)((char *)m->buf_addr);
+		if (dp_depay_push(c->depay, rtp, gap) < 0)
+			c->rep->malformed++;
+		rte_pktmbuf_free(m);
+	}
+}
+
+static struct cam *flow_find(struct run *run, uint16_t port, uint32_t ssrc, uint8_t pt)
+{
+	int i = run->by_port[port];
+
+	if (run->conf->sdp) {
+		if (i < 0)
+			return NULL;
+		struct cam *c = &run->cams[i];
+		if (c->ssrc_known && c->rep->ssrc != ssrc) {
+			/* A new SSRC on a camera's port: the camera restarted its stream. */
+			cam_drain(c, true);
+			dp_depay_flush(c->depay);
+			struct dp_rtp_stats keep = *dp_reorder_stats(c->ro);
+			dp_reorder_destroy(&c->ro);
+			if (dp_reorder_create(&c->ro, &run->conf->reorder) < 0)
+				return NULL;
+			c->rep->rtp.packets += keep.packets;
+			c->rep->rtp.lost += keep.lost;
+			c->rep->rtp.reordered += keep.reordered;
+			c->rep->rtp.duplicates += keep.duplicates;
+			c->rep->rtp.late += keep.late;
+			c->rep->rtp.resyncs += keep.resyncs + 1;
+		}
+		c->ssrc_known = true;
+		c->rep->ssrc = ssrc;
+		return c;
+	}
+	for (; i >= 0; i = run->cams[i].next_same_port)
+		if (run->cams[i].rep->ssrc == ssrc)
+			return &run->cams[i];
+	/* No SDP: a new (port, SSRC) is a new camera; PT 26 is JPEG (RFC 3551), dynamic ones H.264. */
+	if (cam_add(run, pt == 26 ? DP_CODEC_MJPEG : DP_CODEC_H264, port, pt, NULL, 0, NULL, 0) < 0)
+		return NULL;
+	struct cam *c = &run->cams[run->n_cams - 1];
+	c->rep->ssrc = ssrc;
+	c->ssrc_known = true;
+	return c;
+}
+
+static void rx_one(struct run *run, struct rte_mbuf *m)
+{
+	struct dp_rx_report *rx = &run->rep->rx;
+	struct dp_udp_view udp;
+	struct dp_rtp_pkt rtp;
+	int rc;
+
+	rx->frames++;
+	rx->bytes += rte_pktmbuf_pkt_len(m);
+	if (m->nb_segs != 1) {
+		rx->malformed++; /* jumbo frames are no camera's */
+		goto out_free;
+	}
+	rc = dp_pkt_parse(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), &udp);
+	if (rc < 0) {
+		if (rc == -EMSGSIZE)
+			rx->ip_fragments++;
+		else if (rc == -EPROTONOSUPPORT)
+			rx->not_udp++;
+		else
+			rx->malformed++;
+		goto out_free;
+	}
+	rc = dp_rtp_parse(udp.payload, udp.payload_len, &rtp);
+	if (rc == -EPROTONOSUPPORT) {
+		rx->rtcp++;
+		goto out_free;
+	}
+	if (rc < 0) {
+		int i = run->by_port[udp.dst_port];
+		if (i >= 0)
+			run->cams[i].rep->malformed++;
+		else
+			rx->unknown_flow++;
+		goto out_free;
+	}
+	struct cam *c = flow_find(run, udp.dst_port, rtp.ssrc, rtp.pt);
+	if (!c) {
+		rx->unknown_flow++;
+		goto out_free;
+	}
+	if (rtp.pt != c->pt) {
+		c->rep->malformed++;
+		goto out_free;
+	}
+	/* The parsed header rides in the headroom until the reorder buffer hands the packet back. */
+	if (VG_NEVER(rte_pktmbuf_headroom(m) < sizeof(rtp))) {
+		rx->malformed++;
+		goto out_free;
+	}
+	memcpy(m->buf_addr, &rtp, sizeof(rtp));
+	if (dp_reorder_push(c->ro, rtp.seq, rtp.ts, m) < 0)
+		goto out_free;
+	cam_drain(c, false);
+	return;
+out_free:
+	rte_pktmbuf_free(m);
+}
+
+/* Records in a classic pcap file, to know when net_pcap has handed us all of them; -1 if unknown. */
+static long pcap_count(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t gh[24], rh[16];
+	long n = 0;
+	bool swap;
+
+	if (!f)
+		return -1;
+	if (fread(gh, 1, 24, f) != 24)
+		goto out_unknown;
+	uint32_t magic = (uint32_t)gh[0] | (uint32_t)gh[1] << 8 | (uint32_t)gh[2] << 16 | (uint32_t)gh[3] << 24;
+	if (magic == 0xa1b2c3d4 || magic == 0xa1b23c4d)
+		swap = false;
+	else if (magic == 0xd4c3b2a1 || magic == 0x4d3cb2a1)
+		swap = true;
+	else
+		goto out_unknown;
+	while (fread(rh, 1, 16, f) == 16) {
+		uint32_t incl = swap ? (uint32_t)rh[8] << 24 | (uint32_t)rh[9] << 16 | (uint32_t)rh[10] << 8 | rh[11]
+				     : (uint32_t)rh[8] | (uint32_t)rh[9] << 8 | (uint32_t)rh[10] << 16 | (uint32_t)rh[11] << 24;
+		if (fseek(f, incl, SEEK_CUR) != 0)
+			break;
+		n++;
+	}
+	fclose(f);
+	return n;
+out_unknown:
+	fclose(f);
+	return -1;
+}
+
+static int eal_start(const struct dp_run_conf *conf, char *err, size_t errlen)
+{
+	char *argv[64 + 2 * MAX_PORTS];
+	char vdev[MAX_PORTS][4200];
+	char extra[1024];
+	int argc = 0, rc;
+
+	argv[argc++] = "vigild";
+	argv[argc++] = "-l";
+	argv[argc++] = "0";
+	argv[argc++] = "--no-huge";
+	argv[argc++] = "--no-pci";
+	argv[argc++] = "--no-shconf";
+	argv[argc++] = "-m";
+	argv[argc++] = "256";
+	argv[argc++] = "--log-level=error";
+	for (unsigned i = 0; i < conf->n_pcaps; i++) {
+		if (strchr(conf->pcaps[i], ',') || strlen(conf->pcaps[i]) > 4096)
+			return vg_errf(err, errlen, -EINVAL, "capture path %s: no commas, at most 4096 bytes", conf->pcaps[i]);
+		snprintf(vdev[i], sizeof(vdev[i]), "net_pcap%u,rx_pcap=%s", i, conf->pcaps[i]);
+		argv[argc++] = "--vdev";
+		argv[argc++] = vdev[i];
+	}
+	if (conf->eal_extra) {
+		snprintf(extra, sizeof(extra), "%s", conf->eal_extra);
+		for (char *save, *t = strtok_r(extra, " ", &save); t && argc < 62 + 2 * MAX_PORTS; t = strtok_r(NULL, " ", &save))
+			argv[argc++] = t;
+	}
+	argv[argc] = NULL;
+	rc = rte_eal_init(argc, argv);
+	if (rc < 0)
+		return vg_errf(err, errlen, -rte_errno ? -rte_errno : -EIO, "DPDK EAL init failed: %s", rte_strerror(rte_errno));
+	return 0;
+}
+
+static int port_start(uint16_t port, struct rte_mempool *pool, char *err, size_t errlen)
+{
+	struct rte_eth_conf pconf = { 0 };
+	int rc;
+
+	rc = rte_eth_dev_configure(port, 1, 1, &pconf);
+	if (rc == 0)
+		rc = rte_eth_rx_queue_setup(port, 0, 1024, rte_eth_dev_socket_id(port), NULL, pool);
+	if (rc == 0)
+		rc = rte_eth_tx_queue_setup(port, 0, 64, rte_eth_dev_socket_id(port), NULL);
+	if (rc == 0)
+		rc = rte_eth_dev_start(port);
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "port %u: %s", port, rte_strerror(-rc));
+	return 0;
+}
+
+int dp_run_pcap(const struct dp_run_conf *conf, struct dp_run_report *report, char *err, size_t errlen)
+{
+	struct run *run;
+	struct rte_mempool *pool;
+	long expect = 0;
+	int rc;
+
+	if (conf->n_pcaps == 0 || conf->n_pcaps > MAX_PORTS)
+		return vg_errf(err, errlen, -EINVAL, "between 1 and %d captures", MAX_PORTS);
+	if (!conf->until_eof && !conf->stop)
+		return vg_errf(err, errlen, -EINVAL, "without until_eof a stop flag is needed");
+	for (unsigned i = 0; i < conf->n_pcaps; i++) {
+		long n = pcap_count(conf->pcaps[i]);
+		if (n < 0) {
+			FILE *f = fopen(conf->pcaps[i], "rb");
+			if (!f)
+				return vg_errf(err, errlen, -ENOENT, "cannot open capture %s", conf->pcaps[i]);
+			fclose(f);
+			expect = -1; /* pcapng: stop when the ports go quiet instead */
+		} else if (expect >= 0) {
+			expect += n;
+		}
+	}
+	run = calloc(1, sizeof(*run));
+	if (!run)
+		return -ENOMEM;
+	memset(report, 0, sizeof(*report));
+	run->conf = conf;
+	run->rep = report;
+	memset(run->by_port, 0xff, sizeof(run->by_port));
+	if (conf->sdp) {
+		for (unsigned i = 0; i < conf->sdp->n_media; i++) {
+			const struct dp_sdp_media *m = &conf->sdp->media[i];
+			if (m->port == 0) {
+				rc = vg_errf(err, errlen, -EINVAL, "sdp stream %u has no port", i + 1);
+				goto out_free_cams;
+			}
+			rc = cam_add(run, m->codec, m->port, m->pt, m->params, m->params_len, err, errlen);
+			if (rc < 0)
+				goto out_free_cams;
+		}
+	}
+	rc = eal_start(conf, err, errlen);
+	if (rc < 0)
+		goto out_free_cams;
+	pool = rte_pktmbuf_pool_create("dp_rx", N_MBUFS, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+	if (!pool) {
+		rc = vg_errf(err, errlen, -ENOMEM, "mbuf pool: %s", rte_strerror(rte_errno));
+		goto out_eal;
+	}
+	uint16_t nports = rte_eth_dev_count_avail();
+	if (nports != conf->n_pcaps) {
+		rc = vg_errf(err, errlen, -ENODEV, "%u DPDK ports for %u captures", nports, conf->n_pcaps);
+		goto out_pool;
+	}
+	uint16_t port;
+	RTE_ETH_FOREACH_DEV(port)
+	{
+		rc = port_start(port, pool, err, errlen);
+		if (rc < 0)
+			goto out_pool;
+	}
+
+	uint64_t t0 = rte_rdtsc(), hz = rte_get_tsc_hz(), last_rx = t0;
+	uint64_t got = 0;
+	for (;;) {
+		unsigned n_all = 0;
+		RTE_ETH_FOREACH_DEV(port)
+		{
+			struct rte_mbuf *burst[BURST];
+			uint16_t n = rte_eth_rx_burst(port, 0, burst, BURST);
+			for (uint16_t i = 0; i < n; i++)
+				rx_one(run, burst[i]);
+			n_all += n;
+		}
+		got += n_all;
+		uint64_t now = rte_rdtsc();
+		if (n_all)
+			last_rx = now;
+		if (conf->stop && atomic_load(conf->stop))
+			break;
+		if (conf->until_eof) {
+			if (expect >= 0 && got >= (uint64_t)expect)
+				break;
+			/* A short capture, a pcapng file, or packets the PMD refused: quiet for 2 s is the end. */
+			if (now - last_rx > 2 * hz)
+				break;
+		}
+	}
+	for (unsigned i = 0; i < run->n_cams; i++) {
+		struct cam *c = &run->cams[i];
+		cam_drain(c, true);
+		dp_depay_flush(c->depay);
+		if (c->dec) {
+			run->cur = c;
+			dp_decoder_flush(c->dec);
+		}
+	}
+	report->rx.tsc_cycles = rte_rdtsc() - t0;
+	report->rx.seconds = (double)report->rx.tsc_cycles / (double)hz;
+	RTE_ETH_FOREACH_DEV(port)
+	{
+		struct rte_eth_stats st;
+		if (rte_eth_stats_get(port, &st) == 0)
+			report->rx.mbuf_drops += st.imissed + st.rx_nombuf;
+		rte_eth_dev_stop(port);
+		rte_eth_dev_close(port);
+	}
+	rc = 0;
+out_pool:
+	rte_mempool_free(pool);
+out_eal:
+	rte_eal_cleanup();
+out_free_cams:
+	for (unsigned i = 0; i < run->n_cams; i++) {
+		struct cam *c = &run->cams[i];
+		if (c->ro) {
+			const struct dp_rtp_stats *s = dp_reorder_stats(c->ro);
+			c->rep->rtp.packets += s->packets;
+			c->rep->rtp.lost += s->lost;
+			c->rep->rtp.reordered += s->reordered;
+			c->rep->rtp.duplicates += s->duplicates;
+			c->rep->rtp.late += s->late;
+			c->rep->rtp.resyncs += s->resyncs;
+		}
+		if (c->dec) {
+			const struct dp_decode_stats *ds = dp_decoder_stats(c->dec);
+			c->rep->frames_decoded = ds->frames;
+			c->rep->frames_corrupt = ds->corrupt;
+			report->decode_aus += ds->aus;
+			report->decode_errors += ds->errors;
+		}
+		dp_decoder_destroy(&c->dec);
+		dp_depay_destroy(&c->depay);
+		dp_reorder_destroy(&c->ro);
+	}
+	free(run);
+	return rc;
+}

@@ -1,0 +1,293 @@
+/**
+ * @file dp.h
+ * The dataplane: camera packets in, decoded frames out. Ethernet/VLAN/IPv4/IPv6/UDP parsing,
+ * RTP (RFC 3550) validation, sequence tracking and a bounded reorder buffer, depacketizers for
+ * H.264 (RFC 6184), H.265 (RFC 7798) and MJPEG (RFC 2435), SDP parsing, libavcodec decode, and
+ * the DPDK receive loop that `vigild run --pcap` drives.
+ *
+ * Invariants:
+ * - Nothing a camera sends can crash the dataplane: every parser here takes untrusted bytes with
+ *   their length, never reads past them, and answers a malformed input with a negative errno that
+ *   the caller counts (DESIGN.md invariant 6). Each has a libFuzzer target in tests/fuzz.
+ * - The per-packet functions (dp_pkt_parse, dp_rtp_parse, dp_reorder_*, dp_depay_push) never
+ *   allocate and never log; their state is sized when it is created.
+ * - A depacketizer copies each payload byte at most once, into its own access-unit buffer.
+ * - All functions return 0 (or a count) on success and -errno on failure; OUT parameters are left
+ *   untouched on error.
+ */
+#ifndef DP_H
+#define DP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- Ethernet / IP / UDP ------------------------------------------------------------------ */
+
+/** What dp_pkt_parse() found in one Ethernet frame: the UDP payload and its addressing. */
+struct dp_udp_view {
+	const uint8_t *payload; /* points into the frame */
+	size_t payload_len;
+	uint16_t src_port, dst_port;
+	uint16_t vlan;   /* outermost VLAN id, 0 if untagged */
+	uint8_t ip_version; /* 4 or 6 */
+};
+
+/**
+ * Parse an Ethernet frame (up to two VLAN tags) carrying IPv4 or IPv6 and UDP.
+ * Returns 0, or: -EPROTONOSUPPORT (not IP, or IP but not UDP: ARP, ICMP, TCP, ...),
+ * -EMSGSIZE (an IP fragment: counted and dropped, never reassembled), -EBADMSG (truncated or
+ * inconsistent lengths, bad IP version or header length).
+ */
+int dp_pkt_parse(const uint8_t *frame, size_t len, struct dp_udp_view *out /* OUT */);
+
+/* ---- RTP ------------------------------------------------------------------------------------ */
+
+/** A validated RTP packet: header fields and the payload (CSRCs, extension and padding removed). */
+struct dp_rtp_pkt {
+	const uint8_t *payload; /* points into the caller's packet */
+	size_t payload_len;
+	uint32_t ts;
+	uint32_t ssrc;
+	uint16_t seq;
+	uint8_t pt;
+	bool marker;
+};
+
+/**
+ * Validate an RTP packet (RFC 3550 5.1): version 2, the CSRC list, the header extension and
+ * the padding all inside LEN, padding count non-zero. RTCP (payload types 72-76 with the
+ * marker bit, RFC 5761) is refused with -EPROTONOSUPPORT. Returns 0 or -EBADMSG.
+ */
+int dp_rtp_parse(const uint8_t *pkt, size_t len, struct dp_rtp_pkt *out /* OUT */);
+
+/*
+ * Sequence tracking and reordering, per camera. The buffer holds at most `slots` packets ahead
+ * of the next one due. A gap is given up on (its sequence numbers counted lost) when the packet
+ * after it has waited `window_ms` of RTP time (the newest packet's timestamp minus the held one's,
+ * at `clock_rate`), when `max_held` packets wait behind it, or at flush. Timing comes from RTP
+ * timestamps, not arrival, so a recorded capture replays with the same counts at any speed.
+ */
+#define DP_REORDER_MAX_SLOTS 1024
+
+struct dp_reorder_conf {
+	unsigned slots;      /* power of two, 16..DP_REORDER_MAX_SLOTS */
+	unsigned max_held;   /* 1..slots-1 */
+	unsigned window_ms;  /* 0: no time limit, only max_held */
+	uint32_t clock_rate; /* RTP clock, Hz (90000 for video) */
+};
+
+/** The counters of one stream; what the report's rtp_* fields show. */
+struct dp_rtp_stats {
+	uint64_t packets;    /* valid RTP packets pushed, duplicates included */
+	uint64_t lost;       /* sequence numbers given up on: never delivered */
+	uint64_t reordered;  /* arrived after a higher sequence number, still delivered in order */
+	uint64_t duplicates; /* a sequence number already received */
+	uint64_t late;       /* arrived after its sequence number was given up on; dropped */
+	uint64_t resyncs;    /* the sender jumped (restart, new SSRC state): buffer flushed, restarted */
+};
+
+struct dp_reorder;
+
+/** Make a reorder buffer. -EINVAL for a bad conf, -ENOMEM. */
+int dp_reorder_create(struct dp_reorder **out, const struct dp_reorder_conf *conf);
+/** Free it; items still held are dropped (the caller frees them first with dp_reorder_flush). */
+void dp_reorder_destroy(struct dp_reorder **r);
+
+/**
+ * Offer packet SEQ (RTP timestamp TS) with the caller's ITEM (an mbuf, a buffer...).
+ * Returns 0 when the buffer took ITEM (it comes back from dp_reorder_pop in order), or
+ * -EEXIST (duplicate) / -ETIME (late): ITEM stays the caller's, to free; it was counted.
+ */
+int dp_reorder_push(struct dp_reorder *r, uint16_t seq, uint32_t ts, void *item);
+
+/**
+ * The next packet in order, or NULL if it has to wait. *GAP (OUT) is the number of sequence
+ * numbers given up on just before it (0 normally), so the depacketizer can mark its frame
+ * damaged. With FLUSH, gaps are given up on at once (end of stream).
+ */
+void *dp_reorder_pop(struct dp_reorder *r, bool flush, uint32_t *gap /* OUT */);
+
+const struct dp_rtp_stats *dp_reorder_stats(const struct dp_reorder *r);
+
+/* ---- Depacketizers ---------------------------------------------------------------------------- */
+
+enum dp_codec {
+	DP_CODEC_NONE = 0,
+	DP_CODEC_H264,
+	DP_CODEC_H265,
+	DP_CODEC_MJPEG,
+};
+
+const char *dp_codec_name(enum dp_codec codec); /* "h264", "h265", "mjpeg", "none" */
+
+enum dp_au_flags {
+	DP_AU_DAMAGED = 1 << 0, /* packets of this access unit were lost or malformed */
+	DP_AU_KEY = 1 << 1,     /* holds an IDR/IRAP picture (H.264/H.265); every JPEG frame */
+};
+
+/** One access unit: Annex-B byte stream (H.264/H.265) or a whole JFIF image (MJPEG). */
+struct dp_au {
+	const uint8_t *data; /* the depacketizer's buffer, valid during the callback only */
+	size_t len;
+	uint32_t ts; /* RTP timestamp */
+	unsigned flags;
+};
+
+typedef void dp_au_fn(void *arg, const struct dp_au *au);
+
+struct dp_depay;
+
+/**
+ * Make a depacketizer for CODEC whose access units are at most MAX_AU bytes (bigger ones are
+ * dropped: see dp_depay_push). EMIT is called from dp_depay_push/flush with each access unit.
+ */
+int dp_depay_create(struct dp_depay **out, enum dp_codec codec, size_t max_au, dp_au_fn *emit, void *arg);
+void dp_depay_destroy(struct dp_depay **d);
+
+/**
+ * Feed the next packet in sequence order. GAP is the count of packets lost just before it (from
+ * dp_reorder_pop). An access unit ends at the marker bit, or when the timestamp changes.
+ * Returns 0, or -EBADMSG when the payload is malformed (an FU without its start, STAP/AP sizes
+ * past the end, a JPEG header out of range, ...): the packet is dropped, the access unit in
+ * progress is marked damaged, and the caller counts it; or -ENOBUFS when the access unit
+ * outgrew MAX_AU: it is dropped whole (counted by the caller).
+ */
+int dp_depay_push(struct dp_depay *d, const struct dp_rtp_pkt *pkt, uint32_t gap);
+/** Emit what is buffered (end of stream). */
+void dp_depay_flush(struct dp_depay *d);
+
+/**
+ * Out-of-band parameter sets (SDP sprop-*), as an Annex-B stream that is put in front of the
+ * first access unit, so a decoder can start on a stream that carries them only in the SDP.
+ */
+int dp_depay_set_prefix(struct dp_depay *d, const uint8_t *annexb, size_t len);
+
+/* ---- SDP ----------------------------------------------------------------------------------- */
+
+#define DP_SDP_MAX_MEDIA 64
+
+struct dp_sdp_media {
+	enum dp_codec codec;
+	uint16_t port;       /* from m=; 0 when the server picks (RTSP) */
+	uint8_t pt;
+	uint32_t clock_rate;
+	int packetization_mode; /* H.264, 0 or 1 */
+	char control[256];   /* a=control, for RTSP SETUP ("" if absent) */
+	uint8_t params[512]; /* sprop parameter sets as an Annex-B stream */
+	size_t params_len;
+};
+
+struct dp_sdp {
+	unsigned n_media; /* video media with a codec we know, in m= order */
+	struct dp_sdp_media media[DP_SDP_MAX_MEDIA];
+};
+
+/**
+ * Parse an SDP description (RFC 4566) of LEN bytes: its video m= lines whose codec we can
+ * depacketize (H264, H265, JPEG), with their rtpmap, fmtp and control attributes. Other media
+ * are skipped. Returns 0, or -EBADMSG with a one-line reason in ERR.
+ */
+int dp_sdp_parse(const char *text, size_t len, struct dp_sdp *out /* OUT */, char *err, size_t errlen);
+
+/* ---- Decode --------------------------------------------------------------------------------- */
+
+struct dp_decoder;
+
+/** A decoded picture, as handed on (valid during the callback only). */
+struct dp_frame {
+	const void *avframe; /* the libavcodec AVFrame */
+	int width, height;
+	int pix_fmt;         /* enum AVPixelFormat */
+	uint32_t ts;         /* RTP timestamp of its access unit */
+	bool corrupt;
+};
+
+typedef void dp_frame_fn(void *arg, const struct dp_frame *frame);
+
+struct dp_decode_stats {
+	uint64_t aus;       /* access units given to the decoder */
+	uint64_t frames;    /* frames decoded */
+	uint64_t corrupt;   /* frames decoded from damaged data, or after loss before a key frame */
+	uint64_t errors;    /* access units libavcodec refused */
+};
+
+/** A software decoder for CODEC (libavcodec, one thread). */
+int dp_decoder_create(struct dp_decoder **out, enum dp_codec codec, dp_frame_fn *emit, void *arg);
+void dp_decoder_destroy(struct dp_decoder **d);
+/** Decode one access unit; frames come out through the callback. 0 or -errno (counted). */
+int dp_decoder_push(struct dp_decoder *d, const struct dp_au *au);
+/** Drain the frames the decoder still holds (end of stream). */
+void dp_decoder_flush(struct dp_decoder *d);
+const struct dp_decode_stats *dp_decoder_stats(const struct dp_decoder *d);
+
+/**
+ * MD5 of a frame's pixels packed without padding, in hex (33 bytes with the NUL), as ffmpeg's
+ * framemd5 muxer hashes a rawvideo packet; *SIZE (OUT) is that packet's size in bytes.
+ */
+int dp_frame_md5(const struct dp_frame *frame, char hex[33], int *size /* OUT */);
+
+/* ---- The receive loop (DPDK) ------------------------------------------------------------------ */
+
+/** One camera's counters, as the report shows them. */
+struct dp_camera_report {
+	char id[32];
+	uint16_t dst_port;
+	uint32_t ssrc;
+	enum dp_codec codec;
+	struct dp_rtp_stats rtp;
+	uint64_t malformed;  /* RTP headers or payloads refused */
+	uint64_t frames_decoded;
+	uint64_t frames_corrupt;
+	int width, height;
+};
+
+/** Stage-wide counters of the receive path. */
+struct dp_rx_report {
+	uint64_t frames;       /* Ethernet frames received */
+	uint64_t bytes;
+	uint64_t not_udp;      /* ARP, ICMP, TCP, ... */
+	uint64_t ip_fragments; /* counted and dropped */
+	uint64_t malformed;    /* bad Ethernet/IP/UDP */
+	uint64_t unknown_flow; /* UDP to a port that is no camera's */
+	uint64_t rtcp;
+	uint64_t mbuf_drops;   /* the NIC had no buffer (imissed + rx_nombuf) */
+	double seconds;        /* wall time of the run */
+	uint64_t tsc_cycles;   /* TSC cycles of the run */
+};
+
+struct dp_run_conf {
+	const char *const *pcaps;  /* capture files, one net_pcap port each */
+	unsigned n_pcaps;
+	const struct dp_sdp *sdp;  /* NULL: cameras found by (port, SSRC), PT 26 is MJPEG, others H.264 */
+	bool until_eof;            /* stop when every capture is read; else run until *stop */
+	const _Atomic bool *stop;  /* set by a signal handler; may be NULL with until_eof */
+	struct dp_reorder_conf reorder;
+	dp_frame_fn *on_frame;     /* each decoded frame, with the camera's index in *arg's order */
+	void *on_frame_arg;
+	bool decode;               /* false: depacketize only (benchmarks) */
+	const char *eal_extra;     /* extra EAL arguments, space separated (may be NULL) */
+};
+
+/** The camera index of the frame being handed to on_frame (valid during the callback). */
+unsigned dp_run_current_camera(void);
+
+#define DP_MAX_CAMERAS 256
+
+struct dp_run_report {
+	unsigned n_cameras;
+	struct dp_camera_report cameras[DP_MAX_CAMERAS];
+	struct dp_rx_report rx;
+	uint64_t decode_aus;
+	uint64_t decode_errors;
+};
+
+/**
+ * Start DPDK's EAL (--no-huge, one lcore, a net_pcap port per capture), receive every packet
+ * into the pipeline (parse, flow table, reorder, depacketize, decode) on this thread, then stop
+ * the ports and fill REPORT. EAL can start once per process. Returns 0, or -errno with a
+ * one-line reason in ERR.
+ */
+int dp_run_pcap(const struct dp_run_conf *conf, struct dp_run_report *report /* OUT */, char *err, size_t errlen);
+
+#endif /* DP_H */

@@ -1,0 +1,47 @@
+/*
+ * vigild: the appliance's daemon. Today it has one verb, `run`, which drives the pipeline over
+ * recorded captures (vigild_run.c); the daemon proper (management socket, deployments) lands
+ * with mgmt's issue. main() lives here only: the components never print or exit.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+
+int vigild_run_main(int argc, char **argv);
+
+static const struct verb {
+	const char *name;
+	int (*main)(int argc, char **argv);
+	const char *help;
+} verbs[] = {
+	{ "run", vigild_run_main, "run the pipeline over recorded captures and write a report" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: vigild VERB [ARGS...]   (vigild VERB --help for its arguments)\n");
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		fprintf(f, "  %-8s %s\n", verbs[i].name, verbs[i].help);
+}
+
+int main(int argc, char **argv)
+{
+	/* Invariant 1: frames and crops never reach a core dump, and no other process may ptrace us. */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+		fprintf(stderr, "vigild: cannot mark the process undumpable\n");
+		return 1;
+	}
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (!strcmp(argv[1], verbs[i].name))
+			return verbs[i].main(argc - 1, argv + 1);
+	fprintf(stderr, "vigild: unknown verb '%s' (vigild --help lists them)\n", argv[1]);
+	return 2;
+}

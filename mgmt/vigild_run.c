@@ -1,0 +1,319 @@
+/*
+ * `vigild run --pcap FILE[,FILE...] [--sdp FILE] --report report.json [--until-eof]
+ *  [--framemd5 FILE]`: the pipeline over recorded captures (DESIGN.md, "Contracts"). Today the
+ * stages are the dataplane's (receive, RTP, depacketize, decode); with no watchlist nothing is
+ * matched, and the report's face fields stay 0 until the gpu stage is wired in.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dp.h"
+#include "vg_base.h"
+
+int vigild_run_main(int argc, char **argv);
+
+static _Atomic bool stop_flag;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	atomic_store(&stop_flag, true);
+}
+
+struct md5_line {
+	unsigned stream;
+	int64_t pts;
+	int size;
+	char hex[33];
+};
+
+struct md5_log {
+	struct md5_line *lines;
+	size_t n, cap;
+	bool have_first[DP_MAX_CAMERAS];
+	int64_t first[DP_MAX_CAMERAS], ext[DP_MAX_CAMERAS];
+	uint32_t last[DP_MAX_CAMERAS];
+	int w[DP_MAX_CAMERAS], h[DP_MAX_CAMERAS];
+	int failed;
+};
+
+static void on_frame(void *arg, const struct dp_frame *f)
+{
+	struct md5_log *log = arg;
+	unsigned cam = dp_run_current_camera();
+	struct md5_line l = { .stream = cam };
+
+	if (log->failed || cam >= DP_MAX_CAMERAS)
+		return;
+	if (!log->have_first[cam]) {
+		log->have_first[cam] = true;
+		log->ext[cam] = 0;
+		log->w[cam] = f->width;
+		log->h[cam] = f->height;
+	} else {
+		log->ext[cam] += (int32_t)(f->ts - log->last[cam]);
+	}
+	log->last[cam] = f->ts;
+	l.pts = log->ext[cam];
+	if (dp_frame_md5(f, l.hex, &l.size) < 0) {
+		log->failed = -ENOMEM;
+		return;
+	}
+	if (log->n == log->cap) {
+		size_t cap = log->cap ? log->cap * 2 : 1024;
+		struct md5_line *p = realloc(log->lines, cap * sizeof(*p));
+		if (!p) {
+			log->failed = -ENOMEM;
+			return;
+		}
+		log->lines = p;
+		log->cap = cap;
+	}
+	log->lines[log->n++] = l;
+}
+
+/* ffmpeg's framemd5 (version 2) layout, so the two files diff line by line but for timestamps. */
+static int write_framemd5(const char *path, const struct md5_log *log, unsigned n_cams)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		return -errno;
+	fprintf(f, "#format: frame checksums\n#version: 2\n#hash: MD5\n");
+	for (unsigned i = 0; i < n_cams; i++) {
+		fprintf(f, "#tb %u: 1/90000\n#media_type %u: video\n#codec_id %u: rawvideo\n", i, i, i);
+		fprintf(f, "#dimensions %u: %dx%d\n#sar %u: 1/1\n", i, log->w[i], log->h[i], i);
+	}
+	fprintf(f, "#stream#, dts,        pts, duration,     size, hash\n");
+	for (size_t i = 0; i < log->n; i++) {
+		const struct md5_line *l = &log->lines[i];
+		fprintf(f, "%u, %10" PRId64 ", %10" PRId64 ", %8d, %8d, %s\n", l->stream, l->pts, l->pts, 1, l->size, l->hex);
+	}
+	return fclose(f) == 0 ? 0 : -EIO;
+}
+
+static int write_report(const char *path, const struct dp_run_report *r)
+{
+	char tmp[4096];
+	FILE *f;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	f = fopen(tmp, "w");
+	if (!f)
+		return -errno;
+	uint64_t rtp_total = 0, frames = 0;
+	fprintf(f, "{\"cameras\":[");
+	for (unsigned i = 0; i < r->n_cameras; i++) {
+		const struct dp_camera_report *c = &r->cameras[i];
+		rtp_total += c->rtp.packets;
+		frames += c->frames_decoded;
+		fprintf(f,
+			"%s\n {\"id\":\"%s\",\"dst_port\":%u,\"ssrc\":%" PRIu32 ",\"codec\":\"%s\","
+			"\"rtp_packets\":%" PRIu64 ",\"rtp_lost\":%" PRIu64 ",\"rtp_reordered\":%" PRIu64
+			",\"rtp_duplicates\":%" PRIu64 ",\"rtp_malformed\":%" PRIu64 ",\"rtp_late\":%" PRIu64
+			",\"rtp_resyncs\":%" PRIu64 ",\"frames_decoded\":%" PRIu64 ",\"frames_corrupt\":%" PRIu64
+			",\"frames_analysed\":0,\"faces_detected\":0,\"faces_matched\":0,\"width\":%d,\"height\":%d}",
+			i ? "," : "", c->id, c->dst_port, c->ssrc, dp_codec_name(c->codec), c->rtp.packets, c->rtp.lost,
+			c->rtp.reordered, c->rtp.duplicates, c->malformed, c->rtp.late, c->rtp.resyncs, c->frames_decoded,
+			c->frames_corrupt, c->width, c->height);
+	}
+	const struct dp_rx_report *rx = &r->rx;
+	double secs = rx->seconds > 0 ? rx->seconds : 1e-9;
+	fprintf(f,
+		"],\n\"alerts\":[],\n\"totals\":{\"faces_scanned\":0,\"alerts\":0,\"evidence_bytes\":0},\n"
+		"\"stages\":{\"rx\":{\"frames\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"not_udp\":%" PRIu64
+		",\"ip_fragments\":%" PRIu64 ",\"malformed\":%" PRIu64 ",\"unknown_flow\":%" PRIu64 ",\"rtcp\":%" PRIu64
+		",\"mbuf_drops\":%" PRIu64 ",\"seconds\":%.6f,\"frames_per_second\":%.0f,\"cycles_per_frame\":%.1f},\n"
+		" \"decode\":{\"access_units\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"frames\":%" PRIu64
+		",\"frames_per_second\":%.1f}}}\n",
+		rx->frames, rx->bytes, rx->not_udp, rx->ip_fragments, rx->malformed, rx->unknown_flow, rx->rtcp,
+		rx->mbuf_drops, rx->seconds, (double)rx->frames / secs,
+		rx->frames ? (double)rx->tsc_cycles / (double)rx->frames : 0.0, r->decode_aus, r->decode_errors, frames,
+		(double)frames / secs);
+	(void)rtp_total;
+	if (fclose(f) != 0) {
+		remove(tmp);
+		return -EIO;
+	}
+	if (rename(tmp, path) != 0)
+		return -errno;
+	return 0;
+}
+
+static int read_file(const char *path, char **out, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!f)
+		return -errno;
+	for (;;) {
+		if (cap - n < 4096) {
+			if (cap >= (1u << 20)) {
+				free(buf);
+				fclose(f);
+				return -EFBIG;
+			}
+			cap = cap ? cap * 2 : 8192;
+			char *p = realloc(buf, cap);
+			if (!p) {
+				free(buf);
+				fclose(f);
+				return -ENOMEM;
+			}
+			buf = p;
+		}
+		size_t r = fread(buf + n, 1, cap - n, f);
+		n += r;
+		if (r == 0)
+			break;
+	}
+	fclose(f);
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+static void run_usage(FILE *f)
+{
+	fprintf(f, "usage: vigild run --pcap FILE[,FILE...] [--sdp FILE] --report report.json [--until-eof]\n"
+		   "                  [--framemd5 FILE] [--reorder-ms N] [--reorder-packets N] [--no-decode]\n");
+}
+
+int vigild_run_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "pcap", required_argument, NULL, 'p' },     { "sdp", required_argument, NULL, 's' },
+		{ "report", required_argument, NULL, 'r' },   { "until-eof", no_argument, NULL, 'e' },
+		{ "framemd5", required_argument, NULL, 'm' }, { "watchlist", required_argument, NULL, 'w' },
+		{ "reorder-ms", required_argument, NULL, 'o' }, { "reorder-packets", required_argument, NULL, 'k' },
+		{ "no-decode", no_argument, NULL, 'n' },      { "eal", required_argument, NULL, 'a' },
+		{ "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
+	};
+	const char *pcap_arg = NULL, *sdp_path = NULL, *report_path = NULL, *md5_path = NULL;
+	struct dp_run_conf conf = {
+		.reorder = { .slots = 1024, .max_held = 256, .window_ms = 200, .clock_rate = 90000 },
+		.decode = true,
+	};
+	char err[512] = "";
+	char *pcap_list = NULL, *sdp_text = NULL;
+	const char *pcaps[16];
+	struct dp_sdp *sdp = NULL;
+	struct dp_run_report *report = NULL;
+	struct md5_log log = { 0 };
+	int c, rc = 1;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p': pcap_arg = optarg; break;
+		case 's': sdp_path = optarg; break;
+		case 'r': report_path = optarg; break;
+		case 'e': conf.until_eof = true; break;
+		case 'm': md5_path = optarg; break;
+		case 'n': conf.decode = false; break;
+		case 'a': conf.eal_extra = optarg; break;
+		case 'o':
+		case 'k': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || v > 10000 || (c == 'k' && (v < 1 || v > 1000))) {
+				fprintf(stderr, "vigild run: bad --%s value '%s'\n", c == 'o' ? "reorder-ms" : "reorder-packets", optarg);
+				return 2;
+			}
+			if (c == 'o')
+				conf.reorder.window_ms = (unsigned)v;
+			else
+				conf.reorder.max_held = (unsigned)v;
+			break;
+		}
+		case 'w':
+			fprintf(stderr, "vigild run: --watchlist needs the matcher and an authorised deployment, not built yet\n");
+			return 2;
+		case 'h': run_usage(stdout); return 0;
+		default: run_usage(stderr); return 2;
+		}
+	}
+	if (optind != argc || !pcap_arg || !report_path) {
+		fprintf(stderr, "vigild run: --pcap and --report are required (vigild run --help)\n");
+		return 2;
+	}
+	pcap_list = strdup(pcap_arg);
+	if (!pcap_list)
+		goto out;
+	for (char *save, *t = strtok_r(pcap_list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (conf.n_pcaps >= VG_ARRAY_SIZE(pcaps)) {
+			fprintf(stderr, "vigild run: at most %zu captures\n", VG_ARRAY_SIZE(pcaps));
+			goto out;
+		}
+		pcaps[conf.n_pcaps++] = t;
+	}
+	conf.pcaps = pcaps;
+	if (sdp_path) {
+		size_t len = 0;
+		sdp = malloc(sizeof(*sdp));
+		if (!sdp)
+			goto out;
+		int r = read_file(sdp_path, &sdp_text, &len);
+		if (r < 0) {
+			fprintf(stderr, "vigild run: cannot read %s: %s\n", sdp_path, vg_strerror(r));
+			goto out;
+		}
+		if (dp_sdp_parse(sdp_text, len, sdp, err, sizeof(err)) < 0) {
+			fprintf(stderr, "vigild run: %s: %s\n", sdp_path, err);
+			goto out;
+		}
+		if (sdp->n_media == 0) {
+			fprintf(stderr, "vigild run: %s: no H.264, H.265 or JPEG video stream\n", sdp_path);
+			goto out;
+		}
+		conf.sdp = sdp;
+	}
+	if (md5_path) {
+		conf.on_frame = on_frame;
+		conf.on_frame_arg = &log;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	conf.stop = &stop_flag;
+	report = calloc(1, sizeof(*report));
+	if (!report)
+		goto out;
+	int r = dp_run_pcap(&conf, report, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "vigild run: %s\n", err[0] ? err : vg_strerror(r));
+		goto out;
+	}
+	if (log.failed) {
+		fprintf(stderr, "vigild run: framemd5: %s\n", vg_strerror(log.failed));
+		goto out;
+	}
+	r = write_report(report_path, report);
+	if (r < 0) {
+		fprintf(stderr, "vigild run: cannot write %s: %s\n", report_path, vg_strerror(r));
+		goto out;
+	}
+	if (md5_path) {
+		r = write_framemd5(md5_path, &log, report->n_cameras);
+		if (r < 0) {
+			fprintf(stderr, "vigild run: cannot write %s: %s\n", md5_path, vg_strerror(r));
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	free(log.lines);
+	free(report);
+	free(sdp);
+	free(sdp_text);
+	free(pcap_list);
+	return rc;
+}
