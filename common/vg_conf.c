@@ -214,8 +214,22 @@ static int set_one(const struct vg_conf_set *set, void **objs, const char *name,
 	if (!e)
 		return vg_errf(err, errlen, -ENOENT, "unknown setting '%.*s'", (int)(name_len > 128 ? 128 : name_len),
 			    name);
-	if (at_runtime && !(e->flags & VG_CONF_MUTABLE))
-		return vg_errf(err, errlen, -EPERM, "%s: changes only at restart", e->name);
+	if (at_runtime && !(e->flags & VG_CONF_MUTABLE)) {
+		/* A reloaded file repeats every setting: a restart-only one is refused only if it would
+		 * change. Parse it into a copy and compare the field. */
+		size_t size = set->tables[t]->obj_size;
+		char *copy = malloc(size);
+		int rc;
+
+		if (!copy)
+			return vg_errf(err, errlen, -ENOMEM, "out of memory");
+		memcpy(copy, objs[t], size);
+		rc = apply_value(copy, e, value, err, errlen);
+		if (rc == 0 && memcmp(copy + e->offset, (char *)objs[t] + e->offset, e->size) != 0)
+			rc = vg_errf(err, errlen, -EPERM, "%s: changes only at restart", e->name);
+		free(copy);
+		return rc;
+	}
 	return apply_value(objs[t], e, value, err, errlen);
 }
 

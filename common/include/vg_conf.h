@@ -94,7 +94,8 @@ struct vg_conf_set {
 int vg_conf_set_defaults(const struct vg_conf_set *set, char *err, size_t errlen);
 
 /**
- * Set one value by name. AT_RUNTIME refuses settings that are not VG_CONF_MUTABLE with -EPERM.
+ * Set one value by name. AT_RUNTIME refuses to change settings that are not VG_CONF_MUTABLE
+ * (-EPERM); giving such a setting its current value is accepted, so a whole file can be reloaded.
  * Returns 0; -ENOENT unknown name, -EINVAL unparsable value, -ERANGE out of bounds or too long,
  * -EPERM, or what the apply hook returned. On error the object is unchanged and ERR says why in
  * one line.

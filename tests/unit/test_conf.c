@@ -81,6 +81,11 @@ int main(void)
 	CHECK(cam.enabled);
 	CHECK_EQ_INT(vg_conf_set_value(&set, "camera.enabled", "off", false, err, sizeof(err)), 0);
 	CHECK(!cam.enabled);
+	/* At run time a restart-only setting may be repeated with its current value (a whole file
+	 * reloaded), just not changed. */
+	CHECK_EQ_INT(vg_conf_set_value(&set, "camera.enabled", "no", true, err, sizeof(err)), 0);
+	CHECK_EQ_INT(vg_conf_set_value(&set, "camera.enabled", "yes", true, err, sizeof(err)), -EPERM);
+	CHECK(!cam.enabled);
 	CHECK_EQ_INT(vg_conf_set_value(&set, "camera.nope", "1", false, err, sizeof(err)), -ENOENT);
 	CHECK_EQ_INT(vg_conf_set_value(&set, "camera.codec", "MJPEG", false, err, sizeof(err)), 0);
 	CHECK_EQ_INT(cam.codec, 2);
