@@ -5,11 +5,13 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <cap-ng.h>
 #include <jansson.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -89,8 +91,14 @@ static int act_status(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t
 	if (sqlite3_step(st) == SQLITE_ROW)
 		active = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
-	*result = json_pack("{s:s, s:i, s:I, s:s}", "version", "0.1.0", "schema", mgmt_db_schema_version(ctl->db),
-			    "deployments_active", active, "you", who->name);
+	/* What an auditor asks first: is the process undumpable, and which privileges does it hold. */
+	static const char *const caps[] = { [CAPNG_NONE] = "none", [CAPNG_PARTIAL] = "partial", [CAPNG_FULL] = "full" };
+	capng_get_caps_process();
+	capng_results_t have = capng_have_capabilities(CAPNG_SELECT_CAPS);
+	*result = json_pack("{s:s, s:i, s:I, s:s, s:b, s:s}", "version", "0.1.0", "schema",
+			    mgmt_db_schema_version(ctl->db), "deployments_active", active, "you", who->name, "dumpable",
+			    prctl(PR_GET_DUMPABLE) == 1, "capabilities",
+			    have >= CAPNG_NONE && have <= CAPNG_FULL ? caps[have] : "unknown");
 	return 0;
 }
 
@@ -370,6 +378,11 @@ int mgmt_ctl_handle(struct mgmt_ctl *ctl, const struct mgmt_actor *who, const ch
 }
 
 /* ---- the socket ----------------------------------------------------------------------------- */
+
+void mgmt_ctl_set_people(struct mgmt_ctl *ctl, const struct mgmt_people *people)
+{
+	ctl->people = people;
+}
 
 void mgmt_ctl_set_purge(struct mgmt_ctl *ctl, mgmt_purge_fn *purge, void *arg)
 {

@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vg_conf.h"
+
 enum mgmt_role {
 	MGMT_ROLE_ADMIN = 1 << 0,      /* cameras, network, updates, configuration */
 	MGMT_ROLE_AUTHORISER = 1 << 1, /* authorises deployments */
@@ -170,6 +172,9 @@ int mgmt_people_lookup(const struct mgmt_people *people, uint32_t uid, struct mg
 
 struct mgmt_ctl;
 
+/** Replace the people map (SIGHUP reload); PEOPLE must outlive its use. */
+void mgmt_ctl_set_people(struct mgmt_ctl *ctl, const struct mgmt_people *people);
+
 /** Called when a deployment ends, to purge its watchlists from the matcher and disk. */
 void mgmt_ctl_set_purge(struct mgmt_ctl *ctl, mgmt_purge_fn *purge, void *arg);
 
@@ -201,5 +206,28 @@ int mgmt_ctl_handle(struct mgmt_ctl *ctl, const struct mgmt_actor *who, const ch
 
 /** Client side: send REQUEST (one JSON object) to SOCKET_PATH and read the reply line. */
 int mgmt_ctl_call(const char *socket_path, const char *request, char **reply /* OUT */, char *err, size_t errlen);
+
+/* ---- the daemon ------------------------------------------------------------------------------- */
+
+/* vigild's own settings (the config file's "vigild." lines); the stages add tables of their own. */
+struct mgmt_daemon_conf {
+	char state_dir[256];      /* the database and its audit anchor live here (0700) */
+	char socket_path[108];    /* the control socket */
+	char people[8192];        /* uid -> person and roles: see mgmt_people_parse() */
+	char metrics_listen[64];  /* "ADDR:PORT" for /metrics and /health; "" turns it off */
+	char log_levels[256];     /* as vg_log_set_levels() */
+};
+
+extern const struct vg_conf_table mgmt_daemon_conf_table;
+
+/**
+ * Run vigild's management loop until SIGTERM or SIGINT: make the process undumpable, keep only
+ * the capabilities the stages need, open the database and the control socket, serve requests,
+ * end deployments whose window closed (purging their watchlists), export metrics, tell systemd
+ * READY=1 (Type=notify) once serving. SIGHUP re-reads CONFIG_PATH (NULL: no reload) and applies
+ * what may change at run time (people, log levels), all or nothing. Returns 0 after a clean stop,
+ * or -errno with a one-line reason in ERR when it could not start.
+ */
+int mgmt_daemon_run(const struct mgmt_daemon_conf *conf, const char *config_path, char *err, size_t errlen);
 
 #endif /* MGMT_H */

@@ -1,0 +1,242 @@
+/*
+ * vigild's management loop (mgmt.h: mgmt_daemon_run). One thread: poll on the control socket and
+ * a signalfd, a tick a second for deployment expiry and gauges. The metrics endpoint runs in
+ * libmicrohttpd's own thread and reads only counters and atomics.
+ *
+ * Known limit: a request is served to completion before the next (mgmt_ctl_serve_one), so one
+ * slow client delays others by up to its 5 s idle timeout.
+ */
+#include <cap-ng.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mgmt_int.h"
+#include "mgmt_metrics.h"
+#include "vg_base.h"
+#include "vg_clock.h"
+#include "vg_conf.h"
+#include "vg_log.h"
+
+static const struct vg_conf_entry daemon_entries[] = {
+	VG_CONF_STRING("vigild.state_dir", VG_CONF_RESTART, struct mgmt_daemon_conf, state_dir, "/var/lib/vigil",
+		       "where the state database and its audit anchor live (created 0700)"),
+	VG_CONF_STRING("vigild.socket", VG_CONF_RESTART, struct mgmt_daemon_conf, socket_path, "/run/vigil/vigild.sock",
+		       "the control socket vigilctl talks to"),
+	VG_CONF_STRING("vigild.people", VG_CONF_MUTABLE, struct mgmt_daemon_conf, people, "0:root:admin",
+		       "who may do what: UID:NAME:ROLE[+ROLE],... with roles admin, authoriser, operator, auditor"),
+	VG_CONF_STRING("vigild.metrics_listen", VG_CONF_RESTART, struct mgmt_daemon_conf, metrics_listen,
+		       "127.0.0.1:9464", "IPv4 ADDR:PORT for /metrics and /health (Prometheus); empty turns it off"),
+	VG_CONF_STRING("vigild.log", VG_CONF_MUTABLE, struct mgmt_daemon_conf, log_levels, "notice",
+		       "log levels: a level, then type=level overrides (e.g. notice,matcher=debug)"),
+};
+
+const struct vg_conf_table mgmt_daemon_conf_table = {
+	"vigild", daemon_entries, VG_ARRAY_SIZE(daemon_entries), sizeof(struct mgmt_daemon_conf),
+};
+
+static const struct mgmt_actor vigild_actor = { "vigild", 0, 0 };
+
+/* Tell systemd (Type=notify) what we are doing; a no-op outside systemd. */
+static void sd_notify_state(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (!path || !*path || strlen(path) >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, strlen(path));
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0'; /* abstract namespace */
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+	       (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path)));
+	close(fd);
+}
+
+/*
+ * Keep only what the stages need once set up: locking biometric pools in RAM (IPC_LOCK) and the
+ * packet path (NET_RAW, NET_ADMIN). Not root: nothing to drop.
+ */
+static void drop_capabilities(void)
+{
+	if (geteuid() != 0)
+		return;
+	capng_clear(CAPNG_SELECT_BOTH);
+	capng_updatev(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED, CAP_IPC_LOCK, CAP_NET_RAW, CAP_NET_ADMIN, -1);
+	if (capng_apply(CAPNG_SELECT_BOTH) < 0)
+		VG_LOG(MGMT, WARN, "could not drop capabilities; vigild keeps the ones it was started with");
+}
+
+static int count_audit(struct mgmt_db *db, int64_t *n)
+{
+	sqlite3_stmt *st;
+
+	*n = 0;
+	if (sqlite3_prepare_v2(db->sql, "SELECT COALESCE(MAX(seq), 0) FROM audit", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		*n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static int64_t count_active(struct mgmt_db *db)
+{
+	sqlite3_stmt *st;
+	int64_t n = 0;
+
+	if (sqlite3_prepare_v2(db->sql, "SELECT COUNT(*) FROM deployments WHERE state = ?", -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_int(st, 1, MGMT_DEPLOYMENT_ACTIVE);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+/* SIGHUP: re-read the file; apply the run-time settings only if all of it parses. */
+static void reload(const char *config_path, struct mgmt_db *db, struct mgmt_ctl *ctl, struct mgmt_people **people,
+		   struct mgmt_daemon_conf *live)
+{
+	struct mgmt_daemon_conf next = *live;
+	const struct vg_conf_table *tables[] = { &mgmt_daemon_conf_table };
+	void *objs[] = { &next };
+	struct vg_conf_set set = { tables, objs, 1 };
+	struct mgmt_people *new_people = NULL;
+	char err[512], detail[600];
+
+	if (!config_path)
+		return;
+	/* At run time: a changed restart-only setting is refused (the whole reload), not half-applied. */
+	if (vg_conf_load_file(&set, config_path, true, err, sizeof(err)) < 0 ||
+	    mgmt_people_parse(&new_people, next.people, err, sizeof(err)) < 0 || vg_log_set_levels(next.log_levels) < 0) {
+		VG_LOG(MGMT, ERR, "reload refused, nothing changed: %s", err);
+		snprintf(detail, sizeof(detail), "{\"applied\":false}");
+		mgmt_audit_append(db, &vigild_actor, "config.reload", config_path, detail, NULL);
+		return;
+	}
+	mgmt_ctl_set_people(ctl, new_people);
+	mgmt_people_free(people);
+	*people = new_people;
+	*live = next;
+	mgmt_audit_append(db, &vigild_actor, "config.reload", config_path, "{\"applied\":true}", NULL);
+	VG_LOG(MGMT, NOTICE, "configuration reloaded from %s", config_path);
+}
+
+int mgmt_daemon_run(const struct mgmt_daemon_conf *conf, const char *config_path, char *err, size_t errlen)
+{
+	struct mgmt_daemon_conf live = *conf;
+	struct mgmt_people *people = NULL;
+	struct mgmt_metrics *metrics = NULL;
+	struct mgmt_ctl *ctl = NULL;
+	struct mgmt_db *db = NULL;
+	char db_path[300];
+	sigset_t mask;
+	int sfd, rc;
+	uint64_t last_tick = 0;
+	bool running = true;
+
+	/* Nothing biometric may reach a core dump (invariant 1). */
+	prctl(PR_SET_DUMPABLE, 0);
+	/* Block the signals before any thread starts (libmicrohttpd's, the stages'): threads inherit
+	 * the mask, so the signalfd below is the only place they are delivered. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	if (vg_log_set_levels(live.log_levels) < 0)
+		return vg_errf(err, errlen, -EINVAL, "vigild.log: '%s' is not a level spec", live.log_levels);
+	rc = mgmt_people_parse(&people, live.people, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (mkdir(live.state_dir, 0700) < 0 && errno != EEXIST) {
+		rc = vg_errf(err, errlen, -errno, "%s: %s", live.state_dir, vg_strerror(-errno));
+		goto out_free_people;
+	}
+	snprintf(db_path, sizeof(db_path), "%s/vigil.db", live.state_dir);
+	rc = mgmt_db_open(&db, db_path, err, errlen);
+	if (rc < 0)
+		goto out_free_people;
+	rc = mgmt_ctl_open(&ctl, db, people, live.socket_path, err, errlen);
+	if (rc < 0)
+		goto out_close_db;
+	if (live.metrics_listen[0]) {
+		rc = mgmt_metrics_start(&metrics, live.metrics_listen, NULL, err, errlen);
+		if (rc < 0)
+			goto out_close_ctl;
+	}
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	if (sfd < 0) {
+		rc = vg_errf(err, errlen, -errno, "signalfd: %s", vg_strerror(-errno));
+		goto out_stop_metrics;
+	}
+	drop_capabilities();
+	mgmt_metrics_set(metrics, MGMT_GAUGE_UP_SINCE, (int64_t)time(NULL));
+	mgmt_audit_append(db, &vigild_actor, "vigild.start", live.state_dir, NULL, NULL);
+	sd_notify_state("READY=1\nSTATUS=serving");
+	VG_LOG(MGMT, NOTICE, "serving on %s", live.socket_path);
+
+	while (running) {
+		struct pollfd pfd[2] = { { .fd = mgmt_ctl_fd(ctl), .events = POLLIN }, { .fd = sfd, .events = POLLIN } };
+
+		if (poll(pfd, 2, 1000) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				if (si.ssi_signo == SIGHUP)
+					reload(config_path, db, ctl, &people, &live);
+				else
+					running = false;
+			}
+		}
+		if (running && (pfd[0].revents & POLLIN)) {
+			int served = mgmt_ctl_serve_one(ctl, 0);
+			if (served > 0)
+				mgmt_metrics_add(metrics, MGMT_GAUGE_CTL_REQUESTS, served);
+		}
+		uint64_t now = vg_clock_ns();
+		if (now - last_tick >= VG_NS_PER_SEC) {
+			int64_t entries;
+
+			last_tick = now;
+			/* The purge hook is the matcher's once it is wired; the state change happens either way. */
+			if (mgmt_deployment_expire(db, (int64_t)time(NULL), NULL, NULL) < 0)
+				VG_LOG(MGMT, ERR, "expiring deployments failed; retrying in a second");
+			mgmt_metrics_set(metrics, MGMT_GAUGE_DEPLOYMENTS_ACTIVE, count_active(db));
+			if (count_audit(db, &entries) == 0)
+				mgmt_metrics_set(metrics, MGMT_GAUGE_AUDIT_ENTRIES, entries);
+		}
+	}
+	/* Requests are served whole inside the loop, so nothing is in flight here: stop cleanly. */
+	sd_notify_state("STOPPING=1");
+	mgmt_audit_append(db, &vigild_actor, "vigild.stop", live.state_dir, NULL, NULL);
+	VG_LOG(MGMT, NOTICE, "stopped");
+	close(sfd);
+	rc = 0;
+out_stop_metrics:
+	mgmt_metrics_stop(&metrics);
+out_close_ctl:
+	mgmt_ctl_close(&ctl);
+out_close_db:
+	mgmt_db_close(&db);
+out_free_people:
+	mgmt_people_free(&people);
+	return rc;
+}

@@ -1,0 +1,238 @@
+/*
+ * vigild's management loop as a process: it serves the control socket and /metrics, is not
+ * dumpable and has dropped capabilities, applies a SIGHUP reload all or nothing (a uid added to
+ * the people map is recognised afterwards; a reload touching a restart-only setting changes
+ * nothing), stops cleanly on SIGTERM (socket removed, exit 0), and keeps its state across a restart.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../vg_test.h"
+#include "mgmt.h"
+#include "test_mgmt_common.h"
+#include "vg_conf.h"
+
+static char conf_path[300], sock_path[300], state_dir[300];
+static int metrics_port;
+
+static int free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	getsockname(fd, (struct sockaddr *)&sa, &len);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+static void write_conf(const char *people, const char *socket_override)
+{
+	FILE *f = fopen(conf_path, "w");
+
+	fprintf(f, "# test config\nvigild.state_dir = \"%s\"\nvigild.socket = \"%s\"\nvigild.people = \"%s\"\n"
+		   "vigild.metrics_listen = \"127.0.0.1:%d\"\nvigild.log = \"err\"\n",
+		state_dir, socket_override ? socket_override : sock_path, people, metrics_port);
+	fclose(f);
+}
+
+static pid_t start_daemon(void)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		struct mgmt_daemon_conf conf;
+		const struct vg_conf_table *tables[] = { &mgmt_daemon_conf_table };
+		void *objs[] = { &conf };
+		struct vg_conf_set set = { tables, objs, 1 };
+		char err[512];
+
+		if (vg_conf_set_defaults(&set, err, sizeof(err)) < 0 || vg_conf_load_file(&set, conf_path, false, err, sizeof(err)) < 0) {
+			fprintf(stderr, "daemon config: %s\n", err);
+			_exit(2);
+		}
+		int rc = mgmt_daemon_run(&conf, conf_path, err, sizeof(err));
+		if (rc < 0)
+			fprintf(stderr, "daemon: %s\n", err);
+		_exit(rc == 0 ? 0 : 1);
+	}
+	for (int i = 0; i < 100 && access(sock_path, F_OK) != 0; i++)
+		usleep(50 * 1000);
+	return pid;
+}
+
+/* Call VERB as UID (0: this process) and return the parsed reply (caller decrefs), or NULL. */
+static json_t *call_as(uid_t uid, const char *request)
+{
+	char err[256], *reply = NULL, buf[65536];
+	int pipefd[2];
+
+	if (uid == 0) {
+		if (mgmt_ctl_call(sock_path, request, &reply, err, sizeof(err)) < 0)
+			return NULL;
+		json_t *j = json_loads(reply, 0, NULL);
+		free(reply);
+		return j;
+	}
+	if (pipe(pipefd) < 0)
+		return NULL;
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(pipefd[0]);
+		if (setgid(uid) < 0 || setuid(uid) < 0)
+			_exit(3);
+		if (mgmt_ctl_call(sock_path, request, &reply, err, sizeof(err)) == 0)
+			dprintf(pipefd[1], "%s", reply);
+		_exit(0);
+	}
+	close(pipefd[1]);
+	ssize_t n, have = 0;
+	while ((n = read(pipefd[0], buf + have, sizeof(buf) - 1 - (size_t)have)) > 0)
+		have += n;
+	buf[have] = '\0';
+	close(pipefd[0]);
+	waitpid(pid, NULL, 0);
+	return json_loads(buf, 0, NULL);
+}
+
+static const char *str(json_t *j, const char *key)
+{
+	const char *s = json_string_value(json_object_get(j, key));
+	return s ? s : "";
+}
+
+static int ok(json_t *j)
+{
+	int r = j && json_is_true(json_object_get(j, "ok"));
+	json_decref(j);
+	return r;
+}
+
+static int http_get(const char *path, char *out, size_t len)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)metrics_port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	size_t have = 0;
+	ssize_t n;
+
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		return -1;
+	}
+	dprintf(fd, "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n", path);
+	while (have + 1 < len && (n = read(fd, out + have, len - 1 - have)) > 0)
+		have += (size_t)n;
+	out[have] = '\0';
+	close(fd);
+	return 0;
+}
+
+static int stop(pid_t pid)
+{
+	int status = -1;
+
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 100; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		usleep(50 * 1000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	return -1;
+}
+
+int main(void)
+{
+	char http[65536];
+	json_t *j;
+
+	test_db_fresh();
+	chmod(test_dir, 0755);
+	snprintf(conf_path, sizeof(conf_path), "%s/vigild.conf", test_dir);
+	snprintf(sock_path, sizeof(sock_path), "%s/vigild.sock", test_dir);
+	snprintf(state_dir, sizeof(state_dir), "%s/state", test_dir);
+	metrics_port = free_port();
+	write_conf("0:root:admin+operator", NULL);
+
+	pid_t pid = start_daemon();
+	CHECK(access(sock_path, F_OK) == 0);
+	j = call_as(0, "{\"verb\":\"status\"}");
+	CHECK(j != NULL);
+	if (j) {
+		json_t *r = json_object_get(j, "result");
+		CHECK(strcmp(str(r, "you"), "root") == 0);
+		CHECK(json_is_false(json_object_get(r, "dumpable")));
+		CHECK(strcmp(str(r, "capabilities"), "full") != 0);
+		json_decref(j);
+	}
+	/* uid 2003 is no one yet. */
+	CHECK(!ok(call_as(2003, "{\"verb\":\"status\"}")));
+
+	/* SIGHUP with carol added: she is recognised. */
+	write_conf("0:root:admin+operator,2003:supt.carol:authoriser", NULL);
+	kill(pid, SIGHUP);
+	int carol_ok = 0;
+	for (int i = 0; i < 40 && !carol_ok; i++) {
+		usleep(50 * 1000);
+		carol_ok = ok(call_as(2003, "{\"verb\":\"status\"}"));
+	}
+	CHECK(carol_ok);
+	/* A reload that changes a restart-only setting is refused whole: carol stays, the socket stays. */
+	write_conf("0:root:admin+operator", "/tmp/elsewhere.sock");
+	kill(pid, SIGHUP);
+	usleep(300 * 1000);
+	CHECK(ok(call_as(2003, "{\"verb\":\"status\"}")));
+
+	/* A deployment, and the metrics that count it. */
+	CHECK(ok(call_as(0, "{\"verb\":\"deployment.create\",\"args\":{\"name\":\"Van 3\",\"use_case\":\"crime-hotspot\","
+			    "\"location\":\"High St\",\"start\":1,\"end\":4102444800,\"justification\":\"Robberies\","
+			    "\"watchlists\":[\"wl-a\"]}}")));
+	usleep(1200 * 1000); /* one tick for the gauges */
+	CHECK_EQ_INT(http_get("/metrics", http, sizeof(http)), 0);
+	CHECK(strstr(http, "HTTP/1.0 200") != NULL || strstr(http, "HTTP/1.1 200") != NULL);
+	CHECK(strstr(http, "# TYPE vigil_deployments_active gauge\nvigil_deployments_active 0\n") != NULL);
+	CHECK(strstr(http, "vigil_ctl_requests_total ") != NULL);
+	CHECK(strstr(http, "vigil_audit_entries 0\n") == NULL); /* entries were written */
+	CHECK_EQ_INT(http_get("/health", http, sizeof(http)), 0);
+	CHECK(strstr(http, "\r\n\r\nok\n") != NULL);
+	CHECK_EQ_INT(http_get("/nope", http, sizeof(http)), 0);
+	CHECK(strstr(http, " 404 ") != NULL);
+
+	/* SIGTERM: exit 0, socket gone. */
+	CHECK_EQ_INT(stop(pid), 0);
+	CHECK(access(sock_path, F_OK) != 0);
+
+	/* Restart (with the file as it was before the refused edit): the deployment is still there. */
+	write_conf("0:root:admin+operator,2003:supt.carol:authoriser", NULL);
+	pid = start_daemon();
+	j = call_as(2003, "{\"verb\":\"deployment.show\",\"args\":{\"id\":1}}");
+	CHECK(j && strcmp(str(json_object_get(j, "result"), "name"), "Van 3") == 0);
+	json_decref(j);
+	CHECK_EQ_INT(stop(pid), 0);
+
+	/* The audit log tells it all and is intact. */
+	struct mgmt_db *db = NULL;
+	struct mgmt_audit_report r;
+	char err[256], db_path[320];
+	snprintf(db_path, sizeof(db_path), "%s/vigil.db", state_dir);
+	CHECK_EQ_INT(mgmt_db_open(&db, db_path, err, sizeof(err)), 0);
+	CHECK_EQ_INT(mgmt_audit_verify(db, &r), 0);
+	/* start, refused (uid 2003), reload applied, reload refused, create, stop, start, stop */
+	CHECK_EQ_INT(r.entries, 8);
+	mgmt_db_close(&db);
+	test_db_cleanup();
+	return vg_test_exit();
+}
