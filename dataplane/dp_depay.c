@@ -194,7 +194,9 @@ static int h264_push(struct dp_depay *d, const uint8_t *p, size_t n)
 			dp_depay_append(d, start_code, 4);
 			dp_depay_append(d, &nal_hdr, 1);
 		} else if (!d->fu_active) {
-			return -EBADMSG; /* a fragment whose start we never saw */
+			/* The rest of a NAL whose start was lost is loss, already counted; without a loss
+			 * just before, a fragment whose start never came is malformed. */
+			return d->fu_lost ? 0 : -EBADMSG;
 		}
 		dp_depay_append(d, p + 2, n - 2);
 		if (e)
@@ -247,7 +249,7 @@ static int h265_push(struct dp_depay *d, const uint8_t *p, size_t n)
 			dp_depay_append(d, start_code, 4);
 			dp_depay_append(d, nal_hdr, 2);
 		} else if (!d->fu_active) {
-			return -EBADMSG;
+			return d->fu_lost ? 0 : -EBADMSG;
 		}
 		dp_depay_append(d, p + 3, n - 3);
 		if (e)
@@ -255,6 +257,17 @@ static int h265_push(struct dp_depay *d, const uint8_t *p, size_t n)
 		return 0;
 	}
 	return -EBADMSG; /* PACI (50) and reserved types */
+}
+
+static bool is_fu_continuation(const struct dp_depay *d, const struct dp_rtp_pkt *pkt)
+{
+	const uint8_t *p = pkt->payload;
+
+	if (d->codec == DP_CODEC_H264)
+		return pkt->payload_len >= 2 && (p[0] & 0x1f) == 28 && !(p[1] & 0x80);
+	if (d->codec == DP_CODEC_H265)
+		return pkt->payload_len >= 3 && ((p[0] >> 1) & 0x3f) == 49 && !(p[2] & 0x80);
+	return false;
 }
 
 /* ---- common ------------------------------------------------------------------------------------ */
@@ -272,6 +285,7 @@ int dp_depay_push(struct dp_depay *d, const struct dp_rtp_pkt *pkt, uint32_t gap
 	if (gap) {
 		d->flags |= DP_AU_DAMAGED;
 		drop_fu(d);
+		d->fu_lost = true;
 	}
 	if (!d->in_au) {
 		d->in_au = true;
@@ -295,6 +309,8 @@ int dp_depay_push(struct dp_depay *d, const struct dp_rtp_pkt *pkt, uint32_t gap
 	}
 	if (rc < 0)
 		d->flags |= DP_AU_DAMAGED;
+	if (d->fu_active || !is_fu_continuation(d, pkt))
+		d->fu_lost = false;
 	bool overflow = d->overflow;
 	if (pkt->marker)
 		emit_au(d);

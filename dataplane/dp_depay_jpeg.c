@@ -171,6 +171,7 @@ int dp_jpeg_push(struct dp_depay *d, const uint8_t *p, size_t n)
 		write_headers(d, type, w, h, dri, qt, nqt);
 		d->jpeg_started = true;
 		d->jpeg_next_off = 0;
+		d->flags |= DP_AU_KEY; /* every JPEG frame stands alone */
 	} else if (!d->jpeg_started) {
 		d->flags |= DP_AU_DAMAGED; /* the frame's first fragment was lost: nothing to build on */
 		return 0;

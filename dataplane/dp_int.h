@@ -20,6 +20,7 @@ struct dp_depay {
 	void *arg;
 	/* H.264/H.265: a fragmented NAL in progress starts at buf[fu_start]. */
 	bool fu_active;
+	bool fu_lost; /* packets were lost since the last FU start: orphan fragments are loss */
 	size_t fu_start;
 	uint8_t prefix[512];
 	size_t prefix_len;

@@ -1,0 +1,150 @@
+/* Ethernet/VLAN/IPv4/IPv6/UDP parsing and SDP: what decides which camera a packet belongs to. */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "dp.h"
+#include "vg_test.h"
+
+static size_t eth(uint8_t *b, const uint16_t *tags, int ntags, uint16_t type)
+{
+	size_t o = 12;
+	memset(b, 0x11, 12);
+	for (int i = 0; i < ntags; i++) {
+		b[o] = (uint8_t)(tags[2 * i] >> 8), b[o + 1] = (uint8_t)tags[2 * i];
+		b[o + 2] = (uint8_t)(tags[2 * i + 1] >> 8), b[o + 3] = (uint8_t)tags[2 * i + 1];
+		o += 4;
+	}
+	b[o] = (uint8_t)(type >> 8), b[o + 1] = (uint8_t)type;
+	return o + 2;
+}
+
+static size_t udp(uint8_t *b, uint16_t dport, size_t plen)
+{
+	b[0] = 0x13, b[1] = 0x88, b[2] = (uint8_t)(dport >> 8), b[3] = (uint8_t)dport;
+	b[4] = (uint8_t)((8 + plen) >> 8), b[5] = (uint8_t)(8 + plen), b[6] = b[7] = 0;
+	memset(b + 8, 0x5a, plen);
+	return 8 + plen;
+}
+
+static size_t ip4(uint8_t *b, uint8_t proto, uint16_t frag, size_t l4len)
+{
+	memset(b, 0, 20);
+	b[0] = 0x45;
+	b[2] = (uint8_t)((20 + l4len) >> 8), b[3] = (uint8_t)(20 + l4len);
+	b[6] = (uint8_t)(frag >> 8), b[7] = (uint8_t)frag;
+	b[8] = 64, b[9] = proto;
+	return 20;
+}
+
+static void test_pkt(void)
+{
+	uint8_t f[256];
+	struct dp_udp_view v;
+	size_t o;
+
+	/* IPv4 / UDP to 5004, with Ethernet padding after it. */
+	o = eth(f, NULL, 0, 0x0800);
+	o += ip4(f + o, 17, 0x4000, 18);
+	o += udp(f + o, 5004, 10);
+	CHECK_EQ_INT(dp_pkt_parse(f, o + 6, &v), 0);
+	CHECK_EQ_INT(v.dst_port, 5004);
+	CHECK_EQ_INT(v.src_port, 5000);
+	CHECK_EQ_INT(v.payload_len, 10);
+	CHECK_EQ_INT(v.ip_version, 4);
+	CHECK_EQ_INT(dp_pkt_parse(f, o - 1, &v), -EBADMSG); /* IP total length past the frame */
+	/* A fragment (MF) and a later fragment (offset) are dropped as fragments. */
+	ip4(f + 14, 17, 0x2000, 18);
+	CHECK_EQ_INT(dp_pkt_parse(f, o, &v), -EMSGSIZE);
+	ip4(f + 14, 17, 0x0010, 18);
+	CHECK_EQ_INT(dp_pkt_parse(f, o, &v), -EMSGSIZE);
+	ip4(f + 14, 6, 0, 18); /* TCP */
+	CHECK_EQ_INT(dp_pkt_parse(f, o, &v), -EPROTONOSUPPORT);
+	f[14] = 0x44; /* IHL 16 */
+	CHECK_EQ_INT(dp_pkt_parse(f, o, &v), -EBADMSG);
+	/* UDP length larger than the IP payload. */
+	ip4(f + 14, 17, 0, 18);
+	f[14 + 20 + 5] = 40;
+	CHECK_EQ_INT(dp_pkt_parse(f, o, &v), -EBADMSG);
+
+	/* QinQ then 802.1Q, VLAN 42 outermost. */
+	uint16_t tags[] = { 0x88a8, 42, 0x8100, 7 };
+	o = eth(f, tags, 2, 0x0800);
+	o += ip4(f + o, 17, 0, 12);
+	o += udp(f + o, 6000, 4);
+	CHECK_EQ_INT(dp_pkt_parse(f, o, &v), 0);
+	CHECK_EQ_INT(v.vlan, 42);
+	CHECK_EQ_INT(v.dst_port, 6000);
+
+	/* IPv6 with a destination-options header, then a fragment header. */
+	o = eth(f, NULL, 0, 0x86dd);
+	memset(f + o, 0, 40);
+	f[o] = 0x60, f[o + 5] = 8 + 8 + 6, f[o + 6] = 60;
+	f[o + 40] = 17, f[o + 41] = 0;
+	size_t l = o + 48 + udp(f + o + 48, 7000, 6);
+	CHECK_EQ_INT(dp_pkt_parse(f, l, &v), 0);
+	CHECK_EQ_INT(v.ip_version, 6);
+	CHECK_EQ_INT(v.dst_port, 7000);
+	CHECK_EQ_INT(v.payload_len, 6);
+	f[o + 6] = 44;
+	CHECK_EQ_INT(dp_pkt_parse(f, l, &v), -EMSGSIZE);
+	f[o + 6] = 60, f[o + 41] = 9; /* extension longer than the payload */
+	CHECK_EQ_INT(dp_pkt_parse(f, l, &v), -EBADMSG);
+	o = eth(f, NULL, 0, 0x0806); /* ARP */
+	memset(f + o, 0, 28);
+	CHECK_EQ_INT(dp_pkt_parse(f, o + 28, &v), -EPROTONOSUPPORT);
+	CHECK_EQ_INT(dp_pkt_parse(f, 13, &v), -EBADMSG);
+}
+
+static void test_sdp(void)
+{
+	/* What gst-rtsp-server's DESCRIBE looks like, with an audio stream we skip. */
+	static const char text[] = "v=0\r\n"
+				   "o=- 1188340656180883 1 IN IP4 127.0.0.1\r\n"
+				   "s=Session streamed with GStreamer\r\n"
+				   "t=0 0\r\n"
+				   "m=audio 5002 RTP/AVP 0\r\n"
+				   "a=rtpmap:0 PCMU/8000\r\n"
+				   "m=video 5004 RTP/AVP 96\r\n"
+				   "a=rtpmap:96 H264/90000\r\n"
+				   "a=fmtp:96 packetization-mode=1;profile-level-id=42c01e;sprop-parameter-sets=Z0LAHtkA,aM4G4g==\r\n"
+				   "a=control:stream=0\r\n"
+				   "m=video 5006 RTP/AVP 97\r\n"
+				   "a=rtpmap:97 H265/90000\r\n"
+				   "a=fmtp:97 sprop-vps=QAEM; sprop-sps=QgEB; sprop-pps=RAHA\r\n"
+				   "m=video 5008 RTP/AVP 26\r\n"
+				   "m=video 5010 RTP/AVP 98\r\n"
+				   "a=rtpmap:98 VP8/90000\r\n";
+	struct dp_sdp sdp;
+	char err[128];
+
+	CHECK_EQ_INT(dp_sdp_parse(text, strlen(text), &sdp, err, sizeof(err)), 0);
+	CHECK_EQ_INT(sdp.n_media, 3);
+	CHECK_EQ_INT(sdp.media[0].codec, DP_CODEC_H264);
+	CHECK_EQ_INT(sdp.media[0].port, 5004);
+	CHECK_EQ_INT(sdp.media[0].pt, 96);
+	CHECK_EQ_INT(sdp.media[0].packetization_mode, 1);
+	CHECK(strcmp(sdp.media[0].control, "stream=0") == 0);
+	static const uint8_t h264_sets[] = { 0, 0, 0, 1, 0x67, 0x42, 0xc0, 0x1e, 0xd9, 0, 0, 0, 0, 1, 0x68, 0xce, 0x06, 0xe2 };
+	CHECK_EQ_INT(sdp.media[0].params_len, sizeof(h264_sets));
+	CHECK(memcmp(sdp.media[0].params, h264_sets, sizeof(h264_sets)) == 0);
+	CHECK_EQ_INT(sdp.media[1].codec, DP_CODEC_H265);
+	CHECK_EQ_INT(sdp.media[1].params_len, 3 * 7);
+	CHECK_EQ_INT(sdp.media[2].codec, DP_CODEC_MJPEG);
+	CHECK_EQ_INT(sdp.media[2].port, 5008);
+
+	static const char bad1[] = "v=0\nm=video x RTP/AVP 96\n";
+	CHECK_EQ_INT(dp_sdp_parse(bad1, strlen(bad1), &sdp, err, sizeof(err)), -EBADMSG);
+	CHECK(strstr(err, "line 2") != NULL);
+	static const char bad2[] = "v=0\nm=video 5000 RTP/AVP 96\na=fmtp:96 sprop-parameter-sets=Z0L*\n";
+	CHECK_EQ_INT(dp_sdp_parse(bad2, strlen(bad2), &sdp, err, sizeof(err)), -EBADMSG);
+	static const char bad3[] = "garbage\n";
+	CHECK_EQ_INT(dp_sdp_parse(bad3, strlen(bad3), &sdp, err, sizeof(err)), -EBADMSG);
+}
+
+int main(void)
+{
+	test_pkt();
+	test_sdp();
+	return vg_test_exit();
+}
