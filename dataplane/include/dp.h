@@ -290,4 +290,58 @@ struct dp_run_report {
  */
 int dp_run_pcap(const struct dp_run_conf *conf, struct dp_run_report *report /* OUT */, char *err, size_t errlen);
 
+/* ---- RTSP (RFC 2326) client ------------------------------------------------------------------- */
+
+/** One RTSP response, as dp_rtsp_response_parse() found it (pointers into the caller's buffer). */
+struct dp_rtsp_response {
+	int status;              /* 200, 401, ... */
+	unsigned cseq;
+	const char *body;        /* Content-Length bytes after the headers; NULL if none */
+	size_t body_len;
+	char session[128];       /* Session id, without ";timeout=" */
+	unsigned session_timeout; /* seconds; 60 when the server says nothing (RFC 2326 12.37) */
+	char content_base[512];
+	char auth_scheme[8];     /* "Basic" or "Digest" from WWW-Authenticate ("" if none) */
+	char realm[128];
+	char nonce[128];
+	uint16_t server_port;    /* Transport: server_port=A-B, A */
+};
+
+#define DP_RTSP_MAX_HEADER 8192
+#define DP_RTSP_MAX_BODY 65536
+
+/**
+ * Parse one RTSP response from BUF[0..LEN). Returns the bytes it spans (headers and body) when
+ * complete, 0 when more bytes are needed, -EBADMSG for anything that is not an RTSP/1.0
+ * response or exceeds DP_RTSP_MAX_HEADER/DP_RTSP_MAX_BODY.
+ */
+int dp_rtsp_response_parse(const char *buf, size_t len, struct dp_rtsp_response *out /* OUT */);
+
+struct dp_rtsp_conf {
+	const char *url;          /* rtsp://[user[:password]@]host[:port]/path */
+	const char *user;         /* overrides the URL's; may be NULL */
+	const char *password;
+	uint16_t client_port;     /* RTP of stream i goes to client_port + 2 i (RTCP one above) */
+	unsigned timeout_ms;      /* per request; 0 means 5000 */
+};
+
+struct dp_rtsp;
+
+/**
+ * Connect, OPTIONS, DESCRIBE (answering a 401 with Basic or Digest once), SETUP of unicast RTP to
+ * client_port for each video stream, PLAY. Credentials never appear in ERR or any log line.
+ * Returns 0, or -ECONNREFUSED/-ETIMEDOUT/-EACCES (credentials refused)/-EBADMSG (garbage)/
+ * -EPROTO (an error status) with a one-line reason in ERR.
+ */
+int dp_rtsp_open(struct dp_rtsp **out, const struct dp_rtsp_conf *conf, char *err, size_t errlen);
+/** The session's streams (ports are the client ports RTP arrives on). */
+const struct dp_sdp *dp_rtsp_sdp(const struct dp_rtsp *r);
+/** Keep the session alive: a GET_PARAMETER when half the session timeout has passed since the
+ *  last request (NOW_MS on any monotonic clock). 0, or -errno when the server is gone. */
+int dp_rtsp_keepalive(struct dp_rtsp *r, uint64_t now_ms);
+/** TEARDOWN (best effort) and close; sets *R to NULL. */
+void dp_rtsp_close(struct dp_rtsp **r);
+/** How long to wait before reconnect attempt ATTEMPT (0, 1, ...): 250 ms doubling, at most 30 s. */
+unsigned dp_rtsp_backoff_ms(unsigned attempt);
+
 #endif /* DP_H */

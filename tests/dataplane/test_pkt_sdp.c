@@ -142,9 +142,46 @@ static void test_sdp(void)
 	CHECK_EQ_INT(dp_sdp_parse(bad3, strlen(bad3), &sdp, err, sizeof(err)), -EBADMSG);
 }
 
+static void test_rtsp_response(void)
+{
+	static const char ok[] = "RTSP/1.0 200 OK\r\nCSeq: 4\r\n"
+				 "Transport: RTP/AVP;unicast;client_port=41000-41001;server_port=50000-50001\r\n"
+				 "Session: ZjF4a;timeout=20\r\nContent-Length: 5\r\n\r\nv=0\r\nRTSP/1.0 200";
+	struct dp_rtsp_response r;
+
+	CHECK_EQ_INT(dp_rtsp_response_parse(ok, strlen(ok), &r), (int)strlen(ok) - 12);
+	CHECK_EQ_INT(r.status, 200);
+	CHECK_EQ_INT(r.cseq, 4);
+	CHECK(strcmp(r.session, "ZjF4a") == 0);
+	CHECK_EQ_INT(r.session_timeout, 20);
+	CHECK_EQ_INT(r.server_port, 50000);
+	CHECK(r.body && r.body_len == 5 && memcmp(r.body, "v=0\r\n", 5) == 0);
+	/* Incomplete: headers cut, body cut. */
+	CHECK_EQ_INT(dp_rtsp_response_parse(ok, 20, &r), 0);
+	CHECK_EQ_INT(dp_rtsp_response_parse(ok, strlen(ok) - 15, &r), 0);
+	static const char auth[] = "RTSP/1.0 401 Unauthorized\r\nCSeq: 2\r\n"
+				   "WWW-Authenticate: Basic realm=\"cam\"\r\n"
+				   "WWW-Authenticate: Digest realm=\"GStreamer RTSP Server\", nonce=\"5e2f\"\r\n\r\n";
+	CHECK_EQ_INT(dp_rtsp_response_parse(auth, strlen(auth), &r), (int)strlen(auth));
+	CHECK_EQ_INT(r.status, 401);
+	CHECK(strcmp(r.auth_scheme, "Digest") == 0);
+	CHECK(strcmp(r.realm, "GStreamer RTSP Server") == 0);
+	CHECK(strcmp(r.nonce, "5e2f") == 0);
+	static const char *bad[] = {
+		"HTTP/1.1 200 OK\r\n\r\n",
+		"RTSP/1.0 2x0 OK\r\n\r\n",
+		"RTSP/1.0 200 OK\r\nno colon here\r\n\r\n",
+		"RTSP/1.0 200 OK\r\nContent-Length: 99999999\r\n\r\n",
+		"RTSP/1.0 200 OK\r\nCSeq: -1\r\n\r\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK_EQ_INT(dp_rtsp_response_parse(bad[i], strlen(bad[i]), &r), -EBADMSG);
+}
+
 int main(void)
 {
 	test_pkt();
 	test_sdp();
+	test_rtsp_response();
 	return vg_test_exit();
 }
