@@ -209,8 +209,8 @@ static int read_all(const char *path, uint8_t **out, size_t *len)
 	return 0;
 }
 
-/* Write N bytes at OFF through an aligned bounce buffer (O_DIRECT needs one), then fdatasync. */
-static int write_sync(int fd, const void *data, size_t n, uint64_t off)
+/* Write N bytes at OFF (DATA_LEN of DATA, then zeros) through an aligned bounce buffer (O_DIRECT needs one), then fdatasync. */
+static int write_sync_pad(int fd, const void *data, size_t data_len, size_t n, uint64_t off)
 {
 	void *b;
 	ssize_t w;
@@ -219,7 +219,7 @@ static int write_sync(int fd, const void *data, size_t n, uint64_t off)
 	if (posix_memalign(&b, 4096, store_align_up(n, 4096)))
 		return -ENOMEM;
 	memset(b, 0, store_align_up(n, 4096));
-	memcpy(b, data, n);
+	memcpy(b, data, n < data_len ? n : data_len);
 	w = pwrite(fd, b, n, (off_t)off);
 	if (w < 0)
 		rc = -errno;
@@ -229,6 +229,11 @@ static int write_sync(int fd, const void *data, size_t n, uint64_t off)
 		rc = -errno;
 	free(b);
 	return rc;
+}
+
+static int write_sync(int fd, const void *data, size_t n, uint64_t off)
+{
+	return write_sync_pad(fd, data, n, n, off);
 }
 
 static int open_seg_fd(struct store *st, const char *path, int flags)
@@ -270,18 +275,8 @@ static int seg_create(struct store *st, struct store_dep *d, uint32_t seg, bool 
 		align = 8;
 	sh.align_log2 = align == 4096 ? 12 : 3;
 	store_seg_hdr_encode(hdr, &sh);
-	rc = write_sync(fd, hdr, sizeof(hdr), 0);
-	if (rc == 0 && align > sizeof(hdr)) {
-		/* pad the header to the alignment so O_DIRECT writes start aligned */
-		uint8_t *pad = calloc(1, align);
-		if (!pad)
-			rc = -ENOMEM;
-		else {
-			memcpy(pad, hdr, sizeof(hdr));
-			rc = write_sync(fd, pad, align, 0);
-			free(pad);
-		}
-	}
+	/* one write of the header padded to the alignment, so O_DIRECT writes start aligned */
+	rc = write_sync_pad(fd, hdr, sizeof(hdr), align > sizeof(hdr) ? align : sizeof(hdr), 0);
 	if (rc == 0)
 		rc = fsync_dir(dir);
 	if (rc < 0) {
@@ -691,12 +686,15 @@ static int dep_recover(struct store *st, unsigned di, struct recover_ctx *c)
 			}
 		}
 		if (last) {
-			rc = open_seg_fd(st, path, O_RDWR);
+			/* A segment keeps the alignment it was made with: a buffered one stays
+			 * buffered (O_DIRECT would refuse its 8-byte records); an O_DIRECT one
+			 * written buffered just keeps padding to 4 KiB. */
+			if (sh.align_log2 == 12)
+				rc = open_seg_fd(st, path, O_RDWR);
+			else if ((rc = open(path, O_RDWR | O_CLOEXEC)) < 0)
+				rc = -errno;
 			if (rc < 0)
 				goto out_free_segs;
-			if (sh.align_log2 == 12 && !st->o_direct) {
-				/* an O_DIRECT segment and a buffered fd: records stay 4096-aligned anyway */
-			}
 			d->seg_fd = rc;
 			d->seg_no = segs[i];
 			d->seg_align = 1u << sh.align_log2;
@@ -1077,10 +1075,12 @@ static void group_flush(struct store *st)
 			break;
 		ud = io_uring_cqe_get_data64(cqe);
 		d = &st->deps[ud >> 32];
+		/* The cause wins over the -ECANCELED of the links after it, whatever order the
+		 * completions come in. */
 		if ((uint32_t)ud == 0xffffffffu) {
-			if (cqe->res < 0 && !d->group_rc)
+			if (cqe->res < 0 && (!d->group_rc || d->group_rc == -ECANCELED))
 				d->group_rc = cqe->res;
-		} else if (cqe->res != (int)(uint32_t)ud && !d->group_rc) {
+		} else if (cqe->res != (int)(uint32_t)ud && (!d->group_rc || d->group_rc == -ECANCELED)) {
 			/* a short write is the file system running out of room (or RLIMIT_FSIZE) */
 			d->group_rc = cqe->res < 0 ? cqe->res : -ENOSPC;
 		}
@@ -1596,7 +1596,8 @@ static int recover_all(struct store *st, char *err, size_t errlen)
 	}
 	closedir(dp);
 	if (rc == 0) {
-		qsort(st->idx, st->n_idx, sizeof(*st->idx), ent_cmp);
+		if (st->n_idx)
+			qsort(st->idx, st->n_idx, sizeof(*st->idx), ent_cmp);
 		apply_meta(st, c.ops, c.n_ops);
 		for (size_t i = 0; i < st->n_idx; i++) {
 			struct store_ent *e = &st->idx[i];
