@@ -7,6 +7,9 @@
 #include <string.h>
 
 int vigilctl_faces(int argc, char **argv);
+int vigilctl_status(int argc, char **argv);
+int vigilctl_deployment(int argc, char **argv);
+int vigilctl_audit(int argc, char **argv);
 
 struct verb {
 	const char *name;
@@ -16,6 +19,13 @@ struct verb {
 
 static const struct verb verbs[] = {
 	{"faces", vigilctl_faces, "faces [--json] [--models DIR] IMAGE...  find, align and describe faces in still images"},
+	{"status", vigilctl_status, "status [--json]  what vigild runs, and who you are to it"},
+	{"deployment", vigilctl_deployment,
+	 "deployment create --name N --use-case crime-hotspot|protective-security|sought-persons --location L\n"
+	 "             --start T --end T --justification J --watchlist ID...   request a deployment\n"
+	 "  deployment authorise|refuse ID --reasons R   decide on it (authorisers; not its requester)\n"
+	 "  deployment start ID | stop ID --reason R | show ID | list   [--json]   (T: now, +8h, 2026-11-22T09:00Z)"},
+	{"audit", vigilctl_audit, "audit list [--since SEQ] | verify   [--json]  the hash-chained audit log"},
 };
 
 static void usage(FILE *f)

@@ -1,13 +1,15 @@
 /*
- * vigild: the appliance's daemon. Today it has one verb, `run`, which drives the pipeline over
- * recorded captures (vigild_run.c); the daemon proper (management socket, deployments) lands
- * with mgmt's issue. main() lives here only: the components never print or exit.
+ * vigild: the appliance's daemon. `run` drives the pipeline over recorded captures (vigild_run.c);
+ * `serve` runs the management loop: control socket, deployments, audit, metrics (vigild_serve.c).
+ * main() lives here only: the components never print or exit.
  */
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
 
 int vigild_run_main(int argc, char **argv);
+int vigild_serve_main(int argc, char **argv);
+int vigild_sample_config_main(int argc, char **argv);
 
 static const struct verb {
 	const char *name;
@@ -15,13 +17,15 @@ static const struct verb {
 	const char *help;
 } verbs[] = {
 	{ "run", vigild_run_main, "run the pipeline over recorded captures and write a report" },
+	{ "serve", vigild_serve_main, "run the appliance: control socket, deployments, audit, metrics (--config FILE)" },
+	{ "sample-config", vigild_sample_config_main, "print the commented configuration with every default" },
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: vigild VERB [ARGS...]   (vigild VERB --help for its arguments)\n");
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		fprintf(f, "  %-8s %s\n", verbs[i].name, verbs[i].help);
+		fprintf(f, "  %-13s %s\n", verbs[i].name, verbs[i].help);
 }
 
 int main(int argc, char **argv)
