@@ -21,7 +21,19 @@
 
 #include "dp.h"
 #include "vg_base.h"
+#include "vg_counter.h"
 #include "vg_log.h"
+
+/* The RX stage's counters (exported by mgmt as vigil_dp_rx_<name>); one row per RX lcore. */
+#define DP_RX_COUNTERS(X, P)                                              \
+	X(P, frames, "Ethernet frames received")                          \
+	X(P, bytes, "bytes received")                                     \
+	X(P, not_udp, "frames dropped: not UDP over IP (ARP, ICMP, TCP)") \
+	X(P, ip_fragments, "IP fragments dropped, never reassembled")    \
+	X(P, malformed, "frames dropped: bad Ethernet, IP or UDP")        \
+	X(P, unknown_flow, "UDP datagrams to no camera's port")           \
+	X(P, rtcp, "RTCP packets (not used yet)")
+VG_COUNTERS_DECLARE(dp_rx, DP_RX, DP_RX_COUNTERS)
 
 #define BURST 32
 #define N_MBUFS 16383
@@ -47,6 +59,7 @@ struct run {
 	unsigned n_cams;
 	int16_t by_port[65536]; /* first camera on a destination port, -1 if none */
 	struct cam *cur;        /* the camera whose AU is being decoded */
+	struct vg_counter_row *ctr;
 };
 
 static _Thread_local unsigned current_camera;
@@ -177,30 +190,29 @@ static struct cam *flow_find(struct run *run, uint16_t port, uint32_t ssrc, uint
 
 static void rx_one(struct run *run, struct rte_mbuf *m)
 {
-	struct dp_rx_report *rx = &run->rep->rx;
 	struct dp_udp_view udp;
 	struct dp_rtp_pkt rtp;
 	int rc;
 
-	rx->frames++;
-	rx->bytes += rte_pktmbuf_pkt_len(m);
+	vg_counter_add(run->ctr, DP_RX_frames, 1);
+	vg_counter_add(run->ctr, DP_RX_bytes, rte_pktmbuf_pkt_len(m));
 	if (m->nb_segs != 1) {
-		rx->malformed++; /* jumbo frames are no camera's */
+		vg_counter_add(run->ctr, DP_RX_malformed, 1); /* jumbo frames are no camera's */
 		goto out_free;
 	}
 	rc = dp_pkt_parse(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), &udp);
 	if (rc < 0) {
 		if (rc == -EMSGSIZE)
-			rx->ip_fragments++;
+			vg_counter_add(run->ctr, DP_RX_ip_fragments, 1);
 		else if (rc == -EPROTONOSUPPORT)
-			rx->not_udp++;
+			vg_counter_add(run->ctr, DP_RX_not_udp, 1);
 		else
-			rx->malformed++;
+			vg_counter_add(run->ctr, DP_RX_malformed, 1);
 		goto out_free;
 	}
 	rc = dp_rtp_parse(udp.payload, udp.payload_len, &rtp);
 	if (rc == -EPROTONOSUPPORT) {
-		rx->rtcp++;
+		vg_counter_add(run->ctr, DP_RX_rtcp, 1);
 		goto out_free;
 	}
 	if (rc < 0) {
@@ -208,12 +220,12 @@ static void rx_one(struct run *run, struct rte_mbuf *m)
 		if (i >= 0)
 			run->cams[i].rep->malformed++;
 		else
-			rx->unknown_flow++;
+			vg_counter_add(run->ctr, DP_RX_unknown_flow, 1);
 		goto out_free;
 	}
 	struct cam *c = flow_find(run, udp.dst_port, rtp.ssrc, rtp.pt);
 	if (!c) {
-		rx->unknown_flow++;
+		vg_counter_add(run->ctr, DP_RX_unknown_flow, 1);
 		goto out_free;
 	}
 	if (rtp.pt != c->pt) {
@@ -222,7 +234,7 @@ static void rx_one(struct run *run, struct rte_mbuf *m)
 	}
 	/* The parsed header rides in the headroom until the reorder buffer hands the packet back. */
 	if (VG_NEVER(rte_pktmbuf_headroom(m) < sizeof(rtp))) {
-		rx->malformed++;
+		vg_counter_add(run->ctr, DP_RX_malformed, 1);
 		goto out_free;
 	}
 	memcpy(m->buf_addr, &rtp, sizeof(rtp));
@@ -323,6 +335,8 @@ int dp_run_pcap(const struct dp_run_conf *conf, struct dp_run_report *report, ch
 {
 	struct run *run;
 	struct rte_mempool *pool;
+	struct vg_counter_block *ctrs;
+	uint64_t cv[DP_RX__COUNT];
 	long expect = 0;
 	int rc;
 
@@ -345,6 +359,12 @@ int dp_run_pcap(const struct dp_run_conf *conf, struct dp_run_report *report, ch
 	run = calloc(1, sizeof(*run));
 	if (!run)
 		return -ENOMEM;
+	rc = vg_counter_block_create(&ctrs, "dp_rx", dp_rx_counter_desc, DP_RX__COUNT, 1);
+	if (rc < 0) {
+		free(run);
+		return vg_errf(err, errlen, rc, "counters: %s", vg_strerror(rc));
+	}
+	run->ctr = vg_counter_block_row(ctrs, 0);
 	memset(report, 0, sizeof(*report));
 	run->conf = conf;
 	run->rep = report;
@@ -455,6 +475,15 @@ out_free_cams:
 		dp_depay_destroy(&c->depay);
 		dp_reorder_destroy(&c->ro);
 	}
+	vg_counter_block_read(ctrs, cv);
+	report->rx.frames = cv[DP_RX_frames];
+	report->rx.bytes = cv[DP_RX_bytes];
+	report->rx.not_udp = cv[DP_RX_not_udp];
+	report->rx.ip_fragments = cv[DP_RX_ip_fragments];
+	report->rx.malformed = cv[DP_RX_malformed];
+	report->rx.unknown_flow = cv[DP_RX_unknown_flow];
+	report->rx.rtcp = cv[DP_RX_rtcp];
+	vg_counter_block_destroy(&ctrs);
 	free(run);
 	return rc;
 }
