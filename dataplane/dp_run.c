@@ -410,8 +410,15 @@ int dp_run_pcap(const struct dp_run_conf *conf, struct dp_run_report *report, ch
 		{
 			struct rte_mbuf *burst[BURST];
 			uint16_t n = rte_eth_rx_burst(port, 0, burst, BURST);
-			for (uint16_t i = 0; i < n; i++)
-				rx_one(run, burst[i]);
+			if (conf->rx_only) {
+				for (uint16_t i = 0; i < n; i++)
+					vg_counter_add(run->ctr, DP_RX_bytes, rte_pktmbuf_pkt_len(burst[i]));
+				vg_counter_add(run->ctr, DP_RX_frames, n);
+				rte_pktmbuf_free_bulk(burst, n);
+			} else {
+				for (uint16_t i = 0; i < n; i++)
+					rx_one(run, burst[i]);
+			}
 			n_all += n;
 		}
 		got += n_all;

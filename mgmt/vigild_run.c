@@ -185,7 +185,8 @@ static int read_file(const char *path, char **out, size_t *len)
 static void run_usage(FILE *f)
 {
 	fprintf(f, "usage: vigild run --pcap FILE[,FILE...] [--sdp FILE] --report report.json [--until-eof]\n"
-		   "                  [--framemd5 FILE] [--reorder-ms N] [--reorder-packets N] [--no-decode]\n");
+		   "                  [--framemd5 FILE] [--reorder-ms N] [--reorder-packets N] [--no-decode]\n"
+		   "                  [--rx-only] [--eal 'EAL ARGS']\n");
 }
 
 int vigild_run_main(int argc, char **argv)
@@ -196,6 +197,7 @@ int vigild_run_main(int argc, char **argv)
 		{ "framemd5", required_argument, NULL, 'm' }, { "watchlist", required_argument, NULL, 'w' },
 		{ "reorder-ms", required_argument, NULL, 'o' }, { "reorder-packets", required_argument, NULL, 'k' },
 		{ "no-decode", no_argument, NULL, 'n' },      { "eal", required_argument, NULL, 'a' },
+		{ "rx-only", no_argument, NULL, 'x' },
 		{ "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
 	};
 	const char *pcap_arg = NULL, *sdp_path = NULL, *report_path = NULL, *md5_path = NULL;
@@ -220,6 +222,7 @@ int vigild_run_main(int argc, char **argv)
 		case 'e': conf.until_eof = true; break;
 		case 'm': md5_path = optarg; break;
 		case 'n': conf.decode = false; break;
+		case 'x': conf.rx_only = true; break;
 		case 'a': conf.eal_extra = optarg; break;
 		case 'o':
 		case 'k': {

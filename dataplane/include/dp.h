@@ -266,6 +266,8 @@ struct dp_run_conf {
 	dp_frame_fn *on_frame;     /* each decoded frame, with the camera's index in *arg's order */
 	void *on_frame_arg;
 	bool decode;               /* false: depacketize only (benchmarks) */
+	bool rx_only;              /* receive and free, nothing else: testpmd rxonly's loop, the
+				      benchmark's floor for the PMD's own cost */
 	const char *eal_extra;     /* extra EAL arguments, space separated (may be NULL) */
 };
 
