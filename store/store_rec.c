@@ -203,6 +203,8 @@ int store_seg_scan(const uint8_t *buf, size_t len, store_scan_fn *fn, void *arg,
 		return -EBADMSG;
 	align = 1ull << sh.align_log2;
 	off = store_align_up(STORE_SEG_HDR, align);
+	if (off > len)
+		return -EBADMSG; /* the padded header itself is cut short: a torn creation */
 	r.valid_end = off;
 	while (off < len) {
 		struct store_rec_hdr h;
