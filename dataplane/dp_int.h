@@ -12,6 +12,7 @@ struct dp_depay {
 	enum dp_codec codec;
 	uint8_t *buf; /* the access unit being built, cap bytes */
 	size_t cap, len;
+	size_t high; /* the most of buf ever written, to scrub at destroy */
 	bool in_au;
 	bool overflow;
 	uint32_t ts;
