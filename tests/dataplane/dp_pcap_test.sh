@@ -130,6 +130,17 @@ python3 "$tool" split cap.pcap c1.pcap:5004,c2.pcap:5006,c3.pcap:5008,c4.pcap:50
 "$vigild" run --pcap c1.pcap,c2.pcap,c3.pcap,c4.pcap --sdp all.sdp --report r4.json --until-eof --framemd5 p4.md5 ||
 	fail "vigild run (4 captures)"
 check_all_md5 p4.md5
+# A camera that reboots mid-stream (new SSRC, new numbering): counted as a resync, nothing lost,
+# every frame of both runs decoded.
+python3 "$tool" restart c4.pcap c4r.pcap
+"$vigild" run --pcap c4r.pcap --sdp all.sdp --report rr.json --until-eof || fail "vigild run (camera restart)"
+python3 - "$N" <<'PY' || fail "camera restart"
+import json, sys
+n = int(sys.argv[1])
+c = json.load(open('rr.json'))['cameras'][3]
+assert c['rtp_resyncs'] == 1 and c['rtp_lost'] == 0 and c['rtp_late'] == 0 and c['frames_decoded'] == 2 * n, c
+print('restart: %s resynced once, %d frames decoded' % (c['id'], c['frames_decoded']))
+PY
 # Without an SDP, cameras are found by (port, SSRC): PT 26 is JPEG, dynamic types H.264.
 "$vigild" run --pcap c1.pcap,c3.pcap --report rn.json --until-eof --framemd5 nosdp.md5 || fail "vigild run (no SDP)"
 check_md5 nosdp.md5 0 ref_h264.md5

@@ -16,6 +16,7 @@
       unknown port). The good packets are untouched, so every frame must still decode.
   rtp_pcap.py v6vlan IN.pcap OUT.pcap        the same packets as VLAN-tagged IPv6
   rtp_pcap.py split IN.pcap OUT:PORT[,OUT:PORT...]   one capture per destination port
+  rtp_pcap.py restart IN.pcap OUT.pcap       IN, then IN again as a rebooted camera (new SSRC)
 """
 import json
 import random
@@ -219,6 +220,24 @@ def v6vlan(inp, out):
     write_pcap(out, res)
 
 
+def restart(inp, out):
+    """The capture twice in a row, the second time as a camera that rebooted: a new SSRC, its
+    sequence numbers and timestamps starting somewhere else."""
+    frames = read_pcap(inp)
+    res = list(frames)
+    t_end = frames[-1][0] + 1 if frames else 0
+    for ts, fr in frames:
+        p = parse(fr)
+        if not p:
+            continue
+        port, rtp = p
+        seq = (struct.unpack('!H', rtp[2:4])[0] + 20000) & 0xffff
+        rts = (struct.unpack('!I', rtp[4:8])[0] + 123456789) & 0xffffffff
+        ssrc = struct.unpack('!I', rtp[8:12])[0] ^ 0x5a5a5a5a
+        res.append((t_end + ts - frames[0][0], udp_frame(port, rtp[:2] + struct.pack('!HII', seq, rts, ssrc) + rtp[12:])))
+    write_pcap(out, res)
+
+
 def split(inp, outs_ports):
     """One capture per destination port: OUT:PORT,OUT:PORT..."""
     frames = read_pcap(inp)
@@ -238,6 +257,8 @@ def main():
         inject(a[1], a[2], a[3], opt('--every', 5))
     elif a[0] == 'v6vlan':
         v6vlan(a[1], a[2])
+    elif a[0] == 'restart':
+        restart(a[1], a[2])
     elif a[0] == 'split':
         split(a[1], a[2])
     else:
