@@ -60,6 +60,43 @@ int dp_rtp_parse(const uint8_t *pkt, size_t len, struct dp_rtp_pkt *out)
 	return 0;
 }
 
+int dp_rtcp_parse_sr(const uint8_t *pkt, size_t len, struct dp_rtcp_sr *out)
+{
+	size_t off = 0;
+
+	if (len < 8)
+		return -EBADMSG;
+	/* At most len / 4 packets: each is at least one 32-bit word. */
+	while (off + 4 <= len) {
+		const uint8_t *p = pkt + off;
+		size_t plen = ((size_t)rd16(p + 2) + 1) * 4;
+		if ((p[0] >> 6) != 2 || plen > len - off)
+			return -EBADMSG;
+		if (p[1] == 200) {
+			if (plen < 28)
+				return -EBADMSG;
+			out->ssrc = rd32(p + 4);
+			out->ntp = (uint64_t)rd32(p + 8) << 32 | rd32(p + 12);
+			out->rtp_ts = rd32(p + 16);
+			return 0;
+		}
+		if (p[1] < 192 || p[1] > 223)
+			return -EBADMSG;
+		off += plen;
+	}
+	return off == len ? -ENOENT : -EBADMSG;
+}
+
+uint64_t dp_ntp_to_unix_ns(uint64_t ntp)
+{
+	const uint64_t epoch_delta = 2208988800ull; /* 1900-01-01 to 1970-01-01, seconds */
+	uint64_t sec = ntp >> 32, frac = ntp & 0xffffffffu;
+
+	if (sec < epoch_delta)
+		return 0;
+	return (sec - epoch_delta) * 1000000000ull + ((frac * 1000000000ull) >> 32);
+}
+
 /* ---- reorder --------------------------------------------------------------------------------- */
 
 enum slot_state { SLOT_EMPTY, SLOT_HELD, SLOT_DONE, SLOT_LOST };

@@ -32,7 +32,7 @@
 	X(P, ip_fragments, "IP fragments dropped, never reassembled")    \
 	X(P, malformed, "frames dropped: bad Ethernet, IP or UDP")        \
 	X(P, unknown_flow, "UDP datagrams to no camera's port")           \
-	X(P, rtcp, "RTCP packets (not used yet)")
+	X(P, rtcp, "RTCP packets (sender reports: wall-clock time)")
 VG_COUNTERS_DECLARE(dp_rx, DP_RX, DP_RX_COUNTERS)
 
 #define BURST 32
@@ -48,6 +48,9 @@ struct cam {
 	uint8_t pt;
 	bool ssrc_known;
 	int next_same_port; /* the next camera on this UDP port (no-SDP mode), or -1 */
+	bool have_sr;
+	struct dp_rtcp_sr sr; /* the last sender report: wall clock at an RTP timestamp */
+	uint32_t clock_rate;
 	unsigned index;
 	struct run *run;
 };
@@ -77,8 +80,14 @@ static void on_frame(void *arg, const struct dp_frame *f)
 	c->rep->width = f->width;
 	c->rep->height = f->height;
 	if (run->conf->on_frame) {
+		struct dp_frame out = *f;
+		if (c->have_sr) {
+			int64_t dt = (int32_t)(f->ts - c->sr.rtp_ts);
+			uint64_t base = dp_ntp_to_unix_ns(c->sr.ntp);
+			out.wall_ns = base ? base + (uint64_t)(dt * 1000000000ll / (int64_t)c->clock_rate) : 0;
+		}
 		current_camera = c->index;
-		run->conf->on_frame(run->conf->on_frame_arg, f);
+		run->conf->on_frame(run->conf->on_frame_arg, &out);
 	}
 }
 
@@ -110,6 +119,7 @@ static int cam_add(struct run *run, enum dp_codec codec, uint16_t port, uint8_t 
 	c->rep->dst_port = port;
 	c->rep->codec = codec;
 	c->pt = pt;
+	c->clock_rate = 90000;
 	rc = dp_reorder_create(&c->ro, &run->conf->reorder);
 	if (rc < 0)
 		return vg_errf(err, errlen, rc, "reorder buffer: %s", vg_strerror(rc));
@@ -194,6 +204,30 @@ static struct cam *flow_find(struct run *run, uint16_t port, uint32_t ssrc, uint
  * 1,100 cycles per packet including net_pcap's own file read and copy, against about 1,000-1,600
  * for the bare rx_burst+free loop (--rx-only): the PMD dominates, not this.
  */
+/* RTCP: on the RTP port (rtcp-mux, RFC 5761) or the one above it (RFC 3550's default). */
+static void rtcp_one(struct run *run, const struct dp_udp_view *udp)
+{
+	struct dp_rtcp_sr sr;
+
+	vg_counter_add(run->ctr, DP_RX_rtcp, 1);
+	if (dp_rtcp_parse_sr(udp->payload, udp->payload_len, &sr) < 0)
+		return;
+	for (int pass = 0; pass < 2; pass++) {
+		int i = run->by_port[(uint16_t)(udp->dst_port - pass)];
+		for (; i >= 0; i = run->cams[i].next_same_port) {
+			struct cam *c = &run->cams[i];
+			if (c->ssrc_known && c->rep->ssrc == sr.ssrc) {
+				c->sr = sr;
+				c->have_sr = true;
+				c->rep->rtcp_sr++;
+				return;
+			}
+			if (run->conf->sdp)
+				break;
+		}
+	}
+}
+
 static void rx_one(struct run *run, struct rte_mbuf *m)
 {
 	struct dp_udp_view udp;
@@ -217,8 +251,10 @@ static void rx_one(struct run *run, struct rte_mbuf *m)
 		goto out_free;
 	}
 	rc = dp_rtp_parse(udp.payload, udp.payload_len, &rtp);
+	if (rc < 0 && udp.payload_len >= 2 && (udp.payload[0] >> 6) == 2 && udp.payload[1] >= 192 && udp.payload[1] <= 223)
+		rc = -EPROTONOSUPPORT; /* RTCP on RTCP's own port: its packet types look like RTP's marker + PT */
 	if (rc == -EPROTONOSUPPORT) {
-		vg_counter_add(run->ctr, DP_RX_rtcp, 1);
+		rtcp_one(run, &udp);
 		goto out_free;
 	}
 	if (rc < 0) {

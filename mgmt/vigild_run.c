@@ -118,10 +118,10 @@ static int write_report(const char *path, const struct dp_run_report *r)
 			"%s\n {\"id\":\"%s\",\"dst_port\":%u,\"ssrc\":%" PRIu32 ",\"codec\":\"%s\","
 			"\"rtp_packets\":%" PRIu64 ",\"rtp_lost\":%" PRIu64 ",\"rtp_reordered\":%" PRIu64
 			",\"rtp_duplicates\":%" PRIu64 ",\"rtp_malformed\":%" PRIu64 ",\"rtp_late\":%" PRIu64
-			",\"rtp_resyncs\":%" PRIu64 ",\"frames_decoded\":%" PRIu64 ",\"frames_corrupt\":%" PRIu64
+			",\"rtp_resyncs\":%" PRIu64 ",\"rtcp_sr\":%" PRIu64 ",\"frames_decoded\":%" PRIu64 ",\"frames_corrupt\":%" PRIu64
 			",\"frames_analysed\":0,\"faces_detected\":0,\"faces_matched\":0,\"width\":%d,\"height\":%d}",
 			i ? "," : "", c->id, c->dst_port, c->ssrc, dp_codec_name(c->codec), c->rtp.packets, c->rtp.lost,
-			c->rtp.reordered, c->rtp.duplicates, c->malformed, c->rtp.late, c->rtp.resyncs, c->frames_decoded,
+			c->rtp.reordered, c->rtp.duplicates, c->malformed, c->rtp.late, c->rtp.resyncs, c->rtcp_sr, c->frames_decoded,
 			c->frames_corrupt, c->width, c->height);
 	}
 	const struct dp_rx_report *rx = &r->rx;

@@ -61,6 +61,22 @@ struct dp_rtp_pkt {
  */
 int dp_rtp_parse(const uint8_t *pkt, size_t len, struct dp_rtp_pkt *out /* OUT */);
 
+/** An RTCP sender report (RFC 3550 6.4.1): the sender's wall clock at one RTP timestamp. */
+struct dp_rtcp_sr {
+	uint32_t ssrc;
+	uint64_t ntp;    /* NTP timestamp, 32.32 fixed point seconds since 1900 */
+	uint32_t rtp_ts; /* the RTP timestamp that corresponds to it */
+};
+
+/**
+ * Find the sender report in a (compound) RTCP packet, walking its packets by their length
+ * fields. Returns 0, -ENOENT (valid RTCP without an SR), or -EBADMSG.
+ */
+int dp_rtcp_parse_sr(const uint8_t *pkt, size_t len, struct dp_rtcp_sr *out /* OUT */);
+
+/** Nanoseconds since the Unix epoch of a 32.32 NTP timestamp (0 for times before 1970). */
+uint64_t dp_ntp_to_unix_ns(uint64_t ntp);
+
 /*
  * Sequence tracking and reordering, per camera. The buffer holds at most `slots` packets ahead
  * of the next one due. A gap is given up on (its sequence numbers counted lost) when the packet
@@ -201,6 +217,7 @@ struct dp_frame {
 	int pix_fmt;         /* enum AVPixelFormat */
 	uint32_t ts;         /* RTP timestamp of its access unit */
 	bool corrupt;
+	uint64_t wall_ns;    /* the camera's wall clock (Unix ns) from RTCP sender reports; 0 if none yet */
 };
 
 typedef void dp_frame_fn(void *arg, const struct dp_frame *frame);
@@ -237,6 +254,7 @@ struct dp_camera_report {
 	enum dp_codec codec;
 	struct dp_rtp_stats rtp;
 	uint64_t malformed;  /* RTP headers or payloads refused */
+	uint64_t rtcp_sr;    /* RTCP sender reports used for wall-clock time */
 	uint64_t frames_decoded;
 	uint64_t frames_corrupt;
 	int width, height;

@@ -1,5 +1,5 @@
 /*
- * Fuzz target: RTP validation and the reorder buffer. The input is a run of packets, each
+ * Fuzz target: RTP validation, RTCP sender reports and the reorder buffer. The input is a run of packets, each
  * [len:1][bytes]; every valid one is pushed and the buffer drained, as the RX loop does. Checks
  * that every item pushed and taken comes back exactly once and the counts add up.
  */
@@ -25,6 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (n > size - off)
 			n = size - off;
 		struct dp_rtp_pkt p;
+		struct dp_rtcp_sr sr;
+		dp_rtcp_parse_sr(data + off, n, &sr);
 		if (dp_rtp_parse(data + off, n, &p) == 0) {
 			if (p.payload < data + off || p.payload + p.payload_len > data + off + n)
 				abort();

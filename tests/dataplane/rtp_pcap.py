@@ -69,6 +69,10 @@ def udp_frame(dport, payload, sport=40000):
     return ipv4(struct.pack('!HHHH', sport, dport, 8 + len(payload), 0) + payload)
 
 
+def is_rtcp(b):
+    return len(b) >= 2 and 192 <= b[1] <= 223
+
+
 def parse(fr):
     """(dst_port, rtp bytes) of an Ethernet/IPv4/UDP frame, or None."""
     if len(fr) < 42 or fr[12:14] != b'\x08\x00' or fr[23] != 17:
@@ -116,7 +120,7 @@ def impair(inp, out, expect, seed, pdrop, pdup, pswap):
     # swap exchanges the contents of two neighbouring entries of one flow.
     for i, (ts, fr) in enumerate(frames):
         p = parse(fr)
-        if not p:
+        if not p or is_rtcp(p[1]):  # RTCP passes untouched
             other.append(((i, 0), ts, fr))
             continue
         flows.setdefault(p[0], []).append((i, ts, fr, struct.unpack('!H', p[1][2:4])[0]))
@@ -163,6 +167,9 @@ def inject(inp, out, expect, every):
             res.append((ts, fr))
             continue
         port, rtp = p
+        if is_rtcp(rtp):
+            res.append((ts, fr))
+            continue
         sh = shift.get(port, 0)
         s0 = struct.unpack('!H', rtp[2:4])[0]
         rtp = rtp[:2] + struct.pack('!H', (s0 + sh) & 0xffff) + rtp[4:]

@@ -225,9 +225,28 @@ static void test_impaired(void)
 	dp_reorder_destroy(&r);
 }
 
+static void test_rtcp(void)
+{
+	/* A compound packet: RR (empty), then SR; then SDES alone; then a length past the end. */
+	uint8_t b[64] = { 0x80, 201, 0, 1, 0, 0, 0, 9,
+			  0x80, 200, 0, 6, 0x12, 0x34, 0x56, 0x78, 0x83, 0xaa, 0x7e, 0x80, 0x80, 0, 0, 0, 0, 0, 0x10, 0 };
+	struct dp_rtcp_sr sr;
+
+	CHECK_EQ_INT(dp_rtcp_parse_sr(b, 8 + 28, &sr), 0);
+	CHECK_EQ_INT(sr.ssrc, 0x12345678);
+	CHECK_EQ_INT(sr.rtp_ts, 0x1000);
+	CHECK(sr.ntp == ((uint64_t)0x83aa7e80 << 32 | 0x80000000u));
+	CHECK(dp_ntp_to_unix_ns(sr.ntp) == 0ull + 500000000ull); /* 0x83aa7e80 is the Unix epoch, + 0.5 s */
+	CHECK_EQ_INT(dp_rtcp_parse_sr(b, 8, &sr), -ENOENT);
+	CHECK_EQ_INT(dp_rtcp_parse_sr(b, 8 + 20, &sr), -EBADMSG);
+	b[3] = 40;
+	CHECK_EQ_INT(dp_rtcp_parse_sr(b, 36, &sr), -EBADMSG);
+}
+
 int main(void)
 {
 	test_parse();
+	test_rtcp();
 	test_reorder();
 	test_impaired();
 	return vg_test_exit();
