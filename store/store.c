@@ -61,7 +61,7 @@ struct store_ent {
 	uint8_t deleted : 1, corrupt : 1;
 };
 
-enum job_kind { JOB_PUT, JOB_DEP_OPEN, JOB_SHRED, JOB_STOP };
+enum job_kind { JOB_PUT, JOB_DEP_OPEN, JOB_SHRED, JOB_SWEEP, JOB_STOP };
 
 struct store_ctl {
 	enum job_kind kind;
@@ -132,6 +132,7 @@ struct store {
 	uint32_t *group;
 	uint32_t n_group;
 	unsigned n_inflight; /* SQEs of the group in flight; 0 when none */
+	uint64_t next_sweep_ns, sweep_every_ns; /* monotonic */
 	uint64_t *rec_time;  /* per group member: the store clock at put, for retention */
 	tjhandle tj;
 
@@ -1147,6 +1148,8 @@ static void group_reap(struct store *st)
 	}
 }
 
+static int sweep_run(struct store *st);
+
 static bool group_due(struct store *st, bool stop, uint64_t deadline_ns)
 {
 	return st->n_pending && !st->n_inflight &&
@@ -1176,7 +1179,14 @@ static void *store_thread(void *arg)
 			struct timespec ts;
 
 			if (!st->n_pending) {
-				pthread_cond_wait(&st->work_cv, &st->mu);
+				/* idle: sleep until work comes or the sweeper is due */
+				if (now >= st->next_sweep_ns)
+					break;
+				clock_gettime(CLOCK_REALTIME, &ts);
+				uint64_t w = (uint64_t)ts.tv_sec * VG_NS_PER_SEC + (uint64_t)ts.tv_nsec + (st->next_sweep_ns - now);
+				ts.tv_sec = (time_t)(w / VG_NS_PER_SEC);
+				ts.tv_nsec = (long)(w % VG_NS_PER_SEC);
+				pthread_cond_timedwait(&st->work_cv, &st->mu, &ts);
 				continue;
 			}
 			if (st->n_pending >= st->conf.group_max || now >= st->oldest_pending_ns + deadline_ns)
@@ -1224,6 +1234,9 @@ static void *store_thread(void *arg)
 			if (jb->kind == JOB_STOP) {
 				stop = true;
 				rc = 0;
+			} else if (jb->kind == JOB_SWEEP) {
+				rc = sweep_run(st);
+				st->next_sweep_ns = vg_clock_ns() + st->sweep_every_ns;
 			} else if (jb->kind == JOB_DEP_OPEN) {
 				struct recover_ctx c = { 0 };
 				rc = dep_load(st, jb->ctl->dep, true, &c);
@@ -1236,6 +1249,13 @@ static void *store_thread(void *arg)
 			jb->ctl->done = true;
 			pthread_cond_broadcast(&st->done_cv);
 			pthread_mutex_unlock(&st->mu);
+		}
+		/* The retention sweeper, every sweep_interval_s, when nothing is pending or in flight. */
+		if (!st->n_pending && !st->n_inflight && !stop && vg_clock_ns() >= st->next_sweep_ns) {
+			int rc = sweep_run(st);
+			if (rc < 0)
+				VG_LOG(STORE, WARN, "retention sweep: %s", vg_strerror(rc));
+			st->next_sweep_ns = vg_clock_ns() + st->sweep_every_ns;
 		}
 		/* Block on the device only when there is nothing left to seal. */
 		if (st->n_inflight && (!nj || io_uring_cq_ready(&st->ring) >= st->n_inflight))
@@ -1512,7 +1532,7 @@ static void sweep_segments(struct store *st, unsigned di)
 	fsync_dir(dir);
 }
 
-int store_sweep(struct store *st)
+static int sweep_run(struct store *st)
 {
 	uint64_t now = store_now(st);
 	uint64_t *seqs = NULL;
@@ -1563,6 +1583,11 @@ int store_sweep(struct store *st)
 	pthread_mutex_unlock(&st->meta_mu);
 	free(seqs);
 	return rc < 0 ? rc : deleted;
+}
+
+int store_sweep(struct store *st)
+{
+	return ctl_run(st, JOB_SWEEP, 0);
 }
 
 uint64_t store_count(struct store *st)
@@ -1692,6 +1717,8 @@ int store_open(struct store **out, const struct store_conf *conf, char *err, siz
 		st->conf.retain_rejected_s = 86400;
 	if (!st->conf.retain_unreviewed_s)
 		st->conf.retain_unreviewed_s = 86400;
+	if (!st->conf.sweep_interval_s)
+		st->conf.sweep_interval_s = 60;
 	if (!st->conf.jpeg_quality || st->conf.jpeg_quality > 100)
 		st->conf.jpeg_quality = 90;
 	if (!st->conf.clock)
@@ -1783,6 +1810,8 @@ int store_open(struct store **out, const struct store_conf *conf, char *err, siz
 	rc = recover_all(st, err, errlen);
 	if (rc < 0)
 		goto out_free;
+	st->sweep_every_ns = (uint64_t)st->conf.sweep_interval_s * VG_NS_PER_SEC;
+	st->next_sweep_ns = vg_clock_ns() + st->sweep_every_ns;
 	rc = pthread_create(&st->thread, NULL, store_thread, st);
 	if (rc) {
 		rc = vg_errf(err, errlen, -rc, "store: cannot start the store thread");

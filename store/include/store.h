@@ -20,9 +20,9 @@
  *   it is touched), its puts fail with that error and a counter moves; the caller still raises
  *   the alert, with a handle marked unsaved (store_handle_unsaved()).
  *
- * Threads: store_put*() and store_get() may be called from any thread; acknowledgement callbacks
- * run on the store thread and must not block. Retention and deployment calls may be called from
- * any thread (they serialise on the store's metadata lock).
+ * Threads: every call may be made from any thread. Acknowledgement and deletion callbacks run on
+ * the store thread and must not block. Deployment calls and sweeps are run by the store thread
+ * between groups (the caller waits), so they never overtake a put queued before them.
  */
 #ifndef STORE_H
 #define STORE_H
@@ -89,7 +89,7 @@ struct store_handle {
 	bool saved;
 };
 
-/** Called once per deleted record, from the thread that ran the sweep or the shred. */
+/** Called once per deleted record, on the store thread (sweeps and shreds run there); must not block long. */
 typedef void store_delete_fn(void *arg, const struct store_handle *h, enum store_outcome outcome,
 			     enum store_delete_reason reason);
 /** Acknowledgement of store_put_async(): RC is 0 (H durable) or -ENOSPC/-EIO/...; runs on the store thread. */
@@ -111,6 +111,7 @@ struct store_conf {
 	uint64_t retain_rejected_s;     /* default 24 hours */
 	uint64_t retain_unreviewed_s;   /* default 24 hours */
 	uint32_t jpeg_quality;          /* for RGB crops (default 90) */
+	uint32_t sweep_interval_s;      /* the store thread sweeps this often when idle (default 60) */
 	store_clock_fn *clock;          /* default CLOCK_REALTIME */
 	void *clock_arg;
 	store_delete_fn *on_delete;     /* may be NULL */
@@ -188,7 +189,12 @@ int store_get(struct store *st, const struct store_handle *h, struct store_alert
 /** Record a review decision (durable on return). Returns 0, -ENOENT, -EINVAL, -errno. */
 int store_outcome_set(struct store *st, const struct store_handle *h, enum store_outcome outcome);
 
-/** Delete every record past its retention at the store clock's now. Returns the count deleted or -errno. */
+/**
+ * Delete every record past its retention at the store clock's now, on the store thread (which
+ * also does it every sweep_interval_s): a tombstone in the deployment's journal, durable, then
+ * the record's bytes punched out of its segment, then on_delete; a segment left with no live
+ * record is unlinked. Returns the count deleted or -errno.
+ */
 int store_sweep(struct store *st);
 
 /** Records currently held (not deleted), over every deployment. */

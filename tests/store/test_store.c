@@ -17,7 +17,7 @@ static uint64_t fake_now = 1700000000ull * 1000000000ull;
 static uint64_t test_clock(void *arg)
 {
 	(void)arg;
-	return fake_now;
+	return __atomic_load_n(&fake_now, __ATOMIC_RELAXED); /* the store thread reads it too */
 }
 
 struct deletions {
@@ -33,7 +33,8 @@ static void on_delete(void *arg, const struct store_handle *h, enum store_outcom
 	if (dels.n < 256)
 		dels.seqs[dels.n] = h->seq;
 	dels.n++;
-	dels.n_retention += r == STORE_DELETE_RETENTION;
+	if (r == STORE_DELETE_RETENTION) /* atomic: the automatic sweep runs while main() polls */
+		__atomic_fetch_add(&dels.n_retention, 1, __ATOMIC_RELEASE);
 	dels.n_shred += r == STORE_DELETE_SHRED;
 }
 
@@ -252,9 +253,9 @@ static void test_retention(void)
 		CHECK_EQ_INT(store_outcome_set(st, &h[i], i < 4 ? STORE_OUTCOME_CONFIRMED
 						       : i < 8 ? STORE_OUTCOME_REJECTED : STORE_OUTCOME_UNREVIEWED), 0);
 	memset(&dels, 0, sizeof(dels));
-	fake_now += 1800ull * 1000000000ull;
+	__atomic_fetch_add(&fake_now, 1800ull * 1000000000ull, __ATOMIC_RELAXED);
 	CHECK_EQ_INT(store_sweep(st), 0);
-	fake_now += 3600ull * 1000000000ull; /* 1.5 h: the rejected ones go */
+	__atomic_fetch_add(&fake_now, 3600ull * 1000000000ull, __ATOMIC_RELAXED); /* 1.5 h: the rejected ones go */
 	CHECK_EQ_INT(store_sweep(st), 4);
 	CHECK_EQ_INT(dels.n_retention, 4);
 	CHECK_EQ_INT(check_jpeg(st, &h[4], 4, 22000), -ENOENT);
@@ -268,11 +269,11 @@ static void test_retention(void)
 		return;
 	CHECK_EQ_INT(store_count(st), 8);
 	CHECK_EQ_INT(check_jpeg(st, &h[5], 5, 22000), -ENOENT);
-	fake_now += 2 * 86400ull * 1000000000ull;
+	__atomic_fetch_add(&fake_now, 2 * 86400ull * 1000000000ull, __ATOMIC_RELAXED);
 	CHECK_EQ_INT(store_sweep(st), 4);
 	CHECK_EQ_INT(store_count(st), 4);
 	CHECK_EQ_INT(check_jpeg(st, &h[3], 3, 22000), 0);
-	fake_now += 31 * 86400ull * 1000000000ull;
+	__atomic_fetch_add(&fake_now, 31 * 86400ull * 1000000000ull, __ATOMIC_RELAXED);
 	CHECK_EQ_INT(store_sweep(st), 4);
 	CHECK_EQ_INT(store_count(st), 0);
 	CHECK_EQ_INT(dels.n_retention, 12);
@@ -387,6 +388,33 @@ static void test_torn_and_flipped(void)
 	st_rm_rf(d);
 }
 
+/* The store thread sweeps on its own, every sweep_interval_s, without anyone calling it. */
+static void test_auto_sweep(void)
+{
+	char d[256], k[300];
+	CHECK_EQ_INT(st_scratch(d, sizeof(d), k, sizeof(k), 0x23), 0);
+	strcpy(key, k);
+	struct store_conf c = conf_for(d);
+	c.sweep_interval_s = 1;
+	c.retain_unreviewed_s = 60;
+	struct store *st = open_ok(&c);
+	struct store_handle h;
+
+	if (!st)
+		return;
+	CHECK_EQ_INT(store_deployment_open(st, DEP), 0);
+	CHECK_EQ_INT(put_jpeg(st, DEP, 1, 20000, &h), 0);
+	memset(&dels, 0, sizeof(dels));
+	__atomic_fetch_add(&fake_now, 61ull * 1000000000ull, __ATOMIC_RELAXED);
+	for (int i = 0; i < 40 && !__atomic_load_n(&dels.n_retention, __ATOMIC_ACQUIRE); i++)
+		usleep(100000); /* up to 4 s: the sweep is due within 1 s */
+	CHECK_EQ_INT(store_count(st), 0);
+	CHECK_EQ_INT(dels.n_retention, 1);
+	CHECK_EQ_INT(check_jpeg(st, &h, 1, 20000), -ENOENT);
+	store_close(&st);
+	st_rm_rf(d);
+}
+
 /* O_DIRECT on the test's own file system: 4 KiB-aligned records, recovered, and a buffered
  * reopen of the same segments goes on appending to them. */
 static void test_o_direct(void)
@@ -441,6 +469,7 @@ int main(void)
 	test_retention();
 	test_torn_and_flipped();
 	test_o_direct();
+	test_auto_sweep();
 	st_rm_rf(dir);
 	return vg_test_exit();
 }
