@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <turbojpeg.h>
 #include <unistd.h>
@@ -76,6 +77,7 @@ struct store_slot {
 	uint32_t width, height;
 	size_t in_len;   /* RGB bytes in IN; 0 once scrubbed */
 	size_t jpeg_len; /* a JPEG crop, already in REC at its payload offset */
+	uint64_t time_ns; /* the store clock at prepare: retention counts from it */
 	uint8_t *in;  /* the crop as handed in (RGB or JPEG), scrubbed when done */
 	uint8_t *rec; /* the record as written: header, sealed payload, zero padding */
 	uint32_t rec_len, rec_pad;
@@ -131,9 +133,9 @@ struct store {
 	uint64_t oldest_pending_ns;
 	uint32_t *group;
 	uint32_t n_group;
+	struct iovec *iov; /* one per group member: a deployment's writev */
 	unsigned n_inflight; /* SQEs of the group in flight; 0 when none */
 	uint64_t next_sweep_ns, sweep_every_ns; /* monotonic */
-	uint64_t *rec_time;  /* per group member: the store clock at put, for retention */
 	tjhandle tj;
 
 	struct vg_counter_block *counters;
@@ -948,7 +950,7 @@ static int slot_prepare(struct store *st, uint32_t si)
 	store_rec_hdr_encode(s->rec, &h, pt);
 	s->rec_len = STORE_REC_HDR + h.len;
 	s->h = (struct store_handle){ .deployment = d->id, .seq = h.seq, .len = s->rec_len };
-	s->h.offset = h.time_ns; /* parked here until the group assigns the offset */
+	s->time_ns = h.time_ns;
 	return 0;
 }
 
@@ -979,7 +981,6 @@ static void slot_finish(struct store *st, uint32_t si, int rc)
  * one fdatasync. Only with no group in flight (st->n_inflight == 0). */
 static void group_submit(struct store *st)
 {
-	uint64_t *rec_time = st->rec_time;
 	unsigned n_sqe = 0, n_keep = 0;
 	uint32_t n = 0;
 
@@ -1026,7 +1027,6 @@ static void group_submit(struct store *st)
 		}
 		memset(s->rec + s->rec_len, 0, pad - s->rec_len);
 		s->rec_pad = pad;
-		rec_time[n] = s->h.offset;
 		s->h.offset = d->seg_next;
 		s->h.segment = d->seg_no;
 		d->seg_next += pad;
@@ -1047,27 +1047,46 @@ static void group_submit(struct store *st)
 
 		if (!d->group_recs)
 			continue;
+		/* A deployment's records of one group are contiguous in its segment: one writev
+		 * when there are several (one io-wq punt instead of one per record), a write from
+		 * the registered buffer when there is one. */
+		unsigned niov = 0;
+		uint64_t first_off = 0, total = 0;
 		for (uint32_t g = 0; g < n; g++) {
 			struct store_slot *s = &st->slots[st->group[g]];
 
 			if (s->dep != (int)di)
 				continue;
-			sqe = io_uring_get_sqe(&st->ring);
-			if (st->regbuf)
-				io_uring_prep_write_fixed(sqe, fd, s->rec, s->rec_pad, s->h.offset, 0);
-			else
-				io_uring_prep_write(sqe, fd, s->rec, s->rec_pad, s->h.offset);
-			sqe->flags |= IOSQE_IO_LINK | (st->regfile ? IOSQE_FIXED_FILE : 0);
-			io_uring_sqe_set_data64(sqe, (uint64_t)di << 32 | s->rec_pad);
-			n_sqe++;
+			if (!niov)
+				first_off = s->h.offset;
+			st->iov[niov++] = (struct iovec){ .iov_base = s->rec, .iov_len = s->rec_pad };
+			total += s->rec_pad;
 		}
+		sqe = io_uring_get_sqe(&st->ring);
+		if (niov > 1)
+			io_uring_prep_writev(sqe, fd, st->iov, niov, first_off);
+		else if (st->regbuf)
+			io_uring_prep_write_fixed(sqe, fd, st->iov[0].iov_base, (unsigned)total, first_off, 0);
+		else
+			io_uring_prep_write(sqe, fd, st->iov[0].iov_base, (unsigned)total, first_off);
+		sqe->flags |= IOSQE_IO_LINK | (st->regfile ? IOSQE_FIXED_FILE : 0);
+		io_uring_sqe_set_data64(sqe, (uint64_t)di << 32 | (uint32_t)total);
+		n_sqe++;
 		sqe = io_uring_get_sqe(&st->ring);
 		io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
 		sqe->flags |= st->regfile ? IOSQE_FIXED_FILE : 0;
 		io_uring_sqe_set_data64(sqe, (uint64_t)di << 32 | 0xffffffffu);
 		n_sqe++;
 	}
-	io_uring_submit(&st->ring);
+	/* The SQ ring holds a whole group (sized at open), so one submit takes it all unless a
+	 * signal interrupts it; the CQ ring is twice as large, so -EBUSY cannot happen. */
+	for (int tries = 0; io_uring_sq_ready(&st->ring) && tries < 1000; tries++) {
+		int r = io_uring_submit(&st->ring);
+		if (r < 0 && r != -EINTR && r != -EAGAIN) {
+			VG_LOG(STORE, ERR, "io_uring_submit: %s", vg_strerror(r));
+			break;
+		}
+	}
 	st->n_group = n;
 	st->n_inflight = n_sqe;
 }
@@ -1076,7 +1095,6 @@ static void group_submit(struct store *st)
 static void group_reap(struct store *st)
 {
 	struct io_uring_cqe *cqe;
-	uint64_t *rec_time = st->rec_time;
 	unsigned n_sqe = st->n_inflight;
 	uint32_t n = st->n_group;
 
@@ -1132,7 +1150,7 @@ static void group_reap(struct store *st)
 		int rc = st->deps[s->dep].group_rc;
 
 		if (rc == 0) {
-			struct store_ent e = { .seq = s->h.seq, .time_ns = rec_time[g], .offset = s->h.offset,
+			struct store_ent e = { .seq = s->h.seq, .time_ns = s->time_ns, .offset = s->h.offset,
 					       .len = s->rec_len, .segment = s->h.segment, .dep = (uint16_t)s->dep };
 			pthread_mutex_lock(&st->mu);
 			if (idx_push(st, &e) < 0)
@@ -1632,7 +1650,7 @@ static void store_free(struct store *st)
 	free(st->slots);
 	free(st->pending);
 	free(st->group);
-	free(st->rec_time);
+	free(st->iov);
 	free(st->dir);
 	free(st);
 }
@@ -1773,11 +1791,11 @@ int store_open(struct store **out, const struct store_conf *conf, char *err, siz
 	st->free_slots = calloc(st->n_slots, sizeof(*st->free_slots));
 	st->pending = calloc(st->n_slots, sizeof(*st->pending));
 	st->group = calloc(st->n_slots, sizeof(*st->group));
-	st->rec_time = calloc(st->n_slots, sizeof(*st->rec_time));
+	st->iov = calloc(st->n_slots, sizeof(*st->iov));
 	st->q_cap = st->n_slots + 16;
 	st->queue = calloc(st->q_cap, sizeof(*st->queue));
 	rc = -ENOMEM;
-	if (!st->slots || !st->free_slots || !st->pending || !st->group || !st->rec_time || !st->queue)
+	if (!st->slots || !st->free_slots || !st->pending || !st->group || !st->iov || !st->queue)
 		goto out_free;
 	for (uint32_t i = 0; i < st->n_slots; i++) {
 		st->slots[i].in = st->slab + (size_t)i * (st->in_cap + st->rec_cap);

@@ -2,7 +2,7 @@
  * Crop persistence vs fio (DESIGN.md "Performance"): durable crops per second, p99 time from
  * put to durable acknowledgement, and CPU per crop, for 20-40 KB JPEG crops (no encode in the
  * loop), against fio's io_uring and psync engines writing the same sizes to the same file
- * system with the same fdatasync cadence (one per 16 writes), in the same run. Medians of 3.
+ * system with the same fdatasync cadence (one per 16 writes), in the same run. Medians of 5.
  * Usage: bench_store [DIR] (default $TMPDIR or /tmp). Never gating: prints and exits 0.
  */
 #include <errno.h>
@@ -20,7 +20,7 @@
 
 #define N 1500
 #define GROUP 16
-#define RUNS 3
+#define RUNS 5
 
 static uint8_t *crops[N];
 static uint32_t lens[N];
