@@ -123,7 +123,7 @@ struct store {
 	pthread_mutex_t meta_mu;
 
 	struct io_uring ring;
-	bool regbuf, regfile;
+	bool regbuf, regfile, no_uring;
 	pthread_t thread;
 	bool thread_started;
 
@@ -977,6 +977,36 @@ static void slot_finish(struct store *st, uint32_t si, int rc)
 		ack(arg, rc, &h);
 }
 
+static void group_reap(struct store *st);
+
+/* Without io_uring (refused here): the same group as one pwritev and one fdatasync. */
+static int write_group_sync(int fd, struct iovec *iov, unsigned niov, uint64_t off, uint64_t total)
+{
+	uint64_t done = 0;
+
+	while (done < total) {
+		ssize_t w = pwritev(fd, iov, (int)niov, (off_t)(off + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		if (w == 0)
+			return -ENOSPC;
+		done += (uint64_t)w;
+		/* step over what was written, a short write being the disk filling up */
+		while (niov && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			niov--;
+		}
+		if (niov && w) {
+			iov->iov_base = (uint8_t *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return fdatasync(fd) < 0 ? -errno : 0;
+}
+
 /* Cut the pending list into one group and submit it: per deployment its writes, linked, then
  * one fdatasync. Only with no group in flight (st->n_inflight == 0). */
 static void group_submit(struct store *st)
@@ -1062,6 +1092,10 @@ static void group_submit(struct store *st)
 			st->iov[niov++] = (struct iovec){ .iov_base = s->rec, .iov_len = s->rec_pad };
 			total += s->rec_pad;
 		}
+		if (st->no_uring) {
+			d->group_rc = write_group_sync(d->seg_fd, st->iov, niov, first_off, total);
+			continue;
+		}
 		sqe = io_uring_get_sqe(&st->ring);
 		if (niov > 1)
 			io_uring_prep_writev(sqe, fd, st->iov, niov, first_off);
@@ -1080,7 +1114,7 @@ static void group_submit(struct store *st)
 	}
 	/* The SQ ring holds a whole group (sized at open), so one submit takes it all unless a
 	 * signal interrupts it; the CQ ring is twice as large, so -EBUSY cannot happen. */
-	for (int tries = 0; io_uring_sq_ready(&st->ring) && tries < 1000; tries++) {
+	for (int tries = 0; !st->no_uring && io_uring_sq_ready(&st->ring) && tries < 1000; tries++) {
 		int r = io_uring_submit(&st->ring);
 		if (r < 0 && r != -EINTR && r != -EAGAIN) {
 			VG_LOG(STORE, ERR, "io_uring_submit: %s", vg_strerror(r));
@@ -1089,6 +1123,8 @@ static void group_submit(struct store *st)
 	}
 	st->n_group = n;
 	st->n_inflight = n_sqe;
+	if (st->no_uring)
+		group_reap(st); /* written and synced already: acknowledge now */
 }
 
 /* Wait for the group in flight, then acknowledge each of its records (or fail them). */
@@ -1632,7 +1668,7 @@ static void store_free(struct store *st)
 {
 	for (unsigned i = 0; st->deps && i < st->n_deps; i++)
 		dep_close_files(st, i);
-	if (st->ring.ring_fd > 0)
+	if (st->ring.ring_fd >= 0 && !st->no_uring)
 		io_uring_queue_exit(&st->ring);
 	if (st->slab) {
 		vg_scrub(st->slab, st->slab_len);
@@ -1804,12 +1840,15 @@ int store_open(struct store **out, const struct store_conf *conf, char *err, siz
 	}
 
 	/* The ring: room for a full group of writes plus one fdatasync per deployment. */
-	rc = io_uring_queue_init(st->n_slots + STORE_MAX_DEPLOYMENTS + 8, &st->ring, 0);
+	rc = conf->no_io_uring ? -ENOSYS : io_uring_queue_init(st->n_slots + STORE_MAX_DEPLOYMENTS + 8, &st->ring, 0);
 	if (rc < 0) {
-		rc = vg_errf(err, errlen, rc, "store: io_uring_queue_init: %s", vg_strerror(rc));
-		goto out_free;
-	}
-	{
+		/* io_uring refused (seccomp, kernel.io_uring_disabled, an old kernel): the same
+		 * groups through pwritev and fdatasync on the store thread, counted. */
+		VG_LOG(STORE, WARN, "io_uring unavailable (%s): writing with pwritev+fdatasync", vg_strerror(rc));
+		count(st, ROW_THREAD, STORE_fallback_uring, 1);
+		st->no_uring = true;
+		st->ring.ring_fd = -1;
+	} else {
 		struct iovec iov = { .iov_base = st->slab, .iov_len = slots_len };
 		int fds[STORE_MAX_DEPLOYMENTS];
 

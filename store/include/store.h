@@ -114,6 +114,7 @@ struct store_conf {
 	uint32_t sweep_interval_s;      /* the store thread sweeps this often when idle (default 60) */
 	store_clock_fn *clock;          /* default CLOCK_REALTIME */
 	void *clock_arg;
+	bool no_io_uring;               /* write with pwritev+fdatasync, as when io_uring is refused (tests) */
 	store_delete_fn *on_delete;     /* may be NULL */
 	void *on_delete_arg;
 };
@@ -134,6 +135,7 @@ struct store_conf {
 	X(P, corrupt_dropped, "records failing their checksum, never served")                  \
 	X(P, resynced_bytes, "bytes skipped after a damaged header, on open")                  \
 	X(P, deleted, "records deleted by retention or shredding")                             \
+	X(P, fallback_uring, "io_uring refused: pwritev and fdatasync used")                   \
 	X(P, fallback_regbuf, "io_uring registered buffers refused: plain writes used")        \
 	X(P, fallback_regfile, "io_uring registered files refused: plain fds used")            \
 	X(P, fallback_odirect, "O_DIRECT refused by the file system: buffered writes used")    \

@@ -13,6 +13,7 @@
 #define DEP 0x1234
 
 static char dir[256], key[300];
+static unsigned n_async_acks;
 static uint64_t fake_now = 1700000000ull * 1000000000ull;
 
 static uint64_t test_clock(void *arg)
@@ -426,6 +427,61 @@ static void test_tamper(void)
 	st_rm_rf(d);
 }
 
+static void count_ack(void *arg, int rc, const struct store_handle *h)
+{
+	struct store_handle *out = arg;
+
+	*out = *h; /* read by main() after the release below */
+	(void)rc;
+	__atomic_fetch_add(&n_async_acks, 1, __ATOMIC_RELEASE);
+}
+
+/* Where io_uring is refused the store writes the same groups with pwritev and fdatasync. */
+static void test_no_uring(void)
+{
+	char d[256], k[300];
+	static uint8_t bufs[8][21000];
+	struct store_handle h[8];
+	struct store_stats s;
+	CHECK_EQ_INT(st_scratch(d, sizeof(d), k, sizeof(k), 0x25), 0);
+	strcpy(key, k);
+	struct store_conf c = conf_for(d);
+	c.no_io_uring = true;
+	c.group_max = 8;
+	c.group_deadline_us = 50000; /* the 8 queued below go as one group: one pwritev of 8 */
+	struct store *st = open_ok(&c);
+
+	if (!st)
+		return;
+	CHECK_EQ_INT(store_deployment_open(st, DEP), 0);
+	n_async_acks = 0;
+	for (int i = 0; i < 8; i++) {
+		struct store_alert a;
+		struct store_crop cr = { .format = STORE_CROP_JPEG, .data = bufs[i], .len = 20000 + i };
+		st_fake_jpeg(bufs[i], cr.len, 300 + i);
+		st_alert(&a, DEP, 300 + i);
+		CHECK_EQ_INT(store_put_async(st, &a, &cr, count_ack, &h[i]), 0);
+	}
+	for (int i = 0; i < 200 && __atomic_load_n(&n_async_acks, __ATOMIC_ACQUIRE) < 8; i++)
+		usleep(10000);
+	CHECK_EQ_INT(__atomic_load_n(&n_async_acks, __ATOMIC_ACQUIRE), 8);
+	store_stats(st, &s);
+	CHECK_EQ_INT(s.fallback_uring, 1);
+	CHECK_EQ_INT(s.acked, 8);
+	CHECK_EQ_INT(s.groups, 1);
+	store_close(&st);
+	c.no_io_uring = false;
+	st = open_ok(&c);
+	if (st) {
+		for (int i = 0; i < 8; i++) {
+			CHECK(h[i].saved);
+			CHECK_EQ_INT(check_jpeg(st, &h[i], 300 + (uint64_t)i, 20000 + (size_t)i), 0);
+		}
+		store_close(&st);
+	}
+	st_rm_rf(d);
+}
+
 /* The store thread sweeps on its own, every sweep_interval_s, without anyone calling it. */
 static void test_auto_sweep(void)
 {
@@ -509,6 +565,7 @@ int main(void)
 	test_o_direct();
 	test_auto_sweep();
 	test_tamper();
+	test_no_uring();
 	st_rm_rf(dir);
 	return vg_test_exit();
 }
