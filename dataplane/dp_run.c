@@ -12,17 +12,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
+#include <rte_pause.h>
+#include <rte_ring.h>
+#include <pthread.h>
 
 #include "dp.h"
 #include "vg_base.h"
 #include "vg_counter.h"
 #include "vg_log.h"
+#include "vg_pool.h"
 
 /* The RX stage's counters (exported by mgmt as vigil_dp_rx_<name>); one row per RX lcore. */
 #define DP_RX_COUNTERS(X, P)                                              \
@@ -55,15 +60,33 @@ struct cam {
 	struct run *run;
 };
 
+#define MAX_WORKERS 16
+#define WORKER_RING 256
+#define AU_POOL_ELT (2u << 20) /* an access unit handed to a decode worker; larger ones are dropped */
+#define AU_POOL_COUNT 64
+
+/* An access unit on its way to a decode worker, at the start of a pool buffer. */
+struct au_msg {
+	uint32_t cam, ts, flags, len;
+	uint8_t data[];
+};
+
 struct run {
 	const struct dp_run_conf *conf;
 	struct dp_run_report *rep;
 	struct cam cams[DP_MAX_CAMERAS];
 	unsigned n_cams;
 	int16_t by_port[65536]; /* first camera on a destination port, -1 if none */
-	struct cam *cur;        /* the camera whose AU is being decoded */
 	struct vg_counter_row *ctr;
+	/* Decode workers (conf->decode_workers > 0): camera i decodes on worker i % n, in order. */
+	unsigned n_workers;
+	pthread_t workers[MAX_WORKERS];
+	struct rte_ring *rings[MAX_WORKERS];
+	struct vg_pool *au_pool;
+	atomic_bool workers_stop;
 };
+
+static _Thread_local struct cam *decoding; /* the camera whose AU this thread is decoding */
 
 static _Thread_local unsigned current_camera;
 
@@ -75,7 +98,7 @@ unsigned dp_run_current_camera(void)
 static void on_frame(void *arg, const struct dp_frame *f)
 {
 	struct run *run = arg;
-	struct cam *c = run->cur;
+	struct cam *c = decoding;
 
 	c->rep->width = f->width;
 	c->rep->height = f->height;
@@ -98,8 +121,112 @@ static void on_au(void *arg, const struct dp_au *au)
 
 	if (!c->dec)
 		return;
-	run->cur = c;
-	dp_decoder_push(c->dec, au);
+	if (!run->n_workers) {
+		decoding = c;
+		dp_decoder_push(c->dec, au);
+		return;
+	}
+	/* Hand it to the camera's worker: a copy into a pool buffer (the depacketizer's buffer is
+	 * reused for the next access unit at once). A full ring or an empty pool drops this, the
+	 * newest, access unit, counted; a recorded run (until_eof) waits instead, so it replays the
+	 * same way at any speed. */
+	struct rte_ring *ring = run->rings[c->index % run->n_workers];
+	struct au_msg *m;
+	if (au->len > AU_POOL_ELT - sizeof(*m)) {
+		c->rep->aus_dropped++;
+		return;
+	}
+	while (!(m = vg_pool_get(run->au_pool))) {
+		if (!run->conf->until_eof) {
+			c->rep->aus_dropped++;
+			return;
+		}
+		rte_pause();
+	}
+	*m = (struct au_msg){ .cam = c->index, .ts = au->ts, .flags = au->flags, .len = (uint32_t)au->len };
+	memcpy(m->data, au->data, au->len);
+	while (rte_ring_enqueue(ring, m) != 0) {
+		if (!run->conf->until_eof) {
+			vg_pool_put(run->au_pool, m);
+			c->rep->aus_dropped++;
+			return;
+		}
+		rte_pause();
+	}
+}
+
+struct worker_arg {
+	struct run *run;
+	unsigned index;
+};
+static struct worker_arg worker_args[MAX_WORKERS];
+
+/* A decode worker: drains its ring until told to stop and the ring is empty. */
+static void *worker_main(void *arg)
+{
+	const struct worker_arg *wa = arg;
+	struct run *run = wa->run;
+	struct rte_ring *ring = run->rings[wa->index];
+
+	for (;;) {
+		void *burst[8];
+		unsigned n = rte_ring_dequeue_burst(ring, burst, 8, NULL);
+		if (n == 0) {
+			if (atomic_load_explicit(&run->workers_stop, memory_order_acquire) && rte_ring_empty(ring))
+				break;
+			usleep(50); /* idle: a worker is not a busy-polling lcore */
+			continue;
+		}
+		for (unsigned i = 0; i < n; i++) {
+			struct au_msg *m = burst[i];
+			struct cam *c = &run->cams[m->cam];
+			struct dp_au au = { .data = m->data, .len = m->len, .ts = m->ts, .flags = m->flags };
+			decoding = c;
+			dp_decoder_push(c->dec, &au);
+			vg_pool_put(run->au_pool, m);
+		}
+	}
+	return NULL;
+}
+
+static int workers_start(struct run *run, unsigned n, char *err, size_t errlen)
+{
+	int rc = vg_pool_create(&run->au_pool, "dp_au", AU_POOL_ELT, AU_POOL_COUNT, VG_POOL_BIOMETRIC);
+
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "access-unit pool: %s", vg_strerror(rc));
+	for (unsigned i = 0; i < n; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "dp_dec%u", i);
+		/* HTS mode: its head/tail updates are C11 atomics, which ThreadSanitizer can follow (the
+		 * default x86 ring's plain stores behind compiler barriers read as races to it). One
+		 * producer and one consumer per ring, so the serialisation HTS adds costs nothing here. */
+		run->rings[i] = rte_ring_create(name, WORKER_RING, (int)rte_socket_id(),
+						RING_F_MP_HTS_ENQ | RING_F_MC_HTS_DEQ);
+		if (!run->rings[i])
+			return vg_errf(err, errlen, -ENOMEM, "decode ring: %s", rte_strerror(rte_errno));
+		worker_args[i] = (struct worker_arg){ run, i };
+		rc = -pthread_create(&run->workers[i], NULL, worker_main, &worker_args[i]);
+		if (rc < 0)
+			return vg_errf(err, errlen, rc, "decode worker: %s", vg_strerror(rc));
+		run->n_workers = i + 1;
+	}
+	return 0;
+}
+
+/* Let the workers drain their rings, join them, free what they used. */
+static void workers_stop(struct run *run)
+{
+	atomic_store_explicit(&run->workers_stop, true, memory_order_release);
+	for (unsigned i = 0; i < run->n_workers; i++)
+		pthread_join(run->workers[i], NULL);
+	for (unsigned i = 0; i < MAX_WORKERS; i++) {
+		rte_ring_free(run->rings[i]);
+		run->rings[i] = NULL;
+	}
+	run->n_workers = 0;
+	if (run->au_pool)
+		vg_pool_destroy(&run->au_pool);
 }
 
 static int cam_add(struct run *run, enum dp_codec codec, uint16_t port, uint8_t pt, const uint8_t *params,
@@ -182,6 +309,8 @@ static struct cam *flow_find(struct run *run, uint16_t port, uint32_t ssrc, uint
 			c->rep->rtp.late += keep.late;
 			c->rep->rtp.resyncs += keep.resyncs + 1;
 		}
+		if (c->have_sr && c->sr.ssrc != ssrc)
+			c->have_sr = false; /* that report was someone else's */
 		c->ssrc_known = true;
 		c->rep->ssrc = ssrc;
 		return c;
@@ -216,7 +345,10 @@ static void rtcp_one(struct run *run, const struct dp_udp_view *udp)
 		int i = run->by_port[(uint16_t)(udp->dst_port - pass)];
 		for (; i >= 0; i = run->cams[i].next_same_port) {
 			struct cam *c = &run->cams[i];
-			if (c->ssrc_known && c->rep->ssrc == sr.ssrc) {
+			/* A sender may report before its first RTP packet (ffmpeg does): with an SDP the
+			 * port names the camera, and the SSRC is checked when RTP arrives. */
+			bool first = run->conf->sdp && !c->ssrc_known;
+			if (first || (c->ssrc_known && c->rep->ssrc == sr.ssrc)) {
 				c->sr = sr;
 				c->have_sr = true;
 				c->rep->rtcp_sr++;
@@ -444,6 +576,16 @@ int dp_run_pcap(const struct dp_run_conf *conf, struct dp_run_report *report, ch
 			goto out_pool;
 	}
 
+	if (conf->decode && conf->decode_workers) {
+		if (conf->decode_workers > MAX_WORKERS) {
+			rc = vg_errf(err, errlen, -EINVAL, "at most %d decode workers", MAX_WORKERS);
+			goto out_workers;
+		}
+		rc = workers_start(run, conf->decode_workers, err, errlen);
+		if (rc < 0)
+			goto out_workers;
+	}
+
 	uint64_t t0 = rte_rdtsc(), hz = rte_get_tsc_hz(), last_rx = t0;
 	uint64_t got = 0;
 	for (;;) {
@@ -481,8 +623,12 @@ int dp_run_pcap(const struct dp_run_conf *conf, struct dp_run_report *report, ch
 		struct cam *c = &run->cams[i];
 		cam_drain(c, true);
 		dp_depay_flush(c->depay);
+	}
+	workers_stop(run);
+	for (unsigned i = 0; i < run->n_cams; i++) {
+		struct cam *c = &run->cams[i];
 		if (c->dec) {
-			run->cur = c;
+			decoding = c;
 			dp_decoder_flush(c->dec);
 		}
 	}
@@ -497,6 +643,8 @@ int dp_run_pcap(const struct dp_run_conf *conf, struct dp_run_report *report, ch
 		rte_eth_dev_close(port);
 	}
 	rc = 0;
+out_workers:
+	workers_stop(run);
 out_pool:
 	rte_mempool_free(pool);
 out_eal:

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -34,6 +35,7 @@ struct md5_line {
 };
 
 struct md5_log {
+	pthread_mutex_t lock; /* frames come from the decode workers */
 	struct md5_line *lines;
 	size_t n, cap;
 	bool have_first[DP_MAX_CAMERAS];
@@ -43,13 +45,12 @@ struct md5_log {
 	int failed;
 };
 
-static void on_frame(void *arg, const struct dp_frame *f)
+/* One frame's hash line; LOG's lock held (frames come from the decode workers). */
+static void log_frame(struct md5_log *log, const struct dp_frame *f, unsigned cam)
 {
-	struct md5_log *log = arg;
-	unsigned cam = dp_run_current_camera();
 	struct md5_line l = { .stream = cam };
 
-	if (log->failed || cam >= DP_MAX_CAMERAS)
+	if (log->failed)
 		return;
 	if (!log->have_first[cam]) {
 		log->have_first[cam] = true;
@@ -76,6 +77,18 @@ static void on_frame(void *arg, const struct dp_frame *f)
 		log->cap = cap;
 	}
 	log->lines[log->n++] = l;
+}
+
+static void on_frame(void *arg, const struct dp_frame *f)
+{
+	struct md5_log *log = arg;
+	unsigned cam = dp_run_current_camera();
+
+	if (cam >= DP_MAX_CAMERAS)
+		return;
+	pthread_mutex_lock(&log->lock);
+	log_frame(log, f, cam);
+	pthread_mutex_unlock(&log->lock);
 }
 
 /* ffmpeg's framemd5 (version 2) layout, so the two files diff line by line but for timestamps. */
@@ -118,10 +131,10 @@ static int write_report(const char *path, const struct dp_run_report *r)
 			"%s\n {\"id\":\"%s\",\"dst_port\":%u,\"ssrc\":%" PRIu32 ",\"codec\":\"%s\","
 			"\"rtp_packets\":%" PRIu64 ",\"rtp_lost\":%" PRIu64 ",\"rtp_reordered\":%" PRIu64
 			",\"rtp_duplicates\":%" PRIu64 ",\"rtp_malformed\":%" PRIu64 ",\"rtp_late\":%" PRIu64
-			",\"rtp_resyncs\":%" PRIu64 ",\"rtcp_sr\":%" PRIu64 ",\"frames_decoded\":%" PRIu64 ",\"frames_corrupt\":%" PRIu64
+			",\"rtp_resyncs\":%" PRIu64 ",\"rtcp_sr\":%" PRIu64 ",\"aus_dropped\":%" PRIu64 ",\"frames_decoded\":%" PRIu64 ",\"frames_corrupt\":%" PRIu64
 			",\"frames_analysed\":0,\"faces_detected\":0,\"faces_matched\":0,\"width\":%d,\"height\":%d}",
 			i ? "," : "", c->id, c->dst_port, c->ssrc, dp_codec_name(c->codec), c->rtp.packets, c->rtp.lost,
-			c->rtp.reordered, c->rtp.duplicates, c->malformed, c->rtp.late, c->rtp.resyncs, c->rtcp_sr, c->frames_decoded,
+			c->rtp.reordered, c->rtp.duplicates, c->malformed, c->rtp.late, c->rtp.resyncs, c->rtcp_sr, c->aus_dropped, c->frames_decoded,
 			c->frames_corrupt, c->width, c->height);
 	}
 	const struct dp_rx_report *rx = &r->rx;
@@ -186,6 +199,7 @@ static void run_usage(FILE *f)
 {
 	fprintf(f, "usage: vigild run --pcap FILE[,FILE...] [--sdp FILE] --report report.json [--until-eof]\n"
 		   "                  [--framemd5 FILE] [--reorder-ms N] [--reorder-packets N] [--no-decode]\n"
+		   "                  [--decode-workers N]\n"
 		   "                  [--rx-only] [--eal 'EAL ARGS']\n");
 }
 
@@ -197,7 +211,7 @@ int vigild_run_main(int argc, char **argv)
 		{ "framemd5", required_argument, NULL, 'm' }, { "watchlist", required_argument, NULL, 'w' },
 		{ "reorder-ms", required_argument, NULL, 'o' }, { "reorder-packets", required_argument, NULL, 'k' },
 		{ "no-decode", no_argument, NULL, 'n' },      { "eal", required_argument, NULL, 'a' },
-		{ "rx-only", no_argument, NULL, 'x' },
+		{ "rx-only", no_argument, NULL, 'x' },        { "decode-workers", required_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
 	};
 	const char *pcap_arg = NULL, *sdp_path = NULL, *report_path = NULL, *md5_path = NULL;
@@ -210,7 +224,7 @@ int vigild_run_main(int argc, char **argv)
 	const char *pcaps[16];
 	struct dp_sdp *sdp = NULL;
 	struct dp_run_report *report = NULL;
-	struct md5_log log = { 0 };
+	struct md5_log log = { .lock = PTHREAD_MUTEX_INITIALIZER };
 	int c, rc = 1;
 
 	optind = 1;
@@ -224,6 +238,16 @@ int vigild_run_main(int argc, char **argv)
 		case 'n': conf.decode = false; break;
 		case 'x': conf.rx_only = true; break;
 		case 'a': conf.eal_extra = optarg; break;
+		case 'd': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || v > 16) {
+				fprintf(stderr, "vigild run: bad --decode-workers value '%s' (0..16)\n", optarg);
+				return 2;
+			}
+			conf.decode_workers = (unsigned)v;
+			break;
+		}
 		case 'o':
 		case 'k': {
 			char *end;

@@ -257,6 +257,7 @@ struct dp_camera_report {
 	uint64_t rtcp_sr;    /* RTCP sender reports used for wall-clock time */
 	uint64_t frames_decoded;
 	uint64_t frames_corrupt;
+	uint64_t aus_dropped; /* access units a full decode ring or an empty pool made us drop */
 	int width, height;
 };
 
@@ -284,6 +285,7 @@ struct dp_run_conf {
 	dp_frame_fn *on_frame;     /* each decoded frame, with the camera's index in *arg's order */
 	void *on_frame_arg;
 	bool decode;               /* false: depacketize only (benchmarks) */
+	unsigned decode_workers;   /* 0: decode on the RX lcore; N: N decode threads, fed by rings */
 	bool rx_only;              /* receive and free, nothing else: testpmd rxonly's loop, the
 				      benchmark's floor for the PMD's own cost */
 	const char *eal_extra;     /* extra EAL arguments, space separated (may be NULL) */

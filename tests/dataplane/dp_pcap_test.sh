@@ -5,7 +5,8 @@
 #   - every camera's frames have the same framemd5 as ffmpeg decoding the elementary stream;
 #   - a seeded impairment (drop, duplicate, swap) is counted exactly, camera by camera;
 #   - malformed packets are counted exactly and every good frame around them still decodes;
-#   - VLAN-tagged IPv6 and one capture per camera give the same frames.
+#   - VLAN-tagged IPv6, one capture per camera and decode workers give the same frames;
+#   - a camera that reboots mid-stream resyncs; RTCP sender reports are used.
 # Usage: dp_pcap_test.sh VIGILD SOURCE_ROOT. Exit 77 when a peer is missing or DPDK's EAL
 # cannot start here, unless VIGIL_REQUIRE_FETCHED=1.
 set -u
@@ -125,6 +126,10 @@ for k, v in e['_rx'].items():
 print('malformed: ' + ', '.join('%s %d' % (c['id'], c['rtp_malformed']) for c in r['cameras']) + '; rx ' + json.dumps(e['_rx']))
 PY
 
+# Decode on two worker threads fed by rings: the same frames.
+"$vigild" run --pcap cap.pcap --sdp all.sdp --report rw.json --until-eof --framemd5 w2.md5 --decode-workers 2 ||
+	fail "vigild run (decode workers)"
+check_all_md5 w2.md5
 python3 "$tool" v6vlan cap.pcap v6.pcap
 "$vigild" run --pcap v6.pcap --sdp all.sdp --report r6.json --until-eof --framemd5 v6.md5 || fail "vigild run (IPv6, VLAN)"
 check_all_md5 v6.md5
