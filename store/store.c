@@ -796,11 +796,11 @@ static int dep_load(struct store *st, uint64_t id, bool create, struct recover_c
 	unsigned di;
 	int rc;
 
+	if (dep_find(st, id) >= 0)
+		return 0; /* open already */
 	for (di = 0; di < st->n_deps; di++)
-		if (st->deps[di].id == id || !st->deps[di].live)
+		if (!st->deps[di].live)
 			break; /* a shredded slot is reused */
-	if (di < st->n_deps && st->deps[di].id == id && st->deps[di].live)
-		return 0;
 	if (di == STORE_MAX_DEPLOYMENTS)
 		return -ENOSPC;
 	d = &st->deps[di];

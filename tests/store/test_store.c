@@ -218,13 +218,22 @@ static void test_shred(void)
 	CHECK_EQ_INT(put_jpeg(st, 1, 7, 21000, &h[0]), -ENOENT);
 	CHECK(!h[0].saved);
 	CHECK_EQ_INT(check_jpeg(st, &other, 9, 21000), 0);
+	CHECK_EQ_INT(store_deployment_open(st, 2), 0); /* again: still one copy of it */
+	CHECK_EQ_INT(store_count(st), 1);
+	CHECK_EQ_INT(put_jpeg(st, 2, 10, 21000, &h[1]), 0);
+	CHECK_EQ_INT(store_deployment_open(st, 3), 0); /* takes the shredded one's place */
+	CHECK_EQ_INT(put_jpeg(st, 3, 11, 21000, &h[2]), 0);
+	CHECK_EQ_INT(store_count(st), 3);
+	CHECK_EQ_INT(check_jpeg(st, &h[1], 10, 21000), 0);
+	CHECK_EQ_INT(check_jpeg(st, &h[2], 11, 21000), 0);
 	snprintf(path, sizeof(path), "%s/dep-%016x", d, 1);
 	CHECK(access(path, F_OK) < 0);
 	store_close(&st);
 	st = open_ok(&c);
 	if (st) {
-		CHECK_EQ_INT(store_count(st), 1);
+		CHECK_EQ_INT(store_count(st), 3);
 		CHECK_EQ_INT(check_jpeg(st, &other, 9, 21000), 0);
+		CHECK_EQ_INT(check_jpeg(st, &h[2], 11, 21000), 0);
 		store_close(&st);
 	}
 	st_rm_rf(d);
