@@ -100,3 +100,82 @@ int dp_pkt_parse(const uint8_t *frame, size_t len, struct dp_udp_view *out)
 	*out = v;
 	return 0;
 }
+
+static uint16_t csum16(const uint8_t *p, size_t n)
+{
+	uint32_t sum = 0;
+
+	for (size_t i = 0; i + 1 < n; i += 2)
+		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+	if (n & 1)
+		sum += (uint32_t)p[n - 1] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+int dp_pkt_answer(const uint8_t *frame, size_t len, uint32_t local_ip, const uint8_t mac[6], uint8_t *out,
+		  size_t cap)
+{
+	size_t off = 12;
+	uint16_t type;
+	uint8_t ip[4];
+
+	memcpy(ip, &local_ip, 4); /* network order: the bytes as on the wire */
+	if (len < 14)
+		return -EBADMSG;
+	type = rd16(frame + off);
+	off += 2;
+	for (int tags = 0; (type == 0x8100 || type == 0x88a8) && tags < 2; tags++) {
+		if (len < off + 4)
+			return -EBADMSG;
+		type = rd16(frame + off + 2);
+		off += 4;
+	}
+	if (type == 0x0806) {
+		const uint8_t *a = frame + off;
+		if (len < off + 28)
+			return -EBADMSG;
+		/* Ethernet/IPv4 ARP request for our address only. */
+		if (rd16(a) != 1 || rd16(a + 2) != 0x0800 || a[4] != 6 || a[5] != 4 || rd16(a + 6) != 1 ||
+		    memcmp(a + 24, ip, 4) != 0)
+			return 0;
+		if (cap < off + 28)
+			return -ENOSPC;
+		memcpy(out, frame + 6, 6); /* to the asker */
+		memcpy(out + 6, mac, 6);
+		memcpy(out + 12, frame + 12, off - 12); /* VLAN tags and ethertype */
+		uint8_t *r = out + off;
+		memcpy(r, a, 6);
+		r[6] = 0, r[7] = 2; /* reply */
+		memcpy(r + 8, mac, 6);
+		memcpy(r + 14, ip, 4);
+		memcpy(r + 18, a + 8, 10); /* the asker's MAC and IP */
+		return (int)(off + 28);
+	}
+	if (type == 0x0800) {
+		const uint8_t *h = frame + off;
+		if (len < off + 20 || (h[0] >> 4) != 4)
+			return -EBADMSG;
+		size_t ihl = (size_t)(h[0] & 0x0f) * 4, tot = rd16(h + 2);
+		if (ihl < 20 || tot < ihl + 8 || off + tot > len)
+			return -EBADMSG;
+		if (h[9] != 1 || memcmp(h + 16, ip, 4) != 0 || (rd16(h + 6) & 0x3fff) || h[ihl] != 8 || h[ihl + 1] != 0)
+			return 0; /* not an unfragmented echo request to us */
+		if (cap < off + tot)
+			return -ENOSPC;
+		memcpy(out, frame + 6, 6);
+		memcpy(out + 6, mac, 6);
+		memcpy(out + 12, frame + 12, off - 12);
+		uint8_t *r = out + off;
+		memcpy(r, h, tot);
+		memcpy(r + 12, h + 16, 4); /* swap addresses: the header checksum stays right */
+		memcpy(r + 16, h + 12, 4);
+		r[ihl] = 0; /* echo reply */
+		r[ihl + 2] = r[ihl + 3] = 0;
+		uint16_t c = csum16(r + ihl, tot - ihl);
+		r[ihl + 2] = (uint8_t)(c >> 8), r[ihl + 3] = (uint8_t)c;
+		return (int)(off + tot);
+	}
+	return 0;
+}

@@ -37,7 +37,8 @@
 	X(P, ip_fragments, "IP fragments dropped, never reassembled")    \
 	X(P, malformed, "frames dropped: bad Ethernet, IP or UDP")        \
 	X(P, unknown_flow, "UDP datagrams to no camera's port")           \
-	X(P, rtcp, "RTCP packets (sender reports: wall-clock time)")
+	X(P, rtcp, "RTCP packets (sender reports: wall-clock time)")     \
+	X(P, answered, "ARP and ICMP echo replies sent")
 VG_COUNTERS_DECLARE(dp_rx, DP_RX, DP_RX_COUNTERS)
 
 #define BURST 32
@@ -333,6 +334,30 @@ static struct cam *flow_find(struct run *run, uint16_t port, uint32_t ssrc, uint
  * 1,100 cycles per packet including net_pcap's own file read and copy, against about 1,000-1,600
  * for the bare rx_burst+free loop (--rx-only): the PMD dominates, not this.
  */
+/* ARP and ICMP echo for our address, sent back on the port it came from. True if answered. */
+static bool answer(struct run *run, struct rte_mbuf *m)
+{
+	struct rte_ether_addr mac;
+	struct rte_mbuf *r;
+	int n;
+
+	if (rte_eth_macaddr_get(m->port, &mac) != 0 || !(r = rte_pktmbuf_alloc(m->pool)))
+		return false;
+	n = dp_pkt_answer(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), run->conf->local_ip,
+			  mac.addr_bytes, rte_pktmbuf_mtod(r, uint8_t *), rte_pktmbuf_tailroom(r));
+	if (n <= 0) {
+		rte_pktmbuf_free(r);
+		return false;
+	}
+	r->data_len = r->pkt_len = (uint32_t)n;
+	if (rte_eth_tx_burst(m->port, 0, &r, 1) != 1) {
+		rte_pktmbuf_free(r);
+		return false;
+	}
+	vg_counter_add(run->ctr, DP_RX_answered, 1);
+	return true;
+}
+
 /* RTCP: on the RTP port (rtcp-mux, RFC 5761) or the one above it (RFC 3550's default). */
 static void rtcp_one(struct run *run, const struct dp_udp_view *udp)
 {
@@ -373,6 +398,8 @@ static void rx_one(struct run *run, struct rte_mbuf *m)
 		goto out_free;
 	}
 	rc = dp_pkt_parse(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), &udp);
+	if (rc == -EPROTONOSUPPORT && run->conf->local_ip && answer(run, m))
+		goto out_free;
 	if (rc < 0) {
 		if (rc == -EMSGSIZE)
 			vg_counter_add(run->ctr, DP_RX_ip_fragments, 1);
@@ -472,7 +499,10 @@ static int eal_start(const struct dp_run_conf *conf, char *err, size_t errlen)
 	for (unsigned i = 0; i < conf->n_pcaps; i++) {
 		if (strchr(conf->pcaps[i], ',') || strlen(conf->pcaps[i]) > 4096)
 			return vg_errf(err, errlen, -EINVAL, "capture path %s: no commas, at most 4096 bytes", conf->pcaps[i]);
-		snprintf(vdev[i], sizeof(vdev[i]), "net_pcap%u,rx_pcap=%s", i, conf->pcaps[i]);
+		if (i == 0 && conf->tx_pcap && (strchr(conf->tx_pcap, ',') || strlen(conf->tx_pcap) > 64))
+			return vg_errf(err, errlen, -EINVAL, "tx capture path: no commas, at most 64 bytes");
+		snprintf(vdev[i], sizeof(vdev[i]), "net_pcap%u,rx_pcap=%s%s%s", i, conf->pcaps[i],
+			 i == 0 && conf->tx_pcap ? ",tx_pcap=" : "", i == 0 && conf->tx_pcap ? conf->tx_pcap : "");
 		argv[argc++] = "--vdev";
 		argv[argc++] = vdev[i];
 	}
@@ -680,6 +710,7 @@ out_free_cams:
 	report->rx.malformed = cv[DP_RX_malformed];
 	report->rx.unknown_flow = cv[DP_RX_unknown_flow];
 	report->rx.rtcp = cv[DP_RX_rtcp];
+	report->rx.answered = cv[DP_RX_answered];
 	vg_counter_block_destroy(&ctrs);
 	free(run);
 	return rc;

@@ -5,6 +5,7 @@
  * matched, and the report's face fields stay 0 until the gpu stage is wired in.
  */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -143,11 +144,11 @@ static int write_report(const char *path, const struct dp_run_report *r)
 		"],\n\"alerts\":[],\n\"totals\":{\"faces_scanned\":0,\"alerts\":0,\"evidence_bytes\":0},\n"
 		"\"stages\":{\"rx\":{\"frames\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"not_udp\":%" PRIu64
 		",\"ip_fragments\":%" PRIu64 ",\"malformed\":%" PRIu64 ",\"unknown_flow\":%" PRIu64 ",\"rtcp\":%" PRIu64
-		",\"mbuf_drops\":%" PRIu64 ",\"seconds\":%.6f,\"frames_per_second\":%.0f,\"cycles_per_frame\":%.1f},\n"
+		",\"answered\":%" PRIu64 ",\"mbuf_drops\":%" PRIu64 ",\"seconds\":%.6f,\"frames_per_second\":%.0f,\"cycles_per_frame\":%.1f},\n"
 		" \"decode\":{\"access_units\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"frames\":%" PRIu64
 		",\"frames_per_second\":%.1f}}}\n",
 		rx->frames, rx->bytes, rx->not_udp, rx->ip_fragments, rx->malformed, rx->unknown_flow, rx->rtcp,
-		rx->mbuf_drops, rx->seconds, (double)rx->frames / secs,
+		rx->answered, rx->mbuf_drops, rx->seconds, (double)rx->frames / secs,
 		rx->frames ? (double)rx->tsc_cycles / (double)rx->frames : 0.0, r->decode_aus, r->decode_errors, frames,
 		(double)frames / secs);
 	(void)rtp_total;
@@ -199,7 +200,7 @@ static void run_usage(FILE *f)
 {
 	fprintf(f, "usage: vigild run --pcap FILE[,FILE...] [--sdp FILE] --report report.json [--until-eof]\n"
 		   "                  [--framemd5 FILE] [--reorder-ms N] [--reorder-packets N] [--no-decode]\n"
-		   "                  [--decode-workers N]\n"
+		   "                  [--decode-workers N] [--ip A.B.C.D [--tx-pcap FILE]]\n"
 		   "                  [--rx-only] [--eal 'EAL ARGS']\n");
 }
 
@@ -212,6 +213,7 @@ int vigild_run_main(int argc, char **argv)
 		{ "reorder-ms", required_argument, NULL, 'o' }, { "reorder-packets", required_argument, NULL, 'k' },
 		{ "no-decode", no_argument, NULL, 'n' },      { "eal", required_argument, NULL, 'a' },
 		{ "rx-only", no_argument, NULL, 'x' },        { "decode-workers", required_argument, NULL, 'd' },
+		{ "ip", required_argument, NULL, 'i' },       { "tx-pcap", required_argument, NULL, 't' },
 		{ "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
 	};
 	const char *pcap_arg = NULL, *sdp_path = NULL, *report_path = NULL, *md5_path = NULL;
@@ -237,6 +239,16 @@ int vigild_run_main(int argc, char **argv)
 		case 'm': md5_path = optarg; break;
 		case 'n': conf.decode = false; break;
 		case 'x': conf.rx_only = true; break;
+		case 't': conf.tx_pcap = optarg; break;
+		case 'i': {
+			struct in_addr a;
+			if (inet_pton(AF_INET, optarg, &a) != 1) {
+				fprintf(stderr, "vigild run: bad --ip '%s' (an IPv4 address)\n", optarg);
+				return 2;
+			}
+			conf.local_ip = a.s_addr;
+			break;
+		}
 		case 'a': conf.eal_extra = optarg; break;
 		case 'd': {
 			char *end;

@@ -41,6 +41,16 @@ struct dp_udp_view {
  */
 int dp_pkt_parse(const uint8_t *frame, size_t len, struct dp_udp_view *out /* OUT */);
 
+/**
+ * The answer the dataplane owes a frame that is for its own address LOCAL_IP (IPv4, network byte
+ * order) and MAC: an ARP reply to an ARP request for LOCAL_IP, an ICMP echo reply to an echo
+ * request to LOCAL_IP (VLAN tags kept), so cameras can reach it. Writes the reply into OUT (CAP
+ * bytes) and returns its length, 0 when the frame needs no answer, -EBADMSG when it is malformed,
+ * -ENOSPC when CAP is short.
+ */
+int dp_pkt_answer(const uint8_t *frame, size_t len, uint32_t local_ip, const uint8_t mac[6], uint8_t *out,
+		  size_t cap);
+
 /* ---- RTP ------------------------------------------------------------------------------------ */
 
 /** A validated RTP packet: header fields and the payload (CSRCs, extension and padding removed). */
@@ -270,6 +280,7 @@ struct dp_rx_report {
 	uint64_t malformed;    /* bad Ethernet/IP/UDP */
 	uint64_t unknown_flow; /* UDP to a port that is no camera's */
 	uint64_t rtcp;
+	uint64_t answered;     /* ARP and ICMP echo replies sent */
 	uint64_t mbuf_drops;   /* the NIC had no buffer (imissed + rx_nombuf) */
 	double seconds;        /* wall time of the run */
 	uint64_t tsc_cycles;   /* TSC cycles of the run */
@@ -289,6 +300,8 @@ struct dp_run_conf {
 	bool rx_only;              /* receive and free, nothing else: testpmd rxonly's loop, the
 				      benchmark's floor for the PMD's own cost */
 	const char *eal_extra;     /* extra EAL arguments, space separated (may be NULL) */
+	uint32_t local_ip;         /* IPv4 address answered for (ARP, ICMP echo), network order; 0: none */
+	const char *tx_pcap;       /* net_pcap: where the first port's transmitted frames go (tests) */
 };
 
 /** The camera index of the frame being handed to on_frame (valid during the callback). */

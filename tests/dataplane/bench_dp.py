@@ -27,16 +27,17 @@ sys.path.insert(0, os.path.join(root, 'tests', 'dataplane'))
 import rtp_pcap  # noqa: E402
 
 tmp = tempfile.mkdtemp()
+port = 20000 + (os.getpid() % 4000) * 10  # our own, beside other tests
 cap, sdp = os.path.join(tmp, 'cap.pcap'), os.path.join(tmp, 'cam.sdp')
 open(sdp, 'w').write('v=0\no=- 0 0 IN IP4 127.0.0.1\ns=bench\nc=IN IP4 127.0.0.1\nt=0 0\n'
-                     'm=video 5004 RTP/AVP 96\na=rtpmap:96 H264/90000\n')
-rec = subprocess.Popen([sys.executable, os.path.join(root, 'tests/dataplane/rtp_pcap.py'), 'record', cap, '5004'],
+                     'm=video %d RTP/AVP 96\na=rtpmap:96 H264/90000\n' % port)
+rec = subprocess.Popen([sys.executable, os.path.join(root, 'tests/dataplane/rtp_pcap.py'), 'record', cap, str(port)],
                        stdout=subprocess.PIPE, text=True)
 rec.stdout.readline()
 subprocess.run(['gst-launch-1.0', '-q', 'videotestsrc', 'num-buffers=600', 'pattern=snow', '!',
                 'video/x-raw,width=640,height=480,framerate=25/1', '!', 'x264enc', 'speed-preset=ultrafast',
                 'bitrate=6000', 'key-int-max=30', '!', 'rtph264pay', 'mtu=1400', 'pt=96', 'config-interval=-1', '!',
-                'udpsink', 'host=127.0.0.1', 'port=5004', 'sync=false'], check=True)
+                'udpsink', 'host=127.0.0.1', 'port=%d' % port, 'sync=false'], check=True)
 rec.wait()
 frames = rtp_pcap.read_pcap(cap)
 n = len(frames)
@@ -61,7 +62,7 @@ def gst():
     r = []
     for _ in range(5):
         out = subprocess.run(['taskset', '-c', '0', 'gst-launch-1.0', 'filesrc', 'location=' + cap, '!', 'pcapparse',
-                              'dst-port=5004', '!', 'application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96',
+                              'dst-port=%d' % port, '!', 'application/x-rtp,media=video,clock-rate=90000,encoding-name=H264,payload=96',
                               '!', 'rtpjitterbuffer', 'latency=200', '!', 'rtph264depay', '!', 'fakesink', 'sync=false'],
                              capture_output=True, text=True, check=True).stdout
         h, m, s = re.search(r'Execution ended after (\d+):(\d+):([\d.]+)', out).groups()
@@ -77,7 +78,7 @@ def ffmpeg_cpu(count):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     t0 = time.time()
     for i, (_, fr) in enumerate(frames[:count]):
-        s.sendto(rtp_pcap.parse(fr)[1], ('127.0.0.1', 5004))
+        s.sendto(rtp_pcap.parse(fr)[1], ('127.0.0.1', port))
         if i % 64 == 63:  # about 60k packets/s: loopback and ffmpeg's socket buffer keep up
             while time.time() - t0 < (i + 1) / 60000:
                 pass

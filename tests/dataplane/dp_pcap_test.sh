@@ -30,6 +30,9 @@ t=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$t"' EXIT
 cd "$t" || exit 1
 N=30
+# Ports of our own, so that tests running beside this one (and other engineers' runs) don't collide.
+P1=$((20000 + ($$ % 4000) * 10))
+P2=$((P1 + 2)) P3=$((P1 + 4)) P4=$((P1 + 6))
 src="testsrc=size=320x240:rate=25"
 ffmpeg -v error -f lavfi -i $src -frames:v $N -c:v libx264 -profile:v baseline -pix_fmt yuv420p -g 12 -bf 0 a.h264 || fail "ffmpeg libx264"
 ffmpeg -v error -f lavfi -i $src -frames:v $N -c:v libx265 -pix_fmt yuv420p -x265-params bframes=0:keyint=12:log-level=error a.h265 || fail "ffmpeg libx265"
@@ -40,23 +43,23 @@ for c in h264 h265 mjpeg; do
 	ffmpeg -v error -i a.$c -f framemd5 ref_$c.md5 || fail "framemd5 $c"
 done
 
-python3 "$tool" record cap.pcap 5004,5006,5008,5010,5011 --idle 1.5 --max 30 >rec.log &
+python3 "$tool" record cap.pcap $P1,$P2,$P3,$P4,$((P4 + 1)) --idle 1.5 --max 30 >rec.log &
 rec=$!
 for i in $(seq 50); do grep -q ready rec.log 2>/dev/null && break; sleep 0.1; done
 pay="mtu=400 ! udpsink host=127.0.0.1 sync=false"
-gst-launch-1.0 -q filesrc location=a_h264.mkv ! matroskademux ! h264parse ! rtph264pay config-interval=-1 pt=96 aggregate-mode=zero-latency $pay port=5004 &
-gst-launch-1.0 -q filesrc location=a_h265.mkv ! matroskademux ! h265parse ! rtph265pay config-interval=-1 pt=97 aggregate-mode=zero-latency $pay port=5006 &
-gst-launch-1.0 -q filesrc location=a_mjpeg.mkv ! matroskademux ! jpegparse ! rtpjpegpay pt=26 $pay port=5008 &
-ffmpeg -v error -re -i a.h264 -c copy -f rtp -payload_type 96 "rtp://127.0.0.1:5010?pkt_size=400" >ff.sdp &
+gst-launch-1.0 -q filesrc location=a_h264.mkv ! matroskademux ! h264parse ! rtph264pay config-interval=-1 pt=96 aggregate-mode=zero-latency $pay port=$P1 &
+gst-launch-1.0 -q filesrc location=a_h265.mkv ! matroskademux ! h265parse ! rtph265pay config-interval=-1 pt=97 aggregate-mode=zero-latency $pay port=$P2 &
+gst-launch-1.0 -q filesrc location=a_mjpeg.mkv ! matroskademux ! jpegparse ! rtpjpegpay pt=26 $pay port=$P3 &
+ffmpeg -v error -re -i a.h264 -c copy -f rtp -payload_type 96 "rtp://127.0.0.1:$P4?pkt_size=400" >ff.sdp &
 wait $rec || fail "recorder"
 wait
 cat rec.log
 # The SDP a DESCRIBE would give: ffmpeg's own for its stream (its sprop-parameter-sets included).
 {
 	printf 'v=0\no=- 0 0 IN IP4 127.0.0.1\ns=vigil test\nt=0 0\n'
-	printf 'm=video 5004 RTP/AVP 96\na=rtpmap:96 H264/90000\n'
-	printf 'm=video 5006 RTP/AVP 97\na=rtpmap:97 H265/90000\n'
-	printf 'm=video 5008 RTP/AVP 26\n'
+	printf 'm=video %d RTP/AVP 96\na=rtpmap:96 H264/90000\n' $P1
+	printf 'm=video %d RTP/AVP 97\na=rtpmap:97 H265/90000\n' $P2
+	printf 'm=video %d RTP/AVP 26\n' $P3
 	sed -n '/^m=video/,$p' ff.sdp
 } >all.sdp
 
@@ -133,7 +136,7 @@ check_all_md5 w2.md5
 python3 "$tool" v6vlan cap.pcap v6.pcap
 "$vigild" run --pcap v6.pcap --sdp all.sdp --report r6.json --until-eof --framemd5 v6.md5 || fail "vigild run (IPv6, VLAN)"
 check_all_md5 v6.md5
-python3 "$tool" split cap.pcap c1.pcap:5004,c2.pcap:5006,c3.pcap:5008,c4.pcap:5010
+python3 "$tool" split cap.pcap c1.pcap:$P1,c2.pcap:$P2,c3.pcap:$P3,c4.pcap:$P4
 "$vigild" run --pcap c1.pcap,c2.pcap,c3.pcap,c4.pcap --sdp all.sdp --report r4.json --until-eof --framemd5 p4.md5 ||
 	fail "vigild run (4 captures)"
 check_all_md5 p4.md5
@@ -152,6 +155,33 @@ PY
 "$vigild" run --pcap c1.pcap,c3.pcap --report rn.json --until-eof --framemd5 nosdp.md5 || fail "vigild run (no SDP)"
 check_md5 nosdp.md5 0 ref_h264.md5
 check_md5 nosdp.md5 1 ref_mjpeg.md5
+# ARP and ICMP echo for the dataplane's address are answered on the port they came in on.
+python3 - "$root/tests/dataplane" <<'PY' || fail "making the ARP/ICMP capture"
+import struct, sys
+sys.path.insert(0, sys.argv[1])
+import rtp_pcap as r
+arp = b'\xff' * 6 + b'\xaa\xbb\xcc\xdd\xee\xff\x08\x06' + bytes([0, 1, 8, 0, 6, 4, 0, 1]) + b'\xaa\xbb\xcc\xdd\xee\xff' + bytes([10, 0, 0, 9]) + bytes(6) + bytes([10, 0, 0, 2])
+icmp = bytes([8, 0, 0, 0, 0x12, 0x34, 0, 1]) + b'vigil-ping'
+icmp = icmp[:2] + struct.pack('!H', r.csum(icmp)) + icmp[4:]
+ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(icmp), 0, 0x4000, 64, 1, 0, bytes([10, 0, 0, 9]), bytes([10, 0, 0, 2]))
+ip = ip[:10] + struct.pack('!H', r.csum(ip)) + ip[12:]
+ping = b'\x02\x70\x63\x61\x70\x00\xaa\xbb\xcc\xdd\xee\xff\x08\x00' + ip + icmp
+r.write_pcap('ask.pcap', [(1.0, arp), (1.1, ping)])
+PY
+"$vigild" run --pcap ask.pcap --ip 10.0.0.2 --tx-pcap "$t/tx.pcap" --report ra.json --until-eof || fail "vigild run --ip"
+python3 - "$root/tests/dataplane" <<'PY' || fail "ARP/ICMP answers"
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import rtp_pcap as r
+tx = [f for _, f in r.read_pcap('tx.pcap')]
+assert len(tx) == 2, tx
+a, e = tx
+assert a[12:14] == b'\x08\x06' and a[20:22] == b'\x00\x02' and a[28:32] == bytes([10, 0, 0, 2]) and a[38:42] == bytes([10, 0, 0, 9]), a
+assert e[12:14] == b'\x08\x00' and e[23] == 1 and e[26:30] == bytes([10, 0, 0, 2]) and e[30:34] == bytes([10, 0, 0, 9]), e
+assert e[34] == 0 and r.csum(e[34:]) == 0 and r.csum(e[14:34]) == 0 and e[42:] == b'vigil-ping', e
+assert json.load(open('ra.json'))['stages']['rx']['answered'] == 2
+print('answered: ARP who-has 10.0.0.2 and an ICMP echo, checksums valid')
+PY
 # One-line errors.
 msg=$("$vigild" run --pcap missing.pcap --report x.json --until-eof 2>&1) && fail "a missing capture was accepted"
 [ "$(echo "$msg" | wc -l)" = 1 ] || fail "error is not one line: $msg"

@@ -39,13 +39,15 @@ def read_pcap(path):
     out = []
     with open(path, 'rb') as f:
         hdr = f.read(24)
-        assert struct.unpack('<I', hdr[:4])[0] == 0xa1b2c3d4, 'classic little-endian pcap only'
+        magic = struct.unpack('<I', hdr[:4])[0]
+        assert magic in (0xa1b2c3d4, 0xa1b23c4d), 'classic little-endian pcap only (us or ns)'
+        div = 1e6 if magic == 0xa1b2c3d4 else 1e9
         while True:
             rh = f.read(16)
             if len(rh) < 16:
                 break
             s, us, incl, _ = struct.unpack('<IIII', rh)
-            out.append((s + us / 1e6, f.read(incl)))
+            out.append((s + us / div, f.read(incl)))
     return out
 
 

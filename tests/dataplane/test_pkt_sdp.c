@@ -96,6 +96,49 @@ static void test_pkt(void)
 	CHECK_EQ_INT(dp_pkt_parse(f, 13, &v), -EBADMSG);
 }
 
+static void test_answer(void)
+{
+	static const uint8_t mac[6] = { 2, 0x70, 0x63, 0x61, 0x70, 0 };
+	uint8_t f[128], out[128];
+	uint32_t ip;
+	memcpy(&ip, "\x0a\x00\x00\x02", 4);
+	/* ARP who-has 10.0.0.2 tell 10.0.0.9, in VLAN 5. */
+	uint16_t tags[] = { 0x8100, 5 };
+	size_t o = eth(f, tags, 1, 0x0806);
+	memcpy(f + 6, "\xaa\xbb\xcc\xdd\xee\xff", 6);
+	static const uint8_t arp[28] = { 0, 1, 8, 0, 6, 4, 0, 1, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff, 10, 0, 0, 9,
+					 0, 0, 0, 0, 0, 0, 10, 0, 0, 2 };
+	memcpy(f + o, arp, 28);
+	CHECK_EQ_INT(dp_pkt_answer(f, o + 28, ip, mac, out, sizeof(out)), (int)(o + 28));
+	CHECK(memcmp(out, "\xaa\xbb\xcc\xdd\xee\xff", 6) == 0 && memcmp(out + 6, mac, 6) == 0);
+	CHECK(out[14] == 0 && out[15] == 5);                                   /* VLAN kept */
+	CHECK(out[o + 7] == 2);                                                /* a reply */
+	CHECK(memcmp(out + o + 8, mac, 6) == 0 && memcmp(out + o + 14, "\x0a\x00\x00\x02", 4) == 0);
+	CHECK(memcmp(out + o + 18, arp + 8, 10) == 0);                         /* to the asker */
+	f[o + 27] = 3;                                                         /* for someone else */
+	CHECK_EQ_INT(dp_pkt_answer(f, o + 28, ip, mac, out, sizeof(out)), 0);
+	CHECK_EQ_INT(dp_pkt_answer(f, o + 20, ip, mac, out, sizeof(out)), -EBADMSG);
+	/* ICMP echo request 10.0.0.9 -> 10.0.0.2 with 4 bytes of data. */
+	o = eth(f, NULL, 0, 0x0800);
+	ip4(f + o, 1, 0, 12);
+	memcpy(f + o + 12, "\x0a\x00\x00\x09\x0a\x00\x00\x02", 8);
+	static const uint8_t echo[12] = { 8, 0, 0xe5, 0xca, 0x12, 0x34, 0, 1, 'p', 'i', 'n', 'g' };
+	memcpy(f + o + 20, echo, 12);
+	int n = dp_pkt_answer(f, o + 32, ip, mac, out, sizeof(out));
+	CHECK_EQ_INT(n, (int)(o + 32));
+	CHECK(memcmp(out + o + 12, "\x0a\x00\x00\x02\x0a\x00\x00\x09", 8) == 0);
+	CHECK(out[o + 20] == 0);
+	uint32_t sum = 0; /* the ICMP checksum verifies: the one's-complement sum is 0xffff */
+	for (int i = 0; i < 12; i += 2)
+		sum += (uint32_t)(out[o + 20 + i] << 8 | out[o + 21 + i]);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	CHECK_EQ_INT(sum, 0xffff);
+	CHECK_EQ_INT(dp_pkt_answer(f, o + 32, ip, mac, out, 20), -ENOSPC);
+	f[o + 20] = 0; /* an echo reply is not answered */
+	CHECK_EQ_INT(dp_pkt_answer(f, o + 32, ip, mac, out, sizeof(out)), 0);
+}
+
 static void test_sdp(void)
 {
 	/* What gst-rtsp-server's DESCRIBE looks like, with an audio stream we skip. */
@@ -181,6 +224,7 @@ static void test_rtsp_response(void)
 int main(void)
 {
 	test_pkt();
+	test_answer();
 	test_sdp();
 	test_rtsp_response();
 	return vg_test_exit();

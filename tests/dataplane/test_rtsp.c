@@ -23,6 +23,7 @@
 #include "vg_test.h"
 
 static const char *server_bin;
+static int client_port; /* RTP lands here: one of our own, beside other tests */
 
 static pid_t server_start(int port, const char *mode)
 {
@@ -93,11 +94,11 @@ static void test_session(int port, const char *mode, const char *user, const cha
 {
 	char url[128], err[256] = "";
 	struct dp_rtsp *r = NULL;
-	int udp = udp_bind(41000);
+	int udp = udp_bind(client_port);
 
 	CHECK(udp >= 0);
 	snprintf(url, sizeof(url), "rtsp://127.0.0.1:%d/cam", port);
-	struct dp_rtsp_conf conf = { .url = url, .user = user, .password = pw, .client_port = 41000, .timeout_ms = 5000 };
+	struct dp_rtsp_conf conf = { .url = url, .user = user, .password = pw, .client_port = (uint16_t)client_port, .timeout_ms = 5000 };
 	int rc = dp_rtsp_open(&r, &conf, err, sizeof(err));
 	if (rc != want)
 		fprintf(stderr, "%s: %s\n", mode, err);
@@ -107,7 +108,7 @@ static void test_session(int port, const char *mode, const char *user, const cha
 		const struct dp_sdp *sdp = dp_rtsp_sdp(r);
 		CHECK_EQ_INT(sdp->n_media, 1);
 		CHECK_EQ_INT(sdp->media[0].codec, DP_CODEC_H264);
-		CHECK_EQ_INT(sdp->media[0].port, 41000);
+		CHECK_EQ_INT(sdp->media[0].port, client_port);
 		CHECK(count_rtp(udp, 5000) >= 5);
 		CHECK_EQ_INT(dp_rtsp_keepalive(r, 0), 0);                     /* not due yet */
 		CHECK_EQ_INT(dp_rtsp_keepalive(r, vg_clock_ns() / VG_NS_PER_MS + 3600000), 0); /* due: answered */
@@ -141,6 +142,7 @@ int main(int argc, char **argv)
 	if (argc < 2)
 		return 1;
 	server_bin = argv[1];
+	client_port = 40000 + (getpid() % 4000) * 2;
 	signal(SIGPIPE, SIG_IGN);
 
 	pid_t pid = server_start(port, "none");
@@ -153,7 +155,7 @@ int main(int argc, char **argv)
 	/* The camera restarts: the client fails fast, then reconnects with back-off. */
 	server_stop(pid);
 	snprintf(url, sizeof(url), "rtsp://127.0.0.1:%d/cam", port);
-	struct dp_rtsp_conf conf = { .url = url, .client_port = 41000, .timeout_ms = 3000 };
+	struct dp_rtsp_conf conf = { .url = url, .client_port = (uint16_t)client_port, .timeout_ms = 3000 };
 	CHECK_EQ_INT(dp_rtsp_open(&r, &conf, err, sizeof(err)), -ECONNREFUSED);
 	pid = server_start(port, "none");
 	CHECK(pid > 0);
