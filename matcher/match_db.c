@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <math.h>
 #include <sched.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,19 +93,25 @@ void match_reader_release(struct match_db *db, int slot)
 	atomic_store(&db->readers[slot].used, 0);
 }
 
-/* Wait until every reader that could have seen the previous snapshot has left. Writer only. */
-static void synchronize(struct match_db *db)
+/* Whether every reader that could hold a snapshot retired at epoch E has left. Never waits. */
+static bool grace_over(struct match_db *db, uint64_t e)
 {
-	uint64_t e = atomic_fetch_add(&db->epoch, 1) + 1;
-
 	for (int i = 0; i < MATCH_READERS_MAX; i++) {
-		for (;;) {
-			uint64_t s = atomic_load(&db->readers[i].epoch);
+		uint64_t s = atomic_load(&db->readers[i].epoch);
 
-			if (s == 0 || s >= e)
-				break;
-			sched_yield(); /* a scan of 1M entries takes milliseconds: don't burn the core */
-		}
+		if (s != 0 && s < e)
+			return false;
+	}
+	return true;
+}
+
+/* Wait until every reader that could have seen the previous snapshot has left. Purge and close only. */
+static void synchronize(struct match_db *db, uint64_t e)
+{
+	while (!grace_over(db, e)) {
+		struct timespec ts = { 0, 20000 }; /* a scan of 100k entries takes ~2 ms: sleep, don't spin */
+
+		nanosleep(&ts, NULL);
 	}
 }
 
@@ -266,10 +273,50 @@ static void snap_discard(struct match_snap *draft, const struct match_snap *old)
 	snap_free_arrays(draft);
 }
 
-/* Publish NEW in place of the current snapshot, wait for the grace period, free what it replaced. */
+static void retired_free(struct match_retired *r)
+{
+	for (size_t i = 0; i < r->n_segs; i++)
+		seg_free(r->segs[i]);
+	for (size_t i = 0; i < r->n_bias; i++)
+		bias_free(r->bias[i]);
+	snap_free_arrays(r->snap);
+	free(r->segs);
+	free(r->bias);
+	free(r);
+}
+
+/* Free what every retired snapshot whose grace period is over held; never waits. Writer only. */
+static void reclaim(struct match_db *db, bool wait)
+{
+	struct match_retired **pp = &db->retired;
+
+	while (*pp) {
+		struct match_retired *r = *pp;
+
+		if (wait)
+			synchronize(db, r->epoch);
+		if (grace_over(db, r->epoch)) {
+			*pp = r->next;
+			retired_free(r);
+			db->n_retired--;
+		} else {
+			pp = &r->next;
+		}
+	}
+}
+
+/*
+ * Publish NEW in place of the current snapshot. What only the old one held (its arrays, and the
+ * segments and bias arrays NEW dropped) is retired with the epoch it was replaced at, and freed,
+ * zeroed, by a later writer once every reader of that epoch has left: a writer never waits for a
+ * scan. If the list of what to retire cannot be allocated, the writer waits for the grace period
+ * instead (bounded by one scan).
+ */
 static void publish(struct match_db *db, struct match_snap *nw)
 {
 	struct match_snap *old = atomic_load_explicit(&db->snap, memory_order_relaxed);
+	struct match_retired *r = calloc(1, sizeof(*r)), fallback = { 0 };
+	size_t cap = 0;
 
 	nw->gen = ++db->gen;
 	for (unsigned i = 0; i < nw->n_shards; i++) {
@@ -280,18 +327,52 @@ static void publish(struct match_db *db, struct match_snap *nw)
 			nw->shard[i].live += nw->shard[i].segs[j].bias->live;
 		}
 	}
+	for (unsigned i = 0; i < old->n_shards; i++)
+		cap += old->shard[i].n_segs;
+	if (r) {
+		r->segs = malloc((cap + 1) * sizeof(*r->segs));
+		r->bias = malloc((cap + 1) * sizeof(*r->bias));
+		if (!r->segs || !r->bias) {
+			free(r->segs);
+			free(r->bias);
+			free(r);
+			r = NULL;
+		}
+	}
 	atomic_store(&db->snap, nw);
-	synchronize(db);
+	uint64_t e = atomic_fetch_add(&db->epoch, 1) + 1;
+
+	if (!r) {
+		synchronize(db, e);
+		r = &fallback; /* no lists: free at once, the grace period is over */
+	}
 	for (unsigned i = 0; i < old->n_shards; i++)
 		for (unsigned j = 0; j < old->shard[i].n_segs; j++) {
 			struct match_segv *sv = &old->shard[i].segs[j];
 
-			if (sv->seg->mark != nw->gen)
-				seg_free(sv->seg);
-			if (sv->bias->mark != nw->gen)
-				bias_free(sv->bias);
+			if (sv->seg->mark != nw->gen) {
+				if (r->segs)
+					r->segs[r->n_segs++] = sv->seg;
+				else
+					seg_free(sv->seg);
+			}
+			if (sv->bias->mark != nw->gen) {
+				if (r->bias)
+					r->bias[r->n_bias++] = sv->bias;
+				else
+					bias_free(sv->bias);
+			}
 		}
-	snap_free_arrays(old);
+	if (r->segs) {
+		r->snap = old;
+		r->epoch = e;
+		r->next = db->retired;
+		db->retired = r;
+		db->n_retired++;
+	} else {
+		snap_free_arrays(old);
+	}
+	reclaim(db, false);
 }
 
 static struct match_wl *wl_find(struct match_snap *s, uint32_t id)
@@ -478,6 +559,7 @@ void match_db_close(struct match_db **dbp)
 
 	if (!db)
 		return;
+	reclaim(db, true);
 	snap_free_all(atomic_load(&db->snap));
 	pthread_mutex_destroy(&db->writer);
 	free(db);
@@ -767,7 +849,8 @@ int match_purge(struct match_db *db)
 		return -ENOMEM;
 	pthread_mutex_lock(&db->writer);
 	nw->n_shards = db->n_shards;
-	publish(db, nw); /* frees every segment of the old snapshot, zeroed, after the grace period */
+	publish(db, nw);
+	reclaim(db, true); /* every descriptor zeroed and freed before we return */
 	pthread_mutex_unlock(&db->writer);
 	return 0;
 }

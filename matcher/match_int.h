@@ -153,6 +153,16 @@ struct match_reader_slot {
 
 #define MATCH_READERS_MAX 64
 
+/* What a publication replaced, freed once no reader of epoch `epoch` is left. Writer only. */
+struct match_retired {
+	struct match_retired *next;
+	uint64_t epoch;
+	struct match_snap *snap;
+	struct match_seg **segs;
+	struct match_bias **bias;
+	size_t n_segs, n_bias;
+};
+
 struct match_db {
 	unsigned d;
 	enum match_metric metric;
@@ -166,6 +176,8 @@ struct match_db {
 	struct match_reader_slot readers[MATCH_READERS_MAX];
 
 	pthread_mutex_t writer;  /* serialises writers only; never taken by a scan */
+	struct match_retired *retired; /* under writer */
+	unsigned n_retired;
 	uint64_t next_seq;
 	uint64_t gen;
 

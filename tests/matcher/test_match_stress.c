@@ -5,6 +5,7 @@
  * never a half-applied write, never a freed entry. Run under --setup=tsan too.
  */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,7 +28,7 @@ static float vecs[NE][D], qv[NQV][D];
 static char names[NE][16];
 static uint64_t seqs[NE];
 static unsigned char live[NOPS + 1][NE]; /* live set after op v (0: after the base enrolment) */
-static _Atomic unsigned done_ops;
+static _Atomic unsigned done_ops, readers_ready;
 static struct match_db *db;
 
 struct rec {
@@ -57,6 +58,8 @@ static void *writer(void *arg)
 {
 	char err[200];
 
+	while (atomic_load(&readers_ready) < NREADERS)
+		sched_yield();
 	for (unsigned i = 0; i < NOPS; i++) {
 		unsigned victim = 0;
 		struct match_entry e = { .subject = names[BASE + i], .watchlist = 1, .desc = vecs[BASE + i] };
@@ -76,6 +79,7 @@ static void *writer(void *arg)
 			break;
 		}
 		atomic_store(&done_ops, i + 1);
+		sched_yield(); /* let the readers interleave with every write, even on one core */
 	}
 	return arg;
 }
@@ -102,7 +106,8 @@ static void *reader(void *arg)
 		if (match_query(ctx, q, BATCH, K, c->res) != BATCH)
 			vg_test_failures++;
 		c->b = atomic_load(&done_ops);
-		n++;
+		if (n++ == 0)
+			atomic_fetch_add(&readers_ready, 1);
 		if (c->a == NOPS)
 			break;
 	}
@@ -200,6 +205,7 @@ int main(void)
 		}
 	fprintf(stderr, "%u results checked, %u raced a write\n", checked, raced);
 	CHECK(checked > 0);
+	CHECK(raced > 0);
 	match_db_close(&db);
 	return vg_test_exit();
 }
