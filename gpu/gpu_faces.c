@@ -23,6 +23,8 @@ struct gpu_model {
 	struct gpu_ssd *ssd;
 	struct gpu_lm *lm;
 	struct gpu_rec *rec;
+	struct gpu_dnnl *dnnl;    /* NULL: the reference kernels */
+	struct gpu_dnnl *dnnl_owned;
 	/* scratch: inputs of the nets and the detector outputs, sized at open */
 	float *in512, *in112, *in150;
 	float *boxes, *scores;
@@ -63,6 +65,13 @@ int gpu_model_open(struct gpu_model **out, const char *dir, char *err, size_t er
 		rc = vg_errf(err, errlen, -ENOMEM, "model: out of memory");
 		goto out_close;
 	}
+	if ((rc = gpu_dnnl_create(&m->dnnl_owned, err, errlen)))
+		goto out_close;
+	rc = gpu_model_set_backend(m, GPU_BACKEND_ONEDNN);
+	if (rc) {
+		vg_errf(err, errlen, rc, "onednn: cannot build the convolutions");
+		goto out_close;
+	}
 	*out = m;
 	return 0;
 
@@ -80,6 +89,7 @@ void gpu_model_close(struct gpu_model **model)
 	gpu_ssd_destroy(&m->ssd);
 	gpu_lm_destroy(&m->lm);
 	gpu_rec_destroy(&m->rec);
+	gpu_dnnl_destroy(&m->dnnl_owned);
 	gpu_weights_close(&m->w_ssd);
 	gpu_weights_close(&m->w_lm);
 	gpu_weights_close(&m->w_rec);
@@ -98,6 +108,34 @@ void gpu_model_close(struct gpu_model **model)
 	free(m->order);
 	free(m);
 	*model = NULL;
+}
+
+/* One pass of each net on zeros, so that every oneDNN primitive exists before real frames. */
+static int warm_up(struct gpu_model *m)
+{
+	float out[136];
+
+	memset(m->in512, 0, 512 * 512 * 3 * sizeof(float));
+	memset(m->in112, 0, 112 * 112 * 3 * sizeof(float));
+	memset(m->in150, 0, 150 * 150 * 3 * sizeof(float));
+	gpu_ssd_forward(m->ssd, m->dnnl, m->in512, m->boxes, m->scores);
+	gpu_lm_forward(m->lm, m->dnnl, m->in112, out);
+	gpu_rec_forward(m->rec, m->dnnl, m->in150, out);
+	return gpu_dnnl_fallbacks(m->dnnl) ? -EIO : 0;
+}
+
+int gpu_model_set_backend(struct gpu_model *m, enum gpu_backend backend)
+{
+	if (!m)
+		return -EINVAL;
+	if (backend == GPU_BACKEND_REFERENCE) {
+		m->dnnl = NULL;
+		return 0;
+	}
+	if (backend != GPU_BACKEND_ONEDNN || !m->dnnl_owned)
+		return -EINVAL;
+	m->dnnl = m->dnnl_owned;
+	return warm_up(m);
 }
 
 /* ---- detection post-processing (nonMaxSuppression.ts, SsdMobilenetv1.locateFaces) ---------- */
@@ -143,7 +181,7 @@ static int detect(struct gpu_model *m, const uint8_t *rgb, int w, int h, struct 
 	double pad_x = 512.0 / rw, pad_y = 512.0 / rh;
 
 	gpu_to_batch_ref(rgb, w, h, (size_t)w * 3, 512, 0, m->in512);
-	gpu_ssd_forward(m->ssd, m->in512, m->boxes, m->scores);
+	gpu_ssd_forward(m->ssd, m->dnnl, m->in512, m->boxes, m->scores);
 	ncand = candidates(m->scores, 0.5f, m->order);
 	for (int c = 0; c < ncand && nsel < max; c++) {
 		int idx = m->order[c], keep = 1;
@@ -200,7 +238,7 @@ static void landmarks(struct gpu_model *m, const uint8_t *rgb, int w, int h, str
 	(void)h;
 	gpu_to_batch_ref(rgb + ((size_t)crop[1] * w + crop[0]) * 3, crop[2], crop[3], (size_t)w * 3,
 			 112, 1, m->in112);
-	gpu_lm_forward(m->lm, m->in112, out);
+	gpu_lm_forward(m->lm, m->dnnl, m->in112, out);
 	for (int i = 0; i < GPU_LANDMARKS; i++) {
 		float rx = (out[2 * i] * 112.0f - padx) / fsw;
 		float ry = (out[2 * i + 1] * 112.0f - pady) / fsh;
@@ -291,7 +329,7 @@ static int describe_one(struct gpu_model *m, const uint8_t *rgb, int w, int h, s
 		return -ERANGE;
 	gpu_to_batch_ref(rgb + ((size_t)crop[1] * w + crop[0]) * 3, crop[2], crop[3], (size_t)w * 3,
 			 150, 1, m->in150);
-	gpu_rec_forward(m->rec, m->in150, f->descriptor);
+	gpu_rec_forward(m->rec, m->dnnl, m->in150, f->descriptor);
 	f->quality.sharpness = sharpness(m->in150);
 	quality(f);
 	return 0;

@@ -88,6 +88,31 @@ void gpu_avgpool_ref(const float *in, int h, int w, int c, int k, int s, enum gp
 void gpu_to_batch_ref(const uint8_t *rgb, int w, int h, size_t stride, int size, int center,
 		      float *out);
 
+/* ---- one conv layer, run by oneDNN or by the reference kernels ---------------------------- */
+
+/*
+ * out = act((conv(in, filt) + bias) * mul + add), per output channel; any of bias/mul/add may
+ * be NULL. depthwise: filt is [k][k][cin] and cout == cin.
+ */
+struct gpu_conv {
+	const float *filt, *bias, *mul, *add;
+	int k, cin, cout, stride, depthwise;
+	enum gpu_pad pad;
+	enum gpu_act act;
+};
+
+struct gpu_dnnl;
+
+int gpu_dnnl_create(struct gpu_dnnl **out, char *err, size_t errlen);
+void gpu_dnnl_destroy(struct gpu_dnnl **d);
+/* 0, or -EIO when oneDNN cannot run this layer (then counted; the caller runs the reference). */
+int gpu_dnnl_conv(struct gpu_dnnl *d, const struct gpu_conv *c, const float *in, int h, int w, float *out);
+int gpu_dnnl_fallbacks(const struct gpu_dnnl *d);
+
+/* The reference kernels alone (D NULL) or oneDNN with the reference as fallback. */
+void gpu_conv_run(struct gpu_dnnl *d, const struct gpu_conv *c, const float *in, int h, int w,
+		  float *out, int *oh /* OUT */, int *ow /* OUT */);
+
 /* ---- the nets ------------------------------------------------------------------------------- */
 
 struct gpu_ssd;
@@ -97,17 +122,17 @@ struct gpu_rec;
 int gpu_ssd_create(struct gpu_ssd **out, const struct gpu_weights *w, char *err, size_t errlen);
 void gpu_ssd_destroy(struct gpu_ssd **net);
 /* INPUT is the 512x512x3 raw-pixel tensor; writes 5118 boxes [ymin,xmin,ymax,xmax] and scores. */
-void gpu_ssd_forward(struct gpu_ssd *net, const float *input, float *boxes, float *scores);
+void gpu_ssd_forward(struct gpu_ssd *net, struct gpu_dnnl *d, const float *input, float *boxes, float *scores);
 
 int gpu_lm_create(struct gpu_lm **out, const struct gpu_weights *w, char *err, size_t errlen);
 void gpu_lm_destroy(struct gpu_lm **net);
 /* INPUT is 112x112x3 raw pixels; writes the 136 raw outputs (x,y interleaved, 0..1 of the square). */
-void gpu_lm_forward(struct gpu_lm *net, const float *input, float *out136);
+void gpu_lm_forward(struct gpu_lm *net, struct gpu_dnnl *d, const float *input, float *out136);
 
 int gpu_rec_create(struct gpu_rec **out, const struct gpu_weights *w, char *err, size_t errlen);
 void gpu_rec_destroy(struct gpu_rec **net);
 /* INPUT is 150x150x3 raw pixels; writes the 128-d descriptor. */
-void gpu_rec_forward(struct gpu_rec *net, const float *input, float *out128);
+void gpu_rec_forward(struct gpu_rec *net, struct gpu_dnnl *d, const float *input, float *out128);
 
 #define GPU_SSD_ANCHORS 5118
 

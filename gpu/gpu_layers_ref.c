@@ -227,3 +227,39 @@ void gpu_to_batch_ref(const uint8_t *rgb, int w, int h, size_t stride, int size,
 		}
 	}
 }
+
+void gpu_conv_run(struct gpu_dnnl *d, const struct gpu_conv *c, const float *in, int h, int w,
+		  float *out, int *oh, int *ow)
+{
+	int pt;
+
+	gpu_out_dim(h, c->k, c->stride, c->pad, oh, &pt);
+	gpu_out_dim(w, c->k, c->stride, c->pad, ow, &pt);
+	if (d && gpu_dnnl_conv(d, c, in, h, w, out) == 0)
+		return;
+	if (!c->depthwise) {
+		gpu_conv2d_ref(in, h, w, c->cin, c->filt, c->k, c->k, c->cout, c->stride, c->pad,
+			       c->bias, c->mul, c->add, c->act, out);
+		return;
+	}
+	gpu_dwconv2d_ref(in, h, w, c->cin, c->filt, c->k, c->stride, c->pad, out);
+	if (c->bias || c->mul || c->add || c->act != GPU_ACT_NONE) {
+		size_t n = (size_t)*oh * *ow;
+
+		for (size_t i = 0; i < n; i++) {
+			float *o = out + i * c->cin;
+
+			for (int ch = 0; ch < c->cin; ch++) {
+				float v = o[ch];
+
+				if (c->bias)
+					v += c->bias[ch];
+				if (c->mul)
+					v *= c->mul[ch];
+				if (c->add)
+					v += c->add[ch];
+				o[ch] = act_apply(v, c->act);
+			}
+		}
+	}
+}

@@ -53,7 +53,7 @@ static void relu_inplace(float *x, size_t n)
 
 struct ssd_dw {
 	const float *filt, *gamma, *beta, *mean, *var;
-	float *mul, *add;   /* BN folded per channel: (x - mean) * mul + beta, mul = gamma/sqrt(var+eps) */
+	float *negmean, *mul, *add;   /* BN: (x + -mean) * mul + beta, mul = gamma/sqrt(var+eps) */
 	int c, stride;
 };
 
@@ -112,7 +112,7 @@ int gpu_ssd_create(struct gpu_ssd **out, const struct gpu_weights *w, char *err,
 		if (!(p->filt = getf(w, 4, p4, err, errlen, "%s%d_pointwise/weights", pre, i)) ||
 		    !(p->off = getf(w, 1, p1, err, errlen, "%s%d_pointwise/convolution_bn_offset", pre, i)))
 			goto out_fail;
-		bn_floats += 2 * (size_t)c;
+		bn_floats += 3 * (size_t)c;
 	}
 	for (int i = 0; i < 8; i++) {
 		int cin = i == 0 ? 1024 : ex_c[i - 1];
@@ -165,10 +165,12 @@ int gpu_ssd_create(struct gpu_ssd **out, const struct gpu_weights *w, char *err,
 
 			d->mul = bp;
 			d->add = bp + d->c;
-			bp += 2 * (size_t)d->c;
+			d->negmean = bp + 2 * (size_t)d->c;
+			bp += 3 * (size_t)d->c;
 			for (int c = 0; c < d->c; c++) {
 				d->mul[c] = d->gamma[c] / sqrtf(d->var[c] + SSD_EPS);
 				d->add[c] = d->beta[c];
+				d->negmean[c] = -d->mean[c];
 			}
 		}
 	}
@@ -200,49 +202,42 @@ void gpu_ssd_destroy(struct gpu_ssd **net)
 	*net = NULL;
 }
 
-static void ssd_pw_run(const struct ssd_pw *p, const float *in, int h, int w, float *out, int *oh, int *ow)
+static void ssd_pw_run(struct gpu_dnnl *dn, const struct ssd_pw *p, const float *in, int h, int w,
+		       float *out, int *oh, int *ow)
 {
-	int pt;
+	struct gpu_conv c = {.filt = p->filt, .bias = p->off, .k = p->k, .cin = p->cin, .cout = p->cout,
+			     .stride = p->stride, .pad = GPU_PAD_SAME, .act = GPU_ACT_RELU6};
 
-	gpu_conv2d_ref(in, h, w, p->cin, p->filt, p->k, p->k, p->cout, p->stride, GPU_PAD_SAME, p->off,
-		       NULL, NULL, GPU_ACT_RELU6, out);
-	gpu_out_dim(h, p->k, p->stride, GPU_PAD_SAME, oh, &pt);
-	gpu_out_dim(w, p->k, p->stride, GPU_PAD_SAME, ow, &pt);
+	gpu_conv_run(dn, &c, in, h, w, out, oh, ow);
 }
 
-static void ssd_dw_run(const struct ssd_dw *d, const float *in, int h, int w, float *out, int *oh, int *ow)
+/* depthwise 3x3, then batch norm and ReLU6, as one layer */
+static void ssd_dw_run(struct gpu_dnnl *dn, const struct ssd_dw *d, const float *in, int h, int w,
+		       float *out, int *oh, int *ow)
 {
-	int pt;
-	size_t n;
+	struct gpu_conv c = {.filt = d->filt, .bias = d->negmean, .mul = d->mul, .add = d->add, .k = 3,
+			     .cin = d->c, .cout = d->c, .stride = d->stride, .depthwise = 1,
+			     .pad = GPU_PAD_SAME, .act = GPU_ACT_RELU6};
 
-	gpu_dwconv2d_ref(in, h, w, d->c, d->filt, 3, d->stride, GPU_PAD_SAME, out);
-	gpu_out_dim(h, 3, d->stride, GPU_PAD_SAME, oh, &pt);
-	gpu_out_dim(w, 3, d->stride, GPU_PAD_SAME, ow, &pt);
-	n = (size_t)*oh * *ow;
-	for (size_t i = 0; i < n; i++) {
-		float *o = out + i * d->c;
-
-		for (int c = 0; c < d->c; c++) {
-			float v = (o[c] - d->mean[c]) * d->mul[c] + d->add[c];
-			o[c] = v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v);
-		}
-	}
+	gpu_conv_run(dn, &c, in, h, w, out, oh, ow);
 }
 
 /* One box predictor: 1x1 convs with bias, appended to the raw box and class arrays at BASE. */
-static int ssd_pred_run(const struct ssd_pred *p, const float *in, int h, int w, float *raw_box,
-			float *raw_cls, int base)
+static int ssd_pred_run(struct gpu_dnnl *dn, const struct ssd_pred *p, const float *in, int h,
+			int w, float *raw_box, float *raw_cls, int base)
 {
-	int cells = h * w;
+	struct gpu_conv cb = {.filt = p->box_w, .bias = p->box_b, .k = 1, .cin = p->cin,
+			      .cout = p->anchors * 4, .stride = 1, .pad = GPU_PAD_SAME};
+	struct gpu_conv cc = {.filt = p->cls_w, .bias = p->cls_b, .k = 1, .cin = p->cin,
+			      .cout = p->anchors * 3, .stride = 1, .pad = GPU_PAD_SAME};
+	int oh, ow;
 
-	gpu_conv2d_ref(in, h, w, p->cin, p->box_w, 1, 1, p->anchors * 4, 1, GPU_PAD_SAME, p->box_b,
-		       NULL, NULL, GPU_ACT_NONE, raw_box + (size_t)base * 4);
-	gpu_conv2d_ref(in, h, w, p->cin, p->cls_w, 1, 1, p->anchors * 3, 1, GPU_PAD_SAME, p->cls_b,
-		       NULL, NULL, GPU_ACT_NONE, raw_cls + (size_t)base * 3);
-	return base + cells * p->anchors;
+	gpu_conv_run(dn, &cb, in, h, w, raw_box + (size_t)base * 4, &oh, &ow);
+	gpu_conv_run(dn, &cc, in, h, w, raw_cls + (size_t)base * 3, &oh, &ow);
+	return base + h * w * p->anchors;
 }
 
-void gpu_ssd_forward(struct gpu_ssd *n, const float *input, float *boxes, float *scores)
+void gpu_ssd_forward(struct gpu_ssd *n, struct gpu_dnnl *dn, const float *input, float *boxes, float *scores)
 {
 	float *x = n->a, *y = n->b;
 	int h = 512, w = 512, oh, ow, base = 0;
@@ -251,12 +246,12 @@ void gpu_ssd_forward(struct gpu_ssd *n, const float *input, float *boxes, float 
 	/* x/127.5 - 1, as two float ops like tfjs */
 	for (size_t i = 0; i < npx; i++)
 		y[i] = input[i] / 127.5f - 1.0f;
-	ssd_pw_run(&n->conv0, y, h, w, x, &oh, &ow);
+	ssd_pw_run(dn, &n->conv0, y, h, w, x, &oh, &ow);
 	h = oh, w = ow;
 	for (int i = 1; i <= 13; i++) {
-		ssd_dw_run(&n->dw[i], x, h, w, y, &oh, &ow);
+		ssd_dw_run(dn, &n->dw[i], x, h, w, y, &oh, &ow);
 		h = oh, w = ow;
-		ssd_pw_run(&n->pw[i], y, h, w, i == 11 ? n->conv11 : x, &oh, &ow);
+		ssd_pw_run(dn, &n->pw[i], y, h, w, i == 11 ? n->conv11 : x, &oh, &ow);
 		if (i == 11)
 			memcpy(x, n->conv11, (size_t)h * w * 512 * sizeof(float));
 	}
@@ -266,17 +261,17 @@ void gpu_ssd_forward(struct gpu_ssd *n, const float *input, float *boxes, float 
 		const float *prev = x;
 
 		for (int i = 0; i < 8; i++) {
-			ssd_pw_run(&n->extra[i], prev, eh, ew, n->ex[i], &oh, &ow);
+			ssd_pw_run(dn, &n->extra[i], prev, eh, ew, n->ex[i], &oh, &ow);
 			eh = oh, ew = ow;
 			prev = n->ex[i];
 		}
 	}
-	base = ssd_pred_run(&n->pred[0], n->conv11, 32, 32, n->raw_box, n->raw_cls, base);
-	base = ssd_pred_run(&n->pred[1], x, 16, 16, n->raw_box, n->raw_cls, base);
-	base = ssd_pred_run(&n->pred[2], n->ex[1], 8, 8, n->raw_box, n->raw_cls, base);
-	base = ssd_pred_run(&n->pred[3], n->ex[3], 4, 4, n->raw_box, n->raw_cls, base);
-	base = ssd_pred_run(&n->pred[4], n->ex[5], 2, 2, n->raw_box, n->raw_cls, base);
-	base = ssd_pred_run(&n->pred[5], n->ex[7], 1, 1, n->raw_box, n->raw_cls, base);
+	base = ssd_pred_run(dn, &n->pred[0], n->conv11, 32, 32, n->raw_box, n->raw_cls, base);
+	base = ssd_pred_run(dn, &n->pred[1], x, 16, 16, n->raw_box, n->raw_cls, base);
+	base = ssd_pred_run(dn, &n->pred[2], n->ex[1], 8, 8, n->raw_box, n->raw_cls, base);
+	base = ssd_pred_run(dn, &n->pred[3], n->ex[3], 4, 4, n->raw_box, n->raw_cls, base);
+	base = ssd_pred_run(dn, &n->pred[4], n->ex[5], 2, 2, n->raw_box, n->raw_cls, base);
+	base = ssd_pred_run(dn, &n->pred[5], n->ex[7], 1, 1, n->raw_box, n->raw_cls, base);
 	(void)base;
 
 	/* decode (outputLayer.ts), op by op in float32 */
@@ -373,24 +368,25 @@ void gpu_lm_destroy(struct gpu_lm **net)
 }
 
 /* depthwiseSeparableConv: dw 3x3 'same' (no bias) -> 1x1 -> + bias. TMP holds the dw output. */
-static void lm_sep_run(const struct lm_sep *s, const float *in, int h, int w, int stride,
-		       float *tmp, float *out, int *oh, int *ow)
+static void lm_sep_run(struct gpu_dnnl *dn, const struct lm_sep *s, const float *in, int h, int w,
+		       int stride, float *tmp, float *out, int *oh, int *ow)
 {
-	int pt;
+	struct gpu_conv pw = {.filt = s->pw, .bias = s->bias, .k = s->dw ? 1 : 3, .cin = s->cin,
+			      .cout = s->cout, .stride = s->dw ? 1 : stride,
+			      .pad = s->dw ? GPU_PAD_VALID : GPU_PAD_SAME};
+	struct gpu_conv dw = {.filt = s->dw, .k = 3, .cin = s->cin, .cout = s->cin, .stride = stride,
+			      .depthwise = 1, .pad = GPU_PAD_SAME};
+	int th, tw;
 
-	gpu_out_dim(h, 3, stride, GPU_PAD_SAME, oh, &pt);
-	gpu_out_dim(w, 3, stride, GPU_PAD_SAME, ow, &pt);
 	if (!s->dw) {
-		gpu_conv2d_ref(in, h, w, s->cin, s->pw, 3, 3, s->cout, stride, GPU_PAD_SAME, s->bias,
-			       NULL, NULL, GPU_ACT_NONE, out);
+		gpu_conv_run(dn, &pw, in, h, w, out, oh, ow);
 		return;
 	}
-	gpu_dwconv2d_ref(in, h, w, s->cin, s->dw, 3, stride, GPU_PAD_SAME, tmp);
-	gpu_conv2d_ref(tmp, *oh, *ow, s->cin, s->pw, 1, 1, s->cout, 1, GPU_PAD_VALID, s->bias, NULL,
-		       NULL, GPU_ACT_NONE, out);
+	gpu_conv_run(dn, &dw, in, h, w, tmp, &th, &tw);
+	gpu_conv_run(dn, &pw, tmp, th, tw, out, oh, ow);
 }
 
-void gpu_lm_forward(struct gpu_lm *n, const float *input, float *out136)
+void gpu_lm_forward(struct gpu_lm *n, struct gpu_dnnl *dn, const float *input, float *out136)
 {
 	static const float mean[3] = {122.782f, 117.001f, 104.298f};
 	float *x = n->buf[0], *o1 = n->buf[1], *o2 = n->buf[2], *o3 = n->buf[3], *o4 = n->buf[4];
@@ -404,23 +400,23 @@ void gpu_lm_forward(struct gpu_lm *n, const float *input, float *out136)
 		int c = lm_ch[d + 1];
 		size_t cnt;
 
-		lm_sep_run(&n->conv[d][0], x, h, w, 2, tmp, o1, &oh, &ow);
+		lm_sep_run(dn, &n->conv[d][0], x, h, w, 2, tmp, o1, &oh, &ow);
 		h = oh, w = ow;
 		cnt = (size_t)h * w * c;
 		relu_inplace(o1, cnt);
-		lm_sep_run(&n->conv[d][1], o1, h, w, 1, tmp, o2, &oh, &ow);
+		lm_sep_run(dn, &n->conv[d][1], o1, h, w, 1, tmp, o2, &oh, &ow);
 		/* in3 = relu(o1 + o2) */
 		for (size_t i = 0; i < cnt; i++) {
 			float v = o1[i] + o2[i];
 			x[i] = v > 0.0f ? v : 0.0f;
 		}
-		lm_sep_run(&n->conv[d][2], x, h, w, 1, tmp, o3, &oh, &ow);
+		lm_sep_run(dn, &n->conv[d][2], x, h, w, 1, tmp, o3, &oh, &ow);
 		/* in4 = relu(o1 + (o2 + o3)) */
 		for (size_t i = 0; i < cnt; i++) {
 			float v = o1[i] + (o2[i] + o3[i]);
 			x[i] = v > 0.0f ? v : 0.0f;
 		}
-		lm_sep_run(&n->conv[d][3], x, h, w, 1, tmp, o4, &oh, &ow);
+		lm_sep_run(dn, &n->conv[d][3], x, h, w, 1, tmp, o4, &oh, &ow);
 		/* out = relu(o1 + (o2 + (o3 + o4))) */
 		for (size_t i = 0; i < cnt; i++) {
 			float v = o1[i] + (o2[i] + (o3[i] + o4[i]));
@@ -539,18 +535,17 @@ void gpu_rec_destroy(struct gpu_rec **net)
 	*net = NULL;
 }
 
-static void rec_conv_run(const struct rec_conv *c, const float *in, int h, int w, int stride,
-			 enum gpu_pad pad, enum gpu_act act, float *out, int *oh, int *ow)
+static void rec_conv_run(struct gpu_dnnl *dn, const struct rec_conv *rc, const float *in, int h,
+			 int w, int stride, enum gpu_pad pad, enum gpu_act act, float *out, int *oh, int *ow)
 {
-	int pt;
+	struct gpu_conv c = {.filt = rc->filt, .bias = rc->bias, .mul = rc->sw, .add = rc->sb,
+			     .k = rc->k, .cin = rc->cin, .cout = rc->cout, .stride = stride, .pad = pad,
+			     .act = act};
 
-	gpu_conv2d_ref(in, h, w, c->cin, c->filt, c->k, c->k, c->cout, stride, pad, c->bias, c->sw,
-		       c->sb, act, out);
-	gpu_out_dim(h, c->k, stride, pad, oh, &pt);
-	gpu_out_dim(w, c->k, stride, pad, ow, &pt);
+	gpu_conv_run(dn, &c, in, h, w, out, oh, ow);
 }
 
-void gpu_rec_forward(struct gpu_rec *n, const float *input, float *out128)
+void gpu_rec_forward(struct gpu_rec *n, struct gpu_dnnl *dn, const float *input, float *out128)
 {
 	static const float mean[3] = {122.782f, 117.001f, 104.298f};
 	float *x = n->buf[0], *a = n->buf[1], *b = n->buf[2], *p = n->buf[3];
@@ -559,7 +554,7 @@ void gpu_rec_forward(struct gpu_rec *n, const float *input, float *out128)
 	for (size_t i = 0; i < 150 * 150; i++)
 		for (int ch = 0; ch < 3; ch++)
 			a[i * 3 + ch] = (input[i * 3 + ch] - mean[ch]) / 255.0f;
-	rec_conv_run(&n->stem, a, h, w, 2, GPU_PAD_VALID, GPU_ACT_RELU, b, &oh, &ow);   /* 72 */
+	rec_conv_run(dn, &n->stem, a, h, w, 2, GPU_PAD_VALID, GPU_ACT_RELU, b, &oh, &ow);   /* 72 */
 	h = oh, w = ow, c = 32;
 	gpu_maxpool_ref(b, h, w, c, 3, 2, GPU_PAD_VALID, x);   /* 35 */
 	h = (h - 3) / 2 + 1, w = (w - 3) / 2 + 1;
@@ -569,8 +564,8 @@ void gpu_rec_forward(struct gpu_rec *n, const float *input, float *out128)
 		if (!blk->down) {
 			size_t cnt = (size_t)h * w * c;
 
-			rec_conv_run(&blk->c1, x, h, w, 1, GPU_PAD_SAME, GPU_ACT_RELU, a, &oh, &ow);
-			rec_conv_run(&blk->c2, a, h, w, 1, GPU_PAD_SAME, GPU_ACT_NONE, b, &oh, &ow);
+			rec_conv_run(dn, &blk->c1, x, h, w, 1, GPU_PAD_SAME, GPU_ACT_RELU, a, &oh, &ow);
+			rec_conv_run(dn, &blk->c2, a, h, w, 1, GPU_PAD_SAME, GPU_ACT_NONE, b, &oh, &ow);
 			for (size_t k = 0; k < cnt; k++) {
 				float v = b[k] + x[k];
 				x[k] = v > 0.0f ? v : 0.0f;
@@ -578,8 +573,8 @@ void gpu_rec_forward(struct gpu_rec *n, const float *input, float *out128)
 		} else {
 			int ah, aw, bh, bw, ph = h / 2, pw = w / 2, co = blk->c1.cout;
 
-			rec_conv_run(&blk->c1, x, h, w, 2, GPU_PAD_VALID, GPU_ACT_RELU, a, &ah, &aw);
-			rec_conv_run(&blk->c2, a, ah, aw, 1, GPU_PAD_SAME, GPU_ACT_NONE, b, &bh, &bw);
+			rec_conv_run(dn, &blk->c1, x, h, w, 2, GPU_PAD_VALID, GPU_ACT_RELU, a, &ah, &aw);
+			rec_conv_run(dn, &blk->c2, a, ah, aw, 1, GPU_PAD_SAME, GPU_ACT_NONE, b, &bh, &bw);
 			gpu_avgpool_ref(x, h, w, c, 2, 2, GPU_PAD_VALID, p);
 			/* out = relu((pooled || 0) + b_padded): b gets a zero row and column when the
 			 * pooled skip is larger (8 -> 3 vs 4, 4 -> 1 vs 2: face-nets.md §4) */

@@ -54,6 +54,19 @@ struct gpu_face {
  */
 int gpu_model_open(struct gpu_model **out, const char *dir, char *err, size_t errlen);
 
+/** Which kernels run the convolutions. */
+enum gpu_backend {
+	GPU_BACKEND_ONEDNN = 0,   /**< oneDNN, fp32, scale layers folded (the default) */
+	GPU_BACKEND_REFERENCE,    /**< the plain C reference kernels, op by op as tfjs rounds */
+};
+
+/**
+ * Switch backends (both give results equal to face-api.js within the tolerances above).
+ * Switching to oneDNN builds every primitive then (one warm-up pass, ~0.3 s); -EIO if oneDNN
+ * could not build them all (the reference then serves the layers it could not).
+ */
+int gpu_model_set_backend(struct gpu_model *model, enum gpu_backend backend);
+
 /** Free the model; sets *MODEL to NULL. Safe on NULL. */
 void gpu_model_close(struct gpu_model **model);
 

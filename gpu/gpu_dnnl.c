@@ -1,0 +1,279 @@
+/*
+ * The oneDNN (libdnnl) convolutions of the CPU backend: NHWC activations, fp32, the scale/BN
+ * layers folded into the weights and bias (w' = w*s, b' = b*s + s_b: ~1 ulp from tfjs's op-by-op
+ * rounding), ReLU/ReLU6 as post-ops, weights reordered once into oneDNN's blocked layout.
+ *
+ * Layers are cached by the addresses of their arrays (with every shape field): the weights must
+ * outlive the context, as the nets' do. Every layer's primitive is made the first time its (filter, input size) pair is seen and
+ * cached; gpu_model_open runs one warm-up pass so that inference never creates one. The plain C
+ * kernels (gpu_layers_ref.c) stay the reference: tests/facenet/test_dnnl.c checks these against
+ * them layer type by layer type.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include "gpu_int.h"
+#include "vg_base.h"
+
+#define DNNL_CACHE_MAX 192   /* the three nets have 92 conv layers */
+
+struct dnnl_entry {
+	struct gpu_conv c;   /* the layer as given: its arrays are cached by address */
+	int h, w;
+	dnnl_primitive_t prim;
+	dnnl_memory_t src, wei, bias, dst;
+};
+
+struct gpu_dnnl {
+	dnnl_engine_t eng;
+	dnnl_stream_t stream;
+	struct dnnl_entry e[DNNL_CACHE_MAX];
+	int n;
+	int failures;   /* layers that fell back to the reference kernel */
+};
+
+int gpu_dnnl_create(struct gpu_dnnl **out, char *err, size_t errlen)
+{
+	struct gpu_dnnl *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return vg_errf(err, errlen, -ENOMEM, "onednn: out of memory");
+	if (dnnl_engine_create(&d->eng, dnnl_cpu, 0) != dnnl_success) {
+		free(d);
+		return vg_errf(err, errlen, -ENODEV, "onednn: no CPU engine");
+	}
+	if (dnnl_stream_create(&d->stream, d->eng, dnnl_stream_default_flags) != dnnl_success) {
+		dnnl_engine_destroy(d->eng);
+		free(d);
+		return vg_errf(err, errlen, -ENODEV, "onednn: no stream");
+	}
+	*out = d;
+	return 0;
+}
+
+static void entry_free(struct dnnl_entry *e)
+{
+	if (e->prim)
+		dnnl_primitive_destroy(e->prim);
+	if (e->src)
+		dnnl_memory_destroy(e->src);
+	if (e->wei)
+		dnnl_memory_destroy(e->wei);
+	if (e->bias)
+		dnnl_memory_destroy(e->bias);
+	if (e->dst)
+		dnnl_memory_destroy(e->dst);
+	memset(e, 0, sizeof(*e));
+}
+
+void gpu_dnnl_destroy(struct gpu_dnnl **dp)
+{
+	struct gpu_dnnl *d = dp ? *dp : NULL;
+
+	if (!d)
+		return;
+	for (int i = 0; i < d->n; i++)
+		entry_free(&d->e[i]);
+	dnnl_stream_destroy(d->stream);
+	dnnl_engine_destroy(d->eng);
+	free(d);
+	*dp = NULL;
+}
+
+int gpu_dnnl_fallbacks(const struct gpu_dnnl *d)
+{
+	return d ? d->failures : 0;
+}
+
+/* Reorder USER (tag UTAG, dims of MD) into a new memory of layout WANT; folds nothing. */
+static int reorder_into(struct gpu_dnnl *d, const dnnl_memory_desc_t *user_md, void *user,
+			const dnnl_memory_desc_t *want, dnnl_memory_t *out)
+{
+	dnnl_memory_t um = NULL, wm = NULL;
+	dnnl_primitive_desc_t rpd = NULL;
+	dnnl_primitive_t r = NULL;
+	int ok = 0;
+
+	if (dnnl_memory_create(&um, user_md, d->eng, user) != dnnl_success ||
+	    dnnl_memory_create(&wm, want, d->eng, DNNL_MEMORY_ALLOCATE) != dnnl_success ||
+	    dnnl_reorder_primitive_desc_create(&rpd, user_md, d->eng, want, d->eng, NULL) != dnnl_success ||
+	    dnnl_primitive_create(&r, rpd) != dnnl_success)
+		goto out;
+	{
+		dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, um}, {DNNL_ARG_TO, wm}};
+
+		if (dnnl_primitive_execute(r, d->stream, 2, args) != dnnl_success ||
+		    dnnl_stream_wait(d->stream) != dnnl_success)
+			goto out;
+	}
+	ok = 1;
+out:
+	if (r)
+		dnnl_primitive_destroy(r);
+	if (rpd)
+		dnnl_primitive_desc_destroy(rpd);
+	if (um)
+		dnnl_memory_destroy(um);
+	if (!ok && wm)
+		dnnl_memory_destroy(wm);
+	if (ok)
+		*out = wm;
+	return ok ? 0 : -EIO;
+}
+
+static struct dnnl_entry *entry_make(struct gpu_dnnl *d, const struct gpu_conv *c, int h, int w)
+{
+	struct dnnl_entry *e;
+	dnnl_memory_desc_t src_md, dst_md, wei_any, bias_md, wei_user;
+	dnnl_convolution_desc_t cd;
+	dnnl_primitive_attr_t attr = NULL;
+	dnnl_post_ops_t po = NULL;
+	dnnl_primitive_desc_t pd = NULL;
+	int g = c->depthwise ? c->cin : 1;
+	int cout = c->depthwise ? c->cin : c->cout;
+	int oh, ow, pt, pl;
+	size_t nw = (size_t)c->k * c->k * c->cin * (c->depthwise ? 1 : c->cout);
+	float *wf = NULL, *bf = NULL;
+	int ok = 0;
+
+	if (d->n >= DNNL_CACHE_MAX)
+		return NULL;
+	e = &d->e[d->n];
+	gpu_out_dim(h, c->k, c->stride, c->pad, &oh, &pt);
+	gpu_out_dim(w, c->k, c->stride, c->pad, &ow, &pl);
+	{
+		dnnl_dims_t sd = {1, c->cin, h, w}, dd = {1, cout, oh, ow}, bd = {cout};
+		dnnl_dims_t strides = {c->stride, c->stride};
+		dnnl_dims_t padl = {pt, pl};
+		dnnl_dims_t padr = {(oh - 1) * c->stride + c->k - h - pt, (ow - 1) * c->stride + c->k - w - pl};
+
+		if (c->pad == GPU_PAD_VALID)
+			padr[0] = padr[1] = 0;
+		if (padr[0] < 0)
+			padr[0] = 0;
+		if (padr[1] < 0)
+			padr[1] = 0;
+		if (dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_f32, dnnl_nhwc) ||
+		    dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32, dnnl_nhwc) ||
+		    dnnl_memory_desc_init_by_tag(&bias_md, 1, bd, dnnl_f32, dnnl_x))
+			goto out;
+		if (c->depthwise) {
+			dnnl_dims_t wd = {g, 1, 1, c->k, c->k};
+			if (dnnl_memory_desc_init_by_tag(&wei_any, 5, wd, dnnl_f32, dnnl_format_tag_any) ||
+			    dnnl_memory_desc_init_by_tag(&wei_user, 5, wd, dnnl_f32, dnnl_hwigo))
+				goto out;
+		} else {
+			dnnl_dims_t wd = {c->cout, c->cin, c->k, c->k};
+			if (dnnl_memory_desc_init_by_tag(&wei_any, 4, wd, dnnl_f32, dnnl_format_tag_any) ||
+			    dnnl_memory_desc_init_by_tag(&wei_user, 4, wd, dnnl_f32, dnnl_hwio))
+				goto out;
+		}
+		if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct,
+						       &src_md, &wei_any, &bias_md, &dst_md, strides,
+						       padl, padr))
+			goto out;
+	}
+	if (dnnl_primitive_attr_create(&attr) || dnnl_post_ops_create(&po))
+		goto out;
+	if (c->act == GPU_ACT_RELU && dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f))
+		goto out;
+	if (c->act == GPU_ACT_RELU6 && dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_clip, 0.0f, 6.0f))
+		goto out;
+	if (dnnl_primitive_attr_set_post_ops(attr, po) ||
+	    dnnl_primitive_desc_create(&pd, &cd, attr, d->eng, NULL) ||
+	    dnnl_primitive_create(&e->prim, pd))
+		goto out;
+
+	/* fold: w' = w * mul[co], b' = bias*mul + add (mul/add from scale or BN) */
+	wf = malloc(nw * sizeof(float));
+	bf = malloc((size_t)cout * sizeof(float));
+	if (!wf || !bf)
+		goto out;
+	for (size_t i = 0; i < nw; i++) {
+		int co = c->depthwise ? (int)(i % (size_t)c->cin) : (int)(i % (size_t)c->cout);
+		wf[i] = c->filt[i] * (c->mul ? c->mul[co] : 1.0f);
+	}
+	for (int co = 0; co < cout; co++) {
+		float b = c->bias ? c->bias[co] : 0.0f;
+		if (c->mul)
+			b *= c->mul[co];
+		if (c->add)
+			b += c->add[co];
+		bf[co] = b;
+	}
+	{
+		const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+
+		if (!wmd || reorder_into(d, &wei_user, wf, wmd, &e->wei))
+			goto out;
+	}
+	if (dnnl_memory_create(&e->bias, &bias_md, d->eng, DNNL_MEMORY_ALLOCATE) ||
+	    dnnl_memory_create(&e->src, &src_md, d->eng, DNNL_MEMORY_NONE) ||
+	    dnnl_memory_create(&e->dst, &dst_md, d->eng, DNNL_MEMORY_NONE))
+		goto out;
+	{
+		void *bh = NULL;
+
+		if (dnnl_memory_get_data_handle(e->bias, &bh) || !bh)
+			goto out;
+		memcpy(bh, bf, (size_t)cout * sizeof(float));
+	}
+	e->c = *c;
+	e->h = h;
+	e->w = w;
+	d->n++;
+	ok = 1;
+out:
+	free(wf);
+	free(bf);
+	if (pd)
+		dnnl_primitive_desc_destroy(pd);
+	if (po)
+		dnnl_post_ops_destroy(po);
+	if (attr)
+		dnnl_primitive_attr_destroy(attr);
+	if (!ok) {
+		entry_free(e);
+		return NULL;
+	}
+	return e;
+}
+
+/*
+ * out = act(conv(in) * mul + (bias * mul + add)). Returns 0, or -EIO when oneDNN cannot do it
+ * (the caller then runs the reference kernel).
+ */
+int gpu_dnnl_conv(struct gpu_dnnl *d, const struct gpu_conv *c, const float *in, int h, int w, float *out)
+{
+	struct dnnl_entry *e = NULL;
+
+	for (int i = 0; i < d->n; i++) {
+		const struct gpu_conv *k = &d->e[i].c;
+
+		if (k->filt == c->filt && d->e[i].h == h && d->e[i].w == w && k->stride == c->stride &&
+		    k->bias == c->bias && k->mul == c->mul && k->add == c->add && k->k == c->k &&
+		    k->cin == c->cin && k->cout == c->cout && k->depthwise == c->depthwise &&
+		    k->pad == c->pad && k->act == c->act) {
+			e = &d->e[i];
+			break;
+		}
+	}
+	if (!e && !(e = entry_make(d, c, h, w))) {
+		d->failures++;
+		return -EIO;
+	}
+	if (dnnl_memory_set_data_handle(e->src, (void *)in) || dnnl_memory_set_data_handle(e->dst, out))
+		return -EIO;
+	{
+		dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, e->src}, {DNNL_ARG_WEIGHTS, e->wei},
+					   {DNNL_ARG_BIAS, e->bias}, {DNNL_ARG_DST, e->dst}};
+
+		if (dnnl_primitive_execute(e->prim, d->stream, 4, args) != dnnl_success ||
+		    dnnl_stream_wait(d->stream) != dnnl_success)
+			return -EIO;
+	}
+	return 0;
+}
