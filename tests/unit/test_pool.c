@@ -12,19 +12,24 @@
 #include "../vg_test.h"
 #include "vg_pool.h"
 
-/* Whether the kernel lists the mapping that starts at BASE with the VmFlag "dd" (don't dump). */
+/*
+ * Whether the kernel lists the mapping that holds BASE with the VmFlag "dd" (don't dump). The
+ * mapping may begin before BASE: the kernel merges neighbouring mappings with the same flags.
+ */
 static int mapping_has_dontdump(const void *base)
 {
-	char line[512], want[32];
+	char line[512];
 	FILE *f = fopen("/proc/self/smaps", "r");
 	int in_mapping = 0, found = -1;
+	uintptr_t p = (uintptr_t)base;
 
 	if (!f)
 		return -1;
-	snprintf(want, sizeof(want), "%" PRIxPTR "-", (uintptr_t)base);
 	while (fgets(line, sizeof(line), f)) {
-		if (strchr(line, '-') && strncmp(line, want, strlen(want)) == 0)
-			in_mapping = 1;
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+			in_mapping = p >= lo && p < hi;
 		else if (in_mapping && strncmp(line, "VmFlags:", 8) == 0) {
 			found = strstr(line, " dd") != NULL;
 			break;
