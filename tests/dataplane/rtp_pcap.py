@@ -17,6 +17,7 @@
   rtp_pcap.py v6vlan IN.pcap OUT.pcap        the same packets as VLAN-tagged IPv6
   rtp_pcap.py split IN.pcap OUT:PORT[,OUT:PORT...]   one capture per destination port
   rtp_pcap.py restart IN.pcap OUT.pcap       IN, then IN again as a rebooted camera (new SSRC)
+  rtp_pcap.py repeat IN.pcap OUT.pcap N      IN N times as one continuous stream (benchmarks)
 """
 import json
 import random
@@ -247,6 +248,34 @@ def restart(inp, out):
     write_pcap(out, res)
 
 
+def repeat(inp, out, times):
+    """The capture TIMES times in a row as one continuous stream: sequence numbers and timestamps
+    carry on (same SSRC), so a receiver sees one long recording (for benchmarks)."""
+    frames = read_pcap(inp)
+    res, span_t = [], (frames[-1][0] - frames[0][0] + 0.04) if frames else 0
+    per_port = {}
+    for _, fr in frames:
+        p = parse(fr)
+        if p and not is_rtcp(p[1]):
+            e = per_port.setdefault(p[0], [0, None, None])
+            e[0] += 1
+            ts = struct.unpack('!I', p[1][4:8])[0]
+            e[1] = ts if e[1] is None else e[1]
+            e[2] = ts
+    for k in range(times):
+        for t, fr in frames:
+            p = parse(fr)
+            if not p or is_rtcp(p[1]) or k == 0:
+                res.append((t + k * span_t, fr))
+                continue
+            port, rtp = p
+            n, t0, t1 = per_port[port]
+            seq = (struct.unpack('!H', rtp[2:4])[0] + k * n) & 0xffff
+            rts = (struct.unpack('!I', rtp[4:8])[0] + k * (t1 - t0 + 3600)) & 0xffffffff
+            res.append((t + k * span_t, udp_frame(port, rtp[:2] + struct.pack('!HI', seq, rts) + rtp[8:])))
+    write_pcap(out, res)
+
+
 def split(inp, outs_ports):
     """One capture per destination port: OUT:PORT,OUT:PORT..."""
     frames = read_pcap(inp)
@@ -268,6 +297,8 @@ def main():
         v6vlan(a[1], a[2])
     elif a[0] == 'restart':
         restart(a[1], a[2])
+    elif a[0] == 'repeat':
+        repeat(a[1], a[2], int(a[3]))
     elif a[0] == 'split':
         split(a[1], a[2])
     else:
