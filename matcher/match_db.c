@@ -128,6 +128,7 @@ static void seg_free(struct match_seg *seg)
 		vg_scrub(seg->meta, (size_t)seg->cap * sizeof(*seg->meta));
 	free(seg->x);
 	free(seg->meta);
+	free(seg->hash);
 	free(seg);
 }
 
@@ -178,7 +179,8 @@ static struct match_seg *seg_new(unsigned d, uint32_t n_entries)
 	xbytes = (size_t)seg->cap * d * sizeof(float);
 	seg->x = aligned_alloc(VG_CACHE_LINE, xbytes);
 	seg->meta = calloc(seg->cap, sizeof(*seg->meta));
-	if (!seg->x || !seg->meta) {
+	seg->hash = calloc(seg->cap, sizeof(*seg->hash));
+	if (!seg->x || !seg->meta || !seg->hash) {
 		seg_free(seg);
 		return NULL;
 	}
@@ -196,6 +198,7 @@ static void seg_append(struct match_seg *seg, struct match_bias *b, const float 
 	for (unsigned k = 0; k < seg->d; k++)
 		xb[k * MATCH_LANES] = v[k];
 	seg->meta[i] = *meta;
+	seg->hash[i] = meta->hash;
 	b->v[i] = bias;
 	b->live++;
 }
@@ -721,12 +724,13 @@ int match_enroll(struct match_db *db, const struct match_entry *e, unsigned n, c
 }
 
 /*
- * Tombstone every entry for which MATCH(meta) holds: copy the bias array of each segment that has
- * one (4 bytes per entry), then tidy the shard. Visits every live entry: O(entries) per call,
- * about 1 ms per million entries (a 64-bit hash compare each).
+ * Tombstone every entry for which MATCH(meta) holds (and, if BY_HASH, whose subject hash is HASH):
+ * copy the bias array of each segment that has one (4 bytes per entry), then tidy the shard.
+ * Visits every entry: O(entries) per call; by subject it reads the dense hash array only, 8 bytes
+ * per entry (800 KB at 100k entries), so that churn does not eat the scans' memory bandwidth.
  */
 static int remove_where(struct match_db *db, bool (*match)(const struct match_meta *, const void *), const void *arg,
-			struct match_snap *nw, const struct match_snap *old)
+			bool by_hash, uint64_t hash, struct match_snap *nw, const struct match_snap *old)
 {
 	uint64_t fresh = ~0ull - 1;
 	int removed = 0;
@@ -739,7 +743,8 @@ static int remove_where(struct match_db *db, bool (*match)(const struct match_me
 			struct match_bias *b = NULL;
 
 			for (uint32_t i = 0; i < sv->seg->n; i++) {
-				if (isinf(sv->bias->v[i]) || !match(&sv->seg->meta[i], arg))
+				if ((by_hash && sv->seg->hash[i] != hash) || isinf(sv->bias->v[i]) ||
+				    !match(&sv->seg->meta[i], arg))
 					continue;
 				if (!b) {
 					b = bias_dup(sv->bias);
@@ -797,7 +802,7 @@ int match_remove_subject(struct match_db *db, const char *subject)
 		rc = -ENOMEM;
 		goto out_unlock;
 	}
-	rc = remove_where(db, match_subject, &a, nw, old);
+	rc = remove_where(db, match_subject, &a, true, a.hash, nw, old);
 	if (rc > 0)
 		publish(db, nw);
 	else if (rc == 0)
@@ -829,7 +834,7 @@ int match_remove_watchlist(struct match_db *db, uint32_t id)
 		rc = -ENOMEM;
 		goto out_unlock;
 	}
-	rc = remove_where(db, match_watchlist, &id, nw, old);
+	rc = remove_where(db, match_watchlist, &id, false, 0, nw, old);
 	if (rc >= 0) {
 		w = wl_find(nw, id);
 		memmove(w, w + 1, (size_t)(nw->wl + nw->n_wl - (w + 1)) * sizeof(*w));
@@ -872,7 +877,7 @@ void match_stats_get(struct match_db *db, struct match_stats *out)
 		for (unsigned j = 0; j < s->shard[i].n_segs; j++) {
 			const struct match_segv *sv = &s->shard[i].segs[j];
 
-			out->bytes += (size_t)sv->seg->cap * (db->d * sizeof(float) + sizeof(struct match_meta) + sizeof(float));
+			out->bytes += (size_t)sv->seg->cap * (db->d * sizeof(float) + sizeof(struct match_meta) + sizeof(uint64_t) + sizeof(float));
 		}
 		out->shard_ns[i] = atomic_load_explicit(&db->shard_ns[i].ns, memory_order_relaxed);
 	}

@@ -37,6 +37,7 @@ struct match_seg {
 	unsigned d;
 	float *x;              /* cap / 16 blocks, transposed, 64-byte aligned */
 	struct match_meta *meta;
+	uint64_t *hash;        /* meta[i].hash again, dense: a remove by subject reads 8 bytes per entry */
 	uint64_t mark;         /* writer only: last snapshot generation that holds it */
 };
 
