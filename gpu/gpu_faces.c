@@ -370,6 +370,14 @@ int gpu_faces_run(struct gpu_model *m, const uint8_t *rgb, uint32_t width, uint3
 	return kept;
 }
 
+int gpu_faces_detect(struct gpu_model *m, const uint8_t *rgb, uint32_t width, uint32_t height,
+		     struct gpu_face *faces, int max)
+{
+	if (!m || !rgb || !faces || max < 0 || !size_ok(width, height))
+		return -EINVAL;
+	return detect(m, rgb, (int)width, (int)height, faces, max > GPU_MAX_FACES ? GPU_MAX_FACES : max);
+}
+
 int gpu_faces_describe(struct gpu_model *m, const uint8_t *rgb, uint32_t width, uint32_t height,
 		       struct gpu_face *faces, int n)
 {

@@ -80,6 +80,13 @@ int gpu_faces_run(struct gpu_model *model, const uint8_t *rgb, uint32_t width, u
 		  struct gpu_face *faces, int max);
 
 /**
+ * Detection only (box and score of each face, the rest zeroed): the SSD pass of gpu_faces_run.
+ * Returns the number of faces or -EINVAL.
+ */
+int gpu_faces_detect(struct gpu_model *model, const uint8_t *rgb, uint32_t width, uint32_t height,
+		     struct gpu_face *faces, int max);
+
+/**
  * Descriptors for N faces whose landmarks are already known (FACES[i].landmarks in image pixels
  * of RGB): align each, then run the recognition net on each crop; fills descriptor, align and
  * quality. Returns N or -EINVAL.

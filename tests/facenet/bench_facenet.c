@@ -1,0 +1,96 @@
+/*
+ * Benchmark: the C face nets on face-api's six demo photos, for the oneDNN and the reference
+ * backends: SSD detection per frame and descriptor (alignment + 128-d net) per face, medians.
+ * Threads: OMP_NUM_THREADS (bench_facenet.sh runs 1 and 2). Prints one line per figure;
+ * bench_facenet.sh puts tfjs-wasm's figures beside them.
+ *   bench_facenet SOURCE_ROOT [ROUNDS]
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gpu.h"
+#include "vg_image.h"
+
+#define NIMG 6
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_d);
+	return n ? v[n / 2] : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct vg_image img[NIMG];
+	static struct gpu_face faces[NIMG][GPU_MAX_FACES], tmp[GPU_MAX_FACES];
+	int nf[NIMG];
+	struct gpu_model *m = NULL;
+	char path[1024], err[512];
+	int rounds = argc > 2 ? atoi(argv[2]) : 5;
+	const char *threads = getenv("OMP_NUM_THREADS");
+
+	if (argc < 2)
+		return 2;
+	snprintf(path, sizeof(path), "%s/fetched/face-api-1.7.15/model", argv[1]);
+	if (gpu_model_open(&m, path, err, sizeof(err))) {
+		fprintf(stderr, "bench_facenet: %s\n", err);
+		return 77;
+	}
+	for (int i = 0; i < NIMG; i++) {
+		snprintf(path, sizeof(path), "%s/fetched/face-api-1.7.15/demo/sample%d.jpg", argv[1], i + 1);
+		if (vg_image_load(path, &img[i], err, sizeof(err))) {
+			fprintf(stderr, "bench_facenet: %s\n", err);
+			return 77;
+		}
+		nf[i] = gpu_faces_run(m, img[i].rgb, img[i].width, img[i].height, faces[i], GPU_MAX_FACES);
+	}
+	for (int b = 0; b < 2; b++) {
+		int r = b == 0 ? rounds : 1;   /* the reference is ~6x slower: one round */
+		double det[NIMG * 16], desc[NIMG * GPU_MAX_FACES * 16];
+		int nd = 0, nd2 = 0;
+
+		gpu_model_set_backend(m, b == 0 ? GPU_BACKEND_ONEDNN : GPU_BACKEND_REFERENCE);
+		for (int k = 0; k < r && k < 16; k++) {
+			for (int i = 0; i < NIMG; i++) {
+				double t0 = now_ms();
+
+				gpu_faces_detect(m, img[i].rgb, img[i].width, img[i].height, tmp, GPU_MAX_FACES);
+				det[nd++] = now_ms() - t0;
+				for (int f = 0; f < nf[i]; f++) {
+					tmp[0] = faces[i][f];
+					t0 = now_ms();
+					gpu_faces_describe(m, img[i].rgb, img[i].width, img[i].height, tmp, 1);
+					desc[nd2++] = now_ms() - t0;
+				}
+			}
+		}
+		{
+			double dm = median(det, nd), em = median(desc, nd2);
+
+			printf("c-%s threads=%s detect_ms_per_frame=%.2f frames_per_s=%.2f descriptor_ms=%.2f descriptors_per_s=%.1f descriptor_gflops=%.1f\n",
+			       b == 0 ? "onednn" : "reference", threads ? threads : "default", dm, 1e3 / dm, em,
+			       1e3 / em, 0.542 / (em / 1e3));
+		}
+	}
+	gpu_faces_retire(&faces[0][0], NIMG * GPU_MAX_FACES);
+	for (int i = 0; i < NIMG; i++)
+		vg_image_release(&img[i]);
+	gpu_model_close(&m);
+	return 0;
+}
