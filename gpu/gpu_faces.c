@@ -55,12 +55,12 @@ int gpu_model_open(struct gpu_model **out, const char *dir, char *err, size_t er
 		vg_errf(err, errlen, rc, "%s/face_recognition_model: %s", dir, sub);
 		goto out_close;
 	}
-	m->in512 = malloc(512 * 512 * 3 * sizeof(float));
-	m->in112 = malloc(112 * 112 * 3 * sizeof(float));
-	m->in150 = malloc(150 * 150 * 3 * sizeof(float));
-	m->boxes = malloc(GPU_SSD_ANCHORS * 4 * sizeof(float));
-	m->scores = malloc(GPU_SSD_ANCHORS * sizeof(float));
-	m->order = malloc(GPU_SSD_ANCHORS * sizeof(int));
+	m->in512 = gpu_bio_alloc(512 * 512 * 3 * sizeof(float));
+	m->in112 = gpu_bio_alloc(112 * 112 * 3 * sizeof(float));
+	m->in150 = gpu_bio_alloc(150 * 150 * 3 * sizeof(float));
+	m->boxes = gpu_bio_alloc(GPU_SSD_ANCHORS * 4 * sizeof(float));
+	m->scores = gpu_bio_alloc(GPU_SSD_ANCHORS * sizeof(float));
+	m->order = gpu_bio_alloc(GPU_SSD_ANCHORS * sizeof(int));
 	if (!m->in512 || !m->in112 || !m->in150 || !m->boxes || !m->scores || !m->order) {
 		rc = vg_errf(err, errlen, -ENOMEM, "model: out of memory");
 		goto out_close;
@@ -93,19 +93,13 @@ void gpu_model_close(struct gpu_model **model)
 	gpu_weights_close(&m->w_ssd);
 	gpu_weights_close(&m->w_lm);
 	gpu_weights_close(&m->w_rec);
-	/* the inputs held face pixels */
-	if (m->in112)
-		vg_scrub(m->in112, 112 * 112 * 3 * sizeof(float));
-	if (m->in150)
-		vg_scrub(m->in150, 150 * 150 * 3 * sizeof(float));
-	if (m->in512)
-		vg_scrub(m->in512, 512 * 512 * 3 * sizeof(float));
-	free(m->in512);
-	free(m->in112);
-	free(m->in150);
-	free(m->boxes);
-	free(m->scores);
-	free(m->order);
+	/* the inputs held face pixels: gpu_bio_free zeroes them */
+	gpu_bio_free(m->in512);
+	gpu_bio_free(m->in112);
+	gpu_bio_free(m->in150);
+	gpu_bio_free(m->boxes);
+	gpu_bio_free(m->scores);
+	gpu_bio_free(m->order);
 	free(m);
 	*model = NULL;
 }

@@ -113,6 +113,11 @@ int gpu_dnnl_fallbacks(const struct gpu_dnnl *d);
 void gpu_conv_run(struct gpu_dnnl *d, const struct gpu_conv *c, const float *in, int h, int w,
 		  float *out, int *oh /* OUT */, int *ow /* OUT */);
 
+/* ---- biometric scratch (gpu_mem.c): MADV_DONTDUMP, zeroed when freed ------------------------ */
+
+void *gpu_bio_alloc(size_t size);
+void gpu_bio_free(void *p);   /* NULL is fine */
+
 /* ---- the nets ------------------------------------------------------------------------------- */
 
 struct gpu_ssd;

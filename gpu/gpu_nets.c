@@ -142,18 +142,18 @@ int gpu_ssd_create(struct gpu_ssd **out, const struct gpu_weights *w, char *err,
 	GET(n->anchors, w, "Output/extra_dim", 1, GPU_SSD_ANCHORS, 4);
 
 	rc = -ENOMEM;
-	n->a = malloc(256 * 256 * 64 * sizeof(float));
-	n->b = malloc(256 * 256 * 64 * sizeof(float));
-	n->conv11 = malloc(32 * 32 * 512 * sizeof(float));
-	n->raw_box = malloc(GPU_SSD_ANCHORS * 4 * sizeof(float));
-	n->raw_cls = malloc(GPU_SSD_ANCHORS * 3 * sizeof(float));
+	n->a = gpu_bio_alloc(256 * 256 * 64 * sizeof(float));
+	n->b = gpu_bio_alloc(256 * 256 * 64 * sizeof(float));
+	n->conv11 = gpu_bio_alloc(32 * 32 * 512 * sizeof(float));
+	n->raw_box = gpu_bio_alloc(GPU_SSD_ANCHORS * 4 * sizeof(float));
+	n->raw_cls = gpu_bio_alloc(GPU_SSD_ANCHORS * 3 * sizeof(float));
 	n->bnbuf = malloc(bn_floats * sizeof(float));
 	if (!n->a || !n->b || !n->conv11 || !n->raw_box || !n->raw_cls || !n->bnbuf)
 		goto out_nomem;
 	for (int i = 0, side = 16; i < 8; i++) {
 		if (ex_k[i] == 3)
 			side = (side + 1) / 2;
-		n->ex[i] = malloc((size_t)side * side * ex_c[i] * sizeof(float));
+		n->ex[i] = gpu_bio_alloc((size_t)side * side * ex_c[i] * sizeof(float));
 		if (!n->ex[i])
 			goto out_nomem;
 	}
@@ -190,14 +190,14 @@ void gpu_ssd_destroy(struct gpu_ssd **net)
 
 	if (!n)
 		return;
-	free(n->a);
-	free(n->b);
-	free(n->conv11);
-	free(n->raw_box);
-	free(n->raw_cls);
+	gpu_bio_free(n->a);
+	gpu_bio_free(n->b);
+	gpu_bio_free(n->conv11);
+	gpu_bio_free(n->raw_box);
+	gpu_bio_free(n->raw_cls);
 	free(n->bnbuf);
 	for (int i = 0; i < 8; i++)
-		free(n->ex[i]);
+		gpu_bio_free(n->ex[i]);
 	free(n);
 	*net = NULL;
 }
@@ -341,7 +341,7 @@ int gpu_lm_create(struct gpu_lm **out, const struct gpu_weights *w, char *err, s
 	GET(n->fc_b, w, "fc/bias", 136);
 	rc = -ENOMEM;
 	for (int i = 0; i < 6; i++) {
-		n->buf[i] = malloc(56 * 56 * 32 * sizeof(float));   /* the largest activation */
+		n->buf[i] = gpu_bio_alloc(56 * 56 * 32 * sizeof(float));   /* the largest activation */
 		if (!n->buf[i]) {
 			vg_errf(err, errlen, rc, "landmarks: out of memory");
 			goto out_fail;
@@ -362,7 +362,7 @@ void gpu_lm_destroy(struct gpu_lm **net)
 	if (!n)
 		return;
 	for (int i = 0; i < 6; i++)
-		free(n->buf[i]);
+		gpu_bio_free(n->buf[i]);
 	free(n);
 	*net = NULL;
 }
@@ -509,7 +509,7 @@ int gpu_rec_create(struct gpu_rec **out, const struct gpu_weights *w, char *err,
 	GET(n->fc, w, "fc", 256, 128);
 	rc = -ENOMEM;
 	for (int i = 0; i < 4; i++) {
-		n->buf[i] = malloc(72 * 72 * 32 * sizeof(float));
+		n->buf[i] = gpu_bio_alloc(72 * 72 * 32 * sizeof(float));
 		if (!n->buf[i]) {
 			vg_errf(err, errlen, rc, "recognition: out of memory");
 			goto out_fail;
@@ -530,7 +530,7 @@ void gpu_rec_destroy(struct gpu_rec **net)
 	if (!n)
 		return;
 	for (int i = 0; i < 4; i++)
-		free(n->buf[i]);
+		gpu_bio_free(n->buf[i]);
 	free(n);
 	*net = NULL;
 }

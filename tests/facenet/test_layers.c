@@ -3,6 +3,7 @@
  * against a second, deliberately naive convolution on random data.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,8 +213,41 @@ static void test_distance_and_retire(void)
 	CHECK_EQ_INT(nonzero, 0);
 }
 
+/* Face scratch is kept out of core dumps: its mapping carries the kernel's "dd" flag. */
+static void test_bio_dontdump(void)
+{
+	unsigned char *p = gpu_bio_alloc(100000);
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	int in_map = 0, found = 0;
+
+	CHECK(p != NULL);
+	if (!p || !f) {
+		if (f)
+			fclose(f);
+		gpu_bio_free(p);
+		return;
+	}
+	memset(p, 0xab, 100000);
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' ')) {
+			in_map = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+		} else if (in_map && strncmp(line, "VmFlags:", 8) == 0) {
+			found = strstr(line, " dd") != NULL;
+			break;
+		}
+	}
+	fclose(f);
+	CHECK(found);
+	gpu_bio_free(p);
+	gpu_bio_free(NULL);
+}
+
 int main(void)
 {
+	test_bio_dontdump();
 	test_out_dim();
 	test_conv_same();
 	test_conv_stride2_even();
