@@ -506,6 +506,14 @@ static int eal_start(const struct dp_run_conf *conf, char *err, size_t errlen)
 		argv[argc++] = "--vdev";
 		argv[argc++] = vdev[i];
 	}
+	for (unsigned i = 0; i < conf->n_ifaces; i++) {
+		unsigned k = conf->n_pcaps + i;
+		if (strchr(conf->ifaces[i], ',') || strlen(conf->ifaces[i]) > 64)
+			return vg_errf(err, errlen, -EINVAL, "interface name %s: no commas, at most 64 bytes", conf->ifaces[i]);
+		snprintf(vdev[k], sizeof(vdev[k]), "net_af_packet%u,iface=%s", i, conf->ifaces[i]);
+		argv[argc++] = "--vdev";
+		argv[argc++] = vdev[k];
+	}
 	if (conf->eal_extra) {
 		snprintf(extra, sizeof(extra), "%s", conf->eal_extra);
 		for (char *save, *t = strtok_r(extra, " ", &save); t && argc < 62 + 2 * MAX_PORTS; t = strtok_r(NULL, " ", &save))
@@ -544,10 +552,12 @@ int dp_run_pcap(const struct dp_run_conf *conf, struct dp_run_report *report, ch
 	long expect = 0;
 	int rc;
 
-	if (conf->n_pcaps == 0 || conf->n_pcaps > MAX_PORTS)
-		return vg_errf(err, errlen, -EINVAL, "between 1 and %d captures", MAX_PORTS);
-	if (!conf->until_eof && !conf->stop)
-		return vg_errf(err, errlen, -EINVAL, "without until_eof a stop flag is needed");
+	if (conf->n_pcaps + conf->n_ifaces == 0 || conf->n_pcaps + conf->n_ifaces > MAX_PORTS)
+		return vg_errf(err, errlen, -EINVAL, "between 1 and %d captures and interfaces", MAX_PORTS);
+	if (!conf->until_eof && !conf->stop && !conf->seconds)
+		return vg_errf(err, errlen, -EINVAL, "without until_eof a stop flag or a duration is needed");
+	if (conf->n_ifaces)
+		expect = -1; /* live interfaces have no end: until_eof waits for 2 s of quiet */
 	for (unsigned i = 0; i < conf->n_pcaps; i++) {
 		long n = pcap_count(conf->pcaps[i]);
 		if (n < 0) {
@@ -594,8 +604,9 @@ int dp_run_pcap(const struct dp_run_conf *conf, struct dp_run_report *report, ch
 		goto out_eal;
 	}
 	uint16_t nports = rte_eth_dev_count_avail();
-	if (nports != conf->n_pcaps) {
-		rc = vg_errf(err, errlen, -ENODEV, "%u DPDK ports for %u captures", nports, conf->n_pcaps);
+	if (nports != conf->n_pcaps + conf->n_ifaces) {
+		rc = vg_errf(err, errlen, -ENODEV, "%u DPDK ports for %u captures and %u interfaces", nports,
+			     conf->n_pcaps, conf->n_ifaces);
 		goto out_pool;
 	}
 	uint16_t port;
@@ -640,6 +651,8 @@ int dp_run_pcap(const struct dp_run_conf *conf, struct dp_run_report *report, ch
 		if (n_all)
 			last_rx = now;
 		if (conf->stop && atomic_load(conf->stop))
+			break;
+		if (conf->seconds && now - t0 > conf->seconds * hz)
 			break;
 		if (conf->until_eof) {
 			if (expect >= 0 && got >= (uint64_t)expect)

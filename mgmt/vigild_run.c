@@ -201,6 +201,7 @@ static void run_usage(FILE *f)
 	fprintf(f, "usage: vigild run --pcap FILE[,FILE...] [--sdp FILE] --report report.json [--until-eof]\n"
 		   "                  [--framemd5 FILE] [--reorder-ms N] [--reorder-packets N] [--no-decode]\n"
 		   "                  [--decode-workers N] [--ip A.B.C.D [--tx-pcap FILE]]\n"
+		   "       vigild run --iface NAME[,NAME...] --seconds N ...   (net_af_packet, no DPDK NIC)\n"
 		   "                  [--rx-only] [--eal 'EAL ARGS']\n");
 }
 
@@ -214,16 +215,17 @@ int vigild_run_main(int argc, char **argv)
 		{ "no-decode", no_argument, NULL, 'n' },      { "eal", required_argument, NULL, 'a' },
 		{ "rx-only", no_argument, NULL, 'x' },        { "decode-workers", required_argument, NULL, 'd' },
 		{ "ip", required_argument, NULL, 'i' },       { "tx-pcap", required_argument, NULL, 't' },
+		{ "iface", required_argument, NULL, 'f' },    { "seconds", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
 	};
-	const char *pcap_arg = NULL, *sdp_path = NULL, *report_path = NULL, *md5_path = NULL;
+	const char *pcap_arg = NULL, *iface_arg = NULL, *sdp_path = NULL, *report_path = NULL, *md5_path = NULL;
 	struct dp_run_conf conf = {
 		.reorder = { .slots = 1024, .max_held = 256, .window_ms = 200, .clock_rate = 90000 },
 		.decode = true,
 	};
 	char err[512] = "";
-	char *pcap_list = NULL, *sdp_text = NULL;
-	const char *pcaps[16];
+	char *pcap_list = NULL, *iface_list = NULL, *sdp_text = NULL;
+	const char *pcaps[16], *ifaces[16];
 	struct dp_sdp *sdp = NULL;
 	struct dp_run_report *report = NULL;
 	struct md5_log log = { .lock = PTHREAD_MUTEX_INITIALIZER };
@@ -240,6 +242,17 @@ int vigild_run_main(int argc, char **argv)
 		case 'n': conf.decode = false; break;
 		case 'x': conf.rx_only = true; break;
 		case 't': conf.tx_pcap = optarg; break;
+		case 'f': iface_arg = optarg; break;
+		case 'S': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || v == 0 || v > 86400) {
+				fprintf(stderr, "vigild run: bad --seconds value '%s'\n", optarg);
+				return 2;
+			}
+			conf.seconds = (unsigned)v;
+			break;
+		}
 		case 'i': {
 			struct in_addr a;
 			if (inet_pton(AF_INET, optarg, &a) != 1) {
@@ -281,13 +294,22 @@ int vigild_run_main(int argc, char **argv)
 		default: run_usage(stderr); return 2;
 		}
 	}
-	if (optind != argc || !pcap_arg || !report_path) {
-		fprintf(stderr, "vigild run: --pcap and --report are required (vigild run --help)\n");
+	if (optind != argc || (!pcap_arg && !iface_arg) || !report_path) {
+		fprintf(stderr, "vigild run: --pcap (or --iface) and --report are required (vigild run --help)\n");
 		return 2;
 	}
-	pcap_list = strdup(pcap_arg);
-	if (!pcap_list)
+	pcap_list = strdup(pcap_arg ? pcap_arg : "");
+	iface_list = strdup(iface_arg ? iface_arg : "");
+	if (!pcap_list || !iface_list)
 		goto out;
+	for (char *save, *t = strtok_r(iface_list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (conf.n_ifaces >= VG_ARRAY_SIZE(ifaces)) {
+			fprintf(stderr, "vigild run: at most %zu interfaces\n", VG_ARRAY_SIZE(ifaces));
+			goto out;
+		}
+		ifaces[conf.n_ifaces++] = t;
+	}
+	conf.ifaces = ifaces;
 	for (char *save, *t = strtok_r(pcap_list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		if (conf.n_pcaps >= VG_ARRAY_SIZE(pcaps)) {
 			fprintf(stderr, "vigild run: at most %zu captures\n", VG_ARRAY_SIZE(pcaps));
@@ -354,5 +376,6 @@ out:
 	free(sdp);
 	free(sdp_text);
 	free(pcap_list);
+	free(iface_list);
 	return rc;
 }

@@ -289,8 +289,11 @@ struct dp_rx_report {
 struct dp_run_conf {
 	const char *const *pcaps;  /* capture files, one net_pcap port each */
 	unsigned n_pcaps;
+	const char *const *ifaces; /* kernel interfaces, one net_af_packet port each (no DPDK NIC) */
+	unsigned n_ifaces;
+	unsigned seconds;          /* stop after this long (0: no limit) */
 	const struct dp_sdp *sdp;  /* NULL: cameras found by (port, SSRC), PT 26 is MJPEG, others H.264 */
-	bool until_eof;            /* stop when every capture is read; else run until *stop */
+	bool until_eof;            /* stop when every capture is read (interfaces: 2 s of quiet) */
 	const _Atomic bool *stop;  /* set by a signal handler; may be NULL with until_eof */
 	struct dp_reorder_conf reorder;
 	dp_frame_fn *on_frame;     /* each decoded frame, with the camera's index in *arg's order */
@@ -318,7 +321,8 @@ struct dp_run_report {
 };
 
 /**
- * Start DPDK's EAL (--no-huge, one lcore, a net_pcap port per capture), receive every packet
+ * Start DPDK's EAL (--no-huge, one lcore, a net_pcap port per capture and a net_af_packet port
+ * per interface), receive every packet
  * into the pipeline (parse, flow table, reorder, depacketize, decode) on this thread, then stop
  * the ports and fill REPORT. EAL can start once per process. Returns 0, or -errno with a
  * one-line reason in ERR.
