@@ -29,7 +29,11 @@ struct gpu_model {
 	float *in512, *in112, *in150;
 	float *boxes, *scores;
 	int *order;
+	void *cands;   /* GPU_TILE_CANDS candidates of tiled detection */
 };
+
+#define GPU_TILE_CANDS 4096     /* about 30 boxes over 0.5 per face: room for 100+ faces */
+#define GPU_TILES_MAX_SIDE 64   /* 16384 / (512 - 256) */
 
 int gpu_model_open(struct gpu_model **out, const char *dir, char *err, size_t errlen)
 {
@@ -61,7 +65,8 @@ int gpu_model_open(struct gpu_model **out, const char *dir, char *err, size_t er
 	m->boxes = gpu_bio_alloc(GPU_SSD_ANCHORS * 4 * sizeof(float));
 	m->scores = gpu_bio_alloc(GPU_SSD_ANCHORS * sizeof(float));
 	m->order = gpu_bio_alloc(GPU_SSD_ANCHORS * sizeof(int));
-	if (!m->in512 || !m->in112 || !m->in150 || !m->boxes || !m->scores || !m->order) {
+	m->cands = gpu_bio_alloc(GPU_TILE_CANDS * 5 * sizeof(double));
+	if (!m->in512 || !m->in112 || !m->in150 || !m->boxes || !m->scores || !m->order || !m->cands) {
 		rc = vg_errf(err, errlen, -ENOMEM, "model: out of memory");
 		goto out_close;
 	}
@@ -100,6 +105,7 @@ void gpu_model_close(struct gpu_model **model)
 	gpu_bio_free(m->boxes);
 	gpu_bio_free(m->scores);
 	gpu_bio_free(m->order);
+	gpu_bio_free(m->cands);
 	free(m);
 	*model = NULL;
 }
@@ -334,16 +340,12 @@ static int size_ok(uint32_t width, uint32_t height)
 	return width > 0 && height > 0 && width <= 16384 && height <= 16384;
 }
 
-int gpu_faces_run(struct gpu_model *m, const uint8_t *rgb, uint32_t width, uint32_t height,
-		  struct gpu_face *faces, int max)
+/* Landmarks, alignment and descriptor for the N detected faces; drops the ones whose crops are
+ * empty. Returns how many are kept. */
+static int finish(struct gpu_model *m, const uint8_t *rgb, int w, int h, struct gpu_face *faces, int n)
 {
-	int w = (int)width, h = (int)height, n, kept = 0;
+	int kept = 0;
 
-	if (!m || !rgb || !faces || max < 0 || !size_ok(width, height))
-		return -EINVAL;
-	if (max > GPU_MAX_FACES)
-		max = GPU_MAX_FACES;
-	n = detect(m, rgb, w, h, faces, max);
 	for (int i = 0; i < n; i++) {
 		struct gpu_face *f = &faces[i];
 		int crop[4];
@@ -362,6 +364,124 @@ int gpu_faces_run(struct gpu_model *m, const uint8_t *rgb, uint32_t width, uint3
 	if (kept < n)
 		gpu_faces_retire(faces + kept, n - kept);
 	return kept;
+}
+
+int gpu_faces_run(struct gpu_model *m, const uint8_t *rgb, uint32_t width, uint32_t height,
+		  struct gpu_face *faces, int max)
+{
+	int n;
+
+	if (!m || !rgb || !faces || max < 0 || !size_ok(width, height))
+		return -EINVAL;
+	if (max > GPU_MAX_FACES)
+		max = GPU_MAX_FACES;
+	n = detect(m, rgb, (int)width, (int)height, faces, max);
+	return finish(m, rgb, (int)width, (int)height, faces, n);
+}
+
+/* ---- tiled detection for large frames ------------------------------------------------------ */
+
+struct cand {
+	double x0, y0, x1, y1, score;
+};
+
+static double cand_iou(const struct cand *a, const struct cand *b)
+{
+	double iw = fmin(a->x1, b->x1) - fmax(a->x0, b->x0), ih = fmin(a->y1, b->y1) - fmax(a->y0, b->y0);
+	double aa = (a->x1 - a->x0) * (a->y1 - a->y0), ab = (b->x1 - b->x0) * (b->y1 - b->y0);
+	double inter;
+
+	if (iw <= 0 || ih <= 0 || aa <= 0 || ab <= 0)
+		return 0;
+	inter = iw * ih;
+	return inter / (aa + ab - inter);
+}
+
+/* Tile origins along one side: full 512 tiles stepping by STEP, the last one flush with the edge. */
+static int tile_origins(int side, int step, int *org, int cap)
+{
+	int n = 0;
+
+	for (int o = 0; n < cap; o += step) {
+		if (o + 512 >= side) {
+			org[n++] = side - 512;
+			break;
+		}
+		org[n++] = o;
+	}
+	return n;
+}
+
+int gpu_faces_run_tiled(struct gpu_model *m, const uint8_t *rgb, uint32_t width, uint32_t height,
+			int overlap, struct gpu_face *faces, int max)
+{
+	int w = (int)width, h = (int)height, nc = 0, nsel = 0, n;
+	int ox[GPU_TILES_MAX_SIDE], oy[GPU_TILES_MAX_SIDE], nx, ny;
+	struct cand *c = (struct cand *)m->cands, *sel[GPU_MAX_FACES];
+
+	if (!m || !rgb || !faces || max < 0 || !size_ok(width, height) || overlap < 0 || overlap > 448)
+		return -EINVAL;
+	if (max > GPU_MAX_FACES)
+		max = GPU_MAX_FACES;
+	if (w <= 512 || h <= 512)
+		return gpu_faces_run(m, rgb, width, height, faces, max);
+	/* 1. the whole frame, downscaled: the large faces */
+	n = detect(m, rgb, w, h, faces, GPU_MAX_FACES);
+	for (int i = 0; i < n && nc < GPU_TILE_CANDS; i++, nc++)
+		c[nc] = (struct cand){faces[i].box[0], faces[i].box[1], faces[i].box[0] + faces[i].box[2],
+				      faces[i].box[1] + faces[i].box[3], faces[i].score};
+	/* 2. overlapping native-resolution 512 tiles: the small faces. A box touching a tile edge
+	 * inside the frame is a cut face: the tile that holds it whole reports it. */
+	nx = tile_origins(w, 512 - overlap, ox, GPU_TILES_MAX_SIDE);
+	ny = tile_origins(h, 512 - overlap, oy, GPU_TILES_MAX_SIDE);
+	for (int ty = 0; ty < ny; ty++) {
+		for (int tx = 0; tx < nx; tx++) {
+			gpu_to_batch_ref(rgb + ((size_t)oy[ty] * w + ox[tx]) * 3, 512, 512, (size_t)w * 3, 512, 0,
+					 m->in512);
+			gpu_ssd_forward(m->ssd, m->dnnl, m->in512, m->boxes, m->scores);
+			for (int a = 0; a < GPU_SSD_ANCHORS && nc < GPU_TILE_CANDS; a++) {
+				const float *b = m->boxes + (size_t)a * 4;
+				struct cand k;
+
+				if (!(m->scores[a] > 0.5f))
+					continue;
+				k.y0 = oy[ty] + fmax(0.0, b[0]) * 512, k.x0 = ox[tx] + fmax(0.0, b[1]) * 512;
+				k.y1 = oy[ty] + fmin(1.0, b[2]) * 512, k.x1 = ox[tx] + fmin(1.0, b[3]) * 512;
+				k.score = m->scores[a];
+				if ((k.x0 <= ox[tx] + 1 && ox[tx] > 0) || (k.y0 <= oy[ty] + 1 && oy[ty] > 0) ||
+				    (k.x1 >= ox[tx] + 511 && ox[tx] + 512 < w) || (k.y1 >= oy[ty] + 511 && oy[ty] + 512 < h))
+					continue;
+				c[nc++] = k;
+			}
+		}
+	}
+	/* 3. one NMS over everything, by score (IoU 0.5, as face-api) */
+	for (int i = 1; i < nc; i++) {   /* insertion sort, descending, stable: nc <= 4096 */
+		struct cand t = c[i];
+		int j = i;
+
+		for (; j > 0 && c[j - 1].score < t.score; j--)
+			c[j] = c[j - 1];
+		c[j] = t;
+	}
+	for (int i = 0; i < nc && nsel < max; i++) {
+		int keep = 1;
+
+		for (int j = 0; j < nsel && keep; j++)
+			keep = cand_iou(&c[i], sel[j]) <= 0.5;
+		if (keep)
+			sel[nsel++] = &c[i];
+	}
+	for (int i = 0; i < nsel; i++) {
+		memset(&faces[i], 0, sizeof(faces[i]));
+		faces[i].box[0] = sel[i]->x0;
+		faces[i].box[1] = sel[i]->y0;
+		faces[i].box[2] = sel[i]->x1 - sel[i]->x0;
+		faces[i].box[3] = sel[i]->y1 - sel[i]->y0;
+		faces[i].score = sel[i]->score;
+	}
+	vg_scrub(c, (size_t)nc * sizeof(*c));
+	return finish(m, rgb, w, h, faces, nsel);
 }
 
 int gpu_faces_detect(struct gpu_model *m, const uint8_t *rgb, uint32_t width, uint32_t height,

@@ -80,6 +80,20 @@ int gpu_faces_run(struct gpu_model *model, const uint8_t *rgb, uint32_t width, u
 		  struct gpu_face *faces, int max);
 
 /**
+ * gpu_faces_run for camera frames with small faces: besides the whole frame downscaled to 512
+ * (large faces), the SSD runs on native-resolution 512x512 tiles overlapping by OVERLAP pixels
+ * (0..448; 192 covers faces up to the whole-frame pass's smallest anchor, ~51 px of 512), and
+ * all boxes are merged by one NMS (IoU 0.5). A box cut by a tile edge inside the frame is left
+ * to the tile holding that face whole. A frame with a side of 512 or less runs as
+ * gpu_faces_run. Costs one SSD pass per tile: 18 + 1 for 1080p at overlap 192. Measured
+ * (tests/facenet/test_tiled.c, one photo's 3 faces): found and matched down to 42 px high,
+ * where the whole-frame pass alone finds none of them.
+ * Returns the number of faces or -EINVAL.
+ */
+int gpu_faces_run_tiled(struct gpu_model *model, const uint8_t *rgb, uint32_t width,
+			uint32_t height, int overlap, struct gpu_face *faces, int max);
+
+/**
  * Detection only (box and score of each face, the rest zeroed): the SSD pass of gpu_faces_run.
  * Returns the number of faces or -EINVAL.
  */
