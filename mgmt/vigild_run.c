@@ -8,6 +8,9 @@
 #include <arpa/inet.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -196,12 +199,96 @@ static int read_file(const char *path, char **out, size_t *len)
 	return 0;
 }
 
+/* Cameras set up over RTSP: their sessions, kept alive from a thread of their own. */
+#define MAX_RTSP 16
+struct rtsp_set {
+	struct dp_rtsp *s[MAX_RTSP];
+	unsigned n;
+	int reserved[2 * DP_SDP_MAX_MEDIA]; /* UDP sockets holding the client ports (no ICMP unreachable) */
+	unsigned n_reserved;
+	pthread_t keepalive;
+	bool running;
+};
+
+static int reserve_port(struct rtsp_set *set, unsigned port)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		int rc = -errno;
+		close(fd);
+		return rc;
+	}
+	set->reserved[set->n_reserved++] = fd;
+	return 0;
+}
+
+static void *keepalive_main(void *arg)
+{
+	struct rtsp_set *set = arg;
+
+	while (!atomic_load(&stop_flag)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+		for (unsigned i = 0; i < set->n; i++)
+			dp_rtsp_keepalive(set->s[i], now); /* a camera gone is seen as silence on its port */
+		usleep(200000);
+	}
+	return NULL;
+}
+
+/* OPTIONS..PLAY on each URL (a few tries with back-off), into one SDP whose ports are ours. */
+static int rtsp_start(struct rtsp_set *set, const char *const *urls, unsigned n, unsigned base_port,
+		      struct dp_sdp *sdp, char *err, size_t errlen)
+{
+	memset(sdp, 0, sizeof(*sdp));
+	for (unsigned i = 0; i < n; i++) {
+		struct dp_rtsp_conf rc_conf = { .url = urls[i], .client_port = (uint16_t)(base_port + 100 * i) };
+		int rc = -EIO;
+		for (unsigned attempt = 0; attempt < 4; attempt++) {
+			rc = dp_rtsp_open(&set->s[set->n], &rc_conf, err, errlen);
+			if (rc == 0 || rc == -EACCES || rc == -EINVAL)
+				break;
+			usleep(dp_rtsp_backoff_ms(attempt) * 1000);
+		}
+		if (rc < 0)
+			return rc;
+		const struct dp_sdp *got = dp_rtsp_sdp(set->s[set->n++]);
+		for (unsigned k = 0; k < got->n_media && sdp->n_media < DP_SDP_MAX_MEDIA; k++) {
+			sdp->media[sdp->n_media++] = got->media[k];
+			if (reserve_port(set, got->media[k].port) < 0 || reserve_port(set, got->media[k].port + 1u) < 0)
+				return vg_errf(err, errlen, -EADDRINUSE, "client port %u is taken", got->media[k].port);
+		}
+	}
+	set->running = pthread_create(&set->keepalive, NULL, keepalive_main, set) == 0;
+	return 0;
+}
+
+static void rtsp_stop(struct rtsp_set *set)
+{
+	if (set->running) {
+		atomic_store(&stop_flag, true);
+		pthread_join(set->keepalive, NULL);
+		set->running = false;
+	}
+	for (unsigned i = 0; i < set->n; i++)
+		dp_rtsp_close(&set->s[i]); /* TEARDOWN */
+	for (unsigned i = 0; i < set->n_reserved; i++)
+		close(set->reserved[i]);
+	set->n = set->n_reserved = 0;
+}
+
 static void run_usage(FILE *f)
 {
 	fprintf(f, "usage: vigild run --pcap FILE[,FILE...] [--sdp FILE] --report report.json [--until-eof]\n"
 		   "                  [--framemd5 FILE] [--reorder-ms N] [--reorder-packets N] [--no-decode]\n"
 		   "                  [--decode-workers N] [--ip A.B.C.D [--tx-pcap FILE]]\n"
 		   "       vigild run --iface NAME[,NAME...] --seconds N ...   (net_af_packet, no DPDK NIC)\n"
+		   "       vigild run --iface NAME --rtsp rtsp://[user:pass@]host[:port]/path [--rtsp ...] [--rtsp-port N] ...\n"
 		   "                  [--rx-only] [--eal 'EAL ARGS']\n");
 }
 
@@ -216,6 +303,7 @@ int vigild_run_main(int argc, char **argv)
 		{ "rx-only", no_argument, NULL, 'x' },        { "decode-workers", required_argument, NULL, 'd' },
 		{ "ip", required_argument, NULL, 'i' },       { "tx-pcap", required_argument, NULL, 't' },
 		{ "iface", required_argument, NULL, 'f' },    { "seconds", required_argument, NULL, 'S' },
+		{ "rtsp", required_argument, NULL, 'R' },     { "rtsp-port", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
 	};
 	const char *pcap_arg = NULL, *iface_arg = NULL, *sdp_path = NULL, *report_path = NULL, *md5_path = NULL;
@@ -229,6 +317,9 @@ int vigild_run_main(int argc, char **argv)
 	struct dp_sdp *sdp = NULL;
 	struct dp_run_report *report = NULL;
 	struct md5_log log = { .lock = PTHREAD_MUTEX_INITIALIZER };
+	const char *rtsp_urls[MAX_RTSP];
+	unsigned n_rtsp = 0, rtsp_port = 40000;
+	static struct rtsp_set rtsp;
 	int c, rc = 1;
 
 	optind = 1;
@@ -243,6 +334,23 @@ int vigild_run_main(int argc, char **argv)
 		case 'x': conf.rx_only = true; break;
 		case 't': conf.tx_pcap = optarg; break;
 		case 'f': iface_arg = optarg; break;
+		case 'R':
+			if (n_rtsp >= MAX_RTSP) {
+				fprintf(stderr, "vigild run: at most %d --rtsp cameras\n", MAX_RTSP);
+				return 2;
+			}
+			rtsp_urls[n_rtsp++] = optarg;
+			break;
+		case 'P': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || v < 1024 || v > 60000) {
+				fprintf(stderr, "vigild run: bad --rtsp-port value (1024..60000)\n");
+				return 2;
+			}
+			rtsp_port = (unsigned)v;
+			break;
+		}
 		case 'S': {
 			char *end;
 			unsigned long v = strtoul(optarg, &end, 10);
@@ -338,6 +446,20 @@ int vigild_run_main(int argc, char **argv)
 		}
 		conf.sdp = sdp;
 	}
+	if (n_rtsp) {
+		if (sdp_path || !iface_arg) {
+			fprintf(stderr, "vigild run: --rtsp takes the SDP from the cameras and needs --iface\n");
+			goto out;
+		}
+		sdp = malloc(sizeof(*sdp));
+		if (!sdp)
+			goto out;
+		if (rtsp_start(&rtsp, rtsp_urls, n_rtsp, rtsp_port, sdp, err, sizeof(err)) < 0) {
+			fprintf(stderr, "vigild run: rtsp: %s\n", err); /* names host:port only, never credentials */
+			goto out;
+		}
+		conf.sdp = sdp;
+	}
 	if (md5_path) {
 		conf.on_frame = on_frame;
 		conf.on_frame_arg = &log;
@@ -349,6 +471,7 @@ int vigild_run_main(int argc, char **argv)
 	if (!report)
 		goto out;
 	int r = dp_run_pcap(&conf, report, err, sizeof(err));
+	rtsp_stop(&rtsp);
 	if (r < 0) {
 		fprintf(stderr, "vigild run: %s\n", err[0] ? err : vg_strerror(r));
 		goto out;
@@ -371,6 +494,7 @@ int vigild_run_main(int argc, char **argv)
 	}
 	rc = 0;
 out:
+	rtsp_stop(&rtsp);
 	free(log.lines);
 	free(report);
 	free(sdp);

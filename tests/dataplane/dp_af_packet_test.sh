@@ -7,6 +7,7 @@
 # VIGIL_REQUIRE_FETCHED=1.
 set -u
 vigild=$(realpath "$1")
+server=${2:+$(realpath "$2")}
 skip() {
 	echo "SKIP: $*"
 	[ "${VIGIL_REQUIRE_FETCHED:-0}" = 1 ] && exit 1
@@ -44,4 +45,28 @@ assert c['frames_decoded'] == 30 and c['rtp_lost'] == 0 and c['frames_corrupt'] 
 print('live on lo via net_af_packet: %d frames, framemd5 equal to ffmpeg; %d packets (%d seen twice)'
       % (c['frames_decoded'], c['rtp_packets'], c['rtp_duplicates']))
 PY
+
+# A camera set up over RTSP (gst-rtsp-server with Basic auth): vigild runs DESCRIBE/SETUP/PLAY,
+# keeps the session alive, receives the RTP on lo and TEARs DOWN at the end.
+[ -n "$server" ] || { echo "PASS (no RTSP server built)"; exit 0; }
+RP=$((P + 9000))
+"$server" $RP basic officer s3cret-pw >/dev/null 2>&1 &
+srv=$!
+for i in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$RP) 2>/dev/null && break; sleep 0.1; done
+"$vigild" run --iface lo --seconds 4 --rtsp "rtsp://officer:s3cret-pw@127.0.0.1:$RP/cam" --rtsp-port $((P + 100)) \
+	--report rr.json >rtsp.log 2>&1 || { cat rtsp.log; fail "vigild run --rtsp"; }
+python3 - <<'PY' || fail "RTSP camera report"
+import json
+c = json.load(open('rr.json'))['cameras'][0]
+assert c['codec'] == 'h264' and c['frames_decoded'] >= 10 and c['rtp_lost'] == 0 and c['rtcp_sr'] > 0, c
+print('rtsp: %d frames from gst-rtsp-server, %d sender reports' % (c['frames_decoded'], c['rtcp_sr']))
+PY
+msg=$("$vigild" run --iface lo --seconds 2 --rtsp "rtsp://officer:wrong-pw@127.0.0.1:$RP/cam" --report x.json 2>&1)
+rc=$?
+[ $rc != 0 ] || fail "wrong RTSP credentials were accepted"
+msg=$(echo "$msg" | grep -v SIOCSIFHWADDR) # DPDK's af_packet PMD line about lo's MAC
+[ "$(echo "$msg" | wc -l)" = 1 ] || fail "error is not one line: $msg"
+echo "$msg" | grep -q "credentials refused" || fail "wrong credentials: $msg"
+case "$msg" in *wrong-pw* | *officer*) fail "the error shows the credentials: $msg" ;; esac
+kill $srv
 echo PASS
