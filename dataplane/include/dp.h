@@ -2,8 +2,9 @@
  * @file dp.h
  * The dataplane: camera packets in, decoded frames out. Ethernet/VLAN/IPv4/IPv6/UDP parsing,
  * RTP (RFC 3550) validation, sequence tracking and a bounded reorder buffer, depacketizers for
- * H.264 (RFC 6184), H.265 (RFC 7798) and MJPEG (RFC 2435), SDP parsing, libavcodec decode, and
- * the DPDK receive loop that `vigild run --pcap` drives.
+ * H.264 (RFC 6184), H.265 (RFC 7798) and MJPEG (RFC 2435), SDP parsing, RTCP sender reports,
+ * ARP/ICMP answers for the port's address, libavcodec decode, an RTSP client, and the DPDK
+ * receive loop (net_pcap captures, net_af_packet interfaces) that `vigild run` drives.
  *
  * Invariants:
  * - Nothing a camera sends can crash the dataplane: every parser here takes untrusted bytes with
@@ -14,6 +15,9 @@
  * - A depacketizer copies each payload byte at most once, into its own access-unit buffer.
  * - All functions return 0 (or a count) on success and -errno on failure; OUT parameters are left
  *   untouched on error.
+ * - Camera credentials (RTSP) live only inside a struct dp_rtsp, are zeroed when it closes, and
+ *   never appear in an error reason or a log line.
+ * - Access-unit buffers are MADV_DONTDUMP and scrubbed when freed (DESIGN.md invariant 1).
  */
 #ifndef DP_H
 #define DP_H
@@ -123,7 +127,9 @@ void dp_reorder_destroy(struct dp_reorder **r);
 /**
  * Offer packet SEQ (RTP timestamp TS) with the caller's ITEM (an mbuf, a buffer...).
  * Returns 0 when the buffer took ITEM (it comes back from dp_reorder_pop in order), or
- * -EEXIST (duplicate) / -ETIME (late): ITEM stays the caller's, to free; it was counted.
+ * -EEXIST (duplicate) / -ETIME (late, or the first packet of a suspected restart, RFC 3550
+ * A.1's probation): ITEM stays the caller's, to free; it was counted. The caller pops until NULL
+ * after every push (-EBUSY otherwise).
  */
 int dp_reorder_push(struct dp_reorder *r, uint16_t seq, uint32_t ts, void *item);
 
@@ -322,10 +328,10 @@ struct dp_run_report {
 
 /**
  * Start DPDK's EAL (--no-huge, one lcore, a net_pcap port per capture and a net_af_packet port
- * per interface), receive every packet
- * into the pipeline (parse, flow table, reorder, depacketize, decode) on this thread, then stop
- * the ports and fill REPORT. EAL can start once per process. Returns 0, or -errno with a
- * one-line reason in ERR.
+ * per interface), receive every packet into the pipeline (parse, flow table, reorder,
+ * depacketize) on this thread, decode here or on conf->decode_workers threads fed by rings, then
+ * stop the ports and fill REPORT. on_frame runs on the decoding thread. EAL can start once per
+ * process. Returns 0, or -errno with a one-line reason in ERR.
  */
 int dp_run_pcap(const struct dp_run_conf *conf, struct dp_run_report *report /* OUT */, char *err, size_t errlen);
 
