@@ -25,6 +25,8 @@ struct dnnl_entry {
 	int h, w;
 	dnnl_primitive_t prim;
 	dnnl_memory_t src, wei, bias, dst;
+	dnnl_primitive_t to_bf16;   /* bf16 mode: f32 activations -> src16 before the conv */
+	dnnl_memory_t src16;
 };
 
 struct gpu_dnnl {
@@ -33,14 +35,16 @@ struct gpu_dnnl {
 	struct dnnl_entry e[DNNL_CACHE_MAX];
 	int n;
 	int failures;   /* layers that fell back to the reference kernel */
+	int bf16;       /* bf16 activations and weights, f32 accumulation and output (fast mode) */
 };
 
-int gpu_dnnl_create(struct gpu_dnnl **out, char *err, size_t errlen)
+int gpu_dnnl_create(struct gpu_dnnl **out, int bf16, char *err, size_t errlen)
 {
 	struct gpu_dnnl *d = calloc(1, sizeof(*d));
 
 	if (!d)
 		return vg_errf(err, errlen, -ENOMEM, "onednn: out of memory");
+	d->bf16 = bf16;
 	if (dnnl_engine_create(&d->eng, dnnl_cpu, 0) != dnnl_success) {
 		free(d);
 		return vg_errf(err, errlen, -ENODEV, "onednn: no CPU engine");
@@ -58,6 +62,10 @@ static void entry_free(struct dnnl_entry *e)
 {
 	if (e->prim)
 		dnnl_primitive_destroy(e->prim);
+	if (e->to_bf16)
+		dnnl_primitive_destroy(e->to_bf16);
+	if (e->src16)
+		dnnl_memory_destroy(e->src16);
 	if (e->src)
 		dnnl_memory_destroy(e->src);
 	if (e->wei)
@@ -127,7 +135,8 @@ out:
 static struct dnnl_entry *entry_make(struct gpu_dnnl *d, const struct gpu_conv *c, int h, int w)
 {
 	struct dnnl_entry *e;
-	dnnl_memory_desc_t src_md, dst_md, wei_any, bias_md, wei_user;
+	dnnl_memory_desc_t src_md, dst_md, wei_any, bias_md, wei_user, src16_md;
+	dnnl_data_type_t ct = d->bf16 ? dnnl_bf16 : dnnl_f32;
 	dnnl_convolution_desc_t cd;
 	dnnl_primitive_attr_t attr = NULL;
 	dnnl_post_ops_t po = NULL;
@@ -157,22 +166,23 @@ static struct dnnl_entry *entry_make(struct gpu_dnnl *d, const struct gpu_conv *
 		if (padr[1] < 0)
 			padr[1] = 0;
 		if (dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_f32, dnnl_nhwc) ||
+		    dnnl_memory_desc_init_by_tag(&src16_md, 4, sd, ct, dnnl_nhwc) ||
 		    dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32, dnnl_nhwc) ||
 		    dnnl_memory_desc_init_by_tag(&bias_md, 1, bd, dnnl_f32, dnnl_x))
 			goto out;
 		if (c->depthwise) {
 			dnnl_dims_t wd = {g, 1, 1, c->k, c->k};
-			if (dnnl_memory_desc_init_by_tag(&wei_any, 5, wd, dnnl_f32, dnnl_format_tag_any) ||
+			if (dnnl_memory_desc_init_by_tag(&wei_any, 5, wd, ct, dnnl_format_tag_any) ||
 			    dnnl_memory_desc_init_by_tag(&wei_user, 5, wd, dnnl_f32, dnnl_hwigo))
 				goto out;
 		} else {
 			dnnl_dims_t wd = {c->cout, c->cin, c->k, c->k};
-			if (dnnl_memory_desc_init_by_tag(&wei_any, 4, wd, dnnl_f32, dnnl_format_tag_any) ||
+			if (dnnl_memory_desc_init_by_tag(&wei_any, 4, wd, ct, dnnl_format_tag_any) ||
 			    dnnl_memory_desc_init_by_tag(&wei_user, 4, wd, dnnl_f32, dnnl_hwio))
 				goto out;
 		}
 		if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct,
-						       &src_md, &wei_any, &bias_md, &dst_md, strides,
+						       &src16_md, &wei_any, &bias_md, &dst_md, strides,
 						       padl, padr))
 			goto out;
 	}
@@ -214,6 +224,17 @@ static struct dnnl_entry *entry_make(struct gpu_dnnl *d, const struct gpu_conv *
 	    dnnl_memory_create(&e->src, &src_md, d->eng, DNNL_MEMORY_NONE) ||
 	    dnnl_memory_create(&e->dst, &dst_md, d->eng, DNNL_MEMORY_NONE))
 		goto out;
+	if (d->bf16) {
+		dnnl_primitive_desc_t rpd = NULL;
+		int bad = dnnl_memory_create(&e->src16, &src16_md, d->eng, DNNL_MEMORY_ALLOCATE) ||
+			  dnnl_reorder_primitive_desc_create(&rpd, &src_md, d->eng, &src16_md, d->eng, NULL) ||
+			  dnnl_primitive_create(&e->to_bf16, rpd);
+
+		if (rpd)
+			dnnl_primitive_desc_destroy(rpd);
+		if (bad)
+			goto out;
+	}
 	{
 		void *bh = NULL;
 
@@ -267,8 +288,14 @@ int gpu_dnnl_conv(struct gpu_dnnl *d, const struct gpu_conv *c, const float *in,
 	}
 	if (dnnl_memory_set_data_handle(e->src, (void *)in) || dnnl_memory_set_data_handle(e->dst, out))
 		return -EIO;
+	if (e->to_bf16) {
+		dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, e->src}, {DNNL_ARG_TO, e->src16}};
+
+		if (dnnl_primitive_execute(e->to_bf16, d->stream, 2, ra) != dnnl_success)
+			return -EIO;
+	}
 	{
-		dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, e->src}, {DNNL_ARG_WEIGHTS, e->wei},
+		dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, e->src16 ? e->src16 : e->src}, {DNNL_ARG_WEIGHTS, e->wei},
 					   {DNNL_ARG_BIAS, e->bias}, {DNNL_ARG_DST, e->dst}};
 
 		if (dnnl_primitive_execute(e->prim, d->stream, 4, args) != dnnl_success ||

@@ -23,8 +23,10 @@ struct gpu_model {
 	struct gpu_ssd *ssd;
 	struct gpu_lm *lm;
 	struct gpu_rec *rec;
-	struct gpu_dnnl *dnnl;    /* NULL: the reference kernels */
+	struct gpu_dnnl *dnnl;    /* detector and landmarks; NULL: the reference kernels */
+	struct gpu_dnnl *dnnl_rec;   /* the descriptor net (bf16 in the fast mode) */
 	struct gpu_dnnl *dnnl_owned;
+	struct gpu_dnnl *dnnl_bf16;   /* made on the first switch to GPU_BACKEND_ONEDNN_BF16 */
 	/* scratch: inputs of the nets and the detector outputs, sized at open */
 	float *in512, *in112, *in150;
 	float *boxes, *scores;
@@ -70,7 +72,7 @@ int gpu_model_open(struct gpu_model **out, const char *dir, char *err, size_t er
 		rc = vg_errf(err, errlen, -ENOMEM, "model: out of memory");
 		goto out_close;
 	}
-	if ((rc = gpu_dnnl_create(&m->dnnl_owned, err, errlen)))
+	if ((rc = gpu_dnnl_create(&m->dnnl_owned, 0, err, errlen)))
 		goto out_close;
 	rc = gpu_model_set_backend(m, GPU_BACKEND_ONEDNN);
 	if (rc) {
@@ -95,6 +97,7 @@ void gpu_model_close(struct gpu_model **model)
 	gpu_lm_destroy(&m->lm);
 	gpu_rec_destroy(&m->rec);
 	gpu_dnnl_destroy(&m->dnnl_owned);
+	gpu_dnnl_destroy(&m->dnnl_bf16);
 	gpu_weights_close(&m->w_ssd);
 	gpu_weights_close(&m->w_lm);
 	gpu_weights_close(&m->w_rec);
@@ -120,8 +123,8 @@ static int warm_up(struct gpu_model *m)
 	memset(m->in150, 0, 150 * 150 * 3 * sizeof(float));
 	gpu_ssd_forward(m->ssd, m->dnnl, m->in512, m->boxes, m->scores);
 	gpu_lm_forward(m->lm, m->dnnl, m->in112, out);
-	gpu_rec_forward(m->rec, m->dnnl, m->in150, out);
-	return gpu_dnnl_fallbacks(m->dnnl) ? -EIO : 0;
+	gpu_rec_forward(m->rec, m->dnnl_rec, m->in150, out);
+	return gpu_dnnl_fallbacks(m->dnnl) || gpu_dnnl_fallbacks(m->dnnl_rec) ? -EIO : 0;
 }
 
 int gpu_model_set_backend(struct gpu_model *m, enum gpu_backend backend)
@@ -129,12 +132,23 @@ int gpu_model_set_backend(struct gpu_model *m, enum gpu_backend backend)
 	if (!m)
 		return -EINVAL;
 	if (backend == GPU_BACKEND_REFERENCE) {
-		m->dnnl = NULL;
+		m->dnnl = m->dnnl_rec = NULL;
 		return 0;
 	}
-	if (backend != GPU_BACKEND_ONEDNN || !m->dnnl_owned)
+	if (!m->dnnl_owned)
 		return -EINVAL;
-	m->dnnl = m->dnnl_owned;
+	if (backend == GPU_BACKEND_ONEDNN_BF16) {
+		/* bf16 for the descriptor net only: detector and landmarks in bf16 move the floored
+		 * crops by a pixel, which moves descriptors by up to 0.1 (measured: test_bf16) */
+		if (!m->dnnl_bf16 && gpu_dnnl_create(&m->dnnl_bf16, 1, NULL, 0))
+			return -ENODEV;
+		m->dnnl = m->dnnl_owned;
+		m->dnnl_rec = m->dnnl_bf16;
+		return warm_up(m);
+	}
+	if (backend != GPU_BACKEND_ONEDNN)
+		return -EINVAL;
+	m->dnnl = m->dnnl_rec = m->dnnl_owned;
 	return warm_up(m);
 }
 
@@ -329,7 +343,7 @@ static int describe_one(struct gpu_model *m, const uint8_t *rgb, int w, int h, s
 		return -ERANGE;
 	gpu_to_batch_ref(rgb + ((size_t)crop[1] * w + crop[0]) * 3, crop[2], crop[3], (size_t)w * 3,
 			 150, 1, m->in150);
-	gpu_rec_forward(m->rec, m->dnnl, m->in150, f->descriptor);
+	gpu_rec_forward(m->rec, m->dnnl_rec, m->in150, f->descriptor);
 	f->quality.sharpness = sharpness(m->in150);
 	quality(f);
 	return 0;

@@ -103,7 +103,8 @@ struct gpu_conv {
 
 struct gpu_dnnl;
 
-int gpu_dnnl_create(struct gpu_dnnl **out, char *err, size_t errlen);
+/* BF16: the fast mode: activations and weights rounded to bf16, f32 accumulation and output. */
+int gpu_dnnl_create(struct gpu_dnnl **out, int bf16, char *err, size_t errlen);
 void gpu_dnnl_destroy(struct gpu_dnnl **d);
 /* 0, or -EIO when oneDNN cannot run this layer (then counted; the caller runs the reference). */
 int gpu_dnnl_conv(struct gpu_dnnl *d, const struct gpu_conv *c, const float *in, int h, int w, float *out);

@@ -58,10 +58,14 @@ int gpu_model_open(struct gpu_model **out, const char *dir, char *err, size_t er
 enum gpu_backend {
 	GPU_BACKEND_ONEDNN = 0,   /**< oneDNN, fp32, scale layers folded (the default) */
 	GPU_BACKEND_REFERENCE,    /**< the plain C reference kernels, op by op as tfjs rounds */
+	GPU_BACKEND_ONEDNN_BF16,  /**< fast mode: the descriptor net on oneDNN in bf16 (detector and
+				       landmarks stay fp32, so crops are exact); descriptors drift
+				       from face-api's (measured in tests/facenet/test_bf16.c) */
 };
 
 /**
- * Switch backends (both give results equal to face-api.js within the tolerances above).
+ * Switch backends (ONEDNN and REFERENCE give results equal to face-api.js within the
+ * tolerances above).
  * Switching to oneDNN builds every primitive then (one warm-up pass, ~0.3 s); -EIO if oneDNN
  * could not build them all (the reference then serves the layers it could not).
  */

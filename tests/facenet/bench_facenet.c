@@ -1,6 +1,6 @@
 /*
- * Benchmark: the C face nets on face-api's six demo photos, for the oneDNN and the reference
- * backends: SSD detection per frame and descriptor (alignment + 128-d net) per face, medians.
+ * Benchmark: the C face nets on face-api's six demo photos, for the oneDNN fp32, oneDNN bf16 and
+ * reference backends: SSD detection per frame and descriptor (alignment + 128-d net) per face, medians.
  * Threads: OMP_NUM_THREADS (bench_facenet.sh runs 1 and 2). Prints one line per figure;
  * bench_facenet.sh puts tfjs-wasm's figures beside them.
  *   bench_facenet SOURCE_ROOT [ROUNDS]
@@ -60,12 +60,12 @@ int main(int argc, char **argv)
 		}
 		nf[i] = gpu_faces_run(m, img[i].rgb, img[i].width, img[i].height, faces[i], GPU_MAX_FACES);
 	}
-	for (int b = 0; b < 2; b++) {
-		int r = b == 0 ? rounds : 1;   /* the reference is ~6x slower: one round */
+	for (int b = 0; b < 3; b++) {
+		int r = b < 2 ? rounds : 1;   /* the reference is ~6x slower: one round */
 		double det[NIMG * 16], desc[NIMG * GPU_MAX_FACES * 16];
 		int nd = 0, nd2 = 0;
 
-		gpu_model_set_backend(m, b == 0 ? GPU_BACKEND_ONEDNN : GPU_BACKEND_REFERENCE);
+		gpu_model_set_backend(m, b == 0 ? GPU_BACKEND_ONEDNN : b == 1 ? GPU_BACKEND_ONEDNN_BF16 : GPU_BACKEND_REFERENCE);
 		for (int k = 0; k < r && k < 16; k++) {
 			for (int i = 0; i < NIMG; i++) {
 				double t0 = now_ms();
@@ -84,7 +84,7 @@ int main(int argc, char **argv)
 			double dm = median(det, nd), em = median(desc, nd2);
 
 			printf("c-%s threads=%s detect_ms_per_frame=%.2f frames_per_s=%.2f descriptor_ms=%.2f descriptors_per_s=%.1f descriptor_gflops=%.1f\n",
-			       b == 0 ? "onednn" : "reference", threads ? threads : "default", dm, 1e3 / dm, em,
+			       b == 0 ? "onednn" : b == 1 ? "onednn-bf16" : "reference", threads ? threads : "default", dm, 1e3 / dm, em,
 			       1e3 / em, 0.542 / (em / 1e3));
 		}
 	}

@@ -99,7 +99,7 @@ int main(void)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct gpu_dnnl *d = NULL;
 
-		if (gpu_dnnl_create(&d, err, sizeof(err))) {
+		if (gpu_dnnl_create(&d, 0, err, sizeof(err))) {
 			fprintf(stderr, "test_dnnl: %s\n", err);
 			return 1;
 		}
