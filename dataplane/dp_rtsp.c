@@ -445,6 +445,20 @@ int dp_rtsp_keepalive(struct dp_rtsp *r, uint64_t now_ms)
 	return request(r, "GET_PARAMETER", r->base, NULL, &resp, NULL, 0);
 }
 
+int dp_rtsp_check(struct dp_rtsp *r)
+{
+	struct pollfd p = { .fd = r->fd, .events = POLLIN };
+	char c;
+
+	if (poll(&p, 1, 0) <= 0)
+		return 0;
+	if (p.revents & (POLLERR | POLLHUP))
+		return -ECONNRESET;
+	/* Readable with no request outstanding: end of stream, or a server talking out of turn. */
+	ssize_t n = recv(r->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n == 0 || (n < 0 && errno != EAGAIN) ? -ECONNRESET : 0;
+}
+
 void dp_rtsp_close(struct dp_rtsp **rp)
 {
 	struct dp_rtsp *r = *rp;

@@ -115,7 +115,8 @@ static int write_framemd5(const char *path, const struct md5_log *log, unsigned 
 	return fclose(f) == 0 ? 0 : -EIO;
 }
 
-static int write_report(const char *path, const struct dp_run_report *r)
+static int write_report(const char *path, const struct dp_run_report *r, unsigned rtsp_sessions,
+			uint64_t rtsp_reconnects)
 {
 	char tmp[4096];
 	FILE *f;
@@ -149,11 +150,11 @@ static int write_report(const char *path, const struct dp_run_report *r)
 		",\"ip_fragments\":%" PRIu64 ",\"malformed\":%" PRIu64 ",\"unknown_flow\":%" PRIu64 ",\"rtcp\":%" PRIu64
 		",\"answered\":%" PRIu64 ",\"mbuf_drops\":%" PRIu64 ",\"seconds\":%.6f,\"frames_per_second\":%.0f,\"cycles_per_frame\":%.1f},\n"
 		" \"decode\":{\"access_units\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"frames\":%" PRIu64
-		",\"frames_per_second\":%.1f}}}\n",
+		",\"frames_per_second\":%.1f},\n \"rtsp\":{\"sessions\":%u,\"reconnects\":%" PRIu64 "}}}\n",
 		rx->frames, rx->bytes, rx->not_udp, rx->ip_fragments, rx->malformed, rx->unknown_flow, rx->rtcp,
 		rx->answered, rx->mbuf_drops, rx->seconds, (double)rx->frames / secs,
 		rx->frames ? (double)rx->tsc_cycles / (double)rx->frames : 0.0, r->decode_aus, r->decode_errors, frames,
-		(double)frames / secs);
+		(double)frames / secs, rtsp_sessions, rtsp_reconnects);
 	(void)rtp_total;
 	if (fclose(f) != 0) {
 		remove(tmp);
@@ -203,7 +204,9 @@ static int read_file(const char *path, char **out, size_t *len)
 #define MAX_RTSP 16
 struct rtsp_set {
 	struct dp_rtsp *s[MAX_RTSP];
+	struct dp_rtsp_conf conf[MAX_RTSP];
 	unsigned n;
+	_Atomic uint64_t reconnects;
 	int reserved[2 * DP_SDP_MAX_MEDIA]; /* UDP sockets holding the client ports (no ICMP unreachable) */
 	unsigned n_reserved;
 	pthread_t keepalive;
@@ -230,13 +233,29 @@ static void *keepalive_main(void *arg)
 {
 	struct rtsp_set *set = arg;
 
+	unsigned attempt[MAX_RTSP] = { 0 };
+	uint64_t retry_at[MAX_RTSP] = { 0 };
+
 	while (!atomic_load(&stop_flag)) {
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-		for (unsigned i = 0; i < set->n; i++)
-			dp_rtsp_keepalive(set->s[i], now); /* a camera gone is seen as silence on its port */
-		usleep(200000);
+		for (unsigned i = 0; i < set->n; i++) {
+			char err[256];
+			if (set->s[i] && (dp_rtsp_check(set->s[i]) < 0 || dp_rtsp_keepalive(set->s[i], now) < 0)) {
+				/* The camera reset: open a new session on the same client ports, with back-off. */
+				dp_rtsp_close(&set->s[i]);
+				attempt[i] = 0;
+				retry_at[i] = now + dp_rtsp_backoff_ms(0);
+			}
+			if (!set->s[i] && now >= retry_at[i]) {
+				if (dp_rtsp_open(&set->s[i], &set->conf[i], err, sizeof(err)) == 0)
+					atomic_fetch_add(&set->reconnects, 1);
+				else
+					retry_at[i] = now + dp_rtsp_backoff_ms(++attempt[i]);
+			}
+		}
+		usleep(100000);
 	}
 	return NULL;
 }
@@ -247,10 +266,10 @@ static int rtsp_start(struct rtsp_set *set, const char *const *urls, unsigned n,
 {
 	memset(sdp, 0, sizeof(*sdp));
 	for (unsigned i = 0; i < n; i++) {
-		struct dp_rtsp_conf rc_conf = { .url = urls[i], .client_port = (uint16_t)(base_port + 100 * i) };
+		set->conf[i] = (struct dp_rtsp_conf){ .url = urls[i], .client_port = (uint16_t)(base_port + 100 * i) };
 		int rc = -EIO;
 		for (unsigned attempt = 0; attempt < 4; attempt++) {
-			rc = dp_rtsp_open(&set->s[set->n], &rc_conf, err, errlen);
+			rc = dp_rtsp_open(&set->s[set->n], &set->conf[i], err, errlen);
 			if (rc == 0 || rc == -EACCES || rc == -EINVAL)
 				break;
 			usleep(dp_rtsp_backoff_ms(attempt) * 1000);
@@ -471,6 +490,8 @@ int vigild_run_main(int argc, char **argv)
 	if (!report)
 		goto out;
 	int r = dp_run_pcap(&conf, report, err, sizeof(err));
+	unsigned rtsp_sessions = rtsp.n;
+	uint64_t rtsp_reconnects = atomic_load(&rtsp.reconnects);
 	rtsp_stop(&rtsp);
 	if (r < 0) {
 		fprintf(stderr, "vigild run: %s\n", err[0] ? err : vg_strerror(r));
@@ -480,7 +501,7 @@ int vigild_run_main(int argc, char **argv)
 		fprintf(stderr, "vigild run: framemd5: %s\n", vg_strerror(log.failed));
 		goto out;
 	}
-	r = write_report(report_path, report);
+	r = write_report(report_path, report, rtsp_sessions, rtsp_reconnects);
 	if (r < 0) {
 		fprintf(stderr, "vigild run: cannot write %s: %s\n", report_path, vg_strerror(r));
 		goto out;

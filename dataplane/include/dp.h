@@ -384,6 +384,9 @@ const struct dp_sdp *dp_rtsp_sdp(const struct dp_rtsp *r);
 /** Keep the session alive: a GET_PARAMETER when half the session timeout has passed since the
  *  last request (NOW_MS on any monotonic clock). 0, or -errno when the server is gone. */
 int dp_rtsp_keepalive(struct dp_rtsp *r, uint64_t now_ms);
+/** Whether the server is still there: -ECONNRESET once it closed the connection (a camera that
+ *  rebooted), else 0. Does not block. */
+int dp_rtsp_check(struct dp_rtsp *r);
 /** TEARDOWN (best effort) and close; sets *R to NULL. */
 void dp_rtsp_close(struct dp_rtsp **r);
 /** How long to wait before reconnect attempt ATTEMPT (0, 1, ...): 250 ms doubling, at most 30 s. */

@@ -69,4 +69,30 @@ msg=$(echo "$msg" | grep -v SIOCSIFHWADDR) # DPDK's af_packet PMD line about lo'
 echo "$msg" | grep -q "credentials refused" || fail "wrong credentials: $msg"
 case "$msg" in *wrong-pw* | *officer*) fail "the error shows the credentials: $msg" ;; esac
 kill $srv
+wait $srv 2>/dev/null
+
+# The camera reboots mid-session: vigild sees the connection close, opens a new session on the
+# same client ports with back-off, and frames keep coming (a new SSRC: one resync).
+"$server" $RP none >/dev/null 2>&1 &
+srv=$!
+for i in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$RP) 2>/dev/null && break; sleep 0.1; done
+"$vigild" run --iface lo --seconds 7 --rtsp "rtsp://127.0.0.1:$RP/cam" --rtsp-port $((P + 100)) --report rc.json \
+	>rc.log 2>&1 &
+v=$!
+sleep 3
+kill $srv
+wait $srv 2>/dev/null
+sleep 0.5
+"$server" $RP none >/dev/null 2>&1 &
+srv=$!
+wait $v || { cat rc.log; fail "vigild run --rtsp across a camera restart"; }
+kill $srv
+python3 - <<'PY' || fail "RTSP reconnect"
+import json
+r = json.load(open('rc.json'))
+c = r['cameras'][0]
+assert r['stages']['rtsp'] == {'sessions': 1, 'reconnects': 1}, r['stages']
+assert c['rtp_resyncs'] >= 1 and c['rtp_lost'] == 0 and c['frames_decoded'] >= 30, c
+print('rtsp restart: reconnected once, %d frames, %d resync' % (c['frames_decoded'], c['rtp_resyncs']))
+PY
 echo PASS
