@@ -293,6 +293,9 @@ int match_query(struct match_ctx *c, const float *q, unsigned n, unsigned k, str
 	}
 	match_read_unlock(db, c->slot);
 	c->snap = NULL;
+	/* Invariant 1: the unit-length copies are passers-by's descriptors; n * d * 4 bytes, << the scan. */
+	if (db->metric == MATCH_METRIC_COSINE)
+		vg_scrub(c->qbuf, (size_t)n * d * sizeof(float));
 	atomic_fetch_add_explicit(&db->queries, n, memory_order_relaxed);
 	atomic_fetch_add_explicit(&db->batches, 1, memory_order_relaxed);
 	return (int)n;
