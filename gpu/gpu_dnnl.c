@@ -18,11 +18,11 @@
 #include "gpu_int.h"
 #include "vg_base.h"
 
-#define DNNL_CACHE_MAX 192   /* the three nets have 92 conv layers */
+#define DNNL_CACHE_MAX 512   /* SSD 47 + landmarks 31 + 8 batch sizes x 29 descriptor layers = 310 */
 
 struct dnnl_entry {
 	struct gpu_conv c;   /* the layer as given: its arrays are cached by address */
-	int h, w;
+	int nb, h, w;
 	dnnl_primitive_t prim;
 	dnnl_memory_t src, wei, bias, dst;
 	dnnl_primitive_t to_bf16;   /* bf16 mode: f32 activations -> src16 before the conv */
@@ -132,7 +132,7 @@ out:
 	return ok ? 0 : -EIO;
 }
 
-static struct dnnl_entry *entry_make(struct gpu_dnnl *d, const struct gpu_conv *c, int h, int w)
+static struct dnnl_entry *entry_make(struct gpu_dnnl *d, int nb, const struct gpu_conv *c, int h, int w)
 {
 	struct dnnl_entry *e;
 	dnnl_memory_desc_t src_md, dst_md, wei_any, bias_md, wei_user, src16_md;
@@ -154,7 +154,7 @@ static struct dnnl_entry *entry_make(struct gpu_dnnl *d, const struct gpu_conv *
 	gpu_out_dim(h, c->k, c->stride, c->pad, &oh, &pt);
 	gpu_out_dim(w, c->k, c->stride, c->pad, &ow, &pl);
 	{
-		dnnl_dims_t sd = {1, c->cin, h, w}, dd = {1, cout, oh, ow}, bd = {cout};
+		dnnl_dims_t sd = {nb, c->cin, h, w}, dd = {nb, cout, oh, ow}, bd = {cout};
 		dnnl_dims_t strides = {c->stride, c->stride};
 		dnnl_dims_t padl = {pt, pl};
 		dnnl_dims_t padr = {(oh - 1) * c->stride + c->k - h - pt, (ow - 1) * c->stride + c->k - w - pl};
@@ -243,6 +243,7 @@ static struct dnnl_entry *entry_make(struct gpu_dnnl *d, const struct gpu_conv *
 		memcpy(bh, bf, (size_t)cout * sizeof(float));
 	}
 	e->c = *c;
+	e->nb = nb;
 	e->h = h;
 	e->w = w;
 	d->n++;
@@ -267,14 +268,15 @@ out:
  * out = act(conv(in) * mul + (bias * mul + add)). Returns 0, or -EIO when oneDNN cannot do it
  * (the caller then runs the reference kernel).
  */
-int gpu_dnnl_conv(struct gpu_dnnl *d, const struct gpu_conv *c, const float *in, int h, int w, float *out)
+int gpu_dnnl_conv(struct gpu_dnnl *d, int nb, const struct gpu_conv *c, const float *in, int h, int w,
+		  float *out)
 {
 	struct dnnl_entry *e = NULL;
 
 	for (int i = 0; i < d->n; i++) {
 		const struct gpu_conv *k = &d->e[i].c;
 
-		if (k->filt == c->filt && d->e[i].h == h && d->e[i].w == w && k->stride == c->stride &&
+		if (k->filt == c->filt && d->e[i].nb == nb && d->e[i].h == h && d->e[i].w == w && k->stride == c->stride &&
 		    k->bias == c->bias && k->mul == c->mul && k->add == c->add && k->k == c->k &&
 		    k->cin == c->cin && k->cout == c->cout && k->depthwise == c->depthwise &&
 		    k->pad == c->pad && k->act == c->act) {
@@ -282,7 +284,7 @@ int gpu_dnnl_conv(struct gpu_dnnl *d, const struct gpu_conv *c, const float *in,
 			break;
 		}
 	}
-	if (!e && !(e = entry_make(d, c, h, w))) {
+	if (!e && !(e = entry_make(d, nb, c, h, w))) {
 		d->failures++;
 		return -EIO;
 	}

@@ -32,6 +32,7 @@ struct gpu_model {
 	float *boxes, *scores;
 	int *order;
 	void *cands;   /* GPU_TILE_CANDS candidates of tiled detection */
+	float *desc_scratch;   /* GPU_REC_BATCH descriptors, for the warm-up */
 };
 
 #define GPU_TILE_CANDS 4096     /* about 30 boxes over 0.5 per face: room for 100+ faces */
@@ -63,12 +64,13 @@ int gpu_model_open(struct gpu_model **out, const char *dir, char *err, size_t er
 	}
 	m->in512 = gpu_bio_alloc(512 * 512 * 3 * sizeof(float));
 	m->in112 = gpu_bio_alloc(112 * 112 * 3 * sizeof(float));
-	m->in150 = gpu_bio_alloc(150 * 150 * 3 * sizeof(float));
+	m->in150 = gpu_bio_alloc((size_t)GPU_REC_BATCH * 150 * 150 * 3 * sizeof(float));
 	m->boxes = gpu_bio_alloc(GPU_SSD_ANCHORS * 4 * sizeof(float));
 	m->scores = gpu_bio_alloc(GPU_SSD_ANCHORS * sizeof(float));
 	m->order = gpu_bio_alloc(GPU_SSD_ANCHORS * sizeof(int));
 	m->cands = gpu_bio_alloc(GPU_TILE_CANDS * 5 * sizeof(double));
-	if (!m->in512 || !m->in112 || !m->in150 || !m->boxes || !m->scores || !m->order || !m->cands) {
+	m->desc_scratch = gpu_bio_alloc(GPU_REC_BATCH * GPU_DESCRIPTOR_DIM * sizeof(float));
+	if (!m->in512 || !m->in112 || !m->in150 || !m->boxes || !m->scores || !m->order || !m->cands || !m->desc_scratch) {
 		rc = vg_errf(err, errlen, -ENOMEM, "model: out of memory");
 		goto out_close;
 	}
@@ -109,6 +111,7 @@ void gpu_model_close(struct gpu_model **model)
 	gpu_bio_free(m->scores);
 	gpu_bio_free(m->order);
 	gpu_bio_free(m->cands);
+	gpu_bio_free(m->desc_scratch);
 	free(m);
 	*model = NULL;
 }
@@ -120,10 +123,12 @@ static int warm_up(struct gpu_model *m)
 
 	memset(m->in512, 0, 512 * 512 * 3 * sizeof(float));
 	memset(m->in112, 0, 112 * 112 * 3 * sizeof(float));
-	memset(m->in150, 0, 150 * 150 * 3 * sizeof(float));
+	memset(m->in150, 0, (size_t)GPU_REC_BATCH * 150 * 150 * 3 * sizeof(float));
 	gpu_ssd_forward(m->ssd, m->dnnl, m->in512, m->boxes, m->scores);
 	gpu_lm_forward(m->lm, m->dnnl, m->in112, out);
-	gpu_rec_forward(m->rec, m->dnnl_rec, m->in150, out);
+	/* every batch size the descriptor net may see */
+	for (int nb = 1; nb <= GPU_REC_BATCH; nb++)
+		gpu_rec_forward(m->rec, m->dnnl_rec, m->in150, nb, m->desc_scratch);
 	return gpu_dnnl_fallbacks(m->dnnl) || gpu_dnnl_fallbacks(m->dnnl_rec) ? -EIO : 0;
 }
 
@@ -333,20 +338,48 @@ static void quality(struct gpu_face *f)
 	}
 }
 
-static int describe_one(struct gpu_model *m, const uint8_t *rgb, int w, int h, struct gpu_face *f,
-			int lm_w, int lm_h)
+/*
+ * Align, crop and describe up to GPU_REC_BATCH faces as one batch of the descriptor net. The
+ * alignment uses the landmark crop's size as face-api does (the clipped, floored box; the whole
+ * image when that is empty). Returns a bit per face: 1 = described, 0 = empty aligned crop
+ * (descriptor zeroed).
+ */
+static unsigned describe_batch(struct gpu_model *m, const uint8_t *rgb, int w, int h,
+			       struct gpu_face *faces, int n)
 {
-	int crop[4];
+	const size_t slot = 150 * 150 * 3;
+	float desc[GPU_REC_BATCH][GPU_DESCRIPTOR_DIM];
+	int idx[GPU_REC_BATCH], nb = 0;
+	unsigned ok = 0;
 
-	align_rect(f, lm_w, lm_h, f->align);
-	if (!clip_floor(f->align, w, h, crop))
-		return -ERANGE;
-	gpu_to_batch_ref(rgb + ((size_t)crop[1] * w + crop[0]) * 3, crop[2], crop[3], (size_t)w * 3,
-			 150, 1, m->in150);
-	gpu_rec_forward(m->rec, m->dnnl_rec, m->in150, f->descriptor);
-	f->quality.sharpness = sharpness(m->in150);
-	quality(f);
-	return 0;
+	for (int i = 0; i < n && i < GPU_REC_BATCH; i++) {
+		struct gpu_face *f = &faces[i];
+		int lm[4], crop[4];
+
+		if (!clip_floor(f->box, w, h, lm))
+			lm[2] = w, lm[3] = h;
+		align_rect(f, lm[2], lm[3], f->align);
+		if (!clip_floor(f->align, w, h, crop)) {
+			memset(f->descriptor, 0, sizeof(f->descriptor));
+			continue;
+		}
+		gpu_to_batch_ref(rgb + ((size_t)crop[1] * w + crop[0]) * 3, crop[2], crop[3], (size_t)w * 3,
+				 150, 1, m->in150 + (size_t)nb * slot);
+		idx[nb++] = i;
+	}
+	if (nb == 0)
+		return 0;
+	gpu_rec_forward(m->rec, m->dnnl_rec, m->in150, nb, &desc[0][0]);
+	for (int j = 0; j < nb; j++) {
+		struct gpu_face *f = &faces[idx[j]];
+
+		memcpy(f->descriptor, desc[j], sizeof(f->descriptor));
+		f->quality.sharpness = sharpness(m->in150 + (size_t)j * slot);
+		quality(f);
+		ok |= 1u << idx[j];
+	}
+	vg_scrub(desc, sizeof(desc));
+	return ok;
 }
 
 static int size_ok(uint32_t width, uint32_t height)
@@ -358,7 +391,7 @@ static int size_ok(uint32_t width, uint32_t height)
  * empty. Returns how many are kept. */
 static int finish(struct gpu_model *m, const uint8_t *rgb, int w, int h, struct gpu_face *faces, int n)
 {
-	int kept = 0;
+	int kept = 0, done = 0;
 
 	for (int i = 0; i < n; i++) {
 		struct gpu_face *f = &faces[i];
@@ -369,14 +402,29 @@ static int finish(struct gpu_model *m, const uint8_t *rgb, int w, int h, struct 
 		if (!clip_floor(f->box, w, h, crop))
 			continue;
 		landmarks(m, rgb, w, h, f, crop);
-		if (describe_one(m, rgb, w, h, f, crop[2], crop[3]))
-			continue;
 		if (kept != i)
 			faces[kept] = *f;
 		kept++;
 	}
 	if (kept < n)
 		gpu_faces_retire(faces + kept, n - kept);
+	n = kept;
+	kept = 0;
+	for (int i = 0; i < n; i += GPU_REC_BATCH) {
+		int nb = n - i < GPU_REC_BATCH ? n - i : GPU_REC_BATCH;
+		unsigned ok = describe_batch(m, rgb, w, h, faces + i, nb);
+
+		for (int j = 0; j < nb; j++) {
+			if (!(ok & (1u << j)))
+				continue;
+			if (kept != i + j)
+				faces[kept] = faces[i + j];
+			kept++;
+		}
+		done += nb;
+	}
+	if (kept < done)
+		gpu_faces_retire(faces + kept, done - kept);
 	return kept;
 }
 
@@ -511,14 +559,9 @@ int gpu_faces_describe(struct gpu_model *m, const uint8_t *rgb, uint32_t width, 
 {
 	if (!m || !rgb || !faces || n < 0 || !size_ok(width, height))
 		return -EINVAL;
-	for (int i = 0; i < n; i++) {
-		int crop[4];
-
-		if (!clip_floor(faces[i].box, (int)width, (int)height, crop))
-			crop[2] = (int)width, crop[3] = (int)height;
-		if (describe_one(m, rgb, (int)width, (int)height, &faces[i], crop[2], crop[3]))
-			memset(faces[i].descriptor, 0, sizeof(faces[i].descriptor));
-	}
+	for (int i = 0; i < n; i += GPU_REC_BATCH)
+		describe_batch(m, rgb, (int)width, (int)height, faces + i,
+			       n - i < GPU_REC_BATCH ? n - i : GPU_REC_BATCH);
 	return n;
 }
 

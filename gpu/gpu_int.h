@@ -107,11 +107,13 @@ struct gpu_dnnl;
 int gpu_dnnl_create(struct gpu_dnnl **out, int bf16, char *err, size_t errlen);
 void gpu_dnnl_destroy(struct gpu_dnnl **d);
 /* 0, or -EIO when oneDNN cannot run this layer (then counted; the caller runs the reference). */
-int gpu_dnnl_conv(struct gpu_dnnl *d, const struct gpu_conv *c, const float *in, int h, int w, float *out);
+int gpu_dnnl_conv(struct gpu_dnnl *d, int nb, const struct gpu_conv *c, const float *in, int h, int w,
+		  float *out);
 int gpu_dnnl_fallbacks(const struct gpu_dnnl *d);
 
 /* The reference kernels alone (D NULL) or oneDNN with the reference as fallback. */
-void gpu_conv_run(struct gpu_dnnl *d, const struct gpu_conv *c, const float *in, int h, int w,
+/* NB images of H x W in a row (NHWC, batch NB). */
+void gpu_conv_run(struct gpu_dnnl *d, int nb, const struct gpu_conv *c, const float *in, int h, int w,
 		  float *out, int *oh /* OUT */, int *ow /* OUT */);
 
 /* ---- biometric scratch (gpu_mem.c): MADV_DONTDUMP, zeroed when freed ------------------------ */
@@ -137,8 +139,9 @@ void gpu_lm_forward(struct gpu_lm *net, struct gpu_dnnl *d, const float *input, 
 
 int gpu_rec_create(struct gpu_rec **out, const struct gpu_weights *w, char *err, size_t errlen);
 void gpu_rec_destroy(struct gpu_rec **net);
-/* INPUT is 150x150x3 raw pixels; writes the 128-d descriptor. */
-void gpu_rec_forward(struct gpu_rec *net, struct gpu_dnnl *d, const float *input, float *out128);
+/* INPUT is NB 150x150x3 raw-pixel crops in a row (NB <= GPU_REC_BATCH); writes NB 128-d descriptors. */
+#define GPU_REC_BATCH 8
+void gpu_rec_forward(struct gpu_rec *net, struct gpu_dnnl *d, const float *input, int nb, float *out128);
 
 #define GPU_SSD_ANCHORS 5118
 

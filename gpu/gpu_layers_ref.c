@@ -228,15 +228,9 @@ void gpu_to_batch_ref(const uint8_t *rgb, int w, int h, size_t stride, int size,
 	}
 }
 
-void gpu_conv_run(struct gpu_dnnl *d, const struct gpu_conv *c, const float *in, int h, int w,
-		  float *out, int *oh, int *ow)
+static void conv_ref_one(const struct gpu_conv *c, const float *in, int h, int w, float *out,
+			 const int *oh, const int *ow)
 {
-	int pt;
-
-	gpu_out_dim(h, c->k, c->stride, c->pad, oh, &pt);
-	gpu_out_dim(w, c->k, c->stride, c->pad, ow, &pt);
-	if (d && gpu_dnnl_conv(d, c, in, h, w, out) == 0)
-		return;
 	if (!c->depthwise) {
 		gpu_conv2d_ref(in, h, w, c->cin, c->filt, c->k, c->k, c->cout, c->stride, c->pad,
 			       c->bias, c->mul, c->add, c->act, out);
@@ -262,4 +256,18 @@ void gpu_conv_run(struct gpu_dnnl *d, const struct gpu_conv *c, const float *in,
 			}
 		}
 	}
+}
+
+void gpu_conv_run(struct gpu_dnnl *d, int nb, const struct gpu_conv *c, const float *in, int h,
+		  int w, float *out, int *oh, int *ow)
+{
+	int pt;
+
+	gpu_out_dim(h, c->k, c->stride, c->pad, oh, &pt);
+	gpu_out_dim(w, c->k, c->stride, c->pad, ow, &pt);
+	if (d && gpu_dnnl_conv(d, nb, c, in, h, w, out) == 0)
+		return;
+	for (int i = 0; i < nb; i++)
+		conv_ref_one(c, in + (size_t)i * h * w * c->cin, h, w,
+			     out + (size_t)i * *oh * *ow * c->cout, oh, ow);
 }

@@ -208,7 +208,7 @@ static void ssd_pw_run(struct gpu_dnnl *dn, const struct ssd_pw *p, const float 
 	struct gpu_conv c = {.filt = p->filt, .bias = p->off, .k = p->k, .cin = p->cin, .cout = p->cout,
 			     .stride = p->stride, .pad = GPU_PAD_SAME, .act = GPU_ACT_RELU6};
 
-	gpu_conv_run(dn, &c, in, h, w, out, oh, ow);
+	gpu_conv_run(dn, 1, &c, in, h, w, out, oh, ow);
 }
 
 /* depthwise 3x3, then batch norm and ReLU6, as one layer */
@@ -219,7 +219,7 @@ static void ssd_dw_run(struct gpu_dnnl *dn, const struct ssd_dw *d, const float 
 			     .cin = d->c, .cout = d->c, .stride = d->stride, .depthwise = 1,
 			     .pad = GPU_PAD_SAME, .act = GPU_ACT_RELU6};
 
-	gpu_conv_run(dn, &c, in, h, w, out, oh, ow);
+	gpu_conv_run(dn, 1, &c, in, h, w, out, oh, ow);
 }
 
 /* One box predictor: 1x1 convs with bias, appended to the raw box and class arrays at BASE. */
@@ -232,8 +232,8 @@ static int ssd_pred_run(struct gpu_dnnl *dn, const struct ssd_pred *p, const flo
 			      .cout = p->anchors * 3, .stride = 1, .pad = GPU_PAD_SAME};
 	int oh, ow;
 
-	gpu_conv_run(dn, &cb, in, h, w, raw_box + (size_t)base * 4, &oh, &ow);
-	gpu_conv_run(dn, &cc, in, h, w, raw_cls + (size_t)base * 3, &oh, &ow);
+	gpu_conv_run(dn, 1, &cb, in, h, w, raw_box + (size_t)base * 4, &oh, &ow);
+	gpu_conv_run(dn, 1, &cc, in, h, w, raw_cls + (size_t)base * 3, &oh, &ow);
 	return base + h * w * p->anchors;
 }
 
@@ -379,11 +379,11 @@ static void lm_sep_run(struct gpu_dnnl *dn, const struct lm_sep *s, const float 
 	int th, tw;
 
 	if (!s->dw) {
-		gpu_conv_run(dn, &pw, in, h, w, out, oh, ow);
+		gpu_conv_run(dn, 1, &pw, in, h, w, out, oh, ow);
 		return;
 	}
-	gpu_conv_run(dn, &dw, in, h, w, tmp, &th, &tw);
-	gpu_conv_run(dn, &pw, tmp, th, tw, out, oh, ow);
+	gpu_conv_run(dn, 1, &dw, in, h, w, tmp, &th, &tw);
+	gpu_conv_run(dn, 1, &pw, tmp, th, tw, out, oh, ow);
 }
 
 void gpu_lm_forward(struct gpu_lm *n, struct gpu_dnnl *dn, const float *input, float *out136)
@@ -509,7 +509,7 @@ int gpu_rec_create(struct gpu_rec **out, const struct gpu_weights *w, char *err,
 	GET(n->fc, w, "fc", 256, 128);
 	rc = -ENOMEM;
 	for (int i = 0; i < 4; i++) {
-		n->buf[i] = gpu_bio_alloc(72 * 72 * 32 * sizeof(float));
+		n->buf[i] = gpu_bio_alloc((size_t)GPU_REC_BATCH * 72 * 72 * 32 * sizeof(float));
 		if (!n->buf[i]) {
 			vg_errf(err, errlen, rc, "recognition: out of memory");
 			goto out_fail;
@@ -535,37 +535,42 @@ void gpu_rec_destroy(struct gpu_rec **net)
 	*net = NULL;
 }
 
-static void rec_conv_run(struct gpu_dnnl *dn, const struct rec_conv *rc, const float *in, int h,
-			 int w, int stride, enum gpu_pad pad, enum gpu_act act, float *out, int *oh, int *ow)
+static void rec_conv_run(struct gpu_dnnl *dn, int nb, const struct rec_conv *rc, const float *in,
+			 int h, int w, int stride, enum gpu_pad pad, enum gpu_act act, float *out, int *oh,
+			 int *ow)
 {
 	struct gpu_conv c = {.filt = rc->filt, .bias = rc->bias, .mul = rc->sw, .add = rc->sb,
 			     .k = rc->k, .cin = rc->cin, .cout = rc->cout, .stride = stride, .pad = pad,
 			     .act = act};
 
-	gpu_conv_run(dn, &c, in, h, w, out, oh, ow);
+	gpu_conv_run(dn, nb, &c, in, h, w, out, oh, ow);
 }
 
-void gpu_rec_forward(struct gpu_rec *n, struct gpu_dnnl *dn, const float *input, float *out128)
+void gpu_rec_forward(struct gpu_rec *n, struct gpu_dnnl *dn, const float *input, int nb, float *out128)
 {
 	static const float mean[3] = {122.782f, 117.001f, 104.298f};
 	float *x = n->buf[0], *a = n->buf[1], *b = n->buf[2], *p = n->buf[3];
 	int h = 150, w = 150, oh, ow, c = 3;
 
-	for (size_t i = 0; i < 150 * 150; i++)
+	/* the batch runs through oneDNN as one NHWC tensor of NB images; the elementwise steps
+	 * below walk all of it, the pools and the merge go image by image */
+	for (size_t i = 0; i < (size_t)nb * 150 * 150; i++)
 		for (int ch = 0; ch < 3; ch++)
 			a[i * 3 + ch] = (input[i * 3 + ch] - mean[ch]) / 255.0f;
-	rec_conv_run(dn, &n->stem, a, h, w, 2, GPU_PAD_VALID, GPU_ACT_RELU, b, &oh, &ow);   /* 72 */
+	rec_conv_run(dn, nb, &n->stem, a, h, w, 2, GPU_PAD_VALID, GPU_ACT_RELU, b, &oh, &ow);   /* 72 */
 	h = oh, w = ow, c = 32;
-	gpu_maxpool_ref(b, h, w, c, 3, 2, GPU_PAD_VALID, x);   /* 35 */
+	for (int im = 0; im < nb; im++)
+		gpu_maxpool_ref(b + (size_t)im * h * w * c, h, w, c, 3, 2, GPU_PAD_VALID,
+				x + (size_t)im * 35 * 35 * c);   /* 35 */
 	h = (h - 3) / 2 + 1, w = (w - 3) / 2 + 1;
 	for (int i = 0; i < REC_BLOCKS && rec_layout[i].name; i++) {
 		const struct rec_block *blk = &n->blk[i];
 
 		if (!blk->down) {
-			size_t cnt = (size_t)h * w * c;
+			size_t cnt = (size_t)nb * h * w * c;
 
-			rec_conv_run(dn, &blk->c1, x, h, w, 1, GPU_PAD_SAME, GPU_ACT_RELU, a, &oh, &ow);
-			rec_conv_run(dn, &blk->c2, a, h, w, 1, GPU_PAD_SAME, GPU_ACT_NONE, b, &oh, &ow);
+			rec_conv_run(dn, nb, &blk->c1, x, h, w, 1, GPU_PAD_SAME, GPU_ACT_RELU, a, &oh, &ow);
+			rec_conv_run(dn, nb, &blk->c2, a, h, w, 1, GPU_PAD_SAME, GPU_ACT_NONE, b, &oh, &ow);
 			for (size_t k = 0; k < cnt; k++) {
 				float v = b[k] + x[k];
 				x[k] = v > 0.0f ? v : 0.0f;
@@ -573,22 +578,30 @@ void gpu_rec_forward(struct gpu_rec *n, struct gpu_dnnl *dn, const float *input,
 		} else {
 			int ah, aw, bh, bw, ph = h / 2, pw = w / 2, co = blk->c1.cout;
 
-			rec_conv_run(dn, &blk->c1, x, h, w, 2, GPU_PAD_VALID, GPU_ACT_RELU, a, &ah, &aw);
-			rec_conv_run(dn, &blk->c2, a, ah, aw, 1, GPU_PAD_SAME, GPU_ACT_NONE, b, &bh, &bw);
-			gpu_avgpool_ref(x, h, w, c, 2, 2, GPU_PAD_VALID, p);
+			rec_conv_run(dn, nb, &blk->c1, x, h, w, 2, GPU_PAD_VALID, GPU_ACT_RELU, a, &ah, &aw);
+			rec_conv_run(dn, nb, &blk->c2, a, ah, aw, 1, GPU_PAD_SAME, GPU_ACT_NONE, b, &bh, &bw);
+			for (int im = 0; im < nb; im++)
+				gpu_avgpool_ref(x + (size_t)im * h * w * c, h, w, c, 2, 2, GPU_PAD_VALID,
+						p + (size_t)im * ph * pw * c);
 			/* out = relu((pooled || 0) + b_padded): b gets a zero row and column when the
 			 * pooled skip is larger (8 -> 3 vs 4, 4 -> 1 vs 2: face-nets.md §4) */
-			for (int y = 0; y < ph; y++) {
-				for (int xx = 0; xx < pw; xx++) {
-					float *o = x + ((size_t)y * pw + xx) * co;
-					const float *pp = p + ((size_t)y * pw + xx) * c;
-					const float *bp = b + ((size_t)y * bw + xx) * co;
-					int inb = y < bh && xx < bw;
+			for (int im = 0; im < nb; im++) {
+				float *xo = x + (size_t)im * ph * pw * co;
+				const float *pi = p + (size_t)im * ph * pw * c;
+				const float *bi = b + (size_t)im * bh * bw * co;
 
-					for (int k = 0; k < co; k++) {
-						float s = k < c ? pp[k] : 0.0f;
-						float v = s + (inb ? bp[k] : 0.0f);
-						o[k] = v > 0.0f ? v : 0.0f;
+				for (int y = 0; y < ph; y++) {
+					for (int xx = 0; xx < pw; xx++) {
+						float *o = xo + ((size_t)y * pw + xx) * co;
+						const float *pp = pi + ((size_t)y * pw + xx) * c;
+						const float *bp = bi + ((size_t)y * bw + xx) * co;
+						int inb = y < bh && xx < bw;
+
+						for (int k = 0; k < co; k++) {
+							float s = k < c ? pp[k] : 0.0f;
+							float v = s + (inb ? bp[k] : 0.0f);
+							o[k] = v > 0.0f ? v : 0.0f;
+						}
 					}
 				}
 			}
@@ -596,16 +609,21 @@ void gpu_rec_forward(struct gpu_rec *n, struct gpu_dnnl *dn, const float *input,
 		}
 	}
 	/* mean over H,W then fc, no bias */
-	for (int k = 0; k < c; k++) {
-		float s = 0.0f;
+	for (int im = 0; im < nb; im++) {
+		const float *xi = x + (size_t)im * h * w * c;
+		float *o = out128 + (size_t)im * 128;
 
-		for (int i = 0; i < h * w; i++)
-			s += x[(size_t)i * c + k];
-		a[k] = s / (float)(h * w);
-	}
-	for (int j = 0; j < 128; j++)
-		out128[j] = 0.0f;
-	for (int k = 0; k < 256; k++)
+		for (int k = 0; k < c; k++) {
+			float s = 0.0f;
+
+			for (int i = 0; i < h * w; i++)
+				s += xi[(size_t)i * c + k];
+			a[k] = s / (float)(h * w);
+		}
 		for (int j = 0; j < 128; j++)
-			out128[j] += a[k] * n->fc[k * 128 + j];
+			o[j] = 0.0f;
+		for (int k = 0; k < 256; k++)
+			for (int j = 0; j < 128; j++)
+				o[j] += a[k] * n->fc[k * 128 + j];
+	}
 }

@@ -66,7 +66,8 @@ enum gpu_backend {
 /**
  * Switch backends (ONEDNN and REFERENCE give results equal to face-api.js within the
  * tolerances above).
- * Switching to oneDNN builds every primitive then (one warm-up pass, ~0.3 s); -EIO if oneDNN
+ * Switching to oneDNN builds every primitive then (a warm-up pass: the detector, the landmark
+ * net and the descriptor net at each batch size, ~0.5 s); -EIO if oneDNN
  * could not build them all (the reference then serves the layers it could not).
  */
 int gpu_model_set_backend(struct gpu_model *model, enum gpu_backend backend);
@@ -106,8 +107,10 @@ int gpu_faces_detect(struct gpu_model *model, const uint8_t *rgb, uint32_t width
 
 /**
  * Descriptors for N faces whose landmarks are already known (FACES[i].landmarks in image pixels
- * of RGB): align each, then run the recognition net on each crop; fills descriptor, align and
- * quality. Returns N or -EINVAL.
+ * of RGB): align each, then run the recognition net on the crops in batches of up to 8 (one
+ * oneDNN batch each; gpu_faces_run batches an image's faces the same way); fills descriptor,
+ * align and quality. A face whose aligned crop is empty gets a zero descriptor. Returns N or
+ * -EINVAL.
  */
 int gpu_faces_describe(struct gpu_model *model, const uint8_t *rgb, uint32_t width,
 		       uint32_t height, struct gpu_face *faces, int n);

@@ -54,9 +54,9 @@ static void run_case(struct gpu_dnnl *d, const struct lcase *lc)
 		CHECK(0);
 		goto out;
 	}
-	gpu_conv_run(NULL, &c, in, lc->h, lc->w, o_ref, &oh, &ow);
-	CHECK_EQ_INT(gpu_dnnl_conv(d, &c, in, lc->h, lc->w, o_dnn), 0);
-	gpu_conv_run(d, &c, in, lc->h, lc->w, o_dnn, &oh2, &ow2);   /* cached primitive, again */
+	gpu_conv_run(NULL, 1, &c, in, lc->h, lc->w, o_ref, &oh, &ow);
+	CHECK_EQ_INT(gpu_dnnl_conv(d, 1, &c, in, lc->h, lc->w, o_dnn), 0);
+	gpu_conv_run(d, 1, &c, in, lc->h, lc->w, o_dnn, &oh2, &ow2);   /* cached primitive, again */
 	CHECK_EQ_INT(oh, oh2);
 	CHECK_EQ_INT(ow, ow2);
 	for (size_t i = 0; i < (size_t)oh * ow * cout; i++) {
