@@ -192,6 +192,8 @@ static struct dnnl_entry *entry_make(struct gpu_dnnl *d, int nb, const struct gp
 		goto out;
 	if (c->act == GPU_ACT_RELU6 && dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_clip, 0.0f, 6.0f))
 		goto out;
+	if (c->act == GPU_ACT_LEAKY && dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.1f, 0.0f))
+		goto out;
 	if (dnnl_primitive_attr_set_post_ops(attr, po) ||
 	    dnnl_primitive_desc_create(&pd, &cd, attr, d->eng, NULL) ||
 	    dnnl_primitive_create(&e->prim, pd))

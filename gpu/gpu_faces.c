@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gpu_int.h"
 #include "vg_base.h"
@@ -23,6 +24,9 @@ struct gpu_model {
 	struct gpu_ssd *ssd;
 	struct gpu_lm *lm;
 	struct gpu_rec *rec;
+	struct gpu_weights *w_tiny;   /* optional: NULL when the model folder has no tiny detector */
+	struct gpu_tiny *tiny;
+	float *in416, *tiny_out;
 	struct gpu_dnnl *dnnl;    /* detector and landmarks; NULL: the reference kernels */
 	struct gpu_dnnl *dnnl_rec;   /* the descriptor net (bf16 in the fast mode) */
 	struct gpu_dnnl *dnnl_owned;
@@ -74,6 +78,26 @@ int gpu_model_open(struct gpu_model **out, const char *dir, char *err, size_t er
 		rc = vg_errf(err, errlen, -ENOMEM, "model: out of memory");
 		goto out_close;
 	}
+	/* the tiny detector is optional: loaded when its files are there */
+	{
+		char path[4096];
+
+		snprintf(path, sizeof(path), "%s/tiny_face_detector_model-weights_manifest.json", dir);
+		if (access(path, F_OK) == 0) {
+			if ((rc = gpu_weights_load(&m->w_tiny, dir, "tiny_face_detector_model", err, errlen)))
+				goto out_close;
+			if ((rc = gpu_tiny_create(&m->tiny, m->w_tiny, sub, sizeof(sub)))) {
+				vg_errf(err, errlen, rc, "%s/tiny_face_detector_model: %s", dir, sub);
+				goto out_close;
+			}
+			m->in416 = gpu_bio_alloc(GPU_TINY_INPUT * GPU_TINY_INPUT * 3 * sizeof(float));
+			m->tiny_out = gpu_bio_alloc(GPU_TINY_CELLS * GPU_TINY_CELLS * 25 * sizeof(float));
+			if (!m->in416 || !m->tiny_out) {
+				rc = vg_errf(err, errlen, -ENOMEM, "model: out of memory");
+				goto out_close;
+			}
+		}
+	}
 	if ((rc = gpu_dnnl_create(&m->dnnl_owned, 0, err, errlen)))
 		goto out_close;
 	rc = gpu_model_set_backend(m, GPU_BACKEND_ONEDNN);
@@ -98,6 +122,10 @@ void gpu_model_close(struct gpu_model **model)
 	gpu_ssd_destroy(&m->ssd);
 	gpu_lm_destroy(&m->lm);
 	gpu_rec_destroy(&m->rec);
+	gpu_tiny_destroy(&m->tiny);
+	gpu_weights_close(&m->w_tiny);
+	gpu_bio_free(m->in416);
+	gpu_bio_free(m->tiny_out);
 	gpu_dnnl_destroy(&m->dnnl_owned);
 	gpu_dnnl_destroy(&m->dnnl_bf16);
 	gpu_weights_close(&m->w_ssd);
@@ -126,6 +154,10 @@ static int warm_up(struct gpu_model *m)
 	memset(m->in150, 0, (size_t)GPU_REC_BATCH * 150 * 150 * 3 * sizeof(float));
 	gpu_ssd_forward(m->ssd, m->dnnl, m->in512, m->boxes, m->scores);
 	gpu_lm_forward(m->lm, m->dnnl, m->in112, out);
+	if (m->tiny) {
+		memset(m->in416, 0, GPU_TINY_INPUT * GPU_TINY_INPUT * 3 * sizeof(float));
+		gpu_tiny_forward(m->tiny, m->dnnl, m->in416, m->tiny_out);
+	}
 	/* every batch size the descriptor net may see */
 	for (int nb = 1; nb <= GPU_REC_BATCH; nb++)
 		gpu_rec_forward(m->rec, m->dnnl_rec, m->in150, nb, m->desc_scratch);
@@ -543,6 +575,80 @@ int gpu_faces_run_tiled(struct gpu_model *m, const uint8_t *rgb, uint32_t width,
 		faces[i].score = sel[i]->score;
 	}
 	vg_scrub(c, (size_t)nc * sizeof(*c));
+	return finish(m, rgb, w, h, faces, nsel);
+}
+
+/* ---- the tiny face detector (TinyYolov2Base.locateFaces, face-nets.md §8) ------------------ */
+
+static double sigm(double x)
+{
+	return 1.0 / (1.0 + exp(-x));
+}
+
+static const double tiny_anchors[5][2] = {{1.603231, 2.094468}, {6.041143, 7.080126}, {2.882459, 3.518061},
+					  {4.266906, 5.178857}, {9.041765, 10.66308}};
+
+int gpu_faces_run_tiny(struct gpu_model *m, const uint8_t *rgb, uint32_t width, uint32_t height,
+		       struct gpu_face *faces, int max)
+{
+	int w = (int)width, h = (int)height, nc = 0, nsel = 0;
+	struct cand *c;
+	double sc, cfx, cfy;
+
+	if (!m || !rgb || !faces || max < 0 || !size_ok(width, height))
+		return -EINVAL;
+	if (!m->tiny)
+		return -ENOENT;
+	if (max > GPU_MAX_FACES)
+		max = GPU_MAX_FACES;
+	c = (struct cand *)m->cands;
+	sc = (double)GPU_TINY_INPUT / (w > h ? w : h);
+	cfx = GPU_TINY_INPUT / floor(w * sc + 0.5);
+	cfy = GPU_TINY_INPUT / floor(h * sc + 0.5);
+	gpu_to_batch_ref(rgb, w, h, (size_t)w * 3, GPU_TINY_INPUT, 0, m->in416);
+	gpu_tiny_forward(m->tiny, m->dnnl, m->in416, m->tiny_out);
+	for (int row = 0; row < GPU_TINY_CELLS; row++) {
+		for (int col = 0; col < GPU_TINY_CELLS; col++) {
+			for (int a = 0; a < 5; a++) {
+				const float *t = m->tiny_out + ((size_t)(row * GPU_TINY_CELLS + col) * 5 + a) * 5;
+				double score = sigm(t[4]), cx, cy, bw, bh;
+
+				if (!(score > 0.5) || nc >= GPU_TILE_CANDS)
+					continue;
+				cx = (col + sigm(t[0])) / GPU_TINY_CELLS * cfx;
+				cy = (row + sigm(t[1])) / GPU_TINY_CELLS * cfy;
+				bw = exp(t[2]) * tiny_anchors[a][0] / GPU_TINY_CELLS * cfx;
+				bh = exp(t[3]) * tiny_anchors[a][1] / GPU_TINY_CELLS * cfy;
+				c[nc++] = (struct cand){cx - bw / 2, cy - bh / 2, cx - bw / 2 + bw, cy - bh / 2 + bh, score};
+			}
+		}
+	}
+	/* ops/nonMaxSuppression.ts: stable ascending sort, pop the last, drop IoU > 0.4 (on boxes
+	 * scaled by the input size: the same ratio) */
+	for (int i = 1; i < nc; i++) {
+		struct cand t = c[i];
+		int j = i;
+
+		for (; j > 0 && c[j - 1].score > t.score; j--)
+			c[j] = c[j - 1];
+		c[j] = t;
+	}
+	while (nc > 0 && nsel < max) {
+		struct cand cur = c[--nc];
+		int k = 0;
+
+		for (int i = 0; i < nc; i++)
+			if (cand_iou(&cur, &c[i]) <= 0.4)
+				c[k++] = c[i];
+		nc = k;
+		memset(&faces[nsel], 0, sizeof(faces[nsel]));
+		faces[nsel].box[0] = cur.x0 * w;
+		faces[nsel].box[1] = cur.y0 * h;
+		faces[nsel].box[2] = (cur.x1 - cur.x0) * w;
+		faces[nsel].box[3] = (cur.y1 - cur.y0) * h;
+		faces[nsel].score = cur.score;
+		nsel++;
+	}
 	return finish(m, rgb, w, h, faces, nsel);
 }
 

@@ -57,7 +57,7 @@ const float *gpu_weights_get(const struct gpu_weights *w, const char *name, int 
 /* ---- reference kernels (NHWC, batch 1, float32) -------------------------------------------- */
 
 enum gpu_pad { GPU_PAD_VALID, GPU_PAD_SAME };
-enum gpu_act { GPU_ACT_NONE, GPU_ACT_RELU, GPU_ACT_RELU6 };
+enum gpu_act { GPU_ACT_NONE, GPU_ACT_RELU, GPU_ACT_RELU6, GPU_ACT_LEAKY /* 0.1 */ };
 
 /* TF's output size and leading pad: same = ceil(in/s), pad total split floor/rest. */
 void gpu_out_dim(int in, int k, int s, enum gpu_pad pad, int *out /* OUT */, int *pad_before /* OUT */);
@@ -144,5 +144,14 @@ void gpu_rec_destroy(struct gpu_rec **net);
 void gpu_rec_forward(struct gpu_rec *net, struct gpu_dnnl *d, const float *input, int nb, float *out128);
 
 #define GPU_SSD_ANCHORS 5118
+
+/* The tiny face detector (face-nets.md §8) at a 416 input: 13x13 cells x 5 anchors x 5 values. */
+#define GPU_TINY_INPUT 416
+#define GPU_TINY_CELLS 13
+struct gpu_tiny;
+int gpu_tiny_create(struct gpu_tiny **out, const struct gpu_weights *w, char *err, size_t errlen);
+void gpu_tiny_destroy(struct gpu_tiny **net);
+/* INPUT is 416x416x3 raw pixels; writes the 13x13x25 raw outputs. */
+void gpu_tiny_forward(struct gpu_tiny *net, struct gpu_dnnl *d, const float *input, float *out);
 
 #endif /* GPU_INT_H */

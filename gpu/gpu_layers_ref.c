@@ -33,6 +33,10 @@ static inline float act_apply(float v, enum gpu_act act)
 		return v > 0.0f ? v : 0.0f;
 	if (act == GPU_ACT_RELU6)
 		return v < 0.0f ? 0.0f : (v > 6.0f ? 6.0f : v);
+	if (act == GPU_ACT_LEAKY) {   /* tinyYolov2/leaky.ts: relu(x - 0.1x) + 0.1x */
+		float mn = v * 0.10000000149011612f, r = v - mn;
+		return (r > 0.0f ? r : 0.0f) + mn;
+	}
 	return v;
 }
 

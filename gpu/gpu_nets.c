@@ -627,3 +627,104 @@ void gpu_rec_forward(struct gpu_rec *n, struct gpu_dnnl *dn, const float *input,
 				o[j] += a[k] * n->fc[k * 128 + j];
 	}
 }
+
+/* ======================================================================================== */
+/* tiny face detector (face-nets.md §8, tinyYolov2 runMobilenet)                           */
+/* ======================================================================================== */
+
+struct gpu_tiny {
+	struct gpu_conv conv0, dw[6], pw[6], conv8;
+	float *a, *b;
+};
+
+int gpu_tiny_create(struct gpu_tiny **out, const struct gpu_weights *w, char *err, size_t errlen)
+{
+	static const int ch[6] = {16, 32, 64, 128, 256, 512};
+	struct gpu_tiny *n = calloc(1, sizeof(*n));
+	int rc = -EINVAL;
+
+	if (!n)
+		return vg_errf(err, errlen, -ENOMEM, "tiny detector: out of memory");
+	{
+		int fs[4] = {3, 3, 3, 16}, bs[1] = {16};
+
+		n->conv0 = (struct gpu_conv){.k = 3, .cin = 3, .cout = 16, .stride = 1, .pad = GPU_PAD_VALID,
+					     .act = GPU_ACT_LEAKY};
+		if (!(n->conv0.filt = getf(w, 4, fs, err, errlen, "conv0/filters")) ||
+		    !(n->conv0.bias = getf(w, 1, bs, err, errlen, "conv0/bias")))
+			goto out_fail;
+	}
+	for (int i = 1; i <= 5; i++) {
+		int ds[4] = {3, 3, ch[i - 1], 1}, ps[4] = {1, 1, ch[i - 1], ch[i]}, bs[1] = {ch[i]};
+
+		/* zero-pad 1 then a valid 3x3 = a 'same' 3x3 at stride 1 */
+		n->dw[i] = (struct gpu_conv){.k = 3, .cin = ch[i - 1], .cout = ch[i - 1], .stride = 1,
+					     .depthwise = 1, .pad = GPU_PAD_SAME};
+		n->pw[i] = (struct gpu_conv){.k = 1, .cin = ch[i - 1], .cout = ch[i], .stride = 1,
+					     .pad = GPU_PAD_VALID, .act = GPU_ACT_LEAKY};
+		if (!(n->dw[i].filt = getf(w, 4, ds, err, errlen, "conv%d/depthwise_filter", i)) ||
+		    !(n->pw[i].filt = getf(w, 4, ps, err, errlen, "conv%d/pointwise_filter", i)) ||
+		    !(n->pw[i].bias = getf(w, 1, bs, err, errlen, "conv%d/bias", i)))
+			goto out_fail;
+	}
+	{
+		int fs[4] = {1, 1, 512, 25}, bs[1] = {25};
+
+		n->conv8 = (struct gpu_conv){.k = 1, .cin = 512, .cout = 25, .stride = 1, .pad = GPU_PAD_VALID};
+		if (!(n->conv8.filt = getf(w, 4, fs, err, errlen, "conv8/filters")) ||
+		    !(n->conv8.bias = getf(w, 1, bs, err, errlen, "conv8/bias")))
+			goto out_fail;
+	}
+	rc = -ENOMEM;
+	n->a = gpu_bio_alloc((size_t)414 * 414 * 16 * sizeof(float));   /* the largest activation */
+	n->b = gpu_bio_alloc((size_t)414 * 414 * 16 * sizeof(float));
+	if (!n->a || !n->b) {
+		vg_errf(err, errlen, rc, "tiny detector: out of memory");
+		goto out_fail;
+	}
+	*out = n;
+	return 0;
+
+out_fail:
+	gpu_tiny_destroy(&n);
+	return rc;
+}
+
+void gpu_tiny_destroy(struct gpu_tiny **net)
+{
+	struct gpu_tiny *n = net ? *net : NULL;
+
+	if (!n)
+		return;
+	gpu_bio_free(n->a);
+	gpu_bio_free(n->b);
+	free(n);
+	*net = NULL;
+}
+
+void gpu_tiny_forward(struct gpu_tiny *n, struct gpu_dnnl *dn, const float *input, float *out)
+{
+	static const float mean[3] = {117.001f, 114.697f, 97.404f};
+	static const int ch[6] = {16, 32, 64, 128, 256, 512};
+	float *x = n->a, *y = n->b;
+	int h = GPU_TINY_INPUT, w = GPU_TINY_INPUT, oh, ow, pt;
+
+	for (size_t i = 0; i < (size_t)h * w; i++)
+		for (int c = 0; c < 3; c++)
+			y[i * 3 + c] = (input[i * 3 + c] - mean[c]) / 255.0f;
+	gpu_conv_run(dn, 1, &n->conv0, y, h, w, x, &oh, &ow);   /* 414 */
+	h = oh, w = ow;
+	for (int i = 1; i <= 5; i++) {
+		int s = 2;   /* maxpool 2x2/2 same before conv1..5 */
+
+		gpu_maxpool_ref(x, h, w, ch[i - 1], 2, s, GPU_PAD_SAME, y);
+		gpu_out_dim(h, 2, s, GPU_PAD_SAME, &oh, &pt);
+		gpu_out_dim(w, 2, s, GPU_PAD_SAME, &ow, &pt);
+		h = oh, w = ow;
+		gpu_conv_run(dn, 1, &n->dw[i], y, h, w, x, &oh, &ow);
+		gpu_conv_run(dn, 1, &n->pw[i], x, h, w, y, &oh, &ow);
+		memcpy(x, y, (size_t)h * w * ch[i] * sizeof(float));
+	}
+	gpu_maxpool_ref(x, h, w, 512, 2, 1, GPU_PAD_SAME, y);   /* 2x2/1 same: 13 -> 13 */
+	gpu_conv_run(dn, 1, &n->conv8, y, h, w, out, &oh, &ow);
+}

@@ -18,7 +18,7 @@ struct verb {
 };
 
 static const struct verb verbs[] = {
-	{"faces", vigilctl_faces, "faces [--json] [--models DIR] IMAGE...  find, align and describe faces in still images"},
+	{"faces", vigilctl_faces, "faces [--json] [--tiny | --tiled] [--models DIR] IMAGE...  find, align and describe faces in still images"},
 	{"status", vigilctl_status, "status [--json]  what vigild runs, and who you are to it"},
 	{"deployment", vigilctl_deployment,
 	 "deployment create --name N --use-case crime-hotspot|protective-security|sought-persons --location L\n"

@@ -1,5 +1,5 @@
 /*
- * `vigilctl faces [--json] [--models DIR] IMAGE...`: run the on-box face model on still images,
+ * `vigilctl faces [--json] [--tiny | --tiled] [--models DIR] IMAGE...`: run the on-box face model on still images,
  * no daemon needed (DESIGN.md "Contracts"). --json prints one document exactly as
  * tools/oracle/faces.js does:
  *   {"images":[{"path","width","height","rgb_sha256","faces":[{"box","score","landmarks","descriptor"}]}]}
@@ -7,6 +7,8 @@
  * gets one line on stderr and is left out; the others are still processed; the exit status is
  * 1 when any image failed, 2 on bad usage or a model that cannot be opened.
  *
+ * --tiny uses face-api's tiny face detector instead of the SSD (faster, fewer small faces);
+ * --tiled adds native-resolution 512 tiles for small faces in large frames (not face-api's output).
  * The model folder: --models DIR, else $VIGIL_MODEL_DIR, else fetched/face-api-1.7.15/model
  * under the current directory (where tools/bootstrap puts it).
  */
@@ -77,7 +79,7 @@ static void text_image(FILE *f, const char *path, const struct vg_image *img,
 int vigilctl_faces(int argc, char **argv)
 {
 	const char *models = getenv("VIGIL_MODEL_DIR");
-	int json = 0, nimages = 0, failed = 0, first = 1;
+	int json = 0, nimages = 0, failed = 0, first = 1, tiny = 0, tiled = 0;
 	struct gpu_model *model = NULL;
 	struct gpu_face *faces;
 	char err[512];
@@ -88,16 +90,20 @@ int vigilctl_faces(int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0) {
 			json = 1;
+		} else if (strcmp(argv[i], "--tiny") == 0) {
+			tiny = 1;
+		} else if (strcmp(argv[i], "--tiled") == 0) {
+			tiled = 1;
 		} else if (strcmp(argv[i], "--models") == 0 && i + 1 < argc) {
 			models = argv[++i];
 		} else if (strcmp(argv[i], "--help") == 0) {
-			printf("usage: vigilctl faces [--json] [--models DIR] IMAGE...\n");
+			printf("usage: vigilctl faces [--json] [--tiny | --tiled] [--models DIR] IMAGE...\n");
 			return 0;
 		} else if (strcmp(argv[i], "--") == 0) {
 			i++;
 			break;
 		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			fprintf(stderr, "vigilctl faces: unknown option '%s' (usage: vigilctl faces [--json] [--models DIR] IMAGE...)\n",
+			fprintf(stderr, "vigilctl faces: unknown option '%s' (usage: vigilctl faces [--json] [--tiny | --tiled] [--models DIR] IMAGE...)\n",
 				argv[i]);
 			return 2;
 		} else {
@@ -106,7 +112,7 @@ int vigilctl_faces(int argc, char **argv)
 	}
 	nimages = argc - i;
 	if (nimages <= 0) {
-		fprintf(stderr, "vigilctl faces: no image given (usage: vigilctl faces [--json] [--models DIR] IMAGE...)\n");
+		fprintf(stderr, "vigilctl faces: no image given (usage: vigilctl faces [--json] [--tiny | --tiled] [--models DIR] IMAGE...)\n");
 		return 2;
 	}
 	if (gpu_model_open(&model, models, err, sizeof(err))) {
@@ -131,7 +137,12 @@ int vigilctl_faces(int argc, char **argv)
 			failed = 1;
 			continue;
 		}
-		n = gpu_faces_run(model, img.rgb, img.width, img.height, faces, GPU_MAX_FACES);
+		if (tiny)
+			n = gpu_faces_run_tiny(model, img.rgb, img.width, img.height, faces, GPU_MAX_FACES);
+		else if (tiled)
+			n = gpu_faces_run_tiled(model, img.rgb, img.width, img.height, 192, faces, GPU_MAX_FACES);
+		else
+			n = gpu_faces_run(model, img.rgb, img.width, img.height, faces, GPU_MAX_FACES);
 		if (n < 0) {
 			fprintf(stderr, "vigilctl faces: %s: %s\n", argv[i], vg_strerror(n));
 			failed = 1;

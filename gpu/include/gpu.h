@@ -99,6 +99,14 @@ int gpu_faces_run_tiled(struct gpu_model *model, const uint8_t *rgb, uint32_t wi
 			uint32_t height, int overlap, struct gpu_face *faces, int max);
 
 /**
+ * gpu_faces_run with face-api's tiny face detector (TinyFaceDetectorOptions: input 416, score
+ * 0.5, NMS IoU 0.4) in place of the SSD: ~12x fewer operations, fewer small faces. Returns the
+ * number of faces, -ENOENT when the model folder had no tiny_face_detector_model, -EINVAL.
+ */
+int gpu_faces_run_tiny(struct gpu_model *model, const uint8_t *rgb, uint32_t width,
+		       uint32_t height, struct gpu_face *faces, int max);
+
+/**
  * Detection only (box and score of each face, the rest zeroed): the SSD pass of gpu_faces_run.
  * Returns the number of faces or -EINVAL.
  */

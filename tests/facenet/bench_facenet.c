@@ -94,6 +94,23 @@ int main(int argc, char **argv)
 			       1e3 / em, 0.542 / (em / 1e3), bm);
 		}
 	}
+	{   /* the tiny detector, oneDNN fp32: detection + landmarks + descriptors per frame */
+		double t[NIMG * 16];
+		int nt = 0;
+
+		gpu_model_set_backend(m, GPU_BACKEND_ONEDNN);
+		for (int k = 0; k < rounds && k < 16; k++) {
+			for (int i = 0; i < NIMG; i++) {
+				double t0 = now_ms();
+				int n = gpu_faces_run_tiny(m, img[i].rgb, img[i].width, img[i].height, tmp, GPU_MAX_FACES);
+
+				t[nt++] = now_ms() - t0;
+				gpu_faces_retire(tmp, n > 0 ? n : 0);
+			}
+		}
+		printf("c-onednn-tiny threads=%s whole_pipeline_ms_per_frame=%.2f\n", threads ? threads : "default",
+		       median(t, nt));
+	}
 	gpu_faces_retire(&faces[0][0], NIMG * GPU_MAX_FACES);
 	for (int i = 0; i < NIMG; i++)
 		vg_image_release(&img[i]);

@@ -36,6 +36,15 @@ node "$compare" "$golden" "$tmp/out.json" --box-px 0.5 --landmark-px 0.5 --descr
   || bad "vigilctl faces differs from the golden oracle output"
 [ -s "$tmp/err" ] && bad "stderr not empty on good input: $(cat "$tmp/err")"
 
+# 1b. the tiny detector against face-api's TinyFaceDetector (inputSize 416, scoreThreshold 0.5):
+# tests/facenet/golden-tiny.json was made by tools/oracle/faces.js with TinyFaceDetectorOptions
+# in place of the SSD options (20 faces)
+"$vigilctl" faces --json --tiny --models "$models" "$demo"/sample1.jpg "$demo"/sample2.jpg "$demo"/sample3.jpg \
+  "$demo"/sample4.jpg "$demo"/sample5.jpg "$demo"/sample6.jpg > "$tmp/tiny.json" 2> "$tmp/err" \
+  || bad "vigilctl faces --tiny exited $?: $(cat "$tmp/err")"
+node "$compare" "$srcroot/tests/facenet/golden-tiny.json" "$tmp/tiny.json" --box-px 0.5 --landmark-px 0.5 \
+  --descriptor-l2 1e-3 || bad "vigilctl faces --tiny differs from face-api's tiny detector"
+
 # 2. a corrupt image among good ones: one stderr line, the good one still reported, exit 1
 head -c 3000 "$demo/sample2.jpg" > "$tmp/truncated.jpg"
 "$vigilctl" faces --json --models "$models" "$tmp/truncated.jpg" "$demo/sample1.jpg" \
@@ -59,5 +68,5 @@ grep -q "sample1.jpg: 1920x1280, 3 faces" "$tmp/text" || bad "text mode: $(head 
 "$vigilctl" faces --models "$tmp" "$demo/sample1.jpg" > /dev/null 2> "$tmp/err"; rc=$?
 [ "$rc" = 2 ] && [ "$(wc -l < "$tmp/err")" = 1 ] || bad "missing model folder: exit $rc, $(cat "$tmp/err")"
 
-[ "$fail" = 0 ] && echo "vigilctl faces: 22 faces equal to the oracle; bad input handled"
+[ "$fail" = 0 ] && echo "vigilctl faces: 22 SSD and 20 tiny-detector faces equal to the oracle; bad input handled"
 exit "$fail"
