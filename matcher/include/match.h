@@ -13,8 +13,9 @@
  *   or the cosine similarity.
  * - Lock-free reads: match_query() takes no lock and makes no syscall while it scans (it may wake
  *   its own idle workers). It sees one snapshot of the watchlist, published atomically by
- *   enroll/remove/purge/load, which never wait for a scan; replaced memory is zeroed and freed after
- *   a grace period (epochs on C11 atomics), by the writer.
+ *   enroll/remove/purge/load, which never wait for a scan; replaced memory is zeroed and freed by a
+ *   later writer once its grace period is over (epochs on C11 atomics). match_purge() and
+ *   match_db_close() wait for the grace period, so they return with every descriptor zeroed.
  * - Writers (enroll, remove, purge, load, watchlist changes) are serialised among themselves by a
  *   mutex; each is all-or-nothing: on error nothing is published.
  * - Bad input is refused whole with -EINVAL (and a one-line reason where an err buffer is given):
@@ -52,7 +53,7 @@ struct match_db_conf {
 	unsigned d;                /* 16..MATCH_D_MAX, a multiple of 16 */
 	enum match_metric metric;
 	unsigned n_shards;         /* 1..MATCH_SHARDS_MAX; 0 means 1 */
-	const char *model;         /* model id, e.g. "face-api-1.7.15"; NULL means "" is not allowed */
+	const char *model;         /* model id, e.g. "face-api-1.7.15": 1..MATCH_MODEL_MAX bytes */
 	enum match_kernel kernel;
 };
 
@@ -114,7 +115,8 @@ int match_remove_watchlist(struct match_db *db, uint32_t id);
 int match_purge(struct match_db *db);
 
 /**
- * A query context: one per querying thread. It owns N_THREADS - 1 worker threads (the caller
+ * A query context: one per querying thread (a context is used by one thread at a time; at most
+ * 64 contexts per matcher, -EAGAIN beyond). It owns N_THREADS - 1 worker threads (the caller
  * is the first) that scan the shards of a batch in parallel, and scratch for MAX_BATCH queries,
  * so that match_query() never allocates. Returns 0, -EINVAL, -ENOMEM, -EAGAIN (threads).
  */
