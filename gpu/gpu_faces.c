@@ -491,6 +491,15 @@ static double cand_iou(const struct cand *a, const struct cand *b)
 	return inter / (aa + ab - inter);
 }
 
+/* The share of A's area inside B. */
+static double cand_inside(const struct cand *a, const struct cand *b)
+{
+	double iw = fmin(a->x1, b->x1) - fmax(a->x0, b->x0), ih = fmin(a->y1, b->y1) - fmax(a->y0, b->y0);
+	double aa = (a->x1 - a->x0) * (a->y1 - a->y0);
+
+	return iw > 0 && ih > 0 && aa > 0 ? iw * ih / aa : 0;
+}
+
 /* Tile origins along one side: full 512 tiles stepping by STEP, the last one flush with the edge. */
 static int tile_origins(int side, int step, int *org, int cap)
 {
@@ -542,6 +551,10 @@ int gpu_faces_run_tiled(struct gpu_model *m, const uint8_t *rgb, uint32_t width,
 				k.y0 = oy[ty] + fmax(0.0, b[0]) * 512, k.x0 = ox[tx] + fmax(0.0, b[1]) * 512;
 				k.y1 = oy[ty] + fmin(1.0, b[2]) * 512, k.x1 = ox[tx] + fmin(1.0, b[3]) * 512;
 				k.score = m->scores[a];
+				/* a face larger than the overlap is the whole-frame pass's: at native
+				 * resolution the SSD also fires on parts of it */
+				if (k.x1 - k.x0 > overlap || k.y1 - k.y0 > overlap)
+					continue;
 				if ((k.x0 <= ox[tx] + 1 && ox[tx] > 0) || (k.y0 <= oy[ty] + 1 && oy[ty] > 0) ||
 				    (k.x1 >= ox[tx] + 511 && ox[tx] + 512 < w) || (k.y1 >= oy[ty] + 511 && oy[ty] + 512 < h))
 					continue;
@@ -561,8 +574,10 @@ int gpu_faces_run_tiled(struct gpu_model *m, const uint8_t *rgb, uint32_t width,
 	for (int i = 0; i < nc && nsel < max; i++) {
 		int keep = 1;
 
+		/* IoU 0.5 as face-api, and a box lying mostly (65%) inside a kept one is a part of
+		 * that face seen by a tile */
 		for (int j = 0; j < nsel && keep; j++)
-			keep = cand_iou(&c[i], sel[j]) <= 0.5;
+			keep = cand_iou(&c[i], sel[j]) <= 0.5 && cand_inside(&c[i], sel[j]) <= 0.65;
 		if (keep)
 			sel[nsel++] = &c[i];
 	}

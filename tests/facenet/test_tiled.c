@@ -3,7 +3,7 @@
  * mid-grey 1920x1080 frame, at several sizes. The whole-frame pass alone (gpu_faces_run, face-api's
  * own behaviour) loses the faces once they are small; the tiled pass (gpu_faces_run_tiled) must
  * still find all three, with their descriptors close to those of the full-size faces (same
- * people). Prints the face heights at each scale: the smallest face found reliably.
+ * people), and on the full-size photo add no duplicate of its large faces. Prints the face heights at each scale: the smallest face found reliably.
  *   test_tiled SOURCE_ROOT
  */
 #include <stdio.h>
@@ -63,6 +63,19 @@ int main(int argc, char **argv)
 	}
 	nref = gpu_faces_run(m, img.rgb, img.width, img.height, ref, GPU_MAX_FACES);
 	CHECK_EQ_INT(nref, 3);
+	/* large faces: the tiles must not add parts of them (no duplicates), and the faces are the
+	 * whole-frame pass's own */
+	{
+		int nt = gpu_faces_run_tiled(m, img.rgb, img.width, img.height, 192, got, GPU_MAX_FACES);
+		int same = 0;
+
+		CHECK_EQ_INT(nt, 3);
+		for (int i = 0; i < nt; i++)
+			for (int r = 0; r < nref; r++)
+				same += gpu_descriptor_distance(got[i].descriptor, ref[r].descriptor) < 1e-6;
+		CHECK_EQ_INT(same, 3);
+		gpu_faces_retire(got, nt > 0 ? nt : 0);
+	}
 	frame = malloc((size_t)FW * FH * 3);
 	if (!frame)
 		return 1;
