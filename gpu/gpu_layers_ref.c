@@ -4,8 +4,9 @@
  * checks these against hand-worked cases).
  *
  * The convolution keeps the output channel innermost so that the compiler vectorises the
- * multiply-add over Cout (HWIO filters put Cout contiguous); it reaches about 10 GFLOP/s on one
- * AVX-512 core at -O3 (the recognition net, 0.54 GFLOP, in ~55 ms; measured on the dev VM).
+ * multiply-add over Cout (HWIO filters put Cout contiguous): about 25 GFLOP/s on one core at -O3
+ * without -march (the recognition net, 0.54 GFLOP, in 20-22 ms; SSD 512 in 280 ms; measured on
+ * the 2-core AVX-512 dev VM by tests/facenet/bench_facenet.c). oneDNN does it 6x faster.
  */
 #include <float.h>
 #include <math.h>
