@@ -18,6 +18,7 @@
 
 #include "gpu_int.h"
 #include "vg_base.h"
+#include "vg_log.h"
 #include "vg_pool.h"
 
 struct gpu_model {
@@ -101,11 +102,11 @@ int gpu_model_open(struct gpu_model **out, const char *dir, char *err, size_t er
 	}
 	if ((rc = gpu_dnnl_create(&m->dnnl_owned, 0, err, errlen)))
 		goto out_close;
-	rc = gpu_model_set_backend(m, GPU_BACKEND_ONEDNN);
-	if (rc) {
-		vg_errf(err, errlen, rc, "onednn: cannot build the convolutions");
-		goto out_close;
-	}
+	/* -EIO: oneDNN refused some layers; the reference kernels serve those (slower, same
+	 * results), so the model still opens */
+	if (gpu_model_set_backend(m, GPU_BACKEND_ONEDNN) == -EIO)
+		VG_LOG(GPU, WARN, "onednn refused %d conv layers: the reference kernels run them",
+		       gpu_dnnl_fallbacks(m->dnnl_owned));
 	*out = m;
 	return 0;
 
@@ -182,7 +183,11 @@ int gpu_model_set_backend(struct gpu_model *m, enum gpu_backend backend)
 			return -ENODEV;
 		m->dnnl = m->dnnl_owned;
 		m->dnnl_rec = m->dnnl_bf16;
-		return warm_up(m);
+		if (warm_up(m)) {   /* a CPU without bf16 kernels: stay exact */
+			m->dnnl_rec = m->dnnl_owned;
+			return -ENOTSUP;
+		}
+		return 0;
 	}
 	if (backend != GPU_BACKEND_ONEDNN)
 		return -EINVAL;

@@ -67,8 +67,9 @@ enum gpu_backend {
  * Switch backends (ONEDNN and REFERENCE give results equal to face-api.js within the
  * tolerances above).
  * Switching to oneDNN builds every primitive then (a warm-up pass: the detector, the landmark
- * net and the descriptor net at each batch size, ~0.5 s); -EIO if oneDNN
- * could not build them all (the reference then serves the layers it could not).
+ * net and the descriptor net at each batch size, ~0.5 s); -EIO if oneDNN could not build them
+ * all (the reference kernels then serve those layers: slower, same results); for
+ * GPU_BACKEND_ONEDNN_BF16, -ENOTSUP where the CPU has no bf16 kernels (the model stays fp32).
  */
 int gpu_model_set_backend(struct gpu_model *model, enum gpu_backend backend);
 

@@ -5,6 +5,7 @@
  * bench_facenet.sh puts tfjs-wasm's figures beside them.
  *   bench_facenet SOURCE_ROOT [ROUNDS]
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +66,11 @@ int main(int argc, char **argv)
 		double det[NIMG * 16], desc[NIMG * GPU_MAX_FACES * 16], descb[NIMG * 16];
 		int nd = 0, nd2 = 0, nd3 = 0;
 
-		gpu_model_set_backend(m, b == 0 ? GPU_BACKEND_ONEDNN : b == 1 ? GPU_BACKEND_ONEDNN_BF16 : GPU_BACKEND_REFERENCE);
+		if (gpu_model_set_backend(m, b == 0 ? GPU_BACKEND_ONEDNN : b == 1 ? GPU_BACKEND_ONEDNN_BF16 :
+					  GPU_BACKEND_REFERENCE) == -ENOTSUP) {
+			printf("c-onednn-bf16: no bf16 kernels on this CPU\n");
+			continue;
+		}
 		for (int k = 0; k < r && k < 16; k++) {
 			for (int i = 0; i < NIMG; i++) {
 				double t0 = now_ms();
