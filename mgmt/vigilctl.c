@@ -10,6 +10,7 @@ int vigilctl_faces(int argc, char **argv);
 int vigilctl_status(int argc, char **argv);
 int vigilctl_deployment(int argc, char **argv);
 int vigilctl_audit(int argc, char **argv);
+int vigilctl_watchlist(int argc, char **argv);
 
 struct verb {
 	const char *name;
@@ -25,6 +26,11 @@ static const struct verb verbs[] = {
 	 "             --start T --end T --justification J --watchlist ID...   request a deployment\n"
 	 "  deployment authorise|refuse ID --reasons R   decide on it (authorisers; not its requester)\n"
 	 "  deployment start ID | stop ID --reason R | show ID | list   [--json]   (T: now, +8h, 2026-11-22T09:00Z)"},
+#ifdef HAVE_VIGIL_MATCHER
+	{"watchlist", vigilctl_watchlist,
+	 "watchlist import --out FILE [--id N] [--threshold T] [--models DIR] [--json] (DIR | --csv FILE)\n"
+	 "             embed enrolment images (one clear face each) into a watchlist file"},
+#endif
 	{"audit", vigilctl_audit, "audit list [--since SEQ] | verify   [--json]  the hash-chained audit log"},
 };
 

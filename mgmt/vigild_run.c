@@ -1,8 +1,9 @@
 /*
  * `vigild run --pcap FILE[,FILE...] [--sdp FILE] --report report.json [--until-eof]
- *  [--framemd5 FILE]`: the pipeline over recorded captures (DESIGN.md, "Contracts"). Today the
- * stages are the dataplane's (receive, RTP, depacketize, decode); with no watchlist nothing is
- * matched, and the report's face fields stay 0 until the gpu stage is wired in.
+ *  [--framemd5 FILE] [--models DIR [--watchlist FILE --state-dir DIR --deployment ID]]`: the
+ * pipeline over recorded captures (DESIGN.md, "Contracts"): the dataplane's stages (receive, RTP,
+ * depacketize, decode), then with --models (or $VIGIL_MODELS) the analysis (vigild_pipeline.c):
+ * faces detected and counted, and with a watchlist matched inside an authorised deployment.
  */
 #include <errno.h>
 #include <arpa/inet.h>
@@ -20,6 +21,7 @@
 
 #include "dp.h"
 #include "vg_base.h"
+#include "vigild_pipeline.h"
 
 int vigild_run_main(int argc, char **argv);
 
@@ -40,6 +42,8 @@ struct md5_line {
 
 struct md5_log {
 	pthread_mutex_t lock; /* frames come from the decode workers */
+	struct pipeline *pipeline; /* NULL: no analysis */
+	bool md5;
 	struct md5_line *lines;
 	size_t n, cap;
 	bool have_first[DP_MAX_CAMERAS];
@@ -90,9 +94,13 @@ static void on_frame(void *arg, const struct dp_frame *f)
 
 	if (cam >= DP_MAX_CAMERAS)
 		return;
-	pthread_mutex_lock(&log->lock);
-	log_frame(log, f, cam);
-	pthread_mutex_unlock(&log->lock);
+	if (log->md5) {
+		pthread_mutex_lock(&log->lock);
+		log_frame(log, f, cam);
+		pthread_mutex_unlock(&log->lock);
+	}
+	if (log->pipeline)
+		pipeline_frame(log->pipeline, cam, f);
 }
 
 /* ffmpeg's framemd5 (version 2) layout, so the two files diff line by line but for timestamps. */
@@ -116,7 +124,7 @@ static int write_framemd5(const char *path, const struct md5_log *log, unsigned 
 }
 
 static int write_report(const char *path, const struct dp_run_report *r, unsigned rtsp_sessions,
-			uint64_t rtsp_reconnects)
+			uint64_t rtsp_reconnects, const struct pipeline *pl)
 {
 	char tmp[4096];
 	FILE *f;
@@ -130,6 +138,9 @@ static int write_report(const char *path, const struct dp_run_report *r, unsigne
 	fprintf(f, "{\"cameras\":[");
 	for (unsigned i = 0; i < r->n_cameras; i++) {
 		const struct dp_camera_report *c = &r->cameras[i];
+		struct pipeline_camera_counts pc = { 0 };
+		if (pl)
+			pipeline_camera_counts(pl, i, &pc);
 		rtp_total += c->rtp.packets;
 		frames += c->frames_decoded;
 		fprintf(f,
@@ -137,16 +148,27 @@ static int write_report(const char *path, const struct dp_run_report *r, unsigne
 			"\"rtp_packets\":%" PRIu64 ",\"rtp_lost\":%" PRIu64 ",\"rtp_reordered\":%" PRIu64
 			",\"rtp_duplicates\":%" PRIu64 ",\"rtp_malformed\":%" PRIu64 ",\"rtp_late\":%" PRIu64
 			",\"rtp_resyncs\":%" PRIu64 ",\"rtcp_sr\":%" PRIu64 ",\"aus_dropped\":%" PRIu64 ",\"frames_decoded\":%" PRIu64 ",\"frames_corrupt\":%" PRIu64
-			",\"frames_analysed\":0,\"faces_detected\":0,\"faces_matched\":0,\"width\":%d,\"height\":%d}",
+			",\"frames_analysed\":%" PRIu64 ",\"faces_detected\":%" PRIu64 ",\"faces_gated\":%" PRIu64
+			",\"faces_matched\":%" PRIu64 ",\"tracks\":%" PRIu64 ",\"width\":%d,\"height\":%d}",
 			i ? "," : "", c->id, c->dst_port, c->ssrc, dp_codec_name(c->codec), c->rtp.packets, c->rtp.lost,
 			c->rtp.reordered, c->rtp.duplicates, c->malformed, c->rtp.late, c->rtp.resyncs, c->rtcp_sr, c->aus_dropped, c->frames_decoded,
-			c->frames_corrupt, c->width, c->height);
+			c->frames_corrupt, pc.frames_analysed, pc.faces_detected, pc.faces_gated, pc.faces_matched, pc.tracks,
+			c->width, c->height);
 	}
 	const struct dp_rx_report *rx = &r->rx;
 	double secs = rx->seconds > 0 ? rx->seconds : 1e-9;
+	uint64_t faces = 0, alerts = 0, evidence = 0;
+	double analysis_s = 0;
+	fprintf(f, "],\n\"alerts\":[");
+	if (pl) {
+		pipeline_write_alerts(pl, f);
+		pipeline_totals(pl, &faces, &alerts, &evidence, &analysis_s);
+	}
+	fprintf(f, "],\n\"totals\":{\"faces_scanned\":%" PRIu64 ",\"alerts\":%" PRIu64 ",\"evidence_bytes\":%" PRIu64
+		   "},\n\"stages\":{\"analysis\":{\"enabled\":%s,\"seconds\":%.3f},",
+		faces, alerts, evidence, pl ? "true" : "false", analysis_s);
 	fprintf(f,
-		"],\n\"alerts\":[],\n\"totals\":{\"faces_scanned\":0,\"alerts\":0,\"evidence_bytes\":0},\n"
-		"\"stages\":{\"rx\":{\"frames\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"not_udp\":%" PRIu64
+		"\"rx\":{\"frames\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"not_udp\":%" PRIu64
 		",\"ip_fragments\":%" PRIu64 ",\"malformed\":%" PRIu64 ",\"unknown_flow\":%" PRIu64 ",\"rtcp\":%" PRIu64
 		",\"answered\":%" PRIu64 ",\"mbuf_drops\":%" PRIu64 ",\"seconds\":%.6f,\"frames_per_second\":%.0f,\"cycles_per_frame\":%.1f},\n"
 		" \"decode\":{\"access_units\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"frames\":%" PRIu64
@@ -308,7 +330,9 @@ static void run_usage(FILE *f)
 		   "                  [--decode-workers N] [--ip A.B.C.D [--tx-pcap FILE]]\n"
 		   "       vigild run --iface NAME[,NAME...] --seconds N ...   (net_af_packet, no DPDK NIC)\n"
 		   "       vigild run --iface NAME --rtsp rtsp://[user:pass@]host[:port]/path [--rtsp ...] [--rtsp-port N] ...\n"
-		   "                  [--rx-only] [--eal 'EAL ARGS']\n");
+		   "                  [--rx-only] [--eal 'EAL ARGS']\n"
+		   "  analysis:       [--models DIR] [--analysis-fps N] [--tiled]   (faces detected and counted)\n"
+		   "  matching:       --watchlist FILE --state-dir DIR --deployment ID   (an authorised, active deployment)\n");
 }
 
 int vigild_run_main(int argc, char **argv)
@@ -323,6 +347,9 @@ int vigild_run_main(int argc, char **argv)
 		{ "ip", required_argument, NULL, 'i' },       { "tx-pcap", required_argument, NULL, 't' },
 		{ "iface", required_argument, NULL, 'f' },    { "seconds", required_argument, NULL, 'S' },
 		{ "rtsp", required_argument, NULL, 'R' },     { "rtsp-port", required_argument, NULL, 'P' },
+		{ "models", required_argument, NULL, 'M' },   { "analysis-fps", required_argument, NULL, 'A' },
+		{ "tiled", no_argument, NULL, 'T' },          { "state-dir", required_argument, NULL, 'D' },
+		{ "deployment", required_argument, NULL, 'Y' },
 		{ "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
 	};
 	const char *pcap_arg = NULL, *iface_arg = NULL, *sdp_path = NULL, *report_path = NULL, *md5_path = NULL;
@@ -339,6 +366,8 @@ int vigild_run_main(int argc, char **argv)
 	const char *rtsp_urls[MAX_RTSP];
 	unsigned n_rtsp = 0, rtsp_port = 40000;
 	static struct rtsp_set rtsp;
+	struct pipeline_conf pconf = { .models_dir = getenv("VIGIL_MODELS") };
+	struct pipeline *pipeline = NULL;
 	int c, rc = 1;
 
 	optind = 1;
@@ -414,9 +443,24 @@ int vigild_run_main(int argc, char **argv)
 				conf.reorder.max_held = (unsigned)v;
 			break;
 		}
-		case 'w':
-			fprintf(stderr, "vigild run: --watchlist needs the matcher and an authorised deployment, not built yet\n");
-			return 2;
+		case 'w': pconf.watchlist_path = optarg; break;
+		case 'M': pconf.models_dir = optarg; break;
+		case 'T': pconf.tiled = true; break;
+		case 'D': pconf.state_dir = optarg; break;
+		case 'A':
+		case 'Y': {
+			char *end;
+			long long v = strtoll(optarg, &end, 10);
+			if (*end || v < 1 || (c == 'A' && v > 60)) {
+				fprintf(stderr, "vigild run: bad --%s value '%s'\n", c == 'A' ? "analysis-fps" : "deployment", optarg);
+				return 2;
+			}
+			if (c == 'A')
+				pconf.analysis_fps = (unsigned)v;
+			else
+				pconf.deployment = v;
+			break;
+		}
 		case 'h': run_usage(stdout); return 0;
 		default: run_usage(stderr); return 2;
 		}
@@ -479,7 +523,21 @@ int vigild_run_main(int argc, char **argv)
 		}
 		conf.sdp = sdp;
 	}
-	if (md5_path) {
+	if (pconf.watchlist_path && (!pconf.models_dir || !*pconf.models_dir)) {
+		fprintf(stderr, "vigild run: --watchlist needs the face model (--models DIR or $VIGIL_MODELS)\n");
+		goto out;
+	}
+	if (pconf.models_dir && *pconf.models_dir) {
+		char desc[600];
+		snprintf(desc, sizeof(desc), "vigild run --pcap %s", pcap_arg ? pcap_arg : iface_arg);
+		if (pipeline_open(&pipeline, &pconf, desc, err, sizeof(err)) < 0) {
+			fprintf(stderr, "vigild run: %s\n", err);
+			goto out;
+		}
+		log.pipeline = pipeline;
+	}
+	log.md5 = md5_path != NULL;
+	if (md5_path || pipeline) {
 		conf.on_frame = on_frame;
 		conf.on_frame_arg = &log;
 	}
@@ -501,7 +559,7 @@ int vigild_run_main(int argc, char **argv)
 		fprintf(stderr, "vigild run: framemd5: %s\n", vg_strerror(log.failed));
 		goto out;
 	}
-	r = write_report(report_path, report, rtsp_sessions, rtsp_reconnects);
+	r = write_report(report_path, report, rtsp_sessions, rtsp_reconnects, pipeline);
 	if (r < 0) {
 		fprintf(stderr, "vigild run: cannot write %s: %s\n", report_path, vg_strerror(r));
 		goto out;
@@ -515,6 +573,7 @@ int vigild_run_main(int argc, char **argv)
 	}
 	rc = 0;
 out:
+	pipeline_close(&pipeline);
 	rtsp_stop(&rtsp);
 	free(log.lines);
 	free(report);

@@ -1,0 +1,85 @@
+/*
+ * The analysis half of `vigild run` (private to mgmt's programs): decoded frames in, alerts out.
+ * Per camera, frames are sampled at the analysis rate (RTP time), converted to RGB in a biometric
+ * pool, run through the face nets, gated on quality, matched against the watchlist (only inside
+ * an authorised, active deployment: DESIGN.md invariant 2, checked and audited through mgmt), and
+ * tracked, so one person walking past raises one alert per subject; the alert's face crop goes to
+ * the encrypted evidence store. Descriptors and crops of non-matches are zeroed as each frame
+ * retires (invariant 1).
+ */
+#ifndef VIGILD_PIPELINE_H
+#define VIGILD_PIPELINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "dp.h"
+
+struct pipeline_conf {
+	const char *models_dir;     /* face-api model folder */
+	unsigned analysis_fps;      /* frames analysed per second per camera (default 10) */
+	bool tiled;                 /* 512 tiles + the whole frame, for small faces (slower) */
+	const char *watchlist_path; /* matcher watchlist file; NULL: detect and count, match nothing */
+	const char *state_dir;      /* with a watchlist: vigild's state (database, evidence store) */
+	int64_t deployment;         /* with a watchlist: the deployment the run is authorised under */
+	double min_interocular_px;  /* quality gate (default 16) */
+	double max_abs_yaw_deg;     /* (default 50) */
+	double min_sharpness;       /* (default 5) */
+};
+
+struct pipeline_camera_counts {
+	uint64_t frames_analysed, faces_detected, faces_gated, faces_matched, tracks;
+};
+
+struct pipeline;
+
+#ifndef HAVE_VIGIL_ANALYSIS
+/* Built without gpu/, matcher/ or store/ (-Dcomponents=): vigild run stays the dataplane alone. */
+#include <errno.h>
+#include "vg_base.h"
+static inline int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const char *run_desc,
+				char *err, size_t errlen)
+{
+	(void)out, (void)conf, (void)run_desc;
+	return vg_errf(err, errlen, -ENOTSUP, "this vigild was built without the face pipeline (gpu/, matcher/, store/)");
+}
+static inline void pipeline_frame(struct pipeline *p, unsigned cam, const struct dp_frame *f)
+{
+	(void)p, (void)cam, (void)f;
+}
+static inline void pipeline_camera_counts(const struct pipeline *p, unsigned cam, struct pipeline_camera_counts *out)
+{
+	(void)p, (void)cam;
+	*out = (struct pipeline_camera_counts){ 0 };
+}
+static inline void pipeline_write_alerts(const struct pipeline *p, FILE *f)
+{
+	(void)p, (void)f;
+}
+static inline void pipeline_totals(const struct pipeline *p, uint64_t *faces, uint64_t *alerts, uint64_t *bytes,
+				   double *seconds)
+{
+	(void)p;
+	*faces = *alerts = *bytes = 0;
+	*seconds = 0;
+}
+static inline void pipeline_close(struct pipeline **p)
+{
+	(void)p;
+}
+#else
+int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const char *run_desc, char *err,
+		  size_t errlen);
+/* A decoded frame of camera CAM (from dp's on_frame; any thread, serialised inside). */
+void pipeline_frame(struct pipeline *p, unsigned cam, const struct dp_frame *f);
+void pipeline_camera_counts(const struct pipeline *p, unsigned cam, struct pipeline_camera_counts *out);
+/* The report's "alerts" array, and its totals. */
+void pipeline_write_alerts(const struct pipeline *p, FILE *f);
+void pipeline_totals(const struct pipeline *p, uint64_t *faces_scanned, uint64_t *alerts, uint64_t *evidence_bytes,
+		     double *analysis_seconds);
+/* Close: purge the watchlist from memory, close the store (everything acknowledged is durable). */
+void pipeline_close(struct pipeline **p);
+#endif /* HAVE_VIGIL_ANALYSIS */
+
+#endif
