@@ -378,27 +378,11 @@ static void publish(struct match_db *db, struct match_snap *nw)
 	reclaim(db, false);
 }
 
-static struct match_wl *wl_find(struct match_snap *s, uint32_t id)
-{
-	unsigned lo = 0, hi = s->n_wl;
-
-	while (lo < hi) {
-		unsigned mid = (lo + hi) / 2;
-
-		if (s->wl[mid].id == id)
-			return &s->wl[mid];
-		if (s->wl[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
 
 /* Insert or update watchlist ID in a draft (its wl array has room for one more). */
 static void wl_put(struct match_snap *s, uint32_t id, float threshold)
 {
-	struct match_wl *w = wl_find(s, id);
+	struct match_wl *w = match_wl_find(s, id);
 	unsigned i;
 
 	if (w) {
@@ -617,7 +601,7 @@ int match_enroll_locked(struct match_db *db, const struct match_watchlist_def *w
 			return vg_errf(err, errlen, -EINVAL, "entry %u: zero descriptor under cosine", i);
 		for (unsigned w = 0; w < n_wl && !known; w++)
 			known = wl[w].id == e[i].watchlist;
-		if (!known && !wl_find(old, e[i].watchlist))
+		if (!known && !match_wl_find(old, e[i].watchlist))
 			return vg_errf(err, errlen, -ENOENT, "entry %u: unknown watchlist %u", i, e[i].watchlist);
 	}
 	/* Spread the batch: each entry to the shard with the fewest live entries. O(n * shards). */
@@ -693,7 +677,7 @@ int match_enroll_locked(struct match_db *db, const struct match_watchlist_def *w
 				meta.watchlist = en->watchlist;
 				strcpy(meta.subject, en->subject);
 				seg_append(sv.seg, sv.bias, v, bias, &meta);
-				wl_find(nw, en->watchlist)->live++;
+				match_wl_find(nw, en->watchlist)->live++;
 			}
 			left -= cnt;
 		}
@@ -755,7 +739,7 @@ static int remove_where(struct match_db *db, bool (*match)(const struct match_me
 				b->v[i] = INFINITY;
 				b->live--;
 				removed++;
-				wl_find(nw, sv->seg->meta[i].watchlist)->live--;
+				match_wl_find(nw, sv->seg->meta[i].watchlist)->live--;
 			}
 			if (b) {
 				sv->bias = b;
@@ -825,7 +809,7 @@ int match_remove_watchlist(struct match_db *db, uint32_t id)
 
 	pthread_mutex_lock(&db->writer);
 	old = atomic_load_explicit(&db->snap, memory_order_relaxed);
-	if (!wl_find(old, id)) {
+	if (!match_wl_find(old, id)) {
 		rc = -ENOENT;
 		goto out_unlock;
 	}
@@ -836,7 +820,7 @@ int match_remove_watchlist(struct match_db *db, uint32_t id)
 	}
 	rc = remove_where(db, match_watchlist, &id, false, 0, nw, old);
 	if (rc >= 0) {
-		w = wl_find(nw, id);
+		w = match_wl_find(nw, id);
 		memmove(w, w + 1, (size_t)(nw->wl + nw->n_wl - (w + 1)) * sizeof(*w));
 		nw->n_wl--;
 		publish(db, nw);

@@ -210,4 +210,22 @@ double match_desc_check(const float *v, unsigned d);
 int match_enroll_locked(struct match_db *db, const struct match_watchlist_def *wl, unsigned n_wl,
 			const struct match_entry *e, unsigned n, char *err, size_t errlen);
 
+/* Watchlist ID in snapshot S (its wl array is sorted by id), or NULL: a binary search. */
+static inline struct match_wl *match_wl_find(const struct match_snap *s, uint32_t id)
+{
+	unsigned lo = 0, hi = s->n_wl;
+
+	while (lo < hi) {
+		unsigned mid = (lo + hi) / 2;
+
+		if (s->wl[mid].id == id)
+			return &s->wl[mid];
+		if (s->wl[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
 #endif /* MATCH_INT_H */

@@ -191,22 +191,6 @@ void match_ctx_close(struct match_ctx **cp)
 	*cp = NULL;
 }
 
-static const struct match_wl *wl_lookup(const struct match_snap *s, uint32_t id)
-{
-	unsigned lo = 0, hi = s->n_wl;
-
-	while (lo < hi) {
-		unsigned mid = (lo + hi) / 2;
-
-		if (s->wl[mid].id == id)
-			return &s->wl[mid];
-		if (s->wl[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
 
 /* The reported value, in double, straight from the stored vector: k * d work per query. */
 static float value_of(const struct match_db *db, const struct match_seg *seg, uint32_t idx, const float *q)
@@ -281,7 +265,7 @@ int match_query(struct match_ctx *c, const float *q, unsigned n, unsigned k, str
 			const struct match_seg *seg = t->c[i].seg;
 			const struct match_meta *m = &seg->meta[t->c[i].idx];
 			struct match_hit *h = &out[j].hit[i];
-			const struct match_wl *wl = wl_lookup(c->snap, m->watchlist);
+			const struct match_wl *wl = match_wl_find(c->snap, m->watchlist);
 
 			memcpy(h->subject, m->subject, sizeof(h->subject));
 			h->watchlist = m->watchlist;
