@@ -213,7 +213,86 @@ static int act_deployment_show(struct mgmt_ctl *ctl, const struct mgmt_actor *wh
 	if (rc < 0)
 		return vg_errf(err, errlen, rc, "no deployment %" PRId64, id);
 	*result = deployment_json(&d);
+	/* The figures the public record publishes: faces scanned, alerts, and how they were judged. */
+	struct mgmt_transparency t;
+	if (mgmt_deployment_transparency(ctl->db, id, &t) == 0)
+		json_object_set_new(*result, "transparency",
+				    json_pack("{s:I, s:I, s:I, s:I, s:I}", "faces_scanned", (json_int_t)t.faces_scanned,
+					      "alerts", (json_int_t)t.alerts, "confirmed", (json_int_t)t.confirmed,
+					      "rejected_false", (json_int_t)t.rejected, "unreviewed",
+					      (json_int_t)t.unreviewed));
 	return 0;
+}
+
+static const char *const outcome_names[] = { "unreviewed", "confirmed", "rejected" };
+
+static json_t *alert_json(const struct mgmt_alert *a)
+{
+	return json_pack("{s:I, s:I, s:s, s:f, s:I, s:s, s:s, s:s, s:f, s:f, s:[iiii], s:s?, s:s, s:s?, s:s?}", "id",
+			 (json_int_t)a->id, "deployment", (json_int_t)a->deployment, "camera", a->camera, "time_s",
+			 (double)a->pts / 90000.0, "track", (json_int_t)a->track, "subject", a->subject, "watchlist",
+			 a->watchlist, "metric", a->metric, "value", a->value, "threshold", a->threshold, "box", a->box[0],
+			 a->box[1], a->box[2], a->box[3], "evidence", a->evidence[0] ? a->evidence : NULL, "outcome",
+			 outcome_names[a->outcome <= MGMT_ALERT_REJECTED ? a->outcome : 0], "reviewed_by",
+			 a->reviewed_by[0] ? a->reviewed_by : NULL, "note", a->note[0] ? a->note : NULL);
+}
+
+static int act_alert_show(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
+			  char *err, size_t errlen)
+{
+	struct mgmt_alert a;
+	int64_t id;
+	int rc = arg_int(args, "id", &id, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	if (mgmt_alert_get(ctl->db, id, &a) < 0)
+		return vg_errf(err, errlen, -ENOENT, "no alert %" PRId64, id);
+	*result = alert_json(&a);
+	return 0;
+}
+
+static int act_alert_list(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
+			  char *err, size_t errlen)
+{
+	json_t *list = json_array(), *pending = json_object_get(args, "unreviewed");
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(ctl->db->sql,
+			       json_is_true(pending) ? "SELECT id FROM alerts WHERE outcome = 0 ORDER BY id LIMIT 1000"
+						     : "SELECT id FROM alerts ORDER BY id DESC LIMIT 1000",
+			       -1, &st, NULL) != SQLITE_OK) {
+		json_decref(list);
+		return vg_errf(err, errlen, -EIO, "database error");
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct mgmt_alert a;
+		if (mgmt_alert_get(ctl->db, sqlite3_column_int64(st, 0), &a) == 0)
+			json_array_append_new(list, alert_json(&a));
+	}
+	sqlite3_finalize(st);
+	*result = json_pack("{s:o}", "alerts", list);
+	return 0;
+}
+
+static int act_alert_review(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
+			    char *err, size_t errlen)
+{
+	const char *decision, *note;
+	int64_t id;
+	int rc;
+
+	if ((rc = arg_int(args, "id", &id, err, errlen)) < 0 ||
+	    (rc = arg_string(args, "decision", true, &decision, err, errlen)) < 0 ||
+	    (rc = arg_string(args, "note", true, &note, err, errlen)) < 0)
+		return rc;
+	if (strcmp(decision, "confirm") != 0 && strcmp(decision, "reject") != 0)
+		return vg_errf(err, errlen, -EINVAL, "decision must be confirm or reject");
+	rc = mgmt_alert_review(ctl->db, who, id, strcmp(decision, "confirm") == 0, note, err, errlen);
+	if (rc == 0)
+		*result = json_pack("{s:I, s:s}", "id", (json_int_t)id, "outcome",
+				    strcmp(decision, "confirm") == 0 ? "confirmed" : "rejected");
+	return rc;
 }
 
 static int act_deployment_list(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
@@ -299,6 +378,10 @@ static const struct ctl_action {
 	{ "deployment.stop", MGMT_ROLE_OPERATOR | MGMT_ROLE_AUTHORISER, act_deployment_stop, "stop: id, reason" },
 	{ "deployment.show", ALL_ROLES, act_deployment_show, "one deployment: id" },
 	{ "deployment.list", ALL_ROLES, act_deployment_list, "every deployment, newest first" },
+	{ "alert.list", MGMT_ROLE_OPERATOR | MGMT_ROLE_AUTHORISER | MGMT_ROLE_AUDITOR, act_alert_list,
+	  "alerts, newest first, or {unreviewed: true} for those awaiting a decision" },
+	{ "alert.show", MGMT_ROLE_OPERATOR | MGMT_ROLE_AUTHORISER | MGMT_ROLE_AUDITOR, act_alert_show, "one alert: id" },
+	{ "alert.review", MGMT_ROLE_OPERATOR, act_alert_review, "a person's decision: id, decision (confirm|reject), note" },
 	{ "audit.list", MGMT_ROLE_AUDITOR | MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER, act_audit_list,
 	  "audit entries after seq 'since', 1000 at most" },
 	{ "audit.verify", MGMT_ROLE_AUDITOR | MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER, act_audit_verify,

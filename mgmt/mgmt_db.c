@@ -42,6 +42,15 @@ static const char *const migrations[] = {
 	"CREATE TABLE deployment_watchlists ("
 	"  deployment_id INTEGER NOT NULL REFERENCES deployments(id), watchlist_id TEXT NOT NULL,"
 	"  PRIMARY KEY (deployment_id, watchlist_id));",
+	/* 1 -> 2: alerts awaiting review, and the faces each deployment scanned (transparency) */
+	"CREATE TABLE alerts ("
+	"  id INTEGER PRIMARY KEY, deployment_id INTEGER NOT NULL REFERENCES deployments(id),"
+	"  camera TEXT NOT NULL, pts INTEGER NOT NULL, track INTEGER NOT NULL, subject TEXT NOT NULL,"
+	"  watchlist TEXT NOT NULL, metric TEXT NOT NULL, value REAL NOT NULL, threshold REAL NOT NULL,"
+	"  box_x INTEGER, box_y INTEGER, box_w INTEGER, box_h INTEGER,"
+	"  evidence TEXT, raised_ns INTEGER NOT NULL,"
+	"  outcome INTEGER NOT NULL DEFAULT 0, reviewed_by TEXT, reviewed_ns INTEGER, note TEXT);"
+	"ALTER TABLE deployments ADD COLUMN faces_scanned INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)VG_ARRAY_SIZE(migrations))
 

@@ -11,6 +11,7 @@ int vigilctl_status(int argc, char **argv);
 int vigilctl_deployment(int argc, char **argv);
 int vigilctl_audit(int argc, char **argv);
 int vigilctl_watchlist(int argc, char **argv);
+int vigilctl_alert(int argc, char **argv);
 
 struct verb {
 	const char *name;
@@ -31,6 +32,8 @@ static const struct verb verbs[] = {
 	 "watchlist import --out FILE [--id N] [--threshold T] [--models DIR] [--json] (DIR | --csv FILE)\n"
 	 "             embed enrolment images (one clear face each) into a watchlist file"},
 #endif
+	{"alert", vigilctl_alert,
+	 "alert list [--unreviewed] | show ID | review ID --confirm|--reject --note N   [--json]  (operators decide)"},
 	{"audit", vigilctl_audit, "audit list [--since SEQ] | verify   [--json]  the hash-chained audit log"},
 };
 

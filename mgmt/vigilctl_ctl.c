@@ -17,6 +17,7 @@
 int vigilctl_status(int argc, char **argv);
 int vigilctl_deployment(int argc, char **argv);
 int vigilctl_audit(int argc, char **argv);
+int vigilctl_alert(int argc, char **argv);
 
 struct cli {
 	const char *socket;
@@ -269,6 +270,14 @@ int vigilctl_deployment(int argc, char **argv)
 			print_deployment(v);
 	} else if (strcmp(sub, "show") == 0) {
 		print_deployment(r);
+		json_t *t = json_object_get(r, "transparency");
+		if (t)
+			printf("     faces scanned %lld, alerts %lld: %lld confirmed, %lld rejected (false alerts), %lld unreviewed\n",
+			       (long long)json_integer_value(json_object_get(t, "faces_scanned")),
+			       (long long)json_integer_value(json_object_get(t, "alerts")),
+			       (long long)json_integer_value(json_object_get(t, "confirmed")),
+			       (long long)json_integer_value(json_object_get(t, "rejected_false")),
+			       (long long)json_integer_value(json_object_get(t, "unreviewed")));
 	} else {
 		printf("deployment %lld: %s\n", (long long)json_integer_value(json_object_get(r, "id")),
 		       json_object_get(r, "state") ? json_string_value(json_object_get(r, "state")) : "requested");
@@ -339,4 +348,102 @@ int vigilctl_audit(int argc, char **argv)
 	}
 	json_decref(r);
 	return 0;
+}
+
+struct alert_opts {
+	json_t *args;
+};
+
+static int alert_opt(int opt, const char *arg, void *vctx)
+{
+	struct alert_opts *a = vctx;
+
+	switch (opt) {
+	case 1: json_object_set_new(a->args, "decision", json_string("confirm")); return 0;
+	case 2: json_object_set_new(a->args, "decision", json_string("reject")); return 0;
+	case 3: json_object_set_new(a->args, "note", json_string(arg)); return 0;
+	case 4: json_object_set_new(a->args, "unreviewed", json_true()); return 0;
+	}
+	return -1;
+}
+
+static void print_alert(json_t *a)
+{
+	printf("%-5lld %-10s deployment %lld  %s t=%.1f s track %lld  %s (watchlist %s) %s %.3f <= %.2f  %s%s\n",
+	       (long long)json_integer_value(json_object_get(a, "id")), json_string_value(json_object_get(a, "outcome")),
+	       (long long)json_integer_value(json_object_get(a, "deployment")),
+	       json_string_value(json_object_get(a, "camera")), json_real_value(json_object_get(a, "time_s")),
+	       (long long)json_integer_value(json_object_get(a, "track")), json_string_value(json_object_get(a, "subject")),
+	       json_string_value(json_object_get(a, "watchlist")), json_string_value(json_object_get(a, "metric")),
+	       json_real_value(json_object_get(a, "value")), json_real_value(json_object_get(a, "threshold")),
+	       json_is_string(json_object_get(a, "evidence")) ? "evidence " : "EVIDENCE NOT SAVED",
+	       json_is_string(json_object_get(a, "evidence")) ? json_string_value(json_object_get(a, "evidence")) : "");
+	if (json_is_string(json_object_get(a, "reviewed_by")))
+		printf("      reviewed by %s: %s\n", json_string_value(json_object_get(a, "reviewed_by")),
+		       json_string_value(json_object_get(a, "note")));
+}
+
+int vigilctl_alert(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "confirm", no_argument, NULL, 1 }, { "reject", no_argument, NULL, 2 },
+		{ "note", required_argument, NULL, 3 }, { "unreviewed", no_argument, NULL, 4 },
+	};
+	struct alert_opts a = { json_object() };
+	const char *sub, *verb;
+	struct cli cli;
+	json_t *r = NULL;
+	int first, rc = 2;
+
+	if (argc < 2) {
+		fprintf(stderr, "vigilctl: alert list [--unreviewed] | show ID | review ID --confirm|--reject --note N\n");
+		goto out;
+	}
+	sub = argv[1];
+	first = common_opts(argc - 1, argv + 1, &cli, opts, sizeof(opts) / sizeof(opts[0]), alert_opt, &a);
+	if (first < 0)
+		goto out;
+	first += 1;
+	if (first + 1 == argc) {
+		char *end;
+		long long id = strtoll(argv[first], &end, 10);
+		if (*end || id <= 0) {
+			fprintf(stderr, "vigilctl: '%s' is not an alert id\n", argv[first]);
+			goto out;
+		}
+		json_object_set_new(a.args, "id", json_integer(id));
+	} else if (first + 1 < argc) {
+		fprintf(stderr, "vigilctl: alert %s: too many arguments\n", sub);
+		goto out;
+	}
+	if (strcmp(sub, "list") == 0)
+		verb = "alert.list";
+	else if (strcmp(sub, "show") == 0)
+		verb = "alert.show";
+	else if (strcmp(sub, "review") == 0)
+		verb = "alert.review";
+	else {
+		fprintf(stderr, "vigilctl: alert: unknown sub-command '%s'\n", sub);
+		goto out;
+	}
+	rc = call(&cli, verb, json_incref(a.args), &r);
+	if (rc)
+		goto out;
+	if (cli.json) {
+		print_json(r);
+	} else if (strcmp(sub, "list") == 0) {
+		size_t i;
+		json_t *v;
+		json_array_foreach(json_object_get(r, "alerts"), i, v)
+			print_alert(v);
+	} else if (strcmp(sub, "show") == 0) {
+		print_alert(r);
+	} else {
+		printf("alert %lld: %s\n", (long long)json_integer_value(json_object_get(r, "id")),
+		       json_string_value(json_object_get(r, "outcome")));
+	}
+	json_decref(r);
+out:
+	json_decref(a.args);
+	return rc;
 }

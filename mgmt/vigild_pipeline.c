@@ -60,6 +60,7 @@ struct alert {
 	float value;
 	int32_t box[4];
 	struct store_handle evidence;
+	int64_t mgmt_id; /* the alert's id in mgmt's database, 0 if it could not be recorded */
 };
 
 struct pipeline {
@@ -69,6 +70,10 @@ struct pipeline {
 	struct match_db *match;
 	struct match_ctx *ctx;
 	struct store *store;
+	struct mgmt_db *db; /* with a watchlist: alerts are recorded here for review */
+	uint64_t scanned_reported;
+	struct match_watchlist_def wl[64]; /* the thresholds, for the alerts' records */
+	unsigned n_wl;
 	struct camera cams[DP_MAX_CAMERAS];
 	struct gpu_face faces[MAX_FACES];
 	struct alert *alerts;
@@ -77,6 +82,35 @@ struct pipeline {
 	uint8_t *crop; /* CROP_MAX^2 * 3, biometric */
 	struct vg_pool *crop_pool;
 };
+
+/*
+ * The watchlists' thresholds, from the file's table (match.h: a 64-byte header with n_watchlists
+ * at offset 56, then {u32 id, f32 threshold} each), read after match_load_file() validated it.
+ */
+static void read_thresholds(struct pipeline *p)
+{
+	unsigned char hdr[64];
+	uint32_t n;
+	FILE *f = fopen(p->conf.watchlist_path, "rb");
+
+	if (!f)
+		return;
+	if (fread(hdr, 1, sizeof(hdr), f) == sizeof(hdr)) {
+		memcpy(&n, hdr + 56, sizeof(n));
+		for (p->n_wl = 0; p->n_wl < n && p->n_wl < VG_ARRAY_SIZE(p->wl); p->n_wl++)
+			if (fread(&p->wl[p->n_wl], 8, 1, f) != 1)
+				break;
+	}
+	fclose(f);
+}
+
+static float threshold_of(const struct pipeline *p, uint32_t id)
+{
+	for (unsigned i = 0; i < p->n_wl; i++)
+		if (p->wl[i].id == id)
+			return p->wl[i].threshold;
+	return GPU_MATCH_THRESHOLD;
+}
 
 static int authorise_and_load(struct pipeline *p, const char *run_desc, char *err, size_t errlen)
 {
@@ -96,7 +130,7 @@ static int authorise_and_load(struct pipeline *p, const char *run_desc, char *er
 	snprintf(detail, sizeof(detail), "{\"run\":\"%.900s\",\"allowed\":%s}", run_desc, allowed == 1 ? "true" : "false");
 	/* A recorded run is audited like any other matching, refused or not. */
 	mgmt_audit_append(db, &who, allowed == 1 ? "run.recorded" : "run.recorded.refused", object, detail, NULL);
-	mgmt_db_close(&db);
+	p->db = db;
 	if (allowed != 1)
 		return vg_errf(err, errlen, -EPERM, "deployment %" PRId64 " is not authorised and active now: matching refused",
 			       p->conf.deployment);
@@ -109,6 +143,7 @@ static int authorise_and_load(struct pipeline *p, const char *run_desc, char *er
 	rc = match_load_file(p->match, p->conf.watchlist_path, err, errlen);
 	if (rc < 0)
 		return rc;
+	read_thresholds(p);
 	rc = match_ctx_open(&p->ctx, p->match, 1, MAX_FACES);
 	if (rc < 0)
 		return vg_errf(err, errlen, rc, "matcher: %s", vg_strerror(rc));
@@ -291,7 +326,7 @@ static void raise_alert(struct pipeline *p, unsigned cam, struct camera *c, stru
 	snprintf(sa.metric, sizeof(sa.metric), "l2");
 	snprintf(sa.model, sizeof(sa.model), "face-api-1.7.15");
 	sa.value = hit->value;
-	sa.threshold = GPU_MATCH_THRESHOLD;
+	sa.threshold = threshold_of(p, hit->watchlist);
 	memcpy(sa.box, a->box, sizeof(sa.box));
 	sa.quality[0] = (float)f->score;
 	sa.quality[1] = (float)f->quality.sharpness;
@@ -304,6 +339,25 @@ static void raise_alert(struct pipeline *p, unsigned cam, struct camera *c, stru
 	else
 		p->evidence_bytes += a->evidence.len;
 	vg_scrub(p->crop, crop.len);
+
+	/* Then the alert itself, for a person to review (invariant 3); after the evidence is durable, so
+	 * a crash never leaves a recorded alert pointing at evidence that was not acknowledged. */
+	static const struct mgmt_actor vigild = { "vigild", 0, 0 };
+	struct mgmt_alert ma = { .deployment = p->conf.deployment, .pts = c->pts, .track = t->id, .value = hit->value,
+				 .threshold = threshold_of(p, hit->watchlist) };
+	snprintf(ma.camera, sizeof(ma.camera), "cam%u", cam + 1);
+	snprintf(ma.subject, sizeof(ma.subject), "%s", hit->subject);
+	snprintf(ma.watchlist, sizeof(ma.watchlist), "%u", hit->watchlist);
+	snprintf(ma.metric, sizeof(ma.metric), "l2");
+	memcpy(ma.box, a->box, sizeof(ma.box));
+	if (a->evidence.saved)
+		snprintf(ma.evidence, sizeof(ma.evidence), "store:deployment/%" PRIu64 "/segment/%u@%" PRIu64 "#%" PRIu64,
+			 a->evidence.deployment, a->evidence.segment, a->evidence.offset, a->evidence.seq);
+	if (mgmt_alert_raise(p->db, &vigild, &ma) == 0)
+		a->mgmt_id = ma.id;
+	/* The faces scanned so far join the public record with each alert, and at the end. */
+	mgmt_deployment_add_scanned(p->db, p->conf.deployment, p->faces_scanned - p->scanned_reported);
+	p->scanned_reported = p->faces_scanned;
 }
 
 static void analyse(struct pipeline *p, unsigned cam, struct camera *c)
@@ -421,9 +475,9 @@ void pipeline_write_alerts(const struct pipeline *p, FILE *f)
 		fprintf(f,
 			"%s\n {\"id\":\"a%u\",\"camera\":\"cam%u\",\"pts\":%" PRId64 ",\"track\":%" PRIu64
 			",\"subject\":\"%s\",\"watchlist\":%u,\"metric\":\"l2\",\"value\":%.4f,\"box\":[%d,%d,%d,%d],"
-			"\"evidence\":%s}",
+			"\"evidence\":%s,\"review_id\":%" PRId64 "}",
 			i ? "," : "", i + 1, a->cam + 1, a->pts, a->track, a->subject, a->watchlist, a->value, a->box[0],
-			a->box[1], a->box[2], a->box[3], ev);
+			a->box[1], a->box[2], a->box[3], ev, a->mgmt_id);
 	}
 }
 
@@ -449,6 +503,9 @@ void pipeline_close(struct pipeline **pp)
 	match_ctx_close(&p->ctx);
 	match_db_close(&p->match); /* the watchlist, zeroed: the run's end purges it */
 	store_close(&p->store);
+	if (p->db && p->faces_scanned > p->scanned_reported)
+		mgmt_deployment_add_scanned(p->db, p->conf.deployment, p->faces_scanned - p->scanned_reported);
+	mgmt_db_close(&p->db);
 	gpu_model_close(&p->model);
 	vg_pool_destroy(&p->crop_pool);
 	free(p->alerts);

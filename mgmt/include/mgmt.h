@@ -138,6 +138,54 @@ int mgmt_deployment_matching_allowed(struct mgmt_db *db, int64_t id, int64_t now
 
 int mgmt_deployment_get(struct mgmt_db *db, int64_t id, struct mgmt_deployment *out /* OUT */);
 
+/** Add N faces scanned to deployment ID's count (the public record's "faces scanned"). */
+int mgmt_deployment_add_scanned(struct mgmt_db *db, int64_t id, uint64_t n);
+
+/* ---- alerts (invariant 3: every alert waits for a person's decision) -------------------------- */
+
+enum mgmt_alert_outcome {
+	MGMT_ALERT_UNREVIEWED = 0,
+	MGMT_ALERT_CONFIRMED,
+	MGMT_ALERT_REJECTED, /* a false alert */
+};
+
+struct mgmt_alert {
+	int64_t id;          /* set by mgmt_alert_raise() */
+	int64_t deployment;
+	char camera[32];
+	int64_t pts;         /* 90 kHz on the camera's clock */
+	uint64_t track;
+	char subject[65];
+	char watchlist[65];
+	char metric[16];
+	double value, threshold;
+	int32_t box[4];
+	char evidence[128];  /* where the store keeps the crop; "" when it could not be saved */
+	enum mgmt_alert_outcome outcome;
+	char reviewed_by[64];
+	char note[512];
+};
+
+/**
+ * Record an alert (called once its evidence is durable, or known unsaved), audited as raised by
+ * WHO. Refused (-EPERM) unless the deployment is still active. ALERT->id gets the alert's id.
+ */
+int mgmt_alert_raise(struct mgmt_db *db, const struct mgmt_actor *who, struct mgmt_alert *alert);
+
+/**
+ * A person's decision (operator role): confirm or reject, with a note. -EPERM without the role,
+ * -EALREADY if already reviewed, -ENOENT. Audited.
+ */
+int mgmt_alert_review(struct mgmt_db *db, const struct mgmt_actor *who, int64_t id, bool confirm, const char *note,
+		      char *err, size_t errlen);
+int mgmt_alert_get(struct mgmt_db *db, int64_t id, struct mgmt_alert *out /* OUT */);
+
+/** The public record for a deployment: faces scanned, alerts and their outcomes. */
+struct mgmt_transparency {
+	uint64_t faces_scanned, alerts, confirmed, rejected, unreviewed;
+};
+int mgmt_deployment_transparency(struct mgmt_db *db, int64_t id, struct mgmt_transparency *out /* OUT */);
+
 const char *mgmt_use_case_name(enum mgmt_use_case use_case);
 const char *mgmt_deployment_state_name(enum mgmt_deployment_state state);
 

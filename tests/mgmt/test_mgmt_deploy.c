@@ -101,6 +101,32 @@ int main(void)
 	CHECK_EQ_INT(mgmt_deployment_matching_allowed(db, id, req.start_s - 1), 0);
 	CHECK_EQ_INT(mgmt_deployment_matching_allowed(db, id, req.end_s), 0); /* the window is [start, end) */
 
+	/* Alerts: raised only while the deployment is active; each waits for a person's decision. */
+	static const struct mgmt_actor vigild = { "vigild", 0, 0 };
+	struct mgmt_alert al = { .deployment = id, .camera = "cam1", .pts = 90000, .track = 7, .subject = "S-0042",
+				 .watchlist = "wl-sought-2026", .metric = "l2", .value = 0.31, .threshold = 0.5,
+				 .box = { 10, 20, 40, 50 }, .evidence = "store:deployment/1/segment/0@64#1" };
+	CHECK_EQ_INT(mgmt_alert_raise(db, &vigild, &al), 0);
+	CHECK(al.id > 0);
+	struct mgmt_alert al2 = al;
+	al2.evidence[0] = '\0'; /* evidence could not be saved: the alert is still raised */
+	CHECK_EQ_INT(mgmt_alert_raise(db, &vigild, &al2), 0);
+	CHECK_EQ_INT(mgmt_deployment_add_scanned(db, id, 1234), 0);
+	CHECK_EQ_INT(mgmt_alert_review(db, &carol, al.id, true, "it is her", err, sizeof(err)), -EPERM);
+	CHECK_EQ_INT(mgmt_alert_review(db, &bob, al.id, true, "", err, sizeof(err)), -EINVAL);
+	CHECK_EQ_INT(mgmt_alert_review(db, &bob, al.id, true, "Confirmed against custody image", err, sizeof(err)), 0);
+	CHECK_EQ_INT(mgmt_alert_review(db, &bob, al.id, false, "changed my mind", err, sizeof(err)), -EALREADY);
+	CHECK_EQ_INT(mgmt_alert_review(db, &bob, al2.id, false, "Not the same person", err, sizeof(err)), 0);
+	CHECK_EQ_INT(mgmt_alert_review(db, &bob, 999, false, "x", err, sizeof(err)), -ENOENT);
+	struct mgmt_alert got;
+	CHECK_EQ_INT(mgmt_alert_get(db, al.id, &got), 0);
+	CHECK(got.outcome == MGMT_ALERT_CONFIRMED && strcmp(got.reviewed_by, "pc.bob") == 0 &&
+	      strcmp(got.subject, "S-0042") == 0 && got.box[3] == 50);
+	struct mgmt_transparency tr;
+	CHECK_EQ_INT(mgmt_deployment_transparency(db, id, &tr), 0);
+	CHECK(tr.faces_scanned == 1234 && tr.alerts == 2 && tr.confirmed == 1 && tr.rejected == 1 && tr.unreviewed == 0);
+	CHECK_EQ_INT(mgmt_deployment_transparency(db, 999, &tr), -ENOENT);
+
 	/* Nothing expires before the end. */
 	CHECK_EQ_INT(mgmt_deployment_expire(db, req.end_s - 1, purge, &p), 0);
 	CHECK_EQ_INT(p.n, 0);
@@ -119,6 +145,7 @@ int main(void)
 	CHECK_EQ_INT(d.state, MGMT_DEPLOYMENT_ENDED);
 	CHECK_EQ_INT(mgmt_deployment_matching_allowed(db, id, req.start_s + 10), 0);
 	CHECK_EQ_INT(mgmt_deployment_expire(db, req.end_s + 100, purge, &p), 0);
+	CHECK_EQ_INT(mgmt_alert_raise(db, &vigild, &al), -EPERM); /* ended: no more alerts */
 
 	/* Stopped by hand; refused by the authoriser. */
 	CHECK_EQ_INT(mgmt_deployment_create(db, &bob, &req, &id2, err, sizeof(err)), 0);
@@ -139,9 +166,9 @@ int main(void)
 
 	/* Every change and every refused attempt is in the chain, and the chain is intact. */
 	CHECK_EQ_INT(mgmt_audit_verify(db, &r), 0);
-	/* create, 2 refused authorisations, authorise, start, expire; create, authorise, start, stop;
-	 * create, refuse */
-	CHECK_EQ_INT(r.entries, 12);
+	/* create, 2 refused authorisations, authorise, start, 2 alerts raised, 2 reviewed, expire;
+	 * create, authorise, start, stop; create, refuse */
+	CHECK_EQ_INT(r.entries, 16);
 	mgmt_db_close(&db);
 
 	/* State kept across a restart. */
