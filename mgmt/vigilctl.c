@@ -33,7 +33,8 @@ static const struct verb verbs[] = {
 	 "             embed enrolment images (one clear face each) into a watchlist file"},
 #endif
 	{"alert", vigilctl_alert,
-	 "alert list [--unreviewed] | show ID | review ID --confirm|--reject --note N   [--json]  (operators decide)"},
+	 "alert list [--unreviewed] | show ID | review ID --confirm|--reject --note N   [--json]  (operators decide)\n"
+	 "  alert evidence ID --out FILE [--state-dir DIR]   export the alert's face crop from the encrypted store"},
 	{"audit", vigilctl_audit, "audit list [--since SEQ] | verify   [--json]  the hash-chained audit log"},
 };
 

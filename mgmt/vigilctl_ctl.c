@@ -18,6 +18,7 @@ int vigilctl_status(int argc, char **argv);
 int vigilctl_deployment(int argc, char **argv);
 int vigilctl_audit(int argc, char **argv);
 int vigilctl_alert(int argc, char **argv);
+int vigilctl_alert_evidence(int argc, char **argv);
 
 struct cli {
 	const char *socket;
@@ -400,6 +401,12 @@ int vigilctl_alert(int argc, char **argv)
 		goto out;
 	}
 	sub = argv[1];
+#ifdef HAVE_VIGIL_STORE
+	if (strcmp(sub, "evidence") == 0) {
+		json_decref(a.args);
+		return vigilctl_alert_evidence(argc - 1, argv + 1);
+	}
+#endif
 	first = common_opts(argc - 1, argv + 1, &cli, opts, sizeof(opts) / sizeof(opts[0]), alert_opt, &a);
 	if (first < 0)
 		goto out;

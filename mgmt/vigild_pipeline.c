@@ -351,8 +351,8 @@ static void raise_alert(struct pipeline *p, unsigned cam, struct camera *c, stru
 	snprintf(ma.metric, sizeof(ma.metric), "l2");
 	memcpy(ma.box, a->box, sizeof(ma.box));
 	if (a->evidence.saved)
-		snprintf(ma.evidence, sizeof(ma.evidence), "store:deployment/%" PRIu64 "/segment/%u@%" PRIu64 "#%" PRIu64,
-			 a->evidence.deployment, a->evidence.segment, a->evidence.offset, a->evidence.seq);
+		snprintf(ma.evidence, sizeof(ma.evidence), "store:deployment/%" PRIu64 "/segment/%u@%" PRIu64 "+%u#%" PRIu64,
+			 a->evidence.deployment, a->evidence.segment, a->evidence.offset, a->evidence.len, a->evidence.seq);
 	if (mgmt_alert_raise(p->db, &vigild, &ma) == 0)
 		a->mgmt_id = ma.id;
 	/* The faces scanned so far join the public record with each alert, and at the end. */
@@ -468,8 +468,9 @@ void pipeline_write_alerts(const struct pipeline *p, FILE *f)
 		char ev[128];
 
 		if (a->evidence.saved)
-			snprintf(ev, sizeof(ev), "\"store:deployment/%" PRIu64 "/segment/%u@%" PRIu64 "#%" PRIu64 "\"",
-				 a->evidence.deployment, a->evidence.segment, a->evidence.offset, a->evidence.seq);
+			snprintf(ev, sizeof(ev), "\"store:deployment/%" PRIu64 "/segment/%u@%" PRIu64 "+%u#%" PRIu64 "\"",
+				 a->evidence.deployment, a->evidence.segment, a->evidence.offset, a->evidence.len,
+				 a->evidence.seq);
 		else
 			snprintf(ev, sizeof(ev), "null");
 		fprintf(f,

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -96,6 +97,7 @@ struct job {
 struct store {
 	struct store_conf conf;
 	char *dir;
+	int lock_fd; /* flock(LOCK_EX) on <dir>/lock: one process owns a store at a time */
 	uint8_t appliance_key[STORE_KEY_BYTES];
 	enum store_cipher cipher;
 	uint8_t nonce_prefix[16]; /* random per open; the record's seq makes the other 8 bytes */
@@ -1688,6 +1690,8 @@ static void store_free(struct store *st)
 	free(st->group);
 	free(st->iov);
 	free(st->dir);
+	if (st->lock_fd >= 0)
+		close(st->lock_fd);
 	free(st);
 }
 
@@ -1787,6 +1791,7 @@ int store_open(struct store **out, const struct store_conf *conf, char *err, siz
 	pthread_cond_init(&st->work_cv, NULL);
 	pthread_cond_init(&st->done_cv, NULL);
 	st->ring.ring_fd = -1;
+	st->lock_fd = -1;
 
 	rc = vg_counter_block_create(&st->counters, "store", store_counter_desc, STORE__COUNT, 2);
 	if (rc < 0)
@@ -1801,6 +1806,22 @@ int store_open(struct store **out, const struct store_conf *conf, char *err, siz
 	if (mkdir(st->dir, 0700) < 0 && errno != EEXIST) {
 		rc = vg_errf(err, errlen, -errno, "store: cannot make %s: %s", st->dir, vg_strerror(-errno));
 		goto out_free;
+	}
+	/* Two processes appending to one store would hand out the same sequence numbers and offsets:
+	 * the second is refused while the first holds the lock (released by the kernel if it dies). */
+	{
+		char lock_path[4096];
+
+		snprintf(lock_path, sizeof(lock_path), "%s/lock", st->dir);
+		st->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (st->lock_fd < 0) {
+			rc = vg_errf(err, errlen, -errno, "store: %s: %s", lock_path, vg_strerror(-errno));
+			goto out_free;
+		}
+		if (flock(st->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+			rc = vg_errf(err, errlen, -EBUSY, "store: %s is in use by another process", st->dir);
+			goto out_free;
+		}
 	}
 	rc = appliance_key_load(st, err, errlen);
 	if (rc < 0)

@@ -150,7 +150,8 @@ struct store_stats {
 /**
  * Open (or create) the store in conf->dir, recover every deployment's segments and start the
  * store thread. Returns 0, -EPERM (key file readable by others or not ours), -EKEYREJECTED (the
- * appliance key does not open a deployment key), -ENOMEM, or another -errno with a one-line
+ * appliance key does not open a deployment key), -EBUSY (another process has this store open),
+ * -ENOMEM, or another -errno with a one-line
  * reason in ERR. *OUT untouched on error.
  */
 int store_open(struct store **out, const struct store_conf *conf, char *err, size_t errlen);
