@@ -79,6 +79,7 @@ struct pipeline {
 	struct alert *alerts;
 	unsigned n_alerts;
 	uint64_t faces_scanned, evidence_bytes, analysis_ns;
+	uint64_t started_ns, last_progress_ns;
 	uint8_t *crop; /* CROP_MAX^2 * 3, biometric */
 	struct vg_pool *crop_pool;
 };
@@ -452,6 +453,21 @@ void pipeline_frame(struct pipeline *p, unsigned cam, const struct dp_frame *f)
 	c->n.frames_analysed++;
 	analyse(p, cam, c);
 	p->analysis_ns += vg_clock_ns() - t0;
+	if (p->conf.progress) {
+		uint64_t now = vg_clock_ns();
+
+		if (!p->started_ns)
+			p->started_ns = now;
+		if (now - p->last_progress_ns >= VG_NS_PER_SEC) {
+			uint64_t frames = 0;
+			for (unsigned i = 0; i < DP_MAX_CAMERAS; i++)
+				frames += p->cams[i].n.frames_analysed;
+			double secs = (double)(now - p->started_ns) / 1e9;
+			fprintf(stderr, "\rvigild run: %" PRIu64 " frames analysed, %" PRIu64 " faces (%.0f faces/s), %u alerts ",
+				frames, p->faces_scanned, secs > 0 ? (double)p->faces_scanned / secs : 0.0, p->n_alerts);
+			p->last_progress_ns = now;
+		}
+	}
 out_unlock:
 	pthread_mutex_unlock(&p->lock);
 }
@@ -497,6 +513,8 @@ void pipeline_close(struct pipeline **pp)
 
 	if (!p)
 		return;
+	if (p->conf.progress && p->last_progress_ns)
+		fputc('\n', stderr);
 	for (unsigned i = 0; i < DP_MAX_CAMERAS; i++) {
 		vg_pool_destroy(&p->cams[i].rgb_pool); /* zeroes the last frame */
 		sws_freeContext(p->cams[i].sws);

@@ -26,6 +26,7 @@ struct pipeline_conf {
 	double min_interocular_px;  /* quality gate (default 16) */
 	double max_abs_yaw_deg;     /* (default 50) */
 	double min_sharpness;       /* (default 5) */
+	bool progress;              /* a progress line on stderr once a second: frames, faces/s, alerts */
 };
 
 struct pipeline_camera_counts {

@@ -331,7 +331,7 @@ static void run_usage(FILE *f)
 		   "       vigild run --iface NAME[,NAME...] --seconds N ...   (net_af_packet, no DPDK NIC)\n"
 		   "       vigild run --iface NAME --rtsp rtsp://[user:pass@]host[:port]/path [--rtsp ...] [--rtsp-port N] ...\n"
 		   "                  [--rx-only] [--eal 'EAL ARGS']\n"
-		   "  analysis:       [--models DIR] [--analysis-fps N] [--tiled]   (faces detected and counted)\n"
+		   "  analysis:       [--models DIR] [--analysis-fps N] [--tiled] [--progress]   (faces detected and counted)\n"
 		   "  matching:       --watchlist FILE --state-dir DIR --deployment ID   (an authorised, active deployment)\n");
 }
 
@@ -349,7 +349,7 @@ int vigild_run_main(int argc, char **argv)
 		{ "rtsp", required_argument, NULL, 'R' },     { "rtsp-port", required_argument, NULL, 'P' },
 		{ "models", required_argument, NULL, 'M' },   { "analysis-fps", required_argument, NULL, 'A' },
 		{ "tiled", no_argument, NULL, 'T' },          { "state-dir", required_argument, NULL, 'D' },
-		{ "deployment", required_argument, NULL, 'Y' },
+		{ "deployment", required_argument, NULL, 'Y' }, { "progress", no_argument, NULL, 'G' },
 		{ "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
 	};
 	const char *pcap_arg = NULL, *iface_arg = NULL, *sdp_path = NULL, *report_path = NULL, *md5_path = NULL;
@@ -446,6 +446,7 @@ int vigild_run_main(int argc, char **argv)
 		case 'w': pconf.watchlist_path = optarg; break;
 		case 'M': pconf.models_dir = optarg; break;
 		case 'T': pconf.tiled = true; break;
+		case 'G': pconf.progress = true; break;
 		case 'D': pconf.state_dir = optarg; break;
 		case 'A':
 		case 'Y': {
