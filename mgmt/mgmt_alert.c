@@ -199,3 +199,35 @@ int mgmt_deployment_transparency(struct mgmt_db *db, int64_t id, struct mgmt_tra
 	sqlite3_finalize(st);
 	return rc;
 }
+
+int mgmt_alert_set_evidence(struct mgmt_db *db, const struct mgmt_actor *who, int64_t id, const char *evidence)
+{
+	char object[48];
+	sqlite3_stmt *st;
+	int rc = mgmt_tx_begin(db);
+
+	if (rc < 0)
+		return rc;
+	if (sqlite3_prepare_v2(db->sql, "UPDATE alerts SET evidence = ? WHERE id = ? AND outcome = 0", -1, &st, NULL) !=
+	    SQLITE_OK) {
+		mgmt_tx_rollback(db);
+		return -EIO;
+	}
+	sqlite3_bind_text(st, 1, evidence, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, id);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+	sqlite3_finalize(st);
+	if (rc == 0 && sqlite3_changes(db->sql) != 1) {
+		struct mgmt_alert a;
+		mgmt_tx_rollback(db);
+		return mgmt_alert_get(db, id, &a) == 0 ? -EALREADY : -ENOENT;
+	}
+	snprintf(object, sizeof(object), "alert/%" PRId64, id);
+	if (rc == 0)
+		rc = mgmt_audit_append_tx(db, who, "alert.evidence.better", object, NULL, NULL);
+	if (rc < 0 || (rc = mgmt_tx_commit(db)) < 0) {
+		mgmt_tx_rollback(db);
+		return rc;
+	}
+	return mgmt_audit_anchor_update(db);
+}

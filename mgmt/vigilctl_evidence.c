@@ -89,7 +89,7 @@ int vigilctl_alert_evidence(int argc, char **argv)
 		fprintf(stderr, "vigilctl: alert %lld: evidence unreadable: %s\n", id, vg_strerror(r));
 		goto out;
 	}
-	if (strcmp(sa.subject, a.subject) != 0 || (int64_t)sa.deployment != a.deployment) {
+	if (strncmp(sa.subject, a.subject, sizeof(sa.subject) - 1) != 0 || (int64_t)sa.deployment != a.deployment) {
 		fprintf(stderr, "vigilctl: alert %lld: the stored record belongs to another alert\n", id);
 		goto out;
 	}

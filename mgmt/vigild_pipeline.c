@@ -33,6 +33,8 @@ struct track {
 	double vx, vy;    /* centre velocity, pixels per 90 kHz tick */
 	int64_t last_pts; /* 90 kHz, unwrapped */
 	char alerted[4][MATCH_SUBJECT_MAX + 1];
+	unsigned alert_idx[4];   /* index into the pipeline's alerts of each alerted subject */
+	double best_quality[4];  /* quality of the crop each alert carries */
 	unsigned n_alerted;
 	bool live;
 };
@@ -80,6 +82,7 @@ struct pipeline {
 	unsigned n_alerts;
 	uint64_t faces_scanned, evidence_bytes, analysis_ns;
 	uint64_t started_ns, last_progress_ns;
+	uint64_t better_crops; /* alerts whose evidence was replaced by a better crop of the track */
 	uint8_t *crop; /* CROP_MAX^2 * 3, biometric */
 	struct vg_pool *crop_pool;
 };
@@ -298,11 +301,91 @@ static void crop_face(struct pipeline *p, const struct camera *c, const struct g
 			       c->rgb + ((size_t)(y0 + (int)(y * step)) * (size_t)c->w + (size_t)(x0 + (int)(x * step))) * 3, 3);
 }
 
+/* One number for "a better crop to show a reviewer": larger, sharper, more frontal. */
+static double crop_quality(const struct gpu_face *f)
+{
+	return f->quality.interocular_px * fmin(1.0, f->quality.sharpness / 50.0) *
+	       fmax(0.1, cos(f->quality.yaw_deg * M_PI / 180.0));
+}
+
+/* Store F's crop as evidence for SA; fills *H (unsaved on failure). */
+static void put_evidence(struct pipeline *p, const struct camera *c, const struct gpu_face *f,
+			 const struct store_alert *sa, struct store_handle *h)
+{
+	struct store_crop crop = { STORE_CROP_RGB, p->crop, 0, 0, 0 };
+
+	crop_face(p, c, f, &crop.width, &crop.height);
+	crop.len = (size_t)crop.width * crop.height * 3;
+	/* The evidence: durable before the alert counts as saved (invariant 5); a failure still alerts. */
+	if (!crop.len || store_put(p->store, sa, &crop, h) < 0)
+		store_handle_unsaved(h, sa);
+	else
+		p->evidence_bytes += h->len;
+	vg_scrub(p->crop, crop.len);
+}
+
+static void locator(const struct store_handle *h, char *buf, size_t len)
+{
+	snprintf(buf, len, "store:deployment/%" PRIu64 "/segment/%u@%" PRIu64 "+%u#%" PRIu64, h->deployment,
+		 h->segment, h->offset, h->len, h->seq);
+}
+
+static void fill_store_alert(const struct pipeline *p, unsigned cam, const struct camera *c, const struct track *t,
+			     const struct gpu_face *f, const struct match_hit *hit, struct store_alert *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->deployment = (uint64_t)p->conf.deployment;
+	sa->time_ns = vg_clock_realtime_ns();
+	sa->track = t->id;
+	sa->pts = c->pts;
+	snprintf(sa->camera, sizeof(sa->camera), "cam%u", cam + 1);
+	/* The store's record holds 63 bytes of the id (a 64-byte id is cut); mgmt's alert keeps it whole. */
+	snprintf(sa->subject, sizeof(sa->subject), "%.63s", hit->subject);
+	snprintf(sa->watchlist, sizeof(sa->watchlist), "%u", hit->watchlist);
+	snprintf(sa->metric, sizeof(sa->metric), "l2");
+	snprintf(sa->model, sizeof(sa->model), "face-api-1.7.15");
+	sa->value = hit->value;
+	sa->threshold = threshold_of(p, hit->watchlist);
+	for (int i = 0; i < 4; i++)
+		sa->box[i] = (int32_t)lround(f->box[i]);
+	sa->quality[0] = (float)f->score;
+	sa->quality[1] = (float)f->quality.sharpness;
+	sa->quality[2] = (float)f->quality.yaw_deg;
+}
+
+/*
+ * A later sighting of an alerted subject on the same track: if its crop is clearly better (by a
+ * quarter), store it and point the alert at it, while the alert is unreviewed. Bounded: at most one
+ * store write per improvement, and each improvement needs 25% more quality than the last.
+ */
+static void better_evidence(struct pipeline *p, unsigned cam, struct camera *c, struct track *t, unsigned k,
+			    const struct gpu_face *f, const struct match_hit *hit)
+{
+	static const struct mgmt_actor vigild = { "vigild", 0, 0 };
+	struct alert *a = &p->alerts[t->alert_idx[k]];
+	double q = crop_quality(f);
+	struct store_alert sa;
+	struct store_handle h;
+	char loc[128];
+
+	if (q < 1.25 * t->best_quality[k] || !a->mgmt_id)
+		return;
+	fill_store_alert(p, cam, c, t, f, hit, &sa);
+	put_evidence(p, c, f, &sa, &h);
+	if (!h.saved)
+		return;
+	locator(&h, loc, sizeof(loc));
+	if (mgmt_alert_set_evidence(p->db, &vigild, a->mgmt_id, loc) == 0) {
+		a->evidence = h;
+		t->best_quality[k] = q;
+		p->better_crops++;
+	}
+}
+
 static void raise_alert(struct pipeline *p, unsigned cam, struct camera *c, struct track *t, const struct gpu_face *f,
 			const struct match_hit *hit)
 {
-	struct store_alert sa = { 0 };
-	struct store_crop crop = { STORE_CROP_RGB, p->crop, 0, 0, 0 };
+	struct store_alert sa;
 	struct alert *a;
 
 	if (p->n_alerts >= MAX_ALERTS)
@@ -317,29 +400,8 @@ static void raise_alert(struct pipeline *p, unsigned cam, struct camera *c, stru
 	for (int i = 0; i < 4; i++)
 		a->box[i] = (int32_t)lround(f->box[i]);
 
-	sa.deployment = (uint64_t)p->conf.deployment;
-	sa.time_ns = vg_clock_realtime_ns();
-	sa.track = t->id;
-	sa.pts = c->pts;
-	snprintf(sa.camera, sizeof(sa.camera), "cam%u", cam + 1);
-	snprintf(sa.subject, sizeof(sa.subject), "%s", hit->subject);
-	snprintf(sa.watchlist, sizeof(sa.watchlist), "%u", hit->watchlist);
-	snprintf(sa.metric, sizeof(sa.metric), "l2");
-	snprintf(sa.model, sizeof(sa.model), "face-api-1.7.15");
-	sa.value = hit->value;
-	sa.threshold = threshold_of(p, hit->watchlist);
-	memcpy(sa.box, a->box, sizeof(sa.box));
-	sa.quality[0] = (float)f->score;
-	sa.quality[1] = (float)f->quality.sharpness;
-	sa.quality[2] = (float)f->quality.yaw_deg;
-	crop_face(p, c, f, &crop.width, &crop.height);
-	crop.len = (size_t)crop.width * crop.height * 3;
-	/* The evidence: durable before the alert counts as saved (invariant 5); a failure still alerts. */
-	if (!crop.len || store_put(p->store, &sa, &crop, &a->evidence) < 0)
-		store_handle_unsaved(&a->evidence, &sa);
-	else
-		p->evidence_bytes += a->evidence.len;
-	vg_scrub(p->crop, crop.len);
+	fill_store_alert(p, cam, c, t, f, hit, &sa);
+	put_evidence(p, c, f, &sa, &a->evidence);
 
 	/* Then the alert itself, for a person to review (invariant 3); after the evidence is durable, so
 	 * a crash never leaves a recorded alert pointing at evidence that was not acknowledged. */
@@ -352,8 +414,7 @@ static void raise_alert(struct pipeline *p, unsigned cam, struct camera *c, stru
 	snprintf(ma.metric, sizeof(ma.metric), "l2");
 	memcpy(ma.box, a->box, sizeof(ma.box));
 	if (a->evidence.saved)
-		snprintf(ma.evidence, sizeof(ma.evidence), "store:deployment/%" PRIu64 "/segment/%u@%" PRIu64 "+%u#%" PRIu64,
-			 a->evidence.deployment, a->evidence.segment, a->evidence.offset, a->evidence.len, a->evidence.seq);
+		locator(&a->evidence, ma.evidence, sizeof(ma.evidence));
 	if (mgmt_alert_raise(p->db, &vigild, &ma) == 0)
 		a->mgmt_id = ma.id;
 	/* The faces scanned so far join the public record with each alert, and at the end. */
@@ -398,10 +459,16 @@ static void analyse(struct pipeline *p, unsigned cam, struct camera *c)
 				continue;
 			c->n.faces_matched++;
 			bool seen = false;
-			for (unsigned k = 0; k < t->n_alerted; k++)
-				seen |= strcmp(t->alerted[k], res[j].hit[0].subject) == 0;
-			if (seen || t->n_alerted >= 4)
-				continue; /* one alert per subject per track */
+			for (unsigned k = 0; k < t->n_alerted && !seen; k++) {
+				if (strcmp(t->alerted[k], res[j].hit[0].subject) == 0) {
+					seen = true; /* one alert per subject per track, carrying its best crop */
+					better_evidence(p, cam, c, t, k, f, &res[j].hit[0]);
+				}
+			}
+			if (seen || t->n_alerted >= 4 || p->n_alerts >= MAX_ALERTS)
+				continue;
+			t->alert_idx[t->n_alerted] = p->n_alerts;
+			t->best_quality[t->n_alerted] = crop_quality(f);
 			snprintf(t->alerted[t->n_alerted++], sizeof(t->alerted[0]), "%s", res[j].hit[0].subject);
 			raise_alert(p, cam, c, t, f, &res[j].hit[0]);
 		}

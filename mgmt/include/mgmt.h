@@ -180,6 +180,12 @@ int mgmt_alert_review(struct mgmt_db *db, const struct mgmt_actor *who, int64_t 
 		      char *err, size_t errlen);
 int mgmt_alert_get(struct mgmt_db *db, int64_t id, struct mgmt_alert *out /* OUT */);
 
+/**
+ * Point an unreviewed alert at a better crop of the same track (durable in the store already).
+ * -EALREADY once reviewed (the reviewer's evidence never changes under them), -ENOENT. Audited.
+ */
+int mgmt_alert_set_evidence(struct mgmt_db *db, const struct mgmt_actor *who, int64_t id, const char *evidence);
+
 /** The public record for a deployment: faces scanned, alerts and their outcomes. */
 struct mgmt_transparency {
 	uint64_t faces_scanned, alerts, confirmed, rejected, unreviewed;

@@ -112,14 +112,19 @@ int main(void)
 	al2.evidence[0] = '\0'; /* evidence could not be saved: the alert is still raised */
 	CHECK_EQ_INT(mgmt_alert_raise(db, &vigild, &al2), 0);
 	CHECK_EQ_INT(mgmt_deployment_add_scanned(db, id, 1234), 0);
+	/* A better crop of the same track may replace the evidence only until a person has looked. */
+	CHECK_EQ_INT(mgmt_alert_set_evidence(db, &vigild, al.id, "store:deployment/1/segment/0@4096+900#5"), 0);
+	CHECK_EQ_INT(mgmt_alert_set_evidence(db, &vigild, 999, "x"), -ENOENT);
 	CHECK_EQ_INT(mgmt_alert_review(db, &carol, al.id, true, "it is her", err, sizeof(err)), -EPERM);
 	CHECK_EQ_INT(mgmt_alert_review(db, &bob, al.id, true, "", err, sizeof(err)), -EINVAL);
 	CHECK_EQ_INT(mgmt_alert_review(db, &bob, al.id, true, "Confirmed against custody image", err, sizeof(err)), 0);
 	CHECK_EQ_INT(mgmt_alert_review(db, &bob, al.id, false, "changed my mind", err, sizeof(err)), -EALREADY);
 	CHECK_EQ_INT(mgmt_alert_review(db, &bob, al2.id, false, "Not the same person", err, sizeof(err)), 0);
 	CHECK_EQ_INT(mgmt_alert_review(db, &bob, 999, false, "x", err, sizeof(err)), -ENOENT);
+	CHECK_EQ_INT(mgmt_alert_set_evidence(db, &vigild, al.id, "store:deployment/1/segment/0@8192+900#6"), -EALREADY);
 	struct mgmt_alert got;
 	CHECK_EQ_INT(mgmt_alert_get(db, al.id, &got), 0);
+	CHECK(strcmp(got.evidence, "store:deployment/1/segment/0@4096+900#5") == 0);
 	CHECK(got.outcome == MGMT_ALERT_CONFIRMED && strcmp(got.reviewed_by, "pc.bob") == 0 &&
 	      strcmp(got.subject, "S-0042") == 0 && got.box[3] == 50);
 	struct mgmt_transparency tr;
@@ -166,9 +171,9 @@ int main(void)
 
 	/* Every change and every refused attempt is in the chain, and the chain is intact. */
 	CHECK_EQ_INT(mgmt_audit_verify(db, &r), 0);
-	/* create, 2 refused authorisations, authorise, start, 2 alerts raised, 2 reviewed, expire;
-	 * create, authorise, start, stop; create, refuse */
-	CHECK_EQ_INT(r.entries, 16);
+	/* create, 2 refused authorisations, authorise, start, 2 alerts raised, a better crop, 2 reviewed,
+	 * expire; create, authorise, start, stop; create, refuse */
+	CHECK_EQ_INT(r.entries, 17);
 	mgmt_db_close(&db);
 
 	/* State kept across a restart. */
