@@ -37,6 +37,7 @@ for _ in $(seq 50); do [ -S "$tmp/vigild.sock" ] && break; sleep 0.1; done
 	--justification test --watchlist 1 >/dev/null
 setpriv --reuid=2003 --regid=2003 --clear-groups "$vigilctl" deployment authorise 1 --reasons ok >/dev/null
 "$vigilctl" deployment start 1 >/dev/null
+"$vigilctl" status | grep -q "dumpable: no" || fail "vigild is dumpable: a core dump could hold faces"
 "$vigilctl" watchlist import --out "$tmp/wl.vgw" --threshold 0.5 "$tmp/enrol" >/dev/null || fail "watchlist import"
 
 run() {

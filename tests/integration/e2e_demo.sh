@@ -15,7 +15,8 @@ if [ ! -d "$fetched/model" ] || ! command -v gst-launch-1.0 >/dev/null || ! comm
 fi
 [ -x "$build/vigild" ] && [ -x "$build/vigilctl" ] || { echo "e2e_demo: vigild/vigilctl not built"; exit 77; }
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+marker=$(mktemp)
+trap 'rm -f "$out" "$marker"' EXIT
 "$root/tools/demo" "$build" >"$out" 2>&1
 rc=$?
 fails=0
@@ -56,5 +57,11 @@ leaks=$(find "$state/state" -type f -print0 | xargs -0 grep -l -a -P '\xff\xd8\x
 leaks=$(find "$state/state/evidence" -type f -print0 | xargs -0 grep -l -a -E 'subject-a|subject-b|cam1' 2>/dev/null || true)
 [ -z "$leaks" ] || fail "alert details in the clear in the evidence store: $leaks"
 ls "$state/state/evidence"/*/ >/dev/null 2>&1 || fail "no evidence segments"
+# Nor anywhere in /tmp: no file written during the run holds a face image (this test runs alone).
+tmp_leaks=$(find /tmp -xdev -type f -newer "$marker" ! -path "$out*" -size +1k -print0 2>/dev/null |
+	xargs -0 -r grep -l -a -P '\xff\xd8\xff' 2>/dev/null || true)
+[ -z "$tmp_leaks" ] || fail "face images written under /tmp during the run: $tmp_leaks"
+# And the appliance's own output (its logs) names no one but the alerted subjects.
+grep -E -q 'descriptor|[0-9]\.[0-9]{6},' "$out" && fail "the run's output carries descriptor values"
 rm -f "$out.checks"
 [ $fails = 0 ] && echo "e2e_demo: 2 alerts, exactly the watchlisted people; $scanned faces scanned; nothing in the clear" || exit 1
