@@ -133,6 +133,26 @@ static int common_opts(int argc, char **argv, struct cli *cli, const struct opti
 	return optind;
 }
 
+/* ARGV[FIRST], if present, is WHAT's id (a positive integer) and goes into ARGS as "id"; more is an error. */
+static int positional_id(int argc, char **argv, int first, const char *what, const char *sub, json_t *args)
+{
+	char *end;
+
+	if (first == argc)
+		return 0;
+	if (first + 1 < argc) {
+		fprintf(stderr, "vigilctl: %s %s: too many arguments\n", what, sub);
+		return -1;
+	}
+	long long id = strtoll(argv[first], &end, 10);
+	if (*end || id <= 0) {
+		fprintf(stderr, "vigilctl: '%s' is not a%s %s id\n", argv[first], what[0] == 'a' ? "n" : "", what);
+		return -1;
+	}
+	json_object_set_new(args, "id", json_integer(id));
+	return 0;
+}
+
 int vigilctl_status(int argc, char **argv)
 {
 	struct cli cli;
@@ -228,18 +248,8 @@ int vigilctl_deployment(int argc, char **argv)
 		goto out;
 	first += 1; /* common_opts saw argv + 1 */
 	/* The deployment id is the one positional argument of the verbs that take one. */
-	if (first + 1 == argc) {
-		char *end;
-		long long id = strtoll(argv[first], &end, 10);
-		if (*end || id <= 0) {
-			fprintf(stderr, "vigilctl: '%s' is not a deployment id\n", argv[first]);
-			goto out;
-		}
-		json_object_set_new(d.args, "id", json_integer(id));
-	} else if (first + 1 < argc) {
-		fprintf(stderr, "vigilctl: deployment %s: too many arguments\n", sub);
+	if (positional_id(argc, argv, first, "deployment", sub, d.args) < 0)
 		goto out;
-	}
 	if (strcmp(sub, "create") == 0) {
 		json_object_set(d.args, "watchlists", d.watchlists);
 		verb = "deployment.create";
@@ -411,18 +421,8 @@ int vigilctl_alert(int argc, char **argv)
 	if (first < 0)
 		goto out;
 	first += 1;
-	if (first + 1 == argc) {
-		char *end;
-		long long id = strtoll(argv[first], &end, 10);
-		if (*end || id <= 0) {
-			fprintf(stderr, "vigilctl: '%s' is not an alert id\n", argv[first]);
-			goto out;
-		}
-		json_object_set_new(a.args, "id", json_integer(id));
-	} else if (first + 1 < argc) {
-		fprintf(stderr, "vigilctl: alert %s: too many arguments\n", sub);
+	if (positional_id(argc, argv, first, "alert", sub, a.args) < 0)
 		goto out;
-	}
 	if (strcmp(sub, "list") == 0)
 		verb = "alert.list";
 	else if (strcmp(sub, "show") == 0)
