@@ -29,24 +29,40 @@ static int parse_udp(const uint8_t *p, size_t len, struct dp_udp_view *v)
 	return 0;
 }
 
+/*
+ * The Ethernet header and up to two VLAN tags (802.1Q, 802.1ad): *OFF the payload's offset, *TYPE
+ * its EtherType, *VLAN the outer tag's id (0 untagged). -EBADMSG if the frame is too short.
+ */
+static inline int eth_header(const uint8_t *frame, size_t len, size_t *off, uint16_t *type, uint16_t *vlan)
+{
+	size_t o = 14;
+	uint16_t t;
+
+	*vlan = 0;
+	if (len < 14)
+		return -EBADMSG;
+	t = rd16(frame + 12);
+	for (int tags = 0; (t == 0x8100 || t == 0x88a8) && tags < 2; tags++) {
+		if (len < o + 4)
+			return -EBADMSG;
+		if (tags == 0)
+			*vlan = rd16(frame + o) & 0x0fff;
+		t = rd16(frame + o + 2);
+		o += 4;
+	}
+	*off = o;
+	*type = t;
+	return 0;
+}
+
 int dp_pkt_parse(const uint8_t *frame, size_t len, struct dp_udp_view *out)
 {
 	struct dp_udp_view v = { 0 };
-	size_t off = 12;
+	size_t off;
 	uint16_t type;
 
-	if (len < 14)
+	if (eth_header(frame, len, &off, &type, &v.vlan) < 0)
 		return -EBADMSG;
-	type = rd16(frame + off);
-	off += 2;
-	for (int tags = 0; (type == 0x8100 || type == 0x88a8) && tags < 2; tags++) {
-		if (len < off + 4)
-			return -EBADMSG;
-		if (tags == 0)
-			v.vlan = rd16(frame + off) & 0x0fff;
-		type = rd16(frame + off + 2);
-		off += 4;
-	}
 	const uint8_t *ip = frame + off;
 	size_t iplen = len - off;
 
@@ -117,21 +133,13 @@ static uint16_t csum16(const uint8_t *p, size_t n)
 int dp_pkt_answer(const uint8_t *frame, size_t len, uint32_t local_ip, const uint8_t mac[6], uint8_t *out,
 		  size_t cap)
 {
-	size_t off = 12;
-	uint16_t type;
+	size_t off;
+	uint16_t type, vlan;
 	uint8_t ip[4];
 
 	memcpy(ip, &local_ip, 4); /* network order: the bytes as on the wire */
-	if (len < 14)
+	if (eth_header(frame, len, &off, &type, &vlan) < 0)
 		return -EBADMSG;
-	type = rd16(frame + off);
-	off += 2;
-	for (int tags = 0; (type == 0x8100 || type == 0x88a8) && tags < 2; tags++) {
-		if (len < off + 4)
-			return -EBADMSG;
-		type = rd16(frame + off + 2);
-		off += 4;
-	}
 	if (type == 0x0806) {
 		const uint8_t *a = frame + off;
 		if (len < off + 28)

@@ -844,6 +844,21 @@ int match_purge(struct match_db *db)
 	return 0;
 }
 
+int match_watchlist_threshold(struct match_db *db, uint32_t id, float *out)
+{
+	const struct match_wl *w;
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&db->writer);
+	w = match_wl_find(atomic_load_explicit(&db->snap, memory_order_relaxed), id);
+	if (w) {
+		*out = w->threshold;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&db->writer);
+	return rc;
+}
+
 void match_stats_get(struct match_db *db, struct match_stats *out)
 {
 	struct match_snap *s;

@@ -74,8 +74,6 @@ struct pipeline {
 	struct store *store;
 	struct mgmt_db *db; /* with a watchlist: alerts are recorded here for review */
 	uint64_t scanned_reported;
-	struct match_watchlist_def wl[64]; /* the thresholds, for the alerts' records */
-	unsigned n_wl;
 	struct camera cams[DP_MAX_CAMERAS];
 	struct gpu_face faces[MAX_FACES];
 	struct alert *alerts;
@@ -87,33 +85,12 @@ struct pipeline {
 	struct vg_pool *crop_pool;
 };
 
-/*
- * The watchlists' thresholds, from the file's table (match.h: a 64-byte header with n_watchlists
- * at offset 56, then {u32 id, f32 threshold} each), read after match_load_file() validated it.
- */
-static void read_thresholds(struct pipeline *p)
-{
-	unsigned char hdr[64];
-	uint32_t n;
-	FILE *f = fopen(p->conf.watchlist_path, "rb");
-
-	if (!f)
-		return;
-	if (fread(hdr, 1, sizeof(hdr), f) == sizeof(hdr)) {
-		memcpy(&n, hdr + 56, sizeof(n));
-		for (p->n_wl = 0; p->n_wl < n && p->n_wl < VG_ARRAY_SIZE(p->wl); p->n_wl++)
-			if (fread(&p->wl[p->n_wl], 8, 1, f) != 1)
-				break;
-	}
-	fclose(f);
-}
-
+/* The threshold an alert was judged against, as the matcher holds it (per alert, not per frame). */
 static float threshold_of(const struct pipeline *p, uint32_t id)
 {
-	for (unsigned i = 0; i < p->n_wl; i++)
-		if (p->wl[i].id == id)
-			return p->wl[i].threshold;
-	return GPU_MATCH_THRESHOLD;
+	float t;
+
+	return match_watchlist_threshold(p->match, id, &t) == 0 ? t : GPU_MATCH_THRESHOLD;
 }
 
 static int authorise_and_load(struct pipeline *p, const char *run_desc, char *err, size_t errlen)
@@ -147,7 +124,6 @@ static int authorise_and_load(struct pipeline *p, const char *run_desc, char *er
 	rc = match_load_file(p->match, p->conf.watchlist_path, err, errlen);
 	if (rc < 0)
 		return rc;
-	read_thresholds(p);
 	rc = match_ctx_open(&p->ctx, p->match, 1, MAX_FACES);
 	if (rc < 0)
 		return vg_errf(err, errlen, rc, "matcher: %s", vg_strerror(rc));
@@ -473,9 +449,9 @@ static void analyse(struct pipeline *p, unsigned cam, struct camera *c)
 			raise_alert(p, cam, c, t, f, &res[j].hit[0]);
 		}
 	}
-	/* The batch retires: nothing of these faces outlives this frame (invariant 1). */
-	vg_scrub(q, sizeof(q));
-	vg_scrub(res, sizeof(res));
+	/* The batch retires: nothing of these faces outlives this frame (invariant 1). The results hold
+	 * ids and distances, not biometrics; only the NQ descriptor rows used need zeroing. */
+	vg_scrub(q, (size_t)nq * sizeof(q[0]));
 	gpu_faces_retire(p->faces, n);
 }
 

@@ -323,6 +323,19 @@ static void rtsp_stop(struct rtsp_set *set)
 	set->n = set->n_reserved = 0;
 }
 
+/* Split LIST (modified) at commas into OUT[0..max); *N the count. -1 with one line if over MAX. */
+static int split_list(char *list, const char **out, size_t max, unsigned *n, const char *what)
+{
+	for (char *save, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (*n >= max) {
+			fprintf(stderr, "vigild run: at most %zu %s\n", max, what);
+			return -1;
+		}
+		out[(*n)++] = t;
+	}
+	return 0;
+}
+
 static void run_usage(FILE *f)
 {
 	fprintf(f, "usage: vigild run --pcap FILE[,FILE...] [--sdp FILE] --report report.json [--until-eof]\n"
@@ -474,21 +487,10 @@ int vigild_run_main(int argc, char **argv)
 	iface_list = strdup(iface_arg ? iface_arg : "");
 	if (!pcap_list || !iface_list)
 		goto out;
-	for (char *save, *t = strtok_r(iface_list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		if (conf.n_ifaces >= VG_ARRAY_SIZE(ifaces)) {
-			fprintf(stderr, "vigild run: at most %zu interfaces\n", VG_ARRAY_SIZE(ifaces));
-			goto out;
-		}
-		ifaces[conf.n_ifaces++] = t;
-	}
+	if (split_list(iface_list, ifaces, VG_ARRAY_SIZE(ifaces), &conf.n_ifaces, "interfaces") < 0 ||
+	    split_list(pcap_list, pcaps, VG_ARRAY_SIZE(pcaps), &conf.n_pcaps, "captures") < 0)
+		goto out;
 	conf.ifaces = ifaces;
-	for (char *save, *t = strtok_r(pcap_list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		if (conf.n_pcaps >= VG_ARRAY_SIZE(pcaps)) {
-			fprintf(stderr, "vigild run: at most %zu captures\n", VG_ARRAY_SIZE(pcaps));
-			goto out;
-		}
-		pcaps[conf.n_pcaps++] = t;
-	}
 	conf.pcaps = pcaps;
 	if (sdp_path) {
 		size_t len = 0;

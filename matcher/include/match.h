@@ -100,6 +100,8 @@ void match_db_close(struct match_db **db);
 
 /** Create or update watchlist ID with its THRESHOLD (finite). Returns 0 or -EINVAL/-ENOMEM/-ENOSPC. */
 int match_watchlist_set(struct match_db *db, uint32_t id, float threshold);
+/** The threshold of watchlist ID into *OUT: 0, or -ENOENT. Takes the writer lock: not for the scan path. */
+int match_watchlist_threshold(struct match_db *db, uint32_t id, float *out /* OUT */);
 
 /**
  * Enrol N entries in one snapshot. Returns N, or -EINVAL/-ENOENT (reason in ERR) or -ENOMEM, in
