@@ -5,6 +5,9 @@
 #include <libswscale/swscale.h>
 #include <math.h>
 #include <pthread.h>
+#include <rte_ring.h>
+#include <semaphore.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -26,6 +29,21 @@
 #define TRACK_TTL_S 1.0 /* a track not seen for this long (RTP time) is over */
 #define MAX_ALERTS 4096
 #define CROP_MAX 640
+#define LATENCY_SAMPLES 65536 /* the report's latency figures cover the last this many frames */
+#define FRAME_HDR 64          /* struct queued_frame, padded so the RGB starts on a cache line */
+
+/*
+ * A sampled frame on its way from a camera's decode thread to the analysis thread: this header,
+ * then the packed RGB, in one buffer of the camera's biometric pool. The pool zeroes the buffer
+ * when the analysis returns it, so a non-match's pixels live exactly as long as its analysis.
+ */
+struct queued_frame {
+	struct vg_pool *pool; /* where the buffer goes back (the camera's pool when it was queued) */
+	int w, h;
+	int64_t pts;          /* unwrapped RTP time, 90 kHz */
+	uint64_t queued_ns;
+};
+_Static_assert(sizeof(struct queued_frame) <= FRAME_HDR, "the frame header outgrew its padding");
 
 struct track {
 	uint64_t id;
@@ -39,15 +57,31 @@ struct track {
 	bool live;
 };
 
+/*
+ * One camera. The decode side (sampling, colour conversion, queueing) runs on the camera's decode
+ * thread alone; the analysis side (tracks, counts, the frame being analysed) on the analysis
+ * thread alone. They meet only through QUEUE and the SLOTS semaphore, which bounds what is queued
+ * or being analysed to the pipeline's queue depth (DESIGN.md: no queue grows without bound).
+ */
 struct camera {
+	/* decode side */
 	bool have_first;
 	uint32_t last_ts;
-	int64_t pts;           /* unwrapped RTP time of the current frame */
-	int64_t last_analysed; /* pts of the last analysed frame */
-	int w, h, fmt;
+	int64_t in_pts;        /* unwrapped RTP time of the newest decoded frame */
+	int64_t last_analysed; /* pts of the last frame sampled for analysis */
+	int in_w, in_h, in_fmt;
 	struct SwsContext *sws;
-	struct vg_pool *rgb_pool; /* one frame, biometric */
-	uint8_t *rgb;
+	struct vg_pool *pool;  /* queue_depth frames of FRAME_HDR + in_w * in_h * 3 bytes, biometric */
+	size_t pool_frame_bytes;
+	sem_t slots;           /* free frame buffers: taken by the decode side, given back by the analysis */
+	struct rte_ring *queue;
+	uint64_t frames_sampled, frames_dropped, queue_max;
+	uint64_t wait_ns;      /* lossless runs: time the decode thread waited for a free buffer */
+
+	/* analysis side: the frame being analysed */
+	int64_t pts;
+	int w, h;
+	const uint8_t *rgb;
 	struct track tracks[MAX_TRACKS];
 	uint64_t next_track;
 	struct pipeline_camera_counts n;
@@ -67,7 +101,15 @@ struct alert {
 
 struct pipeline {
 	struct pipeline_conf conf;
-	pthread_mutex_t lock;
+	pthread_t analysis_thread;
+	bool analysis_running;
+	atomic_bool stop;     /* set once the decode side is done: drain what is queued, then exit */
+	sem_t ready;          /* frames queued, over all cameras (plus one wake-up at the stop) */
+	atomic_uint n_cams;   /* cameras 0..n_cams-1 have had a frame queued */
+	unsigned next_cam;    /* analysis thread: round robin, so no camera starves the others */
+	void *rings;          /* the cameras' queues, one allocation */
+	uint32_t *latency_us; /* LATENCY_SAMPLES, queued to analysed */
+	uint64_t n_latency;
 	struct gpu_model *model;
 	struct match_db *match;
 	struct match_ctx *ctx;
@@ -145,6 +187,35 @@ static int authorise_and_load(struct pipeline *p, const char *run_desc, char *er
 	return 0;
 }
 
+static void *analysis_main(void *arg);
+
+/* Every camera's queue, in one allocation made at open (a few hundred KiB for 256 cameras), so
+ * that no queue appears while the analysis thread looks at the cameras. */
+static int cameras_queues_init(struct pipeline *p)
+{
+	ssize_t ring_bytes = rte_ring_get_memsize_elem(sizeof(void *), p->conf.queue_depth);
+	size_t stride;
+
+	if (ring_bytes < 0)
+		return (int)ring_bytes;
+	stride = ((size_t)ring_bytes + 63) & ~(size_t)63;
+	p->rings = aligned_alloc(64, stride * DP_MAX_CAMERAS);
+	if (!p->rings)
+		return -ENOMEM;
+	for (unsigned i = 0; i < DP_MAX_CAMERAS; i++) {
+		char name[RTE_RING_NAMESIZE];
+
+		snprintf(name, sizeof(name), "analysis%u", i);
+		p->cams[i].queue = (struct rte_ring *)((char *)p->rings + stride * i);
+		/* Exact size: the ring holds queue_depth frames, as many as the camera has buffers. */
+		int rc = rte_ring_init(p->cams[i].queue, name, p->conf.queue_depth,
+				       RING_F_SP_ENQ | RING_F_SC_DEQ | RING_F_EXACT_SZ);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const char *run_desc, char *err,
 		  size_t errlen)
 {
@@ -162,9 +233,17 @@ int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const
 		p->conf.max_abs_yaw_deg = 50;
 	if (p->conf.min_sharpness <= 0)
 		p->conf.min_sharpness = 5;
-	pthread_mutex_init(&p->lock, NULL);
+	if (!p->conf.queue_depth)
+		p->conf.queue_depth = 4;
+	if (p->conf.queue_depth > 64)
+		p->conf.queue_depth = 64;
+	sem_init(&p->ready, 0, 0);
+	for (unsigned i = 0; i < DP_MAX_CAMERAS; i++)
+		sem_init(&p->cams[i].slots, 0, p->conf.queue_depth);
 	p->alerts = calloc(MAX_ALERTS, sizeof(*p->alerts));
-	if (!p->alerts) {
+	p->latency_us = calloc(LATENCY_SAMPLES, sizeof(*p->latency_us));
+	rc = cameras_queues_init(p);
+	if (!p->alerts || !p->latency_us || rc < 0) {
 		rc = vg_errf(err, errlen, -ENOMEM, "out of memory");
 		goto out_close;
 	}
@@ -182,6 +261,12 @@ int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const
 		if (rc < 0)
 			goto out_close;
 	}
+	rc = -pthread_create(&p->analysis_thread, NULL, analysis_main, p);
+	if (rc < 0) {
+		vg_errf(err, errlen, rc, "analysis thread: %s", vg_strerror(rc));
+		goto out_close;
+	}
+	p->analysis_running = true;
 	*out = p;
 	return 0;
 out_close:
@@ -455,6 +540,135 @@ static void analyse(struct pipeline *p, unsigned cam, struct camera *c)
 	gpu_faces_retire(p->faces, n);
 }
 
+/* The progress line, once a second on stderr (analysis thread). */
+static void progress(struct pipeline *p)
+{
+	uint64_t now = vg_clock_ns(), frames = 0;
+
+	if (!p->started_ns)
+		p->started_ns = now;
+	if (now - p->last_progress_ns < VG_NS_PER_SEC)
+		return;
+	for (unsigned i = 0; i < DP_MAX_CAMERAS; i++)
+		frames += p->cams[i].n.frames_analysed;
+	double secs = (double)(now - p->started_ns) / 1e9;
+	fprintf(stderr, "\rvigild run: %" PRIu64 " frames analysed, %" PRIu64 " faces (%.0f faces/s), %u alerts ", frames,
+		p->faces_scanned, secs > 0 ? (double)p->faces_scanned / secs : 0.0, p->n_alerts);
+	p->last_progress_ns = now;
+}
+
+/* The next queued frame, taking the cameras in turn. Visits at most n_cams queues. */
+static struct queued_frame *next_frame(struct pipeline *p, unsigned *cam)
+{
+	unsigned n = atomic_load_explicit(&p->n_cams, memory_order_acquire);
+	void *obj;
+
+	for (unsigned i = 0; i < n; i++) {
+		unsigned k = (p->next_cam + i) % n;
+
+		if (rte_ring_sc_dequeue(p->cams[k].queue, &obj) == 0) {
+			p->next_cam = k + 1;
+			*cam = k;
+			return obj;
+		}
+	}
+	return NULL;
+}
+
+/* The analysis thread: one frame at a time, every camera in turn, until stopped and drained. */
+static void *analysis_main(void *arg)
+{
+	struct pipeline *p = arg;
+
+	for (;;) {
+		struct queued_frame *qf;
+		unsigned cam;
+
+		while (sem_wait(&p->ready) != 0)
+			; /* EINTR */
+		qf = next_frame(p, &cam);
+		if (!qf) {
+			if (atomic_load_explicit(&p->stop, memory_order_acquire))
+				break; /* the stop's own wake-up, with every queue empty */
+			continue;
+		}
+		struct camera *c = &p->cams[cam];
+		uint64_t t0 = vg_clock_ns();
+		c->pts = qf->pts;
+		c->w = qf->w;
+		c->h = qf->h;
+		c->rgb = (const uint8_t *)qf + FRAME_HDR;
+		c->n.frames_analysed++;
+		analyse(p, cam, c);
+		uint64_t t1 = vg_clock_ns();
+		p->analysis_ns += t1 - t0;
+		uint64_t us = (t1 - qf->queued_ns) / 1000;
+		p->latency_us[p->n_latency++ % LATENCY_SAMPLES] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+		c->rgb = NULL;
+		vg_pool_put(qf->pool, qf); /* zeroes the frame: it has retired (invariant 1) */
+		sem_post(&c->slots);
+		if (p->conf.progress)
+			progress(p);
+	}
+	return NULL;
+}
+
+/* Take a free frame buffer of C: wait for one in a lossless run, else give up at once. */
+static bool take_slot(struct pipeline *p, struct camera *c)
+{
+	if (sem_trywait(&c->slots) == 0)
+		return true;
+	if (!p->conf.lossless)
+		return false;
+	uint64_t t0 = vg_clock_ns();
+	while (sem_wait(&c->slots) != 0)
+		; /* EINTR */
+	c->wait_ns += vg_clock_ns() - t0;
+	return true;
+}
+
+/*
+ * A new frame size or format for C: every buffer must be back before its pool is replaced (the
+ * analysis may still hold one), so take all the slots first; a live run that cannot do so at once
+ * drops this frame and tries again with the next. Rare: a camera that was reconfigured.
+ */
+static int camera_reshape(struct pipeline *p, struct camera *c, const struct dp_frame *f)
+{
+	unsigned depth = p->conf.queue_depth, held = 0;
+	size_t bytes = FRAME_HDR + (size_t)f->width * (size_t)f->height * 3;
+	int rc = 0;
+
+	for (; held < depth; held++)
+		if (!take_slot(p, c))
+			break;
+	if (held < depth) {
+		rc = -EBUSY;
+		goto out_release;
+	}
+	sws_freeContext(c->sws);
+	c->sws = sws_getContext(f->width, f->height, f->pix_fmt, f->width, f->height, AV_PIX_FMT_RGB24, SWS_BILINEAR,
+				NULL, NULL, NULL);
+	if (bytes > c->pool_frame_bytes) {
+		vg_pool_destroy(&c->pool);
+		c->pool_frame_bytes = 0;
+		if (vg_pool_create(&c->pool, "frame", bytes, depth, VG_POOL_BIOMETRIC) == 0)
+			c->pool_frame_bytes = bytes;
+	}
+	if (!c->sws || !c->pool) {
+		rc = -ENOMEM;
+		c->in_w = 0; /* try again with the next frame */
+		goto out_release;
+	}
+	c->in_w = f->width;
+	c->in_h = f->height;
+	c->in_fmt = f->pix_fmt;
+out_release:
+	while (held--)
+		sem_post(&c->slots);
+	return rc;
+}
+
+/* A frame of camera CAM from its decode thread: sample it, convert it and queue it, or drop it. */
 void pipeline_frame(struct pipeline *p, unsigned cam, const struct dp_frame *f)
 {
 	const AVFrame *av = f->avframe;
@@ -462,62 +676,104 @@ void pipeline_frame(struct pipeline *p, unsigned cam, const struct dp_frame *f)
 
 	if (cam >= DP_MAX_CAMERAS || f->corrupt || !av)
 		return;
-	pthread_mutex_lock(&p->lock);
 	c = &p->cams[cam];
 	if (!c->have_first) {
 		c->have_first = true;
-		c->pts = 0;
+		c->in_pts = 0;
 		c->last_analysed = INT64_MIN / 2;
 	} else {
-		c->pts += (int32_t)(f->ts - c->last_ts);
+		c->in_pts += (int32_t)(f->ts - c->last_ts);
 	}
 	c->last_ts = f->ts;
 	/* Sample at the analysis rate, on the camera's own clock. */
-	if (c->pts - c->last_analysed < (int64_t)(90000 / p->conf.analysis_fps))
-		goto out_unlock;
-	c->last_analysed = c->pts;
-	if (!c->rgb || c->w != f->width || c->h != f->height || c->fmt != f->pix_fmt) {
-		vg_pool_destroy(&c->rgb_pool);
-		sws_freeContext(c->sws);
-		c->sws = sws_getContext(f->width, f->height, f->pix_fmt, f->width, f->height, AV_PIX_FMT_RGB24,
-					SWS_BILINEAR, NULL, NULL, NULL);
-		if (!c->sws || vg_pool_create(&c->rgb_pool, "frame", (size_t)f->width * (size_t)f->height * 3, 1,
-					      VG_POOL_BIOMETRIC) < 0)
-			goto out_unlock;
-		c->rgb = vg_pool_get(c->rgb_pool);
-		c->w = f->width;
-		c->h = f->height;
-		c->fmt = f->pix_fmt;
+	if (c->in_pts - c->last_analysed < (int64_t)(90000 / p->conf.analysis_fps))
+		return;
+	c->last_analysed = c->in_pts;
+	c->frames_sampled++;
+	if ((c->in_w != f->width || c->in_h != f->height || c->in_fmt != f->pix_fmt) && camera_reshape(p, c, f) < 0) {
+		c->frames_dropped++;
+		return;
 	}
-	uint8_t *dst[4] = { c->rgb };
-	int dst_stride[4] = { c->w * 3 };
-	sws_scale(c->sws, (const uint8_t *const *)av->data, av->linesize, 0, c->h, dst, dst_stride);
-	uint64_t t0 = vg_clock_ns();
-	c->n.frames_analysed++;
-	analyse(p, cam, c);
-	p->analysis_ns += vg_clock_ns() - t0;
-	if (p->conf.progress) {
-		uint64_t now = vg_clock_ns();
+	/* Back-pressure: when the analysis is behind, the newest frame of this camera is dropped and
+	 * counted; the decode thread never waits for it (a recorded run, lossless, does). */
+	if (!take_slot(p, c)) {
+		c->frames_dropped++;
+		return;
+	}
+	struct queued_frame *qf = vg_pool_get(c->pool);
+	if (!qf) { /* cannot happen: a slot is a buffer */
+		sem_post(&c->slots);
+		c->frames_dropped++;
+		return;
+	}
+	*qf = (struct queued_frame){ c->pool, c->in_w, c->in_h, c->in_pts, 0 };
+	uint8_t *dst[4] = { (uint8_t *)qf + FRAME_HDR };
+	int dst_stride[4] = { c->in_w * 3 };
+	sws_scale(c->sws, (const uint8_t *const *)av->data, av->linesize, 0, c->in_h, dst, dst_stride);
+	qf->queued_ns = vg_clock_ns();
+	/* The ring holds queue_depth entries and a slot was free: the enqueue cannot fail. */
+	rte_ring_sp_enqueue(c->queue, qf);
+	if (rte_ring_count(c->queue) > c->queue_max)
+		c->queue_max = rte_ring_count(c->queue);
+	unsigned n = atomic_load_explicit(&p->n_cams, memory_order_relaxed);
+	while (cam >= n && !atomic_compare_exchange_weak_explicit(&p->n_cams, &n, cam + 1, memory_order_release,
+								     memory_order_relaxed))
+		;
+	sem_post(&p->ready);
+}
 
-		if (!p->started_ns)
-			p->started_ns = now;
-		if (now - p->last_progress_ns >= VG_NS_PER_SEC) {
-			uint64_t frames = 0;
-			for (unsigned i = 0; i < DP_MAX_CAMERAS; i++)
-				frames += p->cams[i].n.frames_analysed;
-			double secs = (double)(now - p->started_ns) / 1e9;
-			fprintf(stderr, "\rvigild run: %" PRIu64 " frames analysed, %" PRIu64 " faces (%.0f faces/s), %u alerts ",
-				frames, p->faces_scanned, secs > 0 ? (double)p->faces_scanned / secs : 0.0, p->n_alerts);
-			p->last_progress_ns = now;
-		}
+void pipeline_finish(struct pipeline *p)
+{
+	if (!p->analysis_running)
+		return;
+	atomic_store_explicit(&p->stop, true, memory_order_release);
+	sem_post(&p->ready);
+	pthread_join(p->analysis_thread, NULL);
+	p->analysis_running = false;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return (x > y) - (x < y);
+}
+
+void pipeline_write_stages(struct pipeline *p, FILE *f)
+{
+	uint64_t sampled = 0, dropped = 0, qmax = 0, wait_ns = 0, gated = 0;
+	size_t n = p->n_latency < LATENCY_SAMPLES ? (size_t)p->n_latency : LATENCY_SAMPLES;
+	double p50 = 0, p99 = 0, max = 0;
+
+	for (unsigned i = 0; i < DP_MAX_CAMERAS; i++) {
+		sampled += p->cams[i].frames_sampled;
+		dropped += p->cams[i].frames_dropped;
+		if (p->cams[i].queue_max > qmax)
+			qmax = p->cams[i].queue_max;
+		wait_ns += p->cams[i].wait_ns;
+		gated += p->cams[i].n.faces_gated;
 	}
-out_unlock:
-	pthread_mutex_unlock(&p->lock);
+	if (n) { /* after the run: the order of the samples no longer matters */
+		qsort(p->latency_us, n, sizeof(*p->latency_us), cmp_u32);
+		p50 = p->latency_us[n / 2] / 1e3;
+		p99 = p->latency_us[n * 99 / 100 < n - 1 ? n * 99 / 100 : n - 1] / 1e3;
+		max = p->latency_us[n - 1] / 1e3;
+	}
+	fprintf(f,
+		"\"analysis\":{\"enabled\":true,\"seconds\":%.3f,\"mode\":\"%s\",\"queue_depth\":%u,\"frames_sampled\":%" PRIu64
+		",\"frames_dropped\":%" PRIu64 ",\"queue_max\":%" PRIu64 ",\"decode_wait_seconds\":%.3f,"
+		"\"latency_ms\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f},\"faces_gated\":%" PRIu64 ",\"better_crops\":%" PRIu64 "}",
+		(double)p->analysis_ns / 1e9, p->conf.lossless ? "lossless" : "drop-newest", p->conf.queue_depth, sampled,
+		dropped, qmax, (double)wait_ns / 1e9, p50, p99, max, gated, p->better_crops);
 }
 
 void pipeline_camera_counts(const struct pipeline *p, unsigned cam, struct pipeline_camera_counts *out)
 {
-	*out = cam < DP_MAX_CAMERAS ? p->cams[cam].n : (struct pipeline_camera_counts){ 0 };
+	*out = (struct pipeline_camera_counts){ 0 };
+	if (cam >= DP_MAX_CAMERAS)
+		return;
+	*out = p->cams[cam].n;
+	out->frames_sampled = p->cams[cam].frames_sampled;
+	out->frames_dropped = p->cams[cam].frames_dropped;
 }
 
 void pipeline_write_alerts(const struct pipeline *p, FILE *f)
@@ -556,12 +812,17 @@ void pipeline_close(struct pipeline **pp)
 
 	if (!p)
 		return;
+	pipeline_finish(p);
 	if (p->conf.progress && p->last_progress_ns)
 		fputc('\n', stderr);
 	for (unsigned i = 0; i < DP_MAX_CAMERAS; i++) {
-		vg_pool_destroy(&p->cams[i].rgb_pool); /* zeroes the last frame */
+		vg_pool_destroy(&p->cams[i].pool); /* every buffer is back, zeroed; this zeroes it all again */
 		sws_freeContext(p->cams[i].sws);
+		sem_destroy(&p->cams[i].slots);
 	}
+	sem_destroy(&p->ready);
+	free(p->rings);
+	free(p->latency_us);
 	match_ctx_close(&p->ctx);
 	match_db_close(&p->match); /* the watchlist, zeroed: the run's end purges it */
 	store_close(&p->store);
@@ -571,7 +832,6 @@ void pipeline_close(struct pipeline **pp)
 	gpu_model_close(&p->model);
 	vg_pool_destroy(&p->crop_pool);
 	free(p->alerts);
-	pthread_mutex_destroy(&p->lock);
 	free(p);
 	*pp = NULL;
 }

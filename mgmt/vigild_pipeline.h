@@ -27,9 +27,12 @@ struct pipeline_conf {
 	double max_abs_yaw_deg;     /* (default 50) */
 	double min_sharpness;       /* (default 5) */
 	bool progress;              /* a progress line on stderr once a second: frames, faces/s, alerts */
+	unsigned queue_depth;       /* frames queued or in analysis per camera (default 4, at most 64) */
+	bool lossless;              /* recorded runs: a full queue makes decode wait, nothing is dropped */
 };
 
 struct pipeline_camera_counts {
+	uint64_t frames_sampled, frames_dropped; /* sampled at the analysis rate; dropped when behind */
 	uint64_t frames_analysed, faces_detected, faces_gated, faces_matched, tracks;
 };
 
@@ -65,6 +68,15 @@ static inline void pipeline_totals(const struct pipeline *p, uint64_t *faces, ui
 	*faces = *alerts = *bytes = 0;
 	*seconds = 0;
 }
+static inline void pipeline_finish(struct pipeline *p)
+{
+	(void)p;
+}
+static inline void pipeline_write_stages(struct pipeline *p, FILE *f)
+{
+	(void)p;
+	fprintf(f, "\"analysis\":{\"enabled\":false}");
+}
 static inline void pipeline_close(struct pipeline **p)
 {
 	(void)p;
@@ -72,14 +84,24 @@ static inline void pipeline_close(struct pipeline **p)
 #else
 int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const char *run_desc, char *err,
 		  size_t errlen);
-/* A decoded frame of camera CAM (from dp's on_frame; any thread, serialised inside). */
+/*
+ * A decoded frame of camera CAM, from dp's on_frame on that camera's decode thread (a camera stays
+ * on one thread). Frames are sampled at the analysis rate, converted to RGB in the camera's
+ * biometric pool and queued for the analysis thread; when the camera's queue is full the newest
+ * frame is dropped and counted (conf->lossless: the call waits instead). Never blocks otherwise.
+ */
 void pipeline_frame(struct pipeline *p, unsigned cam, const struct dp_frame *f);
+/* The decode side is done (no more pipeline_frame calls): analyse what is queued and stop. */
+void pipeline_finish(struct pipeline *p);
+/* The report's "analysis" stage: mode, queue depth, frames sampled and dropped, latency (after finish). */
+void pipeline_write_stages(struct pipeline *p, FILE *f);
 void pipeline_camera_counts(const struct pipeline *p, unsigned cam, struct pipeline_camera_counts *out);
 /* The report's "alerts" array, and its totals. */
 void pipeline_write_alerts(const struct pipeline *p, FILE *f);
 void pipeline_totals(const struct pipeline *p, uint64_t *faces_scanned, uint64_t *alerts, uint64_t *evidence_bytes,
 		     double *analysis_seconds);
-/* Close: purge the watchlist from memory, close the store (everything acknowledged is durable). */
+/* Close (finishing first if need be): purge the watchlist from memory, close the store (everything
+ * acknowledged is durable). */
 void pipeline_close(struct pipeline **p);
 #endif /* HAVE_VIGIL_ANALYSIS */
 

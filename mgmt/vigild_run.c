@@ -124,7 +124,7 @@ static int write_framemd5(const char *path, const struct md5_log *log, unsigned 
 }
 
 static int write_report(const char *path, const struct dp_run_report *r, unsigned rtsp_sessions,
-			uint64_t rtsp_reconnects, const struct pipeline *pl)
+			uint64_t rtsp_reconnects, struct pipeline *pl)
 {
 	char tmp[4096];
 	FILE *f;
@@ -148,25 +148,31 @@ static int write_report(const char *path, const struct dp_run_report *r, unsigne
 			"\"rtp_packets\":%" PRIu64 ",\"rtp_lost\":%" PRIu64 ",\"rtp_reordered\":%" PRIu64
 			",\"rtp_duplicates\":%" PRIu64 ",\"rtp_malformed\":%" PRIu64 ",\"rtp_late\":%" PRIu64
 			",\"rtp_resyncs\":%" PRIu64 ",\"rtcp_sr\":%" PRIu64 ",\"aus_dropped\":%" PRIu64 ",\"frames_decoded\":%" PRIu64 ",\"frames_corrupt\":%" PRIu64
+			",\"frames_sampled\":%" PRIu64 ",\"frames_dropped\":%" PRIu64
 			",\"frames_analysed\":%" PRIu64 ",\"faces_detected\":%" PRIu64 ",\"faces_gated\":%" PRIu64
 			",\"faces_matched\":%" PRIu64 ",\"tracks\":%" PRIu64 ",\"width\":%d,\"height\":%d}",
 			i ? "," : "", c->id, c->dst_port, c->ssrc, dp_codec_name(c->codec), c->rtp.packets, c->rtp.lost,
 			c->rtp.reordered, c->rtp.duplicates, c->malformed, c->rtp.late, c->rtp.resyncs, c->rtcp_sr, c->aus_dropped, c->frames_decoded,
-			c->frames_corrupt, pc.frames_analysed, pc.faces_detected, pc.faces_gated, pc.faces_matched, pc.tracks,
+			c->frames_corrupt, pc.frames_sampled, pc.frames_dropped, pc.frames_analysed, pc.faces_detected, pc.faces_gated, pc.faces_matched, pc.tracks,
 			c->width, c->height);
 	}
 	const struct dp_rx_report *rx = &r->rx;
 	double secs = rx->seconds > 0 ? rx->seconds : 1e-9;
 	uint64_t faces = 0, alerts = 0, evidence = 0;
-	double analysis_s = 0;
 	fprintf(f, "],\n\"alerts\":[");
 	if (pl) {
 		pipeline_write_alerts(pl, f);
+		double analysis_s;
 		pipeline_totals(pl, &faces, &alerts, &evidence, &analysis_s);
 	}
 	fprintf(f, "],\n\"totals\":{\"faces_scanned\":%" PRIu64 ",\"alerts\":%" PRIu64 ",\"evidence_bytes\":%" PRIu64
-		   "},\n\"stages\":{\"analysis\":{\"enabled\":%s,\"seconds\":%.3f},",
-		faces, alerts, evidence, pl ? "true" : "false", analysis_s);
+		   "},\n\"stages\":{",
+		faces, alerts, evidence);
+	if (pl)
+		pipeline_write_stages(pl, f);
+	else
+		fprintf(f, "\"analysis\":{\"enabled\":false}");
+	fprintf(f, ",\n ");
 	fprintf(f,
 		"\"rx\":{\"frames\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"not_udp\":%" PRIu64
 		",\"ip_fragments\":%" PRIu64 ",\"malformed\":%" PRIu64 ",\"unknown_flow\":%" PRIu64 ",\"rtcp\":%" PRIu64
@@ -345,6 +351,8 @@ static void run_usage(FILE *f)
 		   "       vigild run --iface NAME --rtsp rtsp://[user:pass@]host[:port]/path [--rtsp ...] [--rtsp-port N] ...\n"
 		   "                  [--rx-only] [--eal 'EAL ARGS']\n"
 		   "  analysis:       [--models DIR] [--analysis-fps N] [--tiled] [--progress]   (faces detected and counted)\n"
+		   "                  [--analysis-queue N] [--drop-when-behind]   (frames queued per camera; a capture\n"
+		   "                  waits for the analysis unless --drop-when-behind, live cameras drop the newest)\n"
 		   "  matching:       --watchlist FILE --state-dir DIR --deployment ID   (an authorised, active deployment)\n");
 }
 
@@ -363,6 +371,7 @@ int vigild_run_main(int argc, char **argv)
 		{ "models", required_argument, NULL, 'M' },   { "analysis-fps", required_argument, NULL, 'A' },
 		{ "tiled", no_argument, NULL, 'T' },          { "state-dir", required_argument, NULL, 'D' },
 		{ "deployment", required_argument, NULL, 'Y' }, { "progress", no_argument, NULL, 'G' },
+		{ "analysis-queue", required_argument, NULL, 'Q' }, { "drop-when-behind", no_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
 	};
 	const char *pcap_arg = NULL, *iface_arg = NULL, *sdp_path = NULL, *report_path = NULL, *md5_path = NULL;
@@ -378,6 +387,7 @@ int vigild_run_main(int argc, char **argv)
 	struct md5_log log = { .lock = PTHREAD_MUTEX_INITIALIZER };
 	const char *rtsp_urls[MAX_RTSP];
 	unsigned n_rtsp = 0, rtsp_port = 40000;
+	bool drop_when_behind = false;
 	static struct rtsp_set rtsp;
 	struct pipeline_conf pconf = { .models_dir = getenv("VIGIL_MODELS") };
 	struct pipeline *pipeline = NULL;
@@ -460,17 +470,22 @@ int vigild_run_main(int argc, char **argv)
 		case 'M': pconf.models_dir = optarg; break;
 		case 'T': pconf.tiled = true; break;
 		case 'G': pconf.progress = true; break;
+		case 'B': drop_when_behind = true; break;
 		case 'D': pconf.state_dir = optarg; break;
 		case 'A':
+		case 'Q':
 		case 'Y': {
 			char *end;
 			long long v = strtoll(optarg, &end, 10);
-			if (*end || v < 1 || (c == 'A' && v > 60)) {
-				fprintf(stderr, "vigild run: bad --%s value '%s'\n", c == 'A' ? "analysis-fps" : "deployment", optarg);
+			if (*end || v < 1 || (c == 'A' && v > 60) || (c == 'Q' && v > 64)) {
+				fprintf(stderr, "vigild run: bad --%s value '%s'\n",
+					c == 'A' ? "analysis-fps" : c == 'Q' ? "analysis-queue" : "deployment", optarg);
 				return 2;
 			}
 			if (c == 'A')
 				pconf.analysis_fps = (unsigned)v;
+			else if (c == 'Q')
+				pconf.queue_depth = (unsigned)v;
 			else
 				pconf.deployment = v;
 			break;
@@ -530,6 +545,9 @@ int vigild_run_main(int argc, char **argv)
 		fprintf(stderr, "vigild run: --watchlist needs the face model (--models DIR or $VIGIL_MODELS)\n");
 		goto out;
 	}
+	/* A capture file is its own buffer: its run waits for the analysis and analyses every sampled
+	 * frame, unless asked to behave as live cameras do (the newest frame dropped when behind). */
+	pconf.lossless = !iface_arg && !drop_when_behind;
 	if (pconf.models_dir && *pconf.models_dir) {
 		char desc[600];
 		snprintf(desc, sizeof(desc), "vigild run --pcap %s", pcap_arg ? pcap_arg : iface_arg);
@@ -562,6 +580,8 @@ int vigild_run_main(int argc, char **argv)
 		fprintf(stderr, "vigild run: framemd5: %s\n", vg_strerror(log.failed));
 		goto out;
 	}
+	if (pipeline)
+		pipeline_finish(pipeline); /* what is queued is analysed before the report counts it */
 	r = write_report(report_path, report, rtsp_sessions, rtsp_reconnects, pipeline);
 	if (r < 0) {
 		fprintf(stderr, "vigild run: cannot write %s: %s\n", report_path, vg_strerror(r));
