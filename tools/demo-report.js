@@ -24,6 +24,12 @@ const an = r.stages.analysis || {};
 console.log(`\nTRANSPARENCY: ${t.faces_scanned} faces scanned, ${t.alerts} alerts, ` +
   `${t.evidence_bytes} bytes of evidence kept (matched crops only, encrypted); every other face's ` +
   'biometric data was zeroed as its frame retired.');
+if (an.enabled) {
+  const lat = an.latency_ms || {};
+  console.log(`Analysis: ${an.frames_sampled} frames sampled at the analysis rate, ${an.frames_dropped} dropped ` +
+    `(${an.mode}, ${an.queue_depth} queued per camera at most), frame to result p50 ${(lat.p50 || 0).toFixed(0)} ms, ` +
+    `p99 ${(lat.p99 || 0).toFixed(0)} ms.`);
+}
 if (seconds) {
   console.log(`Speed: ${seconds.toFixed(1)} s for the run, ${(t.faces_scanned / seconds).toFixed(0)} faces/s, ` +
     `${(an.seconds || 0).toFixed(1)} s of it in the face nets.`);

@@ -3,7 +3,8 @@
 # recording of 22 people, two of them on the watchlist, through vigild. It proves what users rely on:
 #   - exactly the watchlisted people alert, each once (one track, one alert), with evidence saved;
 #   - everyone else is scanned and forgotten: nothing under the appliance's state directory holds a
-#     JPEG or the subjects' names in the clear (the evidence is encrypted), and vigild is undumpable;
+#     JPEG, a descriptor or the subjects' names in the clear (the evidence is encrypted), nor does
+#     anything written under /tmp during the run, and vigild is undumpable;
 #   - the run was authorised and audited, each alert was reviewed by a person, the deployment's
 #     public record counts them, and the audit chain verifies.
 set -uo pipefail
@@ -61,6 +62,21 @@ ls "$state/state/evidence"/*/ >/dev/null 2>&1 || fail "no evidence segments"
 tmp_leaks=$(find /tmp -xdev -type f -newer "$marker" ! -path "$out*" -size +1k -print0 2>/dev/null |
 	xargs -0 -r grep -l -a -P '\xff\xd8\xff' 2>/dev/null || true)
 [ -z "$tmp_leaks" ] || fail "face images written under /tmp during the run: $tmp_leaks"
+# Nor any descriptor, found by its shape (descriptor-scan.js), in the state directory, the report,
+# the run's output or the files written under /tmp during the run. The scanner is first shown to
+# find real ones: the model's descriptors of a photo, written as the float32 bytes they are.
+scan=$root/tests/integration/descriptor-scan.js
+"$build/vigilctl" faces --json --models "$fetched/model" "$fetched/demo/sample2.jpg" | node -e '
+	const j = JSON.parse(require("fs").readFileSync(0, "utf8"));
+	const d = j.images[0].faces[0].descriptor, b = Buffer.alloc(4096 + 512);
+	require("crypto").randomFillSync(b);
+	d.forEach((v, i) => b.writeFloatLE(v, 1001 + 4 * i));
+	require("fs").writeFileSync(process.argv[1], b);' "$out.control"
+node "$scan" "$out.control" >/dev/null && fail "descriptor-scan.js does not find a real descriptor"
+found=$( { find "$state/state" "$report" -type f; find /tmp -xdev -type f -newer "$marker" ! -path "$out*" -size +511c 2>/dev/null; } |
+	tr '\n' '\0' | xargs -0 -r node "$scan"; node "$scan" "$out" )
+[ -z "$found" ] || fail "descriptors left behind: $found"
+rm -f "$out.control"
 # And the appliance's own output (its logs) names no one but the alerted subjects.
 grep -E -q 'descriptor|[0-9]\.[0-9]{6},' "$out" && fail "the run's output carries descriptor values"
 rm -f "$out.checks"
