@@ -21,6 +21,7 @@
 
 #include "dp.h"
 #include "vg_base.h"
+#include "vg_pool.h"
 #include "vigild_pipeline.h"
 
 int vigild_run_main(int argc, char **argv);
@@ -223,6 +224,7 @@ static int read_file(const char *path, char **out, size_t *len)
 			break;
 	}
 	fclose(f);
+	buf[n] = '\0'; /* the loop ends with room to spare: text callers get a string */
 	*out = buf;
 	*len = n;
 	return 0;
@@ -349,11 +351,46 @@ static void run_usage(FILE *f)
 		   "                  [--decode-workers N] [--ip A.B.C.D [--tx-pcap FILE]]\n"
 		   "       vigild run --iface NAME[,NAME...] --seconds N ...   (net_af_packet, no DPDK NIC)\n"
 		   "       vigild run --iface NAME --rtsp rtsp://[user:pass@]host[:port]/path [--rtsp ...] [--rtsp-port N] ...\n"
+		   "       vigild run --iface NAME --rtsp-file FILE ...   (one URL a line: no credentials on the command line)\n"
 		   "                  [--rx-only] [--eal 'EAL ARGS']\n"
 		   "  analysis:       [--models DIR] [--analysis-fps N] [--tiled] [--progress]   (faces detected and counted)\n"
 		   "                  [--analysis-queue N] [--drop-when-behind]   (frames queued per camera; a capture\n"
 		   "                  waits for the analysis unless --drop-when-behind, live cameras drop the newest)\n"
 		   "  matching:       --watchlist FILE --state-dir DIR --deployment ID   (an authorised, active deployment)\n");
+}
+
+/*
+ * --rtsp-file PATH: the URLs in PATH, one a line (blank lines and '#' comments skipped), appended
+ * to URLS. *TEXT keeps the file's bytes that URLS point into (one file per run). Errors are one
+ * line on stderr and never show a URL, which may carry a password.
+ */
+static int read_rtsp_file(const char *path, char **text, const char **urls, unsigned *n)
+{
+	size_t len = 0;
+	char *save = NULL;
+	int rc;
+
+	if (*text) {
+		fprintf(stderr, "vigild run: --rtsp-file given twice\n");
+		return -EINVAL;
+	}
+	rc = read_file(path, text, &len);
+	if (rc < 0) {
+		fprintf(stderr, "vigild run: cannot read --rtsp-file %s: %s\n", path, vg_strerror(rc));
+		return rc;
+	}
+	for (char *line = strtok_r(*text, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
+		while (*line == ' ' || *line == '\t')
+			line++;
+		if (!*line || *line == '#')
+			continue;
+		if (*n >= MAX_RTSP) {
+			fprintf(stderr, "vigild run: at most %d RTSP cameras\n", MAX_RTSP);
+			return -E2BIG;
+		}
+		urls[(*n)++] = line;
+	}
+	return 0;
 }
 
 int vigild_run_main(int argc, char **argv)
@@ -371,7 +408,7 @@ int vigild_run_main(int argc, char **argv)
 		{ "models", required_argument, NULL, 'M' },   { "analysis-fps", required_argument, NULL, 'A' },
 		{ "tiled", no_argument, NULL, 'T' },          { "state-dir", required_argument, NULL, 'D' },
 		{ "deployment", required_argument, NULL, 'Y' }, { "progress", no_argument, NULL, 'G' },
-		{ "analysis-queue", required_argument, NULL, 'Q' }, { "drop-when-behind", no_argument, NULL, 'B' },
+		{ "analysis-queue", required_argument, NULL, 'Q' }, { "rtsp-file", required_argument, NULL, 'F' }, { "drop-when-behind", no_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
 	};
 	const char *pcap_arg = NULL, *iface_arg = NULL, *sdp_path = NULL, *report_path = NULL, *md5_path = NULL;
@@ -388,6 +425,7 @@ int vigild_run_main(int argc, char **argv)
 	const char *rtsp_urls[MAX_RTSP];
 	unsigned n_rtsp = 0, rtsp_port = 40000;
 	bool drop_when_behind = false;
+	char *rtsp_file_text = NULL;
 	static struct rtsp_set rtsp;
 	struct pipeline_conf pconf = { .models_dir = getenv("VIGIL_MODELS") };
 	struct pipeline *pipeline = NULL;
@@ -411,6 +449,13 @@ int vigild_run_main(int argc, char **argv)
 				return 2;
 			}
 			rtsp_urls[n_rtsp++] = optarg;
+			break;
+		case 'F':
+			/* One URL a line, from a file or an inherited descriptor (/proc/self/fd/N): vigild
+			 * serve passes its cameras this way so that credentials never sit in a command line,
+			 * which every local user can read in /proc. */
+			if (read_rtsp_file(optarg, &rtsp_file_text, rtsp_urls, &n_rtsp) < 0)
+				return 2;
 			break;
 		case 'P': {
 			char *end;
@@ -596,6 +641,9 @@ int vigild_run_main(int argc, char **argv)
 	}
 	rc = 0;
 out:
+	if (rtsp_file_text) /* it held credentials */
+		vg_scrub(rtsp_file_text, strlen(rtsp_file_text));
+	free(rtsp_file_text);
 	pipeline_close(&pipeline);
 	rtsp_stop(&rtsp);
 	free(log.lines);

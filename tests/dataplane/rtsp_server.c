@@ -1,8 +1,9 @@
 /*
  * The RTSP server the RTSP client is tested against: gst-rtsp-server (GStreamer's own library),
  * serving a live H.264 test pattern at rtsp://127.0.0.1:PORT/cam, with no authentication, Basic
- * or Digest. Built only for the tests.
- *   rtsp_server PORT none|basic|digest [USER PASSWORD]
+ * or Digest; or, given a Matroska file of H.264, that recording, in real time (its timestamps pace
+ * it), as a camera pointed at real people would. Built only for the tests.
+ *   rtsp_server PORT none|basic|digest [USER PASSWORD] [FILE.mkv]
  */
 #include <gst/gst.h>
 #include <gst/rtsp-server/rtsp-server.h>
@@ -18,18 +19,23 @@ int main(int argc, char **argv)
 
 	gst_init(&argc, &argv);
 	if (argc < 3 || (strcmp(argv[2], "none") && argc < 5)) {
-		fprintf(stderr, "usage: rtsp_server PORT none|basic|digest [USER PASSWORD]\n");
+		fprintf(stderr, "usage: rtsp_server PORT none|basic|digest [USER PASSWORD] [FILE.mkv]\n");
 		return 2;
 	}
+	const char *mkv = argc > 3 && strstr(argv[argc - 1], ".mkv") ? argv[argc - 1] : NULL;
+	gchar *launch = mkv ? g_strdup_printf("( filesrc location=\"%s\" ! matroskademux ! h264parse ! "
+					      "rtph264pay name=pay0 pt=96 config-interval=-1 )", mkv)
+			    : g_strdup("( videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=10/1 ! "
+				       "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 ! "
+				       "rtph264pay name=pay0 pt=96 config-interval=-1 )");
 	loop = g_main_loop_new(NULL, FALSE);
 	server = gst_rtsp_server_new();
 	gst_rtsp_server_set_address(server, "127.0.0.1");
 	gst_rtsp_server_set_service(server, argv[1]);
 	mounts = gst_rtsp_server_get_mount_points(server);
 	factory = gst_rtsp_media_factory_new();
-	gst_rtsp_media_factory_set_launch(factory,
-		"( videotestsrc is-live=true ! video/x-raw,width=160,height=120,framerate=10/1 ! "
-		"x264enc tune=zerolatency speed-preset=ultrafast key-int-max=10 ! rtph264pay name=pay0 pt=96 config-interval=-1 )");
+	gst_rtsp_media_factory_set_launch(factory, launch);
+	g_free(launch);
 	gst_rtsp_media_factory_set_shared(factory, TRUE);
 	if (strcmp(argv[2], "none")) {
 		GstRTSPAuth *auth = gst_rtsp_auth_new();
