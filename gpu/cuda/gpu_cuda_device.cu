@@ -37,7 +37,9 @@ __global__ static void selftest_kernel(float *out, size_t n, uint32_t seed)
 	}
 }
 
-static int cuda_error(cudaError_t e, const char *what)
+/* Also the other .cu files' way to turn a CUDA error into -EIO with its text. */
+int gpu_cuda_error(cudaError_t e, const char *what);
+int gpu_cuda_error(cudaError_t e, const char *what)
 {
 	snprintf(last_error, sizeof(last_error), "%s: %s", what, cudaGetErrorString(e));
 	return -EIO;
@@ -52,7 +54,7 @@ extern "C" int gpu_cuda_device_count(void)
 	if (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver || e == cudaErrorInitializationError)
 		return 0;
 	if (e != cudaSuccess)
-		return cuda_error(e, "cudaGetDeviceCount");
+		return gpu_cuda_error(e, "cudaGetDeviceCount");
 	return n;
 }
 
@@ -67,7 +69,7 @@ extern "C" int gpu_cuda_device_info(int index, struct gpu_cuda_device_info *out)
 		return -ENODEV;
 	cudaError_t e = cudaGetDeviceProperties(&prop, index);
 	if (e != cudaSuccess)
-		return cuda_error(e, "cudaGetDeviceProperties");
+		return gpu_cuda_error(e, "cudaGetDeviceProperties");
 	memset(out, 0, sizeof(*out));
 	snprintf(out->name, sizeof(out->name), "%s", prop.name);
 	out->major = prop.major;
@@ -92,26 +94,26 @@ extern "C" int gpu_cuda_selftest(int index, size_t n, uint32_t seed)
 	if (n == 0 || n > (1u << 28))
 		return -EINVAL;
 	if ((e = cudaSetDevice(index)) != cudaSuccess)
-		return cuda_error(e, "cudaSetDevice");
+		return gpu_cuda_error(e, "cudaSetDevice");
 	host = (float *)malloc(n * sizeof(float));
 	if (!host)
 		return -ENOMEM;
 	if ((e = cudaMalloc(&dev, n * sizeof(float))) != cudaSuccess) {
-		rc = cuda_error(e, "cudaMalloc");
+		rc = gpu_cuda_error(e, "cudaMalloc");
 		goto out_free_host;
 	}
 	/* Poison the output so an element the kernel never wrote cannot pass. */
 	if ((e = cudaMemset(dev, 0xff, n * sizeof(float))) != cudaSuccess) {
-		rc = cuda_error(e, "cudaMemset");
+		rc = gpu_cuda_error(e, "cudaMemset");
 		goto out_free_dev;
 	}
 	selftest_kernel<<<(unsigned)((n + 255) / 256), 256>>>(dev, n, seed);
 	if ((e = cudaGetLastError()) != cudaSuccess || (e = cudaDeviceSynchronize()) != cudaSuccess) {
-		rc = cuda_error(e, "selftest kernel");
+		rc = gpu_cuda_error(e, "selftest kernel");
 		goto out_free_dev;
 	}
 	if ((e = cudaMemcpy(host, dev, n * sizeof(float), cudaMemcpyDeviceToHost)) != cudaSuccess) {
-		rc = cuda_error(e, "cudaMemcpy");
+		rc = gpu_cuda_error(e, "cudaMemcpy");
 		goto out_free_dev;
 	}
 	for (size_t i = 0; i < n; i++) {

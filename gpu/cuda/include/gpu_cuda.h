@@ -41,6 +41,42 @@ int gpu_cuda_selftest(int index, size_t n, uint32_t seed);
 /** What the CUDA runtime said behind this thread's last -EIO ("cudaMalloc: out of memory"). */
 const char *gpu_cuda_last_error(void);
 
+/* ---- the matcher's scan on the device (gpu_cuda_match.cu) ------------------------------------ */
+
+#define GPU_CUDA_K_MAX 8    /* best k per query, at most (match.h's MATCH_K_MAX) */
+#define GPU_CUDA_D_MAX 1024 /* descriptor dimension, at most (match.h's MATCH_D_MAX) */
+
+/*
+ * A watchlist resident on a GPU, immutable once made: a changed watchlist is a new gallery, made
+ * beside the old one while searches go on, then swapped in (the CPU matcher's snapshot rule).
+ * Keys and ranking are the CPU matcher's, bit for bit (match.h): ||x||^2 - 2 q.x (L2) or -q.x
+ * (cosine, on vectors the caller made unit length), ties broken by SEQ (enrolment order).
+ */
+struct gpu_cuda_gallery;
+
+/**
+ * Upload N entries of D floats (ROWS, row-major; SEQ their enrolment order, NULL: their index) to
+ * DEVICE for METRIC 0 (L2) or 1 (cosine), with room for searches of up to MAX_QUERIES queries.
+ * The host copies made on the way are zeroed. Returns 0, -ENODEV, -EINVAL, -ENOMEM, or -EIO
+ * (gpu_cuda_last_error()). *OUT untouched on error.
+ */
+int gpu_cuda_gallery_create(struct gpu_cuda_gallery **out, int device, unsigned d, int metric, const float *rows,
+			    const uint64_t *seq, size_t n, unsigned max_queries);
+
+/**
+ * The best K (1..GPU_CUDA_K_MAX) entries for each of NQ queries (QUERIES, row-major, NQ x D):
+ * their indices into IDX and keys into KEY (NQ x K each, best first), how many into GOT (NQ).
+ * Allocates nothing. The queries are zeroed on the device and in the staging buffer before it
+ * returns (invariant 1). One caller at a time per gallery. Returns 0, -EINVAL or -EIO.
+ */
+int gpu_cuda_gallery_search(struct gpu_cuda_gallery *g, const float *queries, unsigned nq, unsigned k,
+			    uint32_t *idx /* OUT */, float *key /* OUT */, unsigned *got /* OUT */);
+
+size_t gpu_cuda_gallery_size(const struct gpu_cuda_gallery *g);
+
+/** Zero the gallery's device memory, then free it; sets *G to NULL. */
+void gpu_cuda_gallery_destroy(struct gpu_cuda_gallery **g);
+
 /** The CUDA runtime's version (e.g. 13000 for 13.0) this backend was built with. */
 int gpu_cuda_runtime_version(void);
 
