@@ -1913,7 +1913,9 @@ void store_close(struct store **stp)
 		ctl_run(st, JOB_STOP, 0);
 		pthread_join(st->thread, NULL);
 	}
-	sodium_memzero(st->deps, STORE_MAX_DEPLOYMENTS * sizeof(*st->deps));
+	/* store_free closes the deployments' files, then scrubs the slab that holds their keys. Zeroing
+	 * the keys here first made their descriptors read as fd 0: closing those closed whatever a
+	 * long-lived caller (vigild serve) had there, and leaked the real ones. */
 	store_free(st);
 	*stp = NULL;
 }
