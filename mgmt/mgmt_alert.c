@@ -172,7 +172,9 @@ int mgmt_deployment_add_scanned(struct mgmt_db *db, int64_t id, uint64_t n)
 	sqlite3_bind_int64(st, 2, id);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
 	sqlite3_finalize(st);
-	return rc == 0 && sqlite3_changes(db->sql) != 1 ? -ENOENT : rc;
+	if (rc == 0 && sqlite3_changes(db->sql) != 1)
+		return -ENOENT;
+	return rc < 0 ? rc : mgmt_scanned_hour_add(db, id, n);
 }
 
 int mgmt_deployment_transparency(struct mgmt_db *db, int64_t id, struct mgmt_transparency *out)

@@ -34,6 +34,15 @@ struct mgmt_ctl {
 	char *path;
 	mgmt_purge_fn *purge;
 	void *purge_arg;
+	const struct vg_conf_set *conf; /* config.get/set: the live settings, lent by vigild */
+	mgmt_conf_apply_fn *conf_apply;
+	void *conf_arg;
+	mgmt_probe_fn *probe;           /* camera.probe, lent by vigild serve */
+	int fds[MGMT_CTL_FDS_MAX];      /* passed with the request being read (SCM_RIGHTS); not yet taken: >= 0 */
+	unsigned n_fds;
+	mgmt_outcome_fn *outcome;       /* review outcomes to the evidence store, lent by vigild */
+	void *outcome_arg;
+	const struct mgmt_capture *capture; /* the live pipeline, for status; NULL outside vigild serve */
 };
 
 #define ALL_ROLES (MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER | MGMT_ROLE_OPERATOR | MGMT_ROLE_AUDITOR)
@@ -99,6 +108,13 @@ static int act_status(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t
 			    mgmt_db_schema_version(ctl->db), "deployments_active", active, "you", who->name, "dumpable",
 			    prctl(PR_GET_DUMPABLE) == 1, "capabilities",
 			    have >= CAPNG_NONE && have <= CAPNG_FULL ? caps[have] : "unknown");
+	if (*result && ctl->capture) {
+		const struct mgmt_capture *c = ctl->capture;
+		json_object_set_new(*result, "capture",
+				    json_pack("{s:b, s:i, s:I, s:I, s:i, s:i, s:s}", "running", c->pid != 0, "pid", (int)c->pid,
+					      "deployment", (json_int_t)c->deployment, "since", (json_int_t)c->started_s,
+					      "starts", (int)c->starts, "failures", (int)c->failures, "note", c->why));
+	}
 	return 0;
 }
 
@@ -221,6 +237,9 @@ static int act_deployment_show(struct mgmt_ctl *ctl, const struct mgmt_actor *wh
 					      "alerts", (json_int_t)t.alerts, "confirmed", (json_int_t)t.confirmed,
 					      "rejected_false", (json_int_t)t.rejected, "unreviewed",
 					      (json_int_t)t.unreviewed));
+	json_t *hours = mgmt_transparency_hours_json(ctl->db, id);
+	if (hours)
+		json_object_set_new(*result, "hours", hours);
 	return 0;
 }
 
@@ -289,6 +308,8 @@ static int act_alert_review(struct mgmt_ctl *ctl, const struct mgmt_actor *who, 
 	if (strcmp(decision, "confirm") != 0 && strcmp(decision, "reject") != 0)
 		return vg_errf(err, errlen, -EINVAL, "decision must be confirm or reject");
 	rc = mgmt_alert_review(ctl->db, who, id, strcmp(decision, "confirm") == 0, note, err, errlen);
+	if (rc == 0 && ctl->outcome)
+		ctl->outcome(ctl->outcome_arg, ctl->db); /* the evidence's retention follows the decision */
 	if (rc == 0)
 		*result = json_pack("{s:I, s:s}", "id", (json_int_t)id, "outcome",
 				    strcmp(decision, "confirm") == 0 ? "confirmed" : "rejected");
@@ -386,6 +407,27 @@ static const struct ctl_action {
 	  "audit entries after seq 'since', 1000 at most" },
 	{ "audit.verify", MGMT_ROLE_AUDITOR | MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER, act_audit_verify,
 	  "check the whole hash chain" },
+	{ "audit.export", MGMT_ROLE_AUDITOR | MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER, mgmt_act_audit_export,
+	  "the chain with its hashes after seq 'since', 1000 at most; since 0 audits the export" },
+	{ "camera.add", MGMT_ROLE_ADMIN, mgmt_act_camera_add, "add a camera: id, url, location, fps" },
+	{ "camera.remove", MGMT_ROLE_ADMIN, mgmt_act_camera_remove, "remove a camera: id" },
+	{ "camera.list", ALL_ROLES, mgmt_act_camera_list, "every camera, URLs without credentials" },
+	{ "camera.probe", MGMT_ROLE_ADMIN, mgmt_act_camera_probe,
+	  "connect to a camera and report codec, resolution, frame rate, loss: id, seconds" },
+	{ "config.get", MGMT_ROLE_ADMIN | MGMT_ROLE_AUDITOR | MGMT_ROLE_AUTHORISER, mgmt_act_config_get,
+	  "vigild's settings, or one: name" },
+	{ "config.set", MGMT_ROLE_ADMIN, mgmt_act_config_set, "change a run-time setting, kept across restarts: name, value" },
+	{ "retention.show", ALL_ROLES, mgmt_act_retention_show, "evidence retention per review outcome" },
+	{ "retention.set", MGMT_ROLE_ADMIN, mgmt_act_retention_set,
+	  "set evidence retention: confirmed_days, rejected_days, unreviewed_days" },
+	{ "watchlist.add", MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER | MGMT_ROLE_OPERATOR, mgmt_act_watchlist_add,
+	  "register the watchlist file passed with the request (and its enrolment crops): name, threshold" },
+	{ "watchlist.list", ALL_ROLES, mgmt_act_watchlist_list, "every watchlist record, newest first" },
+	{ "watchlist.show", ALL_ROLES, mgmt_act_watchlist_show, "one watchlist and its subject ids (never descriptors): id" },
+	{ "watchlist.remove", MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER | MGMT_ROLE_OPERATOR, mgmt_act_watchlist_remove,
+	  "delete a watchlist's files, keeping its record: id, reason" },
+	{ "watchlist.purge", MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER | MGMT_ROLE_OPERATOR, mgmt_act_watchlist_purge,
+	  "purge one watchlist (id), or every one no authorised deployment names; reason" },
 };
 
 /* ---- dispatch ------------------------------------------------------------------------------- */
@@ -465,6 +507,95 @@ int mgmt_ctl_handle(struct mgmt_ctl *ctl, const struct mgmt_actor *who, const ch
 void mgmt_ctl_set_people(struct mgmt_ctl *ctl, const struct mgmt_people *people)
 {
 	ctl->people = people;
+}
+
+void mgmt_ctl_set_conf(struct mgmt_ctl *ctl, const struct vg_conf_set *set, mgmt_conf_apply_fn *apply, void *arg)
+{
+	ctl->conf = set;
+	ctl->conf_apply = apply;
+	ctl->conf_arg = arg;
+}
+
+void mgmt_ctl_set_probe(struct mgmt_ctl *ctl, mgmt_probe_fn *probe)
+{
+	ctl->probe = probe;
+}
+
+struct mgmt_db *mgmt_ctl_db(const struct mgmt_ctl *ctl)
+{
+	return ctl->db;
+}
+
+mgmt_probe_fn *mgmt_ctl_probe(const struct mgmt_ctl *ctl)
+{
+	return ctl->probe;
+}
+
+void mgmt_ctl_conf(const struct mgmt_ctl *ctl, const struct vg_conf_set **set, mgmt_conf_apply_fn **apply, void **arg)
+{
+	*set = ctl->conf;
+	*apply = ctl->conf_apply;
+	*arg = ctl->conf_arg;
+}
+
+void mgmt_ctl_set_outcome(struct mgmt_ctl *ctl, mgmt_outcome_fn *fn, void *arg)
+{
+	ctl->outcome = fn;
+	ctl->outcome_arg = arg;
+}
+
+int mgmt_ctl_take_fd(struct mgmt_ctl *ctl, unsigned i)
+{
+	int fd;
+
+	if (i >= ctl->n_fds || ctl->fds[i] < 0)
+		return -EBADF;
+	fd = ctl->fds[i];
+	ctl->fds[i] = -1;
+	return fd;
+}
+
+/* Close the descriptors passed with a request that its action did not take. */
+static void drop_fds(struct mgmt_ctl *ctl)
+{
+	for (unsigned i = 0; i < ctl->n_fds; i++)
+		if (ctl->fds[i] >= 0)
+			close(ctl->fds[i]);
+	ctl->n_fds = 0;
+}
+
+/* recv() that also collects descriptors passed with the bytes (at most MGMT_CTL_FDS_MAX a request). */
+static ssize_t recv_fds(struct mgmt_ctl *ctl, int fd, void *buf, size_t len)
+{
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(sizeof(int) * MGMT_CTL_FDS_MAX)];
+	} ctrl;
+	struct iovec iov = { buf, len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl.space,
+			      .msg_controllen = sizeof(ctrl.space) };
+	ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+
+	for (struct cmsghdr *c = n >= 0 ? CMSG_FIRSTHDR(&msg) : NULL; c; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int got[MGMT_CTL_FDS_MAX];
+
+		memcpy(got, CMSG_DATA(c), (k < MGMT_CTL_FDS_MAX ? k : MGMT_CTL_FDS_MAX) * sizeof(int));
+		for (size_t i = 0; i < k && i < MGMT_CTL_FDS_MAX; i++) {
+			if (ctl->n_fds < MGMT_CTL_FDS_MAX)
+				ctl->fds[ctl->n_fds++] = got[i];
+			else
+				close(got[i]); /* more than a request may pass: not kept open on the client's behalf */
+		}
+	}
+	return n;
+}
+
+void mgmt_ctl_set_capture(struct mgmt_ctl *ctl, const struct mgmt_capture *capture)
+{
+	ctl->capture = capture;
 }
 
 void mgmt_ctl_set_purge(struct mgmt_ctl *ctl, mgmt_purge_fn *purge, void *arg)
@@ -597,7 +728,7 @@ int mgmt_ctl_serve_one(struct mgmt_ctl *ctl, int timeout_ms)
 				served++;
 				break; /* the rest of an oversized request cannot be framed: drop the connection */
 			}
-			ssize_t n = recv(fd, buf + have, MGMT_CTL_REQUEST_MAX + 1 - have, 0);
+			ssize_t n = recv_fds(ctl, fd, buf + have, MGMT_CTL_REQUEST_MAX + 1 - have);
 			if (n <= 0)
 				break; /* closed, idle timeout, or error */
 			have += (size_t)n;
@@ -611,6 +742,7 @@ int mgmt_ctl_serve_one(struct mgmt_ctl *ctl, int timeout_ms)
 			who = (struct mgmt_actor){ anon, cred.uid, 0 };
 		}
 		mgmt_ctl_handle(ctl, &who, buf, (size_t)(nl - buf), &reply);
+		drop_fds(ctl);
 		rc = reply ? send_line(fd, reply) : -ENOMEM;
 		free(reply);
 		served++;
@@ -622,11 +754,41 @@ int mgmt_ctl_serve_one(struct mgmt_ctl *ctl, int timeout_ms)
 	free(buf);
 	rc = served;
 out_close:
+	drop_fds(ctl);
 	close(fd);
 	return rc;
 }
 
+/* The request's first byte carries the descriptors (SCM_RIGHTS), the rest follows as a line. */
+static int send_fds(int fd, const char *s, const int *fds, unsigned n_fds)
+{
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(sizeof(int) * MGMT_CTL_FDS_MAX)];
+	} ctrl;
+	struct iovec iov = { (void *)s, 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctrl.space,
+			      .msg_controllen = CMSG_SPACE(sizeof(int) * n_fds) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+
+	memset(ctrl.space, 0, sizeof(ctrl.space));
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+	memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
+	while (sendmsg(fd, &msg, MSG_NOSIGNAL) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return send_line(fd, s + 1);
+}
+
 int mgmt_ctl_call(const char *path, const char *request, char **reply, char *err, size_t errlen)
+{
+	return mgmt_ctl_call_fds(path, request, NULL, 0, reply, err, errlen);
+}
+
+int mgmt_ctl_call_fds(const char *path, const char *request, const int *fds, unsigned n_fds, char **reply, char *err,
+		      size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	size_t have = 0, cap = 4096;
@@ -646,7 +808,11 @@ int mgmt_ctl_call(const char *path, const char *request, char **reply, char *err
 	}
 	/* A failed send is not the end: vigild may have refused the request (too long) with a reply
 	 * that is already waiting to be read. */
-	int send_rc = send_line(fd, request);
+	if (n_fds > MGMT_CTL_FDS_MAX || (n_fds && !request[0])) {
+		rc = vg_errf(err, errlen, -EINVAL, "at most %d descriptors go with a request", MGMT_CTL_FDS_MAX);
+		goto out_close;
+	}
+	int send_rc = n_fds ? send_fds(fd, request, fds, n_fds) : send_line(fd, request);
 	buf = malloc(cap);
 	if (!buf) {
 		rc = vg_errf(err, errlen, -ENOMEM, "out of memory");

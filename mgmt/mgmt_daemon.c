@@ -39,6 +39,13 @@ static const struct vg_conf_entry daemon_entries[] = {
 		       "127.0.0.1:9464", "IPv4 ADDR:PORT for /metrics and /health (Prometheus); empty turns it off"),
 	VG_CONF_STRING("vigild.log", VG_CONF_MUTABLE, struct mgmt_daemon_conf, log_levels, "notice",
 		       "log levels: a level, then type=level overrides (e.g. notice,matcher=debug)"),
+	VG_CONF_STRING("vigild.capture_iface", VG_CONF_RESTART, struct mgmt_daemon_conf, capture_iface, "",
+		       "the interface cameras' RTP arrives on (net_af_packet); while a deployment is active, "
+		       "vigild runs the pipeline over every camera on it; empty: no live capture"),
+	VG_CONF_STRING("vigild.models", VG_CONF_RESTART, struct mgmt_daemon_conf, models_dir,
+		       "/usr/share/vigil/face-api-1.7.15/model", "the face model's weights (tools/bootstrap fetches them)"),
+	VG_CONF_INT("vigild.capture_rtsp_port", VG_CONF_RESTART, struct mgmt_daemon_conf, capture_rtsp_port, "40000",
+		    1024, 58000, "first UDP port RTSP cameras send RTP to (camera i: this + 100 i)"),
 };
 
 const struct vg_conf_table mgmt_daemon_conf_table = {
@@ -76,7 +83,9 @@ static void drop_capabilities(void)
 	if (geteuid() != 0)
 		return;
 	capng_clear(CAPNG_SELECT_BOTH);
-	capng_updatev(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED, CAP_IPC_LOCK, CAP_NET_RAW, CAP_NET_ADMIN, -1);
+	/* In the bounding set too: the live pipeline is a child (mgmt_capture.c) that needs them after exec. */
+	capng_updatev(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_BOUNDING_SET, CAP_IPC_LOCK, CAP_NET_RAW,
+		      CAP_NET_ADMIN, -1);
 	if (capng_apply(CAPNG_SELECT_BOTH) < 0)
 		VG_LOG(MGMT, WARN, "could not drop capabilities; vigild keeps the ones it was started with");
 }
@@ -108,6 +117,50 @@ static int64_t count_active(struct mgmt_db *db)
 	return n;
 }
 
+/* What config.set changes in the running daemon (daemon_apply). */
+struct daemon_live {
+	struct mgmt_daemon_conf *conf;
+	struct mgmt_ctl *ctl;
+	struct mgmt_people **people;
+	/* The map a config.set replaced: the caller's name points into it until its request ends. */
+	struct mgmt_people *retired;
+};
+
+/* config.set's hook (mgmt.h mgmt_conf_apply_fn): the file's rules, all or nothing. */
+static int daemon_apply(void *arg, const struct mgmt_actor *who, const char *name, const char *value, char *err,
+			size_t errlen)
+{
+	struct daemon_live *d = arg;
+	struct mgmt_daemon_conf next = *d->conf;
+	const struct vg_conf_table *tables[] = { &mgmt_daemon_conf_table };
+	void *objs[] = { &next };
+	struct vg_conf_set set = { tables, objs, 1 };
+	struct mgmt_people *new_people = NULL;
+	struct mgmt_actor still;
+	int rc;
+
+	if ((rc = vg_conf_set_value(&set, name, value, true, err, errlen)) < 0 ||
+	    (rc = mgmt_people_parse(&new_people, next.people, err, errlen)) < 0)
+		return rc;
+	/* A stored map outranks the file, so one that locks the admin out could not be undone. */
+	if (strcmp(next.people, d->conf->people) != 0 &&
+	    (mgmt_people_lookup(new_people, who->uid, &still) < 0 || !(still.roles & MGMT_ROLE_ADMIN))) {
+		mgmt_people_free(&new_people);
+		return vg_errf(err, errlen, -EPERM, "vigild.people: the new map would take the admin role from %s (uid %u)",
+			       who->name, who->uid);
+	}
+	if (vg_log_set_levels(next.log_levels) < 0) {
+		mgmt_people_free(&new_people);
+		return vg_errf(err, errlen, -EINVAL, "vigild.log: '%.64s' is not a level spec", next.log_levels);
+	}
+	mgmt_ctl_set_people(d->ctl, new_people);
+	mgmt_people_free(&d->retired);
+	d->retired = *d->people;
+	*d->people = new_people;
+	*d->conf = next;
+	return 0;
+}
+
 /* SIGHUP: re-read the file; apply the run-time settings only if all of it parses. */
 static void reload(const char *config_path, struct mgmt_db *db, struct mgmt_ctl *ctl, struct mgmt_people **people,
 		   struct mgmt_daemon_conf *live)
@@ -123,6 +176,7 @@ static void reload(const char *config_path, struct mgmt_db *db, struct mgmt_ctl 
 		return;
 	/* At run time: a changed restart-only setting is refused (the whole reload), not half-applied. */
 	if (vg_conf_load_file(&set, config_path, true, err, sizeof(err)) < 0 ||
+	    mgmt_settings_load(db, &set, err, sizeof(err)) < 0 ||
 	    mgmt_people_parse(&new_people, next.people, err, sizeof(err)) < 0 || vg_log_set_levels(next.log_levels) < 0) {
 		VG_LOG(MGMT, ERR, "reload refused, nothing changed: %s", err);
 		snprintf(detail, sizeof(detail), "{\"applied\":false}");
@@ -147,7 +201,7 @@ int mgmt_daemon_run(const struct mgmt_daemon_conf *conf, const char *config_path
 	char db_path[300];
 	sigset_t mask;
 	int sfd, rc;
-	uint64_t last_tick = 0;
+	uint64_t last_tick = 0, outcome_ticks = 0;
 	bool running = true;
 
 	/* Nothing biometric may reach a core dump (invariant 1). */
@@ -172,9 +226,45 @@ int mgmt_daemon_run(const struct mgmt_daemon_conf *conf, const char *config_path
 	rc = mgmt_db_open(&db, db_path, err, errlen);
 	if (rc < 0)
 		goto out_free_people;
+	/* Settings changed with `vigilctl config set` outrank the file (mgmt_settings.c). One that no
+	 * longer parses is dropped for the file's, never a reason not to start. */
+	const struct vg_conf_table *live_tables[] = { &mgmt_daemon_conf_table };
+	void *live_objs[] = { &live };
+	struct vg_conf_set live_set = { live_tables, live_objs, 1 };
+	char from_file_people[sizeof(live.people)], from_file_log[sizeof(live.log_levels)];
+	memcpy(from_file_people, live.people, sizeof(live.people));
+	memcpy(from_file_log, live.log_levels, sizeof(live.log_levels));
+	rc = mgmt_settings_load(db, &live_set, err, errlen);
+	if (rc < 0)
+		goto out_close_db;
+	if (rc > 0) {
+		struct mgmt_people *stored = NULL;
+
+		if (mgmt_people_parse(&stored, live.people, err, errlen) < 0) {
+			VG_LOG(MGMT, WARN, "stored vigild.people skipped: %s", err);
+			memcpy(live.people, from_file_people, sizeof(live.people));
+		} else {
+			mgmt_people_free(&people);
+			people = stored;
+		}
+		if (vg_log_set_levels(live.log_levels) < 0) {
+			VG_LOG(MGMT, WARN, "stored vigild.log skipped: not a level spec");
+			memcpy(live.log_levels, from_file_log, sizeof(live.log_levels));
+		}
+	}
 	rc = mgmt_ctl_open(&ctl, db, people, live.socket_path, err, errlen);
 	if (rc < 0)
 		goto out_close_db;
+	struct daemon_live dl = { &live, ctl, &people, NULL };
+	mgmt_ctl_set_conf(ctl, &live_set, daemon_apply, &dl);
+	mgmt_ctl_set_probe(ctl, live.probe);
+	/* A deployment's end stops its capture, then deletes the watchlist files this database
+	 * registered (invariant 2). */
+	struct mgmt_capture capture = { 0 };
+	struct mgmt_capture_purge purge = { &capture, db };
+	mgmt_ctl_set_purge(ctl, mgmt_capture_purge_hook, &purge);
+	mgmt_ctl_set_capture(ctl, &capture);
+	mgmt_ctl_set_outcome(ctl, live.outcome, live.outcome_arg);
 	if (live.metrics_listen[0]) {
 		rc = mgmt_metrics_start(&metrics, live.metrics_listen, NULL, err, errlen);
 		if (rc < 0)
@@ -216,9 +306,16 @@ int mgmt_daemon_run(const struct mgmt_daemon_conf *conf, const char *config_path
 			int64_t entries;
 
 			last_tick = now;
-			/* The purge hook is the matcher's once it is wired; the state change happens either way. */
-			if (mgmt_deployment_expire(db, (int64_t)time(NULL), NULL, NULL) < 0)
+			/* A failed purge leaves the deployment active, to be retried: never ended with its file on disk. */
+			if (mgmt_deployment_expire(db, (int64_t)time(NULL), mgmt_capture_purge_hook, &purge) < 0)
 				VG_LOG(MGMT, ERR, "expiring deployments failed; retrying in a second");
+			/* The live pipeline runs exactly while a deployment is active (mgmt_capture.c). */
+			mgmt_capture_tick(&capture, db, &live, (int64_t)time(NULL));
+			mgmt_metrics_set(metrics, MGMT_GAUGE_CAPTURE_RUNNING, capture.pid != 0);
+			mgmt_metrics_set(metrics, MGMT_GAUGE_CAPTURE_FAILURES, capture.failures);
+			/* Review outcomes the store could not take (a run held it) are retried every 30 s. */
+			if (live.outcome && ++outcome_ticks % 30 == 0)
+				live.outcome(live.outcome_arg, db);
 			mgmt_metrics_set(metrics, MGMT_GAUGE_DEPLOYMENTS_ACTIVE, count_active(db));
 			if (count_audit(db, &entries) == 0)
 				mgmt_metrics_set(metrics, MGMT_GAUGE_AUDIT_ENTRIES, entries);
@@ -226,6 +323,7 @@ int mgmt_daemon_run(const struct mgmt_daemon_conf *conf, const char *config_path
 	}
 	/* Requests are served whole inside the loop, so nothing is in flight here: stop cleanly. */
 	sd_notify_state("STOPPING=1");
+	mgmt_capture_stop(&capture, db, "vigild is stopping");
 	mgmt_audit_append(db, &vigild_actor, "vigild.stop", live.state_dir, NULL, NULL);
 	VG_LOG(MGMT, NOTICE, "stopped");
 	close(sfd);
@@ -234,6 +332,7 @@ out_stop_metrics:
 	mgmt_metrics_stop(&metrics);
 out_close_ctl:
 	mgmt_ctl_close(&ctl);
+	mgmt_people_free(&dl.retired);
 out_close_db:
 	mgmt_db_close(&db);
 out_free_people:

@@ -51,6 +51,26 @@ static const char *const migrations[] = {
 	"  evidence TEXT, raised_ns INTEGER NOT NULL,"
 	"  outcome INTEGER NOT NULL DEFAULT 0, reviewed_by TEXT, reviewed_ns INTEGER, note TEXT);"
 	"ALTER TABLE deployments ADD COLUMN faces_scanned INTEGER NOT NULL DEFAULT 0;",
+	/* 2 -> 3: watchlists as records (mgmt_watchlist.c), review outcomes the evidence store has yet
+	 * to apply, and faces scanned per hour for the public record */
+	"CREATE TABLE watchlists ("
+	"  id TEXT PRIMARY KEY, name TEXT NOT NULL, threshold REAL NOT NULL, subjects INTEGER NOT NULL,"
+	"  sha256 TEXT NOT NULL, path TEXT NOT NULL, faces_path TEXT, faces_key BLOB,"
+	"  created_by TEXT NOT NULL, created_uid INTEGER NOT NULL, created_ns INTEGER NOT NULL,"
+	"  state INTEGER NOT NULL DEFAULT 0, ended_by TEXT, ended_ns INTEGER, end_reason TEXT);"
+	"ALTER TABLE alerts ADD COLUMN store_outcome_applied INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE deployment_scans ("
+	"  deployment_id INTEGER NOT NULL REFERENCES deployments(id), hour_s INTEGER NOT NULL,"
+	"  faces INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (deployment_id, hour_s));",
+	/* 3 -> 4: cameras (credentials sealed, never in clear: mgmt_camera.c), settings changed with
+	 * `vigilctl config set` (they outrank the config file), evidence retention per outcome */
+	"CREATE TABLE cameras ("
+	"  id TEXT PRIMARY KEY, url TEXT NOT NULL, location TEXT NOT NULL DEFAULT '', fps INTEGER NOT NULL,"
+	"  credentials BLOB, added_by TEXT NOT NULL, added_uid INTEGER NOT NULL, added_ns INTEGER NOT NULL);"
+	"CREATE TABLE settings ("
+	"  name TEXT PRIMARY KEY, value TEXT NOT NULL, set_by TEXT NOT NULL, set_ns INTEGER NOT NULL);"
+	"CREATE TABLE retention ("
+	"  outcome TEXT PRIMARY KEY, seconds INTEGER NOT NULL, set_by TEXT NOT NULL, set_ns INTEGER NOT NULL);",
 };
 #define SCHEMA_VERSION ((int)VG_ARRAY_SIZE(migrations))
 

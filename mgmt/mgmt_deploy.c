@@ -78,6 +78,9 @@ int mgmt_deployment_create(struct mgmt_db *db, const struct mgmt_actor *who, con
 	for (size_t i = 0; i < req->n_watchlists; i++)
 		if (!text_ok(req->watchlists[i], 65))
 			return vg_errf(err, errlen, -EINVAL, "watchlist ids are 1 to 64 bytes");
+	for (size_t i = 0; i < req->n_watchlists; i++)
+		if ((rc = mgmt_watchlist_check_for_deployment(db, req->watchlists[i], err, errlen)) < 0)
+			return rc;
 
 	rc = mgmt_tx_begin(db);
 	if (rc < 0)
@@ -301,10 +304,17 @@ int mgmt_deployment_start(struct mgmt_db *db, const struct mgmt_actor *who, int6
 }
 
 /* Purge every watchlist of deployment ID through PURGE; stops at the first failure. */
+/*
+ * Run PURGE for each of deployment ID's watchlists (at most 64, as a deployment holds). The ids are
+ * read first and the statement finished before any hook runs: a hook writes (audit, purge), and a
+ * write begun inside a read that another process's commit has overtaken fails in WAL mode
+ * (SQLITE_BUSY_SNAPSHOT) however long it waits; the live capture's exit commits just then.
+ */
 static int purge_watchlists(struct mgmt_db *db, int64_t id, mgmt_purge_fn *purge, void *arg)
 {
+	char ids[64][65];
 	sqlite3_stmt *st;
-	int rc = 0, step;
+	int rc = 0, n = 0;
 
 	if (!purge)
 		return 0;
@@ -312,9 +322,13 @@ static int purge_watchlists(struct mgmt_db *db, int64_t id, mgmt_purge_fn *purge
 			       &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, id);
-	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW)
-		rc = purge(arg, id, (const char *)sqlite3_column_text(st, 0));
+	while (n < 64 && sqlite3_step(st) == SQLITE_ROW) {
+		const unsigned char *w = sqlite3_column_text(st, 0);
+		snprintf(ids[n++], sizeof(ids[0]), "%s", w ? (const char *)w : "");
+	}
 	sqlite3_finalize(st);
+	for (int i = 0; rc == 0 && i < n; i++)
+		rc = purge(arg, id, ids[i]);
 	return rc;
 }
 

@@ -27,6 +27,8 @@ static const char *const gauge_names[MGMT_GAUGE__COUNT][2] = {
 	[MGMT_GAUGE_AUDIT_ENTRIES] = { "vigil_audit_entries", "entries in the audit log" },
 	[MGMT_GAUGE_CTL_REQUESTS] = { "vigil_ctl_requests_total", "control socket requests served" },
 	[MGMT_GAUGE_UP_SINCE] = { "vigil_start_time_seconds", "when vigild started (Unix seconds)" },
+	[MGMT_GAUGE_CAPTURE_RUNNING] = { "vigil_capture_running", "1 while the live pipeline runs for a deployment" },
+	[MGMT_GAUGE_CAPTURE_FAILURES] = { "vigil_capture_failures_total", "times the live pipeline ended on its own" },
 };
 
 void mgmt_metrics_set(struct mgmt_metrics *m, enum mgmt_gauge g, int64_t v)

@@ -10,8 +10,11 @@ int vigilctl_faces(int argc, char **argv);
 int vigilctl_status(int argc, char **argv);
 int vigilctl_deployment(int argc, char **argv);
 int vigilctl_audit(int argc, char **argv);
-int vigilctl_watchlist(int argc, char **argv);
+int vigilctl_watchlist_cmd(int argc, char **argv);
 int vigilctl_alert(int argc, char **argv);
+int vigilctl_camera(int argc, char **argv);
+int vigilctl_config(int argc, char **argv);
+int vigilctl_retention(int argc, char **argv);
 
 struct verb {
 	const char *name;
@@ -27,15 +30,23 @@ static const struct verb verbs[] = {
 	 "             --start T --end T --justification J --watchlist ID...   request a deployment\n"
 	 "  deployment authorise|refuse ID --reasons R   decide on it (authorisers; not its requester)\n"
 	 "  deployment start ID | stop ID --reason R | show ID | list   [--json]   (T: now, +8h, 2026-11-22T09:00Z)"},
-#ifdef HAVE_VIGIL_MATCHER
-	{"watchlist", vigilctl_watchlist,
-	 "watchlist import --out FILE [--id N] [--threshold T] [--models DIR] [--json] (DIR | --csv FILE)\n"
-	 "             embed enrolment images (one clear face each) into a watchlist file"},
-#endif
+	{"watchlist", vigilctl_watchlist_cmd,
+	 "watchlist import (--name N | --out FILE) [--id N] [--threshold T] [--models DIR] [--json] (DIR | --csv FILE)\n"
+	 "             embed enrolment images (one clear face each): registered with vigild, or into a file\n"
+	 "  watchlist add FILE --name N | list | show ID | remove ID --reason R | purge [ID]   [--json]\n"
+	 "             watchlists as vigild's records; add moves FILE into vigild's custody"},
 	{"alert", vigilctl_alert,
 	 "alert list [--unreviewed] | show ID | review ID --confirm|--reject --note N   [--json]  (operators decide)\n"
-	 "  alert evidence ID --out FILE [--state-dir DIR]   export the alert's face crop from the encrypted store"},
-	{"audit", vigilctl_audit, "audit list [--since SEQ] | verify   [--json]  the hash-chained audit log"},
+	 "  alert evidence ID --out FILE [--state-dir DIR]   export the alert's face crop from the encrypted store\n"
+	 "  alert show ID --out FILE [--state-dir DIR]   the evidence crop beside the enrolment crop, one JPEG"},
+	{"audit", vigilctl_audit, "audit list [--since SEQ] | verify   [--json]  the hash-chained audit log\n"
+	 "  audit export [--out FILE]   the whole chain with its hashes, as JSON lines to check offline"},
+	{"camera", vigilctl_camera,
+	 "camera add ID --url rtsp://[user:pw@]host/path|- [--location L] [--fps N] | remove ID   (admin)\n"
+	 "  camera list | probe ID [--seconds N]   [--json]  (URLs are shown without their credentials)"},
+	{"config", vigilctl_config, "config get [KEY] | set KEY VALUE   [--json]  vigild's settings; set is admin's, kept across restarts"},
+	{"retention", vigilctl_retention,
+	 "retention [show] | set [--confirmed D] [--rejected D] [--unreviewed D]   [--json]  evidence kept, in days"},
 };
 
 static void usage(FILE *f)

@@ -13,17 +13,15 @@
 #include <time.h>
 
 #include "mgmt.h"
+#include "vigilctl_int.h"
 
 int vigilctl_status(int argc, char **argv);
 int vigilctl_deployment(int argc, char **argv);
 int vigilctl_audit(int argc, char **argv);
 int vigilctl_alert(int argc, char **argv);
 int vigilctl_alert_evidence(int argc, char **argv);
-
-struct cli {
-	const char *socket;
-	bool json;
-};
+int vigilctl_alert_show_out(int argc, char **argv);
+int vigilctl_audit_export(int argc, char **argv);
 
 static const char *default_socket(void)
 {
@@ -172,6 +170,19 @@ int vigilctl_status(int argc, char **argv)
 		       json_string_value(json_object_get(r, "you")),
 		       json_is_true(json_object_get(r, "dumpable")) ? "yes" : "no",
 		       json_string_value(json_object_get(r, "capabilities")));
+	json_t *cap = json_object_get(r, "capture");
+	if (!cli.json && cap) {
+		const char *note = json_string_value(json_object_get(cap, "note"));
+		if (json_is_true(json_object_get(cap, "running")))
+			printf("capture: running for deployment %lld (pid %lld), %lld start(s), %lld failure(s)%s%s\n",
+			       (long long)json_integer_value(json_object_get(cap, "deployment")),
+			       (long long)json_integer_value(json_object_get(cap, "pid")),
+			       (long long)json_integer_value(json_object_get(cap, "starts")),
+			       (long long)json_integer_value(json_object_get(cap, "failures")), note && *note ? "; " : "",
+			       note ? note : "");
+		else
+			printf("capture: not running: %s\n", note && *note ? note : "no active deployment");
+	}
 	json_decref(r);
 	return 0;
 }
@@ -289,6 +300,18 @@ int vigilctl_deployment(int argc, char **argv)
 			       (long long)json_integer_value(json_object_get(t, "confirmed")),
 			       (long long)json_integer_value(json_object_get(t, "rejected_false")),
 			       (long long)json_integer_value(json_object_get(t, "unreviewed")));
+		size_t i;
+		json_t *h;
+		json_array_foreach(json_object_get(r, "hours"), i, h) {
+			char when[32];
+			fmt_time(json_integer_value(json_object_get(h, "hour")), when, sizeof(when));
+			printf("     %.16s  faces %lld, alerts %lld: %lld confirmed, %lld rejected, %lld unreviewed\n", when,
+			       (long long)json_integer_value(json_object_get(h, "faces_scanned")),
+			       (long long)json_integer_value(json_object_get(h, "alerts")),
+			       (long long)json_integer_value(json_object_get(h, "confirmed")),
+			       (long long)json_integer_value(json_object_get(h, "rejected_false")),
+			       (long long)json_integer_value(json_object_get(h, "unreviewed")));
+		}
 	} else {
 		printf("deployment %lld: %s\n", (long long)json_integer_value(json_object_get(r, "id")),
 		       json_object_get(r, "state") ? json_string_value(json_object_get(r, "state")) : "requested");
@@ -318,8 +341,10 @@ int vigilctl_audit(int argc, char **argv)
 	struct cli cli;
 	json_t *r;
 
+	if (argc >= 2 && strcmp(argv[1], "export") == 0)
+		return vigilctl_audit_export(argc - 1, argv + 1); /* vigilctl_config.c */
 	if (argc < 2 || (strcmp(argv[1], "list") != 0 && strcmp(argv[1], "verify") != 0)) {
-		fprintf(stderr, "vigilctl: audit list|verify (vigilctl --help)\n");
+		fprintf(stderr, "vigilctl: audit list|verify|export (vigilctl --help)\n");
 		return 2;
 	}
 	if (common_opts(argc - 1, argv + 1, &cli, opts, 1, audit_opt, &since) < 0)
@@ -416,6 +441,12 @@ int vigilctl_alert(int argc, char **argv)
 		json_decref(a.args);
 		return vigilctl_alert_evidence(argc - 1, argv + 1);
 	}
+	/* show --out: the evidence beside the enrolment crop, read from the state directory (vigilctl_alert_show.c). */
+	for (int i = 2; strcmp(sub, "show") == 0 && i < argc; i++)
+		if (strcmp(argv[i], "--out") == 0 || strncmp(argv[i], "--out=", 6) == 0) {
+			json_decref(a.args);
+			return vigilctl_alert_show_out(argc - 1, argv + 1);
+		}
 #endif
 	first = common_opts(argc - 1, argv + 1, &cli, opts, sizeof(opts) / sizeof(opts[0]), alert_opt, &a);
 	if (first < 0)
@@ -453,4 +484,27 @@ int vigilctl_alert(int argc, char **argv)
 out:
 	json_decref(a.args);
 	return rc;
+}
+
+/* ---- the helpers above, for the verbs in other files (vigilctl_int.h) ----------------------- */
+
+int vigilctl_call(const struct cli *cli, const char *verb, json_t *args, json_t **result)
+{
+	return call(cli, verb, args, result);
+}
+
+int vigilctl_print_json(json_t *j)
+{
+	return print_json(j);
+}
+
+int vigilctl_opts(int argc, char **argv, struct cli *cli, const struct option *extra, size_t n_extra,
+		  int (*on_opt)(int opt, const char *arg, void *ctx), void *ctx)
+{
+	return common_opts(argc, argv, cli, extra, n_extra, on_opt, ctx);
+}
+
+void vigilctl_fmt_time(long long t, char *buf, size_t len)
+{
+	fmt_time(t, buf, len);
 }

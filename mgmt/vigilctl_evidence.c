@@ -16,6 +16,7 @@
 #include "store.h"
 #include "vg_base.h"
 #include "vg_pool.h"
+#include "vigil_outcome.h"
 
 int vigilctl_alert_evidence(int argc, char **argv);
 
@@ -81,6 +82,7 @@ int vigilctl_alert_evidence(int argc, char **argv)
 		fprintf(stderr, "vigilctl: evidence store: %s\n", err[0] ? err : "cannot open the deployment");
 		goto out;
 	}
+	vigil_outcomes_apply(db, st); /* reviews that waited for the store (vigil_outcome.h) */
 	jpeg = malloc(cap);
 	if (!jpeg)
 		goto out;

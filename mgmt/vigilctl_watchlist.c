@@ -1,30 +1,44 @@
 /*
- * vigilctl watchlist import --out FILE [--id N] [--threshold T] [--models DIR] [--json] (DIR | --csv FILE):
- * detect and embed each enrolment image and write a matcher watchlist file (matcher/match.h's
- * format, sha256-sealed, mode 0600). DIR: every .jpg/.jpeg/.png, the subject id being the file
- * name without its extension. CSV: "subject,image" lines (images relative to the CSV's folder,
- * '#' comments). An image with no face, several faces or too low quality is refused with its
- * reason; the others are enrolled. Exit 0 when every image was enrolled, 1 when some were
- * refused or unreadable (the file still holds the good ones), 2 on usage errors.
+ * vigilctl watchlist import (--name N | --out FILE) [--id N] [--threshold T] [--models DIR] [--json]
+ * (DIR | --csv FILE): detect and embed each enrolment image into a matcher watchlist (matcher/match.h's
+ * format, sha256-sealed). --name: register it with vigild straight from memory (a memfd passed on
+ * the control socket, never a file on disk), with each subject's aligned enrolment crop, which
+ * vigild keeps encrypted for reviewers. --out: write the file (mode 0600) for `watchlist add` or
+ * `vigild run --watchlist`. DIR: every .jpg/.jpeg/.png, the subject id being the file name
+ * without its extension. CSV: "subject,image" rows (images relative to the CSV's folder, '#'
+ * comments). A row that is malformed, or whose image is unreadable, has no face, several faces or
+ * too low quality, is refused with a one-line reason; the others are enrolled. Exit 0 when every
+ * row was enrolled, 1 when some were refused (the watchlist still holds the good ones), 2 on usage.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
 #include <unistd.h>
+#ifdef HAVE_VIGIL_STORE
+#include <turbojpeg.h>
+#endif
+
+#include <jansson.h>
 
 #include "gpu.h"
 #include "match.h"
+#include "mgmt.h"
 #include "vg_base.h"
 #include "vg_image.h"
 #include "vg_pool.h"
 
 int vigilctl_watchlist(int argc, char **argv);
+int vigilctl_watchlist_register(const char *socket, int fd, int faces_fd, const char *name, double threshold,
+				json_t **result);
+void vigilctl_watchlist_print_registered(json_t *r);
 
 #define MIN_INTEROCULAR_PX 30.0 /* enrolment images must be sharper than camera faces */
 #define MAX_ENTRIES 100000
@@ -32,6 +46,7 @@ int vigilctl_watchlist(int argc, char **argv);
 struct item {
 	char subject[MATCH_SUBJECT_MAX + 1];
 	char path[1024];
+	char why[96]; /* a CSV row refused before its image is read */
 };
 
 static int add_item(struct item **items, size_t *n, size_t *cap, const char *subject, const char *path)
@@ -48,6 +63,7 @@ static int add_item(struct item **items, size_t *n, size_t *cap, const char *sub
 		return -EINVAL;
 	snprintf((*items)[*n].subject, sizeof((*items)[*n].subject), "%s", subject);
 	snprintf((*items)[*n].path, sizeof((*items)[*n].path), "%s", path);
+	(*items)[*n].why[0] = '\0';
 	(*n)++;
 	return 0;
 }
@@ -82,7 +98,7 @@ static int list_dir(const char *dir, struct item **items, size_t *n, size_t *cap
 
 static int read_csv(const char *csv, struct item **items, size_t *n, size_t *cap, char *err, size_t errlen)
 {
-	char line[2048], dir_buf[1024], path[2048];
+	char line[2048], dir_buf[1024], path[2048], where[64];
 	FILE *f = fopen(csv, "r");
 	unsigned lineno = 0;
 
@@ -96,9 +112,22 @@ static int read_csv(const char *csv, struct item **items, size_t *n, size_t *cap
 		if (!line[0] || line[0] == '#')
 			continue;
 		char *comma = strchr(line, ',');
-		if (!comma || comma == line || !comma[1]) {
-			fclose(f);
-			return vg_errf(err, errlen, -EINVAL, "%s line %u: expected subject,image", csv, lineno);
+		const char *why = NULL;
+		if (!comma || comma == line || !comma[1])
+			why = "expected subject_id,image_path";
+		else if (comma - line > MATCH_SUBJECT_MAX)
+			why = "subject ids are 1 to 64 bytes";
+		else if (strlen(comma + 1) >= sizeof((*items)->path) - strlen(dir) - 1)
+			why = "image path too long";
+		if (why) {
+			/* One bad row is refused with its reason, like a bad image; the others still enrol. */
+			snprintf(where, sizeof(where), "line %u", lineno);
+			if (add_item(items, n, cap, where, csv) < 0) {
+				fclose(f);
+				return vg_errf(err, errlen, -E2BIG, "%s: more than %d rows", csv, MAX_ENTRIES);
+			}
+			snprintf((*items)[*n - 1].why, sizeof((*items)->why), "%s", why);
+			continue;
 		}
 		*comma = '\0';
 		if (comma[1] == '/')
@@ -107,11 +136,95 @@ static int read_csv(const char *csv, struct item **items, size_t *n, size_t *cap
 			snprintf(path, sizeof(path), "%s/%s", dir, comma + 1);
 		if (add_item(items, n, cap, line, path) < 0) {
 			fclose(f);
-			return vg_errf(err, errlen, -EINVAL, "%s line %u: subject ids are 1 to 64 bytes", csv, lineno);
+			return vg_errf(err, errlen, -E2BIG, "%s: more than %d rows", csv, MAX_ENTRIES);
 		}
 	}
 	fclose(f);
 	return 0;
+}
+
+/* A growable buffer of enrolment crop records (mgmt.h's MGMT_WATCHLIST_FACE_MAX format), capped at 1 GiB. */
+struct crops {
+	uint8_t *buf;
+	size_t len, cap;
+};
+
+#ifdef HAVE_VIGIL_STORE
+/*
+ * Append SUBJECT's aligned crop (the box the descriptor saw, at most 512 px a side) of IMG as a
+ * JPEG: what a reviewer compares an alert's crop with. Best effort: a crop that cannot be made
+ * leaves the subject enrolled without one.
+ */
+static void crop_add(struct crops *c, tjhandle tj, const struct vg_image *img, const struct gpu_face *f,
+		     const char *subject)
+{
+	int x0 = (int)fmax(0, f->align[0]), y0 = (int)fmax(0, f->align[1]);
+	int x1 = (int)fmin(img->width, f->align[0] + f->align[2]), y1 = (int)fmin(img->height, f->align[1] + f->align[3]);
+	int cw = x1 - x0, ch = y1 - y0;
+	double step = fmax(1.0, fmax(cw, ch) / 512.0);
+	unsigned char *jpeg = NULL;
+	unsigned long jlen = 0;
+	size_t slen = strlen(subject);
+
+	if (!tj || cw <= 0 || ch <= 0)
+		return;
+	int w = (int)(cw / step), h = (int)(ch / step);
+	uint8_t *rgb = malloc((size_t)w * h * 3);
+	if (!rgb)
+		return;
+	for (int y = 0; y < h; y++)
+		for (int x = 0; x < w; x++)
+			memcpy(rgb + ((size_t)y * w + x) * 3,
+			       img->rgb + ((size_t)(y0 + (int)(y * step)) * img->width + (size_t)(x0 + (int)(x * step))) * 3, 3);
+	if (tjCompress2(tj, rgb, w, 0, h, TJPF_RGB, &jpeg, &jlen, TJSAMP_444, 92, TJFLAG_ACCURATEDCT) == 0 &&
+	    jlen <= MGMT_WATCHLIST_FACE_MAX && c->len + 6 + slen + jlen <= (1u << 30)) {
+		if (c->len + 6 + slen + jlen > c->cap) {
+			size_t ncap = (c->cap ? c->cap * 2 : 1u << 20) + 6 + slen + jlen;
+			uint8_t *nb = malloc(ncap);
+			if (nb && c->buf) {
+				memcpy(nb, c->buf, c->len);
+				vg_scrub(c->buf, c->len);
+			}
+			free(c->buf);
+			c->buf = nb;
+			c->cap = nb ? ncap : 0;
+			if (!nb)
+				c->len = 0;
+		}
+		if (c->buf) {
+			uint8_t *p = c->buf + c->len;
+			p[0] = (uint8_t)slen, p[1] = (uint8_t)(slen >> 8);
+			memcpy(p + 2, subject, slen);
+			for (int i = 0; i < 4; i++)
+				p[2 + slen + i] = (uint8_t)(jlen >> (8 * i));
+			memcpy(p + 6 + slen, jpeg, jlen);
+			c->len += 6 + slen + jlen;
+		}
+	}
+	if (jpeg) {
+		vg_scrub(jpeg, jlen);
+		tjFree(jpeg);
+	}
+	vg_scrub(rgb, (size_t)w * h * 3);
+	free(rgb);
+}
+#endif
+
+/* A memfd holding LEN bytes of BUF, read back from offset 0 by vigild; -1 on failure. */
+static int memfd_with(const char *name, const void *buf, size_t len)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC);
+	size_t done = 0;
+
+	while (fd >= 0 && done < len) {
+		ssize_t w = write(fd, (const uint8_t *)buf + done, len - done);
+		if (w <= 0) {
+			close(fd);
+			return -1;
+		}
+		done += (size_t)w;
+	}
+	return fd;
 }
 
 int vigilctl_watchlist(int argc, char **argv)
@@ -119,9 +232,15 @@ int vigilctl_watchlist(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "out", required_argument, NULL, 'o' },    { "id", required_argument, NULL, 'i' },
 		{ "threshold", required_argument, NULL, 't' }, { "models", required_argument, NULL, 'm' },
-		{ "csv", required_argument, NULL, 'c' },    { "json", no_argument, NULL, 'j' }, { NULL, 0, NULL, 0 },
+		{ "csv", required_argument, NULL, 'c' },    { "json", no_argument, NULL, 'j' },
+		{ "name", required_argument, NULL, 'n' },   { "socket", required_argument, NULL, 's' }, { NULL, 0, NULL, 0 },
 	};
-	const char *out_path = NULL, *csv = NULL, *models = getenv("VIGIL_MODELS");
+	const char *out_path = NULL, *csv = NULL, *models = getenv("VIGIL_MODELS"), *name = NULL, *socket = NULL;
+	struct crops crops = { 0 };
+	json_t *registered = NULL;
+#ifdef HAVE_VIGIL_STORE
+	tjhandle tj = NULL;
+#endif
 	struct match_watchlist_def wl = { 1, GPU_MATCH_THRESHOLD };
 	struct item *items = NULL;
 	size_t n = 0, cap = 0, enrolled = 0;
@@ -134,7 +253,7 @@ int vigilctl_watchlist(int argc, char **argv)
 	int c, rc = 2, refused = 0;
 
 	if (argc < 2 || strcmp(argv[1], "import") != 0) {
-		fprintf(stderr, "vigilctl: watchlist import --out FILE [--id N] [--threshold T] (DIR | --csv FILE)\n");
+		fprintf(stderr, "vigilctl: watchlist import (--name N | --out FILE) [--id N] [--threshold T] (DIR | --csv FILE)\n");
 		return 2;
 	}
 	optind = 1;
@@ -145,6 +264,8 @@ int vigilctl_watchlist(int argc, char **argv)
 		case 'c': csv = optarg; break;
 		case 'm': models = optarg; break;
 		case 'j': json = true; break;
+		case 'n': name = optarg; break;
+		case 's': socket = optarg; break;
 		case 'i':
 			wl.id = (uint32_t)strtoul(optarg, &end, 10);
 			if (*end || !wl.id) {
@@ -165,9 +286,9 @@ int vigilctl_watchlist(int argc, char **argv)
 		}
 	}
 	int first = optind + 1; /* getopt saw argv + 1 */
-	if (!out_path || !models || (csv ? first != argc : first + 1 != argc)) {
-		fprintf(stderr, "vigilctl: watchlist import needs --out FILE, the model (--models or $VIGIL_MODELS), "
-				"and a folder or --csv FILE\n");
+	if (!out_path == !name || !models || (csv ? first != argc : first + 1 != argc)) {
+		fprintf(stderr, "vigilctl: watchlist import needs --name N (register with vigild) or --out FILE (write a "
+				"file), the model (--models or $VIGIL_MODELS), and a folder or --csv FILE\n");
 		return 2;
 	}
 	rc = csv ? read_csv(csv, &items, &n, &cap, err, sizeof(err)) : list_dir(argv[first], &items, &n, &cap);
@@ -192,6 +313,9 @@ int vigilctl_watchlist(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+#ifdef HAVE_VIGIL_STORE
+	tj = name ? tjInitCompress() : NULL;
+#endif
 	if (json)
 		printf("{\"results\":[");
 	for (size_t i = 0; i < n; i++) {
@@ -199,7 +323,9 @@ int vigilctl_watchlist(int argc, char **argv)
 		char why[640] = "";
 		int nf;
 
-		if (vg_image_load(items[i].path, &img, err, sizeof(err)) < 0) {
+		if (items[i].why[0]) {
+			snprintf(why, sizeof(why), "%s", items[i].why);
+		} else if (vg_image_load(items[i].path, &img, err, sizeof(err)) < 0) {
 			snprintf(why, sizeof(why), "unreadable: %s", err);
 		} else {
 			nf = gpu_faces_run(model, img.rgb, img.width, img.height, faces, 8);
@@ -216,6 +342,10 @@ int vigilctl_watchlist(int argc, char **argv)
 				memcpy(desc + enrolled * GPU_DESCRIPTOR_DIM, faces[0].descriptor, sizeof(faces[0].descriptor));
 				entries[enrolled] = (struct match_entry){ items[i].subject, wl.id, desc + enrolled * GPU_DESCRIPTOR_DIM };
 				enrolled++;
+#ifdef HAVE_VIGIL_STORE
+				if (name)
+					crop_add(&crops, tj, &img, &faces[0], items[i].subject);
+#endif
 			}
 			gpu_faces_retire(faces, nf > 0 ? nf : 0);
 			vg_image_release(&img);
@@ -225,6 +355,8 @@ int vigilctl_watchlist(int argc, char **argv)
 		if (json)
 			printf("%s{\"subject\":\"%s\",\"image\":\"%s\",\"enrolled\":%s%s%s%s}", i ? "," : "", items[i].subject,
 			       items[i].path, why[0] ? "false" : "true", why[0] ? ",\"reason\":\"" : "", why, why[0] ? "\"" : "");
+		else if (why[0] && items[i].why[0])
+			fprintf(stderr, "vigilctl: %s %s: refused: %s\n", items[i].path, items[i].subject, why);
 		else if (why[0])
 			fprintf(stderr, "vigilctl: %s: refused: %s\n", items[i].path, why);
 		else
@@ -239,25 +371,60 @@ int vigilctl_watchlist(int argc, char **argv)
 			rc = 1;
 			goto out;
 		}
-		int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		if (name) {
+			/* Straight from memory to vigild's custody: no copy of the watchlist on this disk. */
+			int wfd = memfd_with("vigil-watchlist", buf, len);
+			int cfd = crops.len ? memfd_with("vigil-crops", crops.buf, crops.len) : -1;
+			vg_scrub(buf, len);
+			free(buf);
+			if (wfd < 0) {
+				fprintf(stderr, "vigilctl: memfd: %s\n", vg_strerror(-errno));
+				rc = 1;
+				goto out;
+			}
+			rc = vigilctl_watchlist_register(socket, wfd, cfd, name, 0, &registered);
+			close(wfd);
+			if (cfd >= 0)
+				close(cfd);
+			if (rc)
+				goto out;
+			buf = NULL;
+		}
+		int fd = buf ? open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -2;
 		ssize_t w = fd >= 0 ? write(fd, buf, len) : -1;
-		if (fd < 0 || w != (ssize_t)len || fsync(fd) < 0 || close(fd) < 0) {
+		if (fd == -2) {
+			/* registered above */
+		} else if (fd < 0 || w != (ssize_t)len || fsync(fd) < 0 || close(fd) < 0) {
 			fprintf(stderr, "vigilctl: cannot write %s: %s\n", out_path, vg_strerror(-errno));
 			vg_scrub(buf, len);
 			free(buf);
 			rc = 1;
 			goto out;
 		}
-		vg_scrub(buf, len);
+		if (buf)
+			vg_scrub(buf, len);
 		free(buf);
 	}
-	if (json)
+	if (json && name)
+		printf("],\"enrolled\":%zu,\"refused\":%d,\"watchlist\":\"%s\"}\n", enrolled, refused,
+		       registered ? json_string_value(json_object_get(registered, "id")) : "");
+	else if (json)
 		printf("],\"enrolled\":%zu,\"refused\":%d,\"out\":\"%s\"}\n", enrolled, refused, enrolled ? out_path : "");
 	else
 		printf("%zu enrolled in watchlist %u (threshold %.2f), %d refused%s%s\n", enrolled, wl.id, wl.threshold,
-		       refused, enrolled ? ": " : "", enrolled ? out_path : "");
+		       refused, enrolled && out_path ? ": " : "", enrolled && out_path ? out_path : "");
+	if (registered && !json)
+		vigilctl_watchlist_print_registered(registered);
 	rc = refused || !enrolled ? 1 : 0;
 out:
+	json_decref(registered);
+#ifdef HAVE_VIGIL_STORE
+	if (tj)
+		tjDestroy(tj);
+#endif
+	if (crops.buf)
+		vg_scrub(crops.buf, crops.len);
+	free(crops.buf);
 	if (desc)
 		vg_scrub(desc, n * GPU_DESCRIPTOR_DIM * sizeof(float));
 	free(desc);

@@ -21,6 +21,7 @@
 #include "vg_base.h"
 #include "vg_clock.h"
 #include "vg_pool.h"
+#include "vigil_outcome.h"
 #include "vigild_pipeline.h"
 
 #define MAX_FACES 32
@@ -30,6 +31,7 @@
 #define MAX_ALERTS 4096
 #define CROP_MAX 640
 #define LATENCY_SAMPLES 65536 /* the report's latency figures cover the last this many frames */
+#define OUTCOMES_EVERY_NS (60 * VG_NS_PER_SEC) /* reviews made during a run reach its store this often */
 #define FRAME_HDR 64          /* struct queued_frame, padded so the RGB starts on a cache line */
 
 /*
@@ -123,9 +125,19 @@ struct pipeline {
 	uint64_t faces_scanned, evidence_bytes, analysis_ns;
 	uint64_t started_ns, last_progress_ns;
 	uint64_t better_crops; /* alerts whose evidence was replaced by a better crop of the track */
+	uint64_t outcomes_ns;  /* when review outcomes were last applied to the store */
 	uint8_t *crop; /* CROP_MAX^2 * 3, biometric */
 	struct vg_pool *crop_pool;
 };
+
+/* Camera CAM's name, as alerts and the report give it. */
+static void camera_name(const struct pipeline *p, unsigned cam, char *buf, size_t len)
+{
+	if (cam < DP_MAX_CAMERAS && p->conf.camera_name[cam] && *p->conf.camera_name[cam])
+		snprintf(buf, len, "%s", p->conf.camera_name[cam]);
+	else
+		snprintf(buf, len, "cam%u", cam + 1);
+}
 
 /* The threshold an alert was judged against, as the matcher holds it (per alert, not per frame). */
 static float threshold_of(const struct pipeline *p, uint32_t id)
@@ -163,9 +175,20 @@ static int authorise_and_load(struct pipeline *p, const char *run_desc, char *er
 	rc = match_db_open(&p->match, &mc, err, errlen);
 	if (rc < 0)
 		return rc;
-	rc = match_load_file(p->match, p->conf.watchlist_path, err, errlen);
-	if (rc < 0)
-		return rc;
+	/* Every watchlist of the deployment, each file whole or not at all (ids must differ). */
+	for (const char *w = p->conf.watchlist_path; *w;) {
+		size_t len = strcspn(w, ",");
+		char file[512];
+
+		if (len >= sizeof(file))
+			return vg_errf(err, errlen, -ENAMETOOLONG, "watchlist path too long");
+		memcpy(file, w, len);
+		file[len] = '\0';
+		rc = match_load_file(p->match, file, err, errlen);
+		if (rc < 0)
+			return rc;
+		w += len + (w[len] == ',');
+	}
 	rc = match_ctx_open(&p->ctx, p->match, 1, MAX_FACES);
 	if (rc < 0)
 		return vg_errf(err, errlen, rc, "matcher: %s", vg_strerror(rc));
@@ -177,6 +200,13 @@ static int authorise_and_load(struct pipeline *p, const char *run_desc, char *er
 	sc.dir = dir;
 	sc.appliance_key_path = key;
 	sc.create_appliance_key = true;
+	struct mgmt_retention ret;
+	/* The periods set with `vigilctl retention set` (the store's defaults where none was set). */
+	if (mgmt_retention_get(p->db, &ret) == 0) {
+		sc.retain_confirmed_s = ret.confirmed_s;
+		sc.retain_rejected_s = ret.rejected_s;
+		sc.retain_unreviewed_s = ret.unreviewed_s;
+	}
 	rc = store_open(&p->store, &sc, err, errlen);
 	if (rc < 0)
 		return rc;
@@ -184,6 +214,9 @@ static int authorise_and_load(struct pipeline *p, const char *run_desc, char *er
 	if (rc < 0)
 		return vg_errf(err, errlen, rc, "evidence store: deployment %" PRId64 ": %s", p->conf.deployment,
 			       vg_strerror(rc));
+	/* Reviews recorded while no one held the store: their retention, before the first sweep. */
+	vigil_outcomes_apply(p->db, p->store);
+	p->outcomes_ns = vg_clock_ns();
 	return 0;
 }
 
@@ -399,7 +432,7 @@ static void fill_store_alert(const struct pipeline *p, unsigned cam, const struc
 	sa->time_ns = vg_clock_realtime_ns();
 	sa->track = t->id;
 	sa->pts = c->pts;
-	snprintf(sa->camera, sizeof(sa->camera), "cam%u", cam + 1);
+	camera_name(p, cam, sa->camera, sizeof(sa->camera));
 	/* The store's record holds 63 bytes of the id (a 64-byte id is cut); mgmt's alert keeps it whole. */
 	snprintf(sa->subject, sizeof(sa->subject), "%.63s", hit->subject);
 	snprintf(sa->watchlist, sizeof(sa->watchlist), "%u", hit->watchlist);
@@ -469,7 +502,7 @@ static void raise_alert(struct pipeline *p, unsigned cam, struct camera *c, stru
 	static const struct mgmt_actor vigild = { "vigild", 0, 0 };
 	struct mgmt_alert ma = { .deployment = p->conf.deployment, .pts = c->pts, .track = t->id, .value = hit->value,
 				 .threshold = threshold_of(p, hit->watchlist) };
-	snprintf(ma.camera, sizeof(ma.camera), "cam%u", cam + 1);
+	camera_name(p, cam, ma.camera, sizeof(ma.camera));
 	snprintf(ma.subject, sizeof(ma.subject), "%s", hit->subject);
 	snprintf(ma.watchlist, sizeof(ma.watchlist), "%u", hit->watchlist);
 	snprintf(ma.metric, sizeof(ma.metric), "l2");
@@ -609,6 +642,11 @@ static void *analysis_main(void *arg)
 		sem_post(&c->slots);
 		if (p->conf.progress)
 			progress(p);
+		/* A run holds the store, so reviews made meanwhile reach it from here (vigil_outcome.h). */
+		if (p->store && t1 - p->outcomes_ns >= OUTCOMES_EVERY_NS) {
+			vigil_outcomes_apply(p->db, p->store);
+			p->outcomes_ns = t1;
+		}
 	}
 	return NULL;
 }
@@ -685,8 +723,9 @@ void pipeline_frame(struct pipeline *p, unsigned cam, const struct dp_frame *f)
 		c->in_pts += (int32_t)(f->ts - c->last_ts);
 	}
 	c->last_ts = f->ts;
-	/* Sample at the analysis rate, on the camera's own clock. */
-	if (c->in_pts - c->last_analysed < (int64_t)(90000 / p->conf.analysis_fps))
+	/* Sample at the camera's analysis rate, on the camera's own clock. */
+	unsigned fps = p->conf.camera_fps[cam] ? p->conf.camera_fps[cam] : p->conf.analysis_fps;
+	if (c->in_pts - c->last_analysed < (int64_t)(90000 / fps))
 		return;
 	c->last_analysed = c->in_pts;
 	c->frames_sampled++;
@@ -766,6 +805,11 @@ void pipeline_write_stages(struct pipeline *p, FILE *f)
 		dropped, qmax, (double)wait_ns / 1e9, p50, p99, max, gated, p->better_crops);
 }
 
+void pipeline_camera_name(const struct pipeline *p, unsigned cam, char *buf, size_t len)
+{
+	camera_name(p, cam, buf, len);
+}
+
 void pipeline_camera_counts(const struct pipeline *p, unsigned cam, struct pipeline_camera_counts *out)
 {
 	*out = (struct pipeline_camera_counts){ 0 };
@@ -780,8 +824,9 @@ void pipeline_write_alerts(const struct pipeline *p, FILE *f)
 {
 	for (unsigned i = 0; i < p->n_alerts; i++) {
 		const struct alert *a = &p->alerts[i];
-		char ev[128];
+		char ev[128], cam[64];
 
+		camera_name(p, a->cam, cam, sizeof(cam));
 		if (a->evidence.saved)
 			snprintf(ev, sizeof(ev), "\"store:deployment/%" PRIu64 "/segment/%u@%" PRIu64 "+%u#%" PRIu64 "\"",
 				 a->evidence.deployment, a->evidence.segment, a->evidence.offset, a->evidence.len,
@@ -789,10 +834,10 @@ void pipeline_write_alerts(const struct pipeline *p, FILE *f)
 		else
 			snprintf(ev, sizeof(ev), "null");
 		fprintf(f,
-			"%s\n {\"id\":\"a%u\",\"camera\":\"cam%u\",\"pts\":%" PRId64 ",\"track\":%" PRIu64
+			"%s\n {\"id\":\"a%u\",\"camera\":\"%s\",\"pts\":%" PRId64 ",\"track\":%" PRIu64
 			",\"subject\":\"%s\",\"watchlist\":%u,\"metric\":\"l2\",\"value\":%.4f,\"box\":[%d,%d,%d,%d],"
 			"\"evidence\":%s,\"review_id\":%" PRId64 "}",
-			i ? "," : "", i + 1, a->cam + 1, a->pts, a->track, a->subject, a->watchlist, a->value, a->box[0],
+			i ? "," : "", i + 1, cam, a->pts, a->track, a->subject, a->watchlist, a->value, a->box[0],
 			a->box[1], a->box[2], a->box[3], ev, a->mgmt_id);
 	}
 }

@@ -20,7 +20,7 @@ struct pipeline_conf {
 	const char *models_dir;     /* face-api model folder */
 	unsigned analysis_fps;      /* frames analysed per second per camera (default 10) */
 	bool tiled;                 /* 512 tiles + the whole frame, for small faces (slower) */
-	const char *watchlist_path; /* matcher watchlist file; NULL: detect and count, match nothing */
+	const char *watchlist_path; /* matcher watchlist files, comma-separated; NULL: detect and count, match nothing */
 	const char *state_dir;      /* with a watchlist: vigild's state (database, evidence store) */
 	int64_t deployment;         /* with a watchlist: the deployment the run is authorised under */
 	double min_interocular_px;  /* quality gate (default 16) */
@@ -28,6 +28,10 @@ struct pipeline_conf {
 	double min_sharpness;       /* (default 5) */
 	bool progress;              /* a progress line on stderr once a second: frames, faces/s, alerts */
 	unsigned queue_depth;       /* frames queued or in analysis per camera (default 4, at most 64) */
+	/* Per camera (SDP order), both optional: the name alerts carry (default cam1, cam2, ...) and
+	 * the camera's own analysis rate (default analysis_fps). Names must outlive the pipeline. */
+	const char *camera_name[DP_MAX_CAMERAS];
+	unsigned camera_fps[DP_MAX_CAMERAS];
 	bool lossless;              /* recorded runs: a full queue makes decode wait, nothing is dropped */
 };
 
@@ -56,6 +60,10 @@ static inline void pipeline_camera_counts(const struct pipeline *p, unsigned cam
 {
 	(void)p, (void)cam;
 	*out = (struct pipeline_camera_counts){ 0 };
+}
+static inline void pipeline_camera_name(const struct pipeline *p, unsigned cam, char *buf, size_t len)
+{
+	(void)p, (void)cam, (void)buf, (void)len;
 }
 static inline void pipeline_write_alerts(const struct pipeline *p, FILE *f)
 {
@@ -96,6 +104,8 @@ void pipeline_finish(struct pipeline *p);
 /* The report's "analysis" stage: mode, queue depth, frames sampled and dropped, latency (after finish). */
 void pipeline_write_stages(struct pipeline *p, FILE *f);
 void pipeline_camera_counts(const struct pipeline *p, unsigned cam, struct pipeline_camera_counts *out);
+/* Camera CAM's name: conf->camera_name[CAM], else "camN". */
+void pipeline_camera_name(const struct pipeline *p, unsigned cam, char *buf, size_t len);
 /* The report's "alerts" array, and its totals. */
 void pipeline_write_alerts(const struct pipeline *p, FILE *f);
 void pipeline_totals(const struct pipeline *p, uint64_t *faces_scanned, uint64_t *alerts, uint64_t *evidence_bytes,

@@ -125,7 +125,7 @@ static int write_framemd5(const char *path, const struct md5_log *log, unsigned 
 }
 
 static int write_report(const char *path, const struct dp_run_report *r, unsigned rtsp_sessions,
-			uint64_t rtsp_reconnects, struct pipeline *pl)
+			uint64_t rtsp_reconnects, struct pipeline *pl, const char *const *names)
 {
 	char tmp[4096];
 	FILE *f;
@@ -152,7 +152,7 @@ static int write_report(const char *path, const struct dp_run_report *r, unsigne
 			",\"frames_sampled\":%" PRIu64 ",\"frames_dropped\":%" PRIu64
 			",\"frames_analysed\":%" PRIu64 ",\"faces_detected\":%" PRIu64 ",\"faces_gated\":%" PRIu64
 			",\"faces_matched\":%" PRIu64 ",\"tracks\":%" PRIu64 ",\"width\":%d,\"height\":%d}",
-			i ? "," : "", c->id, c->dst_port, c->ssrc, dp_codec_name(c->codec), c->rtp.packets, c->rtp.lost,
+			i ? "," : "", i < DP_MAX_CAMERAS && names[i] ? names[i] : c->id, c->dst_port, c->ssrc, dp_codec_name(c->codec), c->rtp.packets, c->rtp.lost,
 			c->rtp.reordered, c->rtp.duplicates, c->malformed, c->rtp.late, c->rtp.resyncs, c->rtcp_sr, c->aus_dropped, c->frames_decoded,
 			c->frames_corrupt, pc.frames_sampled, pc.frames_dropped, pc.frames_analysed, pc.faces_detected, pc.faces_gated, pc.faces_matched, pc.tracks,
 			c->width, c->height);
@@ -232,6 +232,11 @@ static int read_file(const char *path, char **out, size_t *len)
 
 /* Cameras set up over RTSP: their sessions, kept alive from a thread of their own. */
 #define MAX_RTSP 16
+struct rtsp_camera {
+	const char *url, *user, *password; /* user and password NULL: the URL's own, if any */
+	const char *name;                  /* NULL: cam1, cam2, ... */
+	unsigned fps;                      /* 0: --analysis-fps */
+};
 struct rtsp_set {
 	struct dp_rtsp *s[MAX_RTSP];
 	struct dp_rtsp_conf conf[MAX_RTSP];
@@ -291,12 +296,14 @@ static void *keepalive_main(void *arg)
 }
 
 /* OPTIONS..PLAY on each URL (a few tries with back-off), into one SDP whose ports are ours. */
-static int rtsp_start(struct rtsp_set *set, const char *const *urls, unsigned n, unsigned base_port,
-		      struct dp_sdp *sdp, char *err, size_t errlen)
+static int rtsp_start(struct rtsp_set *set, const struct rtsp_camera *cams, unsigned n, unsigned base_port,
+		      struct dp_sdp *sdp, unsigned *media_camera /* OUT: camera of each SDP medium */, char *err,
+		      size_t errlen)
 {
 	memset(sdp, 0, sizeof(*sdp));
 	for (unsigned i = 0; i < n; i++) {
-		set->conf[i] = (struct dp_rtsp_conf){ .url = urls[i], .client_port = (uint16_t)(base_port + 100 * i) };
+		set->conf[i] = (struct dp_rtsp_conf){ .url = cams[i].url, .user = cams[i].user, .password = cams[i].password,
+						      .client_port = (uint16_t)(base_port + 100 * i) };
 		int rc = -EIO;
 		for (unsigned attempt = 0; attempt < 4; attempt++) {
 			rc = dp_rtsp_open(&set->s[set->n], &set->conf[i], err, errlen);
@@ -308,6 +315,7 @@ static int rtsp_start(struct rtsp_set *set, const char *const *urls, unsigned n,
 			return rc;
 		const struct dp_sdp *got = dp_rtsp_sdp(set->s[set->n++]);
 		for (unsigned k = 0; k < got->n_media && sdp->n_media < DP_SDP_MAX_MEDIA; k++) {
+			media_camera[sdp->n_media] = i;
 			sdp->media[sdp->n_media++] = got->media[k];
 			if (reserve_port(set, got->media[k].port) < 0 || reserve_port(set, got->media[k].port + 1u) < 0)
 				return vg_errf(err, errlen, -EADDRINUSE, "client port %u is taken", got->media[k].port);
@@ -360,14 +368,17 @@ static void run_usage(FILE *f)
 }
 
 /*
- * --rtsp-file PATH: the URLs in PATH, one a line (blank lines and '#' comments skipped), appended
- * to URLS. *TEXT keeps the file's bytes that URLS point into (one file per run). Errors are one
- * line on stderr and never show a URL, which may carry a password.
+ * --rtsp-file PATH: cameras, one a line (blank lines and '#' comments skipped), appended to CAMS:
+ * a URL alone, or NAME<TAB>FPS<TAB>URL[<TAB>USER<TAB>PASSWORD] (FPS 0: --analysis-fps), which is
+ * how vigild serve passes the cameras it was given, credentials apart from the URL. *TEXT keeps
+ * the file's bytes that CAMS point into (one file per run). Errors are one line on stderr and never
+ * show a URL or a password.
  */
-static int read_rtsp_file(const char *path, char **text, const char **urls, unsigned *n)
+static int read_rtsp_file(const char *path, char **text, struct rtsp_camera *cams, unsigned *n)
 {
 	size_t len = 0;
 	char *save = NULL;
+	unsigned line_no = 0;
 	int rc;
 
 	if (*text) {
@@ -380,7 +391,11 @@ static int read_rtsp_file(const char *path, char **text, const char **urls, unsi
 		return rc;
 	}
 	for (char *line = strtok_r(*text, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
-		while (*line == ' ' || *line == '\t')
+		char *field[5] = { NULL }, *fsave = NULL, *end = NULL;
+		unsigned nf = 0;
+
+		line_no++;
+		while (*line == ' ')
 			line++;
 		if (!*line || *line == '#')
 			continue;
@@ -388,7 +403,20 @@ static int read_rtsp_file(const char *path, char **text, const char **urls, unsi
 			fprintf(stderr, "vigild run: at most %d RTSP cameras\n", MAX_RTSP);
 			return -E2BIG;
 		}
-		urls[(*n)++] = line;
+		if (!strchr(line, '\t')) {
+			cams[(*n)++] = (struct rtsp_camera){ .url = line };
+			continue;
+		}
+		for (char *f = strtok_r(line, "\t", &fsave); f && nf < 5; f = strtok_r(NULL, "\t", &fsave))
+			field[nf++] = f;
+		unsigned long fps = nf >= 3 ? strtoul(field[1], &end, 10) : 61;
+		if ((nf != 3 && nf != 5) || !end || *end || fps > 60 || strlen(field[0]) > 31) {
+			fprintf(stderr, "vigild run: --rtsp-file line %u: not NAME<TAB>FPS<TAB>URL[<TAB>USER<TAB>PASSWORD]\n",
+				line_no);
+			return -EINVAL;
+		}
+		cams[(*n)++] = (struct rtsp_camera){ .name = field[0], .fps = (unsigned)fps, .url = field[2],
+						     .user = nf == 5 ? field[3] : NULL, .password = nf == 5 ? field[4] : NULL };
 	}
 	return 0;
 }
@@ -422,7 +450,8 @@ int vigild_run_main(int argc, char **argv)
 	struct dp_sdp *sdp = NULL;
 	struct dp_run_report *report = NULL;
 	struct md5_log log = { .lock = PTHREAD_MUTEX_INITIALIZER };
-	const char *rtsp_urls[MAX_RTSP];
+	struct rtsp_camera rtsp_cams[MAX_RTSP];
+	unsigned media_camera[DP_SDP_MAX_MEDIA];
 	unsigned n_rtsp = 0, rtsp_port = 40000;
 	bool drop_when_behind = false;
 	char *rtsp_file_text = NULL;
@@ -448,13 +477,13 @@ int vigild_run_main(int argc, char **argv)
 				fprintf(stderr, "vigild run: at most %d --rtsp cameras\n", MAX_RTSP);
 				return 2;
 			}
-			rtsp_urls[n_rtsp++] = optarg;
+			rtsp_cams[n_rtsp++] = (struct rtsp_camera){ .url = optarg };
 			break;
 		case 'F':
 			/* One URL a line, from a file or an inherited descriptor (/proc/self/fd/N): vigild
 			 * serve passes its cameras this way so that credentials never sit in a command line,
 			 * which every local user can read in /proc. */
-			if (read_rtsp_file(optarg, &rtsp_file_text, rtsp_urls, &n_rtsp) < 0)
+			if (read_rtsp_file(optarg, &rtsp_file_text, rtsp_cams, &n_rtsp) < 0)
 				return 2;
 			break;
 		case 'P': {
@@ -580,11 +609,18 @@ int vigild_run_main(int argc, char **argv)
 		sdp = malloc(sizeof(*sdp));
 		if (!sdp)
 			goto out;
-		if (rtsp_start(&rtsp, rtsp_urls, n_rtsp, rtsp_port, sdp, err, sizeof(err)) < 0) {
+		if (rtsp_start(&rtsp, rtsp_cams, n_rtsp, rtsp_port, sdp, media_camera, err, sizeof(err)) < 0) {
 			fprintf(stderr, "vigild run: rtsp: %s\n", err); /* names host:port only, never credentials */
 			goto out;
 		}
 		conf.sdp = sdp;
+		/* A camera's name and rate go with its first stream (a second stream of one camera is rare). */
+		for (unsigned k = 0; k < sdp->n_media; k++) {
+			const struct rtsp_camera *cam = &rtsp_cams[media_camera[k]];
+			bool first = k == 0 || media_camera[k - 1] != media_camera[k];
+			pconf.camera_name[k] = first ? cam->name : NULL;
+			pconf.camera_fps[k] = cam->fps;
+		}
 	}
 	if (pconf.watchlist_path && (!pconf.models_dir || !*pconf.models_dir)) {
 		fprintf(stderr, "vigild run: --watchlist needs the face model (--models DIR or $VIGIL_MODELS)\n");
@@ -595,7 +631,7 @@ int vigild_run_main(int argc, char **argv)
 	pconf.lossless = !iface_arg && !drop_when_behind;
 	if (pconf.models_dir && *pconf.models_dir) {
 		char desc[600];
-		snprintf(desc, sizeof(desc), "vigild run --pcap %s", pcap_arg ? pcap_arg : iface_arg);
+		snprintf(desc, sizeof(desc), "vigild run --%s %s", pcap_arg ? "pcap" : "iface", pcap_arg ? pcap_arg : iface_arg);
 		if (pipeline_open(&pipeline, &pconf, desc, err, sizeof(err)) < 0) {
 			fprintf(stderr, "vigild run: %s\n", err);
 			goto out;
@@ -627,7 +663,7 @@ int vigild_run_main(int argc, char **argv)
 	}
 	if (pipeline)
 		pipeline_finish(pipeline); /* what is queued is analysed before the report counts it */
-	r = write_report(report_path, report, rtsp_sessions, rtsp_reconnects, pipeline);
+	r = write_report(report_path, report, rtsp_sessions, rtsp_reconnects, pipeline, pconf.camera_name);
 	if (r < 0) {
 		fprintf(stderr, "vigild run: cannot write %s: %s\n", report_path, vg_strerror(r));
 		goto out;

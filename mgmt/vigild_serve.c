@@ -10,10 +10,14 @@
 #include <unistd.h>
 
 #include "mgmt.h"
+#ifdef HAVE_VIGIL_ANALYSIS
+#include "vigil_outcome.h"
+#endif
 #include "vg_conf.h"
 
 int vigild_serve_main(int argc, char **argv);
 int vigild_sample_config_main(int argc, char **argv);
+mgmt_probe_fn vigild_camera_probe; /* vigild_probe.c */
 
 static const struct vg_conf_table *const tables[] = { &mgmt_daemon_conf_table };
 
@@ -57,6 +61,15 @@ int vigild_serve_main(int argc, char **argv)
 		fprintf(stderr, "vigild: %s\n", err);
 		return 1;
 	}
+	conf.probe = vigild_camera_probe;
+#ifdef HAVE_VIGIL_ANALYSIS
+	/* Reviews set the evidence's retention in the store (vigil_outcome.h). */
+	conf.outcome = vigil_outcomes_hook;
+	conf.outcome_arg = conf.state_dir;
+#else
+	conf.outcome = NULL;
+	conf.outcome_arg = NULL;
+#endif
 	if (mgmt_daemon_run(&conf, path, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vigild: %s\n", err);
 		return 1;

@@ -192,6 +192,112 @@ struct mgmt_transparency {
 };
 int mgmt_deployment_transparency(struct mgmt_db *db, int64_t id, struct mgmt_transparency *out /* OUT */);
 
+/** One hour of a deployment's public record: [hour_s, hour_s + 3600). */
+struct mgmt_transparency_hour {
+	int64_t hour_s;
+	uint64_t faces_scanned, alerts, confirmed, rejected, unreviewed;
+};
+/**
+ * The public record hour by hour over deployment ID's window (alerts by when they were raised),
+ * into OUT (CAP hours, the window's first hour first). Returns the number of hours written, or
+ * -ENOENT/-EIO. A window longer than CAP hours gets only its first CAP hours.
+ */
+int mgmt_deployment_transparency_hours(struct mgmt_db *db, int64_t id, struct mgmt_transparency_hour *out, size_t cap);
+
+/*
+ * Review outcomes and the evidence store: a review is the database's at once; the store's
+ * retention outcome (store_outcome_set) follows whenever the store can be opened, since `vigild
+ * run` holds it (flock) for the length of a run. mgmt_alert_outcome_pending() lists what is still
+ * to be applied; whoever opens the store applies them and marks each one done.
+ */
+struct mgmt_alert_outcome_todo {
+	int64_t alert;
+	enum mgmt_alert_outcome outcome;
+	char evidence[128];
+};
+/** Up to CAP reviewed alerts whose store outcome is not applied yet. Returns how many, or -EIO. */
+int mgmt_alert_outcome_pending(struct mgmt_db *db, struct mgmt_alert_outcome_todo *out, size_t cap);
+/** Mark alert ID's store outcome applied (or moot: no evidence saved). */
+int mgmt_alert_outcome_applied(struct mgmt_db *db, int64_t id);
+
+/* ---- watchlists: the sealed matcher files a deployment is authorised with ---------------------- */
+
+/*
+ * A watchlist is registered (mgmt_watchlist_add) from a matcher file (match.h's format) handed
+ * over as an open descriptor; vigild copies it into its custody (<state_dir>/watchlists/, 0600)
+ * and records its id (the file's watchlist id, in decimal: what deployments and alerts name),
+ * name, threshold (the file's: the matcher judges by it), subject count and sha256 seal. An
+ * optional second file holds each subject's aligned enrolment crop, which vigild encrypts
+ * (XChaCha20-Poly1305 under a per-watchlist key sealed by the appliance key) for reviewers to
+ * compare against (mgmt_watchlist_face_get). Removing or purging overwrites and unlinks both files
+ * and keeps the record; a watchlist that an authorised or active deployment names cannot be removed.
+ */
+enum mgmt_watchlist_state {
+	MGMT_WATCHLIST_LIVE = 0,
+	MGMT_WATCHLIST_REMOVED, /* by a person */
+	MGMT_WATCHLIST_PURGED,  /* its deployment ended, or purged by a person */
+};
+
+struct mgmt_watchlist {
+	char id[16];
+	char name[128];
+	double threshold;
+	uint64_t subjects;
+	char sha256[65];      /* hex of the file's seal */
+	char path[512];
+	bool has_faces;
+	char created_by[64];
+	int64_t created_ns;
+	enum mgmt_watchlist_state state;
+	char ended_by[64];    /* "" while live */
+	int64_t ended_ns;
+	char end_reason[256];
+};
+
+/*
+ * The enrolment crops file vigilctl hands over with a watchlist (plain, in a memfd, never on
+ * disk): repeated { u16 subject length, subject, u32 JPEG length, JPEG }, little-endian.
+ */
+#define MGMT_WATCHLIST_FACE_MAX (4u << 20)
+
+/**
+ * Register the watchlist file open at FD (read from offset 0) with NAME, and the enrolment crops
+ * at FACES_FD (-1: none). THRESHOLD > 0 must equal the file's. *OUT gets the record. -EINVAL with
+ * ERR for a bad file or argument, -EEXIST for an id already registered (ever), -EPERM without the
+ * role. Audited.
+ */
+int mgmt_watchlist_add(struct mgmt_db *db, const struct mgmt_actor *who, int fd, int faces_fd, const char *name,
+		       double threshold, struct mgmt_watchlist *out /* OUT */, char *err, size_t errlen);
+int mgmt_watchlist_get(struct mgmt_db *db, const char *id, struct mgmt_watchlist *out /* OUT */);
+/**
+ * Call FN with each subject id of live watchlist ID's file (the first MAX), never a descriptor.
+ * Returns the file's subject count, -ENOENT, -ESTALE (removed or purged), -EBADMSG (the file no
+ * longer matches its seal).
+ */
+int mgmt_watchlist_subjects(struct mgmt_db *db, const char *id, size_t max, void (*fn)(void *arg, const char *subject),
+			    void *arg);
+/**
+ * Delete watchlist ID's files (overwrite, then unlink) and mark it removed (PURGE false) or
+ * purged, with REASON. -EBUSY while an authorised or active deployment names it, -ESTALE if it is
+ * gone already, -ENOENT. Audited.
+ */
+int mgmt_watchlist_remove(struct mgmt_db *db, const struct mgmt_actor *who, const char *id, bool purge,
+			  const char *reason, char *err, size_t errlen);
+/**
+ * The purge hook vigild installs (mgmt_purge_fn; ARG is the struct mgmt_db): purges a registered,
+ * live watchlist when DEPLOYMENT_ID ends, unless another authorised or active deployment still
+ * names it (that one's end purges it). Unregistered ids have nothing on disk here: 0.
+ */
+int mgmt_watchlist_purge_hook(void *arg, int64_t deployment_id, const char *watchlist_id);
+/**
+ * Subject SUBJECT's enrolment crop of watchlist ID, decrypted with the appliance key at
+ * KEY_PATH, into JPEG (CAP bytes); its length in *LEN. -ENOENT (no such subject or no crops),
+ * -ESTALE (purged), -EBADMSG (fails its tag), -ENOBUFS.
+ */
+int mgmt_watchlist_face_get(struct mgmt_db *db, const char *id, const char *subject, const char *key_path,
+			    uint8_t *jpeg /* OUT */, size_t cap, size_t *len /* OUT */);
+const char *mgmt_watchlist_state_name(enum mgmt_watchlist_state state);
+
 const char *mgmt_use_case_name(enum mgmt_use_case use_case);
 const char *mgmt_deployment_state_name(enum mgmt_deployment_state state);
 
@@ -210,6 +316,108 @@ void mgmt_people_free(struct mgmt_people **people);
 /** The actor for UID; -ENOENT for a uid the map does not name. OUT's name points into PEOPLE. */
 int mgmt_people_lookup(const struct mgmt_people *people, uint32_t uid, struct mgmt_actor *out /* OUT */);
 
+/* ---- cameras (mgmt_camera.c) ------------------------------------------------------------------ */
+
+/*
+ * A camera's RTSP URL may carry credentials (rtsp://user:password@host/path). They are split off
+ * when the camera is added and sealed (XChaCha20-Poly1305, keyed by a file beside the database,
+ * "<db>-credentials.key", 0600), so the database, its dumps, the audit log, every reply and every
+ * error hold the URL without them. Only vigild unseals them, to connect.
+ */
+#define MGMT_CAMERA_FPS_DEFAULT 10
+
+struct mgmt_camera_add {
+	const char *id;       /* 1..31 of [A-Za-z0-9._-]: how alerts and reports name it */
+	const char *url;      /* rtsp://[user[:password]@]host[:port]/path */
+	const char *location; /* may be NULL */
+	int64_t fps;          /* frames analysed per second, 1..60; 0: the default */
+};
+
+struct mgmt_camera {
+	char id[32];
+	char url[1024];       /* without the credentials: safe to show */
+	char location[256];
+	int64_t fps;
+	bool has_credentials;
+	char added_by[64];
+	int64_t added_ns;
+};
+
+/** Write URL without its "user:password@" into OUT. -EINVAL (not rtsp://, no host), -ENOSPC. */
+int mgmt_url_redact(const char *url, char *out, size_t len);
+
+/** Add a camera (admin). Audited with the redacted URL. -EPERM, -EEXIST, -EINVAL with ERR. */
+int mgmt_camera_add(struct mgmt_db *db, const struct mgmt_actor *who, const struct mgmt_camera_add *req, char *err,
+		    size_t errlen);
+/** Remove a camera (admin), its sealed credentials with it. Audited. -EPERM, -ENOENT with ERR. */
+int mgmt_camera_remove(struct mgmt_db *db, const struct mgmt_actor *who, const char *id, char *err, size_t errlen);
+int mgmt_camera_get(struct mgmt_db *db, const char *id, struct mgmt_camera *out /* OUT */);
+
+/**
+ * Unseal camera ID's credentials into USER and PASSWORD (128 bytes each; "" when it has none),
+ * for connecting to it. The caller wipes both (sodium_memzero) once connected. -ENOENT, -EBADMSG
+ * (the sealed credentials do not open with this appliance's key), -errno.
+ */
+int mgmt_camera_credentials(struct mgmt_db *db, const char *id, char user[128] /* OUT */,
+			    char password[128] /* OUT */);
+
+/** What a short look at a camera's stream found (camera.probe). */
+struct mgmt_probe_result {
+	char codec[16];       /* "h264", "h265", "mjpeg" */
+	unsigned streams;     /* video streams the camera describes; the first is probed */
+	int width, height;    /* of the first decoded picture; 0 when none decoded */
+	double fps;           /* from the RTP timestamps of the access units */
+	uint64_t packets, lost, reordered, duplicates;
+	uint64_t frames;      /* pictures decoded */
+	double seconds;       /* how long it listened */
+};
+
+/**
+ * Connect to URL (without credentials) as USER/PASSWORD ("" for none), receive for SECONDS and
+ * fill OUT. Returns 0, or -errno with a one-line reason in ERR that never holds the credentials.
+ * vigild serve lends the dataplane's (vigild_probe.c).
+ */
+typedef int mgmt_probe_fn(const char *url, const char *user, const char *password, unsigned seconds,
+			  struct mgmt_probe_result *out /* OUT */, char *err, size_t errlen);
+
+/* ---- settings and retention (mgmt_settings.c) ------------------------------------------------- */
+
+/*
+ * `vigilctl config set` changes a run-time-mutable setting of vigild's config tables and keeps it
+ * in the database's settings table, which outranks the config file at start and at every reload.
+ */
+
+/**
+ * Apply the stored settings over SET's objects (after the file was read). A stored setting that
+ * is unknown, no longer mutable or no longer valid is skipped with a warning, never fatal.
+ * Returns the number applied, or -errno with ERR.
+ */
+int mgmt_settings_load(struct mgmt_db *db, const struct vg_conf_set *set, char *err, size_t errlen);
+
+/**
+ * vigild's side of config.set: NAME is a mutable setting of the live set; parse VALUE into the
+ * running state and apply it, all or nothing. WHO is the caller (a people map must keep them an
+ * admin). Returns 0, or -errno with a one-line reason in ERR when nothing changed.
+ */
+typedef int mgmt_conf_apply_fn(void *arg, const struct mgmt_actor *who, const char *name, const char *value,
+			       char *err, size_t errlen);
+
+/** Evidence retention per review outcome, in seconds (the store's retain_*_s). */
+struct mgmt_retention {
+	uint64_t confirmed_s, rejected_s, unreviewed_s;
+};
+
+/**
+ * The retention periods set with `vigilctl retention set`, or the store's defaults (31 days
+ * confirmed, 24 hours rejected and unreviewed) where none was set. What an evidence store's
+ * owner passes as store_conf.retain_*_s: never 0 (which the store reads as its default), so a
+ * period set to 0 days comes back as 1 s.
+ */
+int mgmt_retention_get(struct mgmt_db *db, struct mgmt_retention *out /* OUT */);
+/** Set all three (admin), audited with the old and new values. -EPERM, -ERANGE with ERR. */
+int mgmt_retention_set(struct mgmt_db *db, const struct mgmt_actor *who, const struct mgmt_retention *r, char *err,
+		       size_t errlen);
+
 /* ---- the control socket ----------------------------------------------------------------------- */
 
 /*
@@ -220,7 +428,9 @@ int mgmt_people_lookup(const struct mgmt_people *people, uint32_t uid, struct mg
  * caller's roles is refused and audited. The same action table serves the socket and
  * mgmt_ctl_handle(), so the CLI and the API cannot disagree.
  *
- * Verbs: status; deployment.create|authorise|refuse|start|stop|show|list; audit.list|verify.
+ * Verbs: status; deployment.create|authorise|refuse|start|stop|show|list; audit.list|verify;
+ * watchlist.add|list|show|remove|purge (mgmt_watchlist.c).
+ * camera.add|list|remove|probe; config.get|set; retention.show|set; audit.export.
  */
 #define MGMT_CTL_REQUEST_MAX 65536
 
@@ -231,6 +441,12 @@ void mgmt_ctl_set_people(struct mgmt_ctl *ctl, const struct mgmt_people *people)
 
 /** Called when a deployment ends, to purge its watchlists from the matcher and disk. */
 void mgmt_ctl_set_purge(struct mgmt_ctl *ctl, mgmt_purge_fn *purge, void *arg);
+
+/** Serve config.get over SET (its objects are the live settings) and config.set through APPLY. */
+void mgmt_ctl_set_conf(struct mgmt_ctl *ctl, const struct vg_conf_set *set, mgmt_conf_apply_fn *apply, void *arg);
+
+/** How camera.probe reaches a camera; NULL (the default): camera.probe says this build cannot. */
+void mgmt_ctl_set_probe(struct mgmt_ctl *ctl, mgmt_probe_fn *probe);
 
 /**
  * Listen on SOCKET_PATH (replacing a stale socket file). The socket is world-connectable: who
@@ -260,6 +476,18 @@ int mgmt_ctl_handle(struct mgmt_ctl *ctl, const struct mgmt_actor *who, const ch
 
 /** Client side: send REQUEST (one JSON object) to SOCKET_PATH and read the reply line. */
 int mgmt_ctl_call(const char *socket_path, const char *request, char **reply /* OUT */, char *err, size_t errlen);
+/**
+ * mgmt_ctl_call() that also passes N_FDS (at most MGMT_CTL_FDS_MAX) open descriptors with the
+ * request (SCM_RIGHTS): how vigilctl hands vigild a file that vigild, with its capabilities
+ * dropped, could not open itself. The caller keeps its descriptors.
+ */
+#define MGMT_CTL_FDS_MAX 2
+int mgmt_ctl_call_fds(const char *socket_path, const char *request, const int *fds, unsigned n_fds,
+		      char **reply /* OUT */, char *err, size_t errlen);
+
+/** Called after a review is recorded, to apply its outcome to the evidence store (may be NULL). */
+typedef void mgmt_outcome_fn(void *arg, struct mgmt_db *db);
+void mgmt_ctl_set_outcome(struct mgmt_ctl *ctl, mgmt_outcome_fn *fn, void *arg);
 
 /* ---- the daemon ------------------------------------------------------------------------------- */
 
@@ -270,6 +498,13 @@ struct mgmt_daemon_conf {
 	char people[8192];        /* uid -> person and roles: see mgmt_people_parse() */
 	char metrics_listen[64];  /* "ADDR:PORT" for /metrics and /health; "" turns it off */
 	char log_levels[256];     /* as vg_log_set_levels() */
+	char capture_iface[32];   /* where cameras' RTP arrives (net_af_packet); "" turns live capture off */
+	char models_dir[256];     /* the face model's weights (face-api-1.7.15/model) */
+	int64_t capture_rtsp_port; /* first client port of RTSP cameras' RTP (camera i: + 100 i) */
+	/* Not a setting: what the program running the loop lends it (set after the file is read). */
+	mgmt_probe_fn *probe;     /* camera.probe; NULL: not in this build */
+	mgmt_outcome_fn *outcome; /* review outcomes to the evidence store, after each review and every 30 s; NULL: none */
+	void *outcome_arg;
 };
 
 extern const struct vg_conf_table mgmt_daemon_conf_table;

@@ -1,6 +1,6 @@
 /*
- * Fuzz target: one control-socket request, as an operator+auditor, against a real database made on
- * the first call. Every input gets a reply that is one JSON line saying ok or why not.
+ * Fuzz target: one control-socket request, as an admin+operator+auditor, against a real database
+ * made on the first call. Every input gets a reply that is one JSON line saying ok or why not.
  */
 #include <jansson.h>
 #include <stdint.h>
@@ -17,7 +17,9 @@ static struct mgmt_ctl *ctl;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct mgmt_actor who = { "fuzz.operator", 3000, MGMT_ROLE_OPERATOR | MGMT_ROLE_AUDITOR };
+	/* Admin too, so the admin's verbs (camera.add's URL splitting, retention.set) parse what comes. */
+	static const struct mgmt_actor who = { "fuzz.operator", 3000,
+					       MGMT_ROLE_ADMIN | MGMT_ROLE_OPERATOR | MGMT_ROLE_AUDITOR };
 	char err[256], *reply = NULL;
 
 	if (!db) {

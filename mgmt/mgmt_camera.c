@@ -1,0 +1,539 @@
+/*
+ * Cameras (mgmt.h): the RTSP sources vigild watches, and camera.add|list|remove|probe on the
+ * control socket. A URL's credentials are split off when a camera is added and sealed with
+ * XChaCha20-Poly1305 under a key kept in a file beside the database (never inside it), with the
+ * camera's id as associated data so a sealed blob cannot be moved to another camera. Everything
+ * that is stored in clear, shown, logged or audited is the URL without them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mgmt_int.h"
+#include "vg_base.h"
+#include "vg_clock.h"
+#include "vg_log.h"
+
+#define CRED_KEY_BYTES crypto_aead_xchacha20poly1305_ietf_KEYBYTES
+#define CRED_NONCE_BYTES crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+#define CRED_FIELD 128 /* user and password, each with its NUL: dp_rtsp's sizes */
+#define PROBE_SECONDS_MAX 10 /* vigild serves one request at a time: a probe holds the others back */
+
+/* ---- argument helpers (shared with the other action files through mgmt_int.h) ---------------- */
+
+int mgmt_arg_string(json_t *args, const char *key, bool required, const char **out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(args, key);
+
+	*out = NULL;
+	if (!v)
+		return required ? vg_errf(err, errlen, -EINVAL, "missing argument '%s'", key) : 0;
+	if (!json_is_string(v))
+		return vg_errf(err, errlen, -EINVAL, "argument '%s' must be a string", key);
+	*out = json_string_value(v);
+	return 0;
+}
+
+int mgmt_arg_int(json_t *args, const char *key, bool required, int64_t *out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(args, key);
+
+	if (!v)
+		return required ? vg_errf(err, errlen, -EINVAL, "missing argument '%s'", key) : 0;
+	if (!json_is_integer(v))
+		return vg_errf(err, errlen, -EINVAL, "argument '%s' must be an integer", key);
+	*out = json_integer_value(v);
+	return 0;
+}
+
+/* ---- URLs ---------------------------------------------------------------------------------- */
+
+/*
+ * Split rtsp://[user[:password]@]host[:port]/path the way dp_rtsp.c reads it (the userinfo ends at
+ * the first '@' before the first '/'; no percent-decoding), so that what is sealed is exactly what
+ * the client would have sent. PUBLIC gets the URL without the userinfo; USER and PASSWORD may be
+ * NULL when only the public URL is wanted.
+ */
+static int url_split(const char *url, char *public, size_t public_len, char *user, char *password)
+{
+	const char *p, *slash, *at, *colon;
+
+	if (strncmp(url, "rtsp://", 7) != 0)
+		return -EINVAL;
+	p = url + 7;
+	slash = strchr(p, '/');
+	if (!slash)
+		slash = p + strlen(p);
+	at = memchr(p, '@', (size_t)(slash - p));
+	if (user)
+		user[0] = '\0';
+	if (password)
+		password[0] = '\0';
+	if (at) {
+		colon = memchr(p, ':', (size_t)(at - p));
+		size_t ul = (size_t)((colon ? colon : at) - p), pl = colon ? (size_t)(at - colon - 1) : 0;
+
+		if (ul >= CRED_FIELD || pl >= CRED_FIELD)
+			return -E2BIG;
+		if (user) {
+			memcpy(user, p, ul);
+			user[ul] = '\0';
+		}
+		if (password && colon) {
+			memcpy(password, colon + 1, pl);
+			password[pl] = '\0';
+		}
+		p = at + 1;
+	}
+	if (p == slash || *p == ':')
+		return -EINVAL; /* no host */
+	int n = snprintf(public, public_len, "rtsp://%s", p);
+	return n < 0 || (size_t)n >= public_len ? -ENOSPC : 0;
+}
+
+int mgmt_url_redact(const char *url, char *out, size_t len)
+{
+	return url_split(url, out, len, NULL, NULL);
+}
+
+/* ---- the credentials key -------------------------------------------------------------------- */
+
+static int key_path(struct mgmt_db *db, char *path, size_t len)
+{
+	const char *file = sqlite3_db_filename(db->sql, "main");
+	int n;
+
+	if (!file || !*file)
+		return -ENOENT; /* an in-memory database has nowhere to keep a key beside it */
+	n = snprintf(path, len, "%s-credentials.key", file);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* Read the key; with CREATE, make it first if there is none (the first camera with credentials). */
+static int key_load(struct mgmt_db *db, bool create, unsigned char key[CRED_KEY_BYTES])
+{
+	char path[600];
+	struct stat sb;
+	int fd, rc = key_path(db, path, sizeof(path));
+
+	if (rc < 0)
+		return rc;
+	if (create) {
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd >= 0) {
+			crypto_aead_xchacha20poly1305_ietf_keygen(key);
+			rc = write(fd, key, CRED_KEY_BYTES) == CRED_KEY_BYTES && fsync(fd) == 0 ? 0 : -EIO;
+			close(fd);
+			if (rc < 0) {
+				unlink(path);
+				sodium_memzero(key, CRED_KEY_BYTES);
+			}
+			return rc;
+		}
+		if (errno != EEXIST)
+			return -errno;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	/* A key others can read protects nothing: refuse it rather than use it. */
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || sb.st_size != CRED_KEY_BYTES)
+		rc = -EBADMSG;
+	else if (sb.st_mode & 077 || sb.st_uid != geteuid())
+		rc = -EPERM;
+	else if (read(fd, key, CRED_KEY_BYTES) != CRED_KEY_BYTES)
+		rc = -EIO;
+	close(fd);
+	if (rc < 0)
+		sodium_memzero(key, CRED_KEY_BYTES);
+	return rc;
+}
+
+/* ---- cameras in the database ----------------------------------------------------------------- */
+
+static bool valid_id(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n == 0 || n >= sizeof(((struct mgmt_camera *)0)->id))
+		return false;
+	return strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+int mgmt_camera_add(struct mgmt_db *db, const struct mgmt_actor *who, const struct mgmt_camera_add *req, char *err,
+		    size_t errlen)
+{
+	char public[1024], user[CRED_FIELD], password[CRED_FIELD], object[64];
+	/* nonce || sealed "user\0password" || tag */
+	unsigned char key[CRED_KEY_BYTES];
+	unsigned char blob[CRED_NONCE_BYTES + 2 * CRED_FIELD + crypto_aead_xchacha20poly1305_ietf_ABYTES];
+	unsigned long long blob_len = 0;
+	int64_t fps = req->fps ? req->fps : MGMT_CAMERA_FPS_DEFAULT;
+	const char *location = req->location ? req->location : "";
+	bool creds;
+	sqlite3_stmt *st;
+	json_t *detail;
+	char *detail_text;
+	int rc;
+
+	if (!(who->roles & MGMT_ROLE_ADMIN))
+		return vg_errf(err, errlen, -EPERM, "%s may not add cameras: that needs the admin role", who->name);
+	if (!req->id || !valid_id(req->id))
+		return vg_errf(err, errlen, -EINVAL, "a camera id is 1 to 31 letters, digits, '.', '_' or '-'");
+	if (!req->url)
+		return vg_errf(err, errlen, -EINVAL, "a camera needs an rtsp:// URL");
+	/* The reasons below never quote the URL: it may hold the credentials. */
+	rc = url_split(req->url, public, sizeof(public), user, password);
+	if (rc == -E2BIG)
+		return vg_errf(err, errlen, -EINVAL, "the URL's user name or password is longer than %d bytes",
+			       CRED_FIELD - 1);
+	if (rc < 0)
+		return vg_errf(err, errlen, -EINVAL, "the URL must be rtsp://[user[:password]@]host[:port]/path");
+	if (fps < 1 || fps > 60)
+		return vg_errf(err, errlen, -ERANGE, "analysis fps must be 1 to 60, not %" PRId64, fps);
+	if (strlen(location) >= sizeof(((struct mgmt_camera *)0)->location))
+		return vg_errf(err, errlen, -ERANGE, "the location is longer than 255 bytes");
+	creds = user[0] || password[0];
+	if (creds) {
+		size_t ul = strlen(user), pl = strlen(password);
+		unsigned char plain[2 * CRED_FIELD];
+
+		rc = key_load(db, true, key);
+		if (rc < 0) {
+			sodium_memzero(user, sizeof(user));
+			sodium_memzero(password, sizeof(password));
+			return vg_errf(err, errlen, rc, "cannot open the credentials key beside the database: %s",
+				       vg_strerror(rc));
+		}
+		memcpy(plain, user, ul + 1);
+		memcpy(plain + ul + 1, password, pl + 1);
+		randombytes_buf(blob, CRED_NONCE_BYTES);
+		crypto_aead_xchacha20poly1305_ietf_encrypt(blob + CRED_NONCE_BYTES, &blob_len, plain, ul + pl + 2,
+							   (const unsigned char *)req->id, strlen(req->id), NULL, blob,
+							   key);
+		blob_len += CRED_NONCE_BYTES;
+		sodium_memzero(plain, sizeof(plain));
+		sodium_memzero(key, sizeof(key));
+	}
+	sodium_memzero(user, sizeof(user));
+	sodium_memzero(password, sizeof(password));
+
+	detail = json_pack("{s:s, s:s, s:I, s:b}", "url", public, "location", location, "fps", (json_int_t)fps,
+			   "credentials", creds);
+	detail_text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
+	json_decref(detail);
+	if (!detail_text)
+		return vg_errf(err, errlen, -ENOMEM, "out of memory");
+	rc = mgmt_tx_begin(db);
+	if (rc < 0) {
+		vg_errf(err, errlen, rc, "database error adding camera '%s'", req->id);
+		goto out_free_detail;
+	}
+	if (sqlite3_prepare_v2(db->sql,
+			       "INSERT INTO cameras (id, url, location, fps, credentials, added_by, added_uid, added_ns)"
+			       " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+			       -1, &st, NULL) != SQLITE_OK) {
+		rc = -EIO;
+		goto out_rollback;
+	}
+	sqlite3_bind_text(st, 1, req->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, public, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, location, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, fps);
+	if (creds)
+		sqlite3_bind_blob(st, 5, blob, (int)blob_len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 5);
+	sqlite3_bind_text(st, 6, who->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, who->uid);
+	sqlite3_bind_int64(st, 8, (int64_t)vg_clock_realtime_ns());
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_CONSTRAINT) {
+		mgmt_tx_rollback(db);
+		rc = vg_errf(err, errlen, -EEXIST, "camera '%s' exists already (remove it first)", req->id);
+		goto out_free_detail;
+	}
+	if (rc != SQLITE_DONE) {
+		rc = -EIO;
+		goto out_rollback;
+	}
+	snprintf(object, sizeof(object), "camera/%s", req->id);
+	rc = mgmt_audit_append_tx(db, who, "camera.add", object, detail_text, NULL);
+	if (rc < 0)
+		goto out_rollback;
+	rc = mgmt_tx_commit(db);
+	if (rc == 0)
+		rc = mgmt_audit_anchor_update(db);
+	if (rc < 0)
+		vg_errf(err, errlen, rc, "database error adding camera '%s'", req->id);
+	goto out_free_detail;
+
+out_rollback:
+	mgmt_tx_rollback(db);
+	vg_errf(err, errlen, rc, "database error adding camera '%s'", req->id);
+out_free_detail:
+	free(detail_text);
+	sodium_memzero(blob, sizeof(blob));
+	return rc;
+}
+
+int mgmt_camera_remove(struct mgmt_db *db, const struct mgmt_actor *who, const char *id, char *err, size_t errlen)
+{
+	struct mgmt_camera cam;
+	char object[64];
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!(who->roles & MGMT_ROLE_ADMIN))
+		return vg_errf(err, errlen, -EPERM, "%s may not remove cameras: that needs the admin role", who->name);
+	if (!valid_id(id) || mgmt_camera_get(db, id, &cam) < 0)
+		return vg_errf(err, errlen, -ENOENT, "no camera '%.31s'", id);
+	rc = mgmt_tx_begin(db);
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "database error");
+	if (sqlite3_prepare_v2(db->sql, "DELETE FROM cameras WHERE id = ?", -1, &st, NULL) != SQLITE_OK) {
+		rc = -EIO;
+		goto out_rollback;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+	sqlite3_finalize(st);
+	if (rc < 0)
+		goto out_rollback;
+	snprintf(object, sizeof(object), "camera/%s", id);
+	json_t *detail = json_pack("{s:s}", "url", cam.url);
+	char *text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
+	json_decref(detail);
+	rc = text ? mgmt_audit_append_tx(db, who, "camera.remove", object, text, NULL) : -ENOMEM;
+	free(text);
+	if (rc < 0)
+		goto out_rollback;
+	rc = mgmt_tx_commit(db);
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "database error");
+	return mgmt_audit_anchor_update(db);
+
+out_rollback:
+	mgmt_tx_rollback(db);
+	return vg_errf(err, errlen, rc, "database error removing camera '%s'", id);
+}
+
+static void copy_text(char *dst, size_t len, const unsigned char *src)
+{
+	snprintf(dst, len, "%s", src ? (const char *)src : "");
+}
+
+static void camera_row(sqlite3_stmt *st, struct mgmt_camera *out)
+{
+	memset(out, 0, sizeof(*out));
+	copy_text(out->id, sizeof(out->id), sqlite3_column_text(st, 0));
+	copy_text(out->url, sizeof(out->url), sqlite3_column_text(st, 1));
+	copy_text(out->location, sizeof(out->location), sqlite3_column_text(st, 2));
+	out->fps = sqlite3_column_int64(st, 3);
+	out->has_credentials = sqlite3_column_type(st, 4) != SQLITE_NULL;
+	copy_text(out->added_by, sizeof(out->added_by), sqlite3_column_text(st, 5));
+	out->added_ns = sqlite3_column_int64(st, 6);
+}
+
+#define CAMERA_COLUMNS "id, url, location, fps, credentials IS NOT NULL, added_by, added_ns"
+
+int mgmt_camera_get(struct mgmt_db *db, const char *id, struct mgmt_camera *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db->sql, "SELECT " CAMERA_COLUMNS " FROM cameras WHERE id = ?", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		camera_row(st, out);
+		/* credentials IS NOT NULL comes back as an integer, never as the blob */
+		out->has_credentials = sqlite3_column_int(st, 4) != 0;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -ENOENT : -EIO;
+}
+
+int mgmt_camera_credentials(struct mgmt_db *db, const char *id, char user[CRED_FIELD], char password[CRED_FIELD])
+{
+	unsigned char key[CRED_KEY_BYTES], plain[2 * CRED_FIELD];
+	unsigned long long plain_len;
+	sqlite3_stmt *st;
+	int rc, len;
+
+	if (sqlite3_prepare_v2(db->sql, "SELECT credentials FROM cameras WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return rc == SQLITE_DONE ? -ENOENT : -EIO;
+	}
+	user[0] = password[0] = '\0';
+	if (sqlite3_column_type(st, 0) == SQLITE_NULL) {
+		sqlite3_finalize(st);
+		return 0;
+	}
+	len = sqlite3_column_bytes(st, 0);
+	rc = key_load(db, false, key);
+	if (rc == 0 && (len < 0 || (size_t)len < CRED_NONCE_BYTES + crypto_aead_xchacha20poly1305_ietf_ABYTES ||
+			(size_t)len > CRED_NONCE_BYTES + sizeof(plain) + crypto_aead_xchacha20poly1305_ietf_ABYTES))
+		rc = -EBADMSG;
+	if (rc == 0) {
+		const unsigned char *blob = sqlite3_column_blob(st, 0);
+
+		if (crypto_aead_xchacha20poly1305_ietf_decrypt(plain, &plain_len, NULL, blob + CRED_NONCE_BYTES,
+							       (unsigned long long)len - CRED_NONCE_BYTES,
+							       (const unsigned char *)id, strlen(id), blob, key) != 0)
+			rc = -EBADMSG;
+	}
+	sqlite3_finalize(st);
+	sodium_memzero(key, sizeof(key));
+	if (rc < 0)
+		return rc;
+	/* "user\0password\0": both fields bounded by how they were sealed, checked again here. */
+	size_t ul = strnlen((const char *)plain, (size_t)plain_len);
+	if (ul >= CRED_FIELD || ul + 1 >= plain_len || plain[plain_len - 1] != '\0' ||
+	    plain_len - ul - 1 > CRED_FIELD) {
+		sodium_memzero(plain, sizeof(plain));
+		return -EBADMSG;
+	}
+	memcpy(user, plain, ul + 1);
+	memcpy(password, plain + ul + 1, (size_t)plain_len - ul - 1);
+	sodium_memzero(plain, sizeof(plain));
+	return 0;
+}
+
+/* ---- actions -------------------------------------------------------------------------------- */
+
+static json_t *camera_json(const struct mgmt_camera *c)
+{
+	return json_pack("{s:s, s:s, s:s, s:I, s:b, s:s, s:I}", "id", c->id, "url", c->url, "location", c->location,
+			 "fps", (json_int_t)c->fps, "credentials", c->has_credentials, "added_by", c->added_by,
+			 "added_ns", (json_int_t)c->added_ns);
+}
+
+int mgmt_act_camera_add(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result, char *err,
+			size_t errlen)
+{
+	struct mgmt_camera_add req = { 0 };
+	struct mgmt_camera cam;
+	int rc;
+
+	if ((rc = mgmt_arg_string(args, "id", true, &req.id, err, errlen)) < 0 ||
+	    (rc = mgmt_arg_string(args, "url", true, &req.url, err, errlen)) < 0 ||
+	    (rc = mgmt_arg_string(args, "location", false, &req.location, err, errlen)) < 0 ||
+	    (rc = mgmt_arg_int(args, "fps", false, &req.fps, err, errlen)) < 0)
+		return rc;
+	rc = mgmt_camera_add(mgmt_ctl_db(ctl), who, &req, err, errlen);
+	if (rc < 0)
+		return rc;
+	if (mgmt_camera_get(mgmt_ctl_db(ctl), req.id, &cam) < 0)
+		return vg_errf(err, errlen, -EIO, "camera '%s' was added but cannot be read back", req.id);
+	*result = camera_json(&cam);
+	return 0;
+}
+
+int mgmt_act_camera_remove(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
+			   char *err, size_t errlen)
+{
+	const char *id;
+	int rc = mgmt_arg_string(args, "id", true, &id, err, errlen);
+
+	if (rc == 0)
+		rc = mgmt_camera_remove(mgmt_ctl_db(ctl), who, id, err, errlen);
+	if (rc == 0)
+		*result = json_pack("{s:s, s:b}", "id", id, "removed", 1);
+	return rc;
+}
+
+int mgmt_act_camera_list(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
+			 char *err, size_t errlen)
+{
+	json_t *list = json_array();
+	sqlite3_stmt *st;
+
+	(void)who;
+	(void)args;
+	/* Cost: at most 1000 rows, one per camera: an appliance has tens. */
+	if (sqlite3_prepare_v2(mgmt_ctl_db(ctl)->sql, "SELECT " CAMERA_COLUMNS " FROM cameras ORDER BY id LIMIT 1000",
+			       -1, &st, NULL) != SQLITE_OK) {
+		json_decref(list);
+		return vg_errf(err, errlen, -EIO, "database error");
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct mgmt_camera c;
+
+		camera_row(st, &c);
+		c.has_credentials = sqlite3_column_int(st, 4) != 0;
+		json_array_append_new(list, camera_json(&c));
+	}
+	sqlite3_finalize(st);
+	*result = json_pack("{s:o}", "cameras", list);
+	return 0;
+}
+
+int mgmt_act_camera_probe(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
+			  char *err, size_t errlen)
+{
+	struct mgmt_db *db = mgmt_ctl_db(ctl);
+	mgmt_probe_fn *probe = mgmt_ctl_probe(ctl);
+	struct mgmt_probe_result r = { 0 };
+	char user[CRED_FIELD], password[CRED_FIELD], why[256] = "", object[64];
+	struct mgmt_camera cam;
+	const char *id;
+	int64_t seconds = 2;
+	json_t *detail;
+	char *text;
+	int rc;
+
+	if ((rc = mgmt_arg_string(args, "id", true, &id, err, errlen)) < 0 ||
+	    (rc = mgmt_arg_int(args, "seconds", false, &seconds, err, errlen)) < 0)
+		return rc;
+	if (seconds < 1 || seconds > PROBE_SECONDS_MAX)
+		return vg_errf(err, errlen, -ERANGE, "a probe listens 1 to %d seconds", PROBE_SECONDS_MAX);
+	if (!valid_id(id) || mgmt_camera_get(db, id, &cam) < 0)
+		return vg_errf(err, errlen, -ENOENT, "no camera '%.31s'", id);
+	if (!probe)
+		return vg_errf(err, errlen, -EOPNOTSUPP, "this vigild was built without the dataplane: it cannot probe");
+	rc = mgmt_camera_credentials(db, id, user, password);
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "camera '%s': its credentials cannot be unsealed: %s", id,
+			       vg_strerror(rc));
+	rc = probe(cam.url, user, password, (unsigned)seconds, &r, why, sizeof(why));
+	/* dp_rtsp never puts credentials in a reason; this makes sure of it for any other probe. */
+	if ((user[0] && strstr(why, user)) || (password[0] && strstr(why, password)))
+		snprintf(why, sizeof(why), "the camera refused the probe");
+	sodium_memzero(user, sizeof(user));
+	sodium_memzero(password, sizeof(password));
+
+	snprintf(object, sizeof(object), "camera/%s", id);
+	if (rc < 0)
+		detail = json_pack("{s:s}", "error", why);
+	else
+		detail = json_pack("{s:s, s:i, s:i, s:f, s:I, s:I}", "codec", r.codec, "width", r.width, "height",
+				   r.height, "fps", r.fps, "packets", (json_int_t)r.packets, "lost", (json_int_t)r.lost);
+	text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
+	json_decref(detail);
+	/* Reaching out to a camera with its credentials is worth a record, failed or not. */
+	mgmt_audit_append(db, who, rc < 0 ? "camera.probe.failed" : "camera.probe", object, text, NULL);
+	free(text);
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "camera '%s' (%s): %s", id, cam.url, why[0] ? why : vg_strerror(rc));
+	double loss = r.packets + r.lost ? 100.0 * (double)r.lost / (double)(r.packets + r.lost) : 0.0;
+	*result = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:f, s:I, s:I, s:I, s:I, s:f, s:I, s:f}", "id", id, "url",
+			    cam.url, "codec", r.codec, "streams", (int)r.streams, "width", r.width, "height", r.height,
+			    "fps", r.fps, "packets", (json_int_t)r.packets, "lost", (json_int_t)r.lost, "reordered",
+			    (json_int_t)r.reordered, "duplicates", (json_int_t)r.duplicates, "loss_percent", loss,
+			    "frames", (json_int_t)r.frames, "seconds", r.seconds);
+	return 0;
+}

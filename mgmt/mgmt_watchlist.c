@@ -1,0 +1,964 @@
+/*
+ * Watchlists as records (mgmt.h): a sealed matcher file handed over by descriptor, kept in
+ * vigild's custody with its metadata, listed, shown (subject ids, never descriptors), and removed
+ * or purged (bytes overwritten, then unlinked) with an audit entry; purged by the hook vigild
+ * installs when a deployment that names it ends (invariant 2). Also the enrolment crops: kept
+ * encrypted beside the file for a reviewer to compare an alert's crop against.
+ *
+ * The file format is matcher/match.h's; it is parsed here (header, sizes, seal, subjects) rather
+ * than loaded, because mgmt does not link the matcher, and the matcher validates every value
+ * again when a run loads it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <math.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mgmt_int.h"
+#include "vg_base.h"
+#include "vg_clock.h"
+#include "vg_log.h"
+
+#define WL_HEADER_BYTES 64
+#define WL_SUBJECT_BYTES 64
+#define WL_SEAL_BYTES 32
+#define WL_FILE_MAX (1ull << 30)  /* 1.8M subjects of 128-d; read whole into vigild, so bounded well below RAM */
+#define WL_SHOW_MAX 5000          /* subjects in one reply: keeps it under the 1 MiB reply cap */
+#define FACES_MAGIC "VGFACES\0"
+#define FACES_KEY_BYTES crypto_aead_xchacha20poly1305_ietf_KEYBYTES
+#define SEALED_KEY_BYTES (crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + FACES_KEY_BYTES)
+
+static const struct mgmt_actor vigild_actor = { "vigild", 0, 0 };
+
+static const char *const state_names[] = {
+	[MGMT_WATCHLIST_LIVE] = "live", [MGMT_WATCHLIST_REMOVED] = "removed", [MGMT_WATCHLIST_PURGED] = "purged"
+};
+
+const char *mgmt_watchlist_state_name(enum mgmt_watchlist_state s)
+{
+	return (unsigned)s < VG_ARRAY_SIZE(state_names) ? state_names[s] : "?";
+}
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* The state directory: the database's folder (the audit anchor sits beside the database). */
+static void state_dir(const struct mgmt_db *db, char *out, size_t len)
+{
+	char buf[1024];
+
+	snprintf(buf, sizeof(buf), "%s", db->anchor_path);
+	snprintf(out, len, "%s", dirname(buf));
+}
+
+/* Read all of FD from offset 0 into a malloc'd buffer (at most MAX bytes). */
+static int read_all(int fd, uint64_t max, uint8_t **out, size_t *len)
+{
+	struct stat sb;
+	uint8_t *buf;
+	size_t have = 0;
+
+	if (fstat(fd, &sb) < 0)
+		return -errno;
+	if (!S_ISREG(sb.st_mode) || sb.st_size <= 0 || (uint64_t)sb.st_size > max)
+		return -EINVAL;
+	buf = malloc((size_t)sb.st_size);
+	if (!buf)
+		return -ENOMEM;
+	while (have < (size_t)sb.st_size) {
+		ssize_t n = pread(fd, buf + have, (size_t)sb.st_size - have, (off_t)have);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int rc = n < 0 ? -errno : -EIO;
+			sodium_memzero(buf, have);
+			free(buf);
+			return rc;
+		}
+		have += (size_t)n;
+	}
+	*out = buf;
+	*len = have;
+	return 0;
+}
+
+struct wl_file {
+	uint32_t id, d, n;
+	float threshold;
+	const uint8_t *entries; /* n x { subject[64], u32 watchlist, f32 desc[d] } */
+	size_t entry_bytes;
+};
+
+/* Check a matcher file as match_load() would (sizes, seal, one watchlist); its facts into *F. */
+static int wl_parse(const uint8_t *buf, size_t len, struct wl_file *f, char *err, size_t errlen)
+{
+	uint8_t seal[WL_SEAL_BYTES];
+	uint32_t n_wl;
+
+	if (len < WL_HEADER_BYTES + WL_SEAL_BYTES || memcmp(buf, "VGWLIST\0", 8) != 0)
+		return vg_errf(err, errlen, -EINVAL, "not a watchlist file (vigilctl watchlist import writes them)");
+	if (le32(buf + 8) != 1 || le32(buf + 12) != WL_HEADER_BYTES)
+		return vg_errf(err, errlen, -EINVAL, "watchlist file version %u is not 1", le32(buf + 8));
+	f->d = le32(buf + 48);
+	n_wl = le32(buf + 56);
+	f->n = le32(buf + 60);
+	if (f->d < 16 || f->d > 1024 || f->d % 16)
+		return vg_errf(err, errlen, -EINVAL, "watchlist file: descriptor dimension %u", f->d);
+	if (n_wl != 1)
+		return vg_errf(err, errlen, -EINVAL, "a registered watchlist file holds one watchlist, not %u", n_wl);
+	if (f->n == 0 || f->n > (16u << 20))
+		return vg_errf(err, errlen, -EINVAL, "watchlist file: %u entries", f->n);
+	f->entry_bytes = WL_SUBJECT_BYTES + 4 + 4 * (size_t)f->d;
+	if (len != WL_HEADER_BYTES + 8 + (size_t)f->n * f->entry_bytes + WL_SEAL_BYTES)
+		return vg_errf(err, errlen, -EINVAL, "watchlist file: %zu bytes, not what its header says", len);
+	crypto_hash_sha256(seal, buf, len - WL_SEAL_BYTES);
+	if (sodium_memcmp(seal, buf + len - WL_SEAL_BYTES, WL_SEAL_BYTES) != 0)
+		return vg_errf(err, errlen, -EBADMSG, "watchlist file: its sha256 seal does not match its bytes");
+	f->id = le32(buf + WL_HEADER_BYTES);
+	memcpy(&f->threshold, buf + WL_HEADER_BYTES + 4, 4);
+	if (!isfinite(f->threshold) || f->threshold <= 0)
+		return vg_errf(err, errlen, -EINVAL, "watchlist file: threshold is not a positive number");
+	f->entries = buf + WL_HEADER_BYTES + 8;
+	for (uint32_t i = 0; i < f->n; i++) {
+		const uint8_t *e = f->entries + (size_t)i * f->entry_bytes;
+		if (!e[0]) /* NUL-padded; all 64 bytes used is a 64-byte id */
+			return vg_errf(err, errlen, -EINVAL, "watchlist file: entry %u has no subject id", i);
+		if (le32(e + WL_SUBJECT_BYTES) != f->id)
+			return vg_errf(err, errlen, -EINVAL, "watchlist file: entry %u names another watchlist", i);
+	}
+	return 0;
+}
+
+/* Write LEN bytes to a new file PATH (0600) through PATH.tmp, synced, then renamed into place. */
+static int write_file(const char *path, const uint8_t *buf, size_t len)
+{
+	char tmp[600];
+	size_t done = 0;
+	int fd, rc = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -errno;
+	while (done < len && rc == 0) {
+		ssize_t w = write(fd, buf + done, len - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			rc = w < 0 ? -errno : -EIO;
+		else
+			done += (size_t)w;
+	}
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc < 0)
+		unlink(tmp);
+	return rc;
+}
+
+/*
+ * Overwrite PATH's bytes with zeros, sync, then unlink it: what remove and purge mean by "deleted
+ * from disk". On a copy-on-write or flash-remapped file system the old blocks may survive the
+ * overwrite; the enrolment crops are encrypted for that reason. A missing file is already gone.
+ */
+static int scrub_file(const char *path)
+{
+	static const uint8_t zeros[65536];
+	struct stat sb;
+	off_t done = 0;
+	int fd, rc = 0;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstat(fd, &sb) < 0)
+		rc = -errno;
+	while (rc == 0 && done < sb.st_size) {
+		size_t n = (size_t)(sb.st_size - done) < sizeof(zeros) ? (size_t)(sb.st_size - done) : sizeof(zeros);
+		ssize_t w = pwrite(fd, zeros, n, done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			rc = w < 0 ? -errno : -EIO;
+		else
+			done += w;
+	}
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && unlink(path) < 0 && errno != ENOENT)
+		rc = -errno;
+	return rc;
+}
+
+/* The appliance key (the evidence store's: 32 raw bytes, owner-only), made if missing (first boot). */
+static int appliance_key(const char *path, uint8_t key[32], bool create)
+{
+	struct stat sb;
+	ssize_t r;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	if (fd < 0 && errno == ENOENT && create) {
+		uint8_t k[32];
+
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
+		if (fd < 0)
+			return -errno;
+		randombytes_buf(k, sizeof(k));
+		r = write(fd, k, sizeof(k));
+		sodium_memzero(k, sizeof(k));
+		if (r != (ssize_t)sizeof(k) || fsync(fd) < 0) {
+			close(fd);
+			unlink(path);
+			return -EIO;
+		}
+		close(fd);
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	}
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || (sb.st_mode & 077) || sb.st_uid != geteuid()) {
+		close(fd);
+		return -EPERM;
+	}
+	r = read(fd, key, 32);
+	close(fd);
+	return r == 32 ? 0 : -EINVAL;
+}
+
+/* AD of one crop record: which watchlist and subject it belongs to, so records cannot be swapped. */
+static size_t face_ad(char *ad, size_t len, const char *id, const char *subject)
+{
+	return (size_t)snprintf(ad, len, "vigil-face:%s:%s", id, subject);
+}
+
+/*
+ * Encrypt the plain crops file at FD into PATH: "VGFACES\0", then per subject { u16 subject
+ * length, subject, u32 sealed length, nonce[24], sealed crop }. The fresh key, sealed by the
+ * appliance key, goes to SEALED.
+ */
+static int faces_seal(int fd, const char *path, const char *id, const char *key_path, uint8_t sealed[SEALED_KEY_BYTES],
+		      uint32_t *n_faces, char *err, size_t errlen)
+{
+	uint8_t key[FACES_KEY_BYTES], akey[32], *in = NULL, *out = NULL;
+	size_t len = 0, w = 8, r = 0, cap;
+	int rc;
+
+	rc = read_all(fd, WL_FILE_MAX, &in, &len);
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "the enrolment crops file: %s", vg_strerror(rc));
+	cap = 8 + len + (len / 7 + 1) * (crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + crypto_aead_xchacha20poly1305_ietf_ABYTES + 4);
+	out = malloc(cap);
+	if (!out) {
+		rc = vg_errf(err, errlen, -ENOMEM, "out of memory");
+		goto out_free;
+	}
+	rc = appliance_key(key_path, akey, true);
+	if (rc < 0) {
+		vg_errf(err, errlen, rc, "appliance key %s: %s", key_path, vg_strerror(rc));
+		goto out_free;
+	}
+	crypto_aead_xchacha20poly1305_ietf_keygen(key);
+	memcpy(out, FACES_MAGIC, 8);
+	*n_faces = 0;
+	while (r < len) {
+		char subject[WL_SUBJECT_BYTES + 1], ad[128];
+		uint32_t slen, jlen;
+
+		if (len - r < 2 || (slen = (uint32_t)in[r] | (uint32_t)in[r + 1] << 8) == 0 || slen > WL_SUBJECT_BYTES ||
+		    len - r - 2 < slen + 4) {
+			rc = vg_errf(err, errlen, -EINVAL, "the enrolment crops file is malformed at byte %zu", r);
+			goto out_free;
+		}
+		memcpy(subject, in + r + 2, slen);
+		subject[slen] = '\0';
+		jlen = le32(in + r + 2 + slen);
+		if (jlen == 0 || jlen > MGMT_WATCHLIST_FACE_MAX || len - r - 6 - slen < jlen ||
+		    w + 6 + slen + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + jlen + crypto_aead_xchacha20poly1305_ietf_ABYTES > cap) {
+			rc = vg_errf(err, errlen, -EINVAL, "the enrolment crops file is malformed at byte %zu", r);
+			goto out_free;
+		}
+		uint32_t sealed_len = jlen + crypto_aead_xchacha20poly1305_ietf_ABYTES;
+		memcpy(out + w, in + r, 2 + slen);
+		w += 2 + slen;
+		for (int i = 0; i < 4; i++)
+			out[w + i] = (uint8_t)(sealed_len >> (8 * i));
+		w += 4;
+		uint8_t *nonce = out + w;
+		randombytes_buf(nonce, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+		w += crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+		size_t adlen = face_ad(ad, sizeof(ad), id, subject);
+		crypto_aead_xchacha20poly1305_ietf_encrypt(out + w, NULL, in + r + 6 + slen, jlen, (const uint8_t *)ad, adlen,
+							   NULL, nonce, key);
+		w += sealed_len;
+		r += 6 + slen + jlen;
+		(*n_faces)++;
+	}
+	rc = write_file(path, out, w);
+	if (rc < 0) {
+		vg_errf(err, errlen, rc, "%s: %s", path, vg_strerror(rc));
+		goto out_free;
+	}
+	randombytes_buf(sealed, crypto_secretbox_NONCEBYTES);
+	crypto_secretbox_easy(sealed + crypto_secretbox_NONCEBYTES, key, sizeof(key), sealed, akey);
+out_free:
+	sodium_memzero(key, sizeof(key));
+	sodium_memzero(akey, sizeof(akey));
+	if (in)
+		sodium_memzero(in, len);
+	free(in);
+	free(out); /* ciphertext only */
+	return rc;
+}
+
+static bool id_ok(const char *s)
+{
+	return s && *s && strlen(s) < 16;
+}
+
+static void copy_col(char *dst, size_t len, sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	snprintf(dst, len, "%s", t ? (const char *)t : "");
+}
+
+int mgmt_watchlist_get(struct mgmt_db *db, const char *id, struct mgmt_watchlist *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(db->sql,
+			       "SELECT id, name, threshold, subjects, sha256, path, faces_path IS NOT NULL, created_by,"
+			       " created_ns, state, ended_by, COALESCE(ended_ns, 0), end_reason FROM watchlists WHERE id = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		memset(out, 0, sizeof(*out));
+		copy_col(out->id, sizeof(out->id), st, 0);
+		copy_col(out->name, sizeof(out->name), st, 1);
+		out->threshold = sqlite3_column_double(st, 2);
+		out->subjects = (uint64_t)sqlite3_column_int64(st, 3);
+		copy_col(out->sha256, sizeof(out->sha256), st, 4);
+		copy_col(out->path, sizeof(out->path), st, 5);
+		out->has_faces = sqlite3_column_int(st, 6);
+		copy_col(out->created_by, sizeof(out->created_by), st, 7);
+		out->created_ns = sqlite3_column_int64(st, 8);
+		out->state = (enum mgmt_watchlist_state)sqlite3_column_int(st, 9);
+		copy_col(out->ended_by, sizeof(out->ended_by), st, 10);
+		out->ended_ns = sqlite3_column_int64(st, 11);
+		copy_col(out->end_reason, sizeof(out->end_reason), st, 12);
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_DONE ? -ENOENT : -EIO;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* A JSON string body of S (no quotes), for audit details made from user text. */
+static void json_body(char *buf, size_t len, const char *s)
+{
+	json_t *j = json_string(s ? s : "");
+	char *t = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+
+	snprintf(buf, len, "%.*s", t && strlen(t) >= 2 ? (int)strlen(t) - 2 : 0, t ? t + 1 : "");
+	free(t);
+	json_decref(j);
+}
+
+int mgmt_watchlist_add(struct mgmt_db *db, const struct mgmt_actor *who, int fd, int faces_fd, const char *name,
+		       double threshold, struct mgmt_watchlist *out, char *err, size_t errlen)
+{
+	uint8_t *buf = NULL, sealed[SEALED_KEY_BYTES];
+	char dir[600], path[700], faces_path[700], key_path[700], id[16], seal_hex[65], object[48], detail[512],
+		e_name[300];
+	struct mgmt_watchlist prior;
+	struct wl_file f;
+	uint32_t n_faces = 0;
+	sqlite3_stmt *st;
+	size_t len = 0;
+	int rc;
+
+	if (!who || !(who->roles & (MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER | MGMT_ROLE_OPERATOR)))
+		return vg_errf(err, errlen, -EPERM, "registering a watchlist needs the admin, authoriser or operator role");
+	if (!name || !*name || strlen(name) >= 128)
+		return vg_errf(err, errlen, -EINVAL, "a watchlist needs a name (1 to 127 bytes)");
+	rc = read_all(fd, WL_FILE_MAX, &buf, &len);
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "cannot read the watchlist file: %s",
+			       rc == -EINVAL ? "not a regular, non-empty file" : vg_strerror(rc));
+	rc = wl_parse(buf, len, &f, err, errlen);
+	if (rc < 0)
+		goto out_free;
+	if (threshold > 0 && fabs(threshold - f.threshold) > 1e-6) {
+		rc = vg_errf(err, errlen, -EINVAL, "the file's threshold is %.4g, not %.4g: the matcher judges by the file's",
+			     (double)f.threshold, threshold);
+		goto out_free;
+	}
+	snprintf(id, sizeof(id), "%" PRIu32, f.id);
+	if (mgmt_watchlist_get(db, id, &prior) == 0) {
+		rc = vg_errf(err, errlen, -EEXIST, "watchlist %s exists already (%s, \"%s\"): import with another --id", id,
+			     mgmt_watchlist_state_name(prior.state), prior.name);
+		goto out_free;
+	}
+	sodium_bin2hex(seal_hex, sizeof(seal_hex), buf + len - WL_SEAL_BYTES, WL_SEAL_BYTES);
+	state_dir(db, dir, sizeof(dir));
+	snprintf(key_path, sizeof(key_path), "%s/appliance.key", dir);
+	snprintf(dir + strlen(dir), sizeof(dir) - strlen(dir), "/watchlists");
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		rc = vg_errf(err, errlen, -errno, "%s: %s", dir, vg_strerror(-errno));
+		goto out_free;
+	}
+	snprintf(path, sizeof(path), "%s/wl-%s.vgw", dir, id);
+	snprintf(faces_path, sizeof(faces_path), "%s/wl-%s.faces", dir, id);
+	rc = write_file(path, buf, len);
+	if (rc < 0) {
+		vg_errf(err, errlen, rc, "%s: %s", path, vg_strerror(rc));
+		goto out_free;
+	}
+	if (faces_fd >= 0 && (rc = faces_seal(faces_fd, faces_path, id, key_path, sealed, &n_faces, err, errlen)) < 0)
+		goto out_unlink;
+
+	rc = mgmt_tx_begin(db);
+	if (rc < 0) {
+		vg_errf(err, errlen, rc, "database busy or failing");
+		goto out_unlink;
+	}
+	if (sqlite3_prepare_v2(db->sql,
+			       "INSERT INTO watchlists (id, name, threshold, subjects, sha256, path, faces_path, faces_key,"
+			       " created_by, created_uid, created_ns, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto out_rollback;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_double(st, 3, (double)f.threshold);
+	sqlite3_bind_int64(st, 4, f.n);
+	sqlite3_bind_text(st, 5, seal_hex, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, path, -1, SQLITE_STATIC);
+	if (faces_fd >= 0) {
+		sqlite3_bind_text(st, 7, faces_path, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(st, 8, sealed, sizeof(sealed), SQLITE_STATIC);
+	}
+	sqlite3_bind_text(st, 9, who->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 10, who->uid);
+	sqlite3_bind_int64(st, 11, (int64_t)vg_clock_realtime_ns());
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		goto out_rollback;
+	/* The audit entry holds the facts needed to check the file later: its seal, never its contents. */
+	json_body(e_name, sizeof(e_name), name);
+	snprintf(object, sizeof(object), "watchlist/%s", id);
+	snprintf(detail, sizeof(detail),
+		 "{\"name\":\"%s\",\"threshold\":%.4f,\"subjects\":%" PRIu32 ",\"sha256\":\"%s\",\"enrolment_crops\":%" PRIu32
+		 "}",
+		 e_name, (double)f.threshold, f.n, seal_hex, n_faces);
+	if (mgmt_audit_append_tx(db, who, "watchlist.add", object, detail, NULL) < 0)
+		goto out_rollback;
+	rc = mgmt_tx_commit(db);
+	if (rc < 0) {
+		vg_errf(err, errlen, rc, "database commit failed");
+		goto out_unlink;
+	}
+	mgmt_audit_anchor_update(db);
+	rc = out ? mgmt_watchlist_get(db, id, out) : 0;
+	goto out_free;
+
+out_rollback:
+	vg_errf(err, errlen, -EIO, "database error: %s", sqlite3_errmsg(db->sql));
+	mgmt_tx_rollback(db);
+	rc = -EIO;
+out_unlink:
+	scrub_file(path);
+	scrub_file(faces_path);
+out_free:
+	sodium_memzero(sealed, sizeof(sealed));
+	if (buf)
+		sodium_memzero(buf, len);
+	free(buf);
+	return rc;
+}
+
+int mgmt_watchlist_subjects(struct mgmt_db *db, const char *id, size_t max, void (*fn)(void *arg, const char *subject),
+			    void *arg)
+{
+	struct mgmt_watchlist w;
+	struct wl_file f;
+	char hex[65], e[8];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int fd, rc;
+
+	rc = mgmt_watchlist_get(db, id, &w);
+	if (rc < 0)
+		return rc;
+	if (w.state != MGMT_WATCHLIST_LIVE)
+		return -ESTALE;
+	fd = open(w.path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	rc = read_all(fd, WL_FILE_MAX, &buf, &len);
+	close(fd);
+	if (rc < 0)
+		return rc;
+	rc = wl_parse(buf, len, &f, e, sizeof(e));
+	if (rc == 0) {
+		sodium_bin2hex(hex, sizeof(hex), buf + len - WL_SEAL_BYTES, WL_SEAL_BYTES);
+		if (strcmp(hex, w.sha256) != 0)
+			rc = -EBADMSG; /* a sealed file, but not the one registered */
+	}
+	for (uint32_t i = 0; rc == 0 && i < f.n && i < max; i++) {
+		char subject[WL_SUBJECT_BYTES + 1];
+
+		memcpy(subject, f.entries + (size_t)i * f.entry_bytes, WL_SUBJECT_BYTES);
+		subject[WL_SUBJECT_BYTES] = '\0';
+		fn(arg, subject);
+	}
+	sodium_memzero(buf, len);
+	free(buf);
+	return rc < 0 ? (rc == -EINVAL ? -EBADMSG : rc) : (int)f.n;
+}
+
+/* The first authorised or active deployment other than EXCEPT that names watchlist ID: 0 if none. */
+static int64_t in_use_by(struct mgmt_db *db, const char *id, int64_t except, enum mgmt_deployment_state *state)
+{
+	sqlite3_stmt *st;
+	int64_t dep = 0;
+
+	if (sqlite3_prepare_v2(db->sql,
+			       "SELECT d.id, d.state FROM deployment_watchlists w JOIN deployments d ON d.id = w.deployment_id"
+			       " WHERE w.watchlist_id = ? AND d.state IN (?, ?) AND d.id != ? ORDER BY d.id LIMIT 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, MGMT_DEPLOYMENT_AUTHORISED);
+	sqlite3_bind_int(st, 3, MGMT_DEPLOYMENT_ACTIVE);
+	sqlite3_bind_int64(st, 4, except);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		dep = sqlite3_column_int64(st, 0);
+		*state = (enum mgmt_deployment_state)sqlite3_column_int(st, 1);
+	}
+	sqlite3_finalize(st);
+	return dep;
+}
+
+/* Delete W's files, then mark it ended in state TO, audited as ACTION by WHO: one transaction. */
+static int end_watchlist(struct mgmt_db *db, const struct mgmt_actor *who, const struct mgmt_watchlist *w,
+			 enum mgmt_watchlist_state to, const char *action, const char *reason, int64_t deployment)
+{
+	char faces_path[700] = "", object[48], detail[700], e_reason[520];
+	sqlite3_stmt *st;
+	int rc;
+
+	/* Bytes first: if deleting fails the record stays live and the next purge retries, so a record
+	 * never says purged while its file is still on disk. */
+	if (w->has_faces)
+		snprintf(faces_path, sizeof(faces_path), "%.*s.faces", (int)strlen(w->path) - 4, w->path);
+	rc = scrub_file(w->path);
+	if (rc == 0 && faces_path[0])
+		rc = scrub_file(faces_path);
+	if (rc < 0) {
+		VG_LOG(MGMT, ERR, "watchlist %s: deleting its files failed: %s", w->id, vg_strerror(rc));
+		return rc;
+	}
+	rc = mgmt_tx_begin(db);
+	if (rc < 0)
+		return rc;
+	if (sqlite3_prepare_v2(db->sql,
+			       "UPDATE watchlists SET state = ?, ended_by = ?, ended_ns = ?, end_reason = ?, faces_key = NULL"
+			       " WHERE id = ? AND state = 0",
+			       -1, &st, NULL) != SQLITE_OK) {
+		mgmt_tx_rollback(db);
+		return -EIO;
+	}
+	sqlite3_bind_int(st, 1, (int)to);
+	sqlite3_bind_text(st, 2, who->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (int64_t)vg_clock_realtime_ns());
+	sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, w->id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+	sqlite3_finalize(st);
+	if (rc == 0 && sqlite3_changes(db->sql) != 1)
+		rc = -ESTALE;
+	json_body(e_reason, sizeof(e_reason), reason);
+	snprintf(object, sizeof(object), "watchlist/%s", w->id);
+	if (deployment > 0)
+		snprintf(detail, sizeof(detail), "{\"reason\":\"%s\",\"deployment\":%" PRId64 ",\"sha256\":\"%s\",\"files_deleted\":true}",
+			 e_reason, deployment, w->sha256);
+	else
+		snprintf(detail, sizeof(detail), "{\"reason\":\"%s\",\"sha256\":\"%s\",\"files_deleted\":true}", e_reason,
+			 w->sha256);
+	if (rc == 0)
+		rc = mgmt_audit_append_tx(db, who, action, object, detail, NULL);
+	if (rc < 0 || (rc = mgmt_tx_commit(db)) < 0) {
+		mgmt_tx_rollback(db);
+		return rc;
+	}
+	return mgmt_audit_anchor_update(db);
+}
+
+int mgmt_watchlist_remove(struct mgmt_db *db, const struct mgmt_actor *who, const char *id, bool purge,
+			  const char *reason, char *err, size_t errlen)
+{
+	enum mgmt_deployment_state dstate = MGMT_DEPLOYMENT_ACTIVE;
+	struct mgmt_watchlist w;
+	int64_t dep;
+	int rc;
+
+	if (!who || !(who->roles & (MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER | MGMT_ROLE_OPERATOR)))
+		return vg_errf(err, errlen, -EPERM, "removing a watchlist needs the admin, authoriser or operator role");
+	if (!reason || !*reason || strlen(reason) >= 512)
+		return vg_errf(err, errlen, -EINVAL, "removing a watchlist needs a reason (at most 511 bytes)");
+	if (!id_ok(id) || (rc = mgmt_watchlist_get(db, id, &w)) == -ENOENT)
+		return vg_errf(err, errlen, -ENOENT, "no watchlist %s", id ? id : "");
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "database error");
+	if (w.state != MGMT_WATCHLIST_LIVE)
+		return vg_errf(err, errlen, -ESTALE, "watchlist %s was %s already", id, mgmt_watchlist_state_name(w.state));
+	dep = in_use_by(db, id, 0, &dstate);
+	if (dep < 0)
+		return vg_errf(err, errlen, (int)dep, "database error");
+	if (dep > 0) {
+		char object[48];
+
+		snprintf(object, sizeof(object), "watchlist/%s", id);
+		mgmt_audit_append(db, who, purge ? "watchlist.purge.refused" : "watchlist.remove.refused", object,
+				  "{\"why\":\"in use\"}", NULL);
+		return vg_errf(err, errlen, -EBUSY, "watchlist %s is in use by deployment %" PRId64 " (%s): stop it first", id,
+			       dep, mgmt_deployment_state_name(dstate));
+	}
+	rc = end_watchlist(db, who, &w, purge ? MGMT_WATCHLIST_PURGED : MGMT_WATCHLIST_REMOVED,
+			   purge ? "watchlist.purge" : "watchlist.remove", reason, 0);
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "watchlist %s was not deleted: %s", id, vg_strerror(rc));
+	return 0;
+}
+
+int mgmt_watchlist_purge_hook(void *arg, int64_t deployment_id, const char *watchlist_id)
+{
+	struct mgmt_db *db = arg;
+	enum mgmt_deployment_state dstate;
+	struct mgmt_watchlist w;
+	int64_t other;
+	char object[48], detail[96];
+	int rc = mgmt_watchlist_get(db, watchlist_id, &w);
+
+	if (rc == -ENOENT || (rc == 0 && w.state != MGMT_WATCHLIST_LIVE))
+		return 0; /* never registered, or gone already: nothing of it on this disk */
+	if (rc < 0)
+		return rc;
+	other = in_use_by(db, watchlist_id, deployment_id, &dstate);
+	if (other < 0)
+		return (int)other;
+	if (other > 0) {
+		/* Another authorised deployment names it too: purging now would break that one; its end purges it. */
+		snprintf(object, sizeof(object), "watchlist/%s", watchlist_id);
+		snprintf(detail, sizeof(detail), "{\"deployment\":%" PRId64 ",\"still_used_by\":%" PRId64 "}", deployment_id,
+			 other);
+		return mgmt_audit_append(db, &vigild_actor, "watchlist.purge.deferred", object, detail, NULL);
+	}
+	return end_watchlist(db, &vigild_actor, &w, MGMT_WATCHLIST_PURGED, "watchlist.purge", "its deployment ended",
+			     deployment_id);
+}
+
+int mgmt_watchlist_face_get(struct mgmt_db *db, const char *id, const char *subject, const char *key_path,
+			    uint8_t *jpeg, size_t cap, size_t *len)
+{
+	uint8_t sealed[SEALED_KEY_BYTES], key[FACES_KEY_BYTES], akey[32], *buf = NULL;
+	char faces_path[700], ad[128];
+	struct mgmt_watchlist w;
+	sqlite3_stmt *st;
+	size_t flen = 0, r = 8, slen_want = strlen(subject);
+	int fd, rc;
+
+	rc = mgmt_watchlist_get(db, id, &w);
+	if (rc < 0)
+		return rc;
+	if (w.state != MGMT_WATCHLIST_LIVE)
+		return -ESTALE;
+	if (!w.has_faces)
+		return -ENOENT;
+	if (sqlite3_prepare_v2(db->sql, "SELECT faces_key FROM watchlists WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == SEALED_KEY_BYTES ? 0 : -EBADMSG;
+	if (rc == 0)
+		memcpy(sealed, sqlite3_column_blob(st, 0), SEALED_KEY_BYTES);
+	sqlite3_finalize(st);
+	if (rc < 0)
+		return rc;
+	rc = appliance_key(key_path, akey, false);
+	if (rc < 0)
+		return rc;
+	rc = crypto_secretbox_open_easy(key, sealed + crypto_secretbox_NONCEBYTES, SEALED_KEY_BYTES - crypto_secretbox_NONCEBYTES,
+					sealed, akey) == 0 ? 0 : -EKEYREJECTED;
+	sodium_memzero(akey, sizeof(akey));
+	if (rc < 0)
+		return rc;
+	snprintf(faces_path, sizeof(faces_path), "%.*s.faces", (int)strlen(w.path) - 4, w.path);
+	fd = open(faces_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		rc = -errno;
+		goto out_key;
+	}
+	rc = read_all(fd, (uint64_t)1 << 32, &buf, &flen);
+	close(fd);
+	if (rc < 0)
+		goto out_key;
+	rc = flen >= 8 && memcmp(buf, FACES_MAGIC, 8) == 0 ? -ENOENT : -EBADMSG;
+	/* Cost: one pass over the record headers, one decryption (the subject's). */
+	while (rc == -ENOENT && flen - r >= 2) {
+		size_t slen = (size_t)buf[r] | (size_t)buf[r + 1] << 8, clen;
+
+		if (flen - r - 2 < slen + 4) {
+			rc = -EBADMSG;
+			break;
+		}
+		clen = le32(buf + r + 2 + slen);
+		if (clen < crypto_aead_xchacha20poly1305_ietf_ABYTES ||
+		    flen - r - 6 - slen < crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + clen) {
+			rc = -EBADMSG;
+			break;
+		}
+		if (slen == slen_want && memcmp(buf + r + 2, subject, slen) == 0) {
+			const uint8_t *nonce = buf + r + 6 + slen;
+			unsigned long long plen;
+			size_t adlen = face_ad(ad, sizeof(ad), id, subject);
+
+			*len = clen - crypto_aead_xchacha20poly1305_ietf_ABYTES;
+			if (*len > cap) {
+				rc = -ENOBUFS;
+				break;
+			}
+			rc = crypto_aead_xchacha20poly1305_ietf_decrypt(jpeg, &plen, NULL,
+									nonce + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+									clen, (const uint8_t *)ad, adlen, nonce, key) == 0
+				     ? 0
+				     : -EBADMSG;
+			break;
+		}
+		r += 6 + slen + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + clen;
+	}
+	free(buf); /* ciphertext only */
+out_key:
+	sodium_memzero(key, sizeof(key));
+	return rc;
+}
+
+int mgmt_watchlist_check_for_deployment(struct mgmt_db *db, const char *id, char *err, size_t errlen)
+{
+	enum mgmt_deployment_state dstate = MGMT_DEPLOYMENT_REQUESTED;
+	struct mgmt_watchlist w;
+	sqlite3_stmt *st;
+	int64_t dep = 0;
+	int rc = mgmt_watchlist_get(db, id, &w);
+
+	if (rc == -ENOENT)
+		return 0; /* not registered here: a file the run is given (vigild run --watchlist) */
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "database error");
+	if (w.state != MGMT_WATCHLIST_LIVE)
+		return vg_errf(err, errlen, -ESTALE, "watchlist %s was %s: import it again for a new deployment", id,
+			       mgmt_watchlist_state_name(w.state));
+	if (sqlite3_prepare_v2(db->sql,
+			       "SELECT d.id, d.state FROM deployment_watchlists x JOIN deployments d ON d.id = x.deployment_id"
+			       " WHERE x.watchlist_id = ? AND d.state IN (?, ?, ?) ORDER BY d.id LIMIT 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return vg_errf(err, errlen, -EIO, "database error");
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, MGMT_DEPLOYMENT_REQUESTED);
+	sqlite3_bind_int(st, 3, MGMT_DEPLOYMENT_AUTHORISED);
+	sqlite3_bind_int(st, 4, MGMT_DEPLOYMENT_ACTIVE);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		dep = sqlite3_column_int64(st, 0);
+		dstate = (enum mgmt_deployment_state)sqlite3_column_int(st, 1);
+	}
+	sqlite3_finalize(st);
+	/* The guidance: a watchlist is compiled for one deployment, and purged when it ends. */
+	if (dep > 0)
+		return vg_errf(err, errlen, -EBUSY, "watchlist %s belongs to deployment %" PRId64 " (%s): a watchlist is specific to one deployment",
+			       id, dep, mgmt_deployment_state_name(dstate));
+	return 0;
+}
+
+/* ---- control-socket actions ------------------------------------------------------------------ */
+
+static json_t *watchlist_json(const struct mgmt_watchlist *w)
+{
+	return json_pack("{s:s, s:s, s:f, s:I, s:s, s:s, s:b, s:s, s:I, s:s, s:s?, s:I, s:s?}", "id", w->id, "name",
+			 w->name, "threshold", w->threshold, "subjects", (json_int_t)w->subjects, "sha256", w->sha256, "path",
+			 w->path, "enrolment_crops", w->has_faces, "created_by", w->created_by, "created_ns",
+			 (json_int_t)w->created_ns, "state", mgmt_watchlist_state_name(w->state), "ended_by",
+			 w->ended_by[0] ? w->ended_by : NULL, "ended_ns", (json_int_t)w->ended_ns, "end_reason",
+			 w->end_reason[0] ? w->end_reason : NULL);
+}
+
+int mgmt_act_watchlist_add(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result, char *err,
+			   size_t errlen)
+{
+	struct mgmt_watchlist w;
+	json_t *t = json_object_get(args, "threshold");
+	const char *name;
+	int fd, faces_fd, rc;
+
+	if ((rc = mgmt_arg_string(args, "name", true, &name, err, errlen)) < 0)
+		return rc;
+	if (t && !json_is_number(t))
+		return vg_errf(err, errlen, -EINVAL, "argument 'threshold' must be a number");
+	fd = mgmt_ctl_take_fd(ctl, 0);
+	if (fd < 0)
+		return vg_errf(err, errlen, -EBADF,
+			       "watchlist.add needs the watchlist file passed with the request (vigilctl watchlist add FILE)");
+	faces_fd = mgmt_ctl_take_fd(ctl, 1);
+	rc = mgmt_watchlist_add(mgmt_ctl_db(ctl), who, fd, faces_fd, name, t ? json_number_value(t) : 0, &w, err, errlen);
+	close(fd);
+	if (faces_fd >= 0)
+		close(faces_fd);
+	if (rc == 0)
+		*result = watchlist_json(&w);
+	return rc;
+}
+
+int mgmt_act_watchlist_list(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
+			    char *err, size_t errlen)
+{
+	struct mgmt_db *db = mgmt_ctl_db(ctl);
+	json_t *list = json_array();
+	sqlite3_stmt *st;
+
+	(void)who, (void)args;
+	if (sqlite3_prepare_v2(db->sql, "SELECT id FROM watchlists ORDER BY created_ns DESC, id LIMIT 1000", -1, &st,
+			       NULL) != SQLITE_OK) {
+		json_decref(list);
+		return vg_errf(err, errlen, -EIO, "database error");
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct mgmt_watchlist w;
+
+		if (mgmt_watchlist_get(db, (const char *)sqlite3_column_text(st, 0), &w) == 0)
+			json_array_append_new(list, watchlist_json(&w));
+	}
+	sqlite3_finalize(st);
+	*result = json_pack("{s:o}", "watchlists", list);
+	return 0;
+}
+
+static void add_subject(void *arg, const char *subject)
+{
+	json_array_append_new(arg, json_string(subject));
+}
+
+int mgmt_act_watchlist_show(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
+			    char *err, size_t errlen)
+{
+	struct mgmt_db *db = mgmt_ctl_db(ctl);
+	struct mgmt_watchlist w;
+	const char *id;
+	json_t *subjects;
+	sqlite3_stmt *st;
+	int rc;
+
+	(void)who;
+	if ((rc = mgmt_arg_string(args, "id", true, &id, err, errlen)) < 0)
+		return rc;
+	if (!id_ok(id) || mgmt_watchlist_get(db, id, &w) < 0)
+		return vg_errf(err, errlen, -ENOENT, "no watchlist %.32s", id);
+	*result = watchlist_json(&w);
+	if (w.state == MGMT_WATCHLIST_LIVE) {
+		subjects = json_array();
+		rc = mgmt_watchlist_subjects(db, id, WL_SHOW_MAX, add_subject, subjects);
+		json_object_set_new(*result, "subject_ids", subjects);
+		/* Whether the file in custody is still the one registered: what an auditor checks. */
+		json_object_set_new(*result, "seal_ok", json_boolean(rc >= 0));
+		if (rc < 0)
+			json_object_set_new(*result, "file_error", json_string(vg_strerror(rc)));
+		else if ((size_t)rc > WL_SHOW_MAX)
+			json_object_set_new(*result, "subject_ids_truncated", json_true());
+	}
+	json_t *deps = json_array();
+	if (sqlite3_prepare_v2(db->sql, "SELECT deployment_id FROM deployment_watchlists WHERE watchlist_id = ? ORDER BY 1",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		while (sqlite3_step(st) == SQLITE_ROW)
+			json_array_append_new(deps, json_integer(sqlite3_column_int64(st, 0)));
+		sqlite3_finalize(st);
+	}
+	json_object_set_new(*result, "deployments", deps);
+	return 0;
+}
+
+int mgmt_act_watchlist_remove(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
+			      char *err, size_t errlen)
+{
+	const char *id, *reason;
+	int rc;
+
+	if ((rc = mgmt_arg_string(args, "id", true, &id, err, errlen)) < 0 ||
+	    (rc = mgmt_arg_string(args, "reason", true, &reason, err, errlen)) < 0)
+		return rc;
+	rc = mgmt_watchlist_remove(mgmt_ctl_db(ctl), who, id, false, reason, err, errlen);
+	if (rc == 0)
+		*result = json_pack("{s:s, s:s}", "id", id, "state", "removed");
+	return rc;
+}
+
+/* With an id: that one. Without: every live watchlist no authorised or active deployment names. */
+int mgmt_act_watchlist_purge(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
+			     char *err, size_t errlen)
+{
+	struct mgmt_db *db = mgmt_ctl_db(ctl);
+	const char *id, *reason;
+	char ids[256][16];
+	size_t n = 0;
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = mgmt_arg_string(args, "id", false, &id, err, errlen)) < 0 ||
+	    (rc = mgmt_arg_string(args, "reason", false, &reason, err, errlen)) < 0)
+		return rc;
+	if (!reason)
+		reason = "purged by hand";
+	if (id) {
+		rc = mgmt_watchlist_remove(db, who, id, true, reason, err, errlen);
+		if (rc == 0)
+			*result = json_pack("{s:[s]}", "purged", id);
+		return rc;
+	}
+	/* At most 256 a call: a caller comes back for the rest. */
+	if (sqlite3_prepare_v2(db->sql,
+			       "SELECT id FROM watchlists w WHERE state = 0 AND NOT EXISTS (SELECT 1 FROM deployment_watchlists"
+			       " x JOIN deployments d ON d.id = x.deployment_id WHERE x.watchlist_id = w.id AND d.state IN (?, ?))"
+			       " ORDER BY id LIMIT 256",
+			       -1, &st, NULL) != SQLITE_OK)
+		return vg_errf(err, errlen, -EIO, "database error");
+	sqlite3_bind_int(st, 1, MGMT_DEPLOYMENT_AUTHORISED);
+	sqlite3_bind_int(st, 2, MGMT_DEPLOYMENT_ACTIVE);
+	while (n < VG_ARRAY_SIZE(ids) && sqlite3_step(st) == SQLITE_ROW)
+		snprintf(ids[n++], sizeof(ids[0]), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	json_t *done = json_array();
+	for (size_t i = 0; i < n; i++) {
+		rc = mgmt_watchlist_remove(db, who, ids[i], true, reason, err, errlen);
+		if (rc < 0) {
+			json_decref(done);
+			return rc;
+		}
+		json_array_append_new(done, json_string(ids[i]));
+	}
+	*result = json_pack("{s:o}", "purged", done);
+	return 0;
+}

@@ -1,0 +1,84 @@
+/*
+ * Review outcomes into the evidence store (vigil_outcome.h): confirmed and rejected evidence is
+ * kept for different periods, so the store must learn each decision before the unreviewed
+ * period (24 h by default) runs out.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vg_base.h"
+#include "vg_log.h"
+#include "vigil_outcome.h"
+
+#define OUTCOMES_PER_PASS 256 /* a pass is bounded; the next review or tick takes the rest */
+
+int vigil_evidence_locator_parse(const char *s, struct store_handle *h)
+{
+	unsigned long long d, off, seq;
+	unsigned seg, len;
+
+	if (sscanf(s, "store:deployment/%llu/segment/%u@%llu+%u#%llu", &d, &seg, &off, &len, &seq) != 5)
+		return -EINVAL;
+	*h = (struct store_handle){ .deployment = d, .seq = seq, .segment = seg, .len = len, .offset = off, .saved = true };
+	return 0;
+}
+
+int vigil_outcomes_apply(struct mgmt_db *db, struct store *st)
+{
+	struct mgmt_alert_outcome_todo todo[OUTCOMES_PER_PASS];
+	int n = mgmt_alert_outcome_pending(db, todo, OUTCOMES_PER_PASS), applied = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct store_handle h;
+		int rc = 0;
+
+		if (todo[i].evidence[0] && vigil_evidence_locator_parse(todo[i].evidence, &h) == 0) {
+			if (st && (rc = store_deployment_open(st, h.deployment)) == 0)
+				rc = store_outcome_set(st, &h, todo[i].outcome == MGMT_ALERT_CONFIRMED ? STORE_OUTCOME_CONFIRMED
+												   : STORE_OUTCOME_REJECTED);
+			else if (!st)
+				continue; /* needs the store: left pending */
+		}
+		/* -ENOENT: the record is gone (retention or a shred): nothing left to keep longer or shorter. */
+		if (rc < 0 && rc != -ENOENT) {
+			VG_LOG(MGMT, WARN, "alert %" PRId64 ": store outcome not applied: %s", todo[i].alert, vg_strerror(rc));
+			continue;
+		}
+		if (mgmt_alert_outcome_applied(db, todo[i].alert) == 0)
+			applied++;
+	}
+	return n < 0 ? n : applied;
+}
+
+void vigil_outcomes_hook(void *arg, struct mgmt_db *db)
+{
+	struct mgmt_alert_outcome_todo one;
+	char dir[600], key[600], err[256];
+	struct store *st = NULL;
+	int rc;
+
+	if (mgmt_alert_outcome_pending(db, &one, 1) <= 0)
+		return;
+	snprintf(dir, sizeof(dir), "%s/evidence", (const char *)arg);
+	snprintf(key, sizeof(key), "%s/appliance.key", (const char *)arg);
+	struct store_conf sc = { .dir = dir, .appliance_key_path = key };
+	struct mgmt_retention r;
+	/* The periods set with `vigilctl retention set`, as any opener of the store must use. */
+	if (mgmt_retention_get(db, &r) == 0) {
+		sc.retain_confirmed_s = r.confirmed_s;
+		sc.retain_rejected_s = r.rejected_s;
+		sc.retain_unreviewed_s = r.unreviewed_s;
+	}
+	rc = store_open(&st, &sc, err, sizeof(err));
+	if (rc == -EBUSY || rc == -EWOULDBLOCK)
+		return; /* a run holds the store: the next tick, or the run's own open, applies them */
+	if (rc < 0) {
+		/* No store (no evidence was ever saved): only the decisions without evidence can be marked. */
+		vigil_outcomes_apply(db, NULL);
+		return;
+	}
+	vigil_outcomes_apply(db, st);
+	store_close(&st);
+}

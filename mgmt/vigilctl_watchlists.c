@@ -1,0 +1,304 @@
+/*
+ * vigilctl watchlist add|list|show|remove|purge: watchlists as vigild's records (mgmt_watchlist.c).
+ * `add FILE --name N` hands an imported file to vigild by descriptor (vigild, its capabilities
+ * dropped, could not open a file of the operator's) and, once vigild holds its copy, overwrites
+ * and unlinks FILE: the watchlist then lives only in vigild's custody, where a deployment's end
+ * can purge it. `import` (vigilctl_watchlist.c) with --name does the same without writing a file.
+ * Text for people, --json for programs; one-line errors, exit 1 (vigild said no) or 2 (usage).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mgmt.h"
+#include "vg_base.h"
+
+int vigilctl_watchlist_cmd(int argc, char **argv);
+int vigilctl_watchlist(int argc, char **argv);
+int vigilctl_watchlist_register(const char *socket, int fd, int faces_fd, const char *name, double threshold,
+				json_t **result);
+void vigilctl_watchlist_print_registered(json_t *r);
+
+static const char *socket_path(const char *opt)
+{
+	const char *env = getenv("VIGIL_SOCKET");
+
+	return opt ? opt : env && *env ? env : "/run/vigil/vigild.sock";
+}
+
+/* Send VERB with ARGS (stolen) and FDS; 0 with *RESULT owned, or 1 after printing why. */
+static int call(const char *socket, const char *verb, json_t *args, const int *fds, unsigned n_fds, json_t **result)
+{
+	json_t *req = json_pack("{s:s, s:o}", "verb", verb, "args", args ? args : json_object());
+	char *text = json_dumps(req, JSON_COMPACT), *reply = NULL, err[512];
+	json_t *rep;
+	int rc;
+
+	json_decref(req);
+	rc = mgmt_ctl_call_fds(socket, text, fds, n_fds, &reply, err, sizeof(err));
+	free(text);
+	if (rc < 0) {
+		fprintf(stderr, "vigilctl: %s\n", err);
+		return 1;
+	}
+	rep = json_loads(reply, 0, NULL);
+	free(reply);
+	if (!rep) {
+		fprintf(stderr, "vigilctl: vigild sent a reply that is not JSON\n");
+		return 1;
+	}
+	if (!json_is_true(json_object_get(rep, "ok"))) {
+		const char *why = json_string_value(json_object_get(rep, "error"));
+		fprintf(stderr, "vigilctl: %s: %s\n", verb, why ? why : "refused");
+		json_decref(rep);
+		return 1;
+	}
+	*result = json_incref(json_object_get(rep, "result"));
+	json_decref(rep);
+	return 0;
+}
+
+static void print_json(json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	if (s)
+		puts(s);
+	free(s);
+}
+
+static const char *str(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? s : "";
+}
+
+static void print_record(json_t *w)
+{
+	char when[32];
+	time_t t = (time_t)(json_integer_value(json_object_get(w, "created_ns")) / 1000000000);
+	struct tm tm;
+
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%SZ", gmtime_r(&t, &tm));
+	printf("%-6s %-8s %-28s threshold %.2f  %lld subjects  added by %s %s  sha256 %.16s\n", str(w, "id"),
+	       str(w, "state"), str(w, "name"), json_real_value(json_object_get(w, "threshold")),
+	       (long long)json_integer_value(json_object_get(w, "subjects")), str(w, "created_by"), when, str(w, "sha256"));
+}
+
+/* Overwrite PATH with zeros and unlink it: the operator's copy, once vigild holds its own. */
+static int scrub_path(const char *path)
+{
+	static const char zeros[65536];
+	struct stat sb;
+	off_t done = 0;
+	int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &sb) < 0)
+		rc = -errno;
+	while (rc == 0 && done < sb.st_size) {
+		size_t n = (size_t)(sb.st_size - done) < sizeof(zeros) ? (size_t)(sb.st_size - done) : sizeof(zeros);
+		ssize_t w = pwrite(fd, zeros, n, done);
+		if (w <= 0)
+			rc = w < 0 ? -errno : -EIO;
+		else
+			done += w;
+	}
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && unlink(path) < 0)
+		rc = -errno;
+	return rc;
+}
+
+/* Register the file at FD (and crops at FACES_FD, or -1) as NAME; 0 with *RESULT, or 1 after saying why. */
+int vigilctl_watchlist_register(const char *socket, int fd, int faces_fd, const char *name, double threshold,
+				json_t **result)
+{
+	int fds[2] = { fd, faces_fd };
+	json_t *args = json_pack("{s:s}", "name", name);
+
+	if (threshold > 0)
+		json_object_set_new(args, "threshold", json_real(threshold));
+	return call(socket_path(socket), "watchlist.add", args, fds, faces_fd >= 0 ? 2 : 1, result);
+}
+
+void vigilctl_watchlist_print_registered(json_t *r)
+{
+	printf("watchlist %s registered: \"%s\", %lld subjects, threshold %.2f, %s, sha256 %s\n", str(r, "id"),
+		       str(r, "name"), (long long)json_integer_value(json_object_get(r, "subjects")),
+		       json_real_value(json_object_get(r, "threshold")),
+		       json_is_true(json_object_get(r, "enrolment_crops")) ? "enrolment crops kept encrypted"
+									 : "no enrolment crops",
+		       str(r, "sha256"));
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "vigilctl: watchlist import|add|list|show|remove|purge (vigilctl --help)\n");
+	return 2;
+}
+
+int vigilctl_watchlist_cmd(int argc, char **argv)
+{
+	enum { O_SOCKET = 1, O_JSON, O_NAME, O_THRESHOLD, O_REASON };
+	static const struct option opts[] = {
+		{ "socket", required_argument, NULL, O_SOCKET },     { "json", no_argument, NULL, O_JSON },
+		{ "name", required_argument, NULL, O_NAME },         { "threshold", required_argument, NULL, O_THRESHOLD },
+		{ "reason", required_argument, NULL, O_REASON },     { NULL, 0, NULL, 0 },
+	};
+	const char *sub, *socket = NULL, *name = NULL, *reason = NULL;
+	double threshold = 0;
+	bool json = false;
+	json_t *r = NULL;
+	int c, rc;
+
+	if (argc < 2)
+		return usage();
+	sub = argv[1];
+	if (strcmp(sub, "import") == 0) {
+#ifdef HAVE_VIGIL_MATCHER
+		return vigilctl_watchlist(argc, argv);
+#else
+		fprintf(stderr, "vigilctl: watchlist import: this vigilctl was built without the matcher\n");
+		return 2;
+#endif
+	}
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
+		char *end;
+		switch (c) {
+		case O_SOCKET: socket = optarg; break;
+		case O_JSON: json = true; break;
+		case O_NAME: name = optarg; break;
+		case O_REASON: reason = optarg; break;
+		case O_THRESHOLD:
+			threshold = strtod(optarg, &end);
+			if (*end || !(threshold > 0 && threshold < 4)) {
+				fprintf(stderr, "vigilctl: watchlist %s: --threshold is an L2 distance in (0, 4)\n", sub);
+				return 2;
+			}
+			break;
+		default:
+			fprintf(stderr, "vigilctl: watchlist %s: bad option '%s' (vigilctl --help)\n", sub, argv[optind]);
+			return 2;
+		}
+	}
+	int first = optind + 1, npos = argc - first; /* getopt saw argv + 1 */
+	const char *pos = npos > 0 ? argv[first] : NULL;
+
+	if (strcmp(sub, "add") == 0) {
+		if (npos != 1 || !name) {
+			fprintf(stderr, "vigilctl: watchlist add FILE --name N [--threshold T]\n");
+			return 2;
+		}
+		int fd = open(pos, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			fprintf(stderr, "vigilctl: %s: %s\n", pos, vg_strerror(-errno));
+			return 1;
+		}
+		rc = vigilctl_watchlist_register(socket, fd, -1, name, threshold, &r);
+		close(fd);
+		if (rc == 0) {
+			if (json)
+				print_json(r);
+			else
+				vigilctl_watchlist_print_registered(r);
+			json_decref(r);
+		}
+		if (rc == 0 && (c = scrub_path(pos)) < 0)
+			fprintf(stderr, "vigilctl: warning: %s is registered but could not be deleted here: %s\n", pos,
+				vg_strerror(c));
+		return rc;
+	}
+	if (strcmp(sub, "list") == 0) {
+		if (npos)
+			return usage();
+		if (call(socket_path(socket), "watchlist.list", NULL, NULL, 0, &r))
+			return 1;
+		if (json) {
+			print_json(r);
+		} else {
+			size_t i;
+			json_t *w;
+			json_array_foreach(json_object_get(r, "watchlists"), i, w)
+				print_record(w);
+		}
+		json_decref(r);
+		return 0;
+	}
+	if (strcmp(sub, "show") == 0) {
+		if (npos != 1) {
+			fprintf(stderr, "vigilctl: watchlist show ID\n");
+			return 2;
+		}
+		if (call(socket_path(socket), "watchlist.show", json_pack("{s:s}", "id", pos), NULL, 0, &r))
+			return 1;
+		if (json) {
+			print_json(r);
+		} else {
+			size_t i;
+			json_t *v;
+
+			print_record(r);
+			if (json_is_string(json_object_get(r, "ended_by")))
+				printf("       %s by %s: %s; its files were deleted\n", str(r, "state"), str(r, "ended_by"),
+				       str(r, "end_reason"));
+			if (json_object_get(r, "seal_ok") && !json_is_true(json_object_get(r, "seal_ok")))
+				printf("       FILE DOES NOT MATCH ITS SEAL: %s\n", str(r, "file_error"));
+			printf("       deployments:");
+			json_array_foreach(json_object_get(r, "deployments"), i, v)
+				printf(" %lld", (long long)json_integer_value(v));
+			printf("%s\n", json_array_size(json_object_get(r, "deployments")) ? "" : " none");
+			json_array_foreach(json_object_get(r, "subject_ids"), i, v)
+				printf("       subject %s\n", json_string_value(v));
+		}
+		json_decref(r);
+		return 0;
+	}
+	if (strcmp(sub, "remove") == 0 || strcmp(sub, "purge") == 0) {
+		bool purge = sub[0] == 'p';
+		json_t *args = json_object();
+
+		if ((purge ? npos > 1 : npos != 1) || (!purge && !reason)) {
+			json_decref(args);
+			fprintf(stderr, "vigilctl: watchlist remove ID --reason R | purge [ID] [--reason R]\n");
+			return 2;
+		}
+		if (pos)
+			json_object_set_new(args, "id", json_string(pos));
+		if (reason)
+			json_object_set_new(args, "reason", json_string(reason));
+		if (call(socket_path(socket), purge ? "watchlist.purge" : "watchlist.remove", args, NULL, 0, &r))
+			return 1;
+		if (json) {
+			print_json(r);
+		} else if (!purge) {
+			printf("watchlist %s removed: its files overwritten and deleted, its record kept\n", pos);
+		} else {
+			size_t i, n = json_array_size(json_object_get(r, "purged"));
+			json_t *v;
+
+			json_array_foreach(json_object_get(r, "purged"), i, v)
+				printf("watchlist %s purged: its files overwritten and deleted, its record kept\n",
+				       json_string_value(v));
+			if (!n)
+				printf("no watchlist to purge: every live one is named by an authorised or active deployment\n");
+		}
+		json_decref(r);
+		return 0;
+	}
+	fprintf(stderr, "vigilctl: watchlist: unknown sub-command '%s'\n", sub);
+	return 2;
+}

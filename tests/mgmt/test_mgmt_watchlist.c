@@ -1,0 +1,274 @@
+/*
+ * mgmt watchlists as records: a sealed matcher file registered by descriptor (its threshold and
+ * seal recorded, a bad file or a second registration of its id refused), shown as subject ids,
+ * refused removal while an authorised or active deployment names it, purged from disk when that
+ * deployment ends (invariant 2); its enrolment crops kept encrypted and gone with the purge; the
+ * public record hour by hour, and review outcomes pending for the evidence store. The audit chain
+ * verifies at the end.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../vg_test.h"
+#include "mgmt.h"
+#include "test_mgmt_common.h"
+
+static const struct mgmt_actor alice = { "sgt.alice", 2001, MGMT_ROLE_OPERATOR };
+static const struct mgmt_actor carol = { "supt.carol", 2003, MGMT_ROLE_AUTHORISER };
+static const struct mgmt_actor dave = { "auditor.dave", 2004, MGMT_ROLE_AUDITOR };
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* A matcher file (match.h's format), d = 16, N subjects "S-0".."S-<n-1>", in a memfd. CORRUPT flips a byte. */
+static int wl_file(uint32_t id, float threshold, unsigned n, bool corrupt)
+{
+	size_t entry = 64 + 4 + 16 * 4, len = 64 + 8 + n * entry + 32;
+	uint8_t *b = calloc(1, len);
+	int fd = memfd_create("wl", MFD_CLOEXEC);
+
+	memcpy(b, "VGWLIST\0", 8);
+	put32(b + 8, 1);
+	put32(b + 12, 64);
+	memcpy(b + 16, "face-api-1.7.15", 15);
+	put32(b + 48, 16);
+	put32(b + 52, 0);
+	put32(b + 56, 1);
+	put32(b + 60, n);
+	put32(b + 64, id);
+	memcpy(b + 68, &threshold, 4);
+	for (unsigned i = 0; i < n; i++) {
+		uint8_t *e = b + 72 + i * entry;
+		snprintf((char *)e, 64, "S-%u", i);
+		put32(e + 64, id);
+		for (int k = 0; k < 16; k++) {
+			float v = (float)(i + k) / 16.0f;
+			memcpy(e + 68 + 4 * k, &v, 4);
+		}
+	}
+	crypto_hash_sha256(b + len - 32, b, len - 32);
+	if (corrupt)
+		b[80] ^= 1;
+	if (write(fd, b, len) != (ssize_t)len)
+		abort();
+	free(b);
+	return fd;
+}
+
+/* Enrolment crops for S-0 and S-1: fake JPEG bytes (the store of crops does not decode them). */
+static int crops_file(void)
+{
+	static const uint8_t j0[] = { 0xff, 0xd8, 1, 2, 3, 0xff, 0xd9 }, j1[] = { 0xff, 0xd8, 9, 9, 0xff, 0xd9 };
+	uint8_t b[64];
+	size_t w = 0;
+	int fd = memfd_create("crops", MFD_CLOEXEC);
+
+	for (int s = 0; s < 2; s++) {
+		const uint8_t *j = s ? j1 : j0;
+		uint32_t jl = s ? sizeof(j1) : sizeof(j0);
+		b[w++] = 3, b[w++] = 0;
+		memcpy(b + w, s ? "S-1" : "S-0", 3);
+		w += 3;
+		put32(b + w, jl);
+		w += 4;
+		memcpy(b + w, j, jl);
+		w += jl;
+	}
+	if (write(fd, b, w) != (ssize_t)w)
+		abort();
+	return fd;
+}
+
+static void count_subject(void *arg, const char *subject)
+{
+	(*(int *)arg)++;
+	CHECK(strncmp(subject, "S-", 2) == 0);
+}
+
+static int count_rows(const char *sql)
+{
+	sqlite3 *q;
+	sqlite3_stmt *st;
+	int n = -1;
+
+	if (sqlite3_open(test_db_path, &q) != SQLITE_OK)
+		return -1;
+	if (sqlite3_prepare_v2(q, sql, -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(q);
+	return n;
+}
+
+static bool exists(const char *path)
+{
+	struct stat sb;
+	return stat(path, &sb) == 0;
+}
+
+int main(void)
+{
+	static const char *const lists[] = { "7" };
+	struct mgmt_deployment_request req = {
+		.name = "Stadium", .use_case = MGMT_USE_CRIME_HOTSPOT, .location = "Gate 4",
+		.start_s = (int64_t)time(NULL) - 60, .end_s = (int64_t)time(NULL) + 2 * 3600,
+		.justification = "Violence at the last three fixtures", .watchlists = lists, .n_watchlists = 1,
+	};
+	struct mgmt_audit_report r;
+	struct mgmt_watchlist w;
+	struct mgmt_db *db = NULL;
+	char err[256], key_path[300], faces_path[600];
+	uint8_t jpeg[64];
+	size_t jlen = 0;
+	int64_t dep = 0;
+	int fd, cfd, n = 0;
+
+	test_db_fresh();
+	CHECK_EQ_INT(mgmt_db_open(&db, test_db_path, err, sizeof(err)), 0);
+	if (!db)
+		return 1;
+	CHECK_EQ_INT(mgmt_db_schema_version(db) >= 3, 1);
+	snprintf(key_path, sizeof(key_path), "%s/appliance.key", test_dir);
+
+	/* Refusals: the role, a broken seal, a threshold other than the file's. */
+	fd = wl_file(7, 0.5f, 3, false);
+	CHECK_EQ_INT(mgmt_watchlist_add(db, &dave, fd, -1, "Stadium list", 0, &w, err, sizeof(err)), -EPERM);
+	close(fd);
+	fd = wl_file(7, 0.5f, 3, true);
+	CHECK_EQ_INT(mgmt_watchlist_add(db, &alice, fd, -1, "Stadium list", 0, &w, err, sizeof(err)), -EBADMSG);
+	CHECK(strstr(err, "seal") != NULL);
+	close(fd);
+	fd = wl_file(7, 0.5f, 3, false);
+	CHECK_EQ_INT(mgmt_watchlist_add(db, &alice, fd, -1, "Stadium list", 0.6, &w, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "threshold") != NULL);
+
+	/* Registered: id from the file, its threshold, its subjects, a copy in custody, crops sealed. */
+	cfd = crops_file();
+	CHECK_EQ_INT(mgmt_watchlist_add(db, &alice, fd, cfd, "Stadium list", 0.5, &w, err, sizeof(err)), 0);
+	close(fd);
+	close(cfd);
+	CHECK(strcmp(w.id, "7") == 0);
+	CHECK(w.threshold > 0.4999 && w.threshold < 0.5001);
+	CHECK_EQ_INT(w.subjects, 3);
+	CHECK_EQ_INT(w.state, MGMT_WATCHLIST_LIVE);
+	CHECK_EQ_INT(strlen(w.sha256), 64);
+	CHECK(w.has_faces);
+	CHECK(exists(w.path));
+	snprintf(faces_path, sizeof(faces_path), "%.*s.faces", (int)strlen(w.path) - 4, w.path);
+	CHECK(exists(faces_path));
+	CHECK_EQ_INT(mgmt_watchlist_subjects(db, "7", 100, count_subject, &n), 3);
+	CHECK_EQ_INT(n, 3);
+	CHECK_EQ_INT(mgmt_watchlist_face_get(db, "7", "S-1", key_path, jpeg, sizeof(jpeg), &jlen), 0);
+	CHECK_EQ_INT(jlen, 6);
+	CHECK(jpeg[2] == 9);
+	CHECK_EQ_INT(mgmt_watchlist_face_get(db, "7", "S-2", key_path, jpeg, sizeof(jpeg), &jlen), -ENOENT);
+	/* The same id twice is refused, so alerts and deployments name one file. */
+	fd = wl_file(7, 0.5f, 2, false);
+	CHECK_EQ_INT(mgmt_watchlist_add(db, &alice, fd, -1, "Stadium list again", 0, &w, err, sizeof(err)), -EEXIST);
+	close(fd);
+
+	/* In use by an authorised deployment: removal refused; its stop purges the files. */
+	CHECK_EQ_INT(mgmt_deployment_create(db, &alice, &req, &dep, err, sizeof(err)), 0);
+	CHECK_EQ_INT(mgmt_deployment_authorise(db, &carol, dep, true, "Proportionate", err, sizeof(err)), 0);
+	int64_t other = 0;
+	CHECK_EQ_INT(mgmt_deployment_create(db, &alice, &req, &other, err, sizeof(err)), -EBUSY); /* specific to one */
+	CHECK(strstr(err, "specific to one deployment") != NULL);
+	CHECK_EQ_INT(mgmt_watchlist_remove(db, &alice, "7", false, "not needed", err, sizeof(err)), -EBUSY);
+	CHECK(strstr(err, "in use by deployment") != NULL);
+	CHECK_EQ_INT(mgmt_deployment_start(db, &alice, dep, (int64_t)time(NULL), err, sizeof(err)), 0);
+	CHECK_EQ_INT(mgmt_watchlist_remove(db, &alice, "7", true, "not needed", err, sizeof(err)), -EBUSY);
+
+	/* The public record by hour: faces scanned now, an alert now, reviewed. */
+	CHECK_EQ_INT(mgmt_deployment_add_scanned(db, dep, 40), 0);
+	struct mgmt_alert a = { .deployment = dep, .pts = 90000, .track = 1, .value = 0.41, .threshold = 0.5 };
+	snprintf(a.camera, sizeof(a.camera), "cam1");
+	snprintf(a.subject, sizeof(a.subject), "S-1");
+	snprintf(a.watchlist, sizeof(a.watchlist), "7");
+	snprintf(a.metric, sizeof(a.metric), "l2");
+	CHECK_EQ_INT(mgmt_alert_raise(db, &alice, &a), 0);
+	struct mgmt_alert b = a;
+	CHECK_EQ_INT(mgmt_alert_raise(db, &alice, &b), 0);
+	snprintf(b.evidence, sizeof(b.evidence), "store:deployment/1/segment/0@0+100#1");
+	struct mgmt_alert_outcome_todo todo[4];
+	CHECK_EQ_INT(mgmt_alert_outcome_pending(db, todo, 4), 0);
+	CHECK_EQ_INT(mgmt_alert_review(db, &alice, a.id, true, "Same person", err, sizeof(err)), 0);
+	CHECK_EQ_INT(mgmt_alert_outcome_pending(db, todo, 4), 1);
+	CHECK_EQ_INT(todo[0].alert, a.id);
+	CHECK_EQ_INT(todo[0].outcome, MGMT_ALERT_CONFIRMED);
+	CHECK_EQ_INT(mgmt_alert_outcome_applied(db, a.id), 0);
+	CHECK_EQ_INT(mgmt_alert_outcome_pending(db, todo, 4), 0);
+	struct mgmt_transparency_hour hours[8];
+	int nh = mgmt_deployment_transparency_hours(db, dep, hours, 8);
+	CHECK(nh == 2 || nh == 3);
+	int64_t now_h = (int64_t)time(NULL) / 3600 * 3600;
+	uint64_t faces = 0, alerts = 0, confirmed = 0, unreviewed = 0;
+	for (int i = 0; i < nh; i++) {
+		CHECK_EQ_INT(hours[i].hour_s % 3600, 0);
+		if (hours[i].hour_s == now_h) {
+			faces = hours[i].faces_scanned, alerts = hours[i].alerts;
+			confirmed = hours[i].confirmed, unreviewed = hours[i].unreviewed;
+		}
+	}
+	CHECK_EQ_INT(faces, 40);
+	CHECK_EQ_INT(alerts, 2);
+	CHECK_EQ_INT(confirmed, 1);
+	CHECK_EQ_INT(unreviewed, 1);
+	CHECK_EQ_INT(mgmt_deployment_transparency_hours(db, 999, hours, 8), -ENOENT);
+
+	CHECK_EQ_INT(mgmt_deployment_stop(db, &alice, dep, "match over", mgmt_watchlist_purge_hook, db, err, sizeof(err)), 0);
+	CHECK(!exists(w.path));
+	CHECK(!exists(faces_path));
+	CHECK_EQ_INT(mgmt_watchlist_get(db, "7", &w), 0);
+	CHECK_EQ_INT(w.state, MGMT_WATCHLIST_PURGED);
+	CHECK(strcmp(w.ended_by, "vigild") == 0);
+	CHECK_EQ_INT(mgmt_watchlist_subjects(db, "7", 100, count_subject, &n), -ESTALE);
+	CHECK_EQ_INT(mgmt_watchlist_face_get(db, "7", "S-1", key_path, jpeg, sizeof(jpeg), &jlen), -ESTALE);
+	CHECK_EQ_INT(mgmt_watchlist_remove(db, &alice, "7", false, "again", err, sizeof(err)), -ESTALE);
+	CHECK_EQ_INT(mgmt_deployment_create(db, &alice, &req, &other, err, sizeof(err)), -ESTALE); /* purged: import again */
+	/* An unregistered watchlist id has nothing here to purge. */
+	CHECK_EQ_INT(mgmt_watchlist_purge_hook(db, dep, "wl-elsewhere"), 0);
+
+	/* A watchlist no deployment names can be removed by hand: the bytes go, the record stays. */
+	fd = wl_file(8, 0.6f, 2, false);
+	CHECK_EQ_INT(mgmt_watchlist_add(db, &alice, fd, -1, "Spare", 0, &w, err, sizeof(err)), 0);
+	close(fd);
+	CHECK_EQ_INT(mgmt_watchlist_remove(db, &dave, "8", false, "tidy", err, sizeof(err)), -EPERM);
+	CHECK_EQ_INT(mgmt_watchlist_remove(db, &alice, "8", false, "", err, sizeof(err)), -EINVAL);
+	CHECK_EQ_INT(mgmt_watchlist_remove(db, &alice, "8", false, "no longer needed", err, sizeof(err)), 0);
+	CHECK(!exists(w.path));
+	CHECK_EQ_INT(mgmt_watchlist_get(db, "8", &w), 0);
+	CHECK_EQ_INT(w.state, MGMT_WATCHLIST_REMOVED);
+	CHECK_EQ_INT(mgmt_watchlist_remove(db, &alice, "9", false, "x", err, sizeof(err)), -ENOENT);
+
+	/* Over the action table without a socket: no descriptor came with the request. */
+	struct mgmt_ctl *ctl = NULL;
+	char *reply = NULL;
+	static const char add_req[] = "{\"verb\":\"watchlist.add\",\"args\":{\"name\":\"x\"}}";
+	static const char show_req[] = "{\"verb\":\"watchlist.show\",\"args\":{\"id\":\"7\"}}";
+	CHECK_EQ_INT(mgmt_ctl_open(&ctl, db, NULL, NULL, err, sizeof(err)), 0);
+	CHECK_EQ_INT(mgmt_ctl_handle(ctl, &alice, add_req, strlen(add_req), &reply), -EBADF);
+	CHECK(reply && strstr(reply, "passed with the request") != NULL);
+	free(reply);
+	CHECK_EQ_INT(mgmt_ctl_handle(ctl, &dave, show_req, strlen(show_req), &reply), 0);
+	CHECK(reply && strstr(reply, "\"state\":\"purged\"") != NULL && strstr(reply, "subject_ids") == NULL);
+	free(reply);
+	mgmt_ctl_close(&ctl);
+
+	CHECK_EQ_INT(mgmt_audit_verify(db, &r), 0);
+	CHECK_EQ_INT(count_rows("SELECT COUNT(*) FROM audit WHERE action = 'watchlist.purge' AND object = 'watchlist/7'"), 1);
+	CHECK_EQ_INT(count_rows("SELECT COUNT(*) FROM audit WHERE action = 'watchlist.remove.refused'"), 1);
+	mgmt_db_close(&db);
+	test_db_cleanup();
+	return vg_test_exit();
+}
