@@ -56,7 +56,6 @@ e2e_json() {
 }
 
 e2e_done() {
-	[ -n "$serve" ] && kill "$serve" 2>/dev/null
-	wait 2>/dev/null
+	[ -n "$serve" ] && kill "$serve" 2>/dev/null && wait "$serve" 2>/dev/null
 	[ "$fails" = 0 ] && echo "$1" || exit 1
 }
