@@ -213,7 +213,7 @@ void mgmt_capture_stop(struct mgmt_capture *cap, struct mgmt_db *db, const char 
 static int capture_start(struct mgmt_capture *cap, struct mgmt_db *db, const struct mgmt_daemon_conf *conf,
 			 int64_t deployment, const char *lines, const char *sig, const char *watchlists, int64_t now_s)
 {
-	char exe[512], report[512], runs[300], port[16], dep[24], detail[900];
+	char exe[512], report[512], runs[300], port[16], dep[24], detail[900], metrics[320];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	int memfd, rc;
 	pid_t pid;
@@ -225,6 +225,7 @@ static int capture_start(struct mgmt_capture *cap, struct mgmt_db *db, const str
 	if (mkdir(runs, 0700) < 0 && errno != EEXIST)
 		return -errno;
 	snprintf(report, sizeof(report), "%s/deployment-%" PRId64 "-%" PRId64 ".json", runs, deployment, now_s);
+	snprintf(metrics, sizeof(metrics), "%s/metrics.prom", runs); /* shown by vigild's /metrics */
 	snprintf(port, sizeof(port), "%" PRId64, conf->capture_rtsp_port);
 	snprintf(dep, sizeof(dep), "%" PRId64, deployment);
 	memfd = memfd_create("vigil-cameras", MFD_CLOEXEC);
@@ -250,7 +251,8 @@ static int capture_start(struct mgmt_capture *cap, struct mgmt_db *db, const str
 		close_range(4, ~0u, 0);
 		const char *argv[] = { "vigild", "run", "--iface", conf->capture_iface, "--rtsp-file", "/proc/self/fd/3",
 				       "--rtsp-port", port, "--models", conf->models_dir, "--watchlist", watchlists,
-				       "--state-dir", conf->state_dir, "--deployment", dep, "--report", report, NULL };
+				       "--state-dir", conf->state_dir, "--deployment", dep, "--report", report,
+				       "--metrics-file", metrics, NULL };
 		execv(exe, (char *const *)argv);
 		_exit(127);
 	}

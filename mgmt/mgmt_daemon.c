@@ -269,6 +269,9 @@ int mgmt_daemon_run(const struct mgmt_daemon_conf *conf, const char *config_path
 		rc = mgmt_metrics_start(&metrics, live.metrics_listen, NULL, err, errlen);
 		if (rc < 0)
 			goto out_close_ctl;
+		char textfile[320];
+		snprintf(textfile, sizeof(textfile), "%s/runs/metrics.prom", live.state_dir);
+		mgmt_metrics_set_textfile(metrics, textfile);
 	}
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC);
 	if (sfd < 0) {

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "mgmt_metrics.h"
 #include "vg_base.h"
@@ -20,7 +22,36 @@
 struct mgmt_metrics {
 	struct MHD_Daemon *mhd;
 	_Atomic int64_t gauges[MGMT_GAUGE__COUNT];
+	_Atomic(char *) textfile; /* the live pipeline's own metrics (mgmt_metrics_set_textfile) */
 };
+
+#define TEXTFILE_FRESH_S 10 /* older than this, the pipeline that wrote it is gone: not shown */
+
+/* Append the pipeline's metrics file to BODY at LEN, if it is fresh. Returns the new length. */
+static int append_textfile(struct mgmt_metrics *m, char *body, int len)
+{
+	const char *path = atomic_load_explicit(&m->textfile, memory_order_acquire);
+	struct stat sb;
+	FILE *f;
+
+	if (!path || stat(path, &sb) < 0 || time(NULL) - sb.st_mtime > TEXTFILE_FRESH_S || !(f = fopen(path, "r")))
+		return len;
+	size_t n = fread(body + len, 1, METRICS_BUF - (size_t)len - 1, f);
+	fclose(f);
+	return len + (int)n;
+}
+
+void mgmt_metrics_set_textfile(struct mgmt_metrics *m, const char *path)
+{
+	char *copy = path ? strdup(path) : NULL;
+
+	if (!m) {
+		free(copy);
+		return;
+	}
+	/* Set once at start-up, before the first request can read it; the old one (none) is freed. */
+	free(atomic_exchange_explicit(&m->textfile, copy, memory_order_acq_rel));
+}
 
 static const char *const gauge_names[MGMT_GAUGE__COUNT][2] = {
 	[MGMT_GAUGE_DEPLOYMENTS_ACTIVE] = { "vigil_deployments_active", "deployments matching now" },
@@ -72,6 +103,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *conn, const char
 					 (long long)atomic_load_explicit(&m->gauges[g], memory_order_relaxed));
 			len = n < 0 || (size_t)n >= METRICS_BUF - (size_t)len ? -ENOSPC : len + n;
 		}
+		if (len >= 0)
+			len = append_textfile(m, body, len);
 		if (len < 0) {
 			free(body);
 			body = strdup("metrics unavailable\n");
@@ -132,6 +165,9 @@ void mgmt_metrics_stop(struct mgmt_metrics **pm)
 	if (!*pm)
 		return;
 	MHD_stop_daemon((*pm)->mhd);
+	struct mgmt_metrics *m = *pm;
+	char *textfile = atomic_load_explicit(&m->textfile, memory_order_acquire);
+	free(textfile);
 	free(*pm);
 	*pm = NULL;
 }

@@ -23,5 +23,8 @@ int mgmt_metrics_start(struct mgmt_metrics **out, const char *listen, uint16_t *
 void mgmt_metrics_stop(struct mgmt_metrics **m);
 void mgmt_metrics_set(struct mgmt_metrics *m, enum mgmt_gauge g, int64_t v);
 void mgmt_metrics_add(struct mgmt_metrics *m, enum mgmt_gauge g, int64_t v);
+/* /metrics also shows the Prometheus text at PATH while it is fresh (written in the last 10 s):
+ * the live pipeline's counters, which it writes from its own process. Call before serving. */
+void mgmt_metrics_set_textfile(struct mgmt_metrics *m, const char *path);
 
 #endif

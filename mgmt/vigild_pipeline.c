@@ -20,6 +20,7 @@
 #include "store.h"
 #include "vg_base.h"
 #include "vg_clock.h"
+#include "vg_counter.h"
 #include "vg_pool.h"
 #include "vigil_outcome.h"
 #include "vigild_pipeline.h"
@@ -46,6 +47,19 @@ struct queued_frame {
 	uint64_t queued_ns;
 };
 _Static_assert(sizeof(struct queued_frame) <= FRAME_HDR, "the frame header outgrew its padding");
+
+/* The analysis stage's counters (vigil_analysis_<name> in /metrics): one row per camera for its
+ * decode thread's sampling and drops, and one for the analysis thread (ROW_ANALYSIS). */
+#define ANALYSIS_COUNTERS(X, P)                                                              \
+	X(P, frames_sampled, "frames sampled at the cameras' analysis rates")                \
+	X(P, frames_dropped, "sampled frames dropped: the camera's analysis queue was full") \
+	X(P, frames_analysed, "frames through the face nets")                               \
+	X(P, faces_scanned, "faces detected (the public record's faces scanned)")           \
+	X(P, faces_gated, "faces below the quality gate, never matched")                    \
+	X(P, faces_matched, "sightings within a watchlist's threshold")                     \
+	X(P, alerts, "alerts raised for a person's review")
+VG_COUNTERS_DECLARE(analysis, ANALYSIS, ANALYSIS_COUNTERS)
+#define ROW_ANALYSIS DP_MAX_CAMERAS
 
 struct track {
 	uint64_t id;
@@ -126,6 +140,8 @@ struct pipeline {
 	uint64_t started_ns, last_progress_ns;
 	uint64_t better_crops; /* alerts whose evidence was replaced by a better crop of the track */
 	uint64_t outcomes_ns;  /* when review outcomes were last applied to the store */
+	struct vg_counter_block *counters;
+	struct vg_counter_row *row; /* the analysis thread's */
 	uint8_t *crop; /* CROP_MAX^2 * 3, biometric */
 	struct vg_pool *crop_pool;
 };
@@ -276,6 +292,9 @@ int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const
 	p->alerts = calloc(MAX_ALERTS, sizeof(*p->alerts));
 	p->latency_us = calloc(LATENCY_SAMPLES, sizeof(*p->latency_us));
 	rc = cameras_queues_init(p);
+	if (rc == 0)
+		rc = vg_counter_block_create(&p->counters, "analysis", analysis_counter_desc, ANALYSIS__COUNT,
+					     DP_MAX_CAMERAS + 1);
 	if (!p->alerts || !p->latency_us || rc < 0) {
 		rc = vg_errf(err, errlen, -ENOMEM, "out of memory");
 		goto out_close;
@@ -299,6 +318,7 @@ int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const
 		vg_errf(err, errlen, rc, "analysis thread: %s", vg_strerror(rc));
 		goto out_close;
 	}
+	p->row = vg_counter_block_row(p->counters, ROW_ANALYSIS);
 	p->analysis_running = true;
 	*out = p;
 	return 0;
@@ -485,6 +505,7 @@ static void raise_alert(struct pipeline *p, unsigned cam, struct camera *c, stru
 	if (p->n_alerts >= MAX_ALERTS)
 		return;
 	a = &p->alerts[p->n_alerts++];
+	vg_counter_add(p->row, ANALYSIS_alerts, 1);
 	a->cam = cam;
 	a->pts = c->pts;
 	a->track = t->id;
@@ -528,6 +549,7 @@ static void analyse(struct pipeline *p, unsigned cam, struct camera *c)
 	if (n <= 0)
 		return;
 	c->n.faces_detected += (uint64_t)n;
+	vg_counter_add(p->row, ANALYSIS_faces_scanned, (uint64_t)n);
 	p->faces_scanned += (uint64_t)n;
 	for (int i = 0; i < n; i++) {
 		const struct gpu_quality *g = &p->faces[i].quality;
@@ -535,6 +557,7 @@ static void analyse(struct pipeline *p, unsigned cam, struct camera *c)
 		if (g->interocular_px < p->conf.min_interocular_px || fabs(g->yaw_deg) > p->conf.max_abs_yaw_deg ||
 		    g->sharpness < p->conf.min_sharpness) {
 			c->n.faces_gated++;
+			vg_counter_add(p->row, ANALYSIS_faces_gated, 1);
 			continue;
 		}
 		memcpy(q[nq], p->faces[i].descriptor, sizeof(q[nq]));
@@ -552,6 +575,7 @@ static void analyse(struct pipeline *p, unsigned cam, struct camera *c)
 			if (res[j].n == 0 || !res[j].hit[0].pass || !t)
 				continue;
 			c->n.faces_matched++;
+			vg_counter_add(p->row, ANALYSIS_faces_matched, 1);
 			bool seen = false;
 			for (unsigned k = 0; k < t->n_alerted && !seen; k++) {
 				if (strcmp(t->alerted[k], res[j].hit[0].subject) == 0) {
@@ -632,6 +656,7 @@ static void *analysis_main(void *arg)
 		c->h = qf->h;
 		c->rgb = (const uint8_t *)qf + FRAME_HDR;
 		c->n.frames_analysed++;
+		vg_counter_add(p->row, ANALYSIS_frames_analysed, 1);
 		analyse(p, cam, c);
 		uint64_t t1 = vg_clock_ns();
 		p->analysis_ns += t1 - t0;
@@ -729,20 +754,25 @@ void pipeline_frame(struct pipeline *p, unsigned cam, const struct dp_frame *f)
 		return;
 	c->last_analysed = c->in_pts;
 	c->frames_sampled++;
+	struct vg_counter_row *row = vg_counter_block_row(p->counters, cam);
+	vg_counter_add(row, ANALYSIS_frames_sampled, 1);
 	if ((c->in_w != f->width || c->in_h != f->height || c->in_fmt != f->pix_fmt) && camera_reshape(p, c, f) < 0) {
 		c->frames_dropped++;
+		vg_counter_add(row, ANALYSIS_frames_dropped, 1);
 		return;
 	}
 	/* Back-pressure: when the analysis is behind, the newest frame of this camera is dropped and
 	 * counted; the decode thread never waits for it (a recorded run, lossless, does). */
 	if (!take_slot(p, c)) {
 		c->frames_dropped++;
+		vg_counter_add(row, ANALYSIS_frames_dropped, 1);
 		return;
 	}
 	struct queued_frame *qf = vg_pool_get(c->pool);
 	if (!qf) { /* cannot happen: a slot is a buffer */
 		sem_post(&c->slots);
 		c->frames_dropped++;
+		vg_counter_add(row, ANALYSIS_frames_dropped, 1);
 		return;
 	}
 	*qf = (struct queued_frame){ c->pool, c->in_w, c->in_h, c->in_pts, 0 };
@@ -769,6 +799,22 @@ void pipeline_finish(struct pipeline *p)
 	sem_post(&p->ready);
 	pthread_join(p->analysis_thread, NULL);
 	p->analysis_running = false;
+}
+
+void pipeline_write_gauges(struct pipeline *p, FILE *f)
+{
+	unsigned n = atomic_load_explicit(&p->n_cams, memory_order_acquire), queued = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		queued += rte_ring_count(p->cams[i].queue); /* a snapshot: the ring's own atomics */
+	fprintf(f,
+		"# HELP vigil_analysis_queued_frames frames waiting for the analysis now, all cameras\n"
+		"# TYPE vigil_analysis_queued_frames gauge\nvigil_analysis_queued_frames %u\n"
+		"# HELP vigil_analysis_queue_capacity frames each camera may queue\n"
+		"# TYPE vigil_analysis_queue_capacity gauge\nvigil_analysis_queue_capacity %u\n"
+		"# HELP vigil_analysis_cameras cameras that have had a frame queued\n"
+		"# TYPE vigil_analysis_cameras gauge\nvigil_analysis_cameras %u\n",
+		queued, p->conf.queue_depth, n);
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -866,6 +912,7 @@ void pipeline_close(struct pipeline **pp)
 		sem_destroy(&p->cams[i].slots);
 	}
 	sem_destroy(&p->ready);
+	vg_counter_block_destroy(&p->counters);
 	free(p->rings);
 	free(p->latency_us);
 	match_ctx_close(&p->ctx);

@@ -85,6 +85,10 @@ static inline void pipeline_write_stages(struct pipeline *p, FILE *f)
 	(void)p;
 	fprintf(f, "\"analysis\":{\"enabled\":false}");
 }
+static inline void pipeline_write_gauges(struct pipeline *p, FILE *f)
+{
+	(void)p, (void)f;
+}
 static inline void pipeline_close(struct pipeline **p)
 {
 	(void)p;
@@ -101,6 +105,8 @@ int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const
 void pipeline_frame(struct pipeline *p, unsigned cam, const struct dp_frame *f);
 /* The decode side is done (no more pipeline_frame calls): analyse what is queued and stop. */
 void pipeline_finish(struct pipeline *p);
+/* The analysis queues' gauges in the Prometheus text format (any thread, while it runs). */
+void pipeline_write_gauges(struct pipeline *p, FILE *f);
 /* The report's "analysis" stage: mode, queue depth, frames sampled and dropped, latency (after finish). */
 void pipeline_write_stages(struct pipeline *p, FILE *f);
 void pipeline_camera_counts(const struct pipeline *p, unsigned cam, struct pipeline_camera_counts *out);

@@ -21,6 +21,8 @@
 
 #include "dp.h"
 #include "vg_base.h"
+#include "vg_clock.h"
+#include "vg_counter.h"
 #include "vg_pool.h"
 #include "vigild_pipeline.h"
 
@@ -364,7 +366,75 @@ static void run_usage(FILE *f)
 		   "  analysis:       [--models DIR] [--analysis-fps N] [--tiled] [--progress]   (faces detected and counted)\n"
 		   "                  [--analysis-queue N] [--drop-when-behind]   (frames queued per camera; a capture\n"
 		   "                  waits for the analysis unless --drop-when-behind, live cameras drop the newest)\n"
+		   "  metrics:        [--metrics-file PATH]   (Prometheus text, rewritten every 2 s)\n"
 		   "  matching:       --watchlist FILE --state-dir DIR --deployment ID   (an authorised, active deployment)\n");
+}
+
+/*
+ * --metrics-file PATH: every 2 s, the run's counters (the dataplane's, the analysis stage's) and
+ * the analysis queues' gauges in the Prometheus text format, written whole and renamed into
+ * place, so that vigild serve's /metrics can show the live pipeline it runs as a child.
+ */
+#define METRICS_EVERY_MS 2000
+#define METRICS_BUF (256 * 1024)
+
+struct metrics_writer {
+	const char *path;
+	struct pipeline *pipeline;
+	pthread_t thread;
+	bool running;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	bool stop;
+};
+
+static void metrics_write(struct metrics_writer *mw, char *buf)
+{
+	char tmp[4096];
+	int len = vg_counters_format_prometheus(buf, METRICS_BUF);
+	FILE *f;
+
+	if (len < 0 || snprintf(tmp, sizeof(tmp), "%s.tmp", mw->path) >= (int)sizeof(tmp) || !(f = fopen(tmp, "w")))
+		return;
+	fwrite(buf, 1, (size_t)len, f);
+	if (mw->pipeline)
+		pipeline_write_gauges(mw->pipeline, f);
+	if (fclose(f) == 0)
+		rename(tmp, mw->path);
+	else
+		remove(tmp);
+}
+
+static void *metrics_main(void *arg)
+{
+	struct metrics_writer *mw = arg;
+	char *buf = malloc(METRICS_BUF);
+
+	pthread_mutex_lock(&mw->lock);
+	while (buf && !mw->stop) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += METRICS_EVERY_MS / 1000;
+		pthread_cond_timedwait(&mw->cv, &mw->lock, &until);
+		pthread_mutex_unlock(&mw->lock);
+		metrics_write(mw, buf);
+		pthread_mutex_lock(&mw->lock);
+	}
+	pthread_mutex_unlock(&mw->lock);
+	free(buf);
+	return NULL;
+}
+
+static void metrics_stop(struct metrics_writer *mw)
+{
+	if (!mw->running)
+		return;
+	pthread_mutex_lock(&mw->lock);
+	mw->stop = true;
+	pthread_cond_signal(&mw->cv);
+	pthread_mutex_unlock(&mw->lock);
+	pthread_join(mw->thread, NULL);
+	mw->running = false;
 }
 
 /*
@@ -436,7 +506,7 @@ int vigild_run_main(int argc, char **argv)
 		{ "models", required_argument, NULL, 'M' },   { "analysis-fps", required_argument, NULL, 'A' },
 		{ "tiled", no_argument, NULL, 'T' },          { "state-dir", required_argument, NULL, 'D' },
 		{ "deployment", required_argument, NULL, 'Y' }, { "progress", no_argument, NULL, 'G' },
-		{ "analysis-queue", required_argument, NULL, 'Q' }, { "rtsp-file", required_argument, NULL, 'F' }, { "drop-when-behind", no_argument, NULL, 'B' },
+		{ "analysis-queue", required_argument, NULL, 'Q' }, { "metrics-file", required_argument, NULL, 'E' }, { "rtsp-file", required_argument, NULL, 'F' }, { "drop-when-behind", no_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
 	};
 	const char *pcap_arg = NULL, *iface_arg = NULL, *sdp_path = NULL, *report_path = NULL, *md5_path = NULL;
@@ -454,6 +524,7 @@ int vigild_run_main(int argc, char **argv)
 	unsigned media_camera[DP_SDP_MAX_MEDIA];
 	unsigned n_rtsp = 0, rtsp_port = 40000;
 	bool drop_when_behind = false;
+	struct metrics_writer metrics = { .lock = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 	char *rtsp_file_text = NULL;
 	static struct rtsp_set rtsp;
 	struct pipeline_conf pconf = { .models_dir = getenv("VIGIL_MODELS") };
@@ -545,6 +616,7 @@ int vigild_run_main(int argc, char **argv)
 		case 'T': pconf.tiled = true; break;
 		case 'G': pconf.progress = true; break;
 		case 'B': drop_when_behind = true; break;
+		case 'E': metrics.path = optarg; break;
 		case 'D': pconf.state_dir = optarg; break;
 		case 'A':
 		case 'Q':
@@ -649,7 +721,11 @@ int vigild_run_main(int argc, char **argv)
 	report = calloc(1, sizeof(*report));
 	if (!report)
 		goto out;
+	metrics.pipeline = pipeline;
+	if (metrics.path)
+		metrics.running = pthread_create(&metrics.thread, NULL, metrics_main, &metrics) == 0;
 	int r = dp_run_pcap(&conf, report, err, sizeof(err));
+	metrics_stop(&metrics); /* before the pipeline and the dataplane's counters go */
 	unsigned rtsp_sessions = rtsp.n;
 	uint64_t rtsp_reconnects = atomic_load(&rtsp.reconnects);
 	rtsp_stop(&rtsp);
@@ -677,6 +753,7 @@ int vigild_run_main(int argc, char **argv)
 	}
 	rc = 0;
 out:
+	metrics_stop(&metrics);
 	if (rtsp_file_text) /* it held credentials */
 		vg_scrub(rtsp_file_text, strlen(rtsp_file_text));
 	free(rtsp_file_text);

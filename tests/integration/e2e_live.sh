@@ -8,11 +8,12 @@
 #     name, while nothing else alerts;
 #   - a pipeline that dies is started again by vigild (audited), and the deployment's stop stops
 #     it before its watchlist is purged from disk (invariant 2);
+#   - vigild's /metrics shows the live pipeline's own counters (packets, frames, faces, queues);
 #   - the camera's password is in no output, log, audit entry, report or command line.
 set -uo pipefail
 BUILD=$(realpath "$1") ROOT=$(realpath "$2") server=${3:-}
 . "$ROOT/tests/integration/e2e_lib.sh"
-e2e_need e2e_live setpriv sqlite3
+e2e_need e2e_live setpriv sqlite3 curl
 [ -x "$server" ] || { echo "e2e_live: no RTSP test server built (gst-rtsp-server)"; [ "${VIGIL_REQUIRE_FETCHED:-0}" = 1 ] && exit 1 || exit 77; }
 tmp=$(mktemp -d)
 chmod 755 "$tmp"
@@ -30,7 +31,7 @@ cat >"$tmp/vigild.conf" <<CONF
 vigild.state_dir = "$tmp/state"
 vigild.socket = "$tmp/vigild.sock"
 vigild.people = "0:root:admin+operator,2003:supt.carol:authoriser"
-vigild.metrics_listen = ""
+vigild.metrics_listen = "127.0.0.1:$((port + 1))"
 vigild.capture_iface = "lo"
 vigild.capture_rtsp_port = $((port + 10))
 vigild.models = "$VIGIL_MODELS"
@@ -70,6 +71,15 @@ done
 	fail "a dead capture was not started again"
 sqlite3 "$tmp/state/vigil.db" "SELECT detail FROM audit WHERE action = 'capture.exit'" | grep -q '"signal":9' ||
 	fail "the capture's death was not audited"
+
+# vigild's /metrics: its own gauges and the pipeline's counters, from the child's process.
+metric() { curl -s "http://127.0.0.1:$((port + 1))/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+for _ in $(seq 20); do [ "$(metric vigil_analysis_frames_analysed)" -gt 0 ] 2>/dev/null && break; sleep 0.5; done
+[ "$(metric vigil_capture_running)" = 1 ] || fail "/metrics: vigil_capture_running is '$(metric vigil_capture_running)'"
+[ "$(metric vigil_dp_rx_frames)" -gt 0 ] 2>/dev/null || fail "/metrics: no packets received (vigil_dp_rx_frames '$(metric vigil_dp_rx_frames)')"
+[ "$(metric vigil_analysis_frames_analysed)" -gt 0 ] 2>/dev/null || fail "/metrics: no frames analysed"
+[ -n "$(metric vigil_analysis_queued_frames)" ] || fail "/metrics: no analysis queue gauge"
+echo "metrics: $(metric vigil_dp_rx_frames) packets, $(metric vigil_analysis_frames_analysed) frames analysed, $(metric vigil_analysis_frames_dropped) dropped, $(metric vigil_analysis_faces_scanned) faces"
 
 # The recording plays for 20 s: wait for both people, at most 60 s.
 alerted() { sqlite3 "$tmp/state/vigil.db" "SELECT group_concat(subject) FROM (SELECT DISTINCT subject FROM alerts ORDER BY subject)"; }
