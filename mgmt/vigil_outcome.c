@@ -8,8 +8,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "vg_base.h"
 #include "vg_log.h"
+#include "vg_pool.h"
 #include "vigil_outcome.h"
 
 #define OUTCOMES_PER_PASS 256 /* a pass is bounded; the next review or tick takes the rest */
@@ -52,26 +55,67 @@ int vigil_outcomes_apply(struct mgmt_db *db, struct store *st)
 	return n < 0 ? n : applied;
 }
 
-void vigil_outcomes_hook(void *arg, struct mgmt_db *db)
+int vigil_store_open(struct mgmt_db *db, const char *state_dir, struct store **out, char *err, size_t errlen)
 {
-	struct mgmt_alert_outcome_todo one;
-	char dir[600], key[600], err[256];
-	struct store *st = NULL;
-	int rc;
-
-	if (mgmt_alert_outcome_pending(db, &one, 1) <= 0)
-		return;
-	snprintf(dir, sizeof(dir), "%s/evidence", (const char *)arg);
-	snprintf(key, sizeof(key), "%s/appliance.key", (const char *)arg);
-	struct store_conf sc = { .dir = dir, .appliance_key_path = key };
+	char dir[600], key[600];
 	struct mgmt_retention r;
+
+	snprintf(dir, sizeof(dir), "%s/evidence", state_dir);
+	snprintf(key, sizeof(key), "%s/appliance.key", state_dir);
+	struct store_conf sc = { .dir = dir, .appliance_key_path = key };
 	/* The periods set with `vigilctl retention set`, as any opener of the store must use. */
 	if (mgmt_retention_get(db, &r) == 0) {
 		sc.retain_confirmed_s = r.confirmed_s;
 		sc.retain_rejected_s = r.rejected_s;
 		sc.retain_unreviewed_s = r.unreviewed_s;
 	}
-	rc = store_open(&st, &sc, err, sizeof(err));
+	return store_open(out, &sc, err, errlen);
+}
+
+int vigil_evidence_read(struct mgmt_db *db, const char *state_dir, const struct mgmt_alert *a, uint8_t *jpeg,
+			size_t cap, size_t *len, char *err, size_t errlen)
+{
+	struct store *st = NULL;
+	struct store_handle h;
+	struct store_alert sa;
+	int rc;
+
+	if (!a->evidence[0] || vigil_evidence_locator_parse(a->evidence, &h) < 0)
+		return vg_errf(err, errlen, -ENOENT, "alert %" PRId64 " has no saved evidence", a->id);
+	rc = vigil_store_open(db, state_dir, &st, err, errlen);
+	if (rc < 0)
+		return rc; /* ERR says why */
+	rc = store_deployment_open(st, h.deployment);
+	if (rc < 0) {
+		vg_errf(err, errlen, rc, "evidence store: deployment %" PRIu64 ": %s", h.deployment, vg_strerror(rc));
+		goto out_close;
+	}
+	vigil_outcomes_apply(db, st); /* reviews that waited for the store */
+	rc = store_get(st, &h, &sa, jpeg, cap, len);
+	if (rc < 0) {
+		vg_errf(err, errlen, rc, "alert %" PRId64 ": evidence unreadable: %s", a->id, vg_strerror(rc));
+		goto out_close;
+	}
+	if (strncmp(sa.subject, a->subject, sizeof(sa.subject) - 1) != 0 || (int64_t)sa.deployment != a->deployment) {
+		vg_scrub(jpeg, *len);
+		rc = vg_errf(err, errlen, -EBADMSG, "alert %" PRId64 ": the stored record belongs to another alert", a->id);
+	}
+out_close:
+	sodium_memzero(&sa, sizeof(sa));
+	store_close(&st);
+	return rc;
+}
+
+void vigil_outcomes_hook(void *arg, struct mgmt_db *db)
+{
+	struct mgmt_alert_outcome_todo one;
+	char err[256];
+	struct store *st = NULL;
+	int rc;
+
+	if (mgmt_alert_outcome_pending(db, &one, 1) <= 0)
+		return;
+	rc = vigil_store_open(db, arg, &st, err, sizeof(err));
 	if (rc == -EBUSY || rc == -EWOULDBLOCK)
 		return; /* a run holds the store: the next tick, or the run's own open, applies them */
 	if (rc < 0) {

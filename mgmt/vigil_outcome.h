@@ -14,6 +14,18 @@
 /* Parse an alert's evidence locator ("store:deployment/D/segment/S@OFFSET+LEN#SEQ") into *H. */
 int vigil_evidence_locator_parse(const char *s, struct store_handle *h /* OUT */);
 
+/* Open the evidence store under STATE_DIR with the retention periods mgmt holds (every opener
+ * must: the store sweeps by them). As store_open(). */
+int vigil_store_open(struct mgmt_db *db, const char *state_dir, struct store **out, char *err, size_t errlen);
+
+/*
+ * Alert A's evidence crop (JPEG) into JPEG (CAP bytes), *LEN its length: the store opened and
+ * closed around it, pending review outcomes applied first, the record checked to be A's. 0, or
+ * -errno with a one-line reason in ERR (-ENOENT: no saved evidence; -EBUSY: a run holds the store).
+ */
+int vigil_evidence_read(struct mgmt_db *db, const char *state_dir, const struct mgmt_alert *a, uint8_t *jpeg,
+			size_t cap, size_t *len /* OUT */, char *err, size_t errlen);
+
 /* Apply every pending outcome (mgmt_alert_outcome_pending) to ST. Returns how many, or -errno. */
 int vigil_outcomes_apply(struct mgmt_db *db, struct store *st);
 

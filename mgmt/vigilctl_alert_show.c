@@ -49,13 +49,10 @@ int vigilctl_alert_show_out(int argc, char **argv)
 	static const struct option opts[] = { { "state-dir", required_argument, NULL, 's' },
 					      { "out", required_argument, NULL, 'o' }, { NULL, 0, NULL, 0 } };
 	const char *state = "/var/lib/vigil", *out = NULL;
-	char err[512], path[600], dir[600], key[600];
+	char err[512], path[600], key[600];
 	struct vg_image ev = { 0 }, en = { 0 };
 	struct mgmt_db *db = NULL;
-	struct store *st = NULL;
 	struct mgmt_alert a;
-	struct store_handle h;
-	struct store_alert sa;
 	uint8_t *jpeg = NULL, *face = NULL, *pair = NULL;
 	unsigned char *outj = NULL;
 	unsigned long outlen = 0;
@@ -88,11 +85,10 @@ int vigilctl_alert_show_out(int argc, char **argv)
 		fprintf(stderr, "vigilctl: no alert %lld\n", id);
 		goto out;
 	}
-	if (!a.evidence[0] || vigil_evidence_locator_parse(a.evidence, &h) < 0) {
+	if (!a.evidence[0]) {
 		fprintf(stderr, "vigilctl: alert %lld has no saved evidence\n", id);
 		goto out;
 	}
-	snprintf(dir, sizeof(dir), "%s/evidence", state);
 	snprintf(key, sizeof(key), "%s/appliance.key", state);
 	face = malloc(MGMT_WATCHLIST_FACE_MAX);
 	jpeg = malloc(JPEG_CAP);
@@ -110,19 +106,8 @@ int vigilctl_alert_show_out(int argc, char **argv)
 				       : vg_strerror(r));
 		goto out;
 	}
-	struct store_conf sc = { .dir = dir, .appliance_key_path = key };
-	if (store_open(&st, &sc, err, sizeof(err)) < 0 || store_deployment_open(st, h.deployment) < 0) {
-		fprintf(stderr, "vigilctl: evidence store: %s\n", err[0] ? err : "cannot open the deployment");
-		goto out;
-	}
-	vigil_outcomes_apply(db, st);
-	r = store_get(st, &h, &sa, jpeg, JPEG_CAP, &len);
-	if (r < 0) {
-		fprintf(stderr, "vigilctl: alert %lld: evidence unreadable: %s\n", id, vg_strerror(r));
-		goto out;
-	}
-	if (strncmp(sa.subject, a.subject, sizeof(sa.subject) - 1) != 0 || (int64_t)sa.deployment != a.deployment) {
-		fprintf(stderr, "vigilctl: alert %lld: the stored record belongs to another alert\n", id);
+	if (vigil_evidence_read(db, state, &a, jpeg, JPEG_CAP, &len, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vigilctl: %s\n", err);
 		goto out;
 	}
 	if (vg_image_decode(jpeg, len, &ev, err, sizeof(err)) < 0 || vg_image_decode(face, flen, &en, err, sizeof(err)) < 0) {
@@ -176,7 +161,6 @@ out:
 	if (face)
 		vg_scrub(face, flen);
 	free(face);
-	store_close(&st);
 	mgmt_db_close(&db);
 	return rc;
 usage:

@@ -30,7 +30,9 @@ static const char *default_socket(void)
 }
 
 /* Send VERB with ARGS (stolen), print errors; on success *RESULT is the borrowed-then-owned result. */
-static int call(const struct cli *cli, const char *verb, json_t *args, json_t **result)
+/* As call(), passing N_FDS open descriptors with the request (SCM_RIGHTS). */
+static int call_fds(const struct cli *cli, const char *verb, json_t *args, const int *fds, unsigned n_fds,
+		    json_t **result)
 {
 	json_t *req = json_pack("{s:s, s:o}", "verb", verb, "args", args ? args : json_object());
 	char *text = json_dumps(req, JSON_COMPACT), *reply = NULL, err[512];
@@ -38,7 +40,7 @@ static int call(const struct cli *cli, const char *verb, json_t *args, json_t **
 	int rc;
 
 	json_decref(req);
-	rc = mgmt_ctl_call(cli->socket, text, &reply, err, sizeof(err));
+	rc = mgmt_ctl_call_fds(cli->socket ? cli->socket : default_socket(), text, fds, n_fds, &reply, err, sizeof(err));
 	free(text);
 	if (rc < 0) {
 		fprintf(stderr, "vigilctl: %s\n", err);
@@ -59,6 +61,11 @@ static int call(const struct cli *cli, const char *verb, json_t *args, json_t **
 	*result = json_incref(json_object_get(rep, "result"));
 	json_decref(rep);
 	return 0;
+}
+
+static int call(const struct cli *cli, const char *verb, json_t *args, json_t **result)
+{
+	return call_fds(cli, verb, args, NULL, 0, result);
 }
 
 static int print_json(json_t *j)
@@ -491,6 +498,12 @@ out:
 int vigilctl_call(const struct cli *cli, const char *verb, json_t *args, json_t **result)
 {
 	return call(cli, verb, args, result);
+}
+
+int vigilctl_call_fds(const struct cli *cli, const char *verb, json_t *args, const int *fds, unsigned n_fds,
+		      json_t **result)
+{
+	return call_fds(cli, verb, args, fds, n_fds, result);
 }
 
 int vigilctl_print_json(json_t *j)

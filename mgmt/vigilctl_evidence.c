@@ -20,29 +20,14 @@
 
 int vigilctl_alert_evidence(int argc, char **argv);
 
-/* "store:deployment/D/segment/S@OFFSET+LEN#SEQ", as vigild_pipeline.c writes it. */
-static int parse_locator(const char *s, struct store_handle *h)
-{
-	unsigned long long d, off, seq;
-	unsigned seg, len;
-
-	if (sscanf(s, "store:deployment/%llu/segment/%u@%llu+%u#%llu", &d, &seg, &off, &len, &seq) != 5)
-		return -EINVAL;
-	*h = (struct store_handle){ .deployment = d, .seq = seq, .segment = seg, .len = len, .offset = off, .saved = true };
-	return 0;
-}
-
 int vigilctl_alert_evidence(int argc, char **argv)
 {
 	static const struct option opts[] = { { "state-dir", required_argument, NULL, 's' },
 					      { "out", required_argument, NULL, 'o' }, { NULL, 0, NULL, 0 } };
 	const char *state = "/var/lib/vigil", *out = NULL;
-	char err[512], path[600], dir[600], key[600];
+	char err[512], path[600];
 	struct mgmt_db *db = NULL;
-	struct store *st = NULL;
 	struct mgmt_alert a;
-	struct store_handle h;
-	struct store_alert sa;
 	uint8_t *jpeg = NULL;
 	size_t len = 0, cap = 4u << 20;
 	int c, rc = 1;
@@ -71,28 +56,11 @@ int vigilctl_alert_evidence(int argc, char **argv)
 		fprintf(stderr, "vigilctl: no alert %lld\n", id);
 		goto out;
 	}
-	if (!a.evidence[0] || parse_locator(a.evidence, &h) < 0) {
-		fprintf(stderr, "vigilctl: alert %lld has no saved evidence\n", id);
-		goto out;
-	}
-	snprintf(dir, sizeof(dir), "%s/evidence", state);
-	snprintf(key, sizeof(key), "%s/appliance.key", state);
-	struct store_conf sc = { .dir = dir, .appliance_key_path = key };
-	if (store_open(&st, &sc, err, sizeof(err)) < 0 || store_deployment_open(st, h.deployment) < 0) {
-		fprintf(stderr, "vigilctl: evidence store: %s\n", err[0] ? err : "cannot open the deployment");
-		goto out;
-	}
-	vigil_outcomes_apply(db, st); /* reviews that waited for the store (vigil_outcome.h) */
 	jpeg = malloc(cap);
 	if (!jpeg)
 		goto out;
-	int r = store_get(st, &h, &sa, jpeg, cap, &len);
-	if (r < 0) {
-		fprintf(stderr, "vigilctl: alert %lld: evidence unreadable: %s\n", id, vg_strerror(r));
-		goto out;
-	}
-	if (strncmp(sa.subject, a.subject, sizeof(sa.subject) - 1) != 0 || (int64_t)sa.deployment != a.deployment) {
-		fprintf(stderr, "vigilctl: alert %lld: the stored record belongs to another alert\n", id);
+	if (vigil_evidence_read(db, state, &a, jpeg, cap, &len, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vigilctl: %s\n", err);
 		goto out;
 	}
 	int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -110,7 +78,6 @@ out:
 	if (jpeg)
 		vg_scrub(jpeg, len);
 	free(jpeg);
-	store_close(&st);
 	mgmt_db_close(&db);
 	return rc;
 usage:

@@ -18,6 +18,9 @@ struct cli {
 /* Send VERB with ARGS (stolen); on success *RESULT is the reply's result (the caller decrefs).
  * Returns 0, or 1 after printing vigild's one-line reason. */
 int vigilctl_call(const struct cli *cli, const char *verb, json_t *args, json_t **result);
+/* vigilctl_call() that also hands vigild N_FDS open descriptors (files it could not open itself). */
+int vigilctl_call_fds(const struct cli *cli, const char *verb, json_t *args, const int *fds, unsigned n_fds,
+		      json_t **result);
 int vigilctl_print_json(json_t *j);
 /* Parse --socket, --json and EXTRA (ON_OPT gets their vals; it returns -2 once it said why).
  * Returns optind, or -1 after one line on stderr. */

@@ -20,6 +20,7 @@
 
 #include "mgmt.h"
 #include "vg_base.h"
+#include "vigilctl_int.h"
 
 int vigilctl_watchlist_cmd(int argc, char **argv);
 int vigilctl_watchlist(int argc, char **argv);
@@ -27,52 +28,12 @@ int vigilctl_watchlist_register(const char *socket, int fd, int faces_fd, const 
 				json_t **result);
 void vigilctl_watchlist_print_registered(json_t *r);
 
-static const char *socket_path(const char *opt)
-{
-	const char *env = getenv("VIGIL_SOCKET");
-
-	return opt ? opt : env && *env ? env : "/run/vigil/vigild.sock";
-}
-
-/* Send VERB with ARGS (stolen) and FDS; 0 with *RESULT owned, or 1 after printing why. */
+/* Send VERB with ARGS (stolen) and FDS to SOCKET (NULL: $VIGIL_SOCKET or the default). */
 static int call(const char *socket, const char *verb, json_t *args, const int *fds, unsigned n_fds, json_t **result)
 {
-	json_t *req = json_pack("{s:s, s:o}", "verb", verb, "args", args ? args : json_object());
-	char *text = json_dumps(req, JSON_COMPACT), *reply = NULL, err[512];
-	json_t *rep;
-	int rc;
+	struct cli cli = { socket, false };
 
-	json_decref(req);
-	rc = mgmt_ctl_call_fds(socket, text, fds, n_fds, &reply, err, sizeof(err));
-	free(text);
-	if (rc < 0) {
-		fprintf(stderr, "vigilctl: %s\n", err);
-		return 1;
-	}
-	rep = json_loads(reply, 0, NULL);
-	free(reply);
-	if (!rep) {
-		fprintf(stderr, "vigilctl: vigild sent a reply that is not JSON\n");
-		return 1;
-	}
-	if (!json_is_true(json_object_get(rep, "ok"))) {
-		const char *why = json_string_value(json_object_get(rep, "error"));
-		fprintf(stderr, "vigilctl: %s: %s\n", verb, why ? why : "refused");
-		json_decref(rep);
-		return 1;
-	}
-	*result = json_incref(json_object_get(rep, "result"));
-	json_decref(rep);
-	return 0;
-}
-
-static void print_json(json_t *j)
-{
-	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-
-	if (s)
-		puts(s);
-	free(s);
+	return vigilctl_call_fds(&cli, verb, args, fds, n_fds, result);
 }
 
 static const char *str(json_t *o, const char *key)
@@ -130,7 +91,7 @@ int vigilctl_watchlist_register(const char *socket, int fd, int faces_fd, const 
 
 	if (threshold > 0)
 		json_object_set_new(args, "threshold", json_real(threshold));
-	return call(socket_path(socket), "watchlist.add", args, fds, faces_fd >= 0 ? 2 : 1, result);
+	return call(socket, "watchlist.add", args, fds, faces_fd >= 0 ? 2 : 1, result);
 }
 
 void vigilctl_watchlist_print_registered(json_t *r)
@@ -212,7 +173,7 @@ int vigilctl_watchlist_cmd(int argc, char **argv)
 		close(fd);
 		if (rc == 0) {
 			if (json)
-				print_json(r);
+				vigilctl_print_json(r);
 			else
 				vigilctl_watchlist_print_registered(r);
 			json_decref(r);
@@ -225,10 +186,10 @@ int vigilctl_watchlist_cmd(int argc, char **argv)
 	if (strcmp(sub, "list") == 0) {
 		if (npos)
 			return usage();
-		if (call(socket_path(socket), "watchlist.list", NULL, NULL, 0, &r))
+		if (call(socket, "watchlist.list", NULL, NULL, 0, &r))
 			return 1;
 		if (json) {
-			print_json(r);
+			vigilctl_print_json(r);
 		} else {
 			size_t i;
 			json_t *w;
@@ -243,10 +204,10 @@ int vigilctl_watchlist_cmd(int argc, char **argv)
 			fprintf(stderr, "vigilctl: watchlist show ID\n");
 			return 2;
 		}
-		if (call(socket_path(socket), "watchlist.show", json_pack("{s:s}", "id", pos), NULL, 0, &r))
+		if (call(socket, "watchlist.show", json_pack("{s:s}", "id", pos), NULL, 0, &r))
 			return 1;
 		if (json) {
-			print_json(r);
+			vigilctl_print_json(r);
 		} else {
 			size_t i;
 			json_t *v;
@@ -280,10 +241,10 @@ int vigilctl_watchlist_cmd(int argc, char **argv)
 			json_object_set_new(args, "id", json_string(pos));
 		if (reason)
 			json_object_set_new(args, "reason", json_string(reason));
-		if (call(socket_path(socket), purge ? "watchlist.purge" : "watchlist.remove", args, NULL, 0, &r))
+		if (call(socket, purge ? "watchlist.purge" : "watchlist.remove", args, NULL, 0, &r))
 			return 1;
 		if (json) {
-			print_json(r);
+			vigilctl_print_json(r);
 		} else if (!purge) {
 			printf("watchlist %s removed: its files overwritten and deleted, its record kept\n", pos);
 		} else {
