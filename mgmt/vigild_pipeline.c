@@ -122,6 +122,7 @@ struct pipeline {
 	atomic_bool stop;     /* set once the decode side is done: drain what is queued, then exit */
 	sem_t ready;          /* frames queued, over all cameras (plus one wake-up at the stop) */
 	atomic_uint n_cams;   /* cameras 0..n_cams-1 have had a frame queued */
+	atomic_uint queued;   /* frames in the queues now, all cameras (the metrics' gauge) */
 	unsigned next_cam;    /* analysis thread: round robin, so no camera starves the others */
 	void *rings;          /* the cameras' queues, one allocation */
 	uint32_t *latency_us; /* LATENCY_SAMPLES, queued to analysed */
@@ -651,6 +652,7 @@ static void *analysis_main(void *arg)
 		}
 		struct camera *c = &p->cams[cam];
 		uint64_t t0 = vg_clock_ns();
+		atomic_fetch_sub_explicit(&p->queued, 1, memory_order_relaxed);
 		c->pts = qf->pts;
 		c->w = qf->w;
 		c->h = qf->h;
@@ -782,6 +784,7 @@ void pipeline_frame(struct pipeline *p, unsigned cam, const struct dp_frame *f)
 	qf->queued_ns = vg_clock_ns();
 	/* The ring holds queue_depth entries and a slot was free: the enqueue cannot fail. */
 	rte_ring_sp_enqueue(c->queue, qf);
+	atomic_fetch_add_explicit(&p->queued, 1, memory_order_relaxed);
 	if (rte_ring_count(c->queue) > c->queue_max)
 		c->queue_max = rte_ring_count(c->queue);
 	unsigned n = atomic_load_explicit(&p->n_cams, memory_order_relaxed);
@@ -803,10 +806,10 @@ void pipeline_finish(struct pipeline *p)
 
 void pipeline_write_gauges(struct pipeline *p, FILE *f)
 {
-	unsigned n = atomic_load_explicit(&p->n_cams, memory_order_acquire), queued = 0;
+	/* Our own atomics: the ring's count is plain loads of indices another thread writes. */
+	unsigned n = atomic_load_explicit(&p->n_cams, memory_order_relaxed);
+	unsigned queued = atomic_load_explicit(&p->queued, memory_order_relaxed);
 
-	for (unsigned i = 0; i < n; i++)
-		queued += rte_ring_count(p->cams[i].queue); /* a snapshot: the ring's own atomics */
 	fprintf(f,
 		"# HELP vigil_analysis_queued_frames frames waiting for the analysis now, all cameras\n"
 		"# TYPE vigil_analysis_queued_frames gauge\nvigil_analysis_queued_frames %u\n"
