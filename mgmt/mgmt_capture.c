@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -236,6 +237,7 @@ static int capture_start(struct mgmt_capture *cap, struct mgmt_db *db, const str
 		rc = -EIO;
 		goto out_close;
 	}
+	pid_t parent = getpid();
 	pid = fork();
 	if (pid < 0) {
 		rc = -errno;
@@ -246,6 +248,11 @@ static int capture_start(struct mgmt_capture *cap, struct mgmt_db *db, const str
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
+		/* If vigild dies, so does its capture: a restarted vigild must not find an orphan holding
+		 * the evidence store and matching outside its control. */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(127); /* it died before the line above */
 		if (dup2(memfd, 3) < 0)
 			_exit(127);
 		close_range(4, ~0u, 0);
