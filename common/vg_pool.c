@@ -183,6 +183,32 @@ bool vg_pool_locked(const struct vg_pool *pool)
 	return pool->locked;
 }
 
+int vg_pool_kernel_dontdump(const struct vg_pool *pool)
+{
+	uintptr_t p = (uintptr_t)pool->base;
+	FILE *f = fopen("/proc/self/smaps", "re");
+	bool in_mapping = false;
+	char line[512];
+	int found = -ENOENT;
+
+	if (!f)
+		return -errno;
+	/* The mapping may begin before the pool: the kernel merges neighbours with the same flags. */
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		char *dash = strchr(line, '-'), *space = strchr(line, ' ');
+
+		if (dash && space && dash < space && sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+			in_mapping = p >= lo && p < hi;
+		} else if (in_mapping && strncmp(line, "VmFlags:", 8) == 0) {
+			found = strstr(line, " dd") != NULL;
+			break;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
 const void *vg_pool_base(const struct vg_pool *pool, size_t *len)
 {
 	*len = pool->map_len;

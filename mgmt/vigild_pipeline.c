@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -802,6 +803,25 @@ void pipeline_finish(struct pipeline *p)
 	sem_post(&p->ready);
 	pthread_join(p->analysis_thread, NULL);
 	p->analysis_running = false;
+}
+
+void pipeline_write_privacy(const struct pipeline *p, FILE *f)
+{
+	const struct vg_pool *pools[DP_MAX_CAMERAS + 1];
+	unsigned n = 0, dontdump = 0, locked = 0;
+
+	for (unsigned i = 0; i < DP_MAX_CAMERAS; i++)
+		if (p->cams[i].pool)
+			pools[n++] = p->cams[i].pool;
+	if (p->crop_pool)
+		pools[n++] = p->crop_pool;
+	for (unsigned i = 0; i < n; i++) {
+		dontdump += vg_pool_kernel_dontdump(pools[i]) == 1;
+		locked += vg_pool_locked(pools[i]);
+	}
+	/* The kernel's view, not the code's intent: what a core dump or swap would actually take. */
+	fprintf(f, "\"privacy\":{\"undumpable\":%s,\"biometric_pools\":%u,\"pools_dontdump\":%u,\"pools_locked\":%u}",
+		prctl(PR_GET_DUMPABLE) == 0 ? "true" : "false", n, dontdump, locked);
 }
 
 void pipeline_write_gauges(struct pipeline *p, FILE *f)

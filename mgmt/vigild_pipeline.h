@@ -85,6 +85,10 @@ static inline void pipeline_write_stages(struct pipeline *p, FILE *f)
 	(void)p;
 	fprintf(f, "\"analysis\":{\"enabled\":false}");
 }
+static inline void pipeline_write_privacy(const struct pipeline *p, FILE *f)
+{
+	(void)p, (void)f;
+}
 static inline void pipeline_write_gauges(struct pipeline *p, FILE *f)
 {
 	(void)p, (void)f;
@@ -105,6 +109,9 @@ int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const
 void pipeline_frame(struct pipeline *p, unsigned cam, const struct dp_frame *f);
 /* The decode side is done (no more pipeline_frame calls): analyse what is queued and stop. */
 void pipeline_finish(struct pipeline *p);
+/* The report's "privacy" object: undumpable, and how many biometric pools (frames, crops) the
+ * kernel marks no-dump and locked (/proc/self/smaps). */
+void pipeline_write_privacy(const struct pipeline *p, FILE *f);
 /* The analysis queues' gauges in the Prometheus text format (any thread, while it runs). */
 void pipeline_write_gauges(struct pipeline *p, FILE *f);
 /* The report's "analysis" stage: mode, queue depth, frames sampled and dropped, latency (after finish). */

@@ -168,13 +168,15 @@ static int write_report(const char *path, const struct dp_run_report *r, unsigne
 		double analysis_s;
 		pipeline_totals(pl, &faces, &alerts, &evidence, &analysis_s);
 	}
-	fprintf(f, "],\n\"totals\":{\"faces_scanned\":%" PRIu64 ",\"alerts\":%" PRIu64 ",\"evidence_bytes\":%" PRIu64
-		   "},\n\"stages\":{",
+	fprintf(f, "],\n\"totals\":{\"faces_scanned\":%" PRIu64 ",\"alerts\":%" PRIu64 ",\"evidence_bytes\":%" PRIu64 "},\n",
 		faces, alerts, evidence);
-	if (pl)
+	if (pl) {
+		pipeline_write_privacy(pl, f);
+		fprintf(f, ",\n\"stages\":{");
 		pipeline_write_stages(pl, f);
-	else
-		fprintf(f, "\"analysis\":{\"enabled\":false}");
+	} else {
+		fprintf(f, "\"stages\":{\"analysis\":{\"enabled\":false}");
+	}
 	fprintf(f, ",\n ");
 	fprintf(f,
 		"\"rx\":{\"frames\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"not_udp\":%" PRIu64

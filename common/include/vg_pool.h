@@ -50,6 +50,13 @@ size_t vg_pool_elt_size(const struct vg_pool *pool);
 bool vg_pool_contains(const struct vg_pool *pool, const void *p);
 /** Whether the pool's memory is locked in RAM (biometric pools where RLIMIT_MEMLOCK allowed it). */
 bool vg_pool_locked(const struct vg_pool *pool);
+/**
+ * What the kernel says of the pool's memory: 1 if /proc/self/smaps marks its mapping "dd" (left
+ * out of core dumps), 0 if not, -errno if it cannot be read. For the appliance's own proof that
+ * its biometric pools are what they claim (a report, a status line); reads a /proc file: never
+ * on the fast path.
+ */
+int vg_pool_kernel_dontdump(const struct vg_pool *pool);
 /** First byte of the pool's mapping and its length, for tests that inspect /proc/self/smaps. */
 const void *vg_pool_base(const struct vg_pool *pool, size_t *len /* OUT */);
 

@@ -37,6 +37,8 @@ out.push(`values ${r.alerts.every((a) => a.metric === 'l2' && a.value < 0.5)}`);
 out.push(`scanned ${r.totals.faces_scanned}`);
 out.push(`tracks ${r.cameras[0].tracks}`);
 out.push(`frames ${r.cameras[0].frames_decoded}`);
+const pv = r.privacy || {};
+out.push(`pools ${pv.undumpable} ${pv.biometric_pools} ${pv.pools_dontdump}`);
 console.log(out.join('\n'));
 JS
 cat "$out.checks"
@@ -48,6 +50,10 @@ scanned=$(awk '$1 == "scanned" { print $2 }' "$out.checks")
 tracks=$(awk '$1 == "tracks" { print $2 }' "$out.checks")
 [ "${tracks:-0}" -ge 20 ] && [ "${tracks:-0}" -le 40 ] || fail "$tracks tracks for 22 people crossing"
 grep -q "audit log intact" "$out" || fail "the audit log did not verify"
+# The kernel's view of the run's memory: undumpable, and every frame and crop pool marked no-dump.
+read -r _ undumpable pools dontdump < <(grep '^pools ' "$out.checks")
+[ "$undumpable" = true ] || fail "vigild run was dumpable"
+[ "${pools:-0}" -ge 2 ] && [ "$dontdump" = "$pools" ] || fail "$dontdump of ${pools:-0} biometric pools are no-dump in /proc/self/smaps"
 grep -Eq "faces scanned [0-9]{3,}, alerts 2: 2 confirmed, 0 rejected \(false alerts\), 0 unreviewed" "$out" ||
 	fail "the deployment's public record is not 2 alerts, both confirmed: $(grep 'faces scanned' "$out")"
 grep -q "the requester may not authorise it" "$out" || fail "the requester was not refused"
@@ -59,7 +65,9 @@ leaks=$(find "$state/state/evidence" -type f -print0 | xargs -0 grep -l -a -E 's
 [ -z "$leaks" ] || fail "alert details in the clear in the evidence store: $leaks"
 ls "$state/state/evidence"/*/ >/dev/null 2>&1 || fail "no evidence segments"
 # Nor anywhere in /tmp: no file written during the run holds a face image (this test runs alone).
-tmp_leaks=$(find /tmp -xdev -type f -newer "$marker" ! -path "$out*" -size +1k -print0 2>/dev/null |
+# (The source tree is left out: a clone under /tmp holds the demo's own watchlist and enrolment
+# photos, which are meant to be there, in build/ and fetched/.)
+tmp_leaks=$(find /tmp -xdev -type f -newer "$marker" ! -path "$out*" ! -path "$root/*" -size +1k -print0 2>/dev/null |
 	xargs -0 -r grep -l -a -P '\xff\xd8\xff' 2>/dev/null || true)
 [ -z "$tmp_leaks" ] || fail "face images written under /tmp during the run: $tmp_leaks"
 # Nor any descriptor, found by its shape (descriptor-scan.js), in the state directory, the report,
@@ -73,7 +81,7 @@ scan=$root/tests/integration/descriptor-scan.js
 	d.forEach((v, i) => b.writeFloatLE(v, 1001 + 4 * i));
 	require("fs").writeFileSync(process.argv[1], b);' "$out.control"
 node "$scan" "$out.control" >/dev/null && fail "descriptor-scan.js does not find a real descriptor"
-found=$( { find "$state/state" "$report" -type f; find /tmp -xdev -type f -newer "$marker" ! -path "$out*" -size +511c 2>/dev/null; } |
+found=$( { find "$state/state" "$report" -type f; find /tmp -xdev -type f -newer "$marker" ! -path "$out*" ! -path "$root/*" -size +511c 2>/dev/null; } |
 	tr '\n' '\0' | xargs -0 -r node "$scan"; node "$scan" "$out" )
 [ -z "$found" ] || fail "descriptors left behind: $found"
 rm -f "$out.control"
