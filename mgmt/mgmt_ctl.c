@@ -50,32 +50,7 @@ struct mgmt_ctl {
 typedef int ctl_action_fn(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
 			  char *err, size_t errlen);
 
-/* ---- argument helpers: each failure is a one-line reason naming the argument -------------------- */
-
-static int arg_string(json_t *args, const char *key, bool required, const char **out, char *err, size_t errlen)
-{
-	json_t *v = json_object_get(args, key);
-
-	*out = NULL;
-	if (!v)
-		return required ? vg_errf(err, errlen, -EINVAL, "missing argument '%s'", key) : 0;
-	if (!json_is_string(v))
-		return vg_errf(err, errlen, -EINVAL, "argument '%s' must be a string", key);
-	*out = json_string_value(v);
-	return 0;
-}
-
-static int arg_int(json_t *args, const char *key, int64_t *out, char *err, size_t errlen)
-{
-	json_t *v = json_object_get(args, key);
-
-	if (!v)
-		return vg_errf(err, errlen, -EINVAL, "missing argument '%s'", key);
-	if (!json_is_integer(v))
-		return vg_errf(err, errlen, -EINVAL, "argument '%s' must be an integer", key);
-	*out = json_integer_value(v);
-	return 0;
-}
+/* Arguments: mgmt_arg_string() and mgmt_arg_int() (mgmt_int.h), one-line reasons naming the argument. */
 
 static json_t *deployment_json(const struct mgmt_deployment *d)
 {
@@ -130,12 +105,12 @@ static int act_deployment_create(struct mgmt_ctl *ctl, const struct mgmt_actor *
 	int64_t id;
 	int rc;
 
-	if ((rc = arg_string(args, "name", true, &req.name, err, errlen)) < 0 ||
-	    (rc = arg_string(args, "use_case", true, &use_case, err, errlen)) < 0 ||
-	    (rc = arg_string(args, "location", true, &req.location, err, errlen)) < 0 ||
-	    (rc = arg_string(args, "justification", true, &req.justification, err, errlen)) < 0 ||
-	    (rc = arg_int(args, "start", &req.start_s, err, errlen)) < 0 ||
-	    (rc = arg_int(args, "end", &req.end_s, err, errlen)) < 0)
+	if ((rc = mgmt_arg_string(args, "name", true, &req.name, err, errlen)) < 0 ||
+	    (rc = mgmt_arg_string(args, "use_case", true, &use_case, err, errlen)) < 0 ||
+	    (rc = mgmt_arg_string(args, "location", true, &req.location, err, errlen)) < 0 ||
+	    (rc = mgmt_arg_string(args, "justification", true, &req.justification, err, errlen)) < 0 ||
+	    (rc = mgmt_arg_int(args, "start", true, &req.start_s, err, errlen)) < 0 ||
+	    (rc = mgmt_arg_int(args, "end", true, &req.end_s, err, errlen)) < 0)
 		return rc;
 	req.use_case = (enum mgmt_use_case)-1;
 	for (i = 0; i < VG_ARRAY_SIZE(use_cases); i++)
@@ -166,8 +141,8 @@ static int decide(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *ar
 	int64_t id;
 	int rc;
 
-	if ((rc = arg_int(args, "id", &id, err, errlen)) < 0 ||
-	    (rc = arg_string(args, "reasons", true, &reasons, err, errlen)) < 0)
+	if ((rc = mgmt_arg_int(args, "id", true, &id, err, errlen)) < 0 ||
+	    (rc = mgmt_arg_string(args, "reasons", true, &reasons, err, errlen)) < 0)
 		return rc;
 	rc = mgmt_deployment_authorise(ctl->db, who, id, approve, reasons, err, errlen);
 	if (rc == 0)
@@ -191,7 +166,7 @@ static int act_deployment_start(struct mgmt_ctl *ctl, const struct mgmt_actor *w
 				char *err, size_t errlen)
 {
 	int64_t id;
-	int rc = arg_int(args, "id", &id, err, errlen);
+	int rc = mgmt_arg_int(args, "id", true, &id, err, errlen);
 
 	if (rc == 0)
 		rc = mgmt_deployment_start(ctl->db, who, id, (int64_t)time(NULL), err, errlen);
@@ -207,8 +182,8 @@ static int act_deployment_stop(struct mgmt_ctl *ctl, const struct mgmt_actor *wh
 	int64_t id;
 	int rc;
 
-	if ((rc = arg_int(args, "id", &id, err, errlen)) < 0 ||
-	    (rc = arg_string(args, "reason", true, &reason, err, errlen)) < 0)
+	if ((rc = mgmt_arg_int(args, "id", true, &id, err, errlen)) < 0 ||
+	    (rc = mgmt_arg_string(args, "reason", true, &reason, err, errlen)) < 0)
 		return rc;
 	rc = mgmt_deployment_stop(ctl->db, who, id, reason, ctl->purge, ctl->purge_arg, err, errlen);
 	if (rc == 0)
@@ -221,7 +196,7 @@ static int act_deployment_show(struct mgmt_ctl *ctl, const struct mgmt_actor *wh
 {
 	struct mgmt_deployment d;
 	int64_t id;
-	int rc = arg_int(args, "id", &id, err, errlen);
+	int rc = mgmt_arg_int(args, "id", true, &id, err, errlen);
 
 	if (rc < 0)
 		return rc;
@@ -261,7 +236,7 @@ static int act_alert_show(struct mgmt_ctl *ctl, const struct mgmt_actor *who, js
 {
 	struct mgmt_alert a;
 	int64_t id;
-	int rc = arg_int(args, "id", &id, err, errlen);
+	int rc = mgmt_arg_int(args, "id", true, &id, err, errlen);
 
 	if (rc < 0)
 		return rc;
@@ -301,9 +276,9 @@ static int act_alert_review(struct mgmt_ctl *ctl, const struct mgmt_actor *who, 
 	int64_t id;
 	int rc;
 
-	if ((rc = arg_int(args, "id", &id, err, errlen)) < 0 ||
-	    (rc = arg_string(args, "decision", true, &decision, err, errlen)) < 0 ||
-	    (rc = arg_string(args, "note", true, &note, err, errlen)) < 0)
+	if ((rc = mgmt_arg_int(args, "id", true, &id, err, errlen)) < 0 ||
+	    (rc = mgmt_arg_string(args, "decision", true, &decision, err, errlen)) < 0 ||
+	    (rc = mgmt_arg_string(args, "note", true, &note, err, errlen)) < 0)
 		return rc;
 	if (strcmp(decision, "confirm") != 0 && strcmp(decision, "reject") != 0)
 		return vg_errf(err, errlen, -EINVAL, "decision must be confirm or reject");
