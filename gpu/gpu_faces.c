@@ -39,6 +39,8 @@ struct gpu_model {
 	int *order;
 	void *cands;   /* GPU_TILE_CANDS candidates of tiled detection */
 	float *desc_scratch;   /* GPU_REC_BATCH descriptors, for the warm-up */
+	struct gpu_offload offload;   /* another backend's passes (ctx NULL: none) */
+	unsigned long offload_failures;
 };
 
 #define GPU_TILE_CANDS 4096     /* about 30 boxes over 0.5 per face: room for 100+ faces */
@@ -195,6 +197,62 @@ int gpu_model_set_backend(struct gpu_model *m, enum gpu_backend backend)
 	return warm_up(m);
 }
 
+/* ---- the forward passes: another backend's where one is set, else the CPU's ---------------- */
+
+static void ssd_forward(struct gpu_model *m)
+{
+	if (m->offload.ssd && m->offload.ssd(m->offload.ctx, m->in512, m->boxes, m->scores) == 0)
+		return;
+	m->offload_failures += m->offload.ssd != NULL;
+	gpu_ssd_forward(m->ssd, m->dnnl, m->in512, m->boxes, m->scores);
+}
+
+static void lm_forward(struct gpu_model *m, float *out136)
+{
+	if (m->offload.lm && m->offload.lm(m->offload.ctx, m->in112, out136) == 0)
+		return;
+	m->offload_failures += m->offload.lm != NULL;
+	gpu_lm_forward(m->lm, m->dnnl, m->in112, out136);
+}
+
+static void rec_forward(struct gpu_model *m, int nb, float *out128)
+{
+	if (m->offload.rec && m->offload.rec(m->offload.ctx, m->in150, nb, out128) == 0)
+		return;
+	m->offload_failures += m->offload.rec != NULL;
+	gpu_rec_forward(m->rec, m->dnnl_rec, m->in150, nb, out128);
+}
+
+void gpu_model_set_offload(struct gpu_model *m, const struct gpu_offload *o)
+{
+	if (!m)
+		return;
+	if (o)
+		m->offload = *o;
+	else
+		memset(&m->offload, 0, sizeof(m->offload));
+}
+
+unsigned long gpu_model_offload_failures(const struct gpu_model *m)
+{
+	return m ? m->offload_failures : 0;
+}
+
+const struct gpu_ssd *gpu_model_ssd(const struct gpu_model *m)
+{
+	return m ? m->ssd : NULL;
+}
+
+const struct gpu_lm *gpu_model_lm(const struct gpu_model *m)
+{
+	return m ? m->lm : NULL;
+}
+
+const struct gpu_rec *gpu_model_rec(const struct gpu_model *m)
+{
+	return m ? m->rec : NULL;
+}
+
 /* ---- detection post-processing (nonMaxSuppression.ts, SsdMobilenetv1.locateFaces) ---------- */
 
 static double iou(const float *a, const float *b)
@@ -238,7 +296,7 @@ static int detect(struct gpu_model *m, const uint8_t *rgb, int w, int h, struct 
 	double pad_x = 512.0 / rw, pad_y = 512.0 / rh;
 
 	gpu_to_batch_ref(rgb, w, h, (size_t)w * 3, 512, 0, m->in512);
-	gpu_ssd_forward(m->ssd, m->dnnl, m->in512, m->boxes, m->scores);
+	ssd_forward(m);
 	ncand = candidates(m->scores, 0.5f, m->order);
 	for (int c = 0; c < ncand && nsel < max; c++) {
 		int idx = m->order[c], keep = 1;
@@ -295,7 +353,7 @@ static void landmarks(struct gpu_model *m, const uint8_t *rgb, int w, int h, str
 	(void)h;
 	gpu_to_batch_ref(rgb + ((size_t)crop[1] * w + crop[0]) * 3, crop[2], crop[3], (size_t)w * 3,
 			 112, 1, m->in112);
-	gpu_lm_forward(m->lm, m->dnnl, m->in112, out);
+	lm_forward(m, out);
 	for (int i = 0; i < GPU_LANDMARKS; i++) {
 		float rx = (out[2 * i] * 112.0f - padx) / fsw;
 		float ry = (out[2 * i + 1] * 112.0f - pady) / fsh;
@@ -407,7 +465,7 @@ static unsigned describe_batch(struct gpu_model *m, const uint8_t *rgb, int w, i
 	}
 	if (nb == 0)
 		return 0;
-	gpu_rec_forward(m->rec, m->dnnl_rec, m->in150, nb, &desc[0][0]);
+	rec_forward(m, nb, &desc[0][0]);
 	for (int j = 0; j < nb; j++) {
 		struct gpu_face *f = &faces[idx[j]];
 
@@ -547,7 +605,7 @@ int gpu_faces_run_tiled(struct gpu_model *m, const uint8_t *rgb, uint32_t width,
 		for (int tx = 0; tx < nx; tx++) {
 			gpu_to_batch_ref(rgb + ((size_t)oy[ty] * w + ox[tx]) * 3, 512, 512, (size_t)w * 3, 512, 0,
 					 m->in512);
-			gpu_ssd_forward(m->ssd, m->dnnl, m->in512, m->boxes, m->scores);
+			ssd_forward(m);
 			for (int a = 0; a < GPU_SSD_ANCHORS && nc < GPU_TILE_CANDS; a++) {
 				const float *b = m->boxes + (size_t)a * 4;
 				struct cand k;

@@ -145,6 +145,96 @@ void gpu_rec_forward(struct gpu_rec *net, struct gpu_dnnl *d, const float *input
 
 #define GPU_SSD_ANCHORS 5118
 
+/*
+ * The nets' resolved layers, public inside gpu/ so that another backend (gpu/cuda) runs the very
+ * tensors the CPU backend checked at open rather than resolving them a second time. Pointers into
+ * the weights are the loader's; the derived arrays (the SSD's folded batch norm) are the net's.
+ */
+struct ssd_dw {
+	const float *filt, *gamma, *beta, *mean, *var;
+	float *negmean, *mul, *add;   /* BN: (x + -mean) * mul + beta, mul = gamma/sqrt(var+eps) */
+	int c, stride;
+};
+
+struct ssd_pw {
+	const float *filt, *off;
+	int k, cin, cout, stride;
+};
+
+struct ssd_pred {
+	const float *box_w, *box_b, *cls_w, *cls_b;
+	int cin, anchors;
+};
+
+struct gpu_ssd {
+	struct ssd_pw conv0;
+	struct ssd_dw dw[14];
+	struct ssd_pw pw[14];
+	struct ssd_pw extra[8];
+	struct ssd_pred pred[6];
+	const float *anchors;   /* [5118][4] ymin xmin ymax xmax */
+	float *a, *b, *conv11, *ex[8], *raw_box, *raw_cls, *bnbuf;
+};
+
+struct lm_sep {
+	const float *dw, *pw, *bias;   /* dw NULL: plain 3x3 conv in pw (dense0/conv0) */
+	int cin, cout;
+};
+
+struct gpu_lm {
+	struct lm_sep conv[4][4];
+	const float *fc_w, *fc_b;
+	float *buf[6];
+};
+
+struct rec_conv {
+	const float *filt, *bias, *sw, *sb;
+	int k, cin, cout;
+};
+
+struct rec_block {
+	struct rec_conv c1, c2;
+	int down;
+};
+
+#define GPU_REC_BLOCKS 14
+
+struct gpu_rec {
+	struct rec_conv stem;
+	struct rec_block blk[GPU_REC_BLOCKS];
+	const float *fc;
+	float *buf[4];
+};
+
+/* The SSD's batch-norm epsilon (face-nets.md §7): mul = gamma / sqrt(var + eps). */
+#define GPU_SSD_BN_EPS 0.0010000000474974513f
+
+/* ---- another backend for the nets (gpu/cuda) ---------------------------------------------- */
+
+/*
+ * The three forward passes, run elsewhere: each has the CPU forward's arguments and results
+ * (host memory in and out) and returns 0, or a negative errno, after which the CPU runs that
+ * pass instead and the failure is counted. The rest of the pipeline (crops, NMS, landmarks,
+ * alignment, quality) stays as it is, so results differ only by what the nets compute.
+ */
+struct gpu_offload {
+	void *ctx;
+	int (*ssd)(void *ctx, const float *in512, float *boxes, float *scores);
+	int (*lm)(void *ctx, const float *in112, float *out136);
+	int (*rec)(void *ctx, const float *in150, int nb, float *out128);
+};
+
+/* Use O's passes from now on (O is copied; NULL: the CPU backend again). */
+void gpu_model_set_offload(struct gpu_model *m, const struct gpu_offload *o);
+/* Forward passes the offload failed and the CPU ran instead, since open. */
+unsigned long gpu_model_offload_failures(const struct gpu_model *m);
+
+/* The model's nets, for another backend to copy (never NULL after a successful open). */
+const struct gpu_ssd *gpu_model_ssd(const struct gpu_model *m);
+const struct gpu_lm *gpu_model_lm(const struct gpu_model *m);
+const struct gpu_rec *gpu_model_rec(const struct gpu_model *m);
+
+
 /* The tiny face detector (face-nets.md §8) at a 416 input: 13x13 cells x 5 anchors x 5 values. */
 #define GPU_TINY_INPUT 416
 #define GPU_TINY_CELLS 13

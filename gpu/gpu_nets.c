@@ -49,33 +49,6 @@ static void relu_inplace(float *x, size_t n)
 /* SSD MobileNetV1 (face-nets.md §7)                                                        */
 /* ======================================================================================== */
 
-#define SSD_EPS 0.0010000000474974513f
-
-struct ssd_dw {
-	const float *filt, *gamma, *beta, *mean, *var;
-	float *negmean, *mul, *add;   /* BN: (x + -mean) * mul + beta, mul = gamma/sqrt(var+eps) */
-	int c, stride;
-};
-
-struct ssd_pw {
-	const float *filt, *off;
-	int k, cin, cout, stride;
-};
-
-struct ssd_pred {
-	const float *box_w, *box_b, *cls_w, *cls_b;
-	int cin, anchors;
-};
-
-struct gpu_ssd {
-	struct ssd_pw conv0;
-	struct ssd_dw dw[14];
-	struct ssd_pw pw[14];
-	struct ssd_pw extra[8];
-	struct ssd_pred pred[6];
-	const float *anchors;   /* [5118][4] ymin xmin ymax xmax */
-	float *a, *b, *conv11, *ex[8], *raw_box, *raw_cls, *bnbuf;
-};
 
 static const int ssd_channels[14] = {32, 64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024};
 
@@ -168,7 +141,7 @@ int gpu_ssd_create(struct gpu_ssd **out, const struct gpu_weights *w, char *err,
 			d->negmean = bp + 2 * (size_t)d->c;
 			bp += 3 * (size_t)d->c;
 			for (int c = 0; c < d->c; c++) {
-				d->mul[c] = d->gamma[c] / sqrtf(d->var[c] + SSD_EPS);
+				d->mul[c] = d->gamma[c] / sqrtf(d->var[c] + GPU_SSD_BN_EPS);
 				d->add[c] = d->beta[c];
 				d->negmean[c] = -d->mean[c];
 			}
@@ -297,16 +270,6 @@ void gpu_ssd_forward(struct gpu_ssd *n, struct gpu_dnnl *dn, const float *input,
 /* 68-point landmarks (face-nets.md §6)                                                     */
 /* ======================================================================================== */
 
-struct lm_sep {
-	const float *dw, *pw, *bias;   /* dw NULL: plain 3x3 conv in pw (dense0/conv0) */
-	int cin, cout;
-};
-
-struct gpu_lm {
-	struct lm_sep conv[4][4];
-	const float *fc_w, *fc_b;
-	float *buf[6];
-};
 
 static const int lm_ch[5] = {3, 32, 64, 128, 256};
 
@@ -438,29 +401,11 @@ void gpu_lm_forward(struct gpu_lm *n, struct gpu_dnnl *dn, const float *input, f
 /* 128-d recognition ResNet (face-nets.md §4)                                               */
 /* ======================================================================================== */
 
-struct rec_conv {
-	const float *filt, *bias, *sw, *sb;
-	int k, cin, cout;
-};
-
-struct rec_block {
-	struct rec_conv c1, c2;
-	int down;
-};
-
-#define REC_BLOCKS 14
-
-struct gpu_rec {
-	struct rec_conv stem;
-	struct rec_block blk[REC_BLOCKS];
-	const float *fc;
-	float *buf[4];
-};
 
 static const struct {
 	const char *name;
 	int cin, cout, down;
-} rec_layout[REC_BLOCKS] = {
+} rec_layout[GPU_REC_BLOCKS] = {
 	{"conv32_1", 32, 32, 0},        {"conv32_2", 32, 32, 0},   {"conv32_3", 32, 32, 0},
 	{"conv64_down", 32, 64, 1},     {"conv64_1", 64, 64, 0},   {"conv64_2", 64, 64, 0},
 	{"conv64_3", 64, 64, 0},        {"conv128_down", 64, 128, 1}, {"conv128_1", 128, 128, 0},
@@ -495,7 +440,7 @@ int gpu_rec_create(struct gpu_rec **out, const struct gpu_weights *w, char *err,
 		return vg_errf(err, errlen, -ENOMEM, "recognition: out of memory");
 	if (rec_conv_get(&n->stem, w, "conv32_down", 7, 3, 32, err, errlen))
 		goto out_fail;
-	for (int i = 0; i < REC_BLOCKS && rec_layout[i].name; i++, nblk++) {
+	for (int i = 0; i < GPU_REC_BLOCKS && rec_layout[i].name; i++, nblk++) {
 		struct rec_block *b = &n->blk[i];
 
 		b->down = rec_layout[i].down;
@@ -563,7 +508,7 @@ void gpu_rec_forward(struct gpu_rec *n, struct gpu_dnnl *dn, const float *input,
 		gpu_maxpool_ref(b + (size_t)im * h * w * c, h, w, c, 3, 2, GPU_PAD_VALID,
 				x + (size_t)im * 35 * 35 * c);   /* 35 */
 	h = (h - 3) / 2 + 1, w = (w - 3) / 2 + 1;
-	for (int i = 0; i < REC_BLOCKS && rec_layout[i].name; i++) {
+	for (int i = 0; i < GPU_REC_BLOCKS && rec_layout[i].name; i++) {
 		const struct rec_block *blk = &n->blk[i];
 
 		if (!blk->down) {

@@ -77,6 +77,66 @@ size_t gpu_cuda_gallery_size(const struct gpu_cuda_gallery *g);
 /** Zero the gallery's device memory, then free it; sets *G to NULL. */
 void gpu_cuda_gallery_destroy(struct gpu_cuda_gallery **g);
 
+
+/* ---- the face nets on the device (gpu_cuda_nets.cu) ------------------------------------------ */
+
+struct gpu_model;
+
+/*
+ * The CPU backend's three nets (gpu.h: SSD MobileNetV1, 68-point landmarks, the 128-d ResNet),
+ * the same layers run by CUDA. Modes:
+ *   GPU_CUDA_EXACT  our direct kernels in fp32, rounding every product and sum as gpu/'s
+ *                   reference kernels do: the check mode (no cuDNN)
+ *   GPU_CUDA_FP32   cuDNN in fp32 (FMA math, no TF32), the scale layers folded into the filters
+ *   GPU_CUDA_FP16   cuDNN with fp16 activations and filters on tensor cores, fp32 accumulation
+ * DEVICE -1 is the host emulation: the very element kernels the device runs, called in a loop on
+ * the CPU (EXACT and FP32: fp32; FP16: fp16 storage), for checking where there is no GPU. It is
+ * slow (seconds per detector pass).
+ */
+enum { GPU_CUDA_EXACT = 0, GPU_CUDA_FP32 = 1, GPU_CUDA_FP16 = 2 };
+
+#define GPU_CUDA_NETS_MAX_BATCH 1024   /* crops per landmark or descriptor pass, at most */
+#define GPU_CUDA_NETS_SSD_BATCH 4      /* 512x512 detector inputs per pass, at most */
+
+struct gpu_cuda_nets;
+
+/**
+ * Copy MODEL's nets (opened by gpu_model_open) to DEVICE in MODE, with buffers for passes of up to
+ * MAX_BATCH crops (GPU_CUDA_NETS_SSD_BATCH detector inputs). Everything a pass needs is allocated
+ * here. Returns 0; -EINVAL, -ENODEV (no such device), -ENOMEM or -EIO with one line in ERR. The
+ * model must outlive the nets.
+ */
+int gpu_cuda_nets_create(struct gpu_cuda_nets **out, const struct gpu_model *model, int device, int mode,
+			 int max_batch, char *err, size_t errlen);
+
+/** Zero and free everything on the device and in pinned memory; sets *N to NULL. Safe on NULL. */
+void gpu_cuda_nets_destroy(struct gpu_cuda_nets **n);
+
+/*
+ * One pass on NB inputs (host memory, raw 0..255 pixels as gpu/'s toBatchTensor writes them, NHWC
+ * back to back), results to host memory in the CPU forward's layout (gpu_int.h). Synchronous; one
+ * caller at a time. Inputs, activations and outputs are zeroed on the device and in pinned memory
+ * before it returns. Returns 0, -EINVAL (NB out of range) or -EIO (gpu_cuda_last_error()).
+ */
+int gpu_cuda_nets_ssd(struct gpu_cuda_nets *n, const float *in512, int nb, float *boxes, float *scores);
+int gpu_cuda_nets_lm(struct gpu_cuda_nets *n, const float *in112, int nb, float *out136);
+int gpu_cuda_nets_rec(struct gpu_cuda_nets *n, const float *in150, int nb, float *out128);
+
+/** Layers cuDNN refused (run by the direct kernel instead), and modes it could not serve. */
+int gpu_cuda_nets_fallbacks(const struct gpu_cuda_nets *n);
+
+#define GPU_CUDA_PASS_SSD 1u
+#define GPU_CUDA_PASS_LM 2u
+#define GPU_CUDA_PASS_REC 4u
+#define GPU_CUDA_PASS_ALL 7u
+
+/**
+ * Make MODEL's gpu_faces_* calls run the PASSES named (GPU_CUDA_PASS_*) on N; the rest of the
+ * pipeline stays on the CPU. A pass that fails runs on the CPU instead and is counted
+ * (gpu_model_offload_failures). N NULL or PASSES 0: the CPU for everything again.
+ */
+void gpu_cuda_nets_attach(struct gpu_cuda_nets *n, struct gpu_model *model, unsigned passes);
+
 /** The CUDA runtime's version (e.g. 13000 for 13.0) this backend was built with. */
 int gpu_cuda_runtime_version(void);
 
