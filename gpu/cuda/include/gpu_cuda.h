@@ -38,6 +38,12 @@ int gpu_cuda_device_info(int index, struct gpu_cuda_device_info *out /* OUT */);
  */
 int gpu_cuda_selftest(int index, size_t n, uint32_t seed);
 
+/**
+ * The fp32 FMA throughput device INDEX reaches (GFLOP/s, best of three runs of a kernel of
+ * independent FMA chains): the benchmarks' peak to quote fractions of. 0 on any error.
+ */
+double gpu_cuda_peak_gflops(int index);
+
 /** What the CUDA runtime said behind this thread's last -EIO ("cudaMalloc: out of memory"). */
 const char *gpu_cuda_last_error(void);
 
