@@ -226,8 +226,6 @@ struct gpu_offload {
 
 /* Use O's passes from now on (O is copied; NULL: the CPU backend again). */
 void gpu_model_set_offload(struct gpu_model *m, const struct gpu_offload *o);
-/* Forward passes the offload failed and the CPU ran instead, since open. */
-unsigned long gpu_model_offload_failures(const struct gpu_model *m);
 
 /* The model's nets, for another backend to copy (never NULL after a successful open). */
 const struct gpu_ssd *gpu_model_ssd(const struct gpu_model *m);

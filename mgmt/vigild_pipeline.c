@@ -16,6 +16,9 @@
 #include <unistd.h>
 
 #include "gpu.h"
+#ifdef HAVE_VIGIL_CUDA
+#include "gpu_cuda.h"
+#endif
 #include "match.h"
 #include "mgmt.h"
 #include "store.h"
@@ -129,6 +132,7 @@ struct pipeline {
 	uint32_t *latency_us; /* LATENCY_SAMPLES, queued to analysed */
 	uint64_t n_latency;
 	struct gpu_model *model;
+	struct gpu_cuda_nets *cuda; /* the nets on the GPU (--gpu cuda...), attached to MODEL */
 	struct match_db *match;
 	struct match_ctx *ctx;
 	struct store *store;
@@ -267,6 +271,37 @@ static int cameras_queues_init(struct pipeline *p)
 	return 0;
 }
 
+/* --gpu: the face nets on CUDA, the rest of the pipeline unchanged (gpu_cuda_nets_attach). */
+static int nets_on_gpu(struct pipeline *p, char *err, size_t errlen)
+{
+	static const struct {
+		const char *name;
+		int mode;
+	} modes[] = {{"cuda", 1}, {"cuda-fp16", 2}, {"cuda-exact", 0}};
+	const char *g = p->conf.gpu;
+	int mode = -1;
+
+	if (!g || strcmp(g, "cpu") == 0)
+		return 0;
+	for (size_t i = 0; i < VG_ARRAY_SIZE(modes); i++)
+		if (strcmp(g, modes[i].name) == 0)
+			mode = modes[i].mode;
+	if (mode < 0)
+		return vg_errf(err, errlen, -EINVAL, "--gpu %s: not cpu, cuda, cuda-fp16 or cuda-exact", g);
+#ifdef HAVE_VIGIL_CUDA
+	{
+		int rc = gpu_cuda_nets_create(&p->cuda, p->model, 0, mode, 64, err, errlen);
+
+		if (rc < 0)
+			return rc;
+		gpu_cuda_nets_attach(p->cuda, p->model, GPU_CUDA_PASS_ALL);
+		return 0;
+	}
+#else
+	return vg_errf(err, errlen, -ENOTSUP, "--gpu %s: this vigild was built without CUDA (no nvcc)", g);
+#endif
+}
+
 int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const char *run_desc, char *err,
 		  size_t errlen)
 {
@@ -308,6 +343,9 @@ int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const
 	}
 	p->crop = vg_pool_get(p->crop_pool);
 	rc = gpu_model_open(&p->model, conf->models_dir, err, errlen);
+	if (rc < 0)
+		goto out_close;
+	rc = nets_on_gpu(p, err, errlen);
 	if (rc < 0)
 		goto out_close;
 	if (conf->watchlist_path) {
@@ -869,9 +907,11 @@ void pipeline_write_stages(struct pipeline *p, FILE *f)
 	fprintf(f,
 		"\"analysis\":{\"enabled\":true,\"seconds\":%.3f,\"mode\":\"%s\",\"queue_depth\":%u,\"frames_sampled\":%" PRIu64
 		",\"frames_dropped\":%" PRIu64 ",\"queue_max\":%" PRIu64 ",\"decode_wait_seconds\":%.3f,"
-		"\"latency_ms\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f},\"faces_gated\":%" PRIu64 ",\"better_crops\":%" PRIu64 "}",
+		"\"latency_ms\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f},\"faces_gated\":%" PRIu64 ",\"better_crops\":%" PRIu64
+		",\"nets\":\"%s\",\"nets_cpu_fallbacks\":%lu}",
 		(double)p->analysis_ns / 1e9, p->conf.lossless ? "lossless" : "drop-newest", p->conf.queue_depth, sampled,
-		dropped, qmax, (double)wait_ns / 1e9, p50, p99, max, gated, p->better_crops);
+		dropped, qmax, (double)wait_ns / 1e9, p50, p99, max, gated, p->better_crops,
+		p->conf.gpu ? p->conf.gpu : "cpu", gpu_model_offload_failures(p->model));
 }
 
 void pipeline_camera_name(const struct pipeline *p, unsigned cam, char *buf, size_t len)
@@ -944,6 +984,10 @@ void pipeline_close(struct pipeline **pp)
 	if (p->db && p->faces_scanned > p->scanned_reported)
 		mgmt_deployment_add_scanned(p->db, p->conf.deployment, p->faces_scanned - p->scanned_reported);
 	mgmt_db_close(&p->db);
+#ifdef HAVE_VIGIL_CUDA
+	gpu_cuda_nets_attach(NULL, p->model, 0);
+	gpu_cuda_nets_destroy(&p->cuda);
+#endif
 	gpu_model_close(&p->model);
 	vg_pool_destroy(&p->crop_pool);
 	free(p->alerts);

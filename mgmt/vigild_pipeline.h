@@ -33,6 +33,10 @@ struct pipeline_conf {
 	const char *camera_name[DP_MAX_CAMERAS];
 	unsigned camera_fps[DP_MAX_CAMERAS];
 	bool lossless;              /* recorded runs: a full queue makes decode wait, nothing is dropped */
+	/* Where the face nets run: NULL or "cpu" (oneDNN), or "cuda" / "cuda-fp16" / "cuda-exact" on
+	 * GPU 0 (gpu_cuda.h's modes; "cuda" is fp32 cuDNN). A CUDA mode with no GPU, or a vigild built
+	 * without nvcc, fails the open with one line; crops, NMS and alignment stay on the CPU. */
+	const char *gpu;
 };
 
 struct pipeline_camera_counts {

@@ -368,6 +368,7 @@ static void run_usage(FILE *f)
 		   "  analysis:       [--models DIR] [--analysis-fps N] [--tiled] [--progress]   (faces detected and counted)\n"
 		   "                  [--analysis-queue N] [--drop-when-behind]   (frames queued per camera; a capture\n"
 		   "                  waits for the analysis unless --drop-when-behind, live cameras drop the newest)\n"
+		   "                  [--gpu cpu|cuda|cuda-fp16|cuda-exact]   (where the face nets run; default cpu)\n"
 		   "  metrics:        [--metrics-file PATH]   (Prometheus text, rewritten every 2 s)\n"
 		   "  matching:       --watchlist FILE --state-dir DIR --deployment ID   (an authorised, active deployment)\n");
 }
@@ -509,7 +510,7 @@ int vigild_run_main(int argc, char **argv)
 		{ "tiled", no_argument, NULL, 'T' },          { "state-dir", required_argument, NULL, 'D' },
 		{ "deployment", required_argument, NULL, 'Y' }, { "progress", no_argument, NULL, 'G' },
 		{ "analysis-queue", required_argument, NULL, 'Q' }, { "metrics-file", required_argument, NULL, 'E' }, { "rtsp-file", required_argument, NULL, 'F' }, { "drop-when-behind", no_argument, NULL, 'B' },
-		{ "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
+		{ "gpu", required_argument, NULL, 'g' },      { "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
 	};
 	const char *pcap_arg = NULL, *iface_arg = NULL, *sdp_path = NULL, *report_path = NULL, *md5_path = NULL;
 	struct dp_run_conf conf = {
@@ -616,6 +617,7 @@ int vigild_run_main(int argc, char **argv)
 		case 'w': pconf.watchlist_path = optarg; break;
 		case 'M': pconf.models_dir = optarg; break;
 		case 'T': pconf.tiled = true; break;
+		case 'g': pconf.gpu = optarg; break;
 		case 'G': pconf.progress = true; break;
 		case 'B': drop_when_behind = true; break;
 		case 'E': metrics.path = optarg; break;

@@ -73,6 +73,12 @@ enum gpu_backend {
  */
 int gpu_model_set_backend(struct gpu_model *model, enum gpu_backend backend);
 
+/**
+ * Forward passes that another backend (gpu/cuda's gpu_cuda_nets_attach) failed since open, each
+ * of which the CPU then ran instead: results stay right, only slower. 0 when none is attached.
+ */
+unsigned long gpu_model_offload_failures(const struct gpu_model *model);
+
 /** Free the model; sets *MODEL to NULL. Safe on NULL. */
 void gpu_model_close(struct gpu_model **model);
 
