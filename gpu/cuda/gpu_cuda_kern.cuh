@@ -368,4 +368,94 @@ template <class T> struct vgk_ssd_decode {
 	}
 };
 
+/* ==== preprocessing straight from decoded frames ============================================== */
+
+/* A decoded frame as the decoder leaves it: packed RGB24, I420 (Y, U, V planes) or NV12 (Y, UV). */
+enum { VGK_RGB24 = 0, VGK_I420 = 1, VGK_NV12 = 2 };
+struct vgk_frame {
+	const unsigned char *plane[3];
+	int pitch[3];
+	int fmt, w, h;
+};
+
+VGK_HD int vgk_clamp255(int v) { return v < 0 ? 0 : (v > 255 ? 255 : v); }
+
+/*
+ * Channel CH (0 R, 1 G, 2 B) of pixel (X, Y): BT.601 limited range in 8.8 fixed point, chroma of
+ * the 2x2 block the pixel is in (the integer arithmetic makes host and device agree exactly).
+ */
+VGK_HD int vgk_frame_px(const struct vgk_frame &f, int x, int y, int ch)
+{
+	int c, d, e;
+
+	if (f.fmt == VGK_RGB24)
+		return f.plane[0][(size_t)y * f.pitch[0] + (size_t)x * 3 + ch];
+	c = f.plane[0][(size_t)y * f.pitch[0] + x] - 16;
+	if (f.fmt == VGK_I420) {
+		d = f.plane[1][(size_t)(y / 2) * f.pitch[1] + x / 2] - 128;
+		e = f.plane[2][(size_t)(y / 2) * f.pitch[2] + x / 2] - 128;
+	} else {
+		const unsigned char *uv = f.plane[1] + (size_t)(y / 2) * f.pitch[1] + (size_t)(x / 2) * 2;
+
+		d = uv[0] - 128;
+		e = uv[1] - 128;
+	}
+	if (ch == 0)
+		return vgk_clamp255((298 * c + 409 * e + 128) >> 8);
+	if (ch == 1)
+		return vgk_clamp255((298 * c - 100 * d - 208 * e + 128) >> 8);
+	return vgk_clamp255((298 * c + 516 * d + 128) >> 8);
+}
+
+/*
+ * face-api's toBatchTensor (gpu_to_batch_ref, op for op) on the region (X0, Y0, W, H) of a decoded
+ * frame: pad to a square with zeros (CENTER: centred as face-api rounds it; else bottom/right),
+ * bilinear resize to SIZE x SIZE. One output value (row, column, channel) per call: colour
+ * conversion, crop, pad and resize in one pass, with no RGB copy of the frame.
+ */
+struct vgk_to_batch {
+	struct vgk_frame f;
+	float *out;
+	int x0, y0, w, h, size, center;
+
+	VGK_HD float px(int py, int pxo, int y, int x, int ch) const
+	{
+		int iy = y - py, ix = x - pxo;
+
+		if (iy < 0 || iy >= h || ix < 0 || ix >= w)
+			return 0.0f;
+		return (float)vgk_frame_px(f, x0 + ix, y0 + iy, ch);
+	}
+	VGK_HD void operator()(size_t i) const
+	{
+		int ch = (int)(i % 3), c = (int)((i / 3) % (size_t)size), r = (int)(i / 3 / (size_t)size);
+		int side = w > h ? w : h, diff = w > h ? w - h : h - w, before = 0;
+		float scale, yin, xin, yl, xl, tl, tr, bl, br, top, bot;
+		int y0i, y1i, x0i, x1i, py, pxo;
+
+		if (center)
+			before = diff - (int)floor(diff * 0.5 + 0.5);
+		py = w > h ? before : 0;
+		pxo = w > h ? 0 : before;
+		scale = vgk_div((float)side, (float)size);
+		yin = vgk_mul((float)r, scale);
+		y0i = (int)floorf(yin);
+		y1i = (int)ceilf(yin);
+		yl = vgk_add(yin, -(float)y0i);
+		y1i = y1i > side - 1 ? side - 1 : y1i;
+		xin = vgk_mul((float)c, scale);
+		x0i = (int)floorf(xin);
+		x1i = (int)ceilf(xin);
+		xl = vgk_add(xin, -(float)x0i);
+		x1i = x1i > side - 1 ? side - 1 : x1i;
+		tl = px(py, pxo, y0i, x0i, ch);
+		tr = px(py, pxo, y0i, x1i, ch);
+		bl = px(py, pxo, y1i, x0i, ch);
+		br = px(py, pxo, y1i, x1i, ch);
+		top = vgk_add(tl, vgk_mul(vgk_add(tr, -tl), xl));
+		bot = vgk_add(bl, vgk_mul(vgk_add(br, -bl), xl));
+		out[i] = vgk_add(top, vgk_mul(vgk_add(bot, -top), yl));
+	}
+};
+
 #endif /* GPU_CUDA_KERN_CUH */

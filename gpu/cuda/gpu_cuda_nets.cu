@@ -671,3 +671,48 @@ extern "C" void gpu_cuda_nets_attach(struct gpu_cuda_nets *n, struct gpu_model *
 	o.rec = passes & GPU_CUDA_PASS_REC ? off_rec : NULL;
 	gpu_model_set_offload(model, n && passes ? &o : NULL);
 }
+
+/* ==== preprocessing from decoded frames ======================================================== */
+
+extern "C" int gpu_cuda_to_batch(int device, const struct gpu_cuda_frame *f, int x, int y, int w, int h, int size,
+				 int center, float *out)
+{
+	struct vgk_to_batch k;
+	size_t n;
+
+	if (!f || !out || size < 1 || size > 1024 || w < 1 || h < 1 || x < 0 || y < 0 || x + w > f->width ||
+	    y + h > f->height || f->format < GPU_CUDA_RGB24 || f->format > GPU_CUDA_NV12 || !f->plane[0] ||
+	    (f->format != GPU_CUDA_RGB24 && !f->plane[1]) || (f->format == GPU_CUDA_I420 && !f->plane[2]))
+		return -EINVAL;
+	for (int i = 0; i < 3; i++) {
+		k.f.plane[i] = f->plane[i];
+		k.f.pitch[i] = f->pitch[i];
+	}
+	k.f.fmt = f->format;
+	k.f.w = f->width;
+	k.f.h = f->height;
+	k.out = out;
+	k.x0 = x;
+	k.y0 = y;
+	k.w = w;
+	k.h = h;
+	k.size = size;
+	k.center = center;
+	n = (size_t)size * size * 3;
+	if (device < 0) {
+		for (size_t i = 0; i < n; i++)
+			k(i);
+		return 0;
+	}
+	{
+		size_t blocks = (n + 255) / 256;
+		cudaError_t e = cudaSetDevice(device);
+
+		if (e != cudaSuccess)
+			return gpu_cuda_error(e, "cudaSetDevice");
+		vgc_each_kernel<<<(unsigned)(blocks > 8192 ? 8192 : blocks), 256>>>(n, k);
+		if ((e = cudaGetLastError()) != cudaSuccess || (e = cudaDeviceSynchronize()) != cudaSuccess)
+			return gpu_cuda_error(e, "to_batch kernel");
+	}
+	return 0;
+}

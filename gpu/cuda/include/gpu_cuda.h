@@ -143,6 +143,30 @@ int gpu_cuda_nets_fallbacks(const struct gpu_cuda_nets *n);
  */
 void gpu_cuda_nets_attach(struct gpu_cuda_nets *n, struct gpu_model *model, unsigned passes);
 
+/* ---- preprocessing straight from decoded frames (gpu_cuda_nets.cu) --------------------------- */
+
+enum { GPU_CUDA_RGB24 = 0, GPU_CUDA_I420 = 1, GPU_CUDA_NV12 = 2 };
+
+/* A decoded frame: packed RGB24 (plane 0), I420 (Y, U, V) or NV12 (Y, interleaved UV), as a
+ * decoder leaves it (pitches in bytes). */
+struct gpu_cuda_frame {
+	const uint8_t *plane[3];
+	int pitch[3];
+	int format, width, height;
+};
+
+/**
+ * The nets' input from region (X, Y, W, H) of frame F in one pass: colour conversion (BT.601
+ * limited range, 8.8 fixed point, the 2x2 block's chroma), then face-api's toBatchTensor (pad
+ * to a square with zeros, CENTER as face-api centres it, bilinear resize to SIZE x SIZE): SIZE x
+ * SIZE x 3 raw 0..255 floats into OUT, equal to gpu/'s gpu_to_batch_ref on the converted pixels
+ * bit for bit. DEVICE -1: F and OUT in host memory, run on the CPU (the check); else device
+ * memory (a decoder's frame, in place), run on that GPU, synchronously. Returns 0, -EINVAL or
+ * -EIO.
+ */
+int gpu_cuda_to_batch(int device, const struct gpu_cuda_frame *f, int x, int y, int w, int h, int size, int center,
+		      float *out);
+
 /** The CUDA runtime's version (e.g. 13000 for 13.0) this backend was built with. */
 int gpu_cuda_runtime_version(void);
 
