@@ -45,7 +45,8 @@ template <class TT> struct vgc_host {
 	typedef TT T;
 	void *bio[VGC_MAX_ALLOCS];
 	size_t bio_len[VGC_MAX_ALLOCS];
-	int nbio = 0, fail = 0;
+	int bio_owner[VGC_MAX_ALLOCS];
+	int nbio = 0, fail = 0, owner = 0;
 
 	void *alloc(size_t bytes)
 	{
@@ -56,6 +57,7 @@ template <class TT> struct vgc_host {
 			return NULL;
 		}
 		bio[nbio] = p;
+		bio_owner[nbio] = owner;
 		bio_len[nbio++] = bytes;
 		return p;
 	}
@@ -75,10 +77,11 @@ template <class TT> struct vgc_host {
 	}
 	int to_input(float *dst, const float *src, size_t n) { return memcpy(dst, src, n * sizeof(float)), 0; }
 	int from_output(float *dst, const float *src, size_t n) { return memcpy(dst, src, n * sizeof(float)), 0; }
-	int scrub()
+	int scrub(int who)
 	{
 		for (int i = 0; i < nbio; i++)
-			memset(bio[i], 0, bio_len[i]);
+			if (bio_owner[i] == who)
+				memset(bio[i], 0, bio_len[i]);
 		return 0;
 	}
 	int failed() const { return fail; }
@@ -117,6 +120,7 @@ struct vgc_dnn {
 template <class TT> struct vgc_dev {
 	typedef TT T;
 	int device = 0, mode = GPU_CUDA_EXACT, fail = 0, nfallback = 0, building_nb = 1;
+	int owner = 0;   /* the net whose buffers are being made: a pass scrubs its own net's only */
 	cudaStream_t st = NULL;
 	void *dmem[VGC_MAX_ALLOCS];
 	size_t dlen[VGC_MAX_ALLOCS];
@@ -140,6 +144,7 @@ template <class TT> struct vgc_dev {
 		return e == cudaSuccess ? 0 : -EIO;
 	}
 
+	/* SCRUB: zeroed after every pass of the owner's net (-1: of every net), or never (weights) */
 	void *dalloc(size_t bytes, int scrub)
 	{
 		void *p = NULL;
@@ -149,7 +154,7 @@ template <class TT> struct vgc_dev {
 		cuda(cudaMemset(p, 0, bytes), "cudaMemset");
 		dmem[ndmem] = p;
 		dlen[ndmem] = bytes;
-		dscrub[ndmem++] = scrub;
+		dscrub[ndmem++] = scrub ? (scrub < 0 ? -1 : owner) : 0;
 		return p;
 	}
 	T *act(size_t n) { return (T *)dalloc(n * sizeof(T), 1); }
@@ -195,11 +200,11 @@ template <class TT> struct vgc_dev {
 		memcpy(dst, stage, n * sizeof(float));
 		return 0;
 	}
-	/* zero every activation, input and output on the device, and the staging buffer */
-	int scrub()
+	/* zero the net WHO's activations, inputs and outputs on the device, and the staging buffer */
+	int scrub(int who)
 	{
 		for (int i = 0; i < ndmem; i++)
-			if (dscrub[i])
+			if (dscrub[i] == who || dscrub[i] == -1)
 				cuda(cudaMemsetAsync(dmem[i], 0, dlen[i], st), "cudaMemset scrub");
 		cuda(cudaStreamSynchronize(st), "cudaStreamSynchronize");
 		memset(stage, 0, stage_len * sizeof(float));
@@ -241,7 +246,7 @@ template <class TT> struct vgc_dev {
 	int finish()
 	{
 		if (pad_elems)
-			padbuf = (T *)dalloc(pad_elems * sizeof(T), 1);
+			padbuf = (T *)dalloc(pad_elems * sizeof(T), -1);
 		return fail;
 	}
 	~vgc_dev()
@@ -505,14 +510,18 @@ template <class X> struct vgc_nets final : gpu_cuda_nets {
 		max_batch = max_nb;
 		ssd_batch = max_nb < GPU_CUDA_NETS_SSD_BATCH ? max_nb : GPU_CUDA_NETS_SSD_BATCH;
 		x.building_nb = ssd_batch;
+		x.owner = 1;
 		vgc_ssd_build(x, s, gpu_model_ssd(m), ssd_batch);
 		x.building_nb = max_nb;
+		x.owner = 2;
 		vgc_lm_build(x, l, gpu_model_lm(m), max_nb);
+		x.owner = 3;
 		vgc_rec_build(x, r, gpu_model_rec(m), max_nb);
+		x.owner = 0;
 		return x.failed() ? x.failed() : x.finish();
 	}
 	/* one pass: inputs in, forward, outputs out, then everything scrubbed */
-	template <class N, class FWD> int pass(N &net, const float *in, size_t in_n, int nb, FWD fwd, float *o1,
+	template <class N, class FWD> int pass(int who, N &net, const float *in, size_t in_n, int nb, FWD fwd, float *o1,
 					       const float *d1, size_t n1, float *o2, const float *d2, size_t n2)
 	{
 		int rc;
@@ -529,7 +538,7 @@ template <class X> struct vgc_nets final : gpu_cuda_nets {
 		if (rc == 0 && o2)
 			rc = x.from_output(o2, d2, n2);
 		{
-			int sc = x.scrub();
+			int sc = x.scrub(who);
 
 			rc = rc ? rc : sc;
 		}
@@ -539,17 +548,17 @@ template <class X> struct vgc_nets final : gpu_cuda_nets {
 	{
 		if (nb > ssd_batch)
 			return -EINVAL;
-		return pass(s, in, (size_t)nb * 512 * 512 * 3, nb, vgc_ssd_forward<X>, boxes, s.boxes,
+		return pass(1, s, in, (size_t)nb * 512 * 512 * 3, nb, vgc_ssd_forward<X>, boxes, s.boxes,
 			    (size_t)nb * GPU_SSD_ANCHORS * 4, scores, s.scores, (size_t)nb * GPU_SSD_ANCHORS);
 	}
 	int lm(const float *in, int nb, float *out) override
 	{
-		return pass(l, in, (size_t)nb * 112 * 112 * 3, nb, vgc_lm_forward<X>, out, l.out, (size_t)nb * 136,
+		return pass(2, l, in, (size_t)nb * 112 * 112 * 3, nb, vgc_lm_forward<X>, out, l.out, (size_t)nb * 136,
 			    (float *)NULL, (const float *)NULL, 0);
 	}
 	int rec(const float *in, int nb, float *out) override
 	{
-		return pass(r, in, (size_t)nb * 150 * 150 * 3, nb, vgc_rec_forward<X>, out, r.out, (size_t)nb * 128,
+		return pass(3, r, in, (size_t)nb * 150 * 150 * 3, nb, vgc_rec_forward<X>, out, r.out, (size_t)nb * 128,
 			    (float *)NULL, (const float *)NULL, 0);
 	}
 	int fallbacks() override { return x.fallbacks(); }
