@@ -24,6 +24,12 @@ int mgmt_audit_append_tx(struct mgmt_db *db, const struct mgmt_actor *who, const
 /* After a commit that appended audit entries: move the head anchor to the last entry. */
 int mgmt_audit_anchor_update(struct mgmt_db *db);
 
+/*
+ * Overwrite PATH's bytes with zeros, sync, then unlink it: what deleting a watchlist or an
+ * operator's copy of one means (mgmt_watchlist.c). 0 (also when PATH is already gone) or -errno.
+ */
+int mgmt_file_scrub(const char *path);
+
 /* ---- control-socket actions kept outside mgmt_ctl.c (its action table names them) ---------- */
 
 #include <jansson.h>

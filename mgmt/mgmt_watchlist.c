@@ -24,6 +24,7 @@
 #include "mgmt_int.h"
 #include "vg_base.h"
 #include "vg_clock.h"
+#include "vg_keyfile.h"
 #include "vg_log.h"
 
 #define WL_HEADER_BYTES 64
@@ -173,7 +174,7 @@ static int write_file(const char *path, const uint8_t *buf, size_t len)
  * from disk". On a copy-on-write or flash-remapped file system the old blocks may survive the
  * overwrite; the enrolment crops are encrypted for that reason. A missing file is already gone.
  */
-static int scrub_file(const char *path)
+int mgmt_file_scrub(const char *path)
 {
 	static const uint8_t zeros[65536];
 	struct stat sb;
@@ -203,41 +204,6 @@ static int scrub_file(const char *path)
 	return rc;
 }
 
-/* The appliance key (the evidence store's: 32 raw bytes, owner-only), made if missing (first boot). */
-static int appliance_key(const char *path, uint8_t key[32], bool create)
-{
-	struct stat sb;
-	ssize_t r;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-
-	if (fd < 0 && errno == ENOENT && create) {
-		uint8_t k[32];
-
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
-		if (fd < 0)
-			return -errno;
-		randombytes_buf(k, sizeof(k));
-		r = write(fd, k, sizeof(k));
-		sodium_memzero(k, sizeof(k));
-		if (r != (ssize_t)sizeof(k) || fsync(fd) < 0) {
-			close(fd);
-			unlink(path);
-			return -EIO;
-		}
-		close(fd);
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	}
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || (sb.st_mode & 077) || sb.st_uid != geteuid()) {
-		close(fd);
-		return -EPERM;
-	}
-	r = read(fd, key, 32);
-	close(fd);
-	return r == 32 ? 0 : -EINVAL;
-}
-
 /* AD of one crop record: which watchlist and subject it belongs to, so records cannot be swapped. */
 static size_t face_ad(char *ad, size_t len, const char *id, const char *subject)
 {
@@ -265,7 +231,7 @@ static int faces_seal(int fd, const char *path, const char *id, const char *key_
 		rc = vg_errf(err, errlen, -ENOMEM, "out of memory");
 		goto out_free;
 	}
-	rc = appliance_key(key_path, akey, true);
+	rc = vg_key_file_read(key_path, akey, sizeof(akey), true);
 	if (rc < 0) {
 		vg_errf(err, errlen, rc, "appliance key %s: %s", key_path, vg_strerror(rc));
 		goto out_free;
@@ -483,8 +449,8 @@ out_rollback:
 	mgmt_tx_rollback(db);
 	rc = -EIO;
 out_unlink:
-	scrub_file(path);
-	scrub_file(faces_path);
+	mgmt_file_scrub(path);
+	mgmt_file_scrub(faces_path);
 out_free:
 	sodium_memzero(sealed, sizeof(sealed));
 	if (buf)
@@ -568,9 +534,9 @@ static int end_watchlist(struct mgmt_db *db, const struct mgmt_actor *who, const
 	 * never says purged while its file is still on disk. */
 	if (w->has_faces)
 		snprintf(faces_path, sizeof(faces_path), "%.*s.faces", (int)strlen(w->path) - 4, w->path);
-	rc = scrub_file(w->path);
+	rc = mgmt_file_scrub(w->path);
 	if (rc == 0 && faces_path[0])
-		rc = scrub_file(faces_path);
+		rc = mgmt_file_scrub(faces_path);
 	if (rc < 0) {
 		VG_LOG(MGMT, ERR, "watchlist %s: deleting its files failed: %s", w->id, vg_strerror(rc));
 		return rc;
@@ -701,7 +667,7 @@ int mgmt_watchlist_face_get(struct mgmt_db *db, const char *id, const char *subj
 	sqlite3_finalize(st);
 	if (rc < 0)
 		return rc;
-	rc = appliance_key(key_path, akey, false);
+	rc = vg_key_file_read(key_path, akey, sizeof(akey), false);
 	if (rc < 0)
 		return rc;
 	rc = crypto_secretbox_open_easy(key, sealed + crypto_secretbox_NONCEBYTES, SEALED_KEY_BYTES - crypto_secretbox_NONCEBYTES,

@@ -21,6 +21,7 @@
 #include "vg_image.h"
 #include "vg_pool.h"
 #include "vigil_outcome.h"
+#include "vigilctl_int.h"
 
 int vigilctl_alert_show_out(int argc, char **argv);
 
@@ -46,10 +47,8 @@ static void fit(const struct vg_image *src, uint8_t *dst, unsigned dstride, unsi
 
 int vigilctl_alert_show_out(int argc, char **argv)
 {
-	static const struct option opts[] = { { "state-dir", required_argument, NULL, 's' },
-					      { "out", required_argument, NULL, 'o' }, { NULL, 0, NULL, 0 } };
-	const char *state = "/var/lib/vigil", *out = NULL;
-	char err[512], path[600], key[600];
+	const char *state, *out;
+	char err[512], key[600];
 	struct vg_image ev = { 0 }, en = { 0 };
 	struct mgmt_db *db = NULL;
 	struct mgmt_alert a;
@@ -58,33 +57,17 @@ int vigilctl_alert_show_out(int argc, char **argv)
 	unsigned long outlen = 0;
 	size_t len = 0, flen = 0, pair_len = 0;
 	tjhandle tj = NULL;
-	int c, r, rc = 1;
+	long long id;
+	int r, rc;
 
-	optind = 1;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 's')
-			state = optarg;
-		else if (c == 'o')
-			out = optarg;
-		else
-			goto usage;
+	rc = vigilctl_alert_open(argc, argv, &state, &out, &id, &db, &a);
+	if (rc == 2) {
+		fprintf(stderr, "vigilctl: alert show ID --out FILE [--state-dir DIR]\n");
+		return 2;
 	}
-	if (!out || optind + 1 != argc)
-		goto usage;
-	char *end;
-	long long id = strtoll(argv[optind], &end, 10);
-	if (*end || id <= 0)
-		goto usage;
-	snprintf(path, sizeof(path), "%s/vigil.db", state);
-	if (mgmt_db_open(&db, path, err, sizeof(err)) < 0) {
-		fprintf(stderr, "vigilctl: %s\n", err);
-		return 1;
-	}
-	if (mgmt_alert_get(db, id, &a) < 0) {
-		fprintf(stderr, "vigilctl: no alert %lld\n", id);
-		goto out;
-	}
+	if (rc)
+		return rc;
+	rc = 1;
 	if (!a.evidence[0]) {
 		fprintf(stderr, "vigilctl: alert %lld has no saved evidence\n", id);
 		goto out;
@@ -163,7 +146,4 @@ out:
 	free(face);
 	mgmt_db_close(&db);
 	return rc;
-usage:
-	fprintf(stderr, "vigilctl: alert show ID --out FILE [--state-dir DIR]\n");
-	return 2;
 }

@@ -17,45 +17,67 @@
 #include "vg_base.h"
 #include "vg_pool.h"
 #include "vigil_outcome.h"
+#include "vigilctl_int.h"
 
 int vigilctl_alert_evidence(int argc, char **argv);
 
-int vigilctl_alert_evidence(int argc, char **argv)
+int vigilctl_alert_open(int argc, char **argv, const char **state, const char **out, long long *id,
+			struct mgmt_db **db, struct mgmt_alert *a)
 {
 	static const struct option opts[] = { { "state-dir", required_argument, NULL, 's' },
 					      { "out", required_argument, NULL, 'o' }, { NULL, 0, NULL, 0 } };
-	const char *state = "/var/lib/vigil", *out = NULL;
-	char err[512], path[600];
+	char err[512], path[600], *end;
+	int c;
+
+	*state = "/var/lib/vigil";
+	*out = NULL;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 's')
+			*state = optarg;
+		else if (c == 'o')
+			*out = optarg;
+		else
+			return 2;
+	}
+	if (!*out || optind + 1 != argc)
+		return 2;
+	*id = strtoll(argv[optind], &end, 10);
+	if (*end || *id <= 0)
+		return 2;
+	snprintf(path, sizeof(path), "%s/vigil.db", *state);
+	if (mgmt_db_open(db, path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vigilctl: %s\n", err);
+		return 1;
+	}
+	if (mgmt_alert_get(*db, *id, a) < 0) {
+		fprintf(stderr, "vigilctl: no alert %lld\n", *id);
+		mgmt_db_close(db);
+		return 1;
+	}
+	return 0;
+}
+
+int vigilctl_alert_evidence(int argc, char **argv)
+{
+	const char *state, *out;
+	char err[512];
 	struct mgmt_db *db = NULL;
 	struct mgmt_alert a;
 	uint8_t *jpeg = NULL;
 	size_t len = 0, cap = 4u << 20;
-	int c, rc = 1;
+	long long id;
+	int rc;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 's')
-			state = optarg;
-		else if (c == 'o')
-			out = optarg;
-		else
-			goto usage;
+	rc = vigilctl_alert_open(argc, argv, &state, &out, &id, &db, &a);
+	if (rc == 2) {
+		fprintf(stderr, "vigilctl: alert evidence ID --out FILE [--state-dir DIR]\n");
+		return 2;
 	}
-	if (!out || optind + 1 != argc)
-		goto usage;
-	char *end;
-	long long id = strtoll(argv[optind], &end, 10);
-	if (*end || id <= 0)
-		goto usage;
-	snprintf(path, sizeof(path), "%s/vigil.db", state);
-	if (mgmt_db_open(&db, path, err, sizeof(err)) < 0) {
-		fprintf(stderr, "vigilctl: %s\n", err);
-		return 1;
-	}
-	if (mgmt_alert_get(db, id, &a) < 0) {
-		fprintf(stderr, "vigilctl: no alert %lld\n", id);
-		goto out;
-	}
+	if (rc)
+		return rc;
+	rc = 1;
 	jpeg = malloc(cap);
 	if (!jpeg)
 		goto out;
@@ -80,7 +102,4 @@ out:
 	free(jpeg);
 	mgmt_db_close(&db);
 	return rc;
-usage:
-	fprintf(stderr, "vigilctl: alert evidence ID --out FILE [--state-dir DIR]\n");
-	return 2;
 }

@@ -28,4 +28,15 @@ int vigilctl_opts(int argc, char **argv, struct cli *cli, const struct option *e
 		  int (*on_opt)(int opt, const char *arg, void *ctx), void *ctx);
 void vigilctl_fmt_time(long long t, char *buf, size_t len);
 
+struct mgmt_db;
+struct mgmt_alert;
+/*
+ * What `alert evidence` and `alert show` share (vigilctl_evidence.c): parse ID --out FILE
+ * [--state-dir DIR], open the database under DIR and read the alert. Returns 0 with every OUT set
+ * (the caller closes *DB); 1 after one line on stderr; 2 on a usage error (the caller prints its
+ * usage).
+ */
+int vigilctl_alert_open(int argc, char **argv, const char **state, const char **out, long long *id,
+			struct mgmt_db **db, struct mgmt_alert *a);
+
 #endif /* VIGILCTL_INT_H */

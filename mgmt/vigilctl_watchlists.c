@@ -20,6 +20,7 @@
 
 #include "mgmt.h"
 #include "vg_base.h"
+#include "mgmt_int.h"
 #include "vigilctl_int.h"
 
 int vigilctl_watchlist_cmd(int argc, char **argv);
@@ -52,34 +53,6 @@ static void print_record(json_t *w)
 	printf("%-6s %-8s %-28s threshold %.2f  %lld subjects  added by %s %s  sha256 %.16s\n", str(w, "id"),
 	       str(w, "state"), str(w, "name"), json_real_value(json_object_get(w, "threshold")),
 	       (long long)json_integer_value(json_object_get(w, "subjects")), str(w, "created_by"), when, str(w, "sha256"));
-}
-
-/* Overwrite PATH with zeros and unlink it: the operator's copy, once vigild holds its own. */
-static int scrub_path(const char *path)
-{
-	static const char zeros[65536];
-	struct stat sb;
-	off_t done = 0;
-	int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW), rc = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &sb) < 0)
-		rc = -errno;
-	while (rc == 0 && done < sb.st_size) {
-		size_t n = (size_t)(sb.st_size - done) < sizeof(zeros) ? (size_t)(sb.st_size - done) : sizeof(zeros);
-		ssize_t w = pwrite(fd, zeros, n, done);
-		if (w <= 0)
-			rc = w < 0 ? -errno : -EIO;
-		else
-			done += w;
-	}
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
-	close(fd);
-	if (rc == 0 && unlink(path) < 0)
-		rc = -errno;
-	return rc;
 }
 
 /* Register the file at FD (and crops at FACES_FD, or -1) as NAME; 0 with *RESULT, or 1 after saying why. */
@@ -178,7 +151,8 @@ int vigilctl_watchlist_cmd(int argc, char **argv)
 				vigilctl_watchlist_print_registered(r);
 			json_decref(r);
 		}
-		if (rc == 0 && (c = scrub_path(pos)) < 0)
+		/* the operator's copy goes once vigild holds its own */
+		if (rc == 0 && (c = mgmt_file_scrub(pos)) < 0)
 			fprintf(stderr, "vigilctl: warning: %s is registered but could not be deleted here: %s\n", pos,
 				vg_strerror(c));
 		return rc;

@@ -30,6 +30,7 @@
 #include "vg_base.h"
 #include "vg_clock.h"
 #include "vg_counter.h"
+#include "vg_keyfile.h"
 #include "vg_log.h"
 #include "vg_pool.h"
 
@@ -354,43 +355,20 @@ static int dep_key_load(struct store *st, struct store_dep *d, bool create)
 static int appliance_key_load(struct store *st, char *err, size_t errlen)
 {
 	const char *path = st->conf.appliance_key_path;
-	struct stat sb;
-	ssize_t r;
-	int fd;
+	int rc;
 
 	if (!path)
 		return vg_errf(err, errlen, -EINVAL, "store: no appliance key file configured");
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0 && errno == ENOENT && st->conf.create_appliance_key) {
-		uint8_t k[STORE_KEY_BYTES];
-
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
-		if (fd < 0)
-			return vg_errf(err, errlen, -errno, "store: cannot create appliance key %s: %s", path,
-				       vg_strerror(-errno));
-		randombytes_buf(k, sizeof(k));
-		r = write(fd, k, sizeof(k));
-		sodium_memzero(k, sizeof(k));
-		if (r != (ssize_t)sizeof(k) || fsync(fd) < 0) {
-			close(fd);
-			unlink(path);
-			return vg_errf(err, errlen, -EIO, "store: cannot write appliance key %s", path);
-		}
-		close(fd);
-		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	}
-	if (fd < 0)
-		return vg_errf(err, errlen, -errno, "store: cannot open appliance key %s: %s", path,
-			       vg_strerror(-errno));
-	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) || (sb.st_mode & 077) || sb.st_uid != geteuid()) {
-		close(fd);
-		return vg_errf(err, errlen, -EPERM, "store: appliance key %s must be a regular file of uid %u, mode 0400 or 0600",
+	rc = vg_key_file_read(path, st->appliance_key, sizeof(st->appliance_key), st->conf.create_appliance_key);
+	if (rc == -EPERM)
+		return vg_errf(err, errlen, rc, "store: appliance key %s must be a regular file of uid %u, mode 0400 or 0600",
 			       path, (unsigned)geteuid());
-	}
-	r = read(fd, st->appliance_key, sizeof(st->appliance_key));
-	close(fd);
-	if (r != (ssize_t)sizeof(st->appliance_key))
-		return vg_errf(err, errlen, -EINVAL, "store: appliance key %s must hold %d bytes", path, STORE_KEY_BYTES);
+	if (rc == -EINVAL)
+		return vg_errf(err, errlen, rc, "store: appliance key %s must hold %d bytes", path, STORE_KEY_BYTES);
+	if (rc == -EIO)
+		return vg_errf(err, errlen, rc, "store: cannot write appliance key %s", path);
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "store: cannot open appliance key %s: %s", path, vg_strerror(rc));
 	return 0;
 }
 

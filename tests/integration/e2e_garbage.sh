@@ -8,9 +8,7 @@ set -uo pipefail
 BUILD=$(realpath "$1") ROOT=$(realpath "$2")
 . "$ROOT/tests/integration/e2e_lib.sh"
 e2e_need e2e_garbage setpriv
-tmp=$(mktemp -d)
-chmod 755 "$tmp"
-trap '[ -n "$serve" ] && kill $serve 2>/dev/null; wait 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
+e2e_tmp
 e2e_deployment "$tmp"
 
 injected=$(node "$ROOT/tests/integration/pcap-tool.js" garbage "$rec/camera.pcap" "$tmp/garbage.pcap" 25) || fail "pcap-tool"

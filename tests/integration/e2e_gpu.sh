@@ -8,9 +8,7 @@ set -uo pipefail
 BUILD=$(realpath "$1") ROOT=$(realpath "$2")
 . "$ROOT/tests/integration/e2e_lib.sh"
 e2e_need e2e_gpu setpriv
-tmp=$(mktemp -d)
-chmod 755 "$tmp"
-trap '[ -n "$serve" ] && kill $serve 2>/dev/null; wait 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
+e2e_tmp
 e2e_deployment "$tmp"
 
 run() {   # run NAME [--gpu MODE]: the recording through the appliance, report in $tmp/NAME.json

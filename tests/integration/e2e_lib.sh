@@ -1,6 +1,8 @@
 # e2e_lib.sh: what the end-to-end scripts share (sourced, never run). Each script sets BUILD and
 # ROOT, then calls these:
 #   e2e_need NAME CMD...     exit 77 (or 1 under make test) unless the fetched data and CMDs exist
+#   e2e_tmp [CLEANUP]        a scratch folder $tmp, removed at exit (unless KEEP is set) after
+#                            CLEANUP (shell text) and stopping vigild serve
 #   e2e_deployment DIR       vigild serve on DIR, a deployment (1) requested by root, authorised by
 #                            uid 2003 and started, and a watchlist DIR/wl.vgw of make demo's two
 #                            people at threshold 0.5; the recording is $rec
@@ -24,6 +26,12 @@ e2e_need() {
 	[ -x "$vigild" ] && [ -x "$vigilctl" ] || { echo "$name: vigild/vigilctl not built"; exit 77; }
 	"$ROOT/tools/make-demo-recording" "$fetched/demo-recording" || { echo "$name: no recording"; exit 1; }
 	rec=$fetched/demo-recording
+}
+
+e2e_tmp() {
+	tmp=$(mktemp -d)
+	chmod 755 "$tmp"   # vigilctl runs as other uids too, and reaches the socket in here
+	trap "${1:+$1; }"'[ -n "$serve" ] && kill $serve 2>/dev/null; wait 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
 }
 
 e2e_deployment() {

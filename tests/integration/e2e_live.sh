@@ -15,10 +15,8 @@ BUILD=$(realpath "$1") ROOT=$(realpath "$2") server=${3:-}
 . "$ROOT/tests/integration/e2e_lib.sh"
 e2e_need e2e_live setpriv sqlite3 curl
 [ -x "$server" ] || { echo "e2e_live: no RTSP test server built (gst-rtsp-server)"; [ "${VIGIL_REQUIRE_FETCHED:-0}" = 1 ] && exit 1 || exit 77; }
-tmp=$(mktemp -d)
-chmod 755 "$tmp"
 srv=
-trap '[ -n "$serve" ] && kill $serve 2>/dev/null; [ -n "$srv" ] && kill $srv 2>/dev/null; wait 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
+e2e_tmp '[ -n "$srv" ] && kill $srv 2>/dev/null'
 password=Pw-$RANDOM-live-$$
 port=$((20000 + RANDOM % 20000))
 ffmpeg -v error -y -framerate 10 -i "$rec/camera.h264" -c copy "$tmp/camera.mkv" || fail "mkv"
