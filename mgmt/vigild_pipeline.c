@@ -274,21 +274,20 @@ static int cameras_queues_init(struct pipeline *p)
 /* --gpu: the face nets on CUDA, the rest of the pipeline unchanged (gpu_cuda_nets_attach). */
 static int nets_on_gpu(struct pipeline *p, char *err, size_t errlen)
 {
-	static const struct {
-		const char *name;
-		int mode;
-	} modes[] = {{"cuda", 1}, {"cuda-fp16", 2}, {"cuda-exact", 0}};
+	/* indexed by gpu_cuda.h's mode: GPU_CUDA_EXACT, GPU_CUDA_FP32, GPU_CUDA_FP16 */
+	static const char *const modes[] = {"cuda-exact", "cuda", "cuda-fp16"};
 	const char *g = p->conf.gpu;
 	int mode = -1;
 
 	if (!g || strcmp(g, "cpu") == 0)
 		return 0;
-	for (size_t i = 0; i < VG_ARRAY_SIZE(modes); i++)
-		if (strcmp(g, modes[i].name) == 0)
-			mode = modes[i].mode;
+	for (int i = 0; i < (int)VG_ARRAY_SIZE(modes); i++)
+		if (strcmp(g, modes[i]) == 0)
+			mode = i;
 	if (mode < 0)
 		return vg_errf(err, errlen, -EINVAL, "--gpu %s: not cpu, cuda, cuda-fp16 or cuda-exact", g);
 #ifdef HAVE_VIGIL_CUDA
+	_Static_assert(GPU_CUDA_EXACT == 0 && GPU_CUDA_FP32 == 1 && GPU_CUDA_FP16 == 2, "modes[] is gpu_cuda.h's order");
 	{
 		int rc = gpu_cuda_nets_create(&p->cuda, p->model, 0, mode, 64, err, errlen);
 

@@ -89,6 +89,21 @@ VGK_HD void vgk_out_dim(int in, int k, int s, int same, int *out, int *pad_befor
 	}
 }
 
+/* Where flat index I of an NB x H x W x C tensor (NHWC) is. */
+struct vgk_at {
+	size_t n;
+	int y, x, c;
+};
+
+VGK_HD struct vgk_at vgk_nhwc(size_t i, int h, int w, int c)
+{
+	size_t px = i / (size_t)c;
+	struct vgk_at a = {px / ((size_t)w * h), (int)((px / (size_t)w) % (size_t)h), (int)(px % (size_t)w),
+			   (int)(i % (size_t)c)};
+
+	return a;
+}
+
 /*
  * The per-channel tail of a convolution: ((v + bias) * mul + add), the activation, then, where
  * RES is given, relu(v + res) (the residual blocks' merge). One function, so that the direct
@@ -115,11 +130,9 @@ template <class T> struct vgk_conv {
 
 	VGK_HD void operator()(size_t i) const
 	{
-		int co = (int)(i % (size_t)cout);
-		size_t px = i / (size_t)cout;
-		int ox = (int)(px % (size_t)ow), oy = (int)((px / (size_t)ow) % (size_t)oh);
-		size_t n = px / ((size_t)ow * oh);
-		const T *img = in + n * (size_t)h * w * cin;
+		struct vgk_at o = vgk_nhwc(i, oh, ow, cout);
+		int co = o.c, ox = o.x, oy = o.y;
+		const T *img = in + o.n * (size_t)h * w * cin;
 		float acc = 0.0f, v;
 
 		for (int ky = 0; ky < k; ky++) {
@@ -182,15 +195,13 @@ template <class T> struct vgk_pad {
 
 	VGK_HD void operator()(size_t i) const
 	{
-		int ch = (int)(i % (size_t)c);
-		size_t px = i / (size_t)c;
-		int x = (int)(px % (size_t)pw) - pl, y = (int)((px / (size_t)pw) % (size_t)ph) - pt;
-		size_t n = px / ((size_t)pw * ph);
+		struct vgk_at o = vgk_nhwc(i, ph, pw, c);
+		int x = o.x - pl, y = o.y - pt;
 
 		if (y < 0 || y >= h || x < 0 || x >= w)
 			vgk_st(out + i, 0.0f);
 		else
-			out[i] = in[((n * h + y) * w + x) * c + ch];
+			out[i] = in[((o.n * h + y) * w + x) * c + o.c];
 	}
 };
 
@@ -202,11 +213,9 @@ template <class T> struct vgk_pool {
 
 	VGK_HD void operator()(size_t i) const
 	{
-		int ch = (int)(i % (size_t)c);
-		size_t px = i / (size_t)c;
-		int ox = (int)(px % (size_t)ow), oy = (int)((px / (size_t)ow) % (size_t)oh);
-		size_t n = px / ((size_t)ow * oh);
-		const T *img = in + n * (size_t)h * w * c;
+		struct vgk_at o = vgk_nhwc(i, oh, ow, c);
+		int ch = o.c, ox = o.x, oy = o.y;
+		const T *img = in + o.n * (size_t)h * w * c;
 		float acc = is_max ? -FLT_MAX : 0.0f;
 		int cnt = 0;
 
@@ -277,12 +286,10 @@ template <class T> struct vgk_rec_merge {
 
 	VGK_HD void operator()(size_t i) const
 	{
-		int k = (int)(i % (size_t)co);
-		size_t px = i / (size_t)co;
-		int x = (int)(px % (size_t)pw), y = (int)((px / (size_t)pw) % (size_t)ph);
-		size_t n = px / ((size_t)pw * ph);
-		float s = k < c ? vgk_ld(pool + ((n * ph + y) * pw + x) * c + k) : 0.0f;
-		float bv = y < bh && x < bw ? vgk_ld(b + ((n * bh + y) * bw + x) * co + k) : 0.0f;
+		struct vgk_at o = vgk_nhwc(i, ph, pw, co);
+		int k = o.c, x = o.x, y = o.y;
+		float s = k < c ? vgk_ld(pool + ((o.n * ph + y) * pw + x) * c + k) : 0.0f;
+		float bv = y < bh && x < bw ? vgk_ld(b + ((o.n * bh + y) * bw + x) * co + k) : 0.0f;
 		float v = vgk_add(s, bv);
 
 		vgk_st(out + i, v > 0.0f ? v : 0.0f);

@@ -65,7 +65,7 @@ template <class TT> struct vgc_host {
 	float *f32(size_t n) { return (float *)alloc(n * sizeof(float)); }
 	/* the CPU net's weights serve as they are */
 	const float *put(const float *host, size_t n) { return (void)n, host; }
-	void layer(struct vgc_layer *L, int h, int w) { (void)L, (void)h, (void)w; }
+	void layer(struct vgc_layer *L) { (void)L; }
 	template <class F> void each(size_t n, const F &f)
 	{
 		for (size_t i = 0; i < n; i++)
@@ -75,6 +75,8 @@ template <class TT> struct vgc_host {
 	{
 		vgc_conv_direct(*this, L, nb, in, out, res);
 	}
+	int building_nb = 1;   /* unused: nothing to size by batch */
+	int finish() { return 0; }
 	int to_input(float *dst, const float *src, size_t n) { return memcpy(dst, src, n * sizeof(float)), 0; }
 	int from_output(float *dst, const float *src, size_t n) { return memcpy(dst, src, n * sizeof(float)), 0; }
 	int scrub(int who)
@@ -101,10 +103,22 @@ template <class F> __global__ void vgc_each_kernel(size_t n, F f)
 		f(i);
 }
 
+/* F(i) for i in [0, N) on the device, grid-stride, on stream ST. */
+template <class F> static cudaError_t vgc_launch(size_t n, const F &f, cudaStream_t st)
+{
+	size_t blocks = (n + 255) / 256;
+
+	if (n == 0)
+		return cudaSuccess;
+	vgc_each_kernel<<<(unsigned)(blocks > 8192 ? 8192 : blocks), 256, 0, st>>>(n, f);
+	return cudaGetLastError();
+}
+
 /* cuDNN's state for one layer */
 struct vgc_dnn {
 	int ok, fused, nb;          /* nb: the batch the descriptors are set for (0: none yet) */
-	int explicit_pad, pt, pl, ph, pw, pad_h, pad_w;
+	int have_algo;              /* ALGO chosen (once, at build, for the largest batch) */
+	int explicit_pad, ph, pw;   /* the padded copy's size, when TF's padding is asymmetric */
 	void *kfilt;                /* KRSC, folded, in the storage type */
 	float *kbias;               /* (bias * mul + add), fp32 */
 #ifdef VG_HAVE_CUDNN
@@ -169,17 +183,11 @@ template <class TT> struct vgc_dev {
 	}
 	template <class F> void each(size_t n, const F &f)
 	{
-		size_t blocks = (n + 255) / 256;
-
-		if (fail || n == 0)
-			return;
-		if (blocks > 8192)
-			blocks = 8192;
-		vgc_each_kernel<<<(unsigned)blocks, 256, 0, st>>>(n, f);
-		cuda(cudaGetLastError(), "kernel launch");
+		if (!fail)
+			cuda(vgc_launch(n, f, st), "kernel launch");
 	}
 
-	void layer(struct vgc_layer *L, int hh, int ww);
+	void layer(struct vgc_layer *L);
 	int dnn_shape(struct vgc_dnn *d, const struct vgc_layer *L, int nb);
 	void conv(struct vgc_layer *L, int nb, const T *in, T *out, const T *res);
 
@@ -261,14 +269,19 @@ template <class TT> struct vgc_dev {
 		for (int i = 0; i < ndnn; i++) {
 			struct vgc_dnn *d = &dnn[i];
 
-			if (!d->ok)
-				continue;
-			cudnnDestroyTensorDescriptor(d->xd);
-			cudnnDestroyTensorDescriptor(d->yd);
-			cudnnDestroyTensorDescriptor(d->bd);
-			cudnnDestroyFilterDescriptor(d->fd);
-			cudnnDestroyConvolutionDescriptor(d->cd);
-			cudnnDestroyActivationDescriptor(d->ad);
+			/* every one made, whether or not the layer kept cuDNN */
+			if (d->xd)
+				cudnnDestroyTensorDescriptor(d->xd);
+			if (d->yd)
+				cudnnDestroyTensorDescriptor(d->yd);
+			if (d->bd)
+				cudnnDestroyTensorDescriptor(d->bd);
+			if (d->fd)
+				cudnnDestroyFilterDescriptor(d->fd);
+			if (d->cd)
+				cudnnDestroyConvolutionDescriptor(d->cd);
+			if (d->ad)
+				cudnnDestroyActivationDescriptor(d->ad);
 		}
 		if (h)
 			cudnnDestroy(h);
@@ -286,11 +299,11 @@ static inline void vgc_store(float *p, double v) { *p = (float)v; }
 static inline void vgc_store(__half *p, double v) { *p = __float2half_rn((float)v); }
 
 /*
- * cuDNN for layer L at input HH x WW: fold the scale into the filter (w' = w * mul, b' = bias *
+ * cuDNN for layer L at its input size: fold the scale into the filter (w' = w * mul, b' = bias *
  * mul + add: face-nets.md §4), lay it out KRSC, make the descriptors. Any refusal leaves L on the
  * direct kernel.
  */
-template <class TT> void vgc_dev<TT>::layer(struct vgc_layer *L, int hh, int ww)
+template <class TT> void vgc_dev<TT>::layer(struct vgc_layer *L)
 {
 #ifdef VG_HAVE_CUDNN
 	const struct gpu_conv *c = &L->cpu;
@@ -300,7 +313,7 @@ template <class TT> void vgc_dev<TT>::layer(struct vgc_layer *L, int hh, int ww)
 	struct vgc_dnn *d;
 	T *kf;
 	float *kb;
-	int total_h, total_w, pt, pl, oh, ow;
+	int hh = L->h, ww = L->w, pad_h = 0, pad_w = 0, total_h, total_w;
 
 	if (mode == GPU_CUDA_EXACT || fail || ndnn >= (int)(sizeof(dnn) / sizeof(dnn[0])))
 		return;
@@ -340,24 +353,20 @@ template <class TT> void vgc_dev<TT>::layer(struct vgc_layer *L, int hh, int ww)
 
 	/* TF's padding: symmetric goes to cuDNN, asymmetric ('same' at stride 2 on an even side)
 	 * becomes an explicitly padded copy of the input */
-	vgk_out_dim(hh, k, c->stride, c->pad == GPU_PAD_SAME, &oh, &pt);
-	vgk_out_dim(ww, k, c->stride, c->pad == GPU_PAD_SAME, &ow, &pl);
-	total_h = c->pad == GPU_PAD_SAME ? (oh - 1) * c->stride + k - hh : 0;
-	total_w = c->pad == GPU_PAD_SAME ? (ow - 1) * c->stride + k - ww : 0;
+	total_h = c->pad == GPU_PAD_SAME ? (L->oh - 1) * c->stride + k - hh : 0;
+	total_w = c->pad == GPU_PAD_SAME ? (L->ow - 1) * c->stride + k - ww : 0;
 	total_h = total_h > 0 ? total_h : 0;
 	total_w = total_w > 0 ? total_w : 0;
-	if (total_h != 2 * pt || total_w != 2 * pl) {
+	if (total_h != 2 * L->pt || total_w != 2 * L->pl) {
 		size_t pe = (size_t)building_nb * (hh + total_h) * (ww + total_w) * cin;
 
 		d->explicit_pad = 1;
-		d->pt = pt;
-		d->pl = pl;
 		d->ph = hh + total_h;
 		d->pw = ww + total_w;
 		pad_elems = pe > pad_elems ? pe : pad_elems;
 	} else {
-		d->pad_h = pt;
-		d->pad_w = pl;
+		pad_h = L->pt;
+		pad_w = L->pl;
 	}
 	{
 		cudnnDataType_t dt = sizeof(T) == 2 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
@@ -368,7 +377,7 @@ template <class TT> void vgc_dev<TT>::layer(struct vgc_layer *L, int hh, int ww)
 			 cudnnCreateConvolutionDescriptor(&d->cd) == CUDNN_STATUS_SUCCESS &&
 			 cudnnCreateActivationDescriptor(&d->ad) == CUDNN_STATUS_SUCCESS &&
 			 cudnnSetFilter4dDescriptor(d->fd, dt, CUDNN_TENSOR_NHWC, cout, cpg, k, k) == CUDNN_STATUS_SUCCESS &&
-			 cudnnSetConvolution2dDescriptor(d->cd, d->pad_h, d->pad_w, c->stride, c->stride, 1, 1,
+			 cudnnSetConvolution2dDescriptor(d->cd, pad_h, pad_w, c->stride, c->stride, 1, 1,
 							 CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT) == CUDNN_STATUS_SUCCESS &&
 			 cudnnSetConvolutionGroupCount(d->cd, groups) == CUDNN_STATUS_SUCCESS &&
 			 /* fp32 without TF32, so that the fp32 mode is a check of the nets; fp16 on tensor cores */
@@ -385,17 +394,23 @@ template <class TT> void vgc_dev<TT>::layer(struct vgc_layer *L, int hh, int ww)
 										  : CUDNN_ACTIVATION_RELU,
 							  CUDNN_NOT_PROPAGATE_NAN, 6.0) == CUDNN_STATUS_SUCCESS;
 		d->ok = ok;
-		L->dnn = ok ? d : NULL;
 		ndnn++;
+		/* the algorithm now, for the largest batch, so that no pass runs cuDNN's heuristics */
+		if (ok && dnn_shape(d, L, building_nb) < 0)
+			d->ok = ok = 0;
+		L->dnn = ok ? d : NULL;
 		if (!ok)
 			nfallback++;
 	}
 #else
-	(void)L, (void)hh, (void)ww;
+	(void)L;
 #endif
 }
 
-/* Descriptors and algorithm for a batch of NB; 0, or -1 (the direct kernel serves). */
+/*
+ * The descriptors for a batch of NB, with the algorithm chosen once (the heuristics run again
+ * only if it cannot take NB within the workspace); 0, or -1 (the direct kernel serves).
+ */
 template <class TT> int vgc_dev<TT>::dnn_shape(struct vgc_dnn *d, const struct vgc_layer *L, int nb)
 {
 #ifdef VG_HAVE_CUDNN
@@ -410,8 +425,15 @@ template <class TT> int vgc_dev<TT>::dnn_shape(struct vgc_dnn *d, const struct v
 	if (cudnnSetTensor4dDescriptor(d->xd, CUDNN_TENSOR_NHWC, dt, nb, c->cin, ih, iw) != CUDNN_STATUS_SUCCESS ||
 	    cudnnSetTensor4dDescriptor(d->yd, CUDNN_TENSOR_NHWC, dt, nb, c->cout, L->oh, L->ow) != CUDNN_STATUS_SUCCESS ||
 	    cudnnGetConvolution2dForwardOutputDim(d->cd, d->xd, d->fd, &n, &cc, &yh, &yw) != CUDNN_STATUS_SUCCESS ||
-	    n != nb || cc != c->cout || yh != L->oh || yw != L->ow ||
-	    cudnnGetConvolutionForwardAlgorithm_v7(h, d->xd, d->fd, d->cd, d->yd, 8, &got, perf) != CUDNN_STATUS_SUCCESS)
+	    n != nb || cc != c->cout || yh != L->oh || yw != L->ow)
+		return -1;
+	if (d->have_algo &&
+	    cudnnGetConvolutionForwardWorkspaceSize(h, d->xd, d->fd, d->cd, d->yd, d->algo, &d->ws) == CUDNN_STATUS_SUCCESS &&
+	    d->ws <= VGC_WORKSPACE) {
+		d->nb = nb;
+		return 0;
+	}
+	if (cudnnGetConvolutionForwardAlgorithm_v7(h, d->xd, d->fd, d->cd, d->yd, 8, &got, perf) != CUDNN_STATUS_SUCCESS)
 		return -1;
 	for (int i = 0; i < got; i++) {
 		if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > VGC_WORKSPACE)
@@ -420,6 +442,7 @@ template <class TT> int vgc_dev<TT>::dnn_shape(struct vgc_dnn *d, const struct v
 		 * activations fused here are ReLUs, which take any algorithm */
 		d->algo = perf[i].algo;
 		d->ws = perf[i].memory;
+		d->have_algo = 1;
 		d->nb = nb;
 		return 0;
 	}
@@ -442,18 +465,9 @@ template <class TT> void vgc_dev<TT>::conv(struct vgc_layer *L, int nb, const T 
 		int act = res ? VGK_ACT_RELU : L->act;
 
 		if (d->explicit_pad) {
-			struct vgk_pad<T> p;
-
-			p.in = in;
-			p.out = padbuf;
-			p.h = L->h;
-			p.w = L->w;
-			p.c = L->cpu.cin;
-			p.pt = d->pt;
-			p.pl = d->pl;
-			p.ph = d->ph;
-			p.pw = d->pw;
-			each((size_t)nb * d->ph * d->pw * L->cpu.cin, p);
+			each((size_t)nb * d->ph * d->pw * L->cpu.cin,
+			     vgk_pad<T>{.in = in, .out = padbuf, .h = L->h, .w = L->w, .c = L->cpu.cin, .pt = L->pt,
+					.pl = L->pl, .ph = d->ph, .pw = d->pw});
 			src = padbuf;
 		}
 		if (d->fused && act != VGK_ACT_NONE) {
@@ -470,14 +484,8 @@ template <class TT> void vgc_dev<TT>::conv(struct vgc_layer *L, int nb, const T 
 		s = cudnnConvolutionForward(h, &one, d->xd, src, d->fd, d->kfilt, d->cd, d->algo, ws, d->ws, &zero,
 					    d->yd, out);
 		if (s == CUDNN_STATUS_SUCCESS) {
-			struct vgk_epilogue<T> e;
-
-			e.out = out;
-			e.bias = d->kbias;
-			e.res = res;
-			e.cout = L->cpu.cout;
-			e.act = L->act;
-			each((size_t)nb * L->oh * L->ow * L->cpu.cout, e);
+			each((size_t)nb * L->oh * L->ow * L->cpu.cout,
+			     vgk_epilogue<T>{.out = out, .bias = d->kbias, .res = res, .cout = L->cpu.cout, .act = L->act});
 			return;
 		}
 		d->ok = 0;   /* cuDNN refused this layer outright: the direct kernel from now on */
@@ -564,12 +572,6 @@ template <class X> struct vgc_nets final : gpu_cuda_nets {
 	int fallbacks() override { return x.fallbacks(); }
 };
 
-/* the host emulation has no device set-up */
-template <class TT> struct vgc_host_nb : vgc_host<TT> {
-	int building_nb = 1;
-	int finish() { return 0; }
-};
-
 extern "C" int gpu_cuda_nets_create(struct gpu_cuda_nets **out, const struct gpu_model *model, int device,
 				    int mode, int max_batch, char *err, size_t errlen)
 {
@@ -583,12 +585,12 @@ extern "C" int gpu_cuda_nets_create(struct gpu_cuda_nets **out, const struct gpu
 	}
 	if (device < 0) {
 		if (mode == GPU_CUDA_FP16) {
-			vgc_nets<vgc_host_nb<__half>> *h = new (std::nothrow) vgc_nets<vgc_host_nb<__half>>();
+			vgc_nets<vgc_host<__half>> *h = new (std::nothrow) vgc_nets<vgc_host<__half>>();
 
 			rc = h ? h->build(model, max_batch) : -ENOMEM;
 			n = h;
 		} else {
-			vgc_nets<vgc_host_nb<float>> *h = new (std::nothrow) vgc_nets<vgc_host_nb<float>>();
+			vgc_nets<vgc_host<float>> *h = new (std::nothrow) vgc_nets<vgc_host<float>>();
 
 			rc = h ? h->build(model, max_batch) : -ENOMEM;
 			n = h;
@@ -686,42 +688,30 @@ extern "C" void gpu_cuda_nets_attach(struct gpu_cuda_nets *n, struct gpu_model *
 extern "C" int gpu_cuda_to_batch(int device, const struct gpu_cuda_frame *f, int x, int y, int w, int h, int size,
 				 int center, float *out)
 {
-	struct vgk_to_batch k;
-	size_t n;
+	size_t n = (size_t)size * size * 3;
 
 	if (!f || !out || size < 1 || size > 1024 || w < 1 || h < 1 || x < 0 || y < 0 || x + w > f->width ||
 	    y + h > f->height || f->format < GPU_CUDA_RGB24 || f->format > GPU_CUDA_NV12 || !f->plane[0] ||
 	    (f->format != GPU_CUDA_RGB24 && !f->plane[1]) || (f->format == GPU_CUDA_I420 && !f->plane[2]))
 		return -EINVAL;
-	for (int i = 0; i < 3; i++) {
-		k.f.plane[i] = f->plane[i];
-		k.f.pitch[i] = f->pitch[i];
-	}
-	k.f.fmt = f->format;
-	k.f.w = f->width;
-	k.f.h = f->height;
-	k.out = out;
-	k.x0 = x;
-	k.y0 = y;
-	k.w = w;
-	k.h = h;
-	k.size = size;
-	k.center = center;
-	n = (size_t)size * size * 3;
+	const struct vgk_frame fr = {.plane = {f->plane[0], f->plane[1], f->plane[2]},
+				     .pitch = {f->pitch[0], f->pitch[1], f->pitch[2]},
+				     .fmt = f->format, .w = f->width, .h = f->height};
+	const struct vgk_to_batch k = {.f = fr, .out = out, .x0 = x, .y0 = y, .w = w, .h = h, .size = size,
+				       .center = center};
+
 	if (device < 0) {
 		for (size_t i = 0; i < n; i++)
 			k(i);
 		return 0;
 	}
-	{
-		size_t blocks = (n + 255) / 256;
-		cudaError_t e = cudaSetDevice(device);
+	cudaError_t e = cudaSetDevice(device);
 
-		if (e != cudaSuccess)
-			return gpu_cuda_error(e, "cudaSetDevice");
-		vgc_each_kernel<<<(unsigned)(blocks > 8192 ? 8192 : blocks), 256>>>(n, k);
-		if ((e = cudaGetLastError()) != cudaSuccess || (e = cudaDeviceSynchronize()) != cudaSuccess)
-			return gpu_cuda_error(e, "to_batch kernel");
-	}
+	if (e == cudaSuccess)
+		e = vgc_launch(n, k, 0);
+	if (e == cudaSuccess)
+		e = cudaDeviceSynchronize();
+	if (e != cudaSuccess)
+		return gpu_cuda_error(e, "to_batch kernel");
 	return 0;
 }

@@ -29,10 +29,11 @@ struct vgc_dnn;   /* the CUDA executor's cuDNN state of one layer (gpu_cuda_nets
 
 /* One convolution: as the CPU net has it, and its weights in the executor's memory. */
 struct vgc_layer {
-	struct gpu_conv cpu;    /* host pointers, shape, stride, padding, activation */
+	struct gpu_conv cpu;    /* host pointers, shape, stride, padding */
 	const float *filt, *bias, *mul, *add;
-	int act;                /* cpu.act, or RELU where the CPU runs a ReLU pass after it */
+	int act;                /* the CPU's, or RELU where the CPU runs a ReLU pass after it */
 	int h, w, oh, ow;       /* the input and output size it was built for */
+	int pt, pl;             /* TF's leading padding at that size */
 	struct vgc_dnn *dnn;    /* NULL: the direct kernel */
 };
 
@@ -60,7 +61,6 @@ template <class X> static void vgc_layer_make(X &x, struct vgc_layer *L, const s
 					      int h, int w)
 {
 	size_t nf = (size_t)c->k * c->k * c->cin * (c->depthwise ? 1 : c->cout);
-	int pt;
 
 	memset(L, 0, sizeof(*L));
 	L->cpu = *c;
@@ -71,9 +71,9 @@ template <class X> static void vgc_layer_make(X &x, struct vgc_layer *L, const s
 	L->add = c->add ? x.put(c->add, c->cout) : NULL;
 	L->h = h;
 	L->w = w;
-	vgk_out_dim(h, c->k, c->stride, c->pad == GPU_PAD_SAME, &L->oh, &pt);
-	vgk_out_dim(w, c->k, c->stride, c->pad == GPU_PAD_SAME, &L->ow, &pt);
-	x.layer(L, h, w);
+	vgk_out_dim(h, c->k, c->stride, c->pad == GPU_PAD_SAME, &L->oh, &L->pt);
+	vgk_out_dim(w, c->k, c->stride, c->pad == GPU_PAD_SAME, &L->ow, &L->pl);
+	x.layer(L);
 }
 
 /* The direct kernel for L: every executor's fallback, and the whole of the exact mode. */
@@ -81,89 +81,24 @@ template <class X, class T> static void vgc_conv_direct(X &x, const struct vgc_l
 							T *out, const T *res)
 {
 	const struct gpu_conv *c = &L->cpu;
-	struct vgk_conv<T> k;
-	int pt, pl, oh, ow;
 
-	vgk_out_dim(L->h, c->k, c->stride, c->pad == GPU_PAD_SAME, &oh, &pt);
-	vgk_out_dim(L->w, c->k, c->stride, c->pad == GPU_PAD_SAME, &ow, &pl);
-	k.in = in;
-	k.filt = L->filt;
-	k.bias = L->bias;
-	k.mul = L->mul;
-	k.add = L->add;
-	k.res = res;
-	k.out = out;
-	k.h = L->h;
-	k.w = L->w;
-	k.cin = c->cin;
-	k.cout = c->cout;
-	k.k = c->k;
-	k.stride = c->stride;
-	k.pt = pt;
-	k.pl = pl;
-	k.oh = oh;
-	k.ow = ow;
-	k.act = L->act;
-	k.depthwise = c->depthwise;
-	x.each((size_t)nb * oh * ow * c->cout, k);
+	x.each((size_t)nb * L->oh * L->ow * c->cout,
+	       vgk_conv<T>{.in = in, .filt = L->filt, .bias = L->bias, .mul = L->mul, .add = L->add, .res = res,
+			   .out = out, .h = L->h, .w = L->w, .cin = c->cin, .cout = c->cout, .k = c->k,
+			   .stride = c->stride, .pt = L->pt, .pl = L->pl, .oh = L->oh, .ow = L->ow, .act = L->act,
+			   .depthwise = c->depthwise});
 }
 
+/* K x K pooling at stride S of NB images H x W x C; the output size into *OH, *OW. */
 template <class X, class T> static void vgc_pool(X &x, int nb, const T *in, int h, int w, int c, int k, int s,
 						 int same, int is_max, T *out, int *oh, int *ow)
 {
-	struct vgk_pool<T> p;
+	int pt, pl;
 
-	p.in = in;
-	p.out = out;
-	p.h = h;
-	p.w = w;
-	p.c = c;
-	p.k = k;
-	p.s = s;
-	p.is_max = is_max;
-	vgk_out_dim(h, k, s, same, &p.oh, &p.pt);
-	vgk_out_dim(w, k, s, same, &p.ow, &p.pl);
-	*oh = p.oh;
-	*ow = p.ow;
-	x.each((size_t)nb * p.oh * p.ow * c, p);
-}
-
-template <class X, class T> static void vgc_sum_relu(X &x, size_t n, int nin, const T *a, const T *b, const T *c,
-						     const T *d, T *out)
-{
-	struct vgk_sum_relu<T> s;
-
-	s.a = a;
-	s.b = b;
-	s.c = c;
-	s.d = d;
-	s.out = out;
-	s.nin = nin;
-	x.each(n, s);
-}
-
-template <class X, class T> static void vgc_normalize(X &x, size_t n, const float *in, const float *mean, T *out)
-{
-	struct vgk_normalize<T> k;
-
-	k.in = in;
-	k.out = out;
-	k.mean = mean;
-	x.each(n, k);
-}
-
-template <class X, class T> static void vgc_fc(X &x, int nb, const T *in, const float *wt, const float *bias,
-					       int nin, int nout, float *out)
-{
-	struct vgk_fc<T> k;
-
-	k.in = in;
-	k.wt = wt;
-	k.bias = bias;
-	k.out = out;
-	k.nin = nin;
-	k.nout = nout;
-	x.each((size_t)nb * nout, k);
+	vgk_out_dim(h, k, s, same, oh, &pt);
+	vgk_out_dim(w, k, s, same, ow, &pl);
+	x.each((size_t)nb * *oh * *ow * c, vgk_pool<T>{.in = in, .out = out, .h = h, .w = w, .c = c, .k = k, .s = s,
+							.pt = pt, .pl = pl, .oh = *oh, .ow = *ow, .is_max = is_max});
 }
 
 /* ==== SSD MobileNetV1 (gpu_ssd_forward) ========================================================= */
@@ -235,7 +170,7 @@ template <class X> static void vgc_ssd_forward(X &x, vgc_ssd<typename X::T> &n, 
 	T *cur = n.a;
 	struct vgk_ssd_decode<T> dec;
 
-	vgc_normalize(x, (size_t)nb * 512 * 512 * 3, n.in, (const float *)NULL, n.x);
+	x.each((size_t)nb * 512 * 512 * 3, vgk_normalize<T>{.in = n.in, .out = n.x, .mean = NULL});
 	x.conv(&n.conv0, nb, n.x, n.a, (const T *)NULL);
 	for (int i = 1; i <= 13; i++) {
 		T *dst = i == 11 ? n.conv11 : (cur == n.conv11 ? n.a : cur);
@@ -336,7 +271,7 @@ template <class X> static void vgc_lm_forward(X &x, vgc_lm<typename X::T> &n, in
 	typedef typename X::T T;
 	int h = 112, oh, ow;
 
-	vgc_normalize(x, (size_t)nb * 112 * 112 * 3, n.in, n.mean, n.x);
+	x.each((size_t)nb * 112 * 112 * 3, vgk_normalize<T>{.in = n.in, .out = n.x, .mean = n.mean});
 	for (int d = 0; d < 4; d++) {
 		size_t cnt;
 
@@ -344,15 +279,15 @@ template <class X> static void vgc_lm_forward(X &x, vgc_lm<typename X::T> &n, in
 		h /= 2;
 		cnt = (size_t)nb * h * h * vgc_lm_ch[d + 1];
 		vgc_lm_sep(x, n, d, 1, nb, n.o[0], n.o[1]);
-		vgc_sum_relu(x, cnt, 2, (const T *)n.o[0], (const T *)n.o[1], (const T *)NULL, (const T *)NULL, n.x);
+		x.each(cnt, vgk_sum_relu<T>{.a = n.o[0], .b = n.o[1], .c = NULL, .d = NULL, .out = n.x, .nin = 2});
 		vgc_lm_sep(x, n, d, 2, nb, n.x, n.o[2]);
-		vgc_sum_relu(x, cnt, 3, (const T *)n.o[0], (const T *)n.o[1], (const T *)n.o[2], (const T *)NULL, n.x);
+		x.each(cnt, vgk_sum_relu<T>{.a = n.o[0], .b = n.o[1], .c = n.o[2], .d = NULL, .out = n.x, .nin = 3});
 		vgc_lm_sep(x, n, d, 3, nb, n.x, n.o[3]);
-		vgc_sum_relu(x, cnt, 4, (const T *)n.o[0], (const T *)n.o[1], (const T *)n.o[2], (const T *)n.o[3], n.x);
+		x.each(cnt, vgk_sum_relu<T>{.a = n.o[0], .b = n.o[1], .c = n.o[2], .d = n.o[3], .out = n.x, .nin = 4});
 	}
 	/* avgPool 7x7/2 valid -> 1x1x256, then fc + bias */
 	vgc_pool(x, nb, (const T *)n.x, 7, 7, 256, 7, 2, 0, 0, n.tmp, &oh, &ow);
-	vgc_fc(x, nb, (const T *)n.tmp, n.fc_w, n.fc_b, 256, 136, n.out);
+	x.each((size_t)nb * 136, vgk_fc<T>{.in = n.tmp, .wt = n.fc_w, .bias = n.fc_b, .out = n.out, .nin = 256, .nout = 136});
 }
 
 /* ==== 128-d recognition ResNet (gpu_rec_forward) ================================================ */
@@ -401,7 +336,7 @@ template <class X> static void vgc_rec_forward(X &x, vgc_rec<typename X::T> &n, 
 	T *xb = n.buf[0], *a = n.buf[1], *b = n.buf[2], *p = n.buf[3];
 	int h = 35, c = 32, oh, ow;
 
-	vgc_normalize(x, (size_t)nb * 150 * 150 * 3, n.in, n.mean, a);
+	x.each((size_t)nb * 150 * 150 * 3, vgk_normalize<T>{.in = n.in, .out = a, .mean = n.mean});
 	x.conv(&n.stem, nb, a, b, (const T *)NULL);   /* 72x72x32 */
 	vgc_pool(x, nb, (const T *)b, 72, 72, 32, 3, 2, 0, 1, xb, &oh, &ow);   /* 35 */
 	for (int i = 0; i < GPU_REC_BLOCKS; i++) {
@@ -417,35 +352,18 @@ template <class X> static void vgc_rec_forward(X &x, vgc_rec<typename X::T> &n, 
 			}
 		} else {
 			int co = n.c1[i].cpu.cout, bh = n.c2[i].oh, bw = n.c2[i].ow, ph, pw;
-			struct vgk_rec_merge<T> m;
 
 			x.conv(&n.c1[i], nb, xb, a, (const T *)NULL);
 			x.conv(&n.c2[i], nb, a, b, (const T *)NULL);
 			vgc_pool(x, nb, (const T *)xb, h, h, c, 2, 2, 0, 0, p, &ph, &pw);
-			m.pool = p;
-			m.b = b;
-			m.out = xb;
-			m.ph = ph;
-			m.pw = pw;
-			m.c = c;
-			m.bh = bh;
-			m.bw = bw;
-			m.co = co;
-			x.each((size_t)nb * ph * pw * co, m);
+			x.each((size_t)nb * ph * pw * co, vgk_rec_merge<T>{.pool = p, .b = b, .out = xb, .ph = ph, .pw = pw,
+									   .c = c, .bh = bh, .bw = bw, .co = co});
 			h = ph;
 			c = co;
 		}
 	}
-	{
-		struct vgk_mean_hw<T> mh;
-
-		mh.in = xb;
-		mh.out = n.pooled;
-		mh.hw = h * h;
-		mh.c = c;
-		x.each((size_t)nb * c, mh);
-	}
-	vgc_fc(x, nb, (const float *)n.pooled, n.fc, (const float *)NULL, 256, 128, n.out);
+	x.each((size_t)nb * c, vgk_mean_hw<T>{.in = xb, .out = n.pooled, .hw = h * h, .c = c});
+	x.each((size_t)nb * 128, vgk_fc<float>{.in = n.pooled, .wt = n.fc, .bias = NULL, .out = n.out, .nin = 256, .nout = 128});
 }
 
 #endif /* GPU_CUDA_NETS_CUH */

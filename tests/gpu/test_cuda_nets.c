@@ -22,15 +22,6 @@
 #define NIMG 6
 #define MAXF 16
 
-static double l2(const float *a, const float *b)
-{
-	double s = 0;
-
-	for (int i = 0; i < GPU_DESCRIPTOR_DIM; i++)
-		s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-	return sqrt(s);
-}
-
 static double px_drift(const struct gpu_face *a, const struct gpu_face *b)
 {
 	double d = 0;
@@ -93,7 +84,7 @@ int main(int argc, char **argv)
 
 			CHECK_EQ_INT(k, ncpu[i]);
 			for (int j = 0; j < k && k == ncpu[i]; j++) {
-				maxd = fmax(maxd, l2(cpu[i][j].descriptor, dev[i][j].descriptor));
+				maxd = fmax(maxd, gpu_descriptor_distance(cpu[i][j].descriptor, dev[i][j].descriptor));
 				maxpx = fmax(maxpx, px_drift(&cpu[i][j], &dev[i][j]));
 				dc[nf] = cpu[i][j].descriptor;
 				dd[nf++] = dev[i][j].descriptor;
@@ -102,7 +93,8 @@ int main(int argc, char **argv)
 		gpu_cuda_nets_attach(NULL, m, 0);
 		for (int a = 0; a < nf; a++)
 			for (int b = a + 1; b < nf; b++, pairs++)
-				changed += (l2(dc[a], dc[b]) < GPU_MATCH_THRESHOLD) != (l2(dd[a], dd[b]) < GPU_MATCH_THRESHOLD);
+				changed += (gpu_descriptor_distance(dc[a], dc[b]) < GPU_MATCH_THRESHOLD) !=
+					   (gpu_descriptor_distance(dd[a], dd[b]) < GPU_MATCH_THRESHOLD);
 		printf("%-13s %d faces; boxes and landmarks within %.3f px; descriptors within L2 %.2e; "
 		       "%d of %d decisions changed; %d cuDNN fallbacks\n",
 		       names[mode], nf, maxpx, maxd, changed, pairs, gpu_cuda_nets_fallbacks(n));

@@ -44,15 +44,6 @@ static int same_floats(const char *what, const float *a, const float *b, size_t 
 	return bad == 0;
 }
 
-static double l2(const float *a, const float *b)
-{
-	double s = 0;
-
-	for (int i = 0; i < GPU_DESCRIPTOR_DIM; i++)
-		s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-	return sqrt(s);
-}
-
 int main(int argc, char **argv)
 {
 	static struct vg_image imgs[NIMG];
@@ -170,7 +161,7 @@ int main(int argc, char **argv)
 
 			CHECK_EQ_INT(n, ncpu[i]);
 			for (int k = 0; k < n && n == ncpu[i]; k++) {
-				double d = l2(cpu[i][k].descriptor, emu[i][k].descriptor);
+				double d = gpu_descriptor_distance(cpu[i][k].descriptor, emu[i][k].descriptor);
 
 				maxd = d > maxd ? d : maxd;
 				all_cpu[nf] = cpu[i][k].descriptor;
@@ -180,7 +171,8 @@ int main(int argc, char **argv)
 		gpu_cuda_nets_attach(NULL, m, 0);
 		for (int a = 0; a < nf; a++) {
 			for (int b = a + 1; b < nf; b++) {
-				double d32 = l2(all_cpu[a], all_cpu[b]), d16 = l2(all_half[a], all_half[b]);
+				double d32 = gpu_descriptor_distance(all_cpu[a], all_cpu[b]);
+				double d16 = gpu_descriptor_distance(all_half[a], all_half[b]);
 				double mg = fabs(d32 - GPU_MATCH_THRESHOLD);
 
 				changed += (d32 < GPU_MATCH_THRESHOLD) != (d16 < GPU_MATCH_THRESHOLD);
