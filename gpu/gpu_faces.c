@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "gpu_int.h"
+#include "gpu_post.h"
 #include "vg_base.h"
 #include "vg_log.h"
 #include "vg_pool.h"
@@ -43,8 +44,8 @@ struct gpu_model {
 	unsigned long offload_failures;
 };
 
-#define GPU_TILE_CANDS 4096     /* about 30 boxes over 0.5 per face: room for 100+ faces */
-#define GPU_TILES_MAX_SIDE 64   /* 16384 / (512 - 256) */
+#define GPU_TILE_CANDS GPU_POST_TILE_CANDS   /* about 30 boxes over 0.5 per face: room for 100+ faces */
+#define GPU_TILES_MAX_SIDE GPU_POST_TILES_MAX_SIDE
 
 int gpu_model_open(struct gpu_model **out, const char *dir, char *err, size_t errlen)
 {
@@ -253,185 +254,33 @@ const struct gpu_rec *gpu_model_rec(const struct gpu_model *m)
 	return m ? m->rec : NULL;
 }
 
-/* ---- detection post-processing (nonMaxSuppression.ts, SsdMobilenetv1.locateFaces) ---------- */
-
-static double iou(const float *a, const float *b)
-{
-	double ay0 = fmin(a[0], a[2]), ax0 = fmin(a[1], a[3]), ay1 = fmax(a[0], a[2]), ax1 = fmax(a[1], a[3]);
-	double by0 = fmin(b[0], b[2]), bx0 = fmin(b[1], b[3]), by1 = fmax(b[0], b[2]), bx1 = fmax(b[1], b[3]);
-	double aa = (ay1 - ay0) * (ax1 - ax0), ab = (by1 - by0) * (bx1 - bx0);
-	double iy0, ix0, iy1, ix1, inter;
-
-	if (aa <= 0 || ab <= 0)
-		return 0.0;
-	iy0 = fmax(ay0, by0), ix0 = fmax(ax0, bx0), iy1 = fmin(ay1, by1), ix1 = fmin(ax1, bx1);
-	inter = fmax(iy1 - iy0, 0.0) * fmax(ix1 - ix0, 0.0);
-	return inter / (aa + ab - inter);
-}
-
-/* Insertion sort of candidate indices by score, descending, stable (JS's sort is stable). */
-static int candidates(const float *scores, float min_conf, int *order)
-{
-	int n = 0;
-
-	for (int i = 0; i < GPU_SSD_ANCHORS; i++) {
-		int j;
-
-		if (!(scores[i] > min_conf))
-			continue;
-		for (j = n; j > 0 && scores[order[j - 1]] < scores[i]; j--)
-			order[j] = order[j - 1];
-		order[j] = i;
-		n++;
-	}
-	return n;
-}
+/* ---- detection (SsdMobilenetv1.locateFaces: gpu_post.h) ---------------------------------------- */
 
 static int detect(struct gpu_model *m, const uint8_t *rgb, int w, int h, struct gpu_face *faces, int max)
 {
-	int ncand, nsel = 0;
-	int sel[GPU_MAX_FACES];
-	double sc = 512.0 / (double)(w > h ? w : h);
-	double rw = floor(w * sc + 0.5), rh = floor(h * sc + 0.5);
-	double pad_x = 512.0 / rw, pad_y = 512.0 / rh;
-
 	gpu_to_batch_ref(rgb, w, h, (size_t)w * 3, 512, 0, m->in512);
 	ssd_forward(m);
-	ncand = candidates(m->scores, 0.5f, m->order);
-	for (int c = 0; c < ncand && nsel < max; c++) {
-		int idx = m->order[c], keep = 1;
-
-		for (int j = nsel - 1; j >= 0; j--) {
-			if (iou(m->boxes + (size_t)idx * 4, m->boxes + (size_t)sel[j] * 4) > 0.5) {
-				keep = 0;
-				break;
-			}
-		}
-		if (keep)
-			sel[nsel++] = idx;
-	}
-	for (int i = 0; i < nsel; i++) {
-		const float *b = m->boxes + (size_t)sel[i] * 4;
-		double top = fmax(0.0, b[0]) * pad_y, bottom = fmin(1.0, b[2]) * pad_y;
-		double left = fmax(0.0, b[1]) * pad_x, right = fmin(1.0, b[3]) * pad_x;
-		struct gpu_face *f = &faces[i];
-
-		memset(f, 0, sizeof(*f));
-		f->score = m->scores[sel[i]];
-		f->box[0] = left * w;
-		f->box[1] = top * h;
-		f->box[2] = (right - left) * w;
-		f->box[3] = (bottom - top) * h;
-	}
-	return nsel;
+	return gpu_post_ssd_faces(m->boxes, m->scores, m->order, w, h, faces, max);
 }
 
-/* Box.clipAtImageBorders then floor: the crop face-api slices. 0 when empty. */
-static int clip_floor(const double box[4], int w, int h, int r[4] /* OUT */)
-{
-	double x = box[0], y = box[1], right = box[0] + box[2], bottom = box[1] + box[3];
-	double cx = fmax(x, 0.0), cy = fmax(y, 0.0);
-	double cw = fmin(right - cx, w - cx), ch = fmin(bottom - cy, h - cy);
-
-	r[0] = (int)floor(cx);
-	r[1] = (int)floor(cy);
-	r[2] = (int)floor(cw);
-	r[3] = (int)floor(ch);
-	return r[2] > 0 && r[3] > 0 && r[0] < w && r[1] < h && r[0] + r[2] <= w && r[1] + r[3] <= h;
-}
-
-static void landmarks(struct gpu_model *m, const uint8_t *rgb, int w, int h, struct gpu_face *f,
-		      const int crop[4])
+static void landmarks(struct gpu_model *m, const uint8_t *rgb, int w, struct gpu_face *f, const int crop[4])
 {
 	float out[136];
-	double s = 112.0 / (double)(crop[2] > crop[3] ? crop[2] : crop[3]);
-	double sw = crop[2] * s, sh = crop[3] * s;
-	float fsw = (float)sw, fsh = (float)sh;
-	float padx = (float)(sw < sh ? fabs(sw - sh) / 2 : 0.0);
-	float pady = (float)(sh < sw ? fabs(sw - sh) / 2 : 0.0);
 
-	(void)h;
 	gpu_to_batch_ref(rgb + ((size_t)crop[1] * w + crop[0]) * 3, crop[2], crop[3], (size_t)w * 3,
 			 112, 1, m->in112);
 	lm_forward(m, out);
-	for (int i = 0; i < GPU_LANDMARKS; i++) {
-		float rx = (out[2 * i] * 112.0f - padx) / fsw;
-		float ry = (out[2 * i + 1] * 112.0f - pady) / fsh;
-
-		f->landmarks[i][0] = (double)rx * crop[2] + f->box[0];
-		f->landmarks[i][1] = (double)ry * crop[3] + f->box[1];
-	}
+	gpu_post_landmarks(out, crop, f);
 }
 
-static void center_of(double (*pts)[2], int from, int to, double c[2])
-{
-	double sx = 0, sy = 0;
-
-	for (int i = from; i <= to; i++)
-		sx += pts[i][0], sy += pts[i][1];
-	c[0] = sx / (to - from + 1);
-	c[1] = sy / (to - from + 1);
-}
-
-/*
- * FaceLandmarks.alignDlib: size from the eye-mouth distance, ref = centroid of eyes and mouth.
- * CROP_W/CROP_H are the landmark crop's size, which face-api uses as "image" size in its
- * min() (a no-op for real faces, kept for equality).
- */
-static void align_rect(struct gpu_face *f, int crop_w, int crop_h, double r[4])
-{
-	double l[2], rr[2], mo[2], ref[2], d, size;
-
-	center_of(f->landmarks, 36, 41, l);
-	center_of(f->landmarks, 42, 47, rr);
-	center_of(f->landmarks, 48, 67, mo);
-	d = (hypot(mo[0] - l[0], mo[1] - l[1]) + hypot(mo[0] - rr[0], mo[1] - rr[1])) / 2;
-	size = floor(d / 0.45);
-	ref[0] = (l[0] + rr[0] + mo[0]) / 3;
-	ref[1] = (l[1] + rr[1] + mo[1]) / 3;
-	r[0] = floor(fmax(0.0, ref[0] - 0.5 * size));
-	r[1] = floor(fmax(0.0, ref[1] - 0.43 * size));
-	r[2] = fmin(size, crop_w + r[0]);
-	r[3] = fmin(size, crop_h + r[1]);
-}
-
-/* Variance of the 4-neighbour Laplacian of the grey 150x150 input: a blur figure, cheap. */
+/* The sharpness of the 150 x 150 crop at IN150 (gpu_post.h). */
 static double sharpness(const float *in150)
 {
-	double s = 0, s2 = 0;
-	int n = 0;
+	double rs[GPU_POST_CROP - 2], rs2[GPU_POST_CROP - 2];
 
-	for (int y = 1; y < 149; y++) {
-		for (int x = 1; x < 149; x++) {
-#define GREY(yy, xx) (0.299 * in150[((yy) * 150 + (xx)) * 3] + 0.587 * in150[((yy) * 150 + (xx)) * 3 + 1] + \
-		      0.114 * in150[((yy) * 150 + (xx)) * 3 + 2])
-			double v = 4 * GREY(y, x) - GREY(y - 1, x) - GREY(y + 1, x) - GREY(y, x - 1) - GREY(y, x + 1);
-#undef GREY
-			s += v;
-			s2 += v * v;
-			n++;
-		}
-	}
-	s /= n;
-	return s2 / n - s * s;
-}
-
-static void quality(struct gpu_face *f)
-{
-	double l[2], r[2], mid, half;
-
-	center_of(f->landmarks, 36, 41, l);
-	center_of(f->landmarks, 42, 47, r);
-	f->quality.interocular_px = hypot(r[0] - l[0], r[1] - l[1]);
-	/* nose tip (30) against the eye midpoint, in half inter-ocular units: ~sin(yaw) for a
-	 * frontal-scale head; clamped to +-1 before asin */
-	mid = (l[0] + r[0]) / 2;
-	half = f->quality.interocular_px / 2;
-	if (half > 0) {
-		double t = (f->landmarks[30][0] - mid) / half;
-		t = t > 1 ? 1 : (t < -1 ? -1 : t);
-		f->quality.yaw_deg = asin(t) * 180.0 / M_PI;
-	}
+	for (int y = 1; y < GPU_POST_CROP - 1; y++)
+		gpu_post_sharpness_row(in150, y, &rs[y - 1], &rs2[y - 1]);
+	return gpu_post_sharpness(rs, rs2);
 }
 
 /*
@@ -452,10 +301,10 @@ static unsigned describe_batch(struct gpu_model *m, const uint8_t *rgb, int w, i
 		struct gpu_face *f = &faces[i];
 		int lm[4], crop[4];
 
-		if (!clip_floor(f->box, w, h, lm))
+		if (!gpu_post_clip_floor(f->box, w, h, lm))
 			lm[2] = w, lm[3] = h;
-		align_rect(f, lm[2], lm[3], f->align);
-		if (!clip_floor(f->align, w, h, crop)) {
+		gpu_post_align_rect(f, lm[2], lm[3], f->align);
+		if (!gpu_post_clip_floor(f->align, w, h, crop)) {
 			memset(f->descriptor, 0, sizeof(f->descriptor));
 			continue;
 		}
@@ -471,7 +320,7 @@ static unsigned describe_batch(struct gpu_model *m, const uint8_t *rgb, int w, i
 
 		memcpy(f->descriptor, desc[j], sizeof(f->descriptor));
 		f->quality.sharpness = sharpness(m->in150 + (size_t)j * slot);
-		quality(f);
+		gpu_post_quality(f);
 		ok |= 1u << idx[j];
 	}
 	vg_scrub(desc, sizeof(desc));
@@ -495,9 +344,9 @@ static int finish(struct gpu_model *m, const uint8_t *rgb, int w, int h, struct 
 
 		/* extractFaceTensors drops empty crops (face-api then misaligns its arrays; we drop
 		 * the face) */
-		if (!clip_floor(f->box, w, h, crop))
+		if (!gpu_post_clip_floor(f->box, w, h, crop))
 			continue;
-		landmarks(m, rgb, w, h, f, crop);
+		landmarks(m, rgb, w, f, crop);
 		if (kept != i)
 			faces[kept] = *f;
 		kept++;
@@ -537,54 +386,14 @@ int gpu_faces_run(struct gpu_model *m, const uint8_t *rgb, uint32_t width, uint3
 	return finish(m, rgb, (int)width, (int)height, faces, n);
 }
 
-/* ---- tiled detection for large frames ------------------------------------------------------ */
-
-struct cand {
-	double x0, y0, x1, y1, score;
-};
-
-static double cand_iou(const struct cand *a, const struct cand *b)
-{
-	double iw = fmin(a->x1, b->x1) - fmax(a->x0, b->x0), ih = fmin(a->y1, b->y1) - fmax(a->y0, b->y0);
-	double aa = (a->x1 - a->x0) * (a->y1 - a->y0), ab = (b->x1 - b->x0) * (b->y1 - b->y0);
-	double inter;
-
-	if (iw <= 0 || ih <= 0 || aa <= 0 || ab <= 0)
-		return 0;
-	inter = iw * ih;
-	return inter / (aa + ab - inter);
-}
-
-/* The share of A's area inside B. */
-static double cand_inside(const struct cand *a, const struct cand *b)
-{
-	double iw = fmin(a->x1, b->x1) - fmax(a->x0, b->x0), ih = fmin(a->y1, b->y1) - fmax(a->y0, b->y0);
-	double aa = (a->x1 - a->x0) * (a->y1 - a->y0);
-
-	return iw > 0 && ih > 0 && aa > 0 ? iw * ih / aa : 0;
-}
-
-/* Tile origins along one side: full 512 tiles stepping by STEP, the last one flush with the edge. */
-static int tile_origins(int side, int step, int *org, int cap)
-{
-	int n = 0;
-
-	for (int o = 0; n < cap; o += step) {
-		if (o + 512 >= side) {
-			org[n++] = side - 512;
-			break;
-		}
-		org[n++] = o;
-	}
-	return n;
-}
+/* ---- tiled detection for large frames (gpu_post.h) ------------------------------------------ */
 
 int gpu_faces_run_tiled(struct gpu_model *m, const uint8_t *rgb, uint32_t width, uint32_t height,
 			int overlap, struct gpu_face *faces, int max)
 {
-	int w = (int)width, h = (int)height, nc = 0, nsel = 0, n;
+	int w = (int)width, h = (int)height, nc = 0, n;
 	int ox[GPU_TILES_MAX_SIDE], oy[GPU_TILES_MAX_SIDE], nx, ny;
-	struct cand *c = (struct cand *)m->cands, *sel[GPU_MAX_FACES];
+	struct gpu_post_cand *c = (struct gpu_post_cand *)m->cands;
 
 	if (!m || !rgb || !faces || max < 0 || !size_ok(width, height) || overlap < 0 || overlap > 448)
 		return -EINVAL;
@@ -592,69 +401,26 @@ int gpu_faces_run_tiled(struct gpu_model *m, const uint8_t *rgb, uint32_t width,
 		max = GPU_MAX_FACES;
 	if (w <= 512 || h <= 512)
 		return gpu_faces_run(m, rgb, width, height, faces, max);
-	/* 1. the whole frame, downscaled: the large faces */
-	n = detect(m, rgb, w, h, faces, GPU_MAX_FACES);
+	/* 1. the whole frame, downscaled: the large faces (FACES, MAX long, is the scratch) */
+	n = detect(m, rgb, w, h, faces, max);
 	for (int i = 0; i < n && nc < GPU_TILE_CANDS; i++, nc++)
-		c[nc] = (struct cand){faces[i].box[0], faces[i].box[1], faces[i].box[0] + faces[i].box[2],
-				      faces[i].box[1] + faces[i].box[3], faces[i].score};
-	/* 2. overlapping native-resolution 512 tiles: the small faces. A box touching a tile edge
-	 * inside the frame is a cut face: the tile that holds it whole reports it. */
-	nx = tile_origins(w, 512 - overlap, ox, GPU_TILES_MAX_SIDE);
-	ny = tile_origins(h, 512 - overlap, oy, GPU_TILES_MAX_SIDE);
+		c[nc] = (struct gpu_post_cand){faces[i].box[0], faces[i].box[1], faces[i].box[0] + faces[i].box[2],
+					       faces[i].box[1] + faces[i].box[3], faces[i].score};
+	/* 2. overlapping native-resolution 512 tiles: the small faces */
+	nx = gpu_post_tile_origins(w, 512 - overlap, ox, GPU_TILES_MAX_SIDE);
+	ny = gpu_post_tile_origins(h, 512 - overlap, oy, GPU_TILES_MAX_SIDE);
 	for (int ty = 0; ty < ny; ty++) {
 		for (int tx = 0; tx < nx; tx++) {
 			gpu_to_batch_ref(rgb + ((size_t)oy[ty] * w + ox[tx]) * 3, 512, 512, (size_t)w * 3, 512, 0,
 					 m->in512);
 			ssd_forward(m);
-			for (int a = 0; a < GPU_SSD_ANCHORS && nc < GPU_TILE_CANDS; a++) {
-				const float *b = m->boxes + (size_t)a * 4;
-				struct cand k;
-
-				if (!(m->scores[a] > 0.5f))
-					continue;
-				k.y0 = oy[ty] + fmax(0.0, b[0]) * 512, k.x0 = ox[tx] + fmax(0.0, b[1]) * 512;
-				k.y1 = oy[ty] + fmin(1.0, b[2]) * 512, k.x1 = ox[tx] + fmin(1.0, b[3]) * 512;
-				k.score = m->scores[a];
-				/* a face larger than the overlap is the whole-frame pass's: at native
-				 * resolution the SSD also fires on parts of it */
-				if (k.x1 - k.x0 > overlap || k.y1 - k.y0 > overlap)
-					continue;
-				if ((k.x0 <= ox[tx] + 1 && ox[tx] > 0) || (k.y0 <= oy[ty] + 1 && oy[ty] > 0) ||
-				    (k.x1 >= ox[tx] + 511 && ox[tx] + 512 < w) || (k.y1 >= oy[ty] + 511 && oy[ty] + 512 < h))
-					continue;
-				c[nc++] = k;
-			}
+			nc = gpu_post_tile_cands(m->boxes, m->scores, ox[tx], oy[ty], w, h, overlap, c, nc, GPU_TILE_CANDS);
 		}
 	}
-	/* 3. one NMS over everything, by score (IoU 0.5, as face-api) */
-	for (int i = 1; i < nc; i++) {   /* insertion sort, descending, stable: nc <= 4096 */
-		struct cand t = c[i];
-		int j = i;
-
-		for (; j > 0 && c[j - 1].score < t.score; j--)
-			c[j] = c[j - 1];
-		c[j] = t;
-	}
-	for (int i = 0; i < nc && nsel < max; i++) {
-		int keep = 1;
-
-		/* IoU 0.5 as face-api, and a box lying mostly (65%) inside a kept one is a part of
-		 * that face seen by a tile */
-		for (int j = 0; j < nsel && keep; j++)
-			keep = cand_iou(&c[i], sel[j]) <= 0.5 && cand_inside(&c[i], sel[j]) <= 0.65;
-		if (keep)
-			sel[nsel++] = &c[i];
-	}
-	for (int i = 0; i < nsel; i++) {
-		memset(&faces[i], 0, sizeof(faces[i]));
-		faces[i].box[0] = sel[i]->x0;
-		faces[i].box[1] = sel[i]->y0;
-		faces[i].box[2] = sel[i]->x1 - sel[i]->x0;
-		faces[i].box[3] = sel[i]->y1 - sel[i]->y0;
-		faces[i].score = sel[i]->score;
-	}
+	/* 3. one NMS over everything, by score */
+	n = gpu_post_tiled_merge(c, nc, max, faces);
 	vg_scrub(c, (size_t)nc * sizeof(*c));
-	return finish(m, rgb, w, h, faces, nsel);
+	return finish(m, rgb, w, h, faces, n);
 }
 
 /* ---- the tiny face detector (TinyYolov2Base.locateFaces, face-nets.md §8) ------------------ */
@@ -671,7 +437,7 @@ int gpu_faces_run_tiny(struct gpu_model *m, const uint8_t *rgb, uint32_t width, 
 		       struct gpu_face *faces, int max)
 {
 	int w = (int)width, h = (int)height, nc = 0, nsel = 0;
-	struct cand *c;
+	struct gpu_post_cand *c;
 	double sc, cfx, cfy;
 
 	if (!m || !rgb || !faces || max < 0 || !size_ok(width, height))
@@ -680,7 +446,7 @@ int gpu_faces_run_tiny(struct gpu_model *m, const uint8_t *rgb, uint32_t width, 
 		return -ENOENT;
 	if (max > GPU_MAX_FACES)
 		max = GPU_MAX_FACES;
-	c = (struct cand *)m->cands;
+	c = (struct gpu_post_cand *)m->cands;
 	sc = (double)GPU_TINY_INPUT / (w > h ? w : h);
 	cfx = GPU_TINY_INPUT / floor(w * sc + 0.5);
 	cfy = GPU_TINY_INPUT / floor(h * sc + 0.5);
@@ -698,14 +464,14 @@ int gpu_faces_run_tiny(struct gpu_model *m, const uint8_t *rgb, uint32_t width, 
 				cy = (row + sigm(t[1])) / GPU_TINY_CELLS * cfy;
 				bw = exp(t[2]) * tiny_anchors[a][0] / GPU_TINY_CELLS * cfx;
 				bh = exp(t[3]) * tiny_anchors[a][1] / GPU_TINY_CELLS * cfy;
-				c[nc++] = (struct cand){cx - bw / 2, cy - bh / 2, cx - bw / 2 + bw, cy - bh / 2 + bh, score};
+				c[nc++] = (struct gpu_post_cand){cx - bw / 2, cy - bh / 2, cx - bw / 2 + bw, cy - bh / 2 + bh, score};
 			}
 		}
 	}
 	/* ops/nonMaxSuppression.ts: stable ascending sort, pop the last, drop IoU > 0.4 (on boxes
 	 * scaled by the input size: the same ratio) */
 	for (int i = 1; i < nc; i++) {
-		struct cand t = c[i];
+		struct gpu_post_cand t = c[i];
 		int j = i;
 
 		for (; j > 0 && c[j - 1].score > t.score; j--)
@@ -713,11 +479,11 @@ int gpu_faces_run_tiny(struct gpu_model *m, const uint8_t *rgb, uint32_t width, 
 		c[j] = t;
 	}
 	while (nc > 0 && nsel < max) {
-		struct cand cur = c[--nc];
+		struct gpu_post_cand cur = c[--nc];
 		int k = 0;
 
 		for (int i = 0; i < nc; i++)
-			if (cand_iou(&cur, &c[i]) <= 0.4)
+			if (gpu_post_cand_iou(&cur, &c[i]) <= 0.4)
 				c[k++] = c[i];
 		nc = k;
 		memset(&faces[nsel], 0, sizeof(faces[nsel]));
