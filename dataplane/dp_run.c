@@ -257,7 +257,11 @@ static int cam_add(struct run *run, enum dp_codec codec, uint16_t port, uint8_t 
 	if (params_len)
 		dp_depay_set_prefix(c->depay, params, params_len);
 	if (run->conf->decode) {
-		rc = dp_decoder_create(&c->dec, codec, on_frame, run);
+		struct dp_decoder_conf dconf = { .codec = codec,
+						 .cuda = run->conf->decode_cuda,
+						 .cuda_device = run->conf->cuda_device,
+						 .frames_held = run->conf->frames_held };
+		rc = dp_decoder_open(&c->dec, &dconf, on_frame, run);
 		if (rc < 0)
 			goto out_free_depay;
 	}
@@ -708,8 +712,17 @@ out_free_cams:
 			const struct dp_decode_stats *ds = dp_decoder_stats(c->dec);
 			c->rep->frames_decoded = ds->frames;
 			c->rep->frames_corrupt = ds->corrupt;
+			c->rep->nvdec = dp_decoder_on_device(c->dec);
+			c->rep->frames_on_device = ds->frames_on_device;
+			c->rep->decode_hw_errors = ds->hw_errors;
+			c->rep->decode_fallbacks = ds->fallbacks;
+			snprintf(c->rep->decode_fallback, sizeof(c->rep->decode_fallback), "%s",
+				 dp_decoder_fallback(c->dec));
 			report->decode_aus += ds->aus;
 			report->decode_errors += ds->errors;
+			report->decode_frames_on_device += ds->frames_on_device;
+			report->decode_hw_errors += ds->hw_errors;
+			report->decode_fallbacks += ds->fallbacks ? 1 : 0;
 		}
 		dp_decoder_destroy(&c->dec);
 		dp_depay_destroy(&c->depay);

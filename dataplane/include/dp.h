@@ -224,16 +224,67 @@ int dp_sdp_parse(const char *text, size_t len, struct dp_sdp *out /* OUT */, cha
 
 /* ---- Decode --------------------------------------------------------------------------------- */
 
+/*
+ * Decoding is libavcodec's, one decoder per camera on one thread. A decoder may be asked to decode
+ * on a CUDA device through libavcodec's CUDA hwaccel (NVDEC): its frames are then handed on in
+ * device memory and consumed in place, with no copy through the host. libavcodec loads libcuda and
+ * libnvcuvid at run time (ffnvcodec), so the dataplane has no link dependency on CUDA.
+ *
+ * Where NVDEC cannot start for a camera (no driver, no such device, no libnvcuvid, a codec or
+ * profile NVDEC lacks, a surface format other than NV12 such as 10-bit P010, an NVDEC refusal when
+ * a stream's parameters arrive) that camera is decoded in software instead: counted, with a
+ * one-line reason (dp_decoder_fallback), never an error. JPEG is always decoded in software: JPEG
+ * decoders are not bit-exact with each other, and --framemd5 must not depend on the decoder.
+ * An NVDEC failure mid-stream is counted like a decode error (the stream goes on); after
+ * DP_DECODE_HW_ERROR_LIMIT failures in a row the camera is reopened in software, also counted.
+ *
+ * Device frames: the consumer contract.
+ * - dp_frame.on_device says the planes are in device memory of CUDA device dp_frame.cuda_device
+ *   (AVFrame with a CUDA hw_frames_ctx, format AV_PIX_FMT_CUDA); dp_frame.sw_pix_fmt is their
+ *   layout, always AV_PIX_FMT_NV12: data[0] = Y, data[1] = interleaved UV (U first), linesize[0]
+ *   and linesize[1] their pitches in bytes, all device pointers. The picture is width x height
+ *   starting at (crop_left, crop_top): libavcodec crops a hw frame on the right and bottom only
+ *   (both 0 for the usual streams, whose coded size pads only right and bottom).
+ * - The memory is usable from the CUDA runtime API: the device is opened on its primary context
+ *   (AV_CUDA_USE_PRIMARY_CONTEXT), the one cudaSetDevice(cuda_device) uses.
+ * - The frame is valid during the callback. The consumer may keep it by taking its own reference
+ *   with av_frame_ref() during the callback and must av_frame_unref() it later, from any thread;
+ *   a held reference stays valid after the decoder is destroyed (libavcodec refcounts its NVDEC
+ *   decoder and device). The decoder reserves dp_decoder_conf.frames_held surfaces beyond what
+ *   decoding needs (AVCodecContext.extra_hw_frames), so a consumer holding at most that many
+ *   frames never starves it; one holding more makes decoding fail ("no surfaces left", counted
+ *   as hw_errors) until it lets go. In 5.1 a held frame pins both its decode surface and its
+ *   mapping. NVDEC has about 32 decode surfaces (libavcodec warns past that): a frames_held too
+ *   large for the stream's references makes NVDEC refuse to start, and the camera falls back,
+ *   saying so.
+ * - Why the planes are complete when the callback runs (libavcodec 59, Debian 12's FFmpeg 5.1,
+ *   libavcodec/nvdec.c nvdec_retrieve_data): before the frame is returned, the decoded picture is
+ *   mapped with cuvidMapVideoFrame, which queues NVDEC's post-processing (its decode surface into
+ *   a linear NV12 output surface) on the device context's stream; Vigil leaves that stream NULL,
+ *   the legacy default stream of the primary context. In 5.1 the frame's planes are that mapped
+ *   surface itself, with no device-to-device copy (FFmpeg 4.0 copied it synchronously and
+ *   unmapped; 6.0 copies it unless AV_HWACCEL_FLAG_UNSAFE_OUTPUT); it is unmapped when the last
+ *   reference goes. So CUDA work the consumer queues on the legacy default stream, or on any
+ *   blocking stream of that context, runs after the planes are written. A consumer on a
+ *   cudaStreamNonBlocking stream or the per-thread default stream must first order itself after
+ *   stream 0 (an event recorded on stream 0, then cudaStreamWaitEvent). dp_frame_download() and
+ *   dp_frame_md5() synchronise.
+ */
+
 struct dp_decoder;
 
 /** A decoded picture, as handed on (valid during the callback only). */
 struct dp_frame {
 	const void *avframe; /* the libavcodec AVFrame */
-	int width, height;
-	int pix_fmt;         /* enum AVPixelFormat */
+	int width, height;   /* the picture's size */
+	int pix_fmt;         /* enum AVPixelFormat: the planes' format on the host; AV_PIX_FMT_CUDA on the device */
 	uint32_t ts;         /* RTP timestamp of its access unit */
 	bool corrupt;
 	uint64_t wall_ns;    /* the camera's wall clock (Unix ns) from RTCP sender reports; 0 if none yet */
+	bool on_device;      /* planes in CUDA device memory (NVDEC): see "Device frames" above */
+	int cuda_device;     /* on_device: the CUDA device index; -1 on the host */
+	int sw_pix_fmt;      /* the planes' layout: AV_PIX_FMT_NV12 on the device, pix_fmt on the host */
+	int crop_left, crop_top; /* on_device: where the picture starts in the planes; 0 on the host */
 };
 
 typedef void dp_frame_fn(void *arg, const struct dp_frame *frame);
@@ -242,10 +293,29 @@ struct dp_decode_stats {
 	uint64_t aus;       /* access units given to the decoder */
 	uint64_t frames;    /* frames decoded */
 	uint64_t corrupt;   /* frames decoded from damaged data, or after loss before a key frame */
-	uint64_t errors;    /* access units libavcodec refused */
+	uint64_t errors;    /* access units libavcodec refused (NVDEC failures included) */
+	uint64_t frames_on_device; /* of frames, those handed on in device memory */
+	uint64_t hw_errors; /* access units or frames NVDEC failed on */
+	uint64_t fallbacks; /* 1 when NVDEC was asked for and this decoder went to software, else 0 */
 };
 
-/** A software decoder for CODEC (libavcodec, one thread). */
+#define DP_DECODE_HW_ERROR_LIMIT 3 /* NVDEC failures in a row before a camera reopens in software */
+#define DP_DECODE_REASON_MAX 160   /* a fallback reason, NUL included */
+
+struct dp_decoder_conf {
+	enum dp_codec codec;
+	bool cuda;            /* decode with NVDEC on CUDA device cuda_device, where it can start */
+	unsigned cuda_device;
+	unsigned frames_held; /* NVDEC: frames the consumer may hold beyond the callback (extra_hw_frames); 0: 4 */
+};
+
+/**
+ * A decoder for CONF->codec (libavcodec, one thread): software, or NVDEC with conf->cuda (falling
+ * back to software where it cannot start: not an error). EMIT is called from dp_decoder_push/flush
+ * with each frame. Returns 0, -EINVAL (codec), -ENOTSUP (libavcodec lacks the decoder), -ENOMEM.
+ */
+int dp_decoder_open(struct dp_decoder **out, const struct dp_decoder_conf *conf, dp_frame_fn *emit, void *arg);
+/** A software decoder for CODEC: dp_decoder_open without NVDEC. */
 int dp_decoder_create(struct dp_decoder **out, enum dp_codec codec, dp_frame_fn *emit, void *arg);
 void dp_decoder_destroy(struct dp_decoder **d);
 /** Decode one access unit; frames come out through the callback. 0 or -errno (counted). */
@@ -253,12 +323,37 @@ int dp_decoder_push(struct dp_decoder *d, const struct dp_au *au);
 /** Drain the frames the decoder still holds (end of stream). */
 void dp_decoder_flush(struct dp_decoder *d);
 const struct dp_decode_stats *dp_decoder_stats(const struct dp_decoder *d);
+/** True while NVDEC decodes for D (asked for, and no fallback so far). */
+bool dp_decoder_on_device(const struct dp_decoder *d);
+/** Why D decodes in software though NVDEC was asked for: one line; "" when it was not, or NVDEC runs. */
+const char *dp_decoder_fallback(const struct dp_decoder *d);
+/**
+ * Reopen D in software from now on, WHY being the reason reported: what the old context held is
+ * lost, frames are corrupt until the next key frame, and the parameter sets seen so far are given
+ * to the new one (a camera may send them once only). dp_decoder_push does this itself after
+ * DP_DECODE_HW_ERROR_LIMIT NVDEC failures in a row. Returns 0, or -ENOMEM/-EINVAL: D goes on as it was.
+ */
+int dp_decoder_reopen_sw(struct dp_decoder *d, const char *why);
 
 /**
  * MD5 of a frame's pixels packed without padding, in hex (33 bytes with the NUL), as ffmpeg's
- * framemd5 muxer hashes a rawvideo packet; *SIZE (OUT) is that packet's size in bytes.
+ * framemd5 muxer hashes a rawvideo packet; *SIZE (OUT) is that packet's size in bytes. A device
+ * frame is downloaded and hashed in the software decoder's layout (NV12 unpacked to yuv420p:
+ * H.264 and H.265 decoding are bit-exact, so both decoders give the same lines). -ENOMEM, -EIO.
  */
 int dp_frame_md5(const struct dp_frame *frame, char hex[33], int *size /* OUT */);
+
+/**
+ * Copy a device frame's picture to the host: OUT (OUT) describes a host frame (NV12, on_device
+ * false, cropped) whose AVFrame is *HOST, which the first call allocates (*HOST NULL) and later
+ * calls reuse while the frame's size stays, so a camera's downloads allocate only when its stream
+ * changes. OUT is valid until the next call with the same *HOST. *HOST is the caller's on every
+ * return (free it with dp_frame_host_free); on error OUT is untouched. Returns 0, -EINVAL (not a
+ * device frame), -ENOMEM, -EIO (the copy failed).
+ */
+int dp_frame_download(const struct dp_frame *frame, void **host, struct dp_frame *out /* OUT */);
+/** Scrub and free a host frame of dp_frame_download (its pixels are biometric); sets *HOST = NULL. */
+void dp_frame_host_free(void **host);
 
 /* ---- The receive loop (DPDK) ------------------------------------------------------------------ */
 
@@ -275,6 +370,11 @@ struct dp_camera_report {
 	uint64_t frames_corrupt;
 	uint64_t aus_dropped; /* access units a full decode ring or an empty pool made us drop */
 	int width, height;
+	bool nvdec;                /* decoded by NVDEC (at the end of the run); false: software */
+	uint64_t frames_on_device; /* of frames_decoded, those handed on in device memory */
+	uint64_t decode_hw_errors; /* access units or frames NVDEC failed on */
+	uint64_t decode_fallbacks; /* 1 when NVDEC was asked for and the camera went to software */
+	char decode_fallback[DP_DECODE_REASON_MAX]; /* why, in one line; "" when it did not */
 };
 
 /** Stage-wide counters of the receive path. */
@@ -305,6 +405,11 @@ struct dp_run_conf {
 	dp_frame_fn *on_frame;     /* each decoded frame, with the camera's index in *arg's order */
 	void *on_frame_arg;
 	bool decode;               /* false: depacketize only (benchmarks) */
+	bool decode_cuda;          /* decode with NVDEC on CUDA device cuda_device; software where it
+				      cannot start (dp_decoder_open) */
+	unsigned cuda_device;
+	unsigned frames_held;      /* frames of a camera on_frame's consumer may hold past the callback
+				      (its analysis queue depth): NVDEC reserves as many surfaces. 0: 4 */
 	unsigned decode_workers;   /* 0: decode on the RX lcore; N: N decode threads, fed by rings */
 	bool rx_only;              /* receive and free, nothing else: testpmd rxonly's loop, the
 				      benchmark's floor for the PMD's own cost */
@@ -324,6 +429,9 @@ struct dp_run_report {
 	struct dp_rx_report rx;
 	uint64_t decode_aus;
 	uint64_t decode_errors;
+	uint64_t decode_frames_on_device;
+	uint64_t decode_hw_errors;
+	unsigned decode_fallbacks; /* cameras decoded in software though NVDEC was asked for */
 };
 
 /**
