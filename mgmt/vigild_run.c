@@ -1,9 +1,10 @@
 /*
  * `vigild run --pcap FILE[,FILE...] [--sdp FILE] --report report.json [--until-eof]
- *  [--framemd5 FILE] [--models DIR [--watchlist FILE --state-dir DIR --deployment ID]]`: the
- * pipeline over recorded captures (DESIGN.md, "Contracts"): the dataplane's stages (receive, RTP,
- * depacketize, decode), then with --models (or $VIGIL_MODELS) the analysis (vigild_pipeline.c):
- * faces detected and counted, and with a watchlist matched inside an authorised deployment.
+ *  [--framemd5 FILE] [--decode cpu|cuda[:N]] [--models DIR [--watchlist FILE --state-dir DIR
+ *  --deployment ID]]`: the pipeline over recorded captures (DESIGN.md, "Contracts"): the
+ * dataplane's stages (receive, RTP, depacketize, decode in software or on NVDEC), then with
+ * --models (or $VIGIL_MODELS) the analysis (vigild_pipeline.c): faces detected and counted, and
+ * with a watchlist matched inside an authorised deployment.
  */
 #include <errno.h>
 #include <arpa/inet.h>
@@ -54,6 +55,8 @@ struct md5_log {
 	uint32_t last[DP_MAX_CAMERAS];
 	int w[DP_MAX_CAMERAS], h[DP_MAX_CAMERAS];
 	int failed;
+	void *host[DP_MAX_CAMERAS];        /* per camera: its device frames downloaded (analyse_frame) */
+	_Atomic uint64_t download_errors;  /* device frames not analysed: the download failed */
 };
 
 /* One frame's hash line; LOG's lock held (frames come from the decode workers). */
@@ -90,6 +93,26 @@ static void log_frame(struct md5_log *log, const struct dp_frame *f, unsigned ca
 	log->lines[log->n++] = l;
 }
 
+/*
+ * The glue between decode and the analysis for device frames (--decode cuda). The analysis stage
+ * reads host frames only, so a frame NVDEC left on the device is downloaded here (NV12, into the
+ * camera's own reusable host frame: a camera stays on one decode thread) and handed on as a host
+ * frame. When pipeline_frame takes device frames, this function is what goes: call it directly.
+ */
+static void analyse_frame(struct md5_log *log, unsigned cam, const struct dp_frame *f)
+{
+	struct dp_frame host;
+
+	if (f->on_device) {
+		if (dp_frame_download(f, &log->host[cam], &host) < 0) {
+			atomic_fetch_add_explicit(&log->download_errors, 1, memory_order_relaxed);
+			return;
+		}
+		f = &host;
+	}
+	pipeline_frame(log->pipeline, cam, f);
+}
+
 static void on_frame(void *arg, const struct dp_frame *f)
 {
 	struct md5_log *log = arg;
@@ -103,7 +126,7 @@ static void on_frame(void *arg, const struct dp_frame *f)
 		pthread_mutex_unlock(&log->lock);
 	}
 	if (log->pipeline)
-		pipeline_frame(log->pipeline, cam, f);
+		analyse_frame(log, cam, f);
 }
 
 /* ffmpeg's framemd5 (version 2) layout, so the two files diff line by line but for timestamps. */
@@ -127,7 +150,7 @@ static int write_framemd5(const char *path, const struct md5_log *log, unsigned 
 }
 
 static int write_report(const char *path, const struct dp_run_report *r, unsigned rtsp_sessions,
-			uint64_t rtsp_reconnects, struct pipeline *pl, const char *const *names)
+			uint64_t rtsp_reconnects, struct pipeline *pl, const char *const *names, uint64_t download_errors)
 {
 	char tmp[4096];
 	FILE *f;
@@ -153,11 +176,17 @@ static int write_report(const char *path, const struct dp_run_report *r, unsigne
 			",\"rtp_resyncs\":%" PRIu64 ",\"rtcp_sr\":%" PRIu64 ",\"aus_dropped\":%" PRIu64 ",\"frames_decoded\":%" PRIu64 ",\"frames_corrupt\":%" PRIu64
 			",\"frames_sampled\":%" PRIu64 ",\"frames_dropped\":%" PRIu64
 			",\"frames_analysed\":%" PRIu64 ",\"faces_detected\":%" PRIu64 ",\"faces_gated\":%" PRIu64
-			",\"faces_matched\":%" PRIu64 ",\"tracks\":%" PRIu64 ",\"width\":%d,\"height\":%d}",
+			",\"faces_matched\":%" PRIu64 ",\"tracks\":%" PRIu64 ",\"width\":%d,\"height\":%d,"
+			"\"decoder\":\"%s\",\"frames_on_device\":%" PRIu64 ",\"decode_hw_errors\":%" PRIu64 ",\"decode_fallback\":",
 			i ? "," : "", i < DP_MAX_CAMERAS && names[i] ? names[i] : c->id, c->dst_port, c->ssrc, dp_codec_name(c->codec), c->rtp.packets, c->rtp.lost,
 			c->rtp.reordered, c->rtp.duplicates, c->malformed, c->rtp.late, c->rtp.resyncs, c->rtcp_sr, c->aus_dropped, c->frames_decoded,
 			c->frames_corrupt, pc.frames_sampled, pc.frames_dropped, pc.frames_analysed, pc.faces_detected, pc.faces_gated, pc.faces_matched, pc.tracks,
-			c->width, c->height);
+			c->width, c->height, c->nvdec ? "nvdec" : "cpu", c->frames_on_device, c->decode_hw_errors);
+		/* The reason is the dataplane's own text, with no quote or backslash in it. */
+		if (c->decode_fallback[0])
+			fprintf(f, "\"%s\"}", c->decode_fallback);
+		else
+			fprintf(f, "null}");
 	}
 	const struct dp_rx_report *rx = &r->rx;
 	double secs = rx->seconds > 0 ? rx->seconds : 1e-9;
@@ -183,11 +212,13 @@ static int write_report(const char *path, const struct dp_run_report *r, unsigne
 		",\"ip_fragments\":%" PRIu64 ",\"malformed\":%" PRIu64 ",\"unknown_flow\":%" PRIu64 ",\"rtcp\":%" PRIu64
 		",\"answered\":%" PRIu64 ",\"mbuf_drops\":%" PRIu64 ",\"seconds\":%.6f,\"frames_per_second\":%.0f,\"cycles_per_frame\":%.1f},\n"
 		" \"decode\":{\"access_units\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"frames\":%" PRIu64
-		",\"frames_per_second\":%.1f},\n \"rtsp\":{\"sessions\":%u,\"reconnects\":%" PRIu64 "}}}\n",
+		",\"frames_per_second\":%.1f,\"frames_on_device\":%" PRIu64 ",\"hw_errors\":%" PRIu64
+		",\"fallbacks\":%u,\"download_errors\":%" PRIu64 "},\n \"rtsp\":{\"sessions\":%u,\"reconnects\":%" PRIu64 "}}}\n",
 		rx->frames, rx->bytes, rx->not_udp, rx->ip_fragments, rx->malformed, rx->unknown_flow, rx->rtcp,
 		rx->answered, rx->mbuf_drops, rx->seconds, (double)rx->frames / secs,
 		rx->frames ? (double)rx->tsc_cycles / (double)rx->frames : 0.0, r->decode_aus, r->decode_errors, frames,
-		(double)frames / secs, rtsp_sessions, rtsp_reconnects);
+		(double)frames / secs, r->decode_frames_on_device, r->decode_hw_errors, r->decode_fallbacks, download_errors,
+		rtsp_sessions, rtsp_reconnects);
 	(void)rtp_total;
 	if (fclose(f) != 0) {
 		remove(tmp);
@@ -356,11 +387,37 @@ static int split_list(char *list, const char **out, size_t max, unsigned *n, con
 	return 0;
 }
 
+/* --decode cpu|cuda|cuda:N into CONF. -1 for anything else. */
+static int parse_decode(const char *v, struct dp_run_conf *conf)
+{
+	char *end;
+
+	if (strcmp(v, "cpu") == 0) {
+		conf->decode_cuda = false;
+		return 0;
+	}
+	if (strcmp(v, "cuda") == 0) {
+		conf->decode_cuda = true;
+		conf->cuda_device = 0;
+		return 0;
+	}
+	if (strncmp(v, "cuda:", 5) != 0 || v[5] < '0' || v[5] > '9')
+		return -1;
+	unsigned long n = strtoul(v + 5, &end, 10);
+	if (*end || n > 63)
+		return -1;
+	conf->decode_cuda = true;
+	conf->cuda_device = (unsigned)n;
+	return 0;
+}
+
 static void run_usage(FILE *f)
 {
 	fprintf(f, "usage: vigild run --pcap FILE[,FILE...] [--sdp FILE] --report report.json [--until-eof]\n"
 		   "                  [--framemd5 FILE] [--reorder-ms N] [--reorder-packets N] [--no-decode]\n"
 		   "                  [--decode-workers N] [--ip A.B.C.D [--tx-pcap FILE]]\n"
+		   "                  [--decode cpu|cuda[:N]]   (software decode, or NVDEC on CUDA device N, default 0;\n"
+		   "                  a camera NVDEC cannot take is decoded in software, and the report says why)\n"
 		   "       vigild run --iface NAME[,NAME...] --seconds N ...   (net_af_packet, no DPDK NIC)\n"
 		   "       vigild run --iface NAME --rtsp rtsp://[user:pass@]host[:port]/path [--rtsp ...] [--rtsp-port N] ...\n"
 		   "       vigild run --iface NAME --rtsp-file FILE ...   (one URL a line: no credentials on the command line)\n"
@@ -510,7 +567,7 @@ int vigild_run_main(int argc, char **argv)
 		{ "tiled", no_argument, NULL, 'T' },          { "state-dir", required_argument, NULL, 'D' },
 		{ "deployment", required_argument, NULL, 'Y' }, { "progress", no_argument, NULL, 'G' },
 		{ "analysis-queue", required_argument, NULL, 'Q' }, { "metrics-file", required_argument, NULL, 'E' }, { "rtsp-file", required_argument, NULL, 'F' }, { "drop-when-behind", no_argument, NULL, 'B' },
-		{ "gpu", required_argument, NULL, 'g' },      { "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
+		{ "gpu", required_argument, NULL, 'g' },      { "decode", required_argument, NULL, 'C' },      { "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
 	};
 	const char *pcap_arg = NULL, *iface_arg = NULL, *sdp_path = NULL, *report_path = NULL, *md5_path = NULL;
 	struct dp_run_conf conf = {
@@ -544,6 +601,12 @@ int vigild_run_main(int argc, char **argv)
 		case 'm': md5_path = optarg; break;
 		case 'n': conf.decode = false; break;
 		case 'x': conf.rx_only = true; break;
+		case 'C':
+			if (parse_decode(optarg, &conf) < 0) {
+				fprintf(stderr, "vigild run: bad --decode value '%s' (cpu, cuda or cuda:N)\n", optarg);
+				return 2;
+			}
+			break;
 		case 't': conf.tx_pcap = optarg; break;
 		case 'f': iface_arg = optarg; break;
 		case 'R':
@@ -714,6 +777,7 @@ int vigild_run_main(int argc, char **argv)
 		}
 		log.pipeline = pipeline;
 	}
+	conf.frames_held = pconf.queue_depth; /* what the analysis may hold per camera; 0: its default, 4 */
 	log.md5 = md5_path != NULL;
 	if (md5_path || pipeline) {
 		conf.on_frame = on_frame;
@@ -743,7 +807,13 @@ int vigild_run_main(int argc, char **argv)
 	}
 	if (pipeline)
 		pipeline_finish(pipeline); /* what is queued is analysed before the report counts it */
-	r = write_report(report_path, report, rtsp_sessions, rtsp_reconnects, pipeline, pconf.camera_name);
+	for (unsigned i = 0; i < report->n_cameras; i++) /* one line per camera NVDEC did not take */
+		if (report->cameras[i].decode_fallback[0])
+			fprintf(stderr, "vigild run: %s: decoded in software, not NVDEC: %s\n",
+				pconf.camera_name[i] ? pconf.camera_name[i] : report->cameras[i].id,
+				report->cameras[i].decode_fallback);
+	r = write_report(report_path, report, rtsp_sessions, rtsp_reconnects, pipeline, pconf.camera_name,
+			 atomic_load(&log.download_errors));
 	if (r < 0) {
 		fprintf(stderr, "vigild run: cannot write %s: %s\n", report_path, vg_strerror(r));
 		goto out;
@@ -764,6 +834,8 @@ out:
 	pipeline_close(&pipeline);
 	rtsp_stop(&rtsp);
 	free(log.lines);
+	for (unsigned i = 0; i < DP_MAX_CAMERAS; i++)
+		dp_frame_host_free(&log.host[i]);
 	free(report);
 	free(sdp);
 	free(sdp_text);
