@@ -117,10 +117,19 @@ static void synchronize(struct match_db *db, uint64_t e)
 
 /* ---- Segments ----------------------------------------------------------------------------------- */
 
-static void seg_free(struct match_seg *seg)
+/* Zero and free a device copy, if there is one (the device's memory held descriptors too). */
+static void dev_release(struct match_db *db, void **handle)
+{
+	if (*handle)
+		db->dev_ops->release(db->dev, *handle);
+	*handle = NULL;
+}
+
+static void seg_free(struct match_db *db, struct match_seg *seg)
 {
 	if (!seg)
 		return;
+	dev_release(db, &seg->dev);
 	/* Watchlist descriptors are biometric data: zero them before the allocator reuses them. */
 	if (seg->x)
 		vg_scrub(seg->x, (size_t)seg->cap * seg->d * sizeof(float));
@@ -132,10 +141,12 @@ static void seg_free(struct match_seg *seg)
 	free(seg);
 }
 
-static void bias_free(struct match_bias *b)
+static void bias_free(struct match_db *db, struct match_bias *b)
 {
-	if (b)
-		vg_scrub(b->v, (size_t)b->cap * sizeof(float));
+	if (!b)
+		return;
+	dev_release(db, &b->dev);
+	vg_scrub(b->v, (size_t)b->cap * sizeof(float));
 	free(b);
 }
 
@@ -148,6 +159,7 @@ static struct match_bias *bias_new(uint32_t cap)
 	if (!b)
 		return NULL;
 	b->mark = 0;
+	b->dev = NULL;
 	b->live = 0;
 	b->cap = cap;
 	for (uint32_t i = 0; i < cap; i++)
@@ -166,7 +178,7 @@ static struct match_bias *bias_dup(const struct match_bias *o)
 	return b;
 }
 
-static struct match_seg *seg_new(unsigned d, uint32_t n_entries)
+static struct match_seg *seg_new(struct match_db *db, uint32_t n_entries)
 {
 	struct match_seg *seg = calloc(1, sizeof(*seg));
 	uint32_t cap = (n_entries + MATCH_SEG_GROUP - 1) / MATCH_SEG_GROUP * MATCH_SEG_GROUP;
@@ -175,13 +187,13 @@ static struct match_seg *seg_new(unsigned d, uint32_t n_entries)
 	if (!seg)
 		return NULL;
 	seg->cap = cap ? cap : MATCH_SEG_GROUP;
-	seg->d = d;
-	xbytes = (size_t)seg->cap * d * sizeof(float);
+	seg->d = db->d;
+	xbytes = (size_t)seg->cap * seg->d * sizeof(float);
 	seg->x = aligned_alloc(VG_CACHE_LINE, xbytes);
 	seg->meta = calloc(seg->cap, sizeof(*seg->meta));
 	seg->hash = calloc(seg->cap, sizeof(*seg->hash));
 	if (!seg->x || !seg->meta || !seg->hash) {
-		seg_free(seg);
+		seg_free(db, seg);
 		return NULL;
 	}
 	memset(seg->x, 0, xbytes);
@@ -213,10 +225,12 @@ static void seg_get(const struct match_seg *seg, uint32_t i, float *v /* OUT: d 
 
 /* ---- Snapshots ---------------------------------------------------------------------------------- */
 
-static void snap_free_arrays(struct match_snap *s)
+static void snap_free_arrays(struct match_db *db, struct match_snap *s)
 {
 	if (!s)
 		return;
+	dev_release(db, &s->dev_table);
+	free(s->dev_segs);
 	for (unsigned i = 0; i < s->n_shards; i++)
 		free(s->shard[i].segs);
 	free(s->wl);
@@ -224,13 +238,15 @@ static void snap_free_arrays(struct match_snap *s)
 }
 
 /* A writable copy of OLD with room for EXTRA more segments per shard and one more watchlist. */
-static struct match_snap *snap_clone(const struct match_snap *old, unsigned extra)
+static struct match_snap *snap_clone(struct match_db *db, const struct match_snap *old, unsigned extra)
 {
 	struct match_snap *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		return NULL;
 	*s = *old;
+	s->dev_table = NULL; /* publish() makes the draft's own */
+	s->dev_segs = NULL;
 	s->wl = malloc((old->n_wl + 1) * sizeof(*s->wl));
 	for (unsigned i = 0; i < s->n_shards; i++)
 		s->shard[i].segs = NULL;
@@ -247,7 +263,7 @@ static struct match_snap *snap_clone(const struct match_snap *old, unsigned extr
 	}
 	return s;
 out_free:
-	snap_free_arrays(s);
+	snap_free_arrays(db, s);
 	return NULL;
 }
 
@@ -255,7 +271,7 @@ out_free:
  * Free the segments and bias arrays of DRAFT that OLD does not hold: the writer's way to undo a
  * failed write (nothing was published).
  */
-static void snap_discard(struct match_snap *draft, const struct match_snap *old)
+static void snap_discard(struct match_db *db, struct match_snap *draft, const struct match_snap *old)
 {
 	uint64_t m = ~0ull;
 
@@ -269,20 +285,20 @@ static void snap_discard(struct match_snap *draft, const struct match_snap *old)
 			struct match_segv *sv = &draft->shard[i].segs[j];
 
 			if (sv->seg->mark != m)
-				seg_free(sv->seg);
+				seg_free(db, sv->seg);
 			if (sv->bias->mark != m)
-				bias_free(sv->bias);
+				bias_free(db, sv->bias);
 		}
-	snap_free_arrays(draft);
+	snap_free_arrays(db, draft);
 }
 
-static void retired_free(struct match_retired *r)
+static void retired_free(struct match_db *db, struct match_retired *r)
 {
 	for (size_t i = 0; i < r->n_segs; i++)
-		seg_free(r->segs[i]);
+		seg_free(db, r->segs[i]);
 	for (size_t i = 0; i < r->n_bias; i++)
-		bias_free(r->bias[i]);
-	snap_free_arrays(r->snap);
+		bias_free(db, r->bias[i]);
+	snap_free_arrays(db, r->snap);
 	free(r->segs);
 	free(r->bias);
 	free(r);
@@ -300,12 +316,70 @@ static void reclaim(struct match_db *db, bool wait)
 			synchronize(db, r->epoch);
 		if (grace_over(db, r->epoch)) {
 			*pp = r->next;
-			retired_free(r);
+			retired_free(db, r);
 			db->n_retired--;
 		} else {
 			pp = &r->next;
 		}
 	}
+}
+
+/*
+ * Give snapshot S its device copy (match.h): a copy of each segment and bias array that has none
+ * yet (what this write made: an enrolment's entries, a remove's bias arrays at 4 bytes an entry),
+ * then its table (a few bytes a segment). Visits every segment, uploads only new ones. On a
+ * failure S has no table, and its queries scan on the CPU; the copies made stay for the next
+ * write. Writer only, before S is published: no reader can see S without its table.
+ */
+static void dev_build(struct match_db *db, struct match_snap *s)
+{
+	const struct match_device_ops *ops = db->dev_ops;
+	struct match_device_seg *t;
+	uint64_t *seq = NULL;
+	uint32_t seq_cap = 0;
+	unsigned n = 0;
+
+	if (!ops)
+		return;
+	for (unsigned i = 0; i < s->n_shards; i++)
+		n += s->shard[i].n_segs;
+	t = malloc((n + 1) * sizeof(*t));
+	s->dev_segs = malloc((n + 1) * sizeof(*s->dev_segs));
+	if (!t || !s->dev_segs)
+		goto out;
+	n = 0;
+	for (unsigned i = 0; i < s->n_shards; i++)
+		for (unsigned j = 0; j < s->shard[i].n_segs; j++) {
+			struct match_segv *sv = &s->shard[i].segs[j];
+			struct match_seg *seg = sv->seg;
+
+			if (!seg->dev) {
+				if (seg->cap > seq_cap) {
+					free(seq);
+					seq_cap = seg->cap;
+					seq = malloc(seq_cap * sizeof(*seq));
+					if (!seq)
+						goto out;
+				}
+				for (uint32_t e = 0; e < seg->cap; e++)
+					seq[e] = seg->meta[e].seq;
+				seg->dev = ops->seg_put(db->dev, seg->x, seq, seg->cap, db->d);
+			}
+			if (!sv->bias->dev)
+				sv->bias->dev = ops->bias_put(db->dev, sv->bias->v, sv->bias->cap);
+			if (!seg->dev || !sv->bias->dev)
+				goto out;
+			t[n] = (struct match_device_seg){ .seg = seg->dev, .bias = sv->bias->dev };
+			s->dev_segs[n++] = seg;
+		}
+	s->dev_table = ops->table_put(db->dev, t, n);
+out:
+	if (!s->dev_table) {
+		free(s->dev_segs);
+		s->dev_segs = NULL;
+	}
+	free(seq);
+	free(t);
 }
 
 /*
@@ -330,6 +404,7 @@ static void publish(struct match_db *db, struct match_snap *nw)
 			nw->shard[i].live += nw->shard[i].segs[j].bias->live;
 		}
 	}
+	dev_build(db, nw);
 	for (unsigned i = 0; i < old->n_shards; i++)
 		cap += old->shard[i].n_segs;
 	if (r) {
@@ -357,13 +432,13 @@ static void publish(struct match_db *db, struct match_snap *nw)
 				if (r->segs)
 					r->segs[r->n_segs++] = sv->seg;
 				else
-					seg_free(sv->seg);
+					seg_free(db, sv->seg);
 			}
 			if (sv->bias->mark != nw->gen) {
 				if (r->bias)
 					r->bias[r->n_bias++] = sv->bias;
 				else
-					bias_free(sv->bias);
+					bias_free(db, sv->bias);
 			}
 		}
 	if (r->segs) {
@@ -373,7 +448,7 @@ static void publish(struct match_db *db, struct match_snap *nw)
 		db->retired = r;
 		db->n_retired++;
 	} else {
-		snap_free_arrays(old);
+		snap_free_arrays(db, old);
 	}
 	reclaim(db, false);
 }
@@ -405,10 +480,10 @@ static int segs_merge(struct match_db *db, const struct match_segv *src, unsigne
 
 	for (unsigned i = 0; i < n; i++)
 		live += src[i].bias->live;
-	out->seg = seg_new(db->d, live);
+	out->seg = seg_new(db, live);
 	out->bias = out->seg ? bias_new(out->seg->cap) : NULL;
 	if (!out->bias) {
-		seg_free(out->seg);
+		seg_free(db, out->seg);
 		return -ENOMEM;
 	}
 	for (unsigned i = 0; i < n; i++)
@@ -437,9 +512,9 @@ static int shard_tidy(struct match_db *db, struct match_shardv *sh, uint64_t fre
 
 		if (sv.bias->live == 0) {
 			if (sv.seg->mark == fresh)
-				seg_free(sv.seg);
+				seg_free(db, sv.seg);
 			if (sv.bias->mark == fresh)
-				bias_free(sv.bias);
+				bias_free(db, sv.bias);
 			continue;
 		}
 		if (sv.bias->live * 2 < sv.seg->n && sv.seg->n >= MATCH_SEG_GROUP) {
@@ -450,9 +525,9 @@ static int shard_tidy(struct match_db *db, struct match_shardv *sh, uint64_t fre
 			nv.seg->mark = fresh;
 			nv.bias->mark = fresh;
 			if (sv.seg->mark == fresh)
-				seg_free(sv.seg);
+				seg_free(db, sv.seg);
 			if (sv.bias->mark == fresh)
-				bias_free(sv.bias);
+				bias_free(db, sv.bias);
 			sv = nv;
 		}
 		sh->segs[w++] = sv;
@@ -469,9 +544,9 @@ static int shard_tidy(struct match_db *db, struct match_shardv *sh, uint64_t fre
 		nv.bias->mark = fresh;
 		for (int i = 0; i < 2; i++) {
 			if (a[i].seg->mark == fresh)
-				seg_free(a[i].seg);
+				seg_free(db, a[i].seg);
 			if (a[i].bias->mark == fresh)
-				bias_free(a[i].bias);
+				bias_free(db, a[i].bias);
 		}
 		*a = nv;
 		sh->n_segs--;
@@ -530,14 +605,14 @@ int match_db_open(struct match_db **out, const struct match_db_conf *conf, char 
 	return 0;
 }
 
-static void snap_free_all(struct match_snap *s)
+static void snap_free_all(struct match_db *db, struct match_snap *s)
 {
 	for (unsigned i = 0; i < s->n_shards; i++)
 		for (unsigned j = 0; j < s->shard[i].n_segs; j++) {
-			seg_free(s->shard[i].segs[j].seg);
-			bias_free(s->shard[i].segs[j].bias);
+			seg_free(db, s->shard[i].segs[j].seg);
+			bias_free(db, s->shard[i].segs[j].bias);
 		}
-	snap_free_arrays(s);
+	snap_free_arrays(db, s);
 }
 
 void match_db_close(struct match_db **dbp)
@@ -547,10 +622,45 @@ void match_db_close(struct match_db **dbp)
 	if (!db)
 		return;
 	reclaim(db, true);
-	snap_free_all(atomic_load(&db->snap));
+	snap_free_all(db, atomic_load(&db->snap));
+	if (db->dev_ops)
+		db->dev_ops->close(db->dev);
 	pthread_mutex_destroy(&db->writer);
 	free(db);
 	*dbp = NULL;
+}
+
+int match_db_set_device(struct match_db *db, const struct match_device_ops *ops, void *dev, char *err,
+			size_t errlen)
+{
+	struct match_snap *nw;
+	int rc = 0;
+
+	if (!ops || !ops->seg_put || !ops->bias_put || !ops->table_put || !ops->release || !ops->ctx_open ||
+	    !ops->ctx_close || !ops->search || !ops->bytes || !ops->close)
+		return vg_errf(err, errlen, -EINVAL, "a device hook is missing");
+	pthread_mutex_lock(&db->writer);
+	if (db->dev_ops) {
+		rc = vg_errf(err, errlen, -EBUSY, "a scan device is attached already");
+		goto out_unlock;
+	}
+	/* A context decides at open whether it has device scratch; 64 slots, read once. */
+	for (int i = 0; i < MATCH_READERS_MAX; i++)
+		if (atomic_load(&db->readers[i].used)) {
+			rc = vg_errf(err, errlen, -EBUSY, "attach the scan device before opening query contexts");
+			goto out_unlock;
+		}
+	nw = snap_clone(db, atomic_load_explicit(&db->snap, memory_order_relaxed), 0);
+	if (!nw) {
+		rc = -ENOMEM;
+		goto out_unlock;
+	}
+	db->dev_ops = ops;
+	db->dev = dev;
+	publish(db, nw); /* the same watchlist, with its device copy */
+out_unlock:
+	pthread_mutex_unlock(&db->writer);
+	return rc;
 }
 
 /* ---- Writers ------------------------------------------------------------------------------------ */
@@ -564,7 +674,7 @@ int match_watchlist_set(struct match_db *db, uint32_t id, float threshold)
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&db->writer);
-	nw = snap_clone(atomic_load_explicit(&db->snap, memory_order_relaxed), 0);
+	nw = snap_clone(db, atomic_load_explicit(&db->snap, memory_order_relaxed), 0);
 	if (!nw) {
 		pthread_mutex_unlock(&db->writer);
 		return -ENOMEM;
@@ -618,14 +728,14 @@ int match_enroll_locked(struct match_db *db, const struct match_watchlist_def *w
 
 		extra = segs > extra ? segs : extra;
 	}
-	nw = snap_clone(old, extra);
+	nw = snap_clone(db, old, extra);
 	if (!nw)
 		return -ENOMEM;
 	if (n_wl) {
 		struct match_wl *grown = realloc(nw->wl, (nw->n_wl + n_wl + 1) * sizeof(*grown));
 
 		if (!grown) {
-			snap_free_arrays(nw);
+			snap_free_arrays(db, nw);
 			return -ENOMEM;
 		}
 		nw->wl = grown;
@@ -643,10 +753,10 @@ int match_enroll_locked(struct match_db *db, const struct match_watchlist_def *w
 			uint32_t cnt = left < MATCH_SEG_TARGET ? left : MATCH_SEG_TARGET;
 			struct match_segv sv;
 
-			sv.seg = seg_new(db->d, cnt);
+			sv.seg = seg_new(db, cnt);
 			sv.bias = sv.seg ? bias_new(sv.seg->cap) : NULL;
 			if (!sv.bias) {
-				seg_free(sv.seg);
+				seg_free(db, sv.seg);
 				rc = -ENOMEM;
 				goto out_discard;
 			}
@@ -689,7 +799,7 @@ int match_enroll_locked(struct match_db *db, const struct match_watchlist_def *w
 	publish(db, nw);
 	return (int)n;
 out_discard:
-	snap_discard(nw, old);
+	snap_discard(db, nw, old);
 	return rc;
 }
 
@@ -751,7 +861,7 @@ static int remove_where(struct match_db *db, bool (*match)(const struct match_me
 	}
 	return removed;
 out_nomem:
-	snap_discard(nw, old);
+	snap_discard(db, nw, old);
 	return -ENOMEM;
 }
 
@@ -781,7 +891,7 @@ int match_remove_subject(struct match_db *db, const char *subject)
 	a.hash = subject_hash(subject);
 	pthread_mutex_lock(&db->writer);
 	old = atomic_load_explicit(&db->snap, memory_order_relaxed);
-	nw = snap_clone(old, 0);
+	nw = snap_clone(db, old, 0);
 	if (!nw) {
 		rc = -ENOMEM;
 		goto out_unlock;
@@ -790,7 +900,7 @@ int match_remove_subject(struct match_db *db, const char *subject)
 	if (rc > 0)
 		publish(db, nw);
 	else if (rc == 0)
-		snap_discard(nw, old);
+		snap_discard(db, nw, old);
 out_unlock:
 	pthread_mutex_unlock(&db->writer);
 	return rc;
@@ -813,7 +923,7 @@ int match_remove_watchlist(struct match_db *db, uint32_t id)
 		rc = -ENOENT;
 		goto out_unlock;
 	}
-	nw = snap_clone(old, 0);
+	nw = snap_clone(db, old, 0);
 	if (!nw) {
 		rc = -ENOMEM;
 		goto out_unlock;
@@ -880,7 +990,13 @@ void match_stats_get(struct match_db *db, struct match_stats *out)
 		}
 		out->shard_ns[i] = atomic_load_explicit(&db->shard_ns[i].ns, memory_order_relaxed);
 	}
+	out->device = db->dev_ops != NULL;
+	out->device_snapshot = s->dev_table != NULL;
+	out->device_bytes = db->dev_ops ? db->dev_ops->bytes(db->dev) : 0;
 	pthread_mutex_unlock(&db->writer);
+	out->device_queries = atomic_load_explicit(&db->dev_queries, memory_order_relaxed);
+	out->device_fallbacks = atomic_load_explicit(&db->dev_fallbacks, memory_order_relaxed);
+	out->device_errors = atomic_load_explicit(&db->dev_errors, memory_order_relaxed);
 	out->queries = atomic_load_explicit(&db->queries, memory_order_relaxed);
 	out->batches = atomic_load_explicit(&db->batches, memory_order_relaxed);
 	out->refused = atomic_load_explicit(&db->refused, memory_order_relaxed);

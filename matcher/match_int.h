@@ -19,8 +19,8 @@
  * dimension is broadcast against it: no horizontal sums. A segment's capacity is a multiple of
  * MATCH_SEG_GROUP entries (4 blocks), the kernels' unroll.
  */
-#define MATCH_LANES 16
-#define MATCH_SEG_GROUP 64
+#define MATCH_LANES MATCH_DEVICE_LANES /* match.h: a scan device reads segments in this layout */
+#define MATCH_SEG_GROUP MATCH_DEVICE_GROUP
 #define MATCH_SEG_TARGET 4096 /* merged segments grow to this; 2 MiB at d = 128 */
 
 struct match_meta {
@@ -39,6 +39,7 @@ struct match_seg {
 	struct match_meta *meta;
 	uint64_t *hash;        /* meta[i].hash again, dense: a remove by subject reads 8 bytes per entry */
 	uint64_t mark;         /* writer only: last snapshot generation that holds it */
+	void *dev;             /* writer only: its device copy (match_device_ops.seg_put), or NULL */
 };
 
 /*
@@ -48,6 +49,7 @@ struct match_seg {
  */
 struct match_bias {
 	uint64_t mark;
+	void *dev;             /* writer only: its device copy (bias_put), or NULL */
 	uint32_t live;
 	uint32_t cap;
 	float v[] VG_CACHE_ALIGNED;
@@ -77,7 +79,9 @@ struct match_snap {
 	unsigned n_wl;
 	struct match_wl *wl;      /* sorted by id */
 	struct match_shardv shard[MATCH_SHARDS_MAX];
-	/* the wl and segs arrays follow in the same allocation */
+	/* Its device copy (match.h), or NULL: the table_put handle, and the segments in its order. */
+	void *dev_table;
+	const struct match_seg **dev_segs;
 };
 
 /* A candidate in a running top-k. */
@@ -182,7 +186,12 @@ struct match_db {
 	uint64_t next_seq;
 	uint64_t gen;
 
+	/* The scan device: set once, before any context is opened, by match_db_set_device(). */
+	const struct match_device_ops *dev_ops;
+	void *dev;
+
 	_Atomic uint64_t queries, batches, refused;
+	_Atomic uint64_t dev_queries, dev_fallbacks, dev_errors;
 	struct {
 		_Atomic uint64_t ns;
 	} VG_CACHE_ALIGNED shard_ns[MATCH_SHARDS_MAX];

@@ -36,6 +36,9 @@ struct match_ctx {
 	float *qbuf;                 /* max_batch * d: unit-length queries under cosine */
 	struct match_topk *tk;       /* n_threads * max_batch */
 	struct match_worker *w;      /* n_threads - 1 */
+	void *dctx;                  /* the scan device's scratch (match_device_ops.ctx_open), or NULL */
+	struct match_device_hit *dhit; /* max_batch * MATCH_K_MAX: a device search's answer */
+	unsigned *dgot;              /* max_batch */
 	uint32_t gen;
 	_Atomic int stop;
 	/* the job, written before go is bumped */
@@ -132,6 +135,12 @@ int match_ctx_open(struct match_ctx **out, struct match_db *db, unsigned n_threa
 	c->tk = calloc((size_t)n_threads * max_batch, sizeof(*c->tk));
 	if (n_threads > 1)
 		c->w = aligned_alloc(VG_CACHE_LINE, (n_threads - 1) * sizeof(*c->w));
+	if (db->dev_ops) {
+		c->dhit = calloc((size_t)max_batch * MATCH_K_MAX, sizeof(*c->dhit));
+		c->dgot = calloc(max_batch, sizeof(*c->dgot));
+		if (!c->dhit || !c->dgot)
+			goto out_free;
+	}
 	if (!c->qbuf || !c->tk || (n_threads > 1 && !c->w))
 		goto out_free;
 	c->slot = match_reader_acquire(db);
@@ -151,6 +160,9 @@ int match_ctx_open(struct match_ctx **out, struct match_db *db, unsigned n_threa
 		}
 		started++;
 	}
+	/* Without device scratch this context still works: on the CPU, counted as fallbacks. */
+	if (db->dev_ops)
+		c->dctx = db->dev_ops->ctx_open(db->dev, db->d, db->metric, max_batch);
 	*out = c;
 	return 0;
 out_stop_workers:
@@ -161,6 +173,8 @@ out_stop_workers:
 	}
 	match_reader_release(db, c->slot);
 out_free:
+	free(c->dhit);
+	free(c->dgot);
 	free(c->w);
 	free(c->tk);
 	free(c->qbuf);
@@ -181,6 +195,10 @@ void match_ctx_close(struct match_ctx **cp)
 		pthread_join(c->w[i].thread, NULL);
 	}
 	match_reader_release(c->db, c->slot);
+	if (c->dctx)
+		c->db->dev_ops->ctx_close(c->db->dev, c->dctx);
+	free(c->dhit);
+	free(c->dgot);
 	/* The scratch held queries (biometric data of passers-by): zero it. */
 	vg_scrub(c->qbuf, (size_t)c->max_batch * c->db->d * sizeof(float));
 	vg_scrub(c->tk, (size_t)c->n_threads * c->max_batch * sizeof(*c->tk));
@@ -209,15 +227,95 @@ static float value_of(const struct match_db *db, const struct match_seg *seg, ui
 	return db->metric == MATCH_METRIC_L2 ? (float)sqrt(s) : (float)s;
 }
 
+/* Hit H: entry IDX of SEG in snapshot S, with its VALUE; passes by the snapshot's threshold. */
+static void hit_fill(const struct match_db *db, const struct match_snap *s, const struct match_seg *seg, uint32_t idx,
+		     float value, struct match_hit *h)
+{
+	const struct match_meta *m = &seg->meta[idx];
+	const struct match_wl *wl = match_wl_find(s, m->watchlist);
+
+	memcpy(h->subject, m->subject, sizeof(h->subject));
+	h->watchlist = m->watchlist;
+	h->seq = m->seq;
+	h->value = value;
+	h->pass = wl && (db->metric == MATCH_METRIC_L2 ? value <= wl->threshold : value >= wl->threshold);
+}
+
+/* Arguments as match_query() takes them; counts a refusal. */
+static bool args_ok(struct match_ctx *c, const float *q, unsigned n, unsigned k, const struct match_result *out)
+{
+	if (n > c->max_batch || k < 1 || k > MATCH_K_MAX || !q || !out) {
+		atomic_fetch_add_explicit(&c->db->refused, 1, memory_order_relaxed);
+		return false;
+	}
+	return true;
+}
+
+static void count_batch(struct match_db *db, unsigned n, bool on_device)
+{
+	atomic_fetch_add_explicit(&db->queries, n, memory_order_relaxed);
+	atomic_fetch_add_explicit(&db->batches, 1, memory_order_relaxed);
+	if (on_device)
+		atomic_fetch_add_explicit(&db->dev_queries, n, memory_order_relaxed);
+}
+
+/*
+ * N queries at Q (host memory where Q_HOST) on the device copy of the current snapshot: 0, or
+ * -ENODEV (no copy), -EINVAL (a bad descriptor), -EIO; OUT is written only on 0. No lock, no
+ * allocation: the device's search uses the context's scratch.
+ */
+static int device_scan(struct match_ctx *c, const float *q, bool q_host, unsigned n, unsigned k,
+		       struct match_result *out)
+{
+	struct match_db *db = c->db;
+	struct match_snap *s = match_read_lock(db, c->slot);
+	int rc = -ENODEV;
+
+	if (s->dev_table)
+		rc = db->dev_ops->search(db->dev, c->dctx, s->dev_table, q, q_host, n, k, c->dhit, c->dgot);
+	if (rc == 0) {
+		for (unsigned j = 0; j < n; j++) {
+			const struct match_device_hit *dh = &c->dhit[(size_t)j * MATCH_K_MAX];
+
+			out[j].n = c->dgot[j];
+			for (unsigned i = 0; i < c->dgot[j]; i++)
+				hit_fill(db, s, s->dev_segs[dh[i].seg], dh[i].idx, dh[i].value, &out[j].hit[i]);
+		}
+		/* the distances of passers-by to the watchlist: n * k * 12 bytes */
+		vg_scrub(c->dhit, (size_t)n * MATCH_K_MAX * sizeof(*c->dhit));
+	}
+	match_read_unlock(db, c->slot);
+	if (rc == -EIO)
+		atomic_fetch_add_explicit(&db->dev_errors, 1, memory_order_relaxed);
+	return rc;
+}
+
+int match_query_device(struct match_ctx *c, const float *q, unsigned n, unsigned k, struct match_result *out)
+{
+	int rc;
+
+	if (!args_ok(c, q, n, k, out))
+		return -EINVAL;
+	if (!c->dctx)
+		return -ENODEV;
+	if (n == 0)
+		return 0;
+	rc = device_scan(c, q, false, n, k, out);
+	if (rc == -EINVAL)
+		atomic_fetch_add_explicit(&c->db->refused, 1, memory_order_relaxed);
+	if (rc < 0)
+		return rc;
+	count_batch(c->db, n, true);
+	return (int)n;
+}
+
 int match_query(struct match_ctx *c, const float *q, unsigned n, unsigned k, struct match_result *out)
 {
 	struct match_db *db = c->db;
 	unsigned d = db->d;
 
-	if (n > c->max_batch || k < 1 || k > MATCH_K_MAX || !q || !out) {
-		atomic_fetch_add_explicit(&db->refused, 1, memory_order_relaxed);
+	if (!args_ok(c, q, n, k, out))
 		return -EINVAL;
-	}
 	for (unsigned j = 0; j < n; j++) {
 		double ss = match_desc_check(q + (size_t)j * d, d);
 
@@ -225,15 +323,24 @@ int match_query(struct match_ctx *c, const float *q, unsigned n, unsigned k, str
 			atomic_fetch_add_explicit(&db->refused, 1, memory_order_relaxed);
 			return -EINVAL;
 		}
-		if (db->metric == MATCH_METRIC_COSINE) {
-			double inv = 1.0 / sqrt(ss);
+	}
+	if (n == 0)
+		return 0;
+	/* The device normalises the raw descriptors itself, as below, to the same bits. */
+	if (c->dctx && device_scan(c, q, true, n, k, out) == 0) {
+		count_batch(db, n, true);
+		return (int)n;
+	}
+	if (db->dev_ops)
+		atomic_fetch_add_explicit(&db->dev_fallbacks, n, memory_order_relaxed);
+	if (db->metric == MATCH_METRIC_COSINE) {
+		for (unsigned j = 0; j < n; j++) {
+			double inv = 1.0 / sqrt(match_desc_check(q + (size_t)j * d, d));
 
 			for (unsigned i = 0; i < d; i++)
 				c->qbuf[(size_t)j * d + i] = (float)(q[(size_t)j * d + i] * inv);
 		}
 	}
-	if (n == 0)
-		return 0;
 	c->q = db->metric == MATCH_METRIC_COSINE ? c->qbuf : q;
 	c->nq = n;
 	c->k = k;
@@ -261,26 +368,15 @@ int match_query(struct match_ctx *c, const float *q, unsigned n, unsigned k, str
 				match_topk_insert(t, o->c[i].key, o->c[i].seq, o->c[i].seg, o->c[i].idx);
 		}
 		out[j].n = t->n;
-		for (unsigned i = 0; i < t->n; i++) {
-			const struct match_seg *seg = t->c[i].seg;
-			const struct match_meta *m = &seg->meta[t->c[i].idx];
-			struct match_hit *h = &out[j].hit[i];
-			const struct match_wl *wl = match_wl_find(c->snap, m->watchlist);
-
-			memcpy(h->subject, m->subject, sizeof(h->subject));
-			h->watchlist = m->watchlist;
-			h->seq = m->seq;
-			h->value = value_of(db, seg, t->c[i].idx, c->q + (size_t)j * d);
-			h->pass = wl && (db->metric == MATCH_METRIC_L2 ? h->value <= wl->threshold
-								       : h->value >= wl->threshold);
-		}
+		for (unsigned i = 0; i < t->n; i++)
+			hit_fill(db, c->snap, t->c[i].seg, t->c[i].idx,
+				 value_of(db, t->c[i].seg, t->c[i].idx, c->q + (size_t)j * d), &out[j].hit[i]);
 	}
 	match_read_unlock(db, c->slot);
 	c->snap = NULL;
 	/* Invariant 1: the unit-length copies are passers-by's descriptors; n * d * 4 bytes, << the scan. */
 	if (db->metric == MATCH_METRIC_COSINE)
 		vg_scrub(c->qbuf, (size_t)n * d * sizeof(float));
-	atomic_fetch_add_explicit(&db->queries, n, memory_order_relaxed);
-	atomic_fetch_add_explicit(&db->batches, 1, memory_order_relaxed);
+	count_batch(db, n, false);
 	return (int)n;
 }

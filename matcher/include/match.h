@@ -22,6 +22,9 @@
  *   a descriptor with a NaN, an infinite value or |v| > MATCH_VALUE_MAX, a zero vector under
  *   cosine, an empty or over-long subject, an unknown watchlist (-ENOENT).
  * - Descriptors are biometric data: every buffer that held one is zeroed before it is freed.
+ * - A scan device (match_db_set_device(), e.g. gpu/cuda's) holds a copy of each snapshot, made
+ *   before the snapshot is published, so a query sees one version whichever path scans it, and
+ *   the device returns the same hits, ranks and values as the CPU scan, bit for bit.
  */
 #ifndef MATCH_H
 #define MATCH_H
@@ -88,6 +91,13 @@ struct match_stats {
 	unsigned n_shards;
 	uint64_t shard_entries[MATCH_SHARDS_MAX];
 	uint64_t shard_ns[MATCH_SHARDS_MAX]; /* time spent scanning each shard since open */
+	/* The scan device (match_db_set_device), all 0 where none is attached: */
+	bool device;               /* one is attached */
+	bool device_snapshot;      /* the current snapshot has a device copy (else queries scan on the CPU) */
+	uint64_t device_queries;   /* descriptors the device scanned since open */
+	uint64_t device_fallbacks; /* descriptors match_query() scanned on the CPU although a device is attached */
+	uint64_t device_errors;    /* device searches that failed (-EIO) */
+	uint64_t device_bytes;     /* device memory held: copies of the snapshots, contexts' scratch */
 };
 
 struct match_db;
@@ -120,7 +130,9 @@ int match_purge(struct match_db *db);
  * A query context: one per querying thread (a context is used by one thread at a time; at most
  * 64 contexts per matcher, -EAGAIN beyond). It owns N_THREADS - 1 worker threads (the caller
  * is the first) that scan the shards of a batch in parallel, and scratch for MAX_BATCH queries,
- * so that match_query() never allocates. Returns 0, -EINVAL, -ENOMEM, -EAGAIN (threads).
+ * so that match_query() never allocates; where a scan device is attached, its scratch on the
+ * device too (if the device cannot make it, this context scans on the CPU). Returns 0, -EINVAL,
+ * -ENOMEM, -EAGAIN (threads).
  */
 int match_ctx_open(struct match_ctx **out, struct match_db *db, unsigned n_threads, unsigned max_batch);
 void match_ctx_close(struct match_ctx **ctx);
@@ -128,9 +140,98 @@ void match_ctx_close(struct match_ctx **ctx);
 /**
  * For each of the N descriptors at Q (n * d floats), the best K (1..MATCH_K_MAX) entries into
  * OUT[i], closest first. Returns N, or -EINVAL if N > max_batch, K is out of range or a
- * descriptor is bad (nothing is written then). Never blocks on writers.
+ * descriptor is bad (nothing is written then). Never blocks on writers. Where a scan device is
+ * attached and the snapshot has its copy, the scan runs there (the descriptors uploaded, then
+ * zeroed there); else, or if the device fails, on the CPU (counted).
  */
 int match_query(struct match_ctx *ctx, const float *q, unsigned n, unsigned k, struct match_result *out);
+
+/*
+ * The scan device: a copy of the watchlist in another memory (a GPU's) and a search over it, for
+ * descriptors that are already there (match_query_device) or that match_query() uploads.
+ *
+ * The matcher keeps the device copy in step with its own snapshots, piece by piece: a device copy
+ * of each immutable segment (its entries and their enrolment numbers, made once, when a snapshot
+ * that holds the segment is published), of each bias array (4 bytes an entry: a remove uploads
+ * only the bias arrays of the segments it touched) and, per snapshot, a table of the (segment,
+ * bias) pairs a search walks. Every write (enrol, remove, purge, load, watchlist change) makes the
+ * device copies its new snapshot lacks BEFORE it publishes it: the table is part of the snapshot.
+ * If one fails, that snapshot has no table and its queries scan on the CPU (counted in
+ * match_stats); the next write tries again. Device copies are released (zeroed, then freed) with
+ * the host memory they mirror, after the same grace period: no search can still be reading them.
+ *
+ * The hooks below, filled in by the device's driver (gpu_cuda_match_attach()), are called:
+ * seg_put, bias_put, table_put and release by writers only, one at a time (under the writer lock)
+ * and by match_db_close(); ctx_open and ctx_close by match_ctx_open/close; search by
+ * match_query*() from several contexts at once, each with its own CTX, never allocating. Handles
+ * are opaque to the matcher; NULL from a *_put or ctx_open means failure.
+ */
+#define MATCH_DEVICE_LANES 16 /* seg_put's layout: blocks of this many entries */
+#define MATCH_DEVICE_GROUP 64 /* a segment's capacity is a multiple of this */
+
+struct match_device_seg {
+	void *seg;   /* seg_put's handle */
+	void *bias;  /* bias_put's handle, for the same capacity */
+};
+
+/* One hit of a device search: entry IDX of segment SEG (its index in table_put's array). */
+struct match_device_hit {
+	uint32_t seg;
+	uint32_t idx;
+	float value;   /* the metric, recomputed in double as match_query() does */
+};
+
+struct match_device_ops {
+	/*
+	 * A copy of a segment of CAP entries of D floats: X in the matcher's layout (block b of
+	 * MATCH_DEVICE_LANES entries holds dimension k of its entries at x[(b * d + k) * LANES + lane])
+	 * and SEQ, their enrolment numbers (the tie-break).
+	 */
+	void *(*seg_put)(void *dev, const float *x, const uint64_t *seq, uint32_t cap, unsigned d);
+	/* A copy of a bias array: CAP floats, ||x||^2 (L2), 0 (cosine) or +inf (removed or padding). */
+	void *(*bias_put)(void *dev, const float *bias, uint32_t cap);
+	/* A snapshot's table: the N pairs a search walks, in this order (N may be 0). */
+	void *(*table_put)(void *dev, const struct match_device_seg *segs, unsigned n);
+	/* Zero the device memory behind a handle of one of the three, then free it. */
+	void (*release)(void *dev, void *handle);
+	/* Scratch for searches of up to MAX_BATCH descriptors of D floats under METRIC. */
+	void *(*ctx_open)(void *dev, unsigned d, enum match_metric metric, unsigned max_batch);
+	void (*ctx_close)(void *dev, void *ctx); /* zeroes it first */
+	/*
+	 * The best K entries of TABLE for each of the N (1..max_batch) descriptors at Q, device
+	 * memory (host memory where Q_HOST): as match_query() ranks them, refusing bad descriptors
+	 * as it does, normalising under cosine as it does. Row j's hits into HIT[j * MATCH_K_MAX ..],
+	 * best first, how many into GOT[j]. Every copy of the descriptors and all per-query scratch
+	 * is zeroed before it returns; Q itself is left as it was. Returns 0, -EINVAL (a bad
+	 * descriptor: HIT and GOT untouched) or -EIO.
+	 */
+	int (*search)(void *dev, void *ctx, const void *table, const float *q, bool q_host, unsigned n, unsigned k,
+		      struct match_device_hit *hit /* OUT */, unsigned *got /* OUT */);
+	uint64_t (*bytes)(void *dev); /* device memory held now */
+	void (*close)(void *dev);     /* after every handle and context is released */
+};
+
+/**
+ * Attach a scan device: OPS (every hook set; it must outlive the matcher) over DEV. Call it before
+ * any context is opened (-EBUSY otherwise, or if one is attached already); it publishes the
+ * current watchlist again with its device copy. Returns 0 (the snapshot may still lack its
+ * device copy, if the device could not hold it: see match_stats), -EINVAL, -EBUSY, -ENOMEM, with
+ * a reason in ERR. On success the matcher owns DEV: match_db_close() calls ops->close(dev) last.
+ * On error DEV stays the caller's.
+ */
+int match_db_set_device(struct match_db *db, const struct match_device_ops *ops, void *dev, char *err,
+			size_t errlen);
+
+/**
+ * match_query() for descriptors in the device's memory (Q: n * d floats, row-major, where the
+ * device's face nets left them; they never come to the host): the same hits, ranks, values and
+ * passes, the same refusal of bad descriptors (-EINVAL, nothing written), on the current
+ * snapshot's device copy. Q is not written; the device's copies of it are zeroed before it
+ * returns. Returns N; -EINVAL; -ENODEV where there is no device, the context has no device
+ * scratch or the current snapshot has no device copy, or -EIO where the device failed: in both
+ * cases nothing was written, and the caller fetches the descriptors and calls match_query().
+ */
+int match_query_device(struct match_ctx *ctx, const float *q, unsigned n, unsigned k, struct match_result *out);
 
 void match_stats_get(struct match_db *db, struct match_stats *out /* OUT */);
 /** "ref" or "avx512": the kernel this matcher scans with. */
