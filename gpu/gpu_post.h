@@ -32,8 +32,11 @@
 /* IoU of two SSD boxes [ymin, xmin, ymax, xmax] (nonMaxSuppression.ts: on min/max corners). */
 GPU_POST_FN double gpu_post_ssd_iou(const float *a, const float *b)
 {
-	double ay0 = fmin(a[0], a[2]), ax0 = fmin(a[1], a[3]), ay1 = fmax(a[0], a[2]), ax1 = fmax(a[1], a[3]);
-	double by0 = fmin(b[0], b[2]), bx0 = fmin(b[1], b[3]), by1 = fmax(b[0], b[2]), bx1 = fmax(b[1], b[3]);
+	/* in double, as C promotes the floats (C++ would pick fminf) */
+	double ay0 = fmin((double)a[0], (double)a[2]), ax0 = fmin((double)a[1], (double)a[3]);
+	double ay1 = fmax((double)a[0], (double)a[2]), ax1 = fmax((double)a[1], (double)a[3]);
+	double by0 = fmin((double)b[0], (double)b[2]), bx0 = fmin((double)b[1], (double)b[3]);
+	double by1 = fmax((double)b[0], (double)b[2]), bx1 = fmax((double)b[1], (double)b[3]);
 	double aa = (ay1 - ay0) * (ax1 - ax0), ab = (by1 - by0) * (bx1 - bx0);
 	double iy0, ix0, iy1, ix1, inter;
 
@@ -94,8 +97,8 @@ GPU_POST_FN int gpu_post_ssd_faces(const float *boxes, const float *scores, int 
 	}
 	for (int i = 0; i < nsel; i++) {
 		const float *b = boxes + (size_t)sel[i] * 4;
-		double top = fmax(0.0, b[0]) * pad_y, bottom = fmin(1.0, b[2]) * pad_y;
-		double left = fmax(0.0, b[1]) * pad_x, right = fmin(1.0, b[3]) * pad_x;
+		double top = fmax(0.0, (double)b[0]) * pad_y, bottom = fmin(1.0, (double)b[2]) * pad_y;
+		double left = fmax(0.0, (double)b[1]) * pad_x, right = fmin(1.0, (double)b[3]) * pad_x;
 		struct gpu_face *f = &faces[i];
 
 		memset(f, 0, sizeof(*f));
@@ -296,8 +299,8 @@ GPU_POST_FN int gpu_post_tile_cands(const float *boxes, const float *scores, int
 
 		if (!(scores[a] > GPU_POST_MIN_CONFIDENCE))
 			continue;
-		k.y0 = oy + fmax(0.0, b[0]) * 512, k.x0 = ox + fmax(0.0, b[1]) * 512;
-		k.y1 = oy + fmin(1.0, b[2]) * 512, k.x1 = ox + fmin(1.0, b[3]) * 512;
+		k.y0 = oy + fmax(0.0, (double)b[0]) * 512, k.x0 = ox + fmax(0.0, (double)b[1]) * 512;
+		k.y1 = oy + fmin(1.0, (double)b[2]) * 512, k.x1 = ox + fmin(1.0, (double)b[3]) * 512;
 		k.score = scores[a];
 		if (k.x1 - k.x0 > overlap || k.y1 - k.y0 > overlap)
 			continue;

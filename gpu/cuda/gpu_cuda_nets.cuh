@@ -5,7 +5,7 @@
  * for step; where gpu_nets.c runs a separate pass (ReLU after a convolution, the residual add) the
  * step is folded into the convolution's tail, which rounds the same way.
  *
- * An executor X provides:
+ * An executor X (gpu_cuda_exec.cuh) provides, among others:
  *   typedef T                          the activations' storage type (float or __half)
  *   T *act(size_t n), float *f32(size_t n)   scratch, made at build time, zeroed when retired
  *   const float *put(const float *host, size_t n)   weights, copied into X's memory

@@ -148,11 +148,13 @@ void gpu_cuda_nets_attach(struct gpu_cuda_nets *n, struct gpu_model *model, unsi
 enum { GPU_CUDA_RGB24 = 0, GPU_CUDA_I420 = 1, GPU_CUDA_NV12 = 2 };
 
 /* A decoded frame: packed RGB24 (plane 0), I420 (Y, U, V) or NV12 (Y, interleaved UV), as a
- * decoder leaves it (pitches in bytes). */
+ * decoder leaves it (pitches in bytes), in host memory or, ON_DEVICE, in the GPU's memory (a
+ * frame NVDEC decoded, read in place). */
 struct gpu_cuda_frame {
 	const uint8_t *plane[3];
 	int pitch[3];
 	int format, width, height;
+	int on_device;
 };
 
 /**
@@ -166,6 +168,100 @@ struct gpu_cuda_frame {
  */
 int gpu_cuda_to_batch(int device, const struct gpu_cuda_frame *f, int x, int y, int w, int h, int size, int center,
 		      float *out);
+
+/**
+ * Zero the planes of frame F in DEVICE's memory (F->on_device: a decoder's surface that held a
+ * passer-by's face, before the decoder reuses it). Returns 0, -EINVAL or -EIO.
+ */
+int gpu_cuda_frame_scrub(int device, const struct gpu_cuda_frame *f);
+
+/* ---- the whole face pipeline on the device, batched across cameras (gpu_cuda_faces.cu) ------- */
+
+/*
+ * Everything from the decoded frame to the descriptor on the GPU, for a batch of frames from any
+ * cameras: the detector's inputs straight from the frames (colour conversion, pad, resize; tiles),
+ * one detector pass per up to SSD_BATCH inputs, box decoding and NMS per frame, the landmark crops
+ * of every face of the batch in passes of up to CROP_BATCH, landmarks, alignment, the descriptor
+ * crops and passes, and the quality figures. Only the faces' boxes, landmarks and quality come back
+ * to the host; the descriptors stay on the device for the matcher (gpu_cuda_faces_queries) unless
+ * asked for. Faces are found, cropped and dropped exactly as gpu.h's gpu_faces_run (or _tiled)
+ * does on the same pixels: in the exact mode, bit for bit (tests/gpu/test_cuda_faces_host.c).
+ *
+ * Nothing is allocated per batch; steady-state passes replay as CUDA graphs (GRAPHS). After each
+ * pass the net's buffers are zeroed; gpu_cuda_faces_retire() zeroes the rest of the batch.
+ */
+struct gpu_cuda_faces;
+
+struct gpu_cuda_faces_conf {
+	int device;                /* CUDA device, or -1: the host emulation (the check, slow) */
+	int mode;                  /* GPU_CUDA_EXACT, GPU_CUDA_FP32 or GPU_CUDA_FP16 */
+	int max_frames;            /* frames per batch, 1..GPU_CUDA_FACES_MAX_FRAMES */
+	int max_width, max_height; /* the largest frame, 16..16384 */
+	int max_faces;             /* per frame, 1..GPU_MAX_FACES */
+	int tiled, overlap;        /* gpu_faces_run_tiled's native tiles (overlap 0..448) */
+	int ssd_batch;             /* detector inputs per pass (0: 8 on a GPU, 2 in the emulation) */
+	int crop_batch;            /* landmark and descriptor crops per pass (0: 64; 8 in the emulation) */
+	int graphs;                /* replay the nets' passes as CUDA graphs */
+};
+
+#define GPU_CUDA_FACES_MAX_FRAMES 256
+#define GPU_CUDA_FACES_CROP_MAX 640   /* the evidence crop's longest side */
+
+struct gpu_cuda_faces_stats {
+	uint64_t batches, frames, detector_inputs, faces;
+	uint64_t graph_launches, graph_failures; /* passes replayed as graphs; sizes left eager */
+	int cudnn_fallbacks;                     /* layers cuDNN refused (gpu_cuda_nets_fallbacks) */
+	uint64_t device_bytes;                   /* memory held on the device (or the emulation's) */
+};
+
+/** Build the pipeline for MODEL's nets. Returns 0; -EINVAL, -ENODEV, -ENOMEM or -EIO with one line
+ *  in ERR. The model must outlive it. */
+int gpu_cuda_faces_create(struct gpu_cuda_faces **out, const struct gpu_model *model,
+			  const struct gpu_cuda_faces_conf *conf, char *err, size_t errlen);
+/** Zero and free everything; sets *P to NULL. Safe on NULL. */
+void gpu_cuda_faces_destroy(struct gpu_cuda_faces **p);
+
+#define GPU_CUDA_FACES_DESCRIPTORS 1u   /* also copy each face's descriptor to the host */
+
+/**
+ * Find, align and describe every face of NFRAMES frames (host frames are copied to the device;
+ * device frames are read in place; the emulation takes host frames only). The faces of frame i
+ * follow those of frame i-1 in FACES (at most MAX), as gpu_faces_run orders them; COUNTS[i] says
+ * how many are frame i's. Descriptors are zero in FACES unless FLAGS has
+ * GPU_CUDA_FACES_DESCRIPTORS. Synchronous; one caller at a time. Returns the number of faces, or
+ * -EINVAL (a frame too large, a bad format, too many frames) or -EIO (gpu_cuda_last_error()).
+ * What the batch left on the device stays there until gpu_cuda_faces_retire().
+ */
+int gpu_cuda_faces_run(struct gpu_cuda_faces *p, const struct gpu_cuda_frame *frames, int nframes,
+		       unsigned flags, struct gpu_face *faces, int max, int *counts /* OUT: nframes */);
+
+/**
+ * The descriptors of the last run's faces IDX[0..N) (indices into its FACES), back to back (N x
+ * 128 floats), in device memory (host memory in the emulation): the matcher's queries
+ * (match_query_device). Valid until the next run or retire. NULL on -EINVAL or -EIO.
+ */
+const float *gpu_cuda_faces_queries(struct gpu_cuda_faces *p, const int *idx, int n);
+
+/**
+ * The evidence crop of the last run's frame FRAME: W x H RGB pixels (each side at most
+ * GPU_CUDA_FACES_CROP_MAX) sampled every STEP (>= 1) pixels from (X, Y), into host memory RGB.
+ * Returns 0, -EINVAL or -EIO.
+ */
+int gpu_cuda_faces_crop(struct gpu_cuda_faces *p, int frame, int x, int y, int w, int h, double step,
+			uint8_t *rgb /* OUT: w * h * 3 */);
+
+/** The batch retires: zero what it left on the device and in host scratch. 0 or -EIO. */
+int gpu_cuda_faces_retire(struct gpu_cuda_faces *p);
+
+void gpu_cuda_faces_stats_get(const struct gpu_cuda_faces *p, struct gpu_cuda_faces_stats *out /* OUT */);
+
+/**
+ * For tests of invariant 1: the bytes of every buffer a batch can touch (inputs, activations,
+ * outputs, crops, descriptors, cuDNN's workspace, host scratch), weights aside, that are not zero
+ * now: 0 after gpu_cuda_faces_retire(). Reads the device back (slow, allocates); UINT64_MAX if it
+ * cannot.
+ */
+uint64_t gpu_cuda_faces_residue(struct gpu_cuda_faces *p);
 
 /** The CUDA runtime's version (e.g. 13000 for 13.0) this backend was built with. */
 int gpu_cuda_runtime_version(void);

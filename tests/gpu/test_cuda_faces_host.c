@@ -1,0 +1,362 @@
+/*
+ * The whole face pipeline of gpu/cuda (gpu_cuda_faces_*), checked on the host with no GPU: the
+ * host emulation runs the very functors and layer sequences the device runs, so in the exact mode
+ * it must find, crop, align, describe and drop exactly the faces the CPU pipeline (gpu_faces_run
+ * on the reference kernels) finds on the same pixels, bit for bit:
+ *   1. one batch of three photos of different sizes (RGB24): every face's box, score, landmarks,
+ *      alignment, quality and descriptor equal, and the count of each frame.
+ *   2. real camera frames: make demo's recording decoded by libavcodec and read in place, three
+ *      frames as I420 and one as NV12 in one batch; the CPU sees the same frames converted by an
+ *      independent BT.601 formula (the kernels' conversion, tests/gpu/test_cuda_pre.c).
+ *   3. tiled detection (gpu_faces_run_tiled, overlap 192) on a 640 x 576 region of a camera frame,
+ *      read in place through the planes' pitches.
+ *   4. the descriptors gathered for the matcher equal the faces' own, and the evidence crop equals
+ *      the converted pixels.
+ *   5. after gpu_cuda_faces_retire() not one byte of the batch is left in its buffers (invariant 1).
+ *   6. bad frames and arguments get -EINVAL, and the next batch is still right.
+ *   test_cuda_faces_host SOURCE_ROOT RECORDING.h264
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libavcodec/avcodec.h>
+
+#include "../../gpu/gpu_int.h"
+#include "gpu_cuda.h"
+#include "vg_image.h"
+#include "../vg_test.h"
+
+#define MAXF 16
+#define NPHOTO 3
+#define NCAM 3
+#define CAM_W 1280
+#define CAM_H 720
+
+static const int cam_frames[NCAM] = {40, 95, 150};   /* frames of the recording with faces in them */
+
+static int clamp255(int v)
+{
+	return v < 0 ? 0 : (v > 255 ? 255 : v);
+}
+
+/* BT.601 limited range, 8.8 fixed point, the chroma of the pixel's 2x2 block. */
+static void i420_to_rgb(const uint8_t *const pl[3], const int pitch[3], int w, int h, uint8_t *rgb)
+{
+	for (int r = 0; r < h; r++)
+		for (int c = 0; c < w; c++) {
+			int C = pl[0][(size_t)r * pitch[0] + c] - 16;
+			int D = pl[1][(size_t)(r / 2) * pitch[1] + c / 2] - 128;
+			int E = pl[2][(size_t)(r / 2) * pitch[2] + c / 2] - 128;
+			uint8_t *p = rgb + ((size_t)r * w + c) * 3;
+
+			p[0] = (uint8_t)clamp255((298 * C + 409 * E + 128) >> 8);
+			p[1] = (uint8_t)clamp255((298 * C - 100 * D - 208 * E + 128) >> 8);
+			p[2] = (uint8_t)clamp255((298 * C + 516 * D + 128) >> 8);
+		}
+}
+
+/* Frames WANT[] of the H.264 file PATH as I420 planes, packed, into Y/U/V. 0 or -1. */
+static int decode_frames(const char *path, uint8_t *y[NCAM], uint8_t *u[NCAM], uint8_t *v[NCAM])
+{
+	const AVCodec *codec = avcodec_find_decoder(AV_CODEC_ID_H264);
+	AVCodecContext *ctx = codec ? avcodec_alloc_context3(codec) : NULL;
+	AVPacket *pkt = av_packet_alloc();
+	AVFrame *fr = av_frame_alloc();
+	FILE *f = fopen(path, "rb");
+	static uint8_t buf[1 << 21];
+	size_t len = f ? fread(buf, 1, sizeof(buf), f) : 0;
+	int got = 0, index = 0, rc = -1;
+
+	if (f)
+		fclose(f);
+	if (!ctx || !pkt || !fr || !len || avcodec_open2(ctx, codec, NULL) < 0)
+		goto out;
+	/* the Annex-B stream through the parser, a frame at a time, then the decoder's flush */
+	{
+		AVCodecParserContext *pc = av_parser_init(AV_CODEC_ID_H264);
+		const uint8_t *data = buf;
+		size_t left = len;
+
+		while (pc && got < NCAM) {
+			uint8_t *out = NULL;
+			int out_len = 0, used = av_parser_parse2(pc, ctx, &out, &out_len, data, (int)left, AV_NOPTS_VALUE,
+								 AV_NOPTS_VALUE, 0);
+			int flush = left == 0 && out_len == 0;
+
+			data += used;
+			left -= (size_t)used;
+			if (!out_len && !flush)
+				continue;
+			pkt->data = out;
+			pkt->size = out_len;
+			if (avcodec_send_packet(ctx, flush ? NULL : pkt) < 0)
+				break;
+			while (got < NCAM && avcodec_receive_frame(ctx, fr) == 0) {
+				if (index++ == cam_frames[got] && fr->width == CAM_W && fr->height == CAM_H &&
+				    fr->format == AV_PIX_FMT_YUV420P) {
+					for (int r = 0; r < CAM_H; r++)
+						memcpy(y[got] + (size_t)r * CAM_W, fr->data[0] + (size_t)r * fr->linesize[0], CAM_W);
+					for (int r = 0; r < CAM_H / 2; r++) {
+						memcpy(u[got] + (size_t)r * CAM_W / 2, fr->data[1] + (size_t)r * fr->linesize[1], CAM_W / 2);
+						memcpy(v[got] + (size_t)r * CAM_W / 2, fr->data[2] + (size_t)r * fr->linesize[2], CAM_W / 2);
+					}
+					got++;
+				}
+				av_frame_unref(fr);
+			}
+			if (flush)
+				break;
+		}
+		av_parser_close(pc);
+	}
+	rc = got == NCAM ? 0 : -1;
+out:
+	av_frame_free(&fr);
+	av_packet_free(&pkt);
+	avcodec_free_context(&ctx);
+	return rc;
+}
+
+/* The device batch's faces against the CPU's, frame by frame: equal to the byte. */
+static int same_faces(const char *what, const struct gpu_face *dev, const int *counts, int nframes,
+		      struct gpu_face cpu[][MAXF], const int *ncpu)
+{
+	int k = 0, bad = 0, total = 0;
+
+	for (int i = 0; i < nframes; i++) {
+		if (counts[i] != ncpu[i]) {
+			fprintf(stderr, "%s frame %d: %d faces on the device, %d on the CPU\n", what, i, counts[i], ncpu[i]);
+			bad++;
+			k += counts[i];
+			continue;
+		}
+		for (int j = 0; j < ncpu[i]; j++, k++) {
+			if (memcmp(&dev[k], &cpu[i][j], sizeof(struct gpu_face)) != 0) {
+				fprintf(stderr, "%s frame %d face %d: box %.3f,%.3f vs %.3f,%.3f, descriptor[0] %g vs %g\n",
+					what, i, j, dev[k].box[0], dev[k].box[1], cpu[i][j].box[0], cpu[i][j].box[1],
+					dev[k].descriptor[0], cpu[i][j].descriptor[0]);
+				bad++;
+			}
+		}
+		total += ncpu[i];
+	}
+	printf("  %-34s %d frames, %d faces, %d differ\n", what, nframes, total, bad);
+	return bad == 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct vg_image photo[NPHOTO];
+	static struct gpu_face cpu[NCAM + 1][MAXF], dev[(NCAM + 1) * MAXF];
+	static uint8_t *y[NCAM], *u[NCAM], *v[NCAM], *rgb[NCAM], nv12_uv[CAM_W * CAM_H / 2];
+	static uint8_t crop_rgb[64 * 64 * 3];
+	struct gpu_cuda_frame fr[NCAM + 1];
+	int ncpu[NCAM + 1], counts[NCAM + 1], n, total;
+	struct gpu_model *m = NULL;
+	struct gpu_cuda_faces *p = NULL, *tiled = NULL;
+	struct gpu_cuda_faces_conf conf = {.device = -1, .mode = GPU_CUDA_EXACT, .max_frames = NCAM + 1,
+					   .max_width = 1920, .max_height = 1400, .max_faces = MAXF};
+	char path[1024], err[512];
+	const char *req = getenv("VIGIL_REQUIRE_FETCHED");
+	int skip_rc = req && strcmp(req, "1") == 0 ? 1 : VG_TEST_SKIP;
+
+	if (argc < 3)
+		return 2;
+	snprintf(path, sizeof(path), "%s/fetched/face-api-1.7.15/model", argv[1]);
+	if (gpu_model_open(&m, path, err, sizeof(err))) {
+		fprintf(stderr, "test_cuda_faces_host: %s\n", err);
+		return skip_rc;
+	}
+	for (int i = 0; i < NPHOTO; i++) {
+		snprintf(path, sizeof(path), "%s/fetched/face-api-1.7.15/demo/sample%d.jpg", argv[1], i + 1);
+		if (vg_image_load(path, &photo[i], err, sizeof(err))) {
+			fprintf(stderr, "test_cuda_faces_host: %s\n", err);
+			return skip_rc;
+		}
+	}
+	for (int i = 0; i < NCAM; i++) {
+		y[i] = malloc(CAM_W * CAM_H);
+		u[i] = malloc(CAM_W * CAM_H / 4);
+		v[i] = malloc(CAM_W * CAM_H / 4);
+		rgb[i] = malloc(CAM_W * CAM_H * 3);
+		if (!y[i] || !u[i] || !v[i] || !rgb[i])
+			return 1;
+	}
+	if (decode_frames(argv[2], y, u, v)) {
+		fprintf(stderr, "test_cuda_faces_host: cannot decode frames of %s\n", argv[2]);
+		return skip_rc;
+	}
+	CHECK_EQ_INT(gpu_model_set_backend(m, GPU_BACKEND_REFERENCE), 0);
+
+	/* bad configurations: one line, nothing made */
+	{
+		struct gpu_cuda_faces_conf bad = conf;
+
+		bad.max_faces = GPU_MAX_FACES + 1;
+		CHECK_EQ_INT(gpu_cuda_faces_create(&p, m, &bad, err, sizeof(err)), -EINVAL);
+		bad = conf;
+		bad.device = 99;
+		CHECK_EQ_INT(gpu_cuda_faces_create(&p, m, &bad, err, sizeof(err)), -ENODEV);
+		CHECK(p == NULL);
+	}
+	CHECK_EQ_INT(gpu_cuda_faces_create(&p, m, &conf, err, sizeof(err)), 0);
+	if (!p) {
+		fprintf(stderr, "test_cuda_faces_host: %s\n", err);
+		return 1;
+	}
+	printf("exact mode, host emulation, against gpu_faces_run on the reference kernels:\n");
+
+	/* 1. three photos in one batch */
+	for (int i = 0; i < NPHOTO; i++) {
+		ncpu[i] = gpu_faces_run(m, photo[i].rgb, photo[i].width, photo[i].height, cpu[i], MAXF);
+		fr[i] = (struct gpu_cuda_frame){.plane = {photo[i].rgb}, .pitch = {(int)photo[i].width * 3},
+						.format = GPU_CUDA_RGB24, .width = (int)photo[i].width,
+						.height = (int)photo[i].height};
+	}
+	n = gpu_cuda_faces_run(p, fr, NPHOTO, GPU_CUDA_FACES_DESCRIPTORS, dev, (int)(sizeof(dev) / sizeof(dev[0])), counts);
+	CHECK_EQ_INT(n, ncpu[0] + ncpu[1] + ncpu[2]);
+	CHECK(n >= 3);
+	CHECK(same_faces("photos sample1-3 (RGB24)", dev, counts, NPHOTO, cpu, ncpu));
+	/* 4. the matcher's queries: the faces' own descriptors, in the order asked */
+	{
+		int idx[2] = {n - 1, 0};
+		const float *q = gpu_cuda_faces_queries(p, idx, 2);
+
+		CHECK(q != NULL);
+		CHECK(q && memcmp(q, dev[n - 1].descriptor, sizeof(dev[0].descriptor)) == 0 &&
+		      memcmp(q + GPU_DESCRIPTOR_DIM, dev[0].descriptor, sizeof(dev[0].descriptor)) == 0);
+		idx[0] = n;
+		CHECK(gpu_cuda_faces_queries(p, idx, 1) == NULL);   /* no such face */
+	}
+	/* 5. the batch retires: nothing of it is left */
+	CHECK(gpu_cuda_faces_residue(p) > 0);
+	CHECK_EQ_INT(gpu_cuda_faces_retire(p), 0);
+	CHECK_EQ_INT(gpu_cuda_faces_residue(p), 0);
+	CHECK(gpu_cuda_faces_queries(p, (int[]){0}, 1) == NULL);
+
+	/* 2. camera frames, in place: three as I420, the first again as NV12 */
+	for (int i = 0; i < NCAM; i++) {
+		const uint8_t *pl[3] = {y[i], u[i], v[i]};
+		int pitch[3] = {CAM_W, CAM_W / 2, CAM_W / 2};
+
+		i420_to_rgb(pl, pitch, CAM_W, CAM_H, rgb[i]);
+		ncpu[i] = gpu_faces_run(m, rgb[i], CAM_W, CAM_H, cpu[i], MAXF);
+		fr[i] = (struct gpu_cuda_frame){.plane = {y[i], u[i], v[i]}, .pitch = {CAM_W, CAM_W / 2, CAM_W / 2},
+						.format = GPU_CUDA_I420, .width = CAM_W, .height = CAM_H};
+	}
+	for (int i = 0; i < CAM_W * CAM_H / 4; i++) {
+		nv12_uv[2 * i] = u[0][i];
+		nv12_uv[2 * i + 1] = v[0][i];
+	}
+	fr[NCAM] = (struct gpu_cuda_frame){.plane = {y[0], nv12_uv}, .pitch = {CAM_W, CAM_W}, .format = GPU_CUDA_NV12,
+					   .width = CAM_W, .height = CAM_H};
+	memcpy(cpu[NCAM], cpu[0], sizeof(cpu[0]));
+	ncpu[NCAM] = ncpu[0];
+	total = 0;
+	for (int i = 0; i <= NCAM; i++)
+		total += ncpu[i];
+	n = gpu_cuda_faces_run(p, fr, NCAM + 1, GPU_CUDA_FACES_DESCRIPTORS, dev, (int)(sizeof(dev) / sizeof(dev[0])), counts);
+	CHECK(n == total && total >= 4);
+	CHECK(same_faces("camera frames (3 I420, 1 NV12)", dev, counts, NCAM + 1, cpu, ncpu));
+	/* 4. the evidence crop: the converted pixels, sampled as vigild's crop_face does */
+	{
+		int bad = 0;
+
+		CHECK_EQ_INT(gpu_cuda_faces_crop(p, 1, 301, 201, 64, 64, 1.5, crop_rgb), 0);
+		for (int yy = 0; yy < 64; yy++)
+			for (int xx = 0; xx < 64; xx++)
+				bad += memcmp(crop_rgb + ((size_t)yy * 64 + xx) * 3,
+					      rgb[1] + ((size_t)(201 + (int)(yy * 1.5)) * CAM_W + 301 + (int)(xx * 1.5)) * 3, 3) != 0;
+		CHECK_EQ_INT(bad, 0);
+		CHECK_EQ_INT(gpu_cuda_faces_crop(p, 1, CAM_W - 10, 0, 64, 64, 1.0, crop_rgb), -EINVAL);   /* outside */
+		CHECK_EQ_INT(gpu_cuda_faces_crop(p, NCAM + 1, 0, 0, 8, 8, 1.0, crop_rgb), -EINVAL);     /* no frame */
+	}
+	CHECK_EQ_INT(gpu_cuda_faces_retire(p), 0);
+	CHECK_EQ_INT(gpu_cuda_faces_residue(p), 0);
+
+	/* 6. bad frames: refused whole, and the pipeline still right after */
+	{
+		struct gpu_cuda_frame bad = fr[0];
+
+		bad.width = 2000;   /* larger than max_width */
+		bad.pitch[0] = 2000;
+		CHECK_EQ_INT(gpu_cuda_faces_run(p, &bad, 1, 0, dev, MAXF, counts), -EINVAL);
+		bad = fr[0];
+		bad.format = 7;
+		CHECK_EQ_INT(gpu_cuda_faces_run(p, &bad, 1, 0, dev, MAXF, counts), -EINVAL);
+		bad = fr[0];
+		bad.on_device = 1;   /* the emulation reads host memory only */
+		CHECK_EQ_INT(gpu_cuda_faces_run(p, &bad, 1, 0, dev, MAXF, counts), -EINVAL);
+		bad = fr[0];
+		bad.pitch[1] = 10;   /* shorter than a chroma row */
+		CHECK_EQ_INT(gpu_cuda_faces_run(p, &bad, 1, 0, dev, MAXF, counts), -EINVAL);
+		CHECK_EQ_INT(gpu_cuda_faces_run(p, fr, NCAM + 2, 0, dev, MAXF, counts), -EINVAL);   /* too many */
+		n = gpu_cuda_faces_run(p, &fr[2], 1, 0, dev, MAXF, counts);
+		CHECK_EQ_INT(n, ncpu[2]);
+		/* without the flag the descriptors stay behind */
+		for (int k = 0; k < n; k++) {
+			struct gpu_face want = cpu[2][k];
+
+			memset(want.descriptor, 0, sizeof(want.descriptor));
+			CHECK(memcmp(&dev[k], &want, sizeof(want)) == 0);
+		}
+		CHECK_EQ_INT(gpu_cuda_faces_retire(p), 0);
+	}
+
+	/* 3. tiled: a 640 x 576 region of the second camera frame, in place through its pitches */
+	conf.tiled = 1;
+	conf.overlap = 192;
+	conf.max_frames = 1;
+	CHECK_EQ_INT(gpu_cuda_faces_create(&tiled, m, &conf, err, sizeof(err)), 0);
+	if (tiled) {
+		const int x0 = 320, y0 = 72, w = 640, h = 576;
+		static uint8_t region[640 * 576 * 3];
+		struct gpu_cuda_frame t = {.plane = {y[1] + (size_t)y0 * CAM_W + x0, u[1] + (size_t)(y0 / 2) * (CAM_W / 2) + x0 / 2,
+						     v[1] + (size_t)(y0 / 2) * (CAM_W / 2) + x0 / 2},
+					   .pitch = {CAM_W, CAM_W / 2, CAM_W / 2}, .format = GPU_CUDA_I420, .width = w,
+					   .height = h};
+
+		for (int r = 0; r < h; r++)
+			memcpy(region + (size_t)r * w * 3, rgb[1] + ((size_t)(y0 + r) * CAM_W + x0) * 3, (size_t)w * 3);
+		ncpu[0] = gpu_faces_run_tiled(m, region, w, h, 192, cpu[0], MAXF);
+		n = gpu_cuda_faces_run(tiled, &t, 1, GPU_CUDA_FACES_DESCRIPTORS, dev, MAXF, counts);
+		CHECK(n == ncpu[0] && n >= 1);
+		CHECK(same_faces("tiled 640x576 region (5 SSD inputs)", dev, counts, 1, cpu, ncpu));
+		{
+			struct gpu_cuda_faces_stats st;
+
+			gpu_cuda_faces_stats_get(tiled, &st);
+			CHECK_EQ_INT(st.detector_inputs, 5);
+			CHECK_EQ_INT(st.faces, (uint64_t)n);
+		}
+		CHECK_EQ_INT(gpu_cuda_faces_retire(tiled), 0);
+		CHECK_EQ_INT(gpu_cuda_faces_residue(tiled), 0);
+	}
+	{
+		struct gpu_cuda_faces_stats st;
+
+		gpu_cuda_faces_stats_get(p, &st);
+		printf("  batches %llu, frames %llu, detector inputs %llu, faces %llu, emulation memory %.0f MiB\n",
+		       (unsigned long long)st.batches, (unsigned long long)st.frames,
+		       (unsigned long long)st.detector_inputs, (unsigned long long)st.faces, st.device_bytes / 1048576.0);
+		CHECK_EQ_INT(st.batches, 3);
+	}
+
+	gpu_cuda_faces_destroy(&tiled);
+	gpu_cuda_faces_destroy(&p);
+	CHECK(p == NULL);
+	gpu_cuda_faces_destroy(&p);   /* safe on NULL */
+	for (int i = 0; i < NCAM; i++) {
+		free(y[i]);
+		free(u[i]);
+		free(v[i]);
+		free(rgb[i]);
+	}
+	for (int i = 0; i < NPHOTO; i++)
+		vg_image_release(&photo[i]);
+	gpu_model_close(&m);
+	return vg_test_exit();
+}
