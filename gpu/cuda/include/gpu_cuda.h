@@ -47,41 +47,43 @@ double gpu_cuda_peak_gflops(int index);
 /** What the CUDA runtime said behind this thread's last -EIO ("cudaMalloc: out of memory"). */
 const char *gpu_cuda_last_error(void);
 
-/* ---- the matcher's scan on the device (gpu_cuda_match.cu) ------------------------------------ */
+/* ---- the matcher's scan device (gpu_cuda_match.cu) ------------------------------------------ */
 
-#define GPU_CUDA_K_MAX 8    /* best k per query, at most (match.h's MATCH_K_MAX) */
-#define GPU_CUDA_D_MAX 1024 /* descriptor dimension, at most (match.h's MATCH_D_MAX) */
-
-/*
- * A watchlist resident on a GPU, immutable once made: a changed watchlist is a new gallery, made
- * beside the old one while searches go on, then swapped in (the CPU matcher's snapshot rule).
- * Keys and ranking are the CPU matcher's, bit for bit (match.h): ||x||^2 - 2 q.x (L2) or -q.x
- * (cosine, on vectors the caller made unit length), ties broken by SEQ (enrolment order).
- */
-struct gpu_cuda_gallery;
+struct match_db;
 
 /**
- * Upload N entries of D floats (ROWS, row-major; SEQ their enrolment order, NULL: their index) to
- * DEVICE for METRIC 0 (L2) or 1 (cosine), with room for searches of up to MAX_QUERIES queries.
- * The host copies made on the way are zeroed. Returns 0, -ENODEV, -EINVAL, -ENOMEM, or -EIO
- * (gpu_cuda_last_error()). *OUT untouched on error.
+ * Make GPU DEVICE the scan device of DB (match.h: match_db_set_device(), with its rules: before
+ * any query context is opened). The matcher's writers then keep a copy of every snapshot on the
+ * GPU, segment by segment, and match_query() and match_query_device() search there, with the CPU
+ * matcher's keys, ranks and values bit for bit (our kernel: a cuBLAS GEMM would reorder the sums).
+ * Each query context gets its own stream and scratch (9 MiB, and 12 x d bytes a query of its
+ * max_batch, a third of that pinned), so contexts search concurrently. DEVICE -1 is the host
+ * emulation: the same search steps run in loops on the CPU over host memory standing in for the
+ * GPU's, for checking where there is no GPU (slow: ~4 ms a query at 17,000 entries, in batches).
+ * Returns 0, -EINVAL, -ENODEV (no such device), -EBUSY (a context is open, or a device attached),
+ * -ENOMEM or -EIO, with a reason in ERR.
  */
-int gpu_cuda_gallery_create(struct gpu_cuda_gallery **out, int device, unsigned d, int metric, const float *rows,
-			    const uint64_t *seq, size_t n, unsigned max_queries);
+int gpu_cuda_match_attach(struct match_db *db, int device, char *err, size_t errlen);
+
+/* What the matchers' device memory holds, for tests (all devices and the emulation together). */
+struct gpu_cuda_match_census {
+	uint64_t gallery_bytes;   /* copies of segments, bias arrays and tables, now */
+	uint64_t scratch_bytes;   /* query contexts' scratch, device and pinned, now */
+	uint64_t scratch_dirty;   /* bytes of that scratch not zero: 0 whenever no search runs */
+	uint64_t uploaded_bytes;  /* copied to the device by writers, since the process started */
+	uint64_t freed;           /* blocks given back, since the process started */
+	uint64_t freed_dirty;     /* of them, given back with a byte not zero: must stay 0 */
+};
 
 /**
- * The best K (1..GPU_CUDA_K_MAX) entries for each of NQ queries (QUERIES, row-major, NQ x D):
- * their indices into IDX and keys into KEY (NQ x K each, best first), how many into GOT (NQ).
- * Allocates nothing. The queries are zeroed on the device and in the staging buffer before it
- * returns (invariant 1). One caller at a time per gallery. Returns 0, -EINVAL or -EIO.
+ * Test hook: take the census. Reads every block (on a GPU: copies it back), so only where no
+ * search runs. From the first call on, every block given back on a GPU is read back first too
+ * (the emulation always checks): slow, for tests only.
  */
-int gpu_cuda_gallery_search(struct gpu_cuda_gallery *g, const float *queries, unsigned nq, unsigned k,
-			    uint32_t *idx /* OUT */, float *key /* OUT */, unsigned *got /* OUT */);
+void gpu_cuda_match_census(struct gpu_cuda_match_census *out /* OUT */);
 
-size_t gpu_cuda_gallery_size(const struct gpu_cuda_gallery *g);
-
-/** Zero the gallery's device memory, then free it; sets *G to NULL. */
-void gpu_cuda_gallery_destroy(struct gpu_cuda_gallery **g);
+/** Test hook: the next N allocations of matcher device memory fail (fault injection); 0 ends it. */
+void gpu_cuda_match_fail_allocs(unsigned n);
 
 
 /* ---- the face nets on the device (gpu_cuda_nets.cu) ------------------------------------------ */
