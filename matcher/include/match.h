@@ -224,12 +224,14 @@ int match_db_set_device(struct match_db *db, const struct match_device_ops *ops,
 
 /**
  * match_query() for descriptors in the device's memory (Q: n * d floats, row-major, where the
- * device's face nets left them; they never come to the host): the same hits, ranks, values and
- * passes, the same refusal of bad descriptors (-EINVAL, nothing written), on the current
- * snapshot's device copy. Q is not written; the device's copies of it are zeroed before it
- * returns. Returns N; -EINVAL; -ENODEV where there is no device, the context has no device
- * scratch or the current snapshot has no device copy, or -EIO where the device failed: in both
- * cases nothing was written, and the caller fetches the descriptors and calls match_query().
+ * device's face nets left them; they never come to the host), complete when it is called: the
+ * search runs on the context's own stream, so the stream that wrote Q must be synchronised first.
+ * The same hits, ranks, values and passes, the same refusal of bad descriptors (-EINVAL, nothing
+ * written), on the current snapshot's device copy. Q is not written; the device's copies of it
+ * are zeroed before it returns. Returns N; -EINVAL; -ENODEV where there is no device, the context
+ * has no device scratch or the current snapshot has no device copy, or -EIO where the device
+ * failed: in both cases nothing was written, and the caller fetches the descriptors and calls
+ * match_query().
  */
 int match_query_device(struct match_ctx *ctx, const float *q, unsigned n, unsigned k, struct match_result *out);
 
