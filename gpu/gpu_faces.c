@@ -516,6 +516,27 @@ int gpu_faces_describe(struct gpu_model *m, const uint8_t *rgb, uint32_t width, 
 	return n;
 }
 
+int gpu_yuv420_to_rgb(const uint8_t *y, int yp, const uint8_t *u, const uint8_t *v, int uvp, uint32_t w, uint32_t h,
+		      uint8_t *rgb)
+{
+	if (!y || !u || !rgb || !size_ok(w, h) || yp < (int)w || uvp < (int)(v ? (w + 1) / 2 : (w + 1) / 2 * 2))
+		return -EINVAL;
+	for (uint32_t r = 0; r < h; r++) {
+		const uint8_t *yr = y + (size_t)r * yp, *cr = u + (size_t)(r / 2) * uvp;
+		const uint8_t *vr = v ? v + (size_t)(r / 2) * uvp : NULL;
+		uint8_t *o = rgb + (size_t)r * w * 3;
+
+		for (uint32_t c = 0; c < w; c++, o += 3) {
+			int d = v ? cr[c / 2] : cr[c / 2 * 2], e = v ? vr[c / 2] : cr[c / 2 * 2 + 1];
+
+			o[0] = (uint8_t)gpu_post_yuv_px(yr[c], d, e, 0);
+			o[1] = (uint8_t)gpu_post_yuv_px(yr[c], d, e, 1);
+			o[2] = (uint8_t)gpu_post_yuv_px(yr[c], d, e, 2);
+		}
+	}
+	return 0;
+}
+
 void gpu_faces_retire(struct gpu_face *faces, int n)
 {
 	if (faces && n > 0)

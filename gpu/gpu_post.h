@@ -29,6 +29,24 @@
 #define GPU_POST_TILES_MAX_SIDE 64     /* tile origins along one side: 16384 / (512 - 256) */
 #define GPU_POST_CROP 150              /* the descriptor net's input side */
 
+/*
+ * Channel CH (0 R, 1 G, 2 B) of a pixel of luma Y and chroma U, V: BT.601 limited range, the
+ * range H.264 and H.265 cameras send, in 8.8 fixed point, so that every backend converts a
+ * camera's frame to the very same RGB (the CUDA kernels read the planes in place with this).
+ */
+GPU_POST_FN int gpu_post_yuv_px(int y, int u, int v, int ch)
+{
+	int c = y - 16, d = u - 128, e = v - 128, r;
+
+	if (ch == 0)
+		r = (298 * c + 409 * e + 128) >> 8;
+	else if (ch == 1)
+		r = (298 * c - 100 * d - 208 * e + 128) >> 8;
+	else
+		r = (298 * c + 516 * d + 128) >> 8;
+	return r < 0 ? 0 : (r > 255 ? 255 : r);
+}
+
 /* IoU of two SSD boxes [ymin, xmin, ymax, xmax] (nonMaxSuppression.ts: on min/max corners). */
 GPU_POST_FN double gpu_post_ssd_iou(const float *a, const float *b)
 {

@@ -26,6 +26,7 @@ struct gpu_cuda_faces {
 	virtual int run(const struct gpu_cuda_frame *frames, int nframes, unsigned flags, struct gpu_face *faces,
 			int max, int *counts) = 0;
 	virtual const float *queries(const int *idx, int n) = 0;
+	virtual int descriptors(const int *idx, int n, float *out) = 0;
 	virtual int crop(int frame, int x, int y, int w, int h, double step, uint8_t *rgb) = 0;
 	virtual int retire() = 0;
 	virtual void refresh_stats() = 0;
@@ -367,6 +368,13 @@ template <class X> struct vgc_faces final : gpu_cuda_faces {
 		return e.x.sync() ? NULL : d_q;
 	}
 
+	int descriptors(const int *idx, int n, float *out) override
+	{
+		const float *q = out ? queries(idx, n) : NULL;
+
+		return q ? e.x.download(out, q, (size_t)n * GPU_DESCRIPTOR_DIM * sizeof(float)) : -EINVAL;
+	}
+
 	int crop(int frame, int x0, int y0, int w, int h, double step, uint8_t *rgb) override
 	{
 		size_t n = (size_t)w * h * 3;
@@ -556,6 +564,11 @@ extern "C" int gpu_cuda_faces_run(struct gpu_cuda_faces *p, const struct gpu_cud
 extern "C" const float *gpu_cuda_faces_queries(struct gpu_cuda_faces *p, const int *idx, int n)
 {
 	return p ? p->queries(idx, n) : NULL;
+}
+
+extern "C" int gpu_cuda_faces_descriptors(struct gpu_cuda_faces *p, const int *idx, int n, float *out)
+{
+	return p ? p->descriptors(idx, n, out) : -EINVAL;
 }
 
 extern "C" int gpu_cuda_faces_crop(struct gpu_cuda_faces *p, int frame, int x, int y, int w, int h, double step,

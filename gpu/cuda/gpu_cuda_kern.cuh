@@ -23,6 +23,11 @@
 #include <float.h>
 #include <stddef.h>
 
+extern "C" {
+#include "../gpu_int.h"
+}
+#include "../gpu_post.h"
+
 #define VGK_HD __host__ __device__ __forceinline__
 
 /* Activations (gpu_int.h's enum gpu_act, repeated so that this header stands alone). */
@@ -385,33 +390,27 @@ struct vgk_frame {
 	int fmt, w, h;
 };
 
-VGK_HD int vgk_clamp255(int v) { return v < 0 ? 0 : (v > 255 ? 255 : v); }
-
 /*
- * Channel CH (0 R, 1 G, 2 B) of pixel (X, Y): BT.601 limited range in 8.8 fixed point, chroma of
- * the 2x2 block the pixel is in (the integer arithmetic makes host and device agree exactly).
+ * Channel CH (0 R, 1 G, 2 B) of pixel (X, Y): BT.601 limited range in 8.8 fixed point
+ * (gpu_post_yuv_px), chroma of the 2x2 block the pixel is in (the integer arithmetic makes host and
+ * device agree exactly).
  */
 VGK_HD int vgk_frame_px(const struct vgk_frame &f, int x, int y, int ch)
 {
-	int c, d, e;
+	int d, e;
 
 	if (f.fmt == VGK_RGB24)
 		return f.plane[0][(size_t)y * f.pitch[0] + (size_t)x * 3 + ch];
-	c = f.plane[0][(size_t)y * f.pitch[0] + x] - 16;
 	if (f.fmt == VGK_I420) {
-		d = f.plane[1][(size_t)(y / 2) * f.pitch[1] + x / 2] - 128;
-		e = f.plane[2][(size_t)(y / 2) * f.pitch[2] + x / 2] - 128;
+		d = f.plane[1][(size_t)(y / 2) * f.pitch[1] + x / 2];
+		e = f.plane[2][(size_t)(y / 2) * f.pitch[2] + x / 2];
 	} else {
 		const unsigned char *uv = f.plane[1] + (size_t)(y / 2) * f.pitch[1] + (size_t)(x / 2) * 2;
 
-		d = uv[0] - 128;
-		e = uv[1] - 128;
+		d = uv[0];
+		e = uv[1];
 	}
-	if (ch == 0)
-		return vgk_clamp255((298 * c + 409 * e + 128) >> 8);
-	if (ch == 1)
-		return vgk_clamp255((298 * c - 100 * d - 208 * e + 128) >> 8);
-	return vgk_clamp255((298 * c + 516 * d + 128) >> 8);
+	return gpu_post_yuv_px(f.plane[0][(size_t)y * f.pitch[0] + x], d, e, ch);
 }
 
 /*

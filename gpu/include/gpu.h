@@ -130,6 +130,16 @@ int gpu_faces_detect(struct gpu_model *model, const uint8_t *rgb, uint32_t width
 int gpu_faces_describe(struct gpu_model *model, const uint8_t *rgb, uint32_t width,
 		       uint32_t height, struct gpu_face *faces, int n);
 
+/**
+ * A camera's decoded 4:2:0 frame (8-bit, BT.601 limited range: what H.264 and H.265 cameras send)
+ * to packed RGB, W x H into RGB: luma Y (pitch YP), chroma U and V planes (I420, pitch UVP) or,
+ * with V NULL, interleaved UV (NV12). Each pixel takes its 2x2 block's chroma, in 8.8 fixed point:
+ * exactly the pixels the CUDA backend reads from the same planes, so that both backends see one
+ * frame alike. Returns 0 or -EINVAL.
+ */
+int gpu_yuv420_to_rgb(const uint8_t *y, int yp, const uint8_t *u, const uint8_t *v, int uvp, uint32_t w, uint32_t h,
+		      uint8_t *rgb);
+
 /** Zero N faces (boxes, landmarks, descriptors) when their batch retires: DESIGN.md invariant 1. */
 void gpu_faces_retire(struct gpu_face *faces, int n);
 

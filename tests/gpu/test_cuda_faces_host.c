@@ -228,8 +228,14 @@ int main(int argc, char **argv)
 		CHECK(q != NULL);
 		CHECK(q && memcmp(q, dev[n - 1].descriptor, sizeof(dev[0].descriptor)) == 0 &&
 		      memcmp(q + GPU_DESCRIPTOR_DIM, dev[0].descriptor, sizeof(dev[0].descriptor)) == 0);
+		float host[2 * GPU_DESCRIPTOR_DIM];
+
+		CHECK_EQ_INT(gpu_cuda_faces_descriptors(p, idx, 2, host), 0);
+		CHECK(memcmp(host, dev[n - 1].descriptor, sizeof(dev[0].descriptor)) == 0 &&
+		      memcmp(host + GPU_DESCRIPTOR_DIM, dev[0].descriptor, sizeof(dev[0].descriptor)) == 0);
 		idx[0] = n;
 		CHECK(gpu_cuda_faces_queries(p, idx, 1) == NULL);   /* no such face */
+		CHECK_EQ_INT(gpu_cuda_faces_descriptors(p, idx, 1, host), -EINVAL);
 	}
 	/* 5. the batch retires: nothing of it is left */
 	CHECK(gpu_cuda_faces_residue(p) > 0);

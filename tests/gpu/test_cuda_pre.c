@@ -32,9 +32,9 @@ int main(void)
 	const int cw = (W + 1) / 2;
 	unsigned s = 1;
 	int maxd = 0;
-	struct gpu_cuda_frame i420 = {{y, u, v}, {W, cw, cw}, GPU_CUDA_I420, W, H};
-	struct gpu_cuda_frame nv12 = {{y, uv, NULL}, {W, 2 * cw, 0}, GPU_CUDA_NV12, W, H};
-	struct gpu_cuda_frame packed = {{rgb, NULL, NULL}, {W * 3, 0, 0}, GPU_CUDA_RGB24, W, H};
+	struct gpu_cuda_frame i420 = {{y, u, v}, {W, cw, cw}, GPU_CUDA_I420, W, H, 0};
+	struct gpu_cuda_frame nv12 = {{y, uv, NULL}, {W, 2 * cw, 0}, GPU_CUDA_NV12, W, H, 0};
+	struct gpu_cuda_frame packed = {{rgb, NULL, NULL}, {W * 3, 0, 0}, GPU_CUDA_RGB24, W, H, 0};
 
 	/* a smooth picture with noise, in the legal ranges */
 	for (int r = 0; r < H; r++)
@@ -73,7 +73,18 @@ int main(void)
 					bad += a[((size_t)r * H + c) * 3 + ch] != (float)rgb[((size_t)r * W + c) * 3 + ch];
 		CHECK_EQ_INT(bad, 0);
 	}
-	/* libswscale, as the CPU pipeline converts */
+	/* the CPU backend's conversion of a camera frame (gpu.h), I420 and NV12: the same pixels */
+	{
+		static uint8_t cpu_rgb[W * H * 3];
+
+		CHECK_EQ_INT(gpu_yuv420_to_rgb(y, W, u, v, cw, W, H, cpu_rgb), 0);
+		CHECK(memcmp(cpu_rgb, rgb, sizeof(rgb)) == 0);
+		memset(cpu_rgb, 0, sizeof(cpu_rgb));
+		CHECK_EQ_INT(gpu_yuv420_to_rgb(y, W, uv, NULL, 2 * cw, W, H, cpu_rgb), 0);
+		CHECK(memcmp(cpu_rgb, rgb, sizeof(rgb)) == 0);
+		CHECK_EQ_INT(gpu_yuv420_to_rgb(y, W - 1, u, v, cw, W, H, cpu_rgb), -EINVAL);   /* pitch too short */
+	}
+	/* libswscale, as the CPU pipeline converts other formats */
 	{
 		struct SwsContext *sc = sws_getContext(W, H, AV_PIX_FMT_YUV420P, W, H, AV_PIX_FMT_RGB24, SWS_BILINEAR,
 						       NULL, NULL, NULL);

@@ -245,6 +245,12 @@ int gpu_cuda_faces_run(struct gpu_cuda_faces *p, const struct gpu_cuda_frame *fr
 const float *gpu_cuda_faces_queries(struct gpu_cuda_faces *p, const int *idx, int n);
 
 /**
+ * The same descriptors copied to host memory OUT (N x 128 floats): for a matcher that cannot
+ * search on the device. Returns 0, -EINVAL or -EIO.
+ */
+int gpu_cuda_faces_descriptors(struct gpu_cuda_faces *p, const int *idx, int n, float *out /* OUT */);
+
+/**
  * The evidence crop of the last run's frame FRAME: W x H RGB pixels (each side at most
  * GPU_CUDA_FACES_CROP_MAX) sampled every STEP (>= 1) pixels from (X, Y), into host memory RGB.
  * Returns 0, -EINVAL or -EIO.
