@@ -29,7 +29,7 @@
 #include "vigil_outcome.h"
 #include "vigild_pipeline.h"
 
-#define MAX_FACES 32
+#define MAX_FACES 32 /* per frame */
 #define MAX_TRACKS 64
 #define TRACK_IOU 0.3
 #define TRACK_TTL_S 1.0 /* a track not seen for this long (RTP time) is over */
@@ -37,16 +37,26 @@
 #define CROP_MAX 640
 #define LATENCY_SAMPLES 65536 /* the report's latency figures cover the last this many frames */
 #define OUTCOMES_EVERY_NS (60 * VG_NS_PER_SEC) /* reviews made during a run reach its store this often */
-#define FRAME_HDR 64          /* struct queued_frame, padded so the RGB starts on a cache line */
+#define FRAME_HDR 128         /* struct queued_frame, padded so the pixels start on a cache line */
+#define BATCH_MAX 64          /* frames per batch of the nets, at most */
+#define GPU_DEVICE 0          /* the GPU the nets, the matcher and NVDEC's frames share */
+
+/* How a queued frame's pixels are laid out: gpu_cuda.h's GPU_CUDA_RGB24, _I420, _NV12. */
+enum frame_fmt { FRAME_RGB24 = 0, FRAME_I420 = 1, FRAME_NV12 = 2 };
 
 /*
  * A sampled frame on its way from a camera's decode thread to the analysis thread: this header,
- * then the packed RGB, in one buffer of the camera's biometric pool. The pool zeroes the buffer
- * when the analysis returns it, so a non-match's pixels live exactly as long as its analysis.
+ * then the pixels, in one buffer of the camera's biometric pool (or, from NVDEC, the decoder's own
+ * frame on the device, held by DEVICE). The pool zeroes the buffer when the analysis returns it,
+ * and a device frame is zeroed before the decoder gets it back, so a non-match's pixels live
+ * exactly as long as its analysis.
  */
 struct queued_frame {
 	struct vg_pool *pool; /* where the buffer goes back (the camera's pool when it was queued) */
-	int w, h;
+	AVFrame *device;      /* NVDEC's frame, its planes on the GPU; NULL: the pixels follow */
+	const uint8_t *plane[3];
+	int pitch[3];
+	int fmt, w, h;
 	int64_t pts;          /* unwrapped RTP time, 90 kHz */
 	uint64_t queued_ns;
 };
@@ -61,7 +71,9 @@ _Static_assert(sizeof(struct queued_frame) <= FRAME_HDR, "the frame header outgr
 	X(P, faces_scanned, "faces detected (the public record's faces scanned)")           \
 	X(P, faces_gated, "faces below the quality gate, never matched")                    \
 	X(P, faces_matched, "sightings within a watchlist's threshold")                     \
-	X(P, alerts, "alerts raised for a person's review")
+	X(P, alerts, "alerts raised for a person's review")                                 \
+	X(P, batches, "batches of frames through the face nets")                            \
+	X(P, nets_us, "time in the face nets, microseconds (on the GPU: its busy time)")
 VG_COUNTERS_DECLARE(analysis, ANALYSIS, ANALYSIS_COUNTERS)
 #define ROW_ANALYSIS DP_MAX_CAMERAS
 
@@ -96,12 +108,14 @@ struct camera {
 	sem_t slots;           /* free frame buffers: taken by the decode side, given back by the analysis */
 	struct rte_ring *queue;
 	uint64_t frames_sampled, frames_dropped, queue_max;
+	uint64_t frames_oversize; /* of the dropped: larger than the GPU takes */
 	uint64_t wait_ns;      /* lossless runs: time the decode thread waited for a free buffer */
 
 	/* analysis side: the frame being analysed */
 	int64_t pts;
 	int w, h;
-	const uint8_t *rgb;
+	const uint8_t *rgb;    /* its RGB pixels (the CPU nets), or NULL: the GPU has them */
+	int batch_index;       /* its place in the batch (the GPU's crops) */
 	struct track tracks[MAX_TRACKS];
 	uint64_t next_track;
 	struct pipeline_camera_counts n;
@@ -132,14 +146,33 @@ struct pipeline {
 	uint32_t *latency_us; /* LATENCY_SAMPLES, queued to analysed */
 	uint64_t n_latency;
 	struct gpu_model *model;
-	struct gpu_cuda_nets *cuda; /* the nets on the GPU (--gpu cuda...), attached to MODEL */
+	struct gpu_cuda_faces *gpu; /* --gpu cuda...: the whole face pipeline on the device */
+	int gpu_mode;
+	int gpu_device;             /* GPU_DEVICE, or -1: the host emulation (--gpu emulate) */
+	bool match_on_device;       /* the matcher scans on the GPU, where the descriptors are */
+	char match_where[160];      /* "gpu", or why the matcher stayed on the CPU */
+	uint64_t gpu_bytes;         /* device memory the pipeline holds (fixed at open: the gauge) */
 	struct match_db *match;
 	struct match_ctx *ctx;
 	struct store *store;
 	struct mgmt_db *db; /* with a watchlist: alerts are recorded here for review */
 	uint64_t scanned_reported;
 	struct camera cams[DP_MAX_CAMERAS];
-	struct gpu_face faces[MAX_FACES];
+	/* the batch being analysed (analysis thread) */
+	struct batch_frame {
+		struct queued_frame *qf;
+		unsigned cam;
+		int first, count;   /* its faces in FACES */
+	} batch[BATCH_MAX];
+	unsigned batch_max;
+	uint64_t batch_deadline_ns;
+	struct gpu_face *faces;       /* batch_max * MAX_FACES, biometric */
+	float *q;                     /* their descriptors for a matcher on the host, biometric */
+	int *keep;                    /* the faces that passed the gate, in batch order */
+	struct match_result *res;     /* the matcher's answers for them */
+	struct vg_pool *faces_pool;
+	uint64_t batches, batched_frames, batch_largest, batch_deadlines, nets_errors, nets_ns;
+	uint64_t frames_on_device, match_host_fallbacks;
 	struct alert *alerts;
 	unsigned n_alerts;
 	uint64_t faces_scanned, evidence_bytes, analysis_ns;
@@ -197,6 +230,20 @@ static int authorise_and_load(struct pipeline *p, const char *run_desc, char *er
 	rc = match_db_open(&p->match, &mc, err, errlen);
 	if (rc < 0)
 		return rc;
+#ifdef HAVE_VIGIL_CUDA
+	/* With the nets on the GPU, the watchlist goes there too: descriptors are matched where the
+	 * nets left them. If the GPU cannot take it, the CPU matches (the report says why). */
+	if (p->gpu) {
+		char why[128];
+
+		if (gpu_cuda_match_attach(p->match, p->gpu_device, why, sizeof(why)) == 0) {
+			p->match_on_device = true;
+			snprintf(p->match_where, sizeof(p->match_where), "gpu");
+		} else {
+			snprintf(p->match_where, sizeof(p->match_where), "cpu: %s", why);
+		}
+	}
+#endif
 	/* Every watchlist of the deployment, each file whole or not at all (ids must differ). */
 	for (const char *w = p->conf.watchlist_path; *w;) {
 		size_t len = strcspn(w, ",");
@@ -211,7 +258,7 @@ static int authorise_and_load(struct pipeline *p, const char *run_desc, char *er
 			return rc;
 		w += len + (w[len] == ',');
 	}
-	rc = match_ctx_open(&p->ctx, p->match, 1, MAX_FACES);
+	rc = match_ctx_open(&p->ctx, p->match, 1, p->batch_max * MAX_FACES);
 	if (rc < 0)
 		return vg_errf(err, errlen, rc, "matcher: %s", vg_strerror(rc));
 
@@ -271,11 +318,15 @@ static int cameras_queues_init(struct pipeline *p)
 	return 0;
 }
 
-/* --gpu: the face nets on CUDA, the rest of the pipeline unchanged (gpu_cuda_nets_attach). */
-static int nets_on_gpu(struct pipeline *p, char *err, size_t errlen)
+/*
+ * --gpu: the whole face pipeline on GPU 0 (gpu_cuda_faces), for batches of up to batch_max frames
+ * of up to gpu_max_width x gpu_max_height; the matcher follows it there (authorise_and_load).
+ */
+static int gpu_open(struct pipeline *p, char *err, size_t errlen)
 {
-	/* indexed by gpu_cuda.h's mode: GPU_CUDA_EXACT, GPU_CUDA_FP32, GPU_CUDA_FP16 */
-	static const char *const modes[] = {"cuda-exact", "cuda", "cuda-fp16"};
+	/* indexed by gpu_cuda.h's mode: GPU_CUDA_EXACT, GPU_CUDA_FP32, GPU_CUDA_FP16; then "emulate",
+	 * the exact mode's host emulation: the GPU's code path on the CPU, to check it without one */
+	static const char *const modes[] = {"cuda-exact", "cuda", "cuda-fp16", "emulate"};
 	const char *g = p->conf.gpu;
 	int mode = -1;
 
@@ -285,20 +336,38 @@ static int nets_on_gpu(struct pipeline *p, char *err, size_t errlen)
 		if (strcmp(g, modes[i]) == 0)
 			mode = i;
 	if (mode < 0)
-		return vg_errf(err, errlen, -EINVAL, "--gpu %s: not cpu, cuda, cuda-fp16 or cuda-exact", g);
+		return vg_errf(err, errlen, -EINVAL, "--gpu %s: not cpu, cuda, cuda-fp16, cuda-exact or emulate", g);
+	p->gpu_device = mode == 3 ? -1 : GPU_DEVICE;
+	mode = mode == 3 ? 0 : mode;
 #ifdef HAVE_VIGIL_CUDA
 	_Static_assert(GPU_CUDA_EXACT == 0 && GPU_CUDA_FP32 == 1 && GPU_CUDA_FP16 == 2, "modes[] is gpu_cuda.h's order");
+	_Static_assert((int)GPU_CUDA_RGB24 == (int)FRAME_RGB24 && (int)GPU_CUDA_I420 == (int)FRAME_I420 &&
+			       (int)GPU_CUDA_NV12 == (int)FRAME_NV12,
+		       "frame_fmt is gpu_cuda.h's");
 	{
-		int rc = gpu_cuda_nets_create(&p->cuda, p->model, 0, mode, 64, err, errlen);
+		struct gpu_cuda_faces_conf gc = {
+			.device = p->gpu_device, .mode = mode, .max_frames = (int)p->batch_max,
+			.max_width = (int)p->conf.gpu_max_width, .max_height = (int)p->conf.gpu_max_height,
+			.max_faces = MAX_FACES, .tiled = p->conf.tiled, .overlap = 192, .graphs = 1,
+		};
 
-		if (rc < 0)
-			return rc;
-		gpu_cuda_nets_attach(p->cuda, p->model, GPU_CUDA_PASS_ALL);
-		return 0;
+		struct gpu_cuda_faces_stats st;
+		int rc;
+
+		p->gpu_mode = mode;
+		rc = gpu_cuda_faces_create(&p->gpu, p->model, &gc, err, errlen);
+		gpu_cuda_faces_stats_get(p->gpu, &st);
+		p->gpu_bytes = st.device_bytes;
+		return rc;
 	}
 #else
 	return vg_errf(err, errlen, -ENOTSUP, "--gpu %s: this vigild was built without CUDA (no nvcc)", g);
 #endif
+}
+
+bool pipeline_takes_device_frames(const struct pipeline *p, int device)
+{
+	return p && p->gpu && p->gpu_device >= 0 && device == p->gpu_device;
 }
 
 int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const char *run_desc, char *err,
@@ -322,6 +391,17 @@ int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const
 		p->conf.queue_depth = 4;
 	if (p->conf.queue_depth > 64)
 		p->conf.queue_depth = 64;
+	/* A batch gathers frames of all cameras; on the CPU the nets gain nothing from it (default 1),
+	 * on a GPU a batch keeps it busy (default 32). */
+	bool on_gpu = p->conf.gpu && strcmp(p->conf.gpu, "cpu") != 0;
+	p->batch_max = p->conf.batch ? p->conf.batch : on_gpu ? 32 : 1;
+	p->batch_max = p->batch_max > BATCH_MAX ? BATCH_MAX : p->batch_max;
+	p->batch_deadline_ns = (uint64_t)(p->conf.batch_deadline_ms ? p->conf.batch_deadline_ms : 10) * 1000000;
+	if (!p->conf.gpu_max_width || !p->conf.gpu_max_height) {
+		p->conf.gpu_max_width = 3840;
+		p->conf.gpu_max_height = 2160;
+	}
+	snprintf(p->match_where, sizeof(p->match_where), "cpu");
 	sem_init(&p->ready, 0, 0);
 	for (unsigned i = 0; i < DP_MAX_CAMERAS; i++)
 		sem_init(&p->cams[i].slots, 0, p->conf.queue_depth);
@@ -341,10 +421,29 @@ int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const
 		goto out_close;
 	}
 	p->crop = vg_pool_get(p->crop_pool);
+	/* a batch's faces and their descriptors: biometric, zeroed as each batch retires */
+	{
+		size_t nf = (size_t)p->batch_max * MAX_FACES;
+		size_t bytes = nf * (sizeof(struct gpu_face) + GPU_DESCRIPTOR_DIM * sizeof(float));
+
+		rc = vg_pool_create(&p->faces_pool, "faces", bytes, 1, VG_POOL_BIOMETRIC);
+		if (rc < 0) {
+			vg_errf(err, errlen, rc, "faces pool: %s", vg_strerror(rc));
+			goto out_close;
+		}
+		p->faces = vg_pool_get(p->faces_pool);
+		p->q = (float *)(p->faces + nf);
+		p->keep = calloc(nf, sizeof(*p->keep));
+		p->res = calloc(nf, sizeof(*p->res));
+		if (!p->keep || !p->res) {
+			rc = vg_errf(err, errlen, -ENOMEM, "out of memory");
+			goto out_close;
+		}
+	}
 	rc = gpu_model_open(&p->model, conf->models_dir, err, errlen);
 	if (rc < 0)
 		goto out_close;
-	rc = nets_on_gpu(p, err, errlen);
+	rc = gpu_open(p, err, errlen);
 	if (rc < 0)
 		goto out_close;
 	if (conf->watchlist_path) {
@@ -448,6 +547,13 @@ static void crop_face(struct pipeline *p, const struct camera *c, const struct g
 		return;
 	*w = (uint32_t)(cw / step);
 	*h = (uint32_t)(ch / step);
+#ifdef HAVE_VIGIL_CUDA
+	if (!c->rgb) { /* the frame is the GPU's: the crop is cut there, the only pixels that come back */
+		if (gpu_cuda_faces_crop(p->gpu, c->batch_index, x0, y0, (int)*w, (int)*h, step, p->crop) < 0)
+			*w = *h = 0;
+		return;
+	}
+#endif
 	for (uint32_t y = 0; y < *h; y++)
 		for (uint32_t x = 0; x < *w; x++)
 			memcpy(p->crop + ((size_t)y * *w + x) * 3,
@@ -576,66 +682,174 @@ static void raise_alert(struct pipeline *p, unsigned cam, struct camera *c, stru
 	p->scanned_reported = p->faces_scanned;
 }
 
-static void analyse(struct pipeline *p, unsigned cam, struct camera *c)
+/* The batch's frames through the face nets: frame i's faces at faces[first], count of them. */
+static int batch_nets(struct pipeline *p, unsigned n)
 {
-	struct match_result res[MAX_FACES];
-	float q[MAX_FACES][GPU_DESCRIPTOR_DIM];
-	int keep[MAX_FACES];
-	int n, nq = 0;
+	int total = 0;
 
-	n = p->conf.tiled ? gpu_faces_run_tiled(p->model, c->rgb, (uint32_t)c->w, (uint32_t)c->h, 192, p->faces, MAX_FACES)
-			  : gpu_faces_run(p->model, c->rgb, (uint32_t)c->w, (uint32_t)c->h, p->faces, MAX_FACES);
-	if (n <= 0)
-		return;
-	c->n.faces_detected += (uint64_t)n;
-	vg_counter_add(p->row, ANALYSIS_faces_scanned, (uint64_t)n);
-	p->faces_scanned += (uint64_t)n;
-	for (int i = 0; i < n; i++) {
+#ifdef HAVE_VIGIL_CUDA
+	if (p->gpu) {
+		struct gpu_cuda_frame fr[BATCH_MAX] = { 0 };
+		int counts[BATCH_MAX];
+
+		for (unsigned i = 0; i < n; i++) {
+			const struct queued_frame *qf = p->batch[i].qf;
+
+			fr[i] = (struct gpu_cuda_frame){ .plane = { qf->plane[0], qf->plane[1], qf->plane[2] },
+							 .pitch = { qf->pitch[0], qf->pitch[1], qf->pitch[2] },
+							 .format = qf->fmt, .width = qf->w, .height = qf->h,
+							 .on_device = qf->device != NULL };
+		}
+		/* descriptors come to the host only for a matcher that is not on the GPU */
+		total = gpu_cuda_faces_run(p->gpu, fr, (int)n, p->match_on_device ? 0 : GPU_CUDA_FACES_DESCRIPTORS,
+					   p->faces, (int)(p->batch_max * MAX_FACES), counts);
+		if (total < 0) {
+			p->nets_errors++;
+			return total;
+		}
+		for (unsigned i = 0, off = 0; i < n; off += (unsigned)counts[i], i++) {
+			p->batch[i].first = (int)off;
+			p->batch[i].count = counts[i];
+		}
+		return total;
+	}
+#endif
+	for (unsigned i = 0; i < n; i++) {
+		const struct queued_frame *qf = p->batch[i].qf;
+		struct gpu_face *f = p->faces + total;
+		int k = p->conf.tiled ? gpu_faces_run_tiled(p->model, qf->plane[0], (uint32_t)qf->w, (uint32_t)qf->h, 192, f,
+							    MAX_FACES)
+				      : gpu_faces_run(p->model, qf->plane[0], (uint32_t)qf->w, (uint32_t)qf->h, f, MAX_FACES);
+
+		if (k < 0) {
+			p->nets_errors++;
+			k = 0;
+		}
+		p->batch[i].first = total;
+		p->batch[i].count = k;
+		total += k;
+	}
+	return total;
+}
+
+/* Match the NQ faces p->keep[] names, into p->res: on the GPU where the descriptors are, else on
+ * the host. Returns whether there are answers. */
+static bool batch_match(struct pipeline *p, int nq)
+{
+	if (!p->ctx || nq <= 0)
+		return false;
+#ifdef HAVE_VIGIL_CUDA
+	if (p->gpu && p->match_on_device) {
+		const float *q = gpu_cuda_faces_queries(p->gpu, p->keep, nq);
+
+		if (q && match_query_device(p->ctx, q, (unsigned)nq, 1, p->res) == nq)
+			return true;
+		/* the GPU's copy of the watchlist is missing or failed: the host matches (counted) */
+		p->match_host_fallbacks += (uint64_t)nq;
+		if (gpu_cuda_faces_descriptors(p->gpu, p->keep, nq, p->q) < 0)
+			return false;
+		return match_query(p->ctx, p->q, (unsigned)nq, 1, p->res) == nq;
+	}
+#endif
+	for (int j = 0; j < nq; j++)
+		memcpy(p->q + (size_t)j * GPU_DESCRIPTOR_DIM, p->faces[p->keep[j]].descriptor, GPU_DESCRIPTOR_DIM * sizeof(float));
+	return match_query(p->ctx, p->q, (unsigned)nq, 1, p->res) == nq;
+}
+
+/* Frame I of the batch, once its faces are matched: counts, tracks, alerts, in frame order. Its
+ * gated faces are skipped; K0 is its first entry in p->keep / p->res. Returns the next K. */
+static int frame_results(struct pipeline *p, unsigned i, int k0, int nkeep, bool matched)
+{
+	const struct batch_frame *b = &p->batch[i];
+	struct camera *c = &p->cams[b->cam];
+	struct track *tracks[MAX_FACES];
+	int k = k0, nk = 0;
+
+	c->pts = b->qf->pts;
+	c->w = b->qf->w;
+	c->h = b->qf->h;
+	c->rgb = b->qf->fmt == FRAME_RGB24 && !b->qf->device ? b->qf->plane[0] : NULL;
+	c->batch_index = (int)i;
+	c->n.frames_analysed++;
+	vg_counter_add(p->row, ANALYSIS_frames_analysed, 1);
+	c->n.faces_detected += (uint64_t)b->count;
+	vg_counter_add(p->row, ANALYSIS_faces_scanned, (uint64_t)b->count);
+	p->faces_scanned += (uint64_t)b->count;
+	c->n.faces_gated += (uint64_t)b->count;   /* less the kept ones, below */
+	while (k < nkeep && p->keep[k] < b->first + b->count)
+		k++;
+	nk = k - k0;
+	c->n.faces_gated -= (uint64_t)nk;
+	vg_counter_add(p->row, ANALYSIS_faces_gated, (uint64_t)(b->count - nk));
+	for (int j = 0; j < nk; j++)
+		tracks[j] = track_face(c, p->faces[p->keep[k0 + j]].box);
+	for (int j = 0; matched && j < nk; j++) {
+		const struct gpu_face *f = &p->faces[p->keep[k0 + j]];
+		const struct match_result *r = &p->res[k0 + j];
+		struct track *t = tracks[j];
+
+		if (r->n == 0 || !r->hit[0].pass || !t)
+			continue;
+		c->n.faces_matched++;
+		vg_counter_add(p->row, ANALYSIS_faces_matched, 1);
+		bool seen = false;
+		for (unsigned a = 0; a < t->n_alerted && !seen; a++) {
+			if (strcmp(t->alerted[a], r->hit[0].subject) == 0) {
+				seen = true; /* one alert per subject per track, carrying its best crop */
+				better_evidence(p, b->cam, c, t, a, f, &r->hit[0]);
+			}
+		}
+		if (seen || t->n_alerted >= 4 || p->n_alerts >= MAX_ALERTS)
+			continue;
+		t->alert_idx[t->n_alerted] = p->n_alerts;
+		t->best_quality[t->n_alerted] = crop_quality(f);
+		snprintf(t->alerted[t->n_alerted++], sizeof(t->alerted[0]), "%s", r->hit[0].subject);
+		raise_alert(p, b->cam, c, t, f, &r->hit[0]);
+	}
+	c->rgb = NULL;
+	return k;
+}
+
+/*
+ * One batch of N frames (any cameras): the nets over all of them, the quality gate, one match of
+ * every face that passed, then each frame's tracks and alerts in order, as if the frames had come
+ * one at a time. Then the batch retires: nothing of these faces outlives it (invariant 1): faces
+ * and host descriptors zeroed here, the GPU's buffers by gpu_cuda_faces_retire.
+ */
+static void analyse_batch(struct pipeline *p, unsigned n)
+{
+	uint64_t t0 = vg_clock_ns();
+	int total = batch_nets(p, n), nq = 0;
+	uint64_t nets = vg_clock_ns() - t0;
+	bool matched;
+
+	p->nets_ns += nets;
+	vg_counter_add(p->row, ANALYSIS_nets_us, nets / 1000);
+	vg_counter_add(p->row, ANALYSIS_batches, 1);
+	if (total < 0) { /* the GPU failed this batch: its frames count as analysed, with no faces */
+		for (unsigned i = 0; i < n; i++)
+			p->batch[i].first = p->batch[i].count = 0;
+		total = 0;
+	}
+	for (int i = 0; i < total; i++) {
 		const struct gpu_quality *g = &p->faces[i].quality;
 
 		if (g->interocular_px < p->conf.min_interocular_px || fabs(g->yaw_deg) > p->conf.max_abs_yaw_deg ||
-		    g->sharpness < p->conf.min_sharpness) {
-			c->n.faces_gated++;
-			vg_counter_add(p->row, ANALYSIS_faces_gated, 1);
+		    g->sharpness < p->conf.min_sharpness)
 			continue;
-		}
-		memcpy(q[nq], p->faces[i].descriptor, sizeof(q[nq]));
-		keep[nq++] = i;
+		p->keep[nq++] = i;
 	}
-	struct track *tracks[MAX_FACES];
-	for (int j = 0; j < nq; j++)
-		tracks[j] = track_face(c, p->faces[keep[j]].box);
-	/* match_query returns the number of queries answered. */
-	if (p->ctx && nq > 0 && match_query(p->ctx, &q[0][0], (unsigned)nq, 1, res) == nq) {
-		for (int j = 0; j < nq; j++) {
-			const struct gpu_face *f = &p->faces[keep[j]];
-			struct track *t = tracks[j];
-
-			if (res[j].n == 0 || !res[j].hit[0].pass || !t)
-				continue;
-			c->n.faces_matched++;
-			vg_counter_add(p->row, ANALYSIS_faces_matched, 1);
-			bool seen = false;
-			for (unsigned k = 0; k < t->n_alerted && !seen; k++) {
-				if (strcmp(t->alerted[k], res[j].hit[0].subject) == 0) {
-					seen = true; /* one alert per subject per track, carrying its best crop */
-					better_evidence(p, cam, c, t, k, f, &res[j].hit[0]);
-				}
-			}
-			if (seen || t->n_alerted >= 4 || p->n_alerts >= MAX_ALERTS)
-				continue;
-			t->alert_idx[t->n_alerted] = p->n_alerts;
-			t->best_quality[t->n_alerted] = crop_quality(f);
-			snprintf(t->alerted[t->n_alerted++], sizeof(t->alerted[0]), "%s", res[j].hit[0].subject);
-			raise_alert(p, cam, c, t, f, &res[j].hit[0]);
-		}
-	}
-	/* The batch retires: nothing of these faces outlives this frame (invariant 1). The results hold
-	 * ids and distances, not biometrics; only the NQ descriptor rows used need zeroing. */
-	vg_scrub(q, (size_t)nq * sizeof(q[0]));
-	gpu_faces_retire(p->faces, n);
+	matched = batch_match(p, nq);
+	for (unsigned i = 0, k = 0; i < n; i++)
+		k = (unsigned)frame_results(p, i, (int)k, nq, matched);
+	/* The results hold ids and distances, not biometrics; the faces and descriptors do. */
+	vg_scrub(p->q, (size_t)nq * GPU_DESCRIPTOR_DIM * sizeof(float));
+	gpu_faces_retire(p->faces, total);
+#ifdef HAVE_VIGIL_CUDA
+	if (p->gpu)
+		gpu_cuda_faces_retire(p->gpu);
+#endif
 }
-
 /* The progress line, once a second on stderr (analysis thread). */
 static void progress(struct pipeline *p)
 {
@@ -671,40 +885,112 @@ static struct queued_frame *next_frame(struct pipeline *p, unsigned *cam)
 	return NULL;
 }
 
-/* The analysis thread: one frame at a time, every camera in turn, until stopped and drained. */
-static void *analysis_main(void *arg)
+/*
+ * Gather a batch: wait for a first frame, then take more from every camera in turn until the
+ * batch is full, its deadline passes, or every camera's frames are all in it (a camera has
+ * queue_depth buffers: in a lossless run its decoder waits for this batch to free one, so waiting
+ * longer would only waste the deadline). Returns how many frames; *DONE once the stop's wake-up
+ * came (every frame queued before it is in this batch or an earlier one).
+ */
+static unsigned gather_batch(struct pipeline *p, bool *done)
 {
-	struct pipeline *p = arg;
+	unsigned n = 0, per_cam[DP_MAX_CAMERAS], full = 0;
+	struct timespec deadline;
 
-	for (;;) {
+	*done = false;
+	while (n == 0) {
 		struct queued_frame *qf;
 		unsigned cam;
 
 		while (sem_wait(&p->ready) != 0)
 			; /* EINTR */
 		qf = next_frame(p, &cam);
-		if (!qf) {
-			if (atomic_load_explicit(&p->stop, memory_order_acquire))
-				break; /* the stop's own wake-up, with every queue empty */
+		if (!qf) { /* the stop's own wake-up, with every queue empty */
+			*done = atomic_load_explicit(&p->stop, memory_order_acquire);
+			if (*done)
+				return 0;
 			continue;
 		}
-		struct camera *c = &p->cams[cam];
-		uint64_t t0 = vg_clock_ns();
-		atomic_fetch_sub_explicit(&p->queued, 1, memory_order_relaxed);
-		c->pts = qf->pts;
-		c->w = qf->w;
-		c->h = qf->h;
-		c->rgb = (const uint8_t *)qf + FRAME_HDR;
-		c->n.frames_analysed++;
-		vg_counter_add(p->row, ANALYSIS_frames_analysed, 1);
-		analyse(p, cam, c);
-		uint64_t t1 = vg_clock_ns();
+		memset(per_cam, 0, sizeof(per_cam));
+		p->batch[n++] = (struct batch_frame){ .qf = qf, .cam = cam };
+		per_cam[cam] = 1;
+		full += p->conf.queue_depth == 1;
+	}
+	{
+		uint64_t ns = vg_clock_realtime_ns() + p->batch_deadline_ns;
+
+		deadline.tv_sec = (time_t)(ns / VG_NS_PER_SEC);
+		deadline.tv_nsec = (long)(ns % VG_NS_PER_SEC);
+	}
+	while (n < p->batch_max && full < atomic_load_explicit(&p->n_cams, memory_order_acquire)) {
+		struct queued_frame *qf;
+		unsigned cam;
+
+		if (sem_trywait(&p->ready) != 0) {
+			if (sem_timedwait(&p->ready, &deadline) != 0) {
+				if (errno == EINTR)
+					continue;
+				p->batch_deadlines++;
+				break;
+			}
+		}
+		qf = next_frame(p, &cam);
+		if (!qf) { /* the stop: nothing more will come */
+			*done = true;
+			break;
+		}
+		p->batch[n++] = (struct batch_frame){ .qf = qf, .cam = cam };
+		full += ++per_cam[cam] == p->conf.queue_depth;
+	}
+	atomic_fetch_sub_explicit(&p->queued, n, memory_order_relaxed);
+	return n;
+}
+
+/* Frame QF's analysis is over: its pixels are zeroed (the pool's, or the device frame's before the
+ * decoder reuses it) and its buffer goes back to its camera. */
+static void retire_frame(struct pipeline *p, struct camera *c, struct queued_frame *qf)
+{
+#ifdef HAVE_VIGIL_CUDA
+	if (qf->device) {
+		struct gpu_cuda_frame f = { .plane = { qf->plane[0], qf->plane[1] }, .pitch = { qf->pitch[0], qf->pitch[1] },
+					    .format = FRAME_NV12, .width = qf->w, .height = qf->h, .on_device = 1 };
+
+		gpu_cuda_frame_scrub(p->gpu_device, &f);
+		p->frames_on_device++;
+	}
+#endif
+	(void)p;
+	av_frame_free(&qf->device);
+	vg_pool_put(qf->pool, qf); /* zeroes the frame: it has retired (invariant 1) */
+	sem_post(&c->slots);
+}
+
+/* The analysis thread: a batch at a time, every camera in turn, until stopped and drained. */
+static void *analysis_main(void *arg)
+{
+	struct pipeline *p = arg;
+	bool done = false;
+
+	while (!done) {
+		unsigned n = gather_batch(p, &done);
+		uint64_t t0 = vg_clock_ns(), t1;
+
+		if (n == 0)
+			continue;
+		p->batches++;
+		p->batched_frames += n;
+		p->batch_largest = n > p->batch_largest ? n : p->batch_largest;
+		analyse_batch(p, n);
+		t1 = vg_clock_ns();
 		p->analysis_ns += t1 - t0;
-		uint64_t us = (t1 - qf->queued_ns) / 1000;
-		p->latency_us[p->n_latency++ % LATENCY_SAMPLES] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
-		c->rgb = NULL;
-		vg_pool_put(qf->pool, qf); /* zeroes the frame: it has retired (invariant 1) */
-		sem_post(&c->slots);
+		for (unsigned i = 0; i < n; i++) {
+			struct queued_frame *qf = p->batch[i].qf;
+			uint64_t us = (t1 - qf->queued_ns) / 1000;
+
+			p->latency_us[p->n_latency++ % LATENCY_SAMPLES] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+			retire_frame(p, &p->cams[p->batch[i].cam], qf);
+			p->batch[i].qf = NULL;
+		}
 		if (p->conf.progress)
 			progress(p);
 		/* A run holds the store, so reviews made meanwhile reach it from here (vigil_outcome.h). */
@@ -749,15 +1035,14 @@ static int camera_reshape(struct pipeline *p, struct camera *c, const struct dp_
 		goto out_release;
 	}
 	sws_freeContext(c->sws);
-	c->sws = sws_getContext(f->width, f->height, f->pix_fmt, f->width, f->height, AV_PIX_FMT_RGB24, SWS_BILINEAR,
-				NULL, NULL, NULL);
+	c->sws = NULL; /* made by fill_frame for the formats that need it */
 	if (bytes > c->pool_frame_bytes) {
 		vg_pool_destroy(&c->pool);
 		c->pool_frame_bytes = 0;
 		if (vg_pool_create(&c->pool, "frame", bytes, depth, VG_POOL_BIOMETRIC) == 0)
 			c->pool_frame_bytes = bytes;
 	}
-	if (!c->sws || !c->pool) {
+	if (!c->pool) {
 		rc = -ENOMEM;
 		c->in_w = 0; /* try again with the next frame */
 		goto out_release;
@@ -769,6 +1054,71 @@ out_release:
 	while (held--)
 		sem_post(&c->slots);
 	return rc;
+}
+
+/* Copy plane rows: ROWS of WIDTH bytes from SRC (pitch SP) to DST, packed. Returns the bytes. */
+static size_t copy_plane(uint8_t *dst, const uint8_t *src, int sp, int width, int rows)
+{
+	for (int r = 0; r < rows; r++)
+		memcpy(dst + (size_t)r * width, src + (size_t)r * sp, (size_t)width);
+	return (size_t)width * rows;
+}
+
+/*
+ * Frame F's pixels into QF for the nets: a camera's limited-range 4:2:0 frame as the decoder's
+ * planes (the GPU reads them; half the bytes of RGB) or as RGB by the GPU's own formula (the CPU
+ * nets: both backends see the same pixels); NVDEC's frame held where it is, on the GPU; anything
+ * else (full-range JPEG, 4:2:2, ...) as RGB through libswscale. Returns 0, or -ENOMEM.
+ */
+static int fill_frame(struct pipeline *p, struct camera *c, const struct dp_frame *f, struct queued_frame *qf)
+{
+	const AVFrame *av = f->avframe;
+	uint8_t *px = (uint8_t *)qf + FRAME_HDR;
+	int w = qf->w, h = qf->h, cw = (w + 1) / 2, ch = (h + 1) / 2;
+	bool yuv = av->color_range != AVCOL_RANGE_JPEG && (f->pix_fmt == AV_PIX_FMT_YUV420P || f->pix_fmt == AV_PIX_FMT_NV12);
+	bool nv12 = f->pix_fmt == AV_PIX_FMT_NV12;
+
+	if (f->on_device) { /* pipeline_takes_device_frames(): the planes stay on the GPU */
+		qf->device = av_frame_clone(av);
+		if (!qf->device)
+			return -ENOMEM;
+		qf->fmt = FRAME_NV12;
+		qf->plane[0] = av->data[0] + (size_t)f->crop_top * av->linesize[0] + f->crop_left;
+		qf->plane[1] = av->data[1] + (size_t)(f->crop_top / 2) * av->linesize[1] + (f->crop_left & ~1);
+		qf->pitch[0] = av->linesize[0];
+		qf->pitch[1] = av->linesize[1];
+		return 0;
+	}
+	if (yuv && p->gpu) {
+		size_t off = copy_plane(px, av->data[0], av->linesize[0], w, h);
+
+		qf->fmt = nv12 ? FRAME_NV12 : FRAME_I420;
+		qf->plane[0] = px;
+		qf->pitch[0] = w;
+		qf->plane[1] = px + off;
+		qf->pitch[1] = nv12 ? 2 * cw : cw;
+		off += copy_plane(px + off, av->data[1], av->linesize[1], qf->pitch[1], ch);
+		if (!nv12) {
+			qf->plane[2] = px + off;
+			qf->pitch[2] = cw;
+			copy_plane(px + off, av->data[2], av->linesize[2], cw, ch);
+		}
+		return 0;
+	}
+	qf->fmt = FRAME_RGB24;
+	qf->plane[0] = px;
+	qf->pitch[0] = w * 3;
+	if (yuv)
+		return gpu_yuv420_to_rgb(av->data[0], av->linesize[0], av->data[1], nv12 ? NULL : av->data[2],
+					 av->linesize[1], (uint32_t)w, (uint32_t)h, px) < 0 ? -ENOMEM : 0;
+	if (!c->sws) /* once per stream (camera_reshape frees it) */
+		c->sws = sws_getContext(w, h, f->pix_fmt, w, h, AV_PIX_FMT_RGB24, SWS_BILINEAR, NULL, NULL, NULL);
+	if (!c->sws)
+		return -ENOMEM;
+	uint8_t *dst[4] = { px };
+	int dst_stride[4] = { w * 3 };
+	sws_scale(c->sws, (const uint8_t *const *)av->data, av->linesize, 0, h, dst, dst_stride);
+	return 0;
 }
 
 /* A frame of camera CAM from its decode thread: sample it, convert it and queue it, or drop it. */
@@ -796,6 +1146,12 @@ void pipeline_frame(struct pipeline *p, unsigned cam, const struct dp_frame *f)
 	c->frames_sampled++;
 	struct vg_counter_row *row = vg_counter_block_row(p->counters, cam);
 	vg_counter_add(row, ANALYSIS_frames_sampled, 1);
+	if (p->gpu && ((unsigned)f->width > p->conf.gpu_max_width || (unsigned)f->height > p->conf.gpu_max_height)) {
+		c->frames_dropped++; /* larger than the GPU's frames (--gpu-max-frame): counted, never analysed */
+		c->frames_oversize++;
+		vg_counter_add(row, ANALYSIS_frames_dropped, 1);
+		return;
+	}
 	if ((c->in_w != f->width || c->in_h != f->height || c->in_fmt != f->pix_fmt) && camera_reshape(p, c, f) < 0) {
 		c->frames_dropped++;
 		vg_counter_add(row, ANALYSIS_frames_dropped, 1);
@@ -815,10 +1171,14 @@ void pipeline_frame(struct pipeline *p, unsigned cam, const struct dp_frame *f)
 		vg_counter_add(row, ANALYSIS_frames_dropped, 1);
 		return;
 	}
-	*qf = (struct queued_frame){ c->pool, c->in_w, c->in_h, c->in_pts, 0 };
-	uint8_t *dst[4] = { (uint8_t *)qf + FRAME_HDR };
-	int dst_stride[4] = { c->in_w * 3 };
-	sws_scale(c->sws, (const uint8_t *const *)av->data, av->linesize, 0, c->in_h, dst, dst_stride);
+	*qf = (struct queued_frame){ .pool = c->pool, .w = c->in_w, .h = c->in_h, .pts = c->in_pts };
+	if (fill_frame(p, c, f, qf) < 0) {
+		vg_pool_put(qf->pool, qf);
+		sem_post(&c->slots);
+		c->frames_dropped++;
+		vg_counter_add(row, ANALYSIS_frames_dropped, 1);
+		return;
+	}
 	qf->queued_ns = vg_clock_ns();
 	/* The ring holds queue_depth entries and a slot was free: the enqueue cannot fail. */
 	rte_ring_sp_enqueue(c->queue, qf);
@@ -873,8 +1233,61 @@ void pipeline_write_gauges(struct pipeline *p, FILE *f)
 		"# HELP vigil_analysis_queue_capacity frames each camera may queue\n"
 		"# TYPE vigil_analysis_queue_capacity gauge\nvigil_analysis_queue_capacity %u\n"
 		"# HELP vigil_analysis_cameras cameras that have had a frame queued\n"
-		"# TYPE vigil_analysis_cameras gauge\nvigil_analysis_cameras %u\n",
-		queued, p->conf.queue_depth, n);
+		"# TYPE vigil_analysis_cameras gauge\nvigil_analysis_cameras %u\n"
+		"# HELP vigil_analysis_batch_capacity frames a batch of the face nets takes\n"
+		"# TYPE vigil_analysis_batch_capacity gauge\nvigil_analysis_batch_capacity %u\n"
+		"# HELP vigil_gpu_memory_bytes device memory the face pipeline holds (0: the nets run on the CPU)\n"
+		"# TYPE vigil_gpu_memory_bytes gauge\nvigil_gpu_memory_bytes %" PRIu64 "\n",
+		queued, p->conf.queue_depth, n, p->batch_max, p->gpu_bytes);
+}
+
+/* A one-line reason as a JSON string's body: quotes, backslashes and controls become spaces. */
+static void json_text(FILE *f, const char *s)
+{
+	for (; *s; s++)
+		fputc(*s == '"' || *s == '\\' || (unsigned char)*s < 0x20 ? ' ' : *s, f);
+}
+
+/* "matcher": where the watchlist was scanned (after the run). */
+static void write_matcher(const struct pipeline *p, FILE *f)
+{
+	struct match_stats ms = { 0 };
+
+	if (p->match)
+		match_stats_get(p->match, &ms);
+	fprintf(f, "\"matcher\":{\"where\":\"");
+	json_text(f, p->match ? p->match_where : "none");
+	fprintf(f,
+		"\",\"device_snapshot\":%s,\"device_queries\":%" PRIu64 ",\"device_errors\":%" PRIu64
+		",\"host_fallbacks\":%" PRIu64 ",\"device_bytes\":%" PRIu64 "}",
+		ms.device_snapshot ? "true" : "false", ms.device_queries, ms.device_errors,
+		p->match_host_fallbacks + ms.device_fallbacks, ms.device_bytes);
+}
+
+/* "gpu": the face pipeline on the device (after the run), or null on the CPU. */
+static void write_gpu(const struct pipeline *p, FILE *f)
+{
+#ifdef HAVE_VIGIL_CUDA
+	if (p->gpu) {
+		struct gpu_cuda_faces_stats st;
+		struct gpu_cuda_device_info info = { 0 };
+
+		gpu_cuda_faces_stats_get(p->gpu, &st);
+		if (p->gpu_device < 0 || gpu_cuda_device_info(p->gpu_device, &info) < 0)
+			snprintf(info.name, sizeof(info.name), "%s", p->gpu_device < 0 ? "host emulation" : "?");
+		fprintf(f, "\"gpu\":{\"device\":\"");
+		json_text(f, info.name);
+		fprintf(f,
+			"\",\"batches\":%" PRIu64 ",\"frames\":%" PRIu64 ",\"frames_on_device\":%" PRIu64
+			",\"detector_inputs\":%" PRIu64 ",\"faces\":%" PRIu64 ",\"graph_launches\":%" PRIu64
+			",\"graph_failures\":%" PRIu64 ",\"cudnn_fallbacks\":%d,\"memory_bytes\":%" PRIu64 "}",
+			st.batches, st.frames, p->frames_on_device, st.detector_inputs, st.faces, st.graph_launches,
+			st.graph_failures, st.cudnn_fallbacks, st.device_bytes);
+		return;
+	}
+#endif
+	(void)p;
+	fprintf(f, "\"gpu\":null");
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -885,7 +1298,7 @@ static int cmp_u32(const void *a, const void *b)
 
 void pipeline_write_stages(struct pipeline *p, FILE *f)
 {
-	uint64_t sampled = 0, dropped = 0, qmax = 0, wait_ns = 0, gated = 0;
+	uint64_t sampled = 0, dropped = 0, qmax = 0, wait_ns = 0, gated = 0, oversize = 0;
 	size_t n = p->n_latency < LATENCY_SAMPLES ? (size_t)p->n_latency : LATENCY_SAMPLES;
 	double p50 = 0, p99 = 0, max = 0;
 
@@ -896,6 +1309,7 @@ void pipeline_write_stages(struct pipeline *p, FILE *f)
 			qmax = p->cams[i].queue_max;
 		wait_ns += p->cams[i].wait_ns;
 		gated += p->cams[i].n.faces_gated;
+		oversize += p->cams[i].frames_oversize;
 	}
 	if (n) { /* after the run: the order of the samples no longer matters */
 		qsort(p->latency_us, n, sizeof(*p->latency_us), cmp_u32);
@@ -907,10 +1321,18 @@ void pipeline_write_stages(struct pipeline *p, FILE *f)
 		"\"analysis\":{\"enabled\":true,\"seconds\":%.3f,\"mode\":\"%s\",\"queue_depth\":%u,\"frames_sampled\":%" PRIu64
 		",\"frames_dropped\":%" PRIu64 ",\"queue_max\":%" PRIu64 ",\"decode_wait_seconds\":%.3f,"
 		"\"latency_ms\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f},\"faces_gated\":%" PRIu64 ",\"better_crops\":%" PRIu64
-		",\"nets\":\"%s\",\"nets_cpu_fallbacks\":%lu}",
+		",\"nets\":\"%s\",\"nets_seconds\":%.3f,\"nets_errors\":%" PRIu64 ",\"frames_oversize\":%" PRIu64 ","
+		"\"batch\":{\"max\":%u,\"deadline_ms\":%.1f,\"batches\":%" PRIu64 ",\"mean\":%.2f,\"largest\":%" PRIu64
+		",\"deadline_expired\":%" PRIu64 "},",
 		(double)p->analysis_ns / 1e9, p->conf.lossless ? "lossless" : "drop-newest", p->conf.queue_depth, sampled,
 		dropped, qmax, (double)wait_ns / 1e9, p50, p99, max, gated, p->better_crops,
-		p->conf.gpu ? p->conf.gpu : "cpu", gpu_model_offload_failures(p->model));
+		p->conf.gpu ? p->conf.gpu : "cpu", (double)p->nets_ns / 1e9, p->nets_errors, oversize, p->batch_max,
+		(double)p->batch_deadline_ns / 1e6, p->batches, p->batches ? (double)p->batched_frames / (double)p->batches : 0.0,
+		p->batch_largest, p->batch_deadlines);
+	write_matcher(p, f);
+	fputc(',', f);
+	write_gpu(p, f);
+	fputc('}', f);
 }
 
 void pipeline_camera_name(const struct pipeline *p, unsigned cam, char *buf, size_t len)
@@ -984,9 +1406,11 @@ void pipeline_close(struct pipeline **pp)
 		mgmt_deployment_add_scanned(p->db, p->conf.deployment, p->faces_scanned - p->scanned_reported);
 	mgmt_db_close(&p->db);
 #ifdef HAVE_VIGIL_CUDA
-	gpu_cuda_nets_attach(NULL, p->model, 0);
-	gpu_cuda_nets_destroy(&p->cuda);
+	gpu_cuda_faces_destroy(&p->gpu); /* zeroes the device's buffers first */
 #endif
+	vg_pool_destroy(&p->faces_pool);
+	free(p->keep);
+	free(p->res);
 	gpu_model_close(&p->model);
 	vg_pool_destroy(&p->crop_pool);
 	free(p->alerts);

@@ -1,11 +1,15 @@
 /*
  * The analysis half of `vigild run` (private to mgmt's programs): decoded frames in, alerts out.
- * Per camera, frames are sampled at the analysis rate (RTP time), converted to RGB in a biometric
- * pool, run through the face nets, gated on quality, matched against the watchlist (only inside
- * an authorised, active deployment: DESIGN.md invariant 2, checked and audited through mgmt), and
- * tracked, so one person walking past raises one alert per subject; the alert's face crop goes to
- * the encrypted evidence store. Descriptors and crops of non-matches are zeroed as each frame
- * retires (invariant 1).
+ * Per camera, frames are sampled at the analysis rate (RTP time) and copied into a biometric pool
+ * (RGB for the CPU nets; the decoder's planes for the GPU's, or, from NVDEC, the decoder's own
+ * frame on the device, held). The analysis thread takes frames from every camera in turn, up to a
+ * batch (or a deadline), runs the batch through the face nets (gpu/ on the CPU, or gpu/cuda's
+ * whole pipeline on the GPU), gates the faces on quality, matches them against the watchlist
+ * (only inside an authorised, active deployment: DESIGN.md invariant 2, checked and audited
+ * through mgmt; on the GPU where the nets are), and tracks them, so one person walking past raises
+ * one alert per subject; the alert's face crop goes to the encrypted evidence store. Frames,
+ * descriptors and crops of non-matches are zeroed as each batch retires (invariant 1), on the
+ * host and on the device.
  */
 #ifndef VIGILD_PIPELINE_H
 #define VIGILD_PIPELINE_H
@@ -34,9 +38,15 @@ struct pipeline_conf {
 	unsigned camera_fps[DP_MAX_CAMERAS];
 	bool lossless;              /* recorded runs: a full queue makes decode wait, nothing is dropped */
 	/* Where the face nets run: NULL or "cpu" (oneDNN), or "cuda" / "cuda-fp16" / "cuda-exact" on
-	 * GPU 0 (gpu_cuda.h's modes; "cuda" is fp32 cuDNN). A CUDA mode with no GPU, or a vigild built
-	 * without nvcc, fails the open with one line; crops, NMS and alignment stay on the CPU. */
+	 * GPU 0 (gpu_cuda.h's modes; "cuda" is fp32 cuDNN): the whole face pipeline on the device,
+	 * and the matcher's scan there too. A CUDA mode with no GPU, or a vigild built without nvcc,
+	 * fails the open with one line. */
 	const char *gpu;
+	unsigned batch;             /* frames per batch of the nets, all cameras (default 1 on the CPU,
+				       32 on the GPU; at most 64) */
+	unsigned batch_deadline_ms; /* a batch waits at most this long for more frames (default 10) */
+	unsigned gpu_max_width, gpu_max_height; /* the largest frame the GPU takes (default 3840x2160);
+						   larger ones are dropped and counted */
 };
 
 struct pipeline_camera_counts {
@@ -59,6 +69,11 @@ static inline int pipeline_open(struct pipeline **out, const struct pipeline_con
 static inline void pipeline_frame(struct pipeline *p, unsigned cam, const struct dp_frame *f)
 {
 	(void)p, (void)cam, (void)f;
+}
+static inline bool pipeline_takes_device_frames(const struct pipeline *p, int device)
+{
+	(void)p, (void)device;
+	return false;
 }
 static inline void pipeline_camera_counts(const struct pipeline *p, unsigned cam, struct pipeline_camera_counts *out)
 {
@@ -106,11 +121,14 @@ int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const
 		  size_t errlen);
 /*
  * A decoded frame of camera CAM, from dp's on_frame on that camera's decode thread (a camera stays
- * on one thread). Frames are sampled at the analysis rate, converted to RGB in the camera's
- * biometric pool and queued for the analysis thread; when the camera's queue is full the newest
- * frame is dropped and counted (conf->lossless: the call waits instead). Never blocks otherwise.
+ * on one thread). Frames are sampled at the analysis rate, copied into the camera's biometric pool
+ * (or, on the device, held) and queued for the analysis thread; when the camera's queue is full
+ * the newest frame is dropped and counted (conf->lossless: the call waits instead). Never blocks
+ * otherwise. A frame on a CUDA device only where pipeline_takes_device_frames() says so.
  */
 void pipeline_frame(struct pipeline *p, unsigned cam, const struct dp_frame *f);
+/* Whether frames NVDEC left on CUDA device DEVICE are read there, in place (the nets run on it). */
+bool pipeline_takes_device_frames(const struct pipeline *p, int device);
 /* The decode side is done (no more pipeline_frame calls): analyse what is queued and stop. */
 void pipeline_finish(struct pipeline *p);
 /* The report's "privacy" object: undumpable, and how many biometric pools (frames, crops) the

@@ -94,16 +94,16 @@ static void log_frame(struct md5_log *log, const struct dp_frame *f, unsigned ca
 }
 
 /*
- * The glue between decode and the analysis for device frames (--decode cuda). The analysis stage
- * reads host frames only, so a frame NVDEC left on the device is downloaded here (NV12, into the
- * camera's own reusable host frame: a camera stays on one decode thread) and handed on as a host
- * frame. When pipeline_frame takes device frames, this function is what goes: call it directly.
+ * The glue between decode and the analysis for device frames (--decode cuda). With the nets on the
+ * same GPU (--gpu cuda...) the analysis reads NVDEC's frames there, in place; otherwise a frame
+ * NVDEC left on the device is downloaded here (NV12, into the camera's own reusable host frame: a
+ * camera stays on one decode thread) and handed on as a host frame.
  */
 static void analyse_frame(struct md5_log *log, unsigned cam, const struct dp_frame *f)
 {
 	struct dp_frame host;
 
-	if (f->on_device) {
+	if (f->on_device && !pipeline_takes_device_frames(log->pipeline, f->cuda_device)) {
 		if (dp_frame_download(f, &log->host[cam], &host) < 0) {
 			atomic_fetch_add_explicit(&log->download_errors, 1, memory_order_relaxed);
 			return;
@@ -425,7 +425,12 @@ static void run_usage(FILE *f)
 		   "  analysis:       [--models DIR] [--analysis-fps N] [--tiled] [--progress]   (faces detected and counted)\n"
 		   "                  [--analysis-queue N] [--drop-when-behind]   (frames queued per camera; a capture\n"
 		   "                  waits for the analysis unless --drop-when-behind, live cameras drop the newest)\n"
-		   "                  [--gpu cpu|cuda|cuda-fp16|cuda-exact]   (where the face nets run; default cpu)\n"
+		   "                  [--gpu cpu|cuda|cuda-fp16|cuda-exact|emulate]   (where the face pipeline and the matcher\n"
+		   "                  run; default cpu; with --decode cuda, NVDEC's frames stay on the GPU; emulate:\n"
+		   "                  the GPU path on the CPU, to check it where there is no GPU, slow)\n"
+		   "                  [--batch N] [--batch-deadline-ms N]   (frames of all cameras per batch of the\n"
+		   "                  nets, 1..64: default 1 on the CPU, 32 on a GPU; a batch waits 10 ms at most)\n"
+		   "                  [--gpu-max-frame WxH]   (the largest frame the GPU takes, default 3840x2160)\n"
 		   "  metrics:        [--metrics-file PATH]   (Prometheus text, rewritten every 2 s)\n"
 		   "  matching:       --watchlist FILE --state-dir DIR --deployment ID   (an authorised, active deployment)\n");
 }
@@ -567,7 +572,8 @@ int vigild_run_main(int argc, char **argv)
 		{ "tiled", no_argument, NULL, 'T' },          { "state-dir", required_argument, NULL, 'D' },
 		{ "deployment", required_argument, NULL, 'Y' }, { "progress", no_argument, NULL, 'G' },
 		{ "analysis-queue", required_argument, NULL, 'Q' }, { "metrics-file", required_argument, NULL, 'E' }, { "rtsp-file", required_argument, NULL, 'F' }, { "drop-when-behind", no_argument, NULL, 'B' },
-		{ "gpu", required_argument, NULL, 'g' },      { "decode", required_argument, NULL, 'C' },      { "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
+		{ "gpu", required_argument, NULL, 'g' },      { "batch", required_argument, NULL, 'b' },
+		{ "batch-deadline-ms", required_argument, NULL, 'l' }, { "gpu-max-frame", required_argument, NULL, 'z' },      { "decode", required_argument, NULL, 'C' },      { "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
 	};
 	const char *pcap_arg = NULL, *iface_arg = NULL, *sdp_path = NULL, *report_path = NULL, *md5_path = NULL;
 	struct dp_run_conf conf = {
@@ -681,6 +687,32 @@ int vigild_run_main(int argc, char **argv)
 		case 'M': pconf.models_dir = optarg; break;
 		case 'T': pconf.tiled = true; break;
 		case 'g': pconf.gpu = optarg; break;
+		case 'b':
+		case 'l': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (*end || (c == 'b' && (v < 1 || v > 64)) || (c == 'l' && (v < 1 || v > 1000))) {
+				fprintf(stderr, "vigild run: bad --%s value '%s' (%s)\n", c == 'b' ? "batch" : "batch-deadline-ms",
+					optarg, c == 'b' ? "1..64" : "1..1000");
+				return 2;
+			}
+			if (c == 'b')
+				pconf.batch = (unsigned)v;
+			else
+				pconf.batch_deadline_ms = (unsigned)v;
+			break;
+		}
+		case 'z': {
+			unsigned w, h;
+			char tail;
+			if (sscanf(optarg, "%ux%u%c", &w, &h, &tail) != 2 || w < 16 || h < 16 || w > 16384 || h > 16384) {
+				fprintf(stderr, "vigild run: bad --gpu-max-frame value '%s' (WxH, 16..16384)\n", optarg);
+				return 2;
+			}
+			pconf.gpu_max_width = w;
+			pconf.gpu_max_height = h;
+			break;
+		}
 		case 'G': pconf.progress = true; break;
 		case 'B': drop_when_behind = true; break;
 		case 'E': metrics.path = optarg; break;

@@ -8,6 +8,9 @@
 //       after every EVERY-th packet, one bad packet, taking eight kinds in turn; prints what was
 //       injected as JSON, by the report counter that must count it:
 //       {"rx_malformed":N,"not_udp":N,"ip_fragments":N,"unknown_flow":N,"rtp_malformed":N}
+//   node pcap-tool.js from IN OUT SECONDS
+//       the camera's datagrams from SECONDS of RTP time on (a whole second: the recording has a key
+//       frame every 2 s, so an even one starts on a key frame), everything else as it is
 //
 // The camera port and SSRC are the first UDP datagram's. Deterministic: no randomness.
 'use strict';
@@ -117,14 +120,27 @@ function injectGarbage(recs, every) {
   return { out, counts };
 }
 
+// The camera's datagrams whose RTP timestamp is SECONDS or more past its first (90 kHz), and the rest.
+function fromSeconds(recs, seconds) {
+  const cam = cameraOf(recs);
+  const t0 = cam.template.readUInt32BE(cam.u + 12);
+  return recs.filter((r) => {
+    const u = udpOffset(r.data);
+    if (u < 0 || r.data.readUInt16BE(u + 2) !== cam.port) return true;
+    return ((r.data.readUInt32BE(u + 12) - t0) >>> 0) >= seconds * 90000;
+  });
+}
+
 const [verb, inPath, outPath, arg] = process.argv.slice(2);
 const n = Number(arg);
-if (!['port', 'garbage'].includes(verb) || !outPath || !Number.isInteger(n) || n < 1 || n > 65535) {
-  process.stderr.write('usage: pcap-tool.js port|garbage IN OUT N\n');
+if (!['port', 'garbage', 'from'].includes(verb) || !outPath || !Number.isInteger(n) || n < 1 || n > 65535) {
+  process.stderr.write('usage: pcap-tool.js port|garbage|from IN OUT N\n');
   process.exit(2);
 }
 const cap = readPcap(inPath);
-if (verb === 'port') {
+if (verb === 'from') {
+  writePcap(outPath, cap.header, fromSeconds(cap.recs, n));
+} else if (verb === 'port') {
   rewritePort(cap.recs, n);
   writePcap(outPath, cap.header, cap.recs);
 } else {

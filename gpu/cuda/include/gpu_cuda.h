@@ -89,6 +89,7 @@ void gpu_cuda_match_fail_allocs(unsigned n);
 /* ---- the face nets on the device (gpu_cuda_nets.cu) ------------------------------------------ */
 
 struct gpu_model;
+struct gpu_face;
 
 /*
  * The CPU backend's three nets (gpu.h: SSD MobileNetV1, 68-point landmarks, the 128-d ResNet),
