@@ -33,6 +33,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <type_traits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -105,6 +106,7 @@ template <class TT> struct vgc_host {
 	typedef TT T;
 	struct vgc_mem mem[VGC_MAX_ALLOCS];
 	int nmem = 0, fail = 0, owner = 0, building_nb = 1;
+	unsigned long graph_launches = 0, graph_failures = 0;   /* no graphs on the host */
 
 	void *alloc(size_t bytes, int own)
 	{
@@ -147,6 +149,8 @@ template <class TT> struct vgc_host {
 	int download(void *host, const void *src, size_t n) { return memcpy(host, src, n), 0; }
 	int sync() { return fail; }
 	int wait_default_stream() { return 0; }
+	/* another executor's (nothing to share in host memory) */
+	template <class O> int share(O &other, int md) { return (void)other, (void)md, 0; }
 	int to_input(float *dst, const float *src, size_t n) { return memcpy(dst, src, n * sizeof(float)), 0; }
 	int from_output(float *dst, const float *src, size_t n) { return memcpy(dst, src, n * sizeof(float)), 0; }
 	void scrub_stage(size_t n) { (void)n; }
@@ -225,6 +229,7 @@ template <class TT> struct vgc_dev {
 	int device = 0, mode = GPU_CUDA_EXACT, fail = 0, nfallback = 0, building_nb = 1;
 	int owner = 0;   /* the net whose buffers are being made: a pass scrubs its own net's only */
 	cudaStream_t st = NULL;
+	bool own_stream = false;
 	struct vgc_mem mem[VGC_MAX_ALLOCS];
 	int nmem = 0;
 	struct vgc_dnn dnn[160];
@@ -401,10 +406,14 @@ template <class TT> struct vgc_dev {
 		return n;
 	}
 
-	int init(int dev, int md, size_t stage_floats, int use_graphs)
+	/* On device DEV in mode MD; on STREAM (another executor's, which must outlive this one) or a
+	 * stream of its own when NULL. */
+	int init(int dev, int md, size_t stage_floats, int use_graphs, cudaStream_t stream = NULL)
 	{
+		own_stream = stream == NULL;
+		st = stream;
 		if (cuda(cudaSetDevice(dev), "cudaSetDevice") ||
-		    cuda(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking), "cudaStreamCreate") ||
+		    (own_stream && cuda(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking), "cudaStreamCreate")) ||
 		    cuda(cudaHostAlloc((void **)&stage, stage_floats * sizeof(float), cudaHostAllocDefault), "cudaHostAlloc"))
 			return fail;
 		device = dev;
@@ -431,6 +440,8 @@ template <class TT> struct vgc_dev {
 #endif
 		return fail;
 	}
+	/* on OTHER's device and stream, in mode MD (vgc_engine's descriptor net) */
+	template <class O> int share(O &other, int md) { return init(other.device, md, 1, other.graphs, other.st); }
 	/* after the nets are built: the buffer for explicitly padded inputs (scrubbed with every pass) */
 	int finish()
 	{
@@ -477,7 +488,7 @@ template <class TT> struct vgc_dev {
 		}
 		if (legacy)
 			cudaEventDestroy(legacy);
-		if (st)
+		if (st && own_stream)
 			cudaStreamDestroy(st);
 	}
 };
@@ -746,23 +757,44 @@ template <class TT> void vgc_dev<TT>::conv(struct vgc_layer *L, int nb, const T 
 	vgc_conv_direct(*this, L, nb, in, out, res);
 }
 
-/* ==== the three nets on one executor ============================================================ */
+/* ==== the three nets on their executors ========================================================= */
 
 /*
- * The nets built on executor X, and their passes: BUILD makes every buffer; a pass runs at the
- * bucketed batch size (vgc_bucket) as a graph where X has them. Inputs are the nets' `in`
- * buffers (raw 0..255 pixels), outputs their `boxes`/`scores`/`out`; scrub(net, nb) clears a pass.
+ * The nets built on executors X (the detector and the landmarks) and XR (the descriptor net; X
+ * itself unless its storage differs), and their passes: BUILD makes every buffer; a pass runs at
+ * the bucketed batch size (vgc_bucket) as a graph where the executor has them. Inputs are the
+ * nets' `in` buffers (raw 0..255 pixels), outputs their `boxes`/`scores`/`out`; scrub(net, nb)
+ * clears a pass.
+ *
+ * Why two: the fast mode keeps fp16 for the descriptor net only. In fp16 the detector's boxes and
+ * the landmarks move by a fraction of a pixel, enough now and then to move a floored crop by one,
+ * which moves a descriptor by up to 0.4 (face-nets.md §10); in the descriptor net fp16 moves
+ * descriptors by ~1e-3 (tests/gpu/test_cuda_nets_host.c). XR shares X's stream and device.
  */
-template <class X> struct vgc_engine {
-	typedef typename X::T T;
+template <class X, class XR = X> struct vgc_engine {
+	typedef typename X::T T;     /* the detector's and the landmarks' activations */
+	typedef typename XR::T TR;   /* the descriptor net's */
 	X x;
+	XR xr_own;                   /* the descriptor net's executor where it is not X */
+	XR *xr = NULL;
 	vgc_ssd<T> s;
 	vgc_lm<T> l;
-	vgc_rec<T> r;
+	vgc_rec<TR> r;
 	int ssd_batch = 1, crop_batch = 1;
 
-	int build(const struct gpu_model *m, int ssd_nb, int crop_nb)
+	static constexpr bool split = !std::is_same<X, XR>::value;
+
+	/* X is initialised; XR, where it is another, goes on X's stream in mode REC_MODE */
+	int build(const struct gpu_model *m, int ssd_nb, int crop_nb, int rec_mode)
 	{
+		if constexpr (split) {
+			xr = &xr_own;
+			if (xr_own.share(x, rec_mode))
+				return xr_own.failed() ? xr_own.failed() : -EIO;
+		} else {
+			(void)rec_mode;
+			xr = &x;
+		}
 		ssd_batch = ssd_nb;
 		crop_batch = crop_nb;
 		x.building_nb = ssd_nb;
@@ -771,11 +803,18 @@ template <class X> struct vgc_engine {
 		x.building_nb = crop_nb;
 		x.owner = VGC_NET_LM;
 		vgc_lm_build(x, l, gpu_model_lm(m), crop_nb);
-		x.owner = VGC_NET_REC;
-		vgc_rec_build(x, r, gpu_model_rec(m), crop_nb);
-		x.owner = 0;
-		x.building_nb = 1;
-		return x.failed() ? x.failed() : x.finish();
+		xr->building_nb = crop_nb;
+		xr->owner = VGC_NET_REC;
+		vgc_rec_build(*xr, r, gpu_model_rec(m), crop_nb);
+		x.owner = xr->owner = 0;
+		x.building_nb = xr->building_nb = 1;
+		if (failed())
+			return failed();
+		if constexpr (split) {
+			if (xr_own.finish())
+				return xr_own.failed();
+		}
+		return x.finish();
 	}
 	/* the batch a pass of NB runs at: SSD at most ssd_batch, crops at most crop_batch */
 	int ssd_nb(int nb) const { return vgc_bucket(nb, ssd_batch); }
@@ -796,9 +835,29 @@ template <class X> struct vgc_engine {
 	{
 		int b = crop_nb(nb);
 
-		x.graph(VGC_NET_REC, b, [&]() { vgc_rec_forward(x, r, b); });
+		xr->graph(VGC_NET_REC, b, [&]() { vgc_rec_forward(*xr, r, b); });
 	}
-	int scrub(int net, int nb) { return x.scrub(net, net == VGC_NET_SSD ? ssd_nb(nb) : crop_nb(nb)); }
+	int scrub(int net, int nb)
+	{
+		if (net == VGC_NET_REC)
+			return xr->scrub(net, crop_nb(nb));
+		return x.scrub(net, net == VGC_NET_SSD ? ssd_nb(nb) : crop_nb(nb));
+	}
+	int failed() const { return x.failed() ? x.failed() : xr->failed(); }
+	int fallbacks() const { return x.fallbacks() + (split ? xr_own.fallbacks() : 0); }
+	uint64_t residue() { return x.residue() + (split ? xr_own.residue() : 0); }
+	unsigned long graph_launches() const { return x.graph_launches + (split ? xr_own.graph_launches : 0); }
+	unsigned long graph_failures() const { return x.graph_failures + (split ? xr_own.graph_failures : 0); }
+	uint64_t bytes() const
+	{
+		uint64_t b = 0;
+
+		for (int i = 0; i < x.nmem; i++)
+			b += x.mem[i].len;
+		for (int i = 0; split && i < xr_own.nmem; i++)
+			b += xr_own.mem[i].len;
+		return b;
+	}
 };
 
 #endif /* GPU_CUDA_EXEC_CUH */

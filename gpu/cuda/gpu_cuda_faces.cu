@@ -51,8 +51,9 @@ static void vgc_plane_dims(const struct gpu_cuda_frame *f, int p, size_t *width,
 	}
 }
 
-template <class X> struct vgc_faces final : gpu_cuda_faces {
-	vgc_engine<X> e;
+template <class E> struct vgc_faces final : gpu_cuda_faces {
+	typedef decltype(E::x) X;
+	E e;
 	int max_inputs = 0, max_slots = 0;
 	size_t stage_bytes = 0;   /* per frame, device executor only */
 	/* executor memory */
@@ -126,7 +127,7 @@ template <class X> struct vgc_faces final : gpu_cuda_faces {
 	{
 		struct vgk_region tmp[1 + GPU_POST_TILES_MAX_SIDE * GPU_POST_TILES_MAX_SIDE];
 		int per_frame = inputs_of(conf.max_width, conf.max_height, tmp, 0, (int)(sizeof(tmp) / sizeof(tmp[0])));
-		int rc = e.build(m, conf.ssd_batch, conf.crop_batch);
+		int rc = e.build(m, conf.ssd_batch, conf.crop_batch, conf.mode);
 
 		if (rc)
 			return rc;
@@ -434,7 +435,7 @@ template <class X> struct vgc_faces final : gpu_cuda_faces {
 
 	uint64_t residue() override
 	{
-		uint64_t n = e.x.residue();
+		uint64_t n = e.residue();
 		const void *host_scratch[] = {h_frames, h_inputs, h_lm, h_rec, h_det, h_nfaces, h_slot, h_crop_of, h_qidx, h_faces, h_desc};
 		size_t host_len[] = {sizeof(*h_frames) * conf.max_frames, sizeof(*h_inputs) * max_inputs,
 				     sizeof(*h_lm) * max_slots, sizeof(*h_rec) * max_slots, sizeof(*h_det) * conf.max_frames,
@@ -451,40 +452,35 @@ template <class X> struct vgc_faces final : gpu_cuda_faces {
 
 	void refresh_stats() override
 	{
-		uint64_t bytes = 0;
-
-		for (int i = 0; i < e.x.nmem; i++)
-			bytes += e.x.mem[i].len;
-		st.device_bytes = bytes;
-		st.cudnn_fallbacks = e.x.fallbacks();
-		graph_stats(&e.x);
-	}
-	void graph_stats(vgc_host<typename X::T> *) {}
-	void graph_stats(vgc_dev<typename X::T> *d)
-	{
-		st.graph_launches = d->graph_launches;
-		st.graph_failures = d->graph_failures;
+		st.device_bytes = e.bytes();
+		st.cudnn_fallbacks = e.fallbacks();
+		st.graph_launches = e.graph_launches();
+		st.graph_failures = e.graph_failures();
 	}
 };
 
-template <class T> static int vgc_dev_init(vgc_host<T> &, const struct gpu_cuda_faces_conf *) { return 0; }
-template <class T> static int vgc_dev_init(vgc_dev<T> &x, const struct gpu_cuda_faces_conf *c)
+/* The executor X of a pipeline: a GPU's (its own stream; the fp16 mode keeps the detector and the
+ * landmarks in fp32 cuDNN) or nothing to do for the host emulation. */
+template <class T> static int vgc_x_init(vgc_host<T> &, const struct gpu_cuda_faces_conf *) { return 0; }
+template <class T> static int vgc_x_init(vgc_dev<T> &x, const struct gpu_cuda_faces_conf *c)
 {
+	int mode = c->mode == GPU_CUDA_FP16 ? GPU_CUDA_FP32 : c->mode;
+
 	/* the pinned stage serves the nets API only: a page is enough here */
-	return x.init(c->device, c->mode, 1024, c->graphs) ? x.failed() : 0;
+	return x.init(c->device, mode, 1024, c->graphs) ? x.failed() : 0;
 }
 
-template <class X> static int vgc_faces_make(gpu_cuda_faces **out, const struct gpu_model *m,
-					     const struct gpu_cuda_faces_conf *c, bool dev)
+template <class E> static int vgc_faces_make(gpu_cuda_faces **out, const struct gpu_model *m,
+					     const struct gpu_cuda_faces_conf *c)
 {
-	vgc_faces<X> *p = new (std::nothrow) vgc_faces<X>();
+	vgc_faces<E> *p = new (std::nothrow) vgc_faces<E>();
 	int rc;
 
 	if (!p)
 		return -ENOMEM;
 	p->conf = *c;
 	memset(&p->st, 0, sizeof(p->st));
-	rc = dev ? vgc_dev_init(p->e.x, c) : 0;
+	rc = vgc_x_init(p->e.x, c);
 	if (rc == 0)
 		rc = p->build(m);
 	if (rc) {
@@ -526,11 +522,11 @@ extern "C" int gpu_cuda_faces_create(struct gpu_cuda_faces **out, const struct g
 			snprintf(err, errlen, "cuda faces: no CUDA device %d (%d found)", c.device, count > 0 ? count : 0);
 			return -ENODEV;
 		}
-		rc = c.mode == GPU_CUDA_FP16 ? vgc_faces_make<vgc_dev<__half>>(&p, model, &c, true)
-					     : vgc_faces_make<vgc_dev<float>>(&p, model, &c, true);
+		rc = c.mode == GPU_CUDA_FP16 ? vgc_faces_make<vgc_engine<vgc_dev<float>, vgc_dev<__half>>>(&p, model, &c)
+					     : vgc_faces_make<vgc_engine<vgc_dev<float>>>(&p, model, &c);
 	} else {
-		rc = c.mode == GPU_CUDA_FP16 ? vgc_faces_make<vgc_host<__half>>(&p, model, &c, false)
-					     : vgc_faces_make<vgc_host<float>>(&p, model, &c, false);
+		rc = c.mode == GPU_CUDA_FP16 ? vgc_faces_make<vgc_engine<vgc_host<float>, vgc_host<__half>>>(&p, model, &c)
+					     : vgc_faces_make<vgc_engine<vgc_host<float>>>(&p, model, &c);
 	}
 	if (rc) {
 		snprintf(err, errlen, "cuda faces: %s", rc == -ENOMEM ? "out of memory" : gpu_cuda_last_error());

@@ -26,14 +26,14 @@ struct gpu_cuda_nets {
 	virtual int fallbacks() = 0;
 };
 
-template <class X> struct vgc_nets final : gpu_cuda_nets {
-	vgc_engine<X> e;
+template <class E> struct vgc_nets final : gpu_cuda_nets {
+	E e;
 
 	int build(const struct gpu_model *m, int max_nb)
 	{
 		max_batch = max_nb;
 		ssd_batch = max_nb < GPU_CUDA_NETS_SSD_BATCH ? max_nb : GPU_CUDA_NETS_SSD_BATCH;
-		return e.build(m, ssd_batch, max_nb);
+		return e.build(m, ssd_batch, max_nb, mode);
 	}
 	/* one pass: inputs in, forward, outputs out, then everything the pass touched scrubbed */
 	template <class FWD> int pass(int net, float *in_buf, const float *in, size_t in_n, int nb, FWD fwd,
@@ -77,13 +77,41 @@ template <class X> struct vgc_nets final : gpu_cuda_nets {
 		return pass(VGC_NET_REC, e.r.in, in, (size_t)nb * 150 * 150 * 3, nb, [&]() { e.rec_forward(nb); }, out,
 			    e.r.out, (size_t)nb * 128, (float *)NULL, (const float *)NULL, 0);
 	}
-	int fallbacks() override { return e.x.fallbacks(); }
+	int fallbacks() override { return e.fallbacks(); }
 };
+
+/* X of the nets: a GPU's on its own stream, with a pinned stage of STAGE floats (the fp16 mode keeps
+ * the detector and the landmarks in fp32 cuDNN: vgc_engine), or nothing to do on the host. */
+template <class T> static int vgc_nets_x_init(vgc_host<T> &, int, int, size_t) { return 0; }
+template <class T> static int vgc_nets_x_init(vgc_dev<T> &x, int device, int mode, size_t stage)
+{
+	return x.init(device, mode == GPU_CUDA_FP16 ? GPU_CUDA_FP32 : mode, stage, 1) ? x.failed() : 0;
+}
+
+template <class E> static int vgc_nets_make(gpu_cuda_nets **out, const struct gpu_model *m, int device, int mode,
+					    int max_batch, size_t stage)
+{
+	vgc_nets<E> *n = new (std::nothrow) vgc_nets<E>();
+	int rc;
+
+	if (!n)
+		return -ENOMEM;
+	n->device = device;
+	n->mode = mode;
+	rc = vgc_nets_x_init(n->e.x, device, mode, stage);
+	if (rc == 0)
+		rc = n->build(m, max_batch);
+	if (rc) {
+		delete n;
+		return rc;
+	}
+	*out = n;
+	return 0;
+}
 
 extern "C" int gpu_cuda_nets_create(struct gpu_cuda_nets **out, const struct gpu_model *model, int device,
 				    int mode, int max_batch, char *err, size_t errlen)
 {
-	gpu_cuda_nets *n = NULL;
 	int rc;
 
 	if (!out || !model || max_batch < 1 || max_batch > GPU_CUDA_NETS_MAX_BATCH ||
@@ -92,17 +120,9 @@ extern "C" int gpu_cuda_nets_create(struct gpu_cuda_nets **out, const struct gpu
 		return -EINVAL;
 	}
 	if (device < 0) {
-		if (mode == GPU_CUDA_FP16) {
-			vgc_nets<vgc_host<__half>> *h = new (std::nothrow) vgc_nets<vgc_host<__half>>();
-
-			rc = h ? h->build(model, max_batch) : -ENOMEM;
-			n = h;
-		} else {
-			vgc_nets<vgc_host<float>> *h = new (std::nothrow) vgc_nets<vgc_host<float>>();
-
-			rc = h ? h->build(model, max_batch) : -ENOMEM;
-			n = h;
-		}
+		rc = mode == GPU_CUDA_FP16
+			     ? vgc_nets_make<vgc_engine<vgc_host<float>, vgc_host<__half>>>(out, model, device, mode, max_batch, 0)
+			     : vgc_nets_make<vgc_engine<vgc_host<float>>>(out, model, device, mode, max_batch, 0);
 	} else {
 		int count = gpu_cuda_device_count();
 		int sb = max_batch < GPU_CUDA_NETS_SSD_BATCH ? max_batch : GPU_CUDA_NETS_SSD_BATCH;
@@ -113,27 +133,13 @@ extern "C" int gpu_cuda_nets_create(struct gpu_cuda_nets **out, const struct gpu
 			snprintf(err, errlen, "cuda nets: no CUDA device %d (%d found)", device, count > 0 ? count : 0);
 			return -ENODEV;
 		}
-		if (mode == GPU_CUDA_FP16) {
-			vgc_nets<vgc_dev<__half>> *d = new (std::nothrow) vgc_nets<vgc_dev<__half>>();
-
-			rc = !d ? -ENOMEM : d->e.x.init(device, mode, stage, 1) ? d->e.x.failed() : d->build(model, max_batch);
-			n = d;
-		} else {
-			vgc_nets<vgc_dev<float>> *d = new (std::nothrow) vgc_nets<vgc_dev<float>>();
-
-			rc = !d ? -ENOMEM : d->e.x.init(device, mode, stage, 1) ? d->e.x.failed() : d->build(model, max_batch);
-			n = d;
-		}
+		rc = mode == GPU_CUDA_FP16
+			     ? vgc_nets_make<vgc_engine<vgc_dev<float>, vgc_dev<__half>>>(out, model, device, mode, max_batch, stage)
+			     : vgc_nets_make<vgc_engine<vgc_dev<float>>>(out, model, device, mode, max_batch, stage);
 	}
-	if (rc) {
+	if (rc)
 		snprintf(err, errlen, "cuda nets: %s", rc == -ENOMEM ? "out of memory" : gpu_cuda_last_error());
-		delete n;
-		return rc;
-	}
-	n->device = device;
-	n->mode = mode;
-	*out = n;
-	return 0;
+	return rc;
 }
 
 extern "C" void gpu_cuda_nets_destroy(struct gpu_cuda_nets **n)

@@ -97,10 +97,12 @@ struct gpu_face;
  *   GPU_CUDA_EXACT  our direct kernels in fp32, rounding every product and sum as gpu/'s
  *                   reference kernels do: the check mode (no cuDNN)
  *   GPU_CUDA_FP32   cuDNN in fp32 (FMA math, no TF32), the scale layers folded into the filters
- *   GPU_CUDA_FP16   cuDNN with fp16 activations and filters on tensor cores, fp32 accumulation
+ *   GPU_CUDA_FP16   the descriptor net in cuDNN with fp16 activations and filters on tensor cores,
+ *                   fp32 accumulation; the detector and the landmarks as GPU_CUDA_FP32 (in fp16 their
+ *                   boxes move a floored crop by a pixel now and then, and a descriptor with it)
  * DEVICE -1 is the host emulation: the very element kernels the device runs, called in a loop on
- * the CPU (EXACT and FP32: fp32; FP16: fp16 storage), for checking where there is no GPU. It is
- * slow (seconds per detector pass).
+ * the CPU (EXACT and FP32: fp32; FP16: fp16 storage in the descriptor net), for checking where
+ * there is no GPU. It is slow (seconds per detector pass).
  */
 enum { GPU_CUDA_EXACT = 0, GPU_CUDA_FP32 = 1, GPU_CUDA_FP16 = 2 };
 

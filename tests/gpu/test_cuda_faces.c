@@ -1,8 +1,11 @@
 /*
- * The whole face pipeline of gpu/cuda (gpu_cuda_faces_*), checked on the host with no GPU: the
- * host emulation runs the very functors and layer sequences the device runs, so in the exact mode
- * it must find, crop, align, describe and drop exactly the faces the CPU pipeline (gpu_faces_run
- * on the reference kernels) finds on the same pixels, bit for bit:
+ * The whole face pipeline of gpu/cuda (gpu_cuda_faces_*) against the CPU pipeline (gpu.h).
+ *   test_cuda_faces SOURCE_ROOT RECORDING.h264 DEVICE
+ *
+ * DEVICE -1, the host emulation (no GPU needed; in CI): it runs the very functors and layer
+ * sequences the device runs, so in the exact mode it must find, crop, align, describe and drop
+ * exactly the faces the CPU pipeline (gpu_faces_run on the reference kernels) finds on the same
+ * pixels, bit for bit:
  *   1. one batch of three photos of different sizes (RGB24): every face's box, score, landmarks,
  *      alignment, quality and descriptor equal, and the count of each frame.
  *   2. real camera frames: make demo's recording decoded by libavcodec and read in place, three
@@ -14,7 +17,17 @@
  *      the converted pixels.
  *   5. after gpu_cuda_faces_retire() not one byte of the batch is left in its buffers (invariant 1).
  *   6. bad frames and arguments get -EINVAL, and the next batch is still right.
- *   test_cuda_faces_host SOURCE_ROOT RECORDING.h264
+ *
+ * DEVICE 0.., on a GPU (the gpu suite; 77 without one), each mode on the six demo photos and the
+ * camera frames in one batch, against the CPU's fp32 (oneDNN) on the same pixels:
+ *   - exact and fp32 (cuDNN): the same faces, boxes and landmarks within 0.5 px, descriptors within
+ *     L2 1e-3 (the issue's bar);
+ *   - fp16: its drift from the GPU's fp32 printed, and no match decision at 0.6 changed over the
+ *     photos' 231 pairs;
+ *   - the same batch again replays the nets as CUDA graphs, with the same results to the bit;
+ *   - the camera frames copied to the device and read there (as NVDEC's are) give the host frames'
+ *     results to the bit;
+ *   - after retire, nothing of the batch is left on the device.
  */
 #include <errno.h>
 #include <math.h>
@@ -23,6 +36,7 @@
 #include <string.h>
 
 #include <libavcodec/avcodec.h>
+#include <cuda_runtime.h>
 
 #include "../../gpu/gpu_int.h"
 #include "gpu_cuda.h"
@@ -147,6 +161,195 @@ static int same_faces(const char *what, const struct gpu_face *dev, const int *c
 	return bad == 0;
 }
 
+/* ==== on a GPU ================================================================================= */
+
+#define NGOLD 6   /* the demo photos: 22 faces */
+
+/* DEV's faces against REF's, face by face in order: boxes and landmarks within PX, descriptors
+ * within L2 (a NULL-descriptor side is not compared). Returns how many differ, printing the worst. */
+static int near_faces(const char *what, const struct gpu_face *dev, const int *dcount, const struct gpu_face *ref,
+		      const int *rcount, int nframes, double px, double l2)
+{
+	double wb = 0, wl = 0, wd = 0;
+	int bad = 0, k = 0;
+
+	for (int i = 0; i < nframes; i++) {
+		if (dcount[i] != rcount[i]) {
+			fprintf(stderr, "%s frame %d: %d faces, the reference %d\n", what, i, dcount[i], rcount[i]);
+			return 1;
+		}
+		for (int j = 0; j < dcount[i]; j++, k++) {
+			double b = 0, l = 0, d = gpu_descriptor_distance(dev[k].descriptor, ref[k].descriptor);
+
+			for (int c = 0; c < 4; c++)
+				b = fmax(b, fabs(dev[k].box[c] - ref[k].box[c]));
+			for (int q = 0; q < GPU_LANDMARKS; q++)
+				l = fmax(l, fmax(fabs(dev[k].landmarks[q][0] - ref[k].landmarks[q][0]),
+						 fabs(dev[k].landmarks[q][1] - ref[k].landmarks[q][1])));
+			bad += b > px || l > px || d > l2;
+			wb = fmax(wb, b), wl = fmax(wl, l), wd = fmax(wd, d);
+		}
+	}
+	printf("  %-40s %d faces: box %.2e px, landmarks %.2e px, descriptor L2 %.2e; %d beyond (%.1f px, %.0e)\n", what,
+	       k, wb, wl, wd, bad, px, l2);
+	return bad;
+}
+
+/* Host I420 frame F copied into device memory (DEV_PLANES, freed by the caller): as NVDEC leaves
+ * a frame, read in place. */
+static struct gpu_cuda_frame to_device(const struct gpu_cuda_frame *f, void *dev_planes[3])
+{
+	struct gpu_cuda_frame d = *f;
+
+	for (int p = 0; p < 3; p++) {
+		int w = p ? (f->width + 1) / 2 : f->width, h = p ? (f->height + 1) / 2 : f->height;
+		size_t pitch = 0;
+
+		dev_planes[p] = NULL;
+		if (cudaMallocPitch(&dev_planes[p], &pitch, (size_t)w, (size_t)h) != cudaSuccess ||
+		    cudaMemcpy2D(dev_planes[p], pitch, f->plane[p], (size_t)f->pitch[p], (size_t)w, (size_t)h,
+				 cudaMemcpyHostToDevice) != cudaSuccess)
+			continue;
+		d.plane[p] = dev_planes[p];
+		d.pitch[p] = (int)pitch;
+	}
+	d.on_device = 1;
+	return d;
+}
+
+static int gpu_checks(struct gpu_model *m, int device, const char *root, const struct gpu_cuda_frame *cam, int ncam)
+{
+	static struct vg_image ph[NGOLD];
+	static struct gpu_face ref[NGOLD + NCAM][MAXF], out[3][(NGOLD + NCAM) * MAXF], again[(NGOLD + NCAM) * MAXF];
+	static uint8_t *cam_rgb[NCAM];
+	struct gpu_cuda_frame fr[NGOLD + NCAM];
+	int nref[NGOLD + NCAM], counts[3][NGOLD + NCAM], c2[NGOLD + NCAM], nf = NGOLD + ncam, n[3];
+	char path[1024], err[512];
+	static const char *const names[] = {"exact", "fp32 (cuDNN)", "fp16 (cuDNN)"};
+
+	if (gpu_cuda_device_count() <= device) {
+		printf("test_cuda_faces: no CUDA device %d: skipped\n", device);
+		return VG_TEST_SKIP;
+	}
+	for (int i = 0; i < NGOLD; i++) {
+		snprintf(path, sizeof(path), "%s/fetched/face-api-1.7.15/demo/sample%d.jpg", root, i + 1);
+		if (vg_image_load(path, &ph[i], err, sizeof(err))) {
+			fprintf(stderr, "test_cuda_faces: %s\n", err);
+			return 1;
+		}
+		fr[i] = (struct gpu_cuda_frame){.plane = {ph[i].rgb}, .pitch = {(int)ph[i].width * 3}, .format = GPU_CUDA_RGB24,
+						.width = (int)ph[i].width, .height = (int)ph[i].height};
+	}
+	/* the reference: the CPU backend's fp32 (oneDNN) on the same pixels */
+	CHECK_EQ_INT(gpu_model_set_backend(m, GPU_BACKEND_ONEDNN), 0);
+	for (int i = 0; i < nf; i++) {
+		const uint8_t *rgb = i < NGOLD ? ph[i].rgb : NULL;
+
+		if (i >= NGOLD) {
+			const struct gpu_cuda_frame *c = &cam[i - NGOLD];
+
+			cam_rgb[i - NGOLD] = malloc((size_t)c->width * c->height * 3);
+			if (!cam_rgb[i - NGOLD])
+				return 1;
+			i420_to_rgb(c->plane, c->pitch, c->width, c->height, cam_rgb[i - NGOLD]);
+			rgb = cam_rgb[i - NGOLD];
+			fr[i] = *c;
+		}
+		nref[i] = gpu_faces_run(m, rgb, (uint32_t)fr[i].width, (uint32_t)fr[i].height, ref[i], MAXF);
+	}
+	printf("on %s device %d, against the CPU's fp32 (oneDNN) on the same pixels:\n", "CUDA", device);
+	for (int mode = GPU_CUDA_EXACT; mode <= GPU_CUDA_FP16; mode++) {
+		struct gpu_cuda_faces_conf conf = {.device = device, .mode = mode, .max_frames = NGOLD + NCAM,
+						   .max_width = 1920, .max_height = 1600, .max_faces = MAXF, .graphs = 1};
+		struct gpu_cuda_faces *p = NULL;
+		struct gpu_cuda_faces_stats st;
+		struct gpu_face flat[(NGOLD + NCAM) * MAXF];
+		int k = 0;
+
+		CHECK_EQ_INT(gpu_cuda_faces_create(&p, m, &conf, err, sizeof(err)), 0);
+		if (!p) {
+			fprintf(stderr, "test_cuda_faces: %s: %s\n", names[mode], err);
+			continue;
+		}
+		n[mode] = gpu_cuda_faces_run(p, fr, nf, GPU_CUDA_FACES_DESCRIPTORS, out[mode], (NGOLD + NCAM) * MAXF, counts[mode]);
+		CHECK(n[mode] > 0);
+		for (int i = 0; i < nf; i++)
+			for (int j = 0; j < nref[i]; j++)
+				flat[k++] = ref[i][j];
+		if (mode != GPU_CUDA_FP16)
+			CHECK(near_faces(names[mode], out[mode], counts[mode], flat, nref, nf, 0.5, 1e-3) == 0);
+		/* the same batch again: its passes replay as graphs, with the same results to the bit */
+		CHECK_EQ_INT(gpu_cuda_faces_run(p, fr, nf, GPU_CUDA_FACES_DESCRIPTORS, again, (NGOLD + NCAM) * MAXF, c2), n[mode]);
+		CHECK(memcmp(again, out[mode], (size_t)n[mode] * sizeof(again[0])) == 0);
+		gpu_cuda_faces_stats_get(p, &st);
+		printf("  %-40s graphs replayed %llu, capture failures %llu, cuDNN refusals %d, %.0f MiB\n", names[mode],
+		       (unsigned long long)st.graph_launches, (unsigned long long)st.graph_failures, st.cudnn_fallbacks,
+		       st.device_bytes / 1048576.0);
+		CHECK(st.graph_launches > 0);
+		CHECK_EQ_INT(st.graph_failures, 0);
+		/* the camera frames on the device, read in place: the host frames' results */
+		{
+			void *planes[NCAM][3];
+			struct gpu_cuda_frame d[NCAM];
+			int first = 0, cd[NCAM];
+
+			for (int i = 0; i < NGOLD; i++)
+				first += counts[mode][i];
+			for (int i = 0; i < ncam; i++)
+				d[i] = to_device(&cam[i], planes[i]);
+			CHECK_EQ_INT(gpu_cuda_faces_run(p, d, ncam, GPU_CUDA_FACES_DESCRIPTORS, again, (NGOLD + NCAM) * MAXF, cd),
+				     n[mode] - first);
+			CHECK(memcmp(again, out[mode] + first, (size_t)(n[mode] - first) * sizeof(again[0])) == 0);
+			CHECK_EQ_INT(gpu_cuda_faces_retire(p), 0);
+			for (int i = 0; i < ncam; i++) {
+				/* a device frame is zeroed before its decoder gets it back */
+				CHECK_EQ_INT(gpu_cuda_frame_scrub(device, &d[i]), 0);
+				{
+					uint8_t row[CAM_W];
+
+					cudaMemcpy(row, d[i].plane[0], CAM_W, cudaMemcpyDeviceToHost);
+					for (int x = 0; x < CAM_W; x++)
+						CHECK(row[x] == 0);
+				}
+				for (int q = 0; q < 3; q++)
+					cudaFree(planes[i][q]);
+			}
+		}
+		CHECK_EQ_INT(gpu_cuda_faces_residue(p), 0);
+		gpu_cuda_faces_destroy(&p);
+	}
+	/* fp16: its drift from the GPU's fp32, and the photos' match decisions at 0.6 */
+	if (n[GPU_CUDA_FP32] > 0 && n[GPU_CUDA_FP16] > 0) {
+		int k32 = 0, faces = 0, pairs = 0, changed = 0;
+		double drift = 0, closest = 1;
+
+		for (int i = 0; i < NGOLD; i++) {
+			CHECK_EQ_INT(counts[GPU_CUDA_FP16][i], counts[GPU_CUDA_FP32][i]);
+			k32 += counts[GPU_CUDA_FP32][i];
+		}
+		faces = k32;
+		for (int a = 0; a < faces; a++) {
+			drift = fmax(drift, gpu_descriptor_distance(out[GPU_CUDA_FP16][a].descriptor, out[GPU_CUDA_FP32][a].descriptor));
+			for (int b = a + 1; b < faces; b++) {
+				double d32 = gpu_descriptor_distance(out[GPU_CUDA_FP32][a].descriptor, out[GPU_CUDA_FP32][b].descriptor);
+				double d16 = gpu_descriptor_distance(out[GPU_CUDA_FP16][a].descriptor, out[GPU_CUDA_FP16][b].descriptor);
+
+				pairs++;
+				changed += (d32 < GPU_MATCH_THRESHOLD) != (d16 < GPU_MATCH_THRESHOLD);
+				closest = fmin(closest, fabs(d32 - GPU_MATCH_THRESHOLD));
+			}
+		}
+		printf("  fp16: descriptors drift up to L2 %.2e from fp32 over %d photo faces; %d of %d decisions at 0.6"
+		       " changed (the closest pair is %.4f from it)\n", drift, faces, changed, pairs, closest);
+		CHECK_EQ_INT(changed, 0);
+	}
+	for (int i = 0; i < NGOLD; i++)
+		vg_image_release(&ph[i]);
+	for (int i = 0; i < ncam; i++)
+		free(cam_rgb[i]);
+	return vg_test_exit();
+}
+
 int main(int argc, char **argv)
 {
 	static struct vg_image photo[NPHOTO];
@@ -163,17 +366,23 @@ int main(int argc, char **argv)
 	const char *req = getenv("VIGIL_REQUIRE_FETCHED");
 	int skip_rc = req && strcmp(req, "1") == 0 ? 1 : VG_TEST_SKIP;
 
+	int device = argc > 3 ? atoi(argv[3]) : -1;
+
 	if (argc < 3)
 		return 2;
+	if (device >= 0 && gpu_cuda_device_count() <= device) {
+		printf("test_cuda_faces: no CUDA device %d: skipped\n", device);
+		return VG_TEST_SKIP;
+	}
 	snprintf(path, sizeof(path), "%s/fetched/face-api-1.7.15/model", argv[1]);
 	if (gpu_model_open(&m, path, err, sizeof(err))) {
-		fprintf(stderr, "test_cuda_faces_host: %s\n", err);
+		fprintf(stderr, "test_cuda_faces: %s\n", err);
 		return skip_rc;
 	}
 	for (int i = 0; i < NPHOTO; i++) {
 		snprintf(path, sizeof(path), "%s/fetched/face-api-1.7.15/demo/sample%d.jpg", argv[1], i + 1);
 		if (vg_image_load(path, &photo[i], err, sizeof(err))) {
-			fprintf(stderr, "test_cuda_faces_host: %s\n", err);
+			fprintf(stderr, "test_cuda_faces: %s\n", err);
 			return skip_rc;
 		}
 	}
@@ -186,8 +395,27 @@ int main(int argc, char **argv)
 			return 1;
 	}
 	if (decode_frames(argv[2], y, u, v)) {
-		fprintf(stderr, "test_cuda_faces_host: cannot decode frames of %s\n", argv[2]);
+		fprintf(stderr, "test_cuda_faces: cannot decode frames of %s\n", argv[2]);
 		return skip_rc;
+	}
+	if (device >= 0) {
+		struct gpu_cuda_frame cam[NCAM];
+		int rc;
+
+		for (int i = 0; i < NCAM; i++)
+			cam[i] = (struct gpu_cuda_frame){.plane = {y[i], u[i], v[i]}, .pitch = {CAM_W, CAM_W / 2, CAM_W / 2},
+							 .format = GPU_CUDA_I420, .width = CAM_W, .height = CAM_H};
+		rc = gpu_checks(m, device, argv[1], cam, NCAM);
+		for (int i = 0; i < NCAM; i++) {
+			free(y[i]);
+			free(u[i]);
+			free(v[i]);
+			free(rgb[i]);
+		}
+		for (int i = 0; i < NPHOTO; i++)
+			vg_image_release(&photo[i]);
+		gpu_model_close(&m);
+		return rc;
 	}
 	CHECK_EQ_INT(gpu_model_set_backend(m, GPU_BACKEND_REFERENCE), 0);
 
@@ -204,7 +432,7 @@ int main(int argc, char **argv)
 	}
 	CHECK_EQ_INT(gpu_cuda_faces_create(&p, m, &conf, err, sizeof(err)), 0);
 	if (!p) {
-		fprintf(stderr, "test_cuda_faces_host: %s\n", err);
+		fprintf(stderr, "test_cuda_faces: %s\n", err);
 		return 1;
 	}
 	printf("exact mode, host emulation, against gpu_faces_run on the reference kernels:\n");
