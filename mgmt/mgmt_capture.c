@@ -237,6 +237,8 @@ static int capture_start(struct mgmt_capture *cap, struct mgmt_db *db, const str
 		rc = -EIO;
 		goto out_close;
 	}
+	char batch[24];
+	snprintf(batch, sizeof(batch), "%" PRId64, conf->capture_batch); /* before the fork, like all of argv */
 	pid_t parent = getpid();
 	pid = fork();
 	if (pid < 0) {
@@ -259,7 +261,9 @@ static int capture_start(struct mgmt_capture *cap, struct mgmt_db *db, const str
 		const char *argv[] = { "vigild", "run", "--iface", conf->capture_iface, "--rtsp-file", "/proc/self/fd/3",
 				       "--rtsp-port", port, "--models", conf->models_dir, "--watchlist", watchlists,
 				       "--state-dir", conf->state_dir, "--deployment", dep, "--report", report,
-				       "--metrics-file", metrics, NULL };
+				       "--metrics-file", metrics, "--gpu", mgmt_capture_nets[conf->capture_nets],
+				       "--decode", mgmt_capture_decode[conf->capture_decode],
+				       conf->capture_batch ? "--batch" : NULL, batch, NULL };
 		execv(exe, (char *const *)argv);
 		_exit(127);
 	}

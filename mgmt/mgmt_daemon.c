@@ -46,7 +46,18 @@ static const struct vg_conf_entry daemon_entries[] = {
 		       "/usr/share/vigil/face-api-1.7.15/model", "the face model's weights (tools/bootstrap fetches them)"),
 	VG_CONF_INT("vigild.capture_rtsp_port", VG_CONF_RESTART, struct mgmt_daemon_conf, capture_rtsp_port, "40000",
 		    1024, 58000, "first UDP port RTSP cameras send RTP to (camera i: this + 100 i)"),
+	VG_CONF_ENUM("vigild.nets", VG_CONF_RESTART, struct mgmt_daemon_conf, capture_nets, "cpu", mgmt_capture_nets,
+		     "where the live pipeline's face nets and matcher run: cpu, or GPU 0 (cuda: fp32 cuDNN; "
+		     "cuda-fp16: the descriptor net in fp16; cuda-exact: the check mode)"),
+	VG_CONF_ENUM("vigild.decode", VG_CONF_RESTART, struct mgmt_daemon_conf, capture_decode, "cpu",
+		     mgmt_capture_decode, "how cameras are decoded: cpu, or cuda (NVDEC; with GPU nets the frames stay "
+		     "on the GPU; a camera NVDEC cannot take is decoded on the CPU, counted)"),
+	VG_CONF_INT("vigild.batch", VG_CONF_RESTART, struct mgmt_daemon_conf, capture_batch, "0", 0, 64,
+		    "frames of all cameras per batch of the face nets (0: 1 on the CPU, 32 on a GPU)"),
 };
+
+const char *const mgmt_capture_nets[] = { "cpu", "cuda", "cuda-fp16", "cuda-exact", NULL };
+const char *const mgmt_capture_decode[] = { "cpu", "cuda", NULL };
 
 const struct vg_conf_table mgmt_daemon_conf_table = {
 	"vigild", daemon_entries, VG_ARRAY_SIZE(daemon_entries), sizeof(struct mgmt_daemon_conf),

@@ -501,6 +501,9 @@ struct mgmt_daemon_conf {
 	char capture_iface[32];   /* where cameras' RTP arrives (net_af_packet); "" turns live capture off */
 	char models_dir[256];     /* the face model's weights (face-api-1.7.15/model) */
 	int64_t capture_rtsp_port; /* first client port of RTSP cameras' RTP (camera i: + 100 i) */
+	int capture_nets;         /* where the capture's face pipeline runs: mgmt_capture_nets[] */
+	int capture_decode;       /* how it decodes: mgmt_capture_decode[] */
+	int64_t capture_batch;    /* frames of all cameras per batch of the nets (0: vigild run's default) */
 	/* Not a setting: what the program running the loop lends it (set after the file is read). */
 	mgmt_probe_fn *probe;     /* camera.probe; NULL: not in this build */
 	mgmt_outcome_fn *outcome; /* review outcomes to the evidence store, after each review and every 30 s; NULL: none */
@@ -508,6 +511,10 @@ struct mgmt_daemon_conf {
 };
 
 extern const struct vg_conf_table mgmt_daemon_conf_table;
+/* The values of vigild.nets ("cpu", "cuda", "cuda-fp16", "cuda-exact": vigild run --gpu) and
+ * vigild.decode ("cpu", "cuda": --decode), NULL-terminated. */
+extern const char *const mgmt_capture_nets[];
+extern const char *const mgmt_capture_decode[];
 
 /**
  * Run vigild's management loop until SIGTERM or SIGINT: make the process undumpable, keep only
