@@ -104,6 +104,7 @@ struct camera {
 	int in_w, in_h, in_fmt;
 	struct SwsContext *sws;
 	struct vg_pool *pool;  /* queue_depth frames of FRAME_HDR + in_w * in_h * 3 bytes, biometric */
+	bool pinned;           /* POOL is registered with CUDA (pool_pin) */
 	size_t pool_frame_bytes;
 	sem_t slots;           /* free frame buffers: taken by the decode side, given back by the analysis */
 	struct rte_ring *queue;
@@ -1017,6 +1018,26 @@ static bool take_slot(struct pipeline *p, struct camera *c)
 }
 
 /*
+ * C's frame pool pinned for the GPU's copies (PIN), or no longer (before it is freed): frames go
+ * to the device by DMA, asynchronously. Best effort: unpinned, the copies are only slower.
+ */
+static void pool_pin(struct pipeline *p, struct camera *c, bool pin)
+{
+#ifdef HAVE_VIGIL_CUDA
+	size_t len;
+	void *base = c->pool ? (void *)vg_pool_base(c->pool, &len) : NULL;
+
+	if (!p->gpu || p->gpu_device < 0 || !base)
+		return;
+	if (!pin && c->pinned)
+		gpu_cuda_host_unregister(base);
+	c->pinned = pin && gpu_cuda_host_register(base, len) == 0;
+#else
+	(void)p, (void)c, (void)pin;
+#endif
+}
+
+/*
  * A new frame size or format for C: every buffer must be back before its pool is replaced (the
  * analysis may still hold one), so take all the slots first; a live run that cannot do so at once
  * drops this frame and tries again with the next. Rare: a camera that was reconfigured.
@@ -1037,10 +1058,12 @@ static int camera_reshape(struct pipeline *p, struct camera *c, const struct dp_
 	sws_freeContext(c->sws);
 	c->sws = NULL; /* made by fill_frame for the formats that need it */
 	if (bytes > c->pool_frame_bytes) {
+		pool_pin(p, c, false);
 		vg_pool_destroy(&c->pool);
 		c->pool_frame_bytes = 0;
 		if (vg_pool_create(&c->pool, "frame", bytes, depth, VG_POOL_BIOMETRIC) == 0)
 			c->pool_frame_bytes = bytes;
+		pool_pin(p, c, true);
 	}
 	if (!c->pool) {
 		rc = -ENOMEM;
@@ -1391,6 +1414,7 @@ void pipeline_close(struct pipeline **pp)
 	if (p->conf.progress && p->last_progress_ns)
 		fputc('\n', stderr);
 	for (unsigned i = 0; i < DP_MAX_CAMERAS; i++) {
+		pool_pin(p, &p->cams[i], false);
 		vg_pool_destroy(&p->cams[i].pool); /* every buffer is back, zeroed; this zeroes it all again */
 		sws_freeContext(p->cams[i].sws);
 		sem_destroy(&p->cams[i].slots);

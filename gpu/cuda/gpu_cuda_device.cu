@@ -191,3 +191,20 @@ extern "C" const char *gpu_cuda_last_error(void)
 {
 	return last_error;
 }
+
+extern "C" int gpu_cuda_host_register(void *p, size_t len)
+{
+	cudaError_t e;
+
+	if (!p || !len)
+		return -EINVAL;
+	if ((e = cudaHostRegister(p, len, cudaHostRegisterPortable)) != cudaSuccess)
+		return gpu_cuda_error(e, "cudaHostRegister");
+	return 0;
+}
+
+extern "C" void gpu_cuda_host_unregister(void *p)
+{
+	if (p)
+		cudaHostUnregister(p);
+}

@@ -44,6 +44,14 @@ int gpu_cuda_selftest(int index, size_t n, uint32_t seed);
  */
 double gpu_cuda_peak_gflops(int index);
 
+/**
+ * Pin host memory [P, P + LEN) for transfers to and from the GPUs (cudaHostRegister, portable), so
+ * that frames copied from it go by DMA, asynchronously: for buffers the caller already owns (a
+ * camera's frame pool). Unregister before freeing. Returns 0, -EINVAL or -EIO.
+ */
+int gpu_cuda_host_register(void *p, size_t len);
+void gpu_cuda_host_unregister(void *p);
+
 /** What the CUDA runtime said behind this thread's last -EIO ("cudaMalloc: out of memory"). */
 const char *gpu_cuda_last_error(void);
 
