@@ -23,6 +23,7 @@
 #include <cuda_runtime.h>
 
 #include "../../gpu/gpu_int.h"
+#include "../vg_bench.h"
 #include "gpu_cuda.h"
 #include "match.h"
 #include "vg_clock.h"
@@ -37,17 +38,10 @@
 #define SSD_GFLOP 6.29    /* per 512 input */
 #define WATCHLIST 16384
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
+/* The median of the RUNS timings at T, in seconds. */
 static double median_s(uint64_t *t)
 {
-	qsort(t, RUNS, sizeof(*t), cmp_u64);
-	return (double)t[RUNS / 2] / 1e9;
+	return vg_bench_median_s(t, RUNS);
 }
 
 /* SRC scaled (nearest) to DW x DH at (X, Y) of the W x H RGB frame DST. */

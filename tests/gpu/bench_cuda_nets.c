@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "../../gpu/gpu_int.h"
+#include "../vg_bench.h"
 #include "gpu_cuda.h"
 #include "vg_clock.h"
 #include "vg_image.h"
@@ -26,17 +27,10 @@
 #define LM_GFLOP 0.103
 #define SSD_GFLOP 6.29
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
+/* The median of the RUNS timings at T, in seconds. */
 static double median_s(uint64_t *t)
 {
-	qsort(t, RUNS, sizeof(*t), cmp_u64);
-	return (double)t[RUNS / 2] / 1e9;
+	return vg_bench_median_s(t, RUNS);
 }
 
 enum pass { REC, LM, SSD };

@@ -350,73 +350,19 @@ static int gpu_checks(struct gpu_model *m, int device, const char *root, const s
 	return vg_test_exit();
 }
 
-int main(int argc, char **argv)
+/* The host emulation's checks (1-6 above), on the photos and camera frames main() loaded. */
+static int host_checks(struct gpu_model *m, struct vg_image *photo, uint8_t **y, uint8_t **u, uint8_t **v,
+		       uint8_t **rgb)
 {
-	static struct vg_image photo[NPHOTO];
 	static struct gpu_face cpu[NCAM + 1][MAXF], dev[(NCAM + 1) * MAXF];
-	static uint8_t *y[NCAM], *u[NCAM], *v[NCAM], *rgb[NCAM], nv12_uv[CAM_W * CAM_H / 2];
-	static uint8_t crop_rgb[64 * 64 * 3];
+	static uint8_t nv12_uv[CAM_W * CAM_H / 2], crop_rgb[64 * 64 * 3];
 	struct gpu_cuda_frame fr[NCAM + 1];
 	int ncpu[NCAM + 1], counts[NCAM + 1], n, total;
-	struct gpu_model *m = NULL;
 	struct gpu_cuda_faces *p = NULL, *tiled = NULL;
 	struct gpu_cuda_faces_conf conf = {.device = -1, .mode = GPU_CUDA_EXACT, .max_frames = NCAM + 1,
 					   .max_width = 1920, .max_height = 1400, .max_faces = MAXF};
-	char path[1024], err[512];
-	const char *req = getenv("VIGIL_REQUIRE_FETCHED");
-	int skip_rc = req && strcmp(req, "1") == 0 ? 1 : VG_TEST_SKIP;
+	char err[512];
 
-	int device = argc > 3 ? atoi(argv[3]) : -1;
-
-	if (argc < 3)
-		return 2;
-	if (device >= 0 && gpu_cuda_device_count() <= device) {
-		printf("test_cuda_faces: no CUDA device %d: skipped\n", device);
-		return VG_TEST_SKIP;
-	}
-	snprintf(path, sizeof(path), "%s/fetched/face-api-1.7.15/model", argv[1]);
-	if (gpu_model_open(&m, path, err, sizeof(err))) {
-		fprintf(stderr, "test_cuda_faces: %s\n", err);
-		return skip_rc;
-	}
-	for (int i = 0; i < NPHOTO; i++) {
-		snprintf(path, sizeof(path), "%s/fetched/face-api-1.7.15/demo/sample%d.jpg", argv[1], i + 1);
-		if (vg_image_load(path, &photo[i], err, sizeof(err))) {
-			fprintf(stderr, "test_cuda_faces: %s\n", err);
-			return skip_rc;
-		}
-	}
-	for (int i = 0; i < NCAM; i++) {
-		y[i] = malloc(CAM_W * CAM_H);
-		u[i] = malloc(CAM_W * CAM_H / 4);
-		v[i] = malloc(CAM_W * CAM_H / 4);
-		rgb[i] = malloc(CAM_W * CAM_H * 3);
-		if (!y[i] || !u[i] || !v[i] || !rgb[i])
-			return 1;
-	}
-	if (decode_frames(argv[2], y, u, v)) {
-		fprintf(stderr, "test_cuda_faces: cannot decode frames of %s\n", argv[2]);
-		return skip_rc;
-	}
-	if (device >= 0) {
-		struct gpu_cuda_frame cam[NCAM];
-		int rc;
-
-		for (int i = 0; i < NCAM; i++)
-			cam[i] = (struct gpu_cuda_frame){.plane = {y[i], u[i], v[i]}, .pitch = {CAM_W, CAM_W / 2, CAM_W / 2},
-							 .format = GPU_CUDA_I420, .width = CAM_W, .height = CAM_H};
-		rc = gpu_checks(m, device, argv[1], cam, NCAM);
-		for (int i = 0; i < NCAM; i++) {
-			free(y[i]);
-			free(u[i]);
-			free(v[i]);
-			free(rgb[i]);
-		}
-		for (int i = 0; i < NPHOTO; i++)
-			vg_image_release(&photo[i]);
-		gpu_model_close(&m);
-		return rc;
-	}
 	CHECK_EQ_INT(gpu_model_set_backend(m, GPU_BACKEND_REFERENCE), 0);
 
 	/* bad configurations: one line, nothing made */
@@ -583,6 +529,61 @@ int main(int argc, char **argv)
 	gpu_cuda_faces_destroy(&p);
 	CHECK(p == NULL);
 	gpu_cuda_faces_destroy(&p);   /* safe on NULL */
+	return vg_test_exit();
+}
+
+int main(int argc, char **argv)
+{
+	static struct vg_image photo[NPHOTO];
+	static uint8_t *y[NCAM], *u[NCAM], *v[NCAM], *rgb[NCAM];
+	struct gpu_model *m = NULL;
+	char path[1024], err[512];
+	int rc;
+	const char *req = getenv("VIGIL_REQUIRE_FETCHED");
+	int skip_rc = req && strcmp(req, "1") == 0 ? 1 : VG_TEST_SKIP;
+
+	int device = argc > 3 ? atoi(argv[3]) : -1;
+
+	if (argc < 3)
+		return 2;
+	if (device >= 0 && gpu_cuda_device_count() <= device) {
+		printf("test_cuda_faces: no CUDA device %d: skipped\n", device);
+		return VG_TEST_SKIP;
+	}
+	snprintf(path, sizeof(path), "%s/fetched/face-api-1.7.15/model", argv[1]);
+	if (gpu_model_open(&m, path, err, sizeof(err))) {
+		fprintf(stderr, "test_cuda_faces: %s\n", err);
+		return skip_rc;
+	}
+	for (int i = 0; i < NPHOTO; i++) {
+		snprintf(path, sizeof(path), "%s/fetched/face-api-1.7.15/demo/sample%d.jpg", argv[1], i + 1);
+		if (vg_image_load(path, &photo[i], err, sizeof(err))) {
+			fprintf(stderr, "test_cuda_faces: %s\n", err);
+			return skip_rc;
+		}
+	}
+	for (int i = 0; i < NCAM; i++) {
+		y[i] = malloc(CAM_W * CAM_H);
+		u[i] = malloc(CAM_W * CAM_H / 4);
+		v[i] = malloc(CAM_W * CAM_H / 4);
+		rgb[i] = malloc(CAM_W * CAM_H * 3);
+		if (!y[i] || !u[i] || !v[i] || !rgb[i])
+			return 1;
+	}
+	if (decode_frames(argv[2], y, u, v)) {
+		fprintf(stderr, "test_cuda_faces: cannot decode frames of %s\n", argv[2]);
+		return skip_rc;
+	}
+	if (device >= 0) {
+		struct gpu_cuda_frame cam[NCAM];
+
+		for (int i = 0; i < NCAM; i++)
+			cam[i] = (struct gpu_cuda_frame){.plane = {y[i], u[i], v[i]}, .pitch = {CAM_W, CAM_W / 2, CAM_W / 2},
+							 .format = GPU_CUDA_I420, .width = CAM_W, .height = CAM_H};
+		rc = gpu_checks(m, device, argv[1], cam, NCAM);
+	} else {
+		rc = host_checks(m, photo, y, u, v, rgb);
+	}
 	for (int i = 0; i < NCAM; i++) {
 		free(y[i]);
 		free(u[i]);
@@ -592,5 +593,5 @@ int main(int argc, char **argv)
 	for (int i = 0; i < NPHOTO; i++)
 		vg_image_release(&photo[i]);
 	gpu_model_close(&m);
-	return vg_test_exit();
+	return rc;
 }
