@@ -608,5 +608,8 @@ extern "C" int gpu_cuda_frame_scrub(int device, const struct gpu_cuda_frame *f)
 		    (e = cudaMemset2D((void *)f->plane[p], (size_t)f->pitch[p], 0, width, rows)) != cudaSuccess)
 			return gpu_cuda_error(e, "cudaMemset2D frame");
 	}
+	/* done before the caller hands the surface back: NVDEC's unmap is not ordered after stream 0 */
+	if ((e = cudaStreamSynchronize(0)) != cudaSuccess)
+		return gpu_cuda_error(e, "cudaStreamSynchronize frame");
 	return 0;
 }
