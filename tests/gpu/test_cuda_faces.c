@@ -1,6 +1,7 @@
 /*
  * The whole face pipeline of gpu/cuda (gpu_cuda_faces_*) against the CPU pipeline (gpu.h).
  *   test_cuda_faces SOURCE_ROOT RECORDING.h264 DEVICE
+ *   test_cuda_faces --has-device DEVICE      (exit 0 if there is such a GPU, 77 if not)
  *
  * DEVICE -1, the host emulation (no GPU needed; in CI): it runs the very functors and layer
  * sequences the device runs, so in the exact mode it must find, crop, align, describe and drop
@@ -544,6 +545,8 @@ int main(int argc, char **argv)
 
 	int device = argc > 3 ? atoi(argv[3]) : -1;
 
+	if (argc == 3 && strcmp(argv[1], "--has-device") == 0)   /* cuda_faces.sh: is there a GPU N? */
+		return gpu_cuda_device_count() > atoi(argv[2]) ? 0 : VG_TEST_SKIP;
 	if (argc < 3)
 		return 2;
 	if (device >= 0 && gpu_cuda_device_count() <= device) {
