@@ -148,7 +148,6 @@ struct pipeline {
 	uint64_t n_latency;
 	struct gpu_model *model;
 	struct gpu_cuda_faces *gpu; /* --gpu cuda...: the whole face pipeline on the device */
-	int gpu_mode;
 	int gpu_device;             /* GPU_DEVICE, or -1: the host emulation (--gpu emulate) */
 	bool match_on_device;       /* the matcher scans on the GPU, where the descriptors are */
 	char match_where[160];      /* "gpu", or why the matcher stayed on the CPU */
@@ -328,6 +327,7 @@ static int gpu_open(struct pipeline *p, char *err, size_t errlen)
 	/* indexed by gpu_cuda.h's mode: GPU_CUDA_EXACT, GPU_CUDA_FP32, GPU_CUDA_FP16; then "emulate",
 	 * the exact mode's host emulation: the GPU's code path on the CPU, to check it without one */
 	static const char *const modes[] = {"cuda-exact", "cuda", "cuda-fp16", "emulate"};
+	enum { EMULATE = 3 };
 	const char *g = p->conf.gpu;
 	int mode = -1;
 
@@ -338,10 +338,11 @@ static int gpu_open(struct pipeline *p, char *err, size_t errlen)
 			mode = i;
 	if (mode < 0)
 		return vg_errf(err, errlen, -EINVAL, "--gpu %s: not cpu, cuda, cuda-fp16, cuda-exact or emulate", g);
-	p->gpu_device = mode == 3 ? -1 : GPU_DEVICE;
-	mode = mode == 3 ? 0 : mode;
+	p->gpu_device = mode == EMULATE ? -1 : GPU_DEVICE;
+	mode = mode == EMULATE ? 0 : mode;
 #ifdef HAVE_VIGIL_CUDA
-	_Static_assert(GPU_CUDA_EXACT == 0 && GPU_CUDA_FP32 == 1 && GPU_CUDA_FP16 == 2, "modes[] is gpu_cuda.h's order");
+	_Static_assert(GPU_CUDA_EXACT == 0 && GPU_CUDA_FP32 == 1 && GPU_CUDA_FP16 == 2 && EMULATE == 3,
+		       "modes[] is gpu_cuda.h's order, then emulate");
 	_Static_assert((int)GPU_CUDA_RGB24 == (int)FRAME_RGB24 && (int)GPU_CUDA_I420 == (int)FRAME_I420 &&
 			       (int)GPU_CUDA_NV12 == (int)FRAME_NV12,
 		       "frame_fmt is gpu_cuda.h's");
@@ -355,7 +356,6 @@ static int gpu_open(struct pipeline *p, char *err, size_t errlen)
 		struct gpu_cuda_faces_stats st;
 		int rc;
 
-		p->gpu_mode = mode;
 		rc = gpu_cuda_faces_create(&p->gpu, p->model, &gc, err, errlen);
 		gpu_cuda_faces_stats_get(p->gpu, &st);
 		p->gpu_bytes = st.device_bytes;
@@ -776,11 +776,10 @@ static int frame_results(struct pipeline *p, unsigned i, int k0, int nkeep, bool
 	c->n.faces_detected += (uint64_t)b->count;
 	vg_counter_add(p->row, ANALYSIS_faces_scanned, (uint64_t)b->count);
 	p->faces_scanned += (uint64_t)b->count;
-	c->n.faces_gated += (uint64_t)b->count;   /* less the kept ones, below */
 	while (k < nkeep && p->keep[k] < b->first + b->count)
 		k++;
-	nk = k - k0;
-	c->n.faces_gated -= (uint64_t)nk;
+	nk = k - k0;   /* this frame's faces that passed the gate */
+	c->n.faces_gated += (uint64_t)(b->count - nk);
 	vg_counter_add(p->row, ANALYSIS_faces_gated, (uint64_t)(b->count - nk));
 	for (int j = 0; j < nk; j++)
 		tracks[j] = track_face(c, p->faces[p->keep[k0 + j]].box);
@@ -1144,6 +1143,13 @@ static int fill_frame(struct pipeline *p, struct camera *c, const struct dp_fram
 	return 0;
 }
 
+/* A sampled frame of C is not analysed: counted, per camera and in /metrics. */
+static void drop_frame(struct camera *c, struct vg_counter_row *row)
+{
+	c->frames_dropped++;
+	vg_counter_add(row, ANALYSIS_frames_dropped, 1);
+}
+
 /* A frame of camera CAM from its decode thread: sample it, convert it and queue it, or drop it. */
 void pipeline_frame(struct pipeline *p, unsigned cam, const struct dp_frame *f)
 {
@@ -1170,36 +1176,31 @@ void pipeline_frame(struct pipeline *p, unsigned cam, const struct dp_frame *f)
 	struct vg_counter_row *row = vg_counter_block_row(p->counters, cam);
 	vg_counter_add(row, ANALYSIS_frames_sampled, 1);
 	if (p->gpu && ((unsigned)f->width > p->conf.gpu_max_width || (unsigned)f->height > p->conf.gpu_max_height)) {
-		c->frames_dropped++; /* larger than the GPU's frames (--gpu-max-frame): counted, never analysed */
-		c->frames_oversize++;
-		vg_counter_add(row, ANALYSIS_frames_dropped, 1);
+		c->frames_oversize++; /* larger than the GPU's frames (--gpu-max-frame): never analysed */
+		drop_frame(c, row);
 		return;
 	}
 	if ((c->in_w != f->width || c->in_h != f->height || c->in_fmt != f->pix_fmt) && camera_reshape(p, c, f) < 0) {
-		c->frames_dropped++;
-		vg_counter_add(row, ANALYSIS_frames_dropped, 1);
+		drop_frame(c, row);
 		return;
 	}
 	/* Back-pressure: when the analysis is behind, the newest frame of this camera is dropped and
 	 * counted; the decode thread never waits for it (a recorded run, lossless, does). */
 	if (!take_slot(p, c)) {
-		c->frames_dropped++;
-		vg_counter_add(row, ANALYSIS_frames_dropped, 1);
+		drop_frame(c, row);
 		return;
 	}
 	struct queued_frame *qf = vg_pool_get(c->pool);
 	if (!qf) { /* cannot happen: a slot is a buffer */
 		sem_post(&c->slots);
-		c->frames_dropped++;
-		vg_counter_add(row, ANALYSIS_frames_dropped, 1);
+		drop_frame(c, row);
 		return;
 	}
 	*qf = (struct queued_frame){ .pool = c->pool, .w = c->in_w, .h = c->in_h, .pts = c->in_pts };
 	if (fill_frame(p, c, f, qf) < 0) {
 		vg_pool_put(qf->pool, qf);
 		sem_post(&c->slots);
-		c->frames_dropped++;
-		vg_counter_add(row, ANALYSIS_frames_dropped, 1);
+		drop_frame(c, row);
 		return;
 	}
 	qf->queued_ns = vg_clock_ns();

@@ -78,29 +78,30 @@ template <class E> struct vgc_faces final : gpu_cuda_faces {
 	size_t used_stage[GPU_CUDA_FACES_MAX_FRAMES];
 
 	template <class T> T *dev(size_t n) { return (T *)e.x.bytes(n * sizeof(T)); }
+	/* host scratch: every block host() made, for the destructor and residue() */
+	struct {
+		void *p;
+		size_t len;
+	} hmem[16];
+	int nhmem = 0;
+
 	template <class T> T *host(size_t n)
 	{
-		T *p = (T *)gpu_bio_alloc(n ? n * sizeof(T) : 1);
+		size_t len = n * sizeof(T);
+		T *p = nhmem < (int)(sizeof(hmem) / sizeof(hmem[0])) ? (T *)gpu_bio_alloc(len ? len : 1) : NULL;
 
-		if (p)
-			memset(p, 0, n * sizeof(T));
+		if (p) {
+			memset(p, 0, len);
+			hmem[nhmem].p = p;
+			hmem[nhmem++].len = len;
+		}
 		return p;
 	}
-	void host_free()
+	~vgc_faces()
 	{
-		gpu_bio_free(h_frames);
-		gpu_bio_free(h_inputs);
-		gpu_bio_free(h_lm);
-		gpu_bio_free(h_rec);
-		gpu_bio_free(h_det);
-		gpu_bio_free(h_nfaces);
-		gpu_bio_free(h_slot);
-		gpu_bio_free(h_crop_of);
-		gpu_bio_free(h_qidx);
-		gpu_bio_free(h_faces);
-		gpu_bio_free(h_desc);
+		for (int i = 0; i < nhmem; i++)
+			gpu_bio_free(hmem[i].p);   /* zeroes it */
 	}
-	~vgc_faces() { host_free(); }
 
 	/* the detector inputs of a W x H frame: the whole frame, then the tiles (at most CAP) */
 	int inputs_of(int w, int h, struct vgk_region *out, int frame, int cap) const
@@ -436,17 +437,11 @@ template <class E> struct vgc_faces final : gpu_cuda_faces {
 	uint64_t residue() override
 	{
 		uint64_t n = e.residue();
-		const void *host_scratch[] = {h_frames, h_inputs, h_lm, h_rec, h_det, h_nfaces, h_slot, h_crop_of, h_qidx, h_faces, h_desc};
-		size_t host_len[] = {sizeof(*h_frames) * conf.max_frames, sizeof(*h_inputs) * max_inputs,
-				     sizeof(*h_lm) * max_slots, sizeof(*h_rec) * max_slots, sizeof(*h_det) * conf.max_frames,
-				     sizeof(int) * conf.max_frames, sizeof(int) * max_slots, sizeof(int) * max_slots,
-				     sizeof(int) * max_slots, sizeof(*h_faces) * max_slots,
-				     sizeof(*h_desc) * max_slots * GPU_DESCRIPTOR_DIM};
 
 		/* the host scratch: where the frames and faces are, the faces, their descriptors */
-		for (size_t k = 0; k < sizeof(host_len) / sizeof(host_len[0]); k++)
-			for (size_t b = 0; b < host_len[k]; b++)
-				n += ((const unsigned char *)host_scratch[k])[b] != 0;
+		for (int i = 0; i < nhmem; i++)
+			for (size_t b = 0; b < hmem[i].len; b++)
+				n += ((const unsigned char *)hmem[i].p)[b] != 0;
 		return n;
 	}
 
