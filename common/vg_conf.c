@@ -18,6 +18,7 @@
 
 #include "vg_base.h"
 #include "vg_conf.h"
+#include "vg_file.h"
 
 #define VG_CONF_FILE_MAX (1u << 20)
 #define VG_CONF_LINE_MAX 4096
@@ -362,32 +363,19 @@ out_free_scratch:
 int vg_conf_load_file(const struct vg_conf_set *set, const char *path, bool at_runtime, char *err, size_t errlen)
 {
 	char sub[320];
-	struct stat st;
-	char *text;
-	ssize_t got;
-	size_t have = 0;
-	int fd, rc;
+	uint8_t *text;
+	size_t len;
+	int rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return vg_errf(err, errlen, -errno, "%s: %s", path, vg_strerror(-errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)VG_CONF_FILE_MAX) {
-		rc = vg_errf(err, errlen, -EFBIG, "%s: not a regular file of at most %u bytes", path, VG_CONF_FILE_MAX);
-		goto out_close;
-	}
-	text = malloc((size_t)st.st_size + 1);
-	if (!text) {
-		rc = vg_errf(err, errlen, -ENOMEM, "%s: out of memory", path);
-		goto out_close;
-	}
-	while (have < (size_t)st.st_size && (got = read(fd, text + have, (size_t)st.st_size - have)) > 0)
-		have += (size_t)got;
-	rc = vg_conf_parse(set, text, have, at_runtime, sub, sizeof(sub));
+	rc = vg_file_read(path, VG_CONF_FILE_MAX, &text, &len);
+	if (rc == -EINVAL || rc == -EFBIG)
+		return vg_errf(err, errlen, rc, "%s: not a regular file of at most %u bytes", path, VG_CONF_FILE_MAX);
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "%s: %s", path, vg_strerror(rc));
+	rc = vg_conf_parse(set, (const char *)text, len, at_runtime, sub, sizeof(sub));
 	if (rc < 0)
 		vg_errf(err, errlen, rc, "%s: %s", path, sub);
 	free(text);
-out_close:
-	close(fd);
 	return rc;
 }
 

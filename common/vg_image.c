@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "vg_base.h"
+#include "vg_file.h"
 #include "vg_image.h"
 #include "vg_pool.h"
 
@@ -142,36 +143,21 @@ int vg_image_decode(const void *data, size_t len, struct vg_image *out, char *er
 
 int vg_image_load(const char *path, struct vg_image *out, char *err, size_t errlen)
 {
-	struct stat st;
 	uint8_t *data;
-	size_t have = 0;
-	ssize_t got;
-	int fd, rc;
+	size_t len;
+	int rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return vg_errf(err, errlen, -errno, "%s", vg_strerror(-errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		rc = vg_errf(err, errlen, -EINVAL, "not a regular file");
-		goto out_close;
-	}
-	if (st.st_size > (off_t)VG_IMAGE_MAX_FILE) {
-		rc = vg_errf(err, errlen, -EFBIG, "file is larger than %u bytes", VG_IMAGE_MAX_FILE);
-		goto out_close;
-	}
-	data = malloc((size_t)st.st_size + 1);
-	if (!data) {
-		rc = vg_errf(err, errlen, -ENOMEM, "out of memory");
-		goto out_close;
-	}
-	while (have < (size_t)st.st_size && (got = read(fd, data + have, (size_t)st.st_size - have)) > 0)
-		have += (size_t)got;
-	rc = vg_image_decode(data, have, out, err, errlen);
+	rc = vg_file_read(path, VG_IMAGE_MAX_FILE, &data, &len);
+	if (rc == -EINVAL)
+		return vg_errf(err, errlen, rc, "not a regular file");
+	if (rc == -EFBIG)
+		return vg_errf(err, errlen, rc, "file is larger than %u bytes", VG_IMAGE_MAX_FILE);
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "%s", vg_strerror(rc));
+	rc = vg_image_decode(data, len, out, err, errlen);
 	/* The file is a face photo too. */
-	vg_scrub(data, have);
+	vg_scrub(data, len);
 	free(data);
-out_close:
-	close(fd);
 	return rc;
 }
 

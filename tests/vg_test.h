@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 static int vg_test_failures;
 
@@ -34,6 +35,24 @@ static int vg_test_failures;
 static inline int vg_test_exit(void)
 {
 	return vg_test_failures ? 1 : 0;
+}
+
+/*
+ * A fresh directory for one test under TMPDIR (or /tmp), named after the test, in DIR (CAP
+ * bytes). Returns DIR, or NULL (with a line on stderr) when it could not be made. The one way the
+ * C tests make their scratch space; each test removes what it made.
+ */
+#include <string.h>
+static inline char *vg_test_tmpdir(const char *name, char *dir, size_t cap)
+{
+	const char *base = getenv("TMPDIR");
+	int n = snprintf(dir, cap, "%s/vigil-%s-XXXXXX", base && *base ? base : "/tmp", name);
+
+	if (n < 0 || (size_t)n >= cap || !mkdtemp(dir)) {
+		fprintf(stderr, "vg_test_tmpdir(%s): cannot make a scratch directory\n", name);
+		return NULL;
+	}
+	return dir;
 }
 
 #endif /* VG_TEST_H */
