@@ -41,6 +41,13 @@ static const struct vg_conf_entry *find_entry(const struct vg_conf_set *set, con
 	return NULL;
 }
 
+const struct vg_conf_entry *vg_conf_find(const struct vg_conf_set *set, const char *name)
+{
+	size_t t;
+
+	return find_entry(set, name, strlen(name), &t);
+}
+
 static int parse_bool(const char *v, bool *out)
 {
 	static const char *const yes[] = { "yes", "true", "on", "1" };

@@ -233,3 +233,27 @@ int mgmt_alert_set_evidence(struct mgmt_db *db, const struct mgmt_actor *who, in
 	}
 	return mgmt_audit_anchor_update(db);
 }
+
+int mgmt_alert_list(struct mgmt_db *db, bool unreviewed_only, size_t max,
+		    void (*fn)(void *arg, const struct mgmt_alert *a), void *arg)
+{
+	sqlite3_stmt *st;
+	int n = 0;
+
+	if (sqlite3_prepare_v2(db->sql,
+			       unreviewed_only ? "SELECT id FROM alerts WHERE outcome = 0 ORDER BY id LIMIT ?"
+					       : "SELECT id FROM alerts ORDER BY id DESC LIMIT ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, max > INT32_MAX ? INT32_MAX : (int64_t)max);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct mgmt_alert a;
+
+		if (mgmt_alert_get(db, sqlite3_column_int64(st, 0), &a) == 0) {
+			fn(arg, &a);
+			n++;
+		}
+	}
+	sqlite3_finalize(st);
+	return n;
+}

@@ -6,6 +6,7 @@
  * that is stored in clear, shown, logged or audited is the URL without them.
  */
 #include <errno.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <sodium.h>
@@ -23,34 +24,6 @@
 #define CRED_KEY_BYTES crypto_aead_xchacha20poly1305_ietf_KEYBYTES
 #define CRED_NONCE_BYTES crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 #define CRED_FIELD 128 /* user and password, each with its NUL: dp_rtsp's sizes */
-#define PROBE_SECONDS_MAX 10 /* vigild serves one request at a time: a probe holds the others back */
-
-/* ---- argument helpers (shared with the other action files through mgmt_int.h) ---------------- */
-
-int mgmt_arg_string(json_t *args, const char *key, bool required, const char **out, char *err, size_t errlen)
-{
-	json_t *v = json_object_get(args, key);
-
-	*out = NULL;
-	if (!v)
-		return required ? vg_errf(err, errlen, -EINVAL, "missing argument '%s'", key) : 0;
-	if (!json_is_string(v))
-		return vg_errf(err, errlen, -EINVAL, "argument '%s' must be a string", key);
-	*out = json_string_value(v);
-	return 0;
-}
-
-int mgmt_arg_int(json_t *args, const char *key, bool required, int64_t *out, char *err, size_t errlen)
-{
-	json_t *v = json_object_get(args, key);
-
-	if (!v)
-		return required ? vg_errf(err, errlen, -EINVAL, "missing argument '%s'", key) : 0;
-	if (!json_is_integer(v))
-		return vg_errf(err, errlen, -EINVAL, "argument '%s' must be an integer", key);
-	*out = json_integer_value(v);
-	return 0;
-}
 
 /* ---- URLs ---------------------------------------------------------------------------------- */
 
@@ -157,7 +130,7 @@ static int key_load(struct mgmt_db *db, bool create, unsigned char key[CRED_KEY_
 
 /* ---- cameras in the database ----------------------------------------------------------------- */
 
-static bool valid_id(const char *id)
+bool mgmt_camera_id_valid(const char *id)
 {
 	size_t n = strlen(id);
 
@@ -184,7 +157,7 @@ int mgmt_camera_add(struct mgmt_db *db, const struct mgmt_actor *who, const stru
 
 	if (!(who->roles & MGMT_ROLE_ADMIN))
 		return vg_errf(err, errlen, -EPERM, "%s may not add cameras: that needs the admin role", who->name);
-	if (!req->id || !valid_id(req->id))
+	if (!req->id || !mgmt_camera_id_valid(req->id))
 		return vg_errf(err, errlen, -EINVAL, "a camera id is 1 to 31 letters, digits, '.', '_' or '-'");
 	if (!req->url)
 		return vg_errf(err, errlen, -EINVAL, "a camera needs an rtsp:// URL");
@@ -293,7 +266,7 @@ int mgmt_camera_remove(struct mgmt_db *db, const struct mgmt_actor *who, const c
 
 	if (!(who->roles & MGMT_ROLE_ADMIN))
 		return vg_errf(err, errlen, -EPERM, "%s may not remove cameras: that needs the admin role", who->name);
-	if (!valid_id(id) || mgmt_camera_get(db, id, &cam) < 0)
+	if (!mgmt_camera_id_valid(id) || mgmt_camera_get(db, id, &cam) < 0)
 		return vg_errf(err, errlen, -ENOENT, "no camera '%.31s'", id);
 	rc = mgmt_tx_begin(db);
 	if (rc < 0)
@@ -413,127 +386,27 @@ int mgmt_camera_credentials(struct mgmt_db *db, const char *id, char user[CRED_F
 	return 0;
 }
 
-/* ---- actions -------------------------------------------------------------------------------- */
-
-static json_t *camera_json(const struct mgmt_camera *c)
+int mgmt_camera_list(struct mgmt_db *db, enum mgmt_camera_order order, size_t max,
+		     void (*fn)(void *arg, const struct mgmt_camera *c), void *arg)
 {
-	return json_pack("{s:s, s:s, s:s, s:I, s:b, s:s, s:I}", "id", c->id, "url", c->url, "location", c->location,
-			 "fps", (json_int_t)c->fps, "credentials", c->has_credentials, "added_by", c->added_by,
-			 "added_ns", (json_int_t)c->added_ns);
-}
-
-int mgmt_act_camera_add(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result, char *err,
-			size_t errlen)
-{
-	struct mgmt_camera_add req = { 0 };
-	struct mgmt_camera cam;
-	int rc;
-
-	if ((rc = mgmt_arg_string(args, "id", true, &req.id, err, errlen)) < 0 ||
-	    (rc = mgmt_arg_string(args, "url", true, &req.url, err, errlen)) < 0 ||
-	    (rc = mgmt_arg_string(args, "location", false, &req.location, err, errlen)) < 0 ||
-	    (rc = mgmt_arg_int(args, "fps", false, &req.fps, err, errlen)) < 0)
-		return rc;
-	rc = mgmt_camera_add(mgmt_ctl_db(ctl), who, &req, err, errlen);
-	if (rc < 0)
-		return rc;
-	if (mgmt_camera_get(mgmt_ctl_db(ctl), req.id, &cam) < 0)
-		return vg_errf(err, errlen, -EIO, "camera '%s' was added but cannot be read back", req.id);
-	*result = camera_json(&cam);
-	return 0;
-}
-
-int mgmt_act_camera_remove(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
-			   char *err, size_t errlen)
-{
-	const char *id;
-	int rc = mgmt_arg_string(args, "id", true, &id, err, errlen);
-
-	if (rc == 0)
-		rc = mgmt_camera_remove(mgmt_ctl_db(ctl), who, id, err, errlen);
-	if (rc == 0)
-		*result = json_pack("{s:s, s:b}", "id", id, "removed", 1);
-	return rc;
-}
-
-int mgmt_act_camera_list(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
-			 char *err, size_t errlen)
-{
-	json_t *list = json_array();
 	sqlite3_stmt *st;
+	int n = 0;
 
-	(void)who;
-	(void)args;
-	/* Cost: at most 1000 rows, one per camera: an appliance has tens. */
-	if (sqlite3_prepare_v2(mgmt_ctl_db(ctl)->sql, "SELECT " CAMERA_COLUMNS " FROM cameras ORDER BY id LIMIT 1000",
-			       -1, &st, NULL) != SQLITE_OK) {
-		json_decref(list);
-		return vg_errf(err, errlen, -EIO, "database error");
-	}
+	if (sqlite3_prepare_v2(db->sql,
+			       order == MGMT_CAMERAS_BY_ADDED
+				       ? "SELECT " CAMERA_COLUMNS " FROM cameras ORDER BY added_ns, id LIMIT ?"
+				       : "SELECT " CAMERA_COLUMNS " FROM cameras ORDER BY id LIMIT ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, max > INT32_MAX ? INT32_MAX : (int64_t)max);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		struct mgmt_camera c;
 
 		camera_row(st, &c);
 		c.has_credentials = sqlite3_column_int(st, 4) != 0;
-		json_array_append_new(list, camera_json(&c));
+		fn(arg, &c);
+		n++;
 	}
 	sqlite3_finalize(st);
-	*result = json_pack("{s:o}", "cameras", list);
-	return 0;
-}
-
-int mgmt_act_camera_probe(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
-			  char *err, size_t errlen)
-{
-	struct mgmt_db *db = mgmt_ctl_db(ctl);
-	mgmt_probe_fn *probe = mgmt_ctl_probe(ctl);
-	struct mgmt_probe_result r = { 0 };
-	char user[CRED_FIELD], password[CRED_FIELD], why[256] = "", object[64];
-	struct mgmt_camera cam;
-	const char *id;
-	int64_t seconds = 2;
-	json_t *detail;
-	char *text;
-	int rc;
-
-	if ((rc = mgmt_arg_string(args, "id", true, &id, err, errlen)) < 0 ||
-	    (rc = mgmt_arg_int(args, "seconds", false, &seconds, err, errlen)) < 0)
-		return rc;
-	if (seconds < 1 || seconds > PROBE_SECONDS_MAX)
-		return vg_errf(err, errlen, -ERANGE, "a probe listens 1 to %d seconds", PROBE_SECONDS_MAX);
-	if (!valid_id(id) || mgmt_camera_get(db, id, &cam) < 0)
-		return vg_errf(err, errlen, -ENOENT, "no camera '%.31s'", id);
-	if (!probe)
-		return vg_errf(err, errlen, -EOPNOTSUPP, "this vigild was built without the dataplane: it cannot probe");
-	rc = mgmt_camera_credentials(db, id, user, password);
-	if (rc < 0)
-		return vg_errf(err, errlen, rc, "camera '%s': its credentials cannot be unsealed: %s", id,
-			       vg_strerror(rc));
-	rc = probe(cam.url, user, password, (unsigned)seconds, &r, why, sizeof(why));
-	/* dp_rtsp never puts credentials in a reason; this makes sure of it for any other probe. */
-	if ((user[0] && strstr(why, user)) || (password[0] && strstr(why, password)))
-		snprintf(why, sizeof(why), "the camera refused the probe");
-	sodium_memzero(user, sizeof(user));
-	sodium_memzero(password, sizeof(password));
-
-	snprintf(object, sizeof(object), "camera/%s", id);
-	if (rc < 0)
-		detail = json_pack("{s:s}", "error", why);
-	else
-		detail = json_pack("{s:s, s:i, s:i, s:f, s:I, s:I}", "codec", r.codec, "width", r.width, "height",
-				   r.height, "fps", r.fps, "packets", (json_int_t)r.packets, "lost", (json_int_t)r.lost);
-	text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
-	json_decref(detail);
-	/* Reaching out to a camera with its credentials is worth a record, failed or not. */
-	mgmt_audit_append(db, who, rc < 0 ? "camera.probe.failed" : "camera.probe", object, text, NULL);
-	free(text);
-	if (rc < 0)
-		return vg_errf(err, errlen, rc, "camera '%s' (%s): %s", id, cam.url, why[0] ? why : vg_strerror(rc));
-	double loss = r.packets + r.lost ? 100.0 * (double)r.lost / (double)(r.packets + r.lost) : 0.0;
-	*result = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:f, s:I, s:I, s:I, s:I, s:f, s:I, s:f}", "id", id, "url",
-			    cam.url, "codec", r.codec, "streams", (int)r.streams, "width", r.width, "height", r.height,
-			    "fps", r.fps, "packets", (json_int_t)r.packets, "lost", (json_int_t)r.lost, "reordered",
-			    (json_int_t)r.reordered, "duplicates", (json_int_t)r.duplicates, "loss_percent", loss,
-			    "frames", (json_int_t)r.frames, "seconds", r.seconds);
-	return 0;
+	return n;
 }

@@ -413,3 +413,78 @@ int mgmt_deployment_matching_allowed(struct mgmt_db *db, int64_t id, int64_t now
 		return rc == -ENOENT ? 0 : rc;
 	return d.state == MGMT_DEPLOYMENT_ACTIVE && d.authorised_by[0] && now_s >= d.start_s && now_s < d.end_s;
 }
+
+int64_t mgmt_deployment_count(struct mgmt_db *db, enum mgmt_deployment_state state)
+{
+	sqlite3_stmt *st;
+	int64_t n = -EIO;
+
+	if (sqlite3_prepare_v2(db->sql, "SELECT COUNT(*) FROM deployments WHERE state = ?", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int(st, 1, (int)state);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+int mgmt_deployment_list(struct mgmt_db *db, size_t max, void (*fn)(void *arg, const struct mgmt_deployment *d),
+			 void *arg)
+{
+	sqlite3_stmt *st;
+	int n = 0;
+
+	if (sqlite3_prepare_v2(db->sql, "SELECT id FROM deployments ORDER BY id DESC LIMIT ?", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, max > INT32_MAX ? INT32_MAX : (int64_t)max);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct mgmt_deployment d;
+
+		if (mgmt_deployment_get(db, sqlite3_column_int64(st, 0), &d) == 0) {
+			fn(arg, &d);
+			n++;
+		}
+	}
+	sqlite3_finalize(st);
+	return n;
+}
+
+int64_t mgmt_deployment_matching_now(struct mgmt_db *db, int64_t now_s)
+{
+	sqlite3_stmt *st;
+	int64_t id = 0;
+
+	if (sqlite3_prepare_v2(db->sql, "SELECT id FROM deployments WHERE state = ? ORDER BY id", -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_int(st, 1, MGMT_DEPLOYMENT_ACTIVE);
+	while (!id && sqlite3_step(st) == SQLITE_ROW) {
+		int64_t d = sqlite3_column_int64(st, 0);
+
+		if (mgmt_deployment_matching_allowed(db, d, now_s) == 1)
+			id = d;
+	}
+	sqlite3_finalize(st);
+	return id;
+}
+
+int mgmt_deployment_watchlists(struct mgmt_db *db, int64_t id, void (*fn)(void *arg, const struct mgmt_watchlist *w),
+			       void *arg)
+{
+	sqlite3_stmt *st;
+	int n = 0;
+
+	if (sqlite3_prepare_v2(db->sql, "SELECT watchlist_id FROM deployment_watchlists WHERE deployment_id = ? ORDER BY 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, id);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct mgmt_watchlist w;
+
+		if (mgmt_watchlist_get(db, (const char *)sqlite3_column_text(st, 0), &w) == 0) {
+			fn(arg, &w);
+			n++;
+		}
+	}
+	sqlite3_finalize(st);
+	return n;
+}

@@ -13,8 +13,6 @@
 #include "mgmt_int.h"
 #include "vg_base.h"
 
-#define HOURS_JSON_MAX 744   /* a month of hours in one reply; a longer window shows its first month */
-#define HOURS_EVERY_MAX 168  /* a window up to a week lists every hour; a longer one only its busy hours */
 
 int mgmt_scanned_hour_add(struct mgmt_db *db, int64_t id, uint64_t n)
 {
@@ -81,28 +79,6 @@ int mgmt_deployment_transparency_hours(struct mgmt_db *db, int64_t id, struct mg
 	}
 	sqlite3_finalize(st);
 	return (int)n;
-}
-
-json_t *mgmt_transparency_hours_json(struct mgmt_db *db, int64_t id)
-{
-	struct mgmt_transparency_hour *h = calloc(HOURS_JSON_MAX, sizeof(*h));
-	json_t *list;
-	int n;
-
-	if (!h)
-		return NULL;
-	n = mgmt_deployment_transparency_hours(db, id, h, HOURS_JSON_MAX);
-	list = n >= 0 ? json_array() : NULL;
-	/* Cost: about 150 bytes an hour, so a permanent site's year-long window stays a short reply. */
-	for (int i = 0; i < n; i++)
-		if (n <= HOURS_EVERY_MAX || h[i].faces_scanned || h[i].alerts)
-			json_array_append_new(list, json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "hour", (json_int_t)h[i].hour_s,
-						      "faces_scanned", (json_int_t)h[i].faces_scanned, "alerts",
-						      (json_int_t)h[i].alerts, "confirmed", (json_int_t)h[i].confirmed,
-						      "rejected_false", (json_int_t)h[i].rejected, "unreviewed",
-						      (json_int_t)h[i].unreviewed));
-	free(h);
-	return list;
 }
 
 int mgmt_alert_outcome_pending(struct mgmt_db *db, struct mgmt_alert_outcome_todo *out, size_t cap)

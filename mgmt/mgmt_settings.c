@@ -9,6 +9,7 @@
  * restart-only one belongs in the file, where the restart that applies it reads it.
  */
 #include <errno.h>
+#include <jansson.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,15 +24,6 @@
 #define DAY_S 86400ull
 #define RETENTION_DAYS_MAX 3650
 
-static const struct vg_conf_entry *find_setting(const struct vg_conf_set *set, const char *name)
-{
-	for (size_t t = 0; t < set->n; t++)
-		for (size_t i = 0; i < set->tables[t]->n_entries; i++)
-			if (strcmp(set->tables[t]->entries[i].name, name) == 0)
-				return &set->tables[t]->entries[i];
-	return NULL;
-}
-
 int mgmt_settings_load(struct mgmt_db *db, const struct vg_conf_set *set, char *err, size_t errlen)
 {
 	sqlite3_stmt *st;
@@ -42,7 +34,7 @@ int mgmt_settings_load(struct mgmt_db *db, const struct vg_conf_set *set, char *
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		const char *name = (const char *)sqlite3_column_text(st, 0);
 		const char *value = (const char *)sqlite3_column_text(st, 1);
-		const struct vg_conf_entry *e = name ? find_setting(set, name) : NULL;
+		const struct vg_conf_entry *e = name ? vg_conf_find(set, name) : NULL;
 		char why[512];
 
 		/* A newer or older vigild may read this table: what it cannot take is skipped, so a
@@ -62,7 +54,7 @@ int mgmt_settings_load(struct mgmt_db *db, const struct vg_conf_set *set, char *
 	return applied;
 }
 
-static bool setting_stored(struct mgmt_db *db, const char *name)
+bool mgmt_setting_stored(struct mgmt_db *db, const char *name)
 {
 	sqlite3_stmt *st;
 	bool stored = false;
@@ -73,51 +65,6 @@ static bool setting_stored(struct mgmt_db *db, const char *name)
 		sqlite3_finalize(st);
 	}
 	return stored;
-}
-
-static json_t *setting_json(struct mgmt_db *db, const struct vg_conf_set *set, const struct vg_conf_entry *e)
-{
-	char *value = malloc(SETTING_TEXT_MAX);
-	json_t *j;
-
-	if (!value)
-		return NULL;
-	if (vg_conf_get_value(set, e->name, value, SETTING_TEXT_MAX) < 0)
-		snprintf(value, SETTING_TEXT_MAX, "?");
-	j = json_pack("{s:s, s:s, s:b, s:b, s:s}", "name", e->name, "value", value, "mutable",
-		      (e->flags & VG_CONF_MUTABLE) != 0, "stored", setting_stored(db, e->name), "help", e->help);
-	free(value);
-	return j;
-}
-
-int mgmt_act_config_get(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result, char *err,
-			size_t errlen)
-{
-	const struct vg_conf_set *set;
-	mgmt_conf_apply_fn *apply;
-	void *arg;
-	const char *name;
-	json_t *list;
-	int rc;
-
-	(void)who;
-	mgmt_ctl_conf(ctl, &set, &apply, &arg);
-	if ((rc = mgmt_arg_string(args, "name", false, &name, err, errlen)) < 0)
-		return rc;
-	if (!set)
-		return vg_errf(err, errlen, -EOPNOTSUPP, "this vigild serves no settings");
-	if (name && !find_setting(set, name))
-		return vg_errf(err, errlen, -ENOENT, "unknown setting '%.64s' (vigilctl config get lists them)", name);
-	list = json_array();
-	for (size_t t = 0; t < set->n; t++)
-		for (size_t i = 0; i < set->tables[t]->n_entries; i++) {
-			const struct vg_conf_entry *e = &set->tables[t]->entries[i];
-
-			if (!name || strcmp(name, e->name) == 0)
-				json_array_append_new(list, setting_json(mgmt_ctl_db(ctl), set, e));
-		}
-	*result = json_pack("{s:o}", "settings", list);
-	return 0;
 }
 
 /*
@@ -153,27 +100,16 @@ static int check_value(const struct vg_conf_set *set, const char *name, const ch
 	return rc;
 }
 
-int mgmt_act_config_set(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result, char *err,
-			size_t errlen)
+int mgmt_setting_set(struct mgmt_db *db, const struct mgmt_actor *who, const struct vg_conf_set *set,
+		     const char *name, const char *value, mgmt_conf_apply_fn *apply, void *apply_arg, char *old,
+		     size_t oldlen, char *err, size_t errlen)
 {
-	struct mgmt_db *db = mgmt_ctl_db(ctl);
-	const struct vg_conf_entry *e;
-	const struct vg_conf_set *set;
-	mgmt_conf_apply_fn *apply;
-	void *arg;
-	const char *name, *value;
-	char *old = NULL, *new_text = NULL, *detail = NULL, object[96];
-	json_t *dj;
+	const struct vg_conf_entry *e = vg_conf_find(set, name);
+	char *new_text = NULL, *detail = NULL, object[96];
 	sqlite3_stmt *st;
+	json_t *dj;
 	int rc;
 
-	mgmt_ctl_conf(ctl, &set, &apply, &arg);
-	if ((rc = mgmt_arg_string(args, "name", true, &name, err, errlen)) < 0 ||
-	    (rc = mgmt_arg_string(args, "value", true, &value, err, errlen)) < 0)
-		return rc;
-	if (!set || !apply)
-		return vg_errf(err, errlen, -EOPNOTSUPP, "this vigild serves no settings");
-	e = find_setting(set, name);
 	if (!e)
 		return vg_errf(err, errlen, -ENOENT, "unknown setting '%.64s' (vigilctl config get lists them)", name);
 	if (!(e->flags & VG_CONF_MUTABLE))
@@ -183,13 +119,10 @@ int mgmt_act_config_set(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json
 		return vg_errf(err, errlen, -EPERM, "%s is a secret: set it in the config file, not here", e->name);
 	if (strlen(value) >= SETTING_TEXT_MAX)
 		return vg_errf(err, errlen, -ERANGE, "%s: the value is too long", e->name);
-	old = malloc(SETTING_TEXT_MAX);
 	new_text = malloc(SETTING_TEXT_MAX);
-	if (!old || !new_text) {
-		rc = vg_errf(err, errlen, -ENOMEM, "out of memory");
-		goto out_free;
-	}
-	if (vg_conf_get_value(set, e->name, old, SETTING_TEXT_MAX) < 0)
+	if (!new_text)
+		return vg_errf(err, errlen, -ENOMEM, "out of memory");
+	if (vg_conf_get_value(set, e->name, old, oldlen) < 0)
 		old[0] = '\0';
 	rc = check_value(set, e->name, value, new_text, SETTING_TEXT_MAX, err, errlen);
 	if (rc < 0)
@@ -227,7 +160,7 @@ int mgmt_act_config_set(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json
 		vg_errf(err, errlen, rc, "database error");
 		goto out_rollback;
 	}
-	rc = apply(arg, who, e->name, value, err, errlen);
+	rc = apply(apply_arg, who, e->name, value, err, errlen);
 	if (rc < 0)
 		goto out_rollback;
 	rc = mgmt_tx_commit(db);
@@ -235,15 +168,12 @@ int mgmt_act_config_set(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json
 		/* Not kept, so not running either: put the old value back. */
 		char ignored[256];
 
-		apply(arg, who, e->name, old, ignored, sizeof(ignored));
+		apply(apply_arg, who, e->name, old, ignored, sizeof(ignored));
 		vg_errf(err, errlen, rc, "database error: %s unchanged", e->name);
 		goto out_free;
 	}
 	mgmt_audit_anchor_update(db);
 	VG_LOG(MGMT, NOTICE, "%s set by %s", e->name, who->name);
-	*result = setting_json(db, set, e);
-	if (*result)
-		json_object_set_new(*result, "old", json_string(old));
 	goto out_free;
 
 out_rollback:
@@ -251,7 +181,6 @@ out_rollback:
 out_free:
 	free(detail);
 	free(new_text);
-	free(old);
 	return rc;
 }
 
@@ -288,6 +217,7 @@ int mgmt_retention_get(struct mgmt_db *db, struct mgmt_retention *out)
 	return 0;
 }
 
+/* The audit detail of a retention change: the same fields retention.show replies with. */
 static json_t *retention_json(const struct mgmt_retention *r)
 {
 	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "confirmed_days", (json_int_t)(r->confirmed_s / DAY_S),
@@ -355,39 +285,4 @@ out_rollback:
 out_free_detail:
 	free(detail);
 	return rc < 0 ? vg_errf(err, errlen, rc, "database error") : 0;
-}
-
-int mgmt_act_retention_show(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
-			    char *err, size_t errlen)
-{
-	struct mgmt_retention r;
-	int rc = mgmt_retention_get(mgmt_ctl_db(ctl), &r);
-
-	(void)who;
-	(void)args;
-	if (rc < 0)
-		return vg_errf(err, errlen, rc, "database error");
-	*result = retention_json(&r);
-	return 0;
-}
-
-int mgmt_act_retention_set(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
-			   char *err, size_t errlen)
-{
-	static const char *const keys[] = { "confirmed_days", "rejected_days", "unreviewed_days" };
-	int64_t days[3];
-	struct mgmt_retention r;
-	int rc;
-
-	for (size_t i = 0; i < VG_ARRAY_SIZE(keys); i++) {
-		if ((rc = mgmt_arg_int(args, keys[i], true, &days[i], err, errlen)) < 0)
-			return rc;
-		if (days[i] < 0 || days[i] > RETENTION_DAYS_MAX)
-			return vg_errf(err, errlen, -ERANGE, "%s must be 0 to %d", keys[i], RETENTION_DAYS_MAX);
-	}
-	r = (struct mgmt_retention){ (uint64_t)days[0] * DAY_S, (uint64_t)days[1] * DAY_S, (uint64_t)days[2] * DAY_S };
-	rc = mgmt_retention_set(mgmt_ctl_db(ctl), who, &r, err, errlen);
-	if (rc == 0)
-		*result = retention_json(&r);
-	return rc;
 }

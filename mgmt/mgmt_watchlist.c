@@ -10,6 +10,7 @@
  * again when a run loads it.
  */
 #include <errno.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
@@ -31,7 +32,6 @@
 #define WL_SUBJECT_BYTES 64
 #define WL_SEAL_BYTES 32
 #define WL_FILE_MAX (1ull << 30)  /* 1.8M subjects of 128-d; read whole into vigild, so bounded well below RAM */
-#define WL_SHOW_MAX 5000          /* subjects in one reply: keeps it under the 1 MiB reply cap */
 #define FACES_MAGIC "VGFACES\0"
 #define FACES_KEY_BYTES crypto_aead_xchacha20poly1305_ietf_KEYBYTES
 #define SEALED_KEY_BYTES (crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + FACES_KEY_BYTES)
@@ -289,7 +289,7 @@ out_free:
 	return rc;
 }
 
-static bool id_ok(const char *s)
+bool mgmt_watchlist_id_valid(const char *s)
 {
 	return s && *s && strlen(s) < 16;
 }
@@ -589,7 +589,7 @@ int mgmt_watchlist_remove(struct mgmt_db *db, const struct mgmt_actor *who, cons
 		return vg_errf(err, errlen, -EPERM, "removing a watchlist needs the admin, authoriser or operator role");
 	if (!reason || !*reason || strlen(reason) >= 512)
 		return vg_errf(err, errlen, -EINVAL, "removing a watchlist needs a reason (at most 511 bytes)");
-	if (!id_ok(id) || (rc = mgmt_watchlist_get(db, id, &w)) == -ENOENT)
+	if (!mgmt_watchlist_id_valid(id) || (rc = mgmt_watchlist_get(db, id, &w)) == -ENOENT)
 		return vg_errf(err, errlen, -ENOENT, "no watchlist %s", id ? id : "");
 	if (rc < 0)
 		return vg_errf(err, errlen, rc, "database error");
@@ -761,170 +761,59 @@ int mgmt_watchlist_check_for_deployment(struct mgmt_db *db, const char *id, char
 	return 0;
 }
 
-/* ---- control-socket actions ------------------------------------------------------------------ */
-
-static json_t *watchlist_json(const struct mgmt_watchlist *w)
+int mgmt_watchlist_list(struct mgmt_db *db, size_t max, void (*fn)(void *arg, const struct mgmt_watchlist *w),
+			void *arg)
 {
-	return json_pack("{s:s, s:s, s:f, s:I, s:s, s:s, s:b, s:s, s:I, s:s, s:s?, s:I, s:s?}", "id", w->id, "name",
-			 w->name, "threshold", w->threshold, "subjects", (json_int_t)w->subjects, "sha256", w->sha256, "path",
-			 w->path, "enrolment_crops", w->has_faces, "created_by", w->created_by, "created_ns",
-			 (json_int_t)w->created_ns, "state", mgmt_watchlist_state_name(w->state), "ended_by",
-			 w->ended_by[0] ? w->ended_by : NULL, "ended_ns", (json_int_t)w->ended_ns, "end_reason",
-			 w->end_reason[0] ? w->end_reason : NULL);
-}
-
-int mgmt_act_watchlist_add(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result, char *err,
-			   size_t errlen)
-{
-	struct mgmt_watchlist w;
-	json_t *t = json_object_get(args, "threshold");
-	const char *name;
-	int fd, faces_fd, rc;
-
-	if ((rc = mgmt_arg_string(args, "name", true, &name, err, errlen)) < 0)
-		return rc;
-	if (t && !json_is_number(t))
-		return vg_errf(err, errlen, -EINVAL, "argument 'threshold' must be a number");
-	fd = mgmt_ctl_take_fd(ctl, 0);
-	if (fd < 0)
-		return vg_errf(err, errlen, -EBADF,
-			       "watchlist.add needs the watchlist file passed with the request (vigilctl watchlist add FILE)");
-	faces_fd = mgmt_ctl_take_fd(ctl, 1);
-	rc = mgmt_watchlist_add(mgmt_ctl_db(ctl), who, fd, faces_fd, name, t ? json_number_value(t) : 0, &w, err, errlen);
-	close(fd);
-	if (faces_fd >= 0)
-		close(faces_fd);
-	if (rc == 0)
-		*result = watchlist_json(&w);
-	return rc;
-}
-
-int mgmt_act_watchlist_list(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
-			    char *err, size_t errlen)
-{
-	struct mgmt_db *db = mgmt_ctl_db(ctl);
-	json_t *list = json_array();
 	sqlite3_stmt *st;
+	int n = 0;
 
-	(void)who, (void)args;
-	if (sqlite3_prepare_v2(db->sql, "SELECT id FROM watchlists ORDER BY created_ns DESC, id LIMIT 1000", -1, &st,
-			       NULL) != SQLITE_OK) {
-		json_decref(list);
-		return vg_errf(err, errlen, -EIO, "database error");
-	}
+	if (sqlite3_prepare_v2(db->sql, "SELECT id FROM watchlists ORDER BY created_ns DESC, id LIMIT ?", -1, &st,
+			       NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, max > INT32_MAX ? INT32_MAX : (int64_t)max);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		struct mgmt_watchlist w;
 
-		if (mgmt_watchlist_get(db, (const char *)sqlite3_column_text(st, 0), &w) == 0)
-			json_array_append_new(list, watchlist_json(&w));
+		if (mgmt_watchlist_get(db, (const char *)sqlite3_column_text(st, 0), &w) == 0) {
+			fn(arg, &w);
+			n++;
+		}
 	}
 	sqlite3_finalize(st);
-	*result = json_pack("{s:o}", "watchlists", list);
-	return 0;
+	return n;
 }
 
-static void add_subject(void *arg, const char *subject)
+int mgmt_watchlist_deployments(struct mgmt_db *db, const char *id, int64_t *ids, size_t cap)
 {
-	json_array_append_new(arg, json_string(subject));
-}
-
-int mgmt_act_watchlist_show(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
-			    char *err, size_t errlen)
-{
-	struct mgmt_db *db = mgmt_ctl_db(ctl);
-	struct mgmt_watchlist w;
-	const char *id;
-	json_t *subjects;
 	sqlite3_stmt *st;
-	int rc;
-
-	(void)who;
-	if ((rc = mgmt_arg_string(args, "id", true, &id, err, errlen)) < 0)
-		return rc;
-	if (!id_ok(id) || mgmt_watchlist_get(db, id, &w) < 0)
-		return vg_errf(err, errlen, -ENOENT, "no watchlist %.32s", id);
-	*result = watchlist_json(&w);
-	if (w.state == MGMT_WATCHLIST_LIVE) {
-		subjects = json_array();
-		rc = mgmt_watchlist_subjects(db, id, WL_SHOW_MAX, add_subject, subjects);
-		json_object_set_new(*result, "subject_ids", subjects);
-		/* Whether the file in custody is still the one registered: what an auditor checks. */
-		json_object_set_new(*result, "seal_ok", json_boolean(rc >= 0));
-		if (rc < 0)
-			json_object_set_new(*result, "file_error", json_string(vg_strerror(rc)));
-		else if ((size_t)rc > WL_SHOW_MAX)
-			json_object_set_new(*result, "subject_ids_truncated", json_true());
-	}
-	json_t *deps = json_array();
-	if (sqlite3_prepare_v2(db->sql, "SELECT deployment_id FROM deployment_watchlists WHERE watchlist_id = ? ORDER BY 1",
-			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-		while (sqlite3_step(st) == SQLITE_ROW)
-			json_array_append_new(deps, json_integer(sqlite3_column_int64(st, 0)));
-		sqlite3_finalize(st);
-	}
-	json_object_set_new(*result, "deployments", deps);
-	return 0;
-}
-
-int mgmt_act_watchlist_remove(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
-			      char *err, size_t errlen)
-{
-	const char *id, *reason;
-	int rc;
-
-	if ((rc = mgmt_arg_string(args, "id", true, &id, err, errlen)) < 0 ||
-	    (rc = mgmt_arg_string(args, "reason", true, &reason, err, errlen)) < 0)
-		return rc;
-	rc = mgmt_watchlist_remove(mgmt_ctl_db(ctl), who, id, false, reason, err, errlen);
-	if (rc == 0)
-		*result = json_pack("{s:s, s:s}", "id", id, "state", "removed");
-	return rc;
-}
-
-/* With an id: that one. Without: every live watchlist no authorised or active deployment names. */
-int mgmt_act_watchlist_purge(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
-			     char *err, size_t errlen)
-{
-	struct mgmt_db *db = mgmt_ctl_db(ctl);
-	const char *id, *reason;
-	char ids[256][16];
 	size_t n = 0;
-	sqlite3_stmt *st;
-	int rc;
 
-	if ((rc = mgmt_arg_string(args, "id", false, &id, err, errlen)) < 0 ||
-	    (rc = mgmt_arg_string(args, "reason", false, &reason, err, errlen)) < 0)
-		return rc;
-	if (!reason)
-		reason = "purged by hand";
-	if (id) {
-		rc = mgmt_watchlist_remove(db, who, id, true, reason, err, errlen);
-		if (rc == 0)
-			*result = json_pack("{s:[s]}", "purged", id);
-		return rc;
-	}
-	/* At most 256 a call: a caller comes back for the rest. */
+	if (sqlite3_prepare_v2(db->sql, "SELECT deployment_id FROM deployment_watchlists WHERE watchlist_id = ? ORDER BY 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	while (n < cap && sqlite3_step(st) == SQLITE_ROW)
+		ids[n++] = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return (int)n;
+}
+
+int mgmt_watchlist_unused(struct mgmt_db *db, char (*ids)[16], size_t cap)
+{
+	sqlite3_stmt *st;
+	size_t n = 0;
+
 	if (sqlite3_prepare_v2(db->sql,
 			       "SELECT id FROM watchlists w WHERE state = 0 AND NOT EXISTS (SELECT 1 FROM deployment_watchlists"
 			       " x JOIN deployments d ON d.id = x.deployment_id WHERE x.watchlist_id = w.id AND d.state IN (?, ?))"
-			       " ORDER BY id LIMIT 256",
+			       " ORDER BY id LIMIT ?",
 			       -1, &st, NULL) != SQLITE_OK)
-		return vg_errf(err, errlen, -EIO, "database error");
+		return -EIO;
 	sqlite3_bind_int(st, 1, MGMT_DEPLOYMENT_AUTHORISED);
 	sqlite3_bind_int(st, 2, MGMT_DEPLOYMENT_ACTIVE);
-	while (n < VG_ARRAY_SIZE(ids) && sqlite3_step(st) == SQLITE_ROW)
+	sqlite3_bind_int64(st, 3, cap > INT32_MAX ? INT32_MAX : (int64_t)cap);
+	while (n < cap && sqlite3_step(st) == SQLITE_ROW)
 		snprintf(ids[n++], sizeof(ids[0]), "%s", (const char *)sqlite3_column_text(st, 0));
 	sqlite3_finalize(st);
-	json_t *done = json_array();
-	for (size_t i = 0; i < n; i++) {
-		rc = mgmt_watchlist_remove(db, who, ids[i], true, reason, err, errlen);
-		if (rc < 0) {
-			json_decref(done);
-			return rc;
-		}
-		json_array_append_new(done, json_string(ids[i]));
-	}
-	*result = json_pack("{s:o}", "purged", done);
-	return 0;
+	return (int)n;
 }

@@ -20,7 +20,7 @@
 #include "vg_base.h"
 #include "vg_image.h"
 #include "vg_pool.h"
-#include "vigil_outcome.h"
+#include "pipeline_evidence.h"
 #include "vigilctl_int.h"
 
 int vigilctl_alert_show_out(int argc, char **argv);
@@ -89,7 +89,7 @@ int vigilctl_alert_show_out(int argc, char **argv)
 				       : vg_strerror(r));
 		goto out;
 	}
-	if (vigil_evidence_read(db, state, &a, jpeg, JPEG_CAP, &len, err, sizeof(err)) < 0) {
+	if (pipeline_evidence_read(db, state, &a, jpeg, JPEG_CAP, &len, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vigilctl: %s\n", err);
 		goto out;
 	}

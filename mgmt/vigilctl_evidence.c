@@ -16,7 +16,7 @@
 #include "store.h"
 #include "vg_base.h"
 #include "vg_pool.h"
-#include "vigil_outcome.h"
+#include "pipeline_evidence.h"
 #include "vigilctl_int.h"
 
 int vigilctl_alert_evidence(int argc, char **argv);
@@ -81,7 +81,7 @@ int vigilctl_alert_evidence(int argc, char **argv)
 	jpeg = malloc(cap);
 	if (!jpeg)
 		goto out;
-	if (vigil_evidence_read(db, state, &a, jpeg, cap, &len, err, sizeof(err)) < 0) {
+	if (pipeline_evidence_read(db, state, &a, jpeg, cap, &len, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vigilctl: %s\n", err);
 		goto out;
 	}

@@ -113,6 +113,9 @@ int vg_conf_parse(const struct vg_conf_set *set, const char *text, size_t len, b
 /** Read PATH (at most 1 MiB) and vg_conf_parse() it; ERR names the file. */
 int vg_conf_load_file(const struct vg_conf_set *set, const char *path, bool at_runtime, char *err, size_t errlen);
 
+/** The entry named NAME in SET's tables, or NULL. */
+const struct vg_conf_entry *vg_conf_find(const struct vg_conf_set *set, const char *name);
+
 /** The value of NAME as text, as the file would hold it; secrets read "(secret)". -ENOENT, -ENOSPC. */
 int vg_conf_get_value(const struct vg_conf_set *set, const char *name, char *buf, size_t len);
 

@@ -16,6 +16,14 @@
  *
  * Identities: an actor is a person (or vigild itself) with a uid and a set of roles; vigild maps
  * SO_PEERCRED uids to actors from its config.
+ *
+ * This is a library of state, not of transport: no JSON, sockets or threads in its API. Beside it
+ * (mgmt/ctl: the control socket and its action table; mgmt/daemon: vigild's loop; mgmt/pipeline:
+ * the analysis pipeline) every part changes state only through these calls.
+ *
+ * Threads: a struct mgmt_db is used by one thread at a time (SQLite's connection is not shared);
+ * a thread that needs the state opens its own handle on the same file (WAL lets them read while
+ * another writes). vigild's loop owns one, the analysis thread of `vigild run` another.
  */
 #ifndef MGMT_H
 #define MGMT_H
@@ -71,6 +79,26 @@ struct mgmt_audit_report {
 /** Walk the whole chain. Returns 0 (intact), -EBADMSG (broken: see REPORT), or another -errno. */
 int mgmt_audit_verify(struct mgmt_db *db, struct mgmt_audit_report *report /* OUT */);
 
+/** The sequence number of the chain's last entry (its length), or -EIO. */
+int64_t mgmt_audit_count(struct mgmt_db *db);
+
+/* One entry of the chain as stored; the strings live for the length of the callback only. */
+struct mgmt_audit_entry {
+	int64_t seq, ts_ns, uid;
+	const char *actor, *action, *object; /* NULL only where the database was edited behind vigild */
+	const char *detail;                  /* JSON text, or NULL */
+	size_t text_bytes;                   /* of actor, object and detail together */
+	char prev_hash[2 * MGMT_AUDIT_HASH_BYTES + 1], hash[2 * MGMT_AUDIT_HASH_BYTES + 1]; /* hex; a hash of the
+		wrong length is given as it is, for an offline check to find */
+};
+
+/**
+ * Call FN with each entry after sequence number SINCE, in order, at most MAX of them; FN returns
+ * false to stop early. Returns 1 if FN stopped it, 0 when the entries ran out, or -EIO.
+ */
+int mgmt_audit_list(struct mgmt_db *db, int64_t since, size_t max,
+		    bool (*fn)(void *arg, const struct mgmt_audit_entry *e), void *arg);
+
 /* ---- deployments ---------------------------------------------------------------------------- */
 
 enum mgmt_use_case {
@@ -108,6 +136,8 @@ struct mgmt_deployment {
 	char authorised_by[64]; /* empty until authorised */
 };
 
+struct mgmt_watchlist;
+
 /** Called with each watchlist id of a deployment that ends, before it is marked ended. */
 typedef int mgmt_purge_fn(void *arg, int64_t deployment_id, const char *watchlist_id);
 
@@ -137,6 +167,20 @@ int mgmt_deployment_expire(struct mgmt_db *db, int64_t now_s, mgmt_purge_fn *pur
 int mgmt_deployment_matching_allowed(struct mgmt_db *db, int64_t id, int64_t now_s);
 
 int mgmt_deployment_get(struct mgmt_db *db, int64_t id, struct mgmt_deployment *out /* OUT */);
+
+/** How many deployments are in STATE. -EIO on a database error. */
+int64_t mgmt_deployment_count(struct mgmt_db *db, enum mgmt_deployment_state state);
+
+/** The active deployment that matching may run for at NOW_S (the oldest, if several), or 0. */
+int64_t mgmt_deployment_matching_now(struct mgmt_db *db, int64_t now_s);
+
+/** Call FN with each watchlist record deployment ID names, by id. Returns how many, or -EIO. */
+int mgmt_deployment_watchlists(struct mgmt_db *db, int64_t id, void (*fn)(void *arg, const struct mgmt_watchlist *w),
+			       void *arg);
+
+/** Call FN with each deployment, newest first, at most MAX. Returns how many, or -EIO. */
+int mgmt_deployment_list(struct mgmt_db *db, size_t max, void (*fn)(void *arg, const struct mgmt_deployment *d),
+			 void *arg);
 
 /** Add N faces scanned to deployment ID's count (the public record's "faces scanned"). */
 int mgmt_deployment_add_scanned(struct mgmt_db *db, int64_t id, uint64_t n);
@@ -179,6 +223,13 @@ int mgmt_alert_raise(struct mgmt_db *db, const struct mgmt_actor *who, struct mg
 int mgmt_alert_review(struct mgmt_db *db, const struct mgmt_actor *who, int64_t id, bool confirm, const char *note,
 		      char *err, size_t errlen);
 int mgmt_alert_get(struct mgmt_db *db, int64_t id, struct mgmt_alert *out /* OUT */);
+
+/**
+ * Call FN with at most MAX alerts: newest first, or with UNREVIEWED_ONLY those awaiting a
+ * decision, oldest first (the order a reviewer works in). Returns how many, or -EIO.
+ */
+int mgmt_alert_list(struct mgmt_db *db, bool unreviewed_only, size_t max,
+		    void (*fn)(void *arg, const struct mgmt_alert *a), void *arg);
 
 /**
  * Point an unreviewed alert at a better crop of the same track (durable in the store already).
@@ -269,6 +320,20 @@ struct mgmt_watchlist {
 int mgmt_watchlist_add(struct mgmt_db *db, const struct mgmt_actor *who, int fd, int faces_fd, const char *name,
 		       double threshold, struct mgmt_watchlist *out /* OUT */, char *err, size_t errlen);
 int mgmt_watchlist_get(struct mgmt_db *db, const char *id, struct mgmt_watchlist *out /* OUT */);
+/** Whether ID is a well-formed watchlist id (decimal, as the file's). */
+bool mgmt_watchlist_id_valid(const char *id);
+/** The ids of the deployments that name watchlist ID (at most CAP, ascending). Returns how many, or -EIO. */
+int mgmt_watchlist_deployments(struct mgmt_db *db, const char *id, int64_t *ids /* OUT */, size_t cap);
+/** Live watchlists that no authorised or active deployment names (at most CAP, by id). How many, or -EIO. */
+int mgmt_watchlist_unused(struct mgmt_db *db, char (*ids)[16] /* OUT */, size_t cap);
+/** Call FN with each watchlist record, newest first, at most MAX. Returns how many, or -EIO. */
+int mgmt_watchlist_list(struct mgmt_db *db, size_t max, void (*fn)(void *arg, const struct mgmt_watchlist *w),
+			void *arg);
+/*
+ * May a new deployment name watchlist ID? Unregistered: yes. Registered: only live, and in no
+ * other requested, authorised or active deployment. 0, or -ESTALE/-EBUSY with ERR.
+ */
+int mgmt_watchlist_check_for_deployment(struct mgmt_db *db, const char *id, char *err, size_t errlen);
 /**
  * Call FN with each subject id of live watchlist ID's file (the first MAX), never a descriptor.
  * Returns the file's subject count, -ENOENT, -ESTALE (removed or purged), -EBADMSG (the file no
@@ -352,6 +417,15 @@ int mgmt_camera_add(struct mgmt_db *db, const struct mgmt_actor *who, const stru
 /** Remove a camera (admin), its sealed credentials with it. Audited. -EPERM, -ENOENT with ERR. */
 int mgmt_camera_remove(struct mgmt_db *db, const struct mgmt_actor *who, const char *id, char *err, size_t errlen);
 int mgmt_camera_get(struct mgmt_db *db, const char *id, struct mgmt_camera *out /* OUT */);
+enum mgmt_camera_order {
+	MGMT_CAMERAS_BY_ID = 0,
+	MGMT_CAMERAS_BY_ADDED, /* the order the live pipeline numbers them in */
+};
+/** Call FN with each camera in ORDER, at most MAX. Returns how many, or -EIO. */
+int mgmt_camera_list(struct mgmt_db *db, enum mgmt_camera_order order, size_t max,
+		     void (*fn)(void *arg, const struct mgmt_camera *c), void *arg);
+/** Whether ID is a well-formed camera id (1..31 of [A-Za-z0-9._-]). */
+bool mgmt_camera_id_valid(const char *id);
 
 /**
  * Unseal camera ID's credentials into USER and PASSWORD (128 bytes each; "" when it has none),
@@ -402,6 +476,20 @@ int mgmt_settings_load(struct mgmt_db *db, const struct vg_conf_set *set, char *
 typedef int mgmt_conf_apply_fn(void *arg, const struct mgmt_actor *who, const char *name, const char *value,
 			       char *err, size_t errlen);
 
+/** Whether setting NAME has a value stored by `vigilctl config set` (it outranks the file). */
+bool mgmt_setting_stored(struct mgmt_db *db, const char *name);
+
+/**
+ * config.set's state change (admin): check VALUE for setting NAME of the live SET (mutable, not
+ * secret, valid), then store it, audit it with the old and new values, and apply it through
+ * APPLY, all in one transaction: a value APPLY refuses leaves no row and no entry, and a commit
+ * that fails puts the old value back. The old value's text goes to OLD (OLDLEN bytes). Returns 0,
+ * or -errno with a one-line reason in ERR (-ENOENT unknown setting, -EPERM start-up only or secret).
+ */
+int mgmt_setting_set(struct mgmt_db *db, const struct mgmt_actor *who, const struct vg_conf_set *set,
+		     const char *name, const char *value, mgmt_conf_apply_fn *apply, void *apply_arg,
+		     char *old /* OUT */, size_t oldlen, char *err, size_t errlen);
+
 /** Evidence retention per review outcome, in seconds (the store's retain_*_s). */
 struct mgmt_retention {
 	uint64_t confirmed_s, rejected_s, unreviewed_s;
@@ -418,112 +506,9 @@ int mgmt_retention_get(struct mgmt_db *db, struct mgmt_retention *out /* OUT */)
 int mgmt_retention_set(struct mgmt_db *db, const struct mgmt_actor *who, const struct mgmt_retention *r, char *err,
 		       size_t errlen);
 
-/* ---- the control socket ----------------------------------------------------------------------- */
+/* ---- hooks vigild lends its parts ------------------------------------------------------------ */
 
-/*
- * vigilctl and the console talk to vigild over a Unix stream socket: one request per line,
- * `{"verb":"deployment.create","args":{...}}`, at most MGMT_CTL_REQUEST_MAX bytes; one reply per
- * line, `{"ok":true,"result":...}` or `{"ok":false,"error":"one line","errno":"EPERM"}`. The
- * caller is who SO_PEERCRED says it is, mapped to roles by the people map; a request outside the
- * caller's roles is refused and audited. The same action table serves the socket and
- * mgmt_ctl_handle(), so the CLI and the API cannot disagree.
- *
- * Verbs: status; deployment.create|authorise|refuse|start|stop|show|list; audit.list|verify;
- * watchlist.add|list|show|remove|purge (mgmt_watchlist.c).
- * camera.add|list|remove|probe; config.get|set; retention.show|set; audit.export.
- */
-#define MGMT_CTL_REQUEST_MAX 65536
-
-struct mgmt_ctl;
-
-/** Replace the people map (SIGHUP reload); PEOPLE must outlive its use. */
-void mgmt_ctl_set_people(struct mgmt_ctl *ctl, const struct mgmt_people *people);
-
-/** Called when a deployment ends, to purge its watchlists from the matcher and disk. */
-void mgmt_ctl_set_purge(struct mgmt_ctl *ctl, mgmt_purge_fn *purge, void *arg);
-
-/** Serve config.get over SET (its objects are the live settings) and config.set through APPLY. */
-void mgmt_ctl_set_conf(struct mgmt_ctl *ctl, const struct vg_conf_set *set, mgmt_conf_apply_fn *apply, void *arg);
-
-/** How camera.probe reaches a camera; NULL (the default): camera.probe says this build cannot. */
-void mgmt_ctl_set_probe(struct mgmt_ctl *ctl, mgmt_probe_fn *probe);
-
-/**
- * Listen on SOCKET_PATH (replacing a stale socket file). The socket is world-connectable: who
- * may do what is decided per request by uid. SOCKET_PATH NULL: no socket, mgmt_ctl_handle() only
- * (tests, vigilctl's offline verbs). Returns 0 or -errno with ERR.
- */
-int mgmt_ctl_open(struct mgmt_ctl **out, struct mgmt_db *db, const struct mgmt_people *people, const char *socket_path,
-		  char *err, size_t errlen);
-/** Close the socket and unlink its path; sets *CTL to NULL. */
-void mgmt_ctl_close(struct mgmt_ctl **ctl);
-/** The listening descriptor, for the caller's poll loop. */
-int mgmt_ctl_fd(const struct mgmt_ctl *ctl);
-
-/**
- * Accept one connection (waiting at most TIMEOUT_MS) and serve its requests until it closes,
- * at most 64 requests and 5 s of silence. Returns the number of requests served, -ETIMEDOUT
- * when no one connected, or another -errno.
- */
-int mgmt_ctl_serve_one(struct mgmt_ctl *ctl, int timeout_ms);
-
-/**
- * Run one request as WHO without a socket. *REPLY gets a malloc'd, NUL-terminated JSON line
- * (the caller frees it). Returns 0 when the verb succeeded, else its -errno (the reply says why).
- */
-int mgmt_ctl_handle(struct mgmt_ctl *ctl, const struct mgmt_actor *who, const char *request, size_t len,
-		    char **reply /* OUT */);
-
-/** Client side: send REQUEST (one JSON object) to SOCKET_PATH and read the reply line. */
-int mgmt_ctl_call(const char *socket_path, const char *request, char **reply /* OUT */, char *err, size_t errlen);
-/**
- * mgmt_ctl_call() that also passes N_FDS (at most MGMT_CTL_FDS_MAX) open descriptors with the
- * request (SCM_RIGHTS): how vigilctl hands vigild a file that vigild, with its capabilities
- * dropped, could not open itself. The caller keeps its descriptors.
- */
-#define MGMT_CTL_FDS_MAX 2
-int mgmt_ctl_call_fds(const char *socket_path, const char *request, const int *fds, unsigned n_fds,
-		      char **reply /* OUT */, char *err, size_t errlen);
-
-/** Called after a review is recorded, to apply its outcome to the evidence store (may be NULL). */
+/** Called after a review is recorded, to apply its outcome to the evidence store. */
 typedef void mgmt_outcome_fn(void *arg, struct mgmt_db *db);
-void mgmt_ctl_set_outcome(struct mgmt_ctl *ctl, mgmt_outcome_fn *fn, void *arg);
-
-/* ---- the daemon ------------------------------------------------------------------------------- */
-
-/* vigild's own settings (the config file's "vigild." lines); the stages add tables of their own. */
-struct mgmt_daemon_conf {
-	char state_dir[256];      /* the database and its audit anchor live here (0700) */
-	char socket_path[108];    /* the control socket */
-	char people[8192];        /* uid -> person and roles: see mgmt_people_parse() */
-	char metrics_listen[64];  /* "ADDR:PORT" for /metrics and /health; "" turns it off */
-	char log_levels[256];     /* as vg_log_set_levels() */
-	char capture_iface[32];   /* where cameras' RTP arrives (net_af_packet); "" turns live capture off */
-	char models_dir[256];     /* the face model's weights (face-api-1.7.15/model) */
-	int64_t capture_rtsp_port; /* first client port of RTSP cameras' RTP (camera i: + 100 i) */
-	int capture_nets;         /* where the capture's face pipeline runs: mgmt_capture_nets[] */
-	int capture_decode;       /* how it decodes: mgmt_capture_decode[] */
-	int64_t capture_batch;    /* frames of all cameras per batch of the nets (0: vigild run's default) */
-	/* Not a setting: what the program running the loop lends it (set after the file is read). */
-	mgmt_probe_fn *probe;     /* camera.probe; NULL: not in this build */
-	mgmt_outcome_fn *outcome; /* review outcomes to the evidence store, after each review and every 30 s; NULL: none */
-	void *outcome_arg;
-};
-
-extern const struct vg_conf_table mgmt_daemon_conf_table;
-/* The values of vigild.nets ("cpu", "cuda", "cuda-fp16", "cuda-exact": vigild run --gpu) and
- * vigild.decode ("cpu", "cuda": --decode), NULL-terminated. */
-extern const char *const mgmt_capture_nets[];
-extern const char *const mgmt_capture_decode[];
-
-/**
- * Run vigild's management loop until SIGTERM or SIGINT: make the process undumpable, keep only
- * the capabilities the stages need, open the database and the control socket, serve requests,
- * end deployments whose window closed (purging their watchlists), export metrics, tell systemd
- * READY=1 (Type=notify) once serving. SIGHUP re-reads CONFIG_PATH (NULL: no reload) and applies
- * what may change at run time (people, log levels), all or nothing. Returns 0 after a clean stop,
- * or -errno with a one-line reason in ERR when it could not start.
- */
-int mgmt_daemon_run(const struct mgmt_daemon_conf *conf, const char *config_path, char *err, size_t errlen);
 
 #endif /* MGMT_H */

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mgmt.h"
+#include "mgmt_ctl.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

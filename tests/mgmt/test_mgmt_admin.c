@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 
 #include "../vg_test.h"
-#include "mgmt.h"
+#include "mgmt_ctl.h"
 #include "test_mgmt_common.h"
 #include "vg_base.h"
 

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "../vg_test.h"
-#include "mgmt.h"
+#include "mgmt_ctl.h"
 #include "test_mgmt_common.h"
 
 static const char *const PEOPLE = "1001:admin.smith:admin,2001:sgt.alice:operator+authoriser,"

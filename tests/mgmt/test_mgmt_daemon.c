@@ -17,7 +17,8 @@
 #include <unistd.h>
 
 #include "../vg_test.h"
-#include "mgmt.h"
+#include "mgmt_ctl.h"
+#include "mgmt_daemon.h"
 #include "test_mgmt_common.h"
 #include "vg_conf.h"
 

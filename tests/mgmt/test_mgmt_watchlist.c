@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "../vg_test.h"
-#include "mgmt.h"
+#include "mgmt_ctl.h"
 #include "test_mgmt_common.h"
 
 static const struct mgmt_actor alice = { "sgt.alice", 2001, MGMT_ROLE_OPERATOR };

@@ -9,9 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mgmt.h"
-#ifdef HAVE_VIGIL_ANALYSIS
-#include "vigil_outcome.h"
+#include "mgmt_daemon.h"
+#include "vg_config.h"
+#ifdef HAVE_VIGIL_MGMT_PIPELINE
+#include "pipeline_evidence.h"
 #endif
 #include "vg_conf.h"
 
@@ -62,9 +63,9 @@ int vigild_serve_main(int argc, char **argv)
 		return 1;
 	}
 	conf.probe = vigild_camera_probe;
-#ifdef HAVE_VIGIL_ANALYSIS
+#ifdef HAVE_VIGIL_MGMT_PIPELINE
 	/* Reviews set the evidence's retention in the store (vigil_outcome.h). */
-	conf.outcome = vigil_outcomes_hook;
+	conf.outcome = pipeline_outcomes_hook;
 	conf.outcome_arg = conf.state_dir;
 #else
 	conf.outcome = NULL;

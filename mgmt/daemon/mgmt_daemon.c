@@ -21,8 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mgmt_int.h"
-#include "mgmt_metrics.h"
+#include "mgmt_daemon_int.h"
+#include "mgmt_daemon_metrics.h"
 #include "vg_base.h"
 #include "vg_clock.h"
 #include "vg_conf.h"
@@ -99,33 +99,6 @@ static void drop_capabilities(void)
 		      CAP_NET_ADMIN, -1);
 	if (capng_apply(CAPNG_SELECT_BOTH) < 0)
 		VG_LOG(MGMT, WARN, "could not drop capabilities; vigild keeps the ones it was started with");
-}
-
-static int count_audit(struct mgmt_db *db, int64_t *n)
-{
-	sqlite3_stmt *st;
-
-	*n = 0;
-	if (sqlite3_prepare_v2(db->sql, "SELECT COALESCE(MAX(seq), 0) FROM audit", -1, &st, NULL) != SQLITE_OK)
-		return -EIO;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		*n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return 0;
-}
-
-static int64_t count_active(struct mgmt_db *db)
-{
-	sqlite3_stmt *st;
-	int64_t n = 0;
-
-	if (sqlite3_prepare_v2(db->sql, "SELECT COUNT(*) FROM deployments WHERE state = ?", -1, &st, NULL) != SQLITE_OK)
-		return 0;
-	sqlite3_bind_int(st, 1, MGMT_DEPLOYMENT_ACTIVE);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return n;
 }
 
 /* What config.set changes in the running daemon (daemon_apply). */
@@ -274,7 +247,7 @@ int mgmt_daemon_run(const struct mgmt_daemon_conf *conf, const char *config_path
 	struct mgmt_capture capture = { 0 };
 	struct mgmt_capture_purge purge = { &capture, db };
 	mgmt_ctl_set_purge(ctl, mgmt_capture_purge_hook, &purge);
-	mgmt_ctl_set_capture(ctl, &capture);
+	mgmt_ctl_set_capture(ctl, mgmt_capture_status, &capture);
 	mgmt_ctl_set_outcome(ctl, live.outcome, live.outcome_arg);
 	if (live.metrics_listen[0]) {
 		rc = mgmt_metrics_start(&metrics, live.metrics_listen, NULL, err, errlen);
@@ -317,7 +290,7 @@ int mgmt_daemon_run(const struct mgmt_daemon_conf *conf, const char *config_path
 		}
 		uint64_t now = vg_clock_ns();
 		if (now - last_tick >= VG_NS_PER_SEC) {
-			int64_t entries;
+			int64_t entries, active;
 
 			last_tick = now;
 			/* A failed purge leaves the deployment active, to be retried: never ended with its file on disk. */
@@ -330,8 +303,9 @@ int mgmt_daemon_run(const struct mgmt_daemon_conf *conf, const char *config_path
 			/* Review outcomes the store could not take (a run held it) are retried every 30 s. */
 			if (live.outcome && ++outcome_ticks % 30 == 0)
 				live.outcome(live.outcome_arg, db);
-			mgmt_metrics_set(metrics, MGMT_GAUGE_DEPLOYMENTS_ACTIVE, count_active(db));
-			if (count_audit(db, &entries) == 0)
+			if ((active = mgmt_deployment_count(db, MGMT_DEPLOYMENT_ACTIVE)) >= 0)
+				mgmt_metrics_set(metrics, MGMT_GAUGE_DEPLOYMENTS_ACTIVE, active);
+			if ((entries = mgmt_audit_count(db)) >= 0)
 				mgmt_metrics_set(metrics, MGMT_GAUGE_AUDIT_ENTRIES, entries);
 		}
 	}

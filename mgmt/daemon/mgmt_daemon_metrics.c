@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "mgmt_metrics.h"
+#include "mgmt_daemon_metrics.h"
 #include "vg_base.h"
 #include "vg_counter.h"
 

@@ -25,7 +25,12 @@
 #include "vg_clock.h"
 #include "vg_counter.h"
 #include "vg_pool.h"
-#include "vigild_pipeline.h"
+#include "vg_config.h"
+#ifdef HAVE_VIGIL_MGMT_PIPELINE
+#include "pipeline.h"
+#else
+#include "vigild_no_pipeline.h"
+#endif
 
 int vigild_run_main(int argc, char **argv);
 

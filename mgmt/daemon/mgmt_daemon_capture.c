@@ -1,5 +1,5 @@
 /*
- * vigild serve runs the live pipeline (mgmt_int.h: mgmt_capture_*). While a deployment is active,
+ * vigild serve runs the live pipeline (mgmt_daemon_int.h: mgmt_capture_*). While a deployment is active,
  * inside its window, with watchlists in vigild's custody and cameras configured, one child
  *
  *   vigild run --iface IFACE --rtsp-file /proc/self/fd/3 --rtsp-port PORT --models DIR
@@ -33,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "mgmt_int.h"
+#include "mgmt_daemon_int.h"
 #include "vg_base.h"
 #include "vg_clock.h"
 #include "vg_log.h"
@@ -44,51 +44,37 @@
 
 static const struct mgmt_actor vigild_actor = { "vigild", 0, 0 };
 
-/* The active deployment matching may run for now, or 0. */
-static int64_t active_deployment(struct mgmt_db *db, int64_t now_s)
-{
-	sqlite3_stmt *st;
-	int64_t id = 0;
+/* Deployment ID's live watchlist files, comma-separated, into OUT. Returns how many. */
+struct path_list {
+	char *out;
+	size_t len, used;
+	int n;
+};
 
-	if (sqlite3_prepare_v2(db->sql, "SELECT id FROM deployments WHERE state = ? ORDER BY id", -1, &st, NULL) != SQLITE_OK)
-		return 0;
-	sqlite3_bind_int(st, 1, MGMT_DEPLOYMENT_ACTIVE);
-	while (!id && sqlite3_step(st) == SQLITE_ROW) {
-		int64_t d = sqlite3_column_int64(st, 0);
-		if (mgmt_deployment_matching_allowed(db, d, now_s) == 1)
-			id = d;
+static void add_path(void *arg, const struct mgmt_watchlist *w)
+{
+	struct path_list *l = arg;
+	int k;
+
+	if (l->n < 0 || w->state != MGMT_WATCHLIST_LIVE)
+		return;
+	k = snprintf(l->out + l->used, l->len - l->used, "%s%s", l->n ? "," : "", w->path);
+	if (k < 0 || (size_t)k >= l->len - l->used) {
+		l->n = -ENAMETOOLONG;
+		return;
 	}
-	sqlite3_finalize(st);
-	return id;
+	l->used += (size_t)k;
+	l->n++;
 }
 
-/* Deployment ID's live watchlist files, comma-separated, into OUT. Returns how many. */
 static int watchlist_files(struct mgmt_db *db, int64_t id, char *out, size_t len)
 {
-	sqlite3_stmt *st;
-	size_t used = 0;
-	int n = 0;
+	struct path_list l = { out, len, 0, 0 };
 
 	out[0] = '\0';
-	if (sqlite3_prepare_v2(db->sql,
-			       "SELECT w.path FROM deployment_watchlists dw JOIN watchlists w ON w.id = dw.watchlist_id"
-			       " WHERE dw.deployment_id = ? AND w.state = ? ORDER BY w.id",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (mgmt_deployment_watchlists(db, id, add_path, &l) < 0)
 		return -EIO;
-	sqlite3_bind_int64(st, 1, id);
-	sqlite3_bind_int(st, 2, MGMT_WATCHLIST_LIVE);
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		const char *path = (const char *)sqlite3_column_text(st, 0);
-		int w = snprintf(out + used, len - used, "%s%s", n ? "," : "", path ? path : "");
-		if (w < 0 || (size_t)w >= len - used) {
-			n = -ENAMETOOLONG;
-			break;
-		}
-		used += (size_t)w;
-		n++;
-	}
-	sqlite3_finalize(st);
-	return n;
+	return l.n;
 }
 
 /*
@@ -96,61 +82,73 @@ static int watchlist_files(struct mgmt_db *db, int64_t id, char *out, size_t len
  * credentials unsealed, into BUF; the camera set's signature (without the credentials' values)
  * into SIG. Returns the number of cameras, or -errno. The caller zeroes BUF.
  */
+struct camera_lines {
+	char *buf;
+	size_t len, used;
+	crypto_generichash_state h;
+	char *why;
+	size_t whylen;
+	int n;
+	bool full;
+	struct mgmt_db *db;
+};
+
+static void add_camera_line(void *arg, const struct mgmt_camera *cam)
+{
+	struct camera_lines *l = arg;
+	const char *id = cam->id, *url = cam->url;
+	int64_t fps = cam->fps;
+	char user[128], password[128], line[1600];
+	int w;
+
+	if (l->full)
+		return;
+	if (l->n >= CAPTURE_CAMERAS_MAX) {
+		snprintf(l->why, l->whylen, "more than %d cameras: the first %d are analysed", CAPTURE_CAMERAS_MAX,
+			 CAPTURE_CAMERAS_MAX);
+		l->full = true;
+		return;
+	}
+	int rc = mgmt_camera_credentials(l->db, id, user, password);
+	if (rc < 0) {
+		snprintf(l->why, l->whylen, "camera %s: its credentials do not unseal (%s): left out", id, vg_strerror(rc));
+		return;
+	}
+	if (user[0] || password[0])
+		w = snprintf(line, sizeof(line), "%s\t%" PRId64 "\t%s\t%s\t%s\n", id, fps, url, user, password);
+	else
+		w = snprintf(line, sizeof(line), "%s\t%" PRId64 "\t%s\n", id, fps, url);
+	sodium_memzero(user, sizeof(user));
+	sodium_memzero(password, sizeof(password));
+	if (w < 0 || (size_t)w >= sizeof(line) || (size_t)w >= l->len - l->used) {
+		sodium_memzero(line, sizeof(line));
+		snprintf(l->why, l->whylen, "camera %s: its URL is too long: left out", id);
+		return;
+	}
+	memcpy(l->buf + l->used, line, (size_t)w + 1);
+	l->used += (size_t)w;
+	crypto_generichash_update(&l->h, (const unsigned char *)id, strlen(id) + 1);
+	crypto_generichash_update(&l->h, (const unsigned char *)url, strlen(url) + 1);
+	crypto_generichash_update(&l->h, (const unsigned char *)&fps, sizeof(fps));
+	/* New credentials for the same URL restart the capture too (the hash stays in memory). */
+	crypto_generichash_update(&l->h, (const unsigned char *)line, (size_t)w);
+	sodium_memzero(line, sizeof(line));
+	l->n++;
+}
+
 static int camera_lines(struct mgmt_db *db, char *buf, size_t len, char sig[65], char *why, size_t whylen)
 {
-	sqlite3_stmt *st;
-	crypto_generichash_state h;
+	struct camera_lines l = { .buf = buf, .len = len, .why = why, .whylen = whylen, .db = db };
 	unsigned char digest[32];
-	size_t used = 0;
-	int n = 0;
 
 	buf[0] = '\0';
-	if (sqlite3_prepare_v2(db->sql, "SELECT id, url, fps FROM cameras ORDER BY added_ns, id", -1, &st, NULL) != SQLITE_OK)
+	crypto_generichash_init(&l.h, NULL, 0, sizeof(digest));
+	/* Cost: the cameras in the order they were added (SDP order for vigild run), at most the cap + 1. */
+	if (mgmt_camera_list(db, MGMT_CAMERAS_BY_ADDED, CAPTURE_CAMERAS_MAX + 1, add_camera_line, &l) < 0)
 		return -EIO;
-	crypto_generichash_init(&h, NULL, 0, sizeof(digest));
-	while (sqlite3_step(st) == SQLITE_ROW) {
-		const char *id = (const char *)sqlite3_column_text(st, 0), *url = (const char *)sqlite3_column_text(st, 1);
-		int64_t fps = sqlite3_column_int64(st, 2);
-		char user[128], password[128], line[1600];
-		int w;
-
-		if (!id || !url)
-			continue;
-		if (n >= CAPTURE_CAMERAS_MAX) {
-			snprintf(why, whylen, "more than %d cameras: the first %d are analysed", CAPTURE_CAMERAS_MAX,
-				 CAPTURE_CAMERAS_MAX);
-			break;
-		}
-		int rc = mgmt_camera_credentials(db, id, user, password);
-		if (rc < 0) {
-			snprintf(why, whylen, "camera %s: its credentials do not unseal (%s): left out", id, vg_strerror(rc));
-			continue;
-		}
-		if (user[0] || password[0])
-			w = snprintf(line, sizeof(line), "%s\t%" PRId64 "\t%s\t%s\t%s\n", id, fps, url, user, password);
-		else
-			w = snprintf(line, sizeof(line), "%s\t%" PRId64 "\t%s\n", id, fps, url);
-		sodium_memzero(user, sizeof(user));
-		sodium_memzero(password, sizeof(password));
-		if (w < 0 || (size_t)w >= sizeof(line) || (size_t)w >= len - used) {
-			sodium_memzero(line, sizeof(line));
-			snprintf(why, whylen, "camera %s: its URL is too long: left out", id);
-			continue;
-		}
-		memcpy(buf + used, line, (size_t)w + 1);
-		used += (size_t)w;
-		crypto_generichash_update(&h, (const unsigned char *)id, strlen(id) + 1);
-		crypto_generichash_update(&h, (const unsigned char *)url, strlen(url) + 1);
-		crypto_generichash_update(&h, (const unsigned char *)&fps, sizeof(fps));
-		/* New credentials for the same URL restart the capture too (the hash stays in memory). */
-		crypto_generichash_update(&h, (const unsigned char *)line, (size_t)w);
-		sodium_memzero(line, sizeof(line));
-		n++;
-	}
-	sqlite3_finalize(st);
-	crypto_generichash_final(&h, digest, sizeof(digest));
+	crypto_generichash_final(&l.h, digest, sizeof(digest));
 	sodium_bin2hex(sig, 65, digest, sizeof(digest));
-	return n;
+	return l.n;
 }
 
 static void audit_capture(struct mgmt_db *db, const char *action, int64_t deployment, const char *detail)
@@ -293,7 +291,7 @@ void mgmt_capture_tick(struct mgmt_capture *cap, struct mgmt_db *db, const struc
 
 	if (cap->pid && waitpid(cap->pid, &status, WNOHANG) == cap->pid)
 		reaped(cap, db, status, false, now_s);
-	want = active_deployment(db, now_s);
+	want = mgmt_deployment_matching_now(db, now_s);
 	if (want) {
 		n_wl = watchlist_files(db, want, watchlists, sizeof(watchlists));
 		n_cams = camera_lines(db, lines, sizeof(lines), sig, why, sizeof(why));
@@ -339,4 +337,19 @@ int mgmt_capture_purge_hook(void *arg, int64_t deployment_id, const char *watchl
 	if (cp->cap->pid && cp->cap->deployment == deployment_id)
 		mgmt_capture_stop(cp->cap, cp->db, "its deployment ended");
 	return mgmt_watchlist_purge_hook(cp->db, deployment_id, watchlist_id);
+}
+
+void mgmt_capture_status(void *arg, struct mgmt_capture_status *out)
+{
+	const struct mgmt_capture *c = arg;
+
+	*out = (struct mgmt_capture_status){
+		.running = c->pid != 0,
+		.pid = (int)c->pid,
+		.deployment = c->deployment,
+		.since_s = c->started_s,
+		.starts = c->starts,
+		.failures = c->failures,
+	};
+	snprintf(out->note, sizeof(out->note), "%s", c->why);
 }

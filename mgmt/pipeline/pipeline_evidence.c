@@ -13,11 +13,11 @@
 #include "vg_base.h"
 #include "vg_log.h"
 #include "vg_pool.h"
-#include "vigil_outcome.h"
+#include "pipeline_evidence.h"
 
 #define OUTCOMES_PER_PASS 256 /* a pass is bounded; the next review or tick takes the rest */
 
-int vigil_evidence_locator_parse(const char *s, struct store_handle *h)
+int pipeline_evidence_locator_parse(const char *s, struct store_handle *h)
 {
 	unsigned long long d, off, seq;
 	unsigned seg, len;
@@ -28,7 +28,7 @@ int vigil_evidence_locator_parse(const char *s, struct store_handle *h)
 	return 0;
 }
 
-int vigil_outcomes_apply(struct mgmt_db *db, struct store *st)
+int pipeline_outcomes_apply(struct mgmt_db *db, struct store *st)
 {
 	struct mgmt_alert_outcome_todo todo[OUTCOMES_PER_PASS];
 	int n = mgmt_alert_outcome_pending(db, todo, OUTCOMES_PER_PASS), applied = 0;
@@ -37,7 +37,7 @@ int vigil_outcomes_apply(struct mgmt_db *db, struct store *st)
 		struct store_handle h;
 		int rc = 0;
 
-		if (todo[i].evidence[0] && vigil_evidence_locator_parse(todo[i].evidence, &h) == 0) {
+		if (todo[i].evidence[0] && pipeline_evidence_locator_parse(todo[i].evidence, &h) == 0) {
 			if (st && (rc = store_deployment_open(st, h.deployment)) == 0)
 				rc = store_outcome_set(st, &h, todo[i].outcome == MGMT_ALERT_CONFIRMED ? STORE_OUTCOME_CONFIRMED
 												   : STORE_OUTCOME_REJECTED);
@@ -55,7 +55,7 @@ int vigil_outcomes_apply(struct mgmt_db *db, struct store *st)
 	return n < 0 ? n : applied;
 }
 
-int vigil_store_open(struct mgmt_db *db, const char *state_dir, struct store **out, char *err, size_t errlen)
+int pipeline_store_open(struct mgmt_db *db, const char *state_dir, struct store **out, char *err, size_t errlen)
 {
 	char dir[600], key[600];
 	struct mgmt_retention r;
@@ -72,7 +72,7 @@ int vigil_store_open(struct mgmt_db *db, const char *state_dir, struct store **o
 	return store_open(out, &sc, err, errlen);
 }
 
-int vigil_evidence_read(struct mgmt_db *db, const char *state_dir, const struct mgmt_alert *a, uint8_t *jpeg,
+int pipeline_evidence_read(struct mgmt_db *db, const char *state_dir, const struct mgmt_alert *a, uint8_t *jpeg,
 			size_t cap, size_t *len, char *err, size_t errlen)
 {
 	struct store *st = NULL;
@@ -80,9 +80,9 @@ int vigil_evidence_read(struct mgmt_db *db, const char *state_dir, const struct 
 	struct store_alert sa;
 	int rc;
 
-	if (!a->evidence[0] || vigil_evidence_locator_parse(a->evidence, &h) < 0)
+	if (!a->evidence[0] || pipeline_evidence_locator_parse(a->evidence, &h) < 0)
 		return vg_errf(err, errlen, -ENOENT, "alert %" PRId64 " has no saved evidence", a->id);
-	rc = vigil_store_open(db, state_dir, &st, err, errlen);
+	rc = pipeline_store_open(db, state_dir, &st, err, errlen);
 	if (rc < 0)
 		return rc; /* ERR says why */
 	rc = store_deployment_open(st, h.deployment);
@@ -90,7 +90,7 @@ int vigil_evidence_read(struct mgmt_db *db, const char *state_dir, const struct 
 		vg_errf(err, errlen, rc, "evidence store: deployment %" PRIu64 ": %s", h.deployment, vg_strerror(rc));
 		goto out_close;
 	}
-	vigil_outcomes_apply(db, st); /* reviews that waited for the store */
+	pipeline_outcomes_apply(db, st); /* reviews that waited for the store */
 	rc = store_get(st, &h, &sa, jpeg, cap, len);
 	if (rc < 0) {
 		vg_errf(err, errlen, rc, "alert %" PRId64 ": evidence unreadable: %s", a->id, vg_strerror(rc));
@@ -106,7 +106,7 @@ out_close:
 	return rc;
 }
 
-void vigil_outcomes_hook(void *arg, struct mgmt_db *db)
+void pipeline_outcomes_hook(void *arg, struct mgmt_db *db)
 {
 	struct mgmt_alert_outcome_todo one;
 	char err[256];
@@ -115,14 +115,14 @@ void vigil_outcomes_hook(void *arg, struct mgmt_db *db)
 
 	if (mgmt_alert_outcome_pending(db, &one, 1) <= 0)
 		return;
-	rc = vigil_store_open(db, arg, &st, err, sizeof(err));
+	rc = pipeline_store_open(db, arg, &st, err, sizeof(err));
 	if (rc == -EBUSY || rc == -EWOULDBLOCK)
 		return; /* a run holds the store: the next tick, or the run's own open, applies them */
 	if (rc < 0) {
 		/* No store (no evidence was ever saved): only the decisions without evidence can be marked. */
-		vigil_outcomes_apply(db, NULL);
+		pipeline_outcomes_apply(db, NULL);
 		return;
 	}
-	vigil_outcomes_apply(db, st);
+	pipeline_outcomes_apply(db, st);
 	store_close(&st);
 }

@@ -1,5 +1,6 @@
-/*
- * The analysis half of `vigild run` (private to mgmt's programs): decoded frames in, alerts out.
+/**
+ * @file pipeline.h
+ * The analysis pipeline, the analysis half of `vigild run`: decoded frames in, alerts out.
  * Per camera, frames are sampled at the analysis rate (RTP time) and copied into a biometric pool
  * (RGB for the CPU nets; the decoder's planes for the GPU's, or, from NVDEC, the decoder's own
  * frame on the device, held). The analysis thread takes frames from every camera in turn, up to a
@@ -11,8 +12,8 @@
  * descriptors and crops of non-matches are zeroed as each batch retires (invariant 1), on the
  * host and on the device.
  */
-#ifndef VIGILD_PIPELINE_H
-#define VIGILD_PIPELINE_H
+#ifndef PIPELINE_H
+#define PIPELINE_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -56,67 +57,6 @@ struct pipeline_camera_counts {
 
 struct pipeline;
 
-#ifndef HAVE_VIGIL_ANALYSIS
-/* Built without gpu/, matcher/ or store/ (-Dcomponents=): vigild run stays the dataplane alone. */
-#include <errno.h>
-#include "vg_base.h"
-static inline int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const char *run_desc,
-				char *err, size_t errlen)
-{
-	(void)out, (void)conf, (void)run_desc;
-	return vg_errf(err, errlen, -ENOTSUP, "this vigild was built without the face pipeline (gpu/, matcher/, store/)");
-}
-static inline void pipeline_frame(struct pipeline *p, unsigned cam, const struct dp_frame *f)
-{
-	(void)p, (void)cam, (void)f;
-}
-static inline bool pipeline_takes_device_frames(const struct pipeline *p, int device)
-{
-	(void)p, (void)device;
-	return false;
-}
-static inline void pipeline_camera_counts(const struct pipeline *p, unsigned cam, struct pipeline_camera_counts *out)
-{
-	(void)p, (void)cam;
-	*out = (struct pipeline_camera_counts){ 0 };
-}
-static inline void pipeline_camera_name(const struct pipeline *p, unsigned cam, char *buf, size_t len)
-{
-	(void)p, (void)cam, (void)buf, (void)len;
-}
-static inline void pipeline_write_alerts(const struct pipeline *p, FILE *f)
-{
-	(void)p, (void)f;
-}
-static inline void pipeline_totals(const struct pipeline *p, uint64_t *faces, uint64_t *alerts, uint64_t *bytes,
-				   double *seconds)
-{
-	(void)p;
-	*faces = *alerts = *bytes = 0;
-	*seconds = 0;
-}
-static inline void pipeline_finish(struct pipeline *p)
-{
-	(void)p;
-}
-static inline void pipeline_write_stages(struct pipeline *p, FILE *f)
-{
-	(void)p;
-	fprintf(f, "\"analysis\":{\"enabled\":false}");
-}
-static inline void pipeline_write_privacy(const struct pipeline *p, FILE *f)
-{
-	(void)p, (void)f;
-}
-static inline void pipeline_write_gauges(struct pipeline *p, FILE *f)
-{
-	(void)p, (void)f;
-}
-static inline void pipeline_close(struct pipeline **p)
-{
-	(void)p;
-}
-#else
 int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const char *run_desc, char *err,
 		  size_t errlen);
 /*
@@ -148,6 +88,5 @@ void pipeline_totals(const struct pipeline *p, uint64_t *faces_scanned, uint64_t
 /* Close (finishing first if need be): purge the watchlist from memory, close the store (everything
  * acknowledged is durable). */
 void pipeline_close(struct pipeline **p);
-#endif /* HAVE_VIGIL_ANALYSIS */
 
-#endif
+#endif /* PIPELINE_H */

@@ -15,8 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vg_config.h"
 #include "gpu.h"
-#ifdef HAVE_VIGIL_CUDA
+#ifdef HAVE_VIGIL_GPU_CUDA
 #include "gpu_cuda.h"
 #endif
 #include "match.h"
@@ -26,8 +27,8 @@
 #include "vg_clock.h"
 #include "vg_counter.h"
 #include "vg_pool.h"
-#include "vigil_outcome.h"
-#include "vigild_pipeline.h"
+#include "pipeline_evidence.h"
+#include "pipeline.h"
 
 #define MAX_FACES 32 /* per frame */
 #define MAX_TRACKS 64
@@ -230,7 +231,7 @@ static int authorise_and_load(struct pipeline *p, const char *run_desc, char *er
 	rc = match_db_open(&p->match, &mc, err, errlen);
 	if (rc < 0)
 		return rc;
-#ifdef HAVE_VIGIL_CUDA
+#ifdef HAVE_VIGIL_GPU_CUDA
 	/* With the nets on the GPU, the watchlist goes there too: descriptors are matched where the
 	 * nets left them. If the GPU cannot take it, the CPU matches (the report says why). */
 	if (p->gpu) {
@@ -284,7 +285,7 @@ static int authorise_and_load(struct pipeline *p, const char *run_desc, char *er
 		return vg_errf(err, errlen, rc, "evidence store: deployment %" PRId64 ": %s", p->conf.deployment,
 			       vg_strerror(rc));
 	/* Reviews recorded while no one held the store: their retention, before the first sweep. */
-	vigil_outcomes_apply(p->db, p->store);
+	pipeline_outcomes_apply(p->db, p->store);
 	p->outcomes_ns = vg_clock_ns();
 	return 0;
 }
@@ -340,7 +341,7 @@ static int gpu_open(struct pipeline *p, char *err, size_t errlen)
 		return vg_errf(err, errlen, -EINVAL, "--gpu %s: not cpu, cuda, cuda-fp16, cuda-exact or emulate", g);
 	p->gpu_device = mode == EMULATE ? -1 : GPU_DEVICE;
 	mode = mode == EMULATE ? 0 : mode;
-#ifdef HAVE_VIGIL_CUDA
+#ifdef HAVE_VIGIL_GPU_CUDA
 	_Static_assert(GPU_CUDA_EXACT == 0 && GPU_CUDA_FP32 == 1 && GPU_CUDA_FP16 == 2 && EMULATE == 3,
 		       "modes[] is gpu_cuda.h's order, then emulate");
 	_Static_assert((int)GPU_CUDA_RGB24 == (int)FRAME_RGB24 && (int)GPU_CUDA_I420 == (int)FRAME_I420 &&
@@ -548,7 +549,7 @@ static void crop_face(struct pipeline *p, const struct camera *c, const struct g
 		return;
 	*w = (uint32_t)(cw / step);
 	*h = (uint32_t)(ch / step);
-#ifdef HAVE_VIGIL_CUDA
+#ifdef HAVE_VIGIL_GPU_CUDA
 	if (!c->rgb) { /* the frame is the GPU's: the crop is cut there, the only pixels that come back */
 		if (gpu_cuda_faces_crop(p->gpu, c->batch_index, x0, y0, (int)*w, (int)*h, step, p->crop) < 0)
 			*w = *h = 0;
@@ -688,7 +689,7 @@ static int batch_nets(struct pipeline *p, unsigned n)
 {
 	int total = 0;
 
-#ifdef HAVE_VIGIL_CUDA
+#ifdef HAVE_VIGIL_GPU_CUDA
 	if (p->gpu) {
 		struct gpu_cuda_frame fr[BATCH_MAX] = { 0 };
 		int counts[BATCH_MAX];
@@ -739,7 +740,7 @@ static bool batch_match(struct pipeline *p, int nq)
 {
 	if (!p->ctx || nq <= 0)
 		return false;
-#ifdef HAVE_VIGIL_CUDA
+#ifdef HAVE_VIGIL_GPU_CUDA
 	if (p->gpu && p->match_on_device) {
 		const float *q = gpu_cuda_faces_queries(p->gpu, p->keep, nq);
 
@@ -845,7 +846,7 @@ static void analyse_batch(struct pipeline *p, unsigned n)
 	/* The results hold ids and distances, not biometrics; the faces and descriptors do. */
 	vg_scrub(p->q, (size_t)nq * GPU_DESCRIPTOR_DIM * sizeof(float));
 	gpu_faces_retire(p->faces, total);
-#ifdef HAVE_VIGIL_CUDA
+#ifdef HAVE_VIGIL_GPU_CUDA
 	if (p->gpu)
 		gpu_cuda_faces_retire(p->gpu);
 #endif
@@ -950,7 +951,7 @@ static unsigned gather_batch(struct pipeline *p, bool *done)
  * decoder reuses it) and its buffer goes back to its camera. */
 static void retire_frame(struct pipeline *p, struct camera *c, struct queued_frame *qf)
 {
-#ifdef HAVE_VIGIL_CUDA
+#ifdef HAVE_VIGIL_GPU_CUDA
 	if (qf->device) {
 		struct gpu_cuda_frame f = { .plane = { qf->plane[0], qf->plane[1] }, .pitch = { qf->pitch[0], qf->pitch[1] },
 					    .format = FRAME_NV12, .width = qf->w, .height = qf->h, .on_device = 1 };
@@ -995,7 +996,7 @@ static void *analysis_main(void *arg)
 			progress(p);
 		/* A run holds the store, so reviews made meanwhile reach it from here (vigil_outcome.h). */
 		if (p->store && t1 - p->outcomes_ns >= OUTCOMES_EVERY_NS) {
-			vigil_outcomes_apply(p->db, p->store);
+			pipeline_outcomes_apply(p->db, p->store);
 			p->outcomes_ns = t1;
 		}
 	}
@@ -1022,7 +1023,7 @@ static bool take_slot(struct pipeline *p, struct camera *c)
  */
 static void pool_pin(struct pipeline *p, struct camera *c, bool pin)
 {
-#ifdef HAVE_VIGIL_CUDA
+#ifdef HAVE_VIGIL_GPU_CUDA
 	size_t len;
 	void *base = c->pool ? (void *)vg_pool_base(c->pool, &len) : NULL;
 
@@ -1291,7 +1292,7 @@ static void write_matcher(const struct pipeline *p, FILE *f)
 /* "gpu": the face pipeline on the device (after the run), or null on the CPU. */
 static void write_gpu(const struct pipeline *p, FILE *f)
 {
-#ifdef HAVE_VIGIL_CUDA
+#ifdef HAVE_VIGIL_GPU_CUDA
 	if (p->gpu) {
 		struct gpu_cuda_faces_stats st;
 		struct gpu_cuda_device_info info = { 0 };
@@ -1430,7 +1431,7 @@ void pipeline_close(struct pipeline **pp)
 	if (p->db && p->faces_scanned > p->scanned_reported)
 		mgmt_deployment_add_scanned(p->db, p->conf.deployment, p->faces_scanned - p->scanned_reported);
 	mgmt_db_close(&p->db);
-#ifdef HAVE_VIGIL_CUDA
+#ifdef HAVE_VIGIL_GPU_CUDA
 	gpu_cuda_faces_destroy(&p->gpu); /* zeroes the device's buffers first */
 #endif
 	vg_pool_destroy(&p->faces_pool);

@@ -1,0 +1,220 @@
+/*
+ * The action table and its dispatch (mgmt_ctl.h): one table serves the socket and
+ * mgmt_ctl_handle() (FD.io VPP's CLI/API sharing), so the CLI, the socket and the console cannot
+ * disagree on a verb or on who may call it. The actions themselves are in mgmt_ctl_<domain>.c;
+ * the socket that carries requests is mgmt_ctl_socket.c.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mgmt_ctl_int.h"
+#include "vg_base.h"
+#include "vg_log.h"
+
+
+
+#define ALL_ROLES (MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER | MGMT_ROLE_OPERATOR | MGMT_ROLE_AUDITOR)
+
+/* ---- the action table: every verb, who may call it, and what it does --------------------------- */
+
+static const struct ctl_action {
+	const char *verb;
+	unsigned roles; /* any of these may call it */
+	mgmt_ctl_action_fn *fn;
+	const char *help;
+} actions[] = {
+	{ "status", ALL_ROLES, mgmt_act_status, "what vigild runs, and who you are to it" },
+	{ "deployment.create", MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER | MGMT_ROLE_OPERATOR, mgmt_act_deployment_create,
+	  "request a deployment: name, use_case, location, start, end, justification, watchlists" },
+	{ "deployment.authorise", MGMT_ROLE_AUTHORISER, mgmt_act_deployment_authorise, "authorise a deployment: id, reasons" },
+	{ "deployment.refuse", MGMT_ROLE_AUTHORISER, mgmt_act_deployment_refuse, "refuse a deployment: id, reasons" },
+	{ "deployment.start", MGMT_ROLE_OPERATOR | MGMT_ROLE_AUTHORISER, mgmt_act_deployment_start, "start: id" },
+	{ "deployment.stop", MGMT_ROLE_OPERATOR | MGMT_ROLE_AUTHORISER, mgmt_act_deployment_stop, "stop: id, reason" },
+	{ "deployment.show", ALL_ROLES, mgmt_act_deployment_show, "one deployment: id" },
+	{ "deployment.list", ALL_ROLES, mgmt_act_deployment_list, "every deployment, newest first" },
+	{ "alert.list", MGMT_ROLE_OPERATOR | MGMT_ROLE_AUTHORISER | MGMT_ROLE_AUDITOR, mgmt_act_alert_list,
+	  "alerts, newest first, or {unreviewed: true} for those awaiting a decision" },
+	{ "alert.show", MGMT_ROLE_OPERATOR | MGMT_ROLE_AUTHORISER | MGMT_ROLE_AUDITOR, mgmt_act_alert_show, "one alert: id" },
+	{ "alert.review", MGMT_ROLE_OPERATOR, mgmt_act_alert_review, "a person's decision: id, decision (confirm|reject), note" },
+	{ "audit.list", MGMT_ROLE_AUDITOR | MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER, mgmt_act_audit_list,
+	  "audit entries after seq 'since', 1000 at most" },
+	{ "audit.verify", MGMT_ROLE_AUDITOR | MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER, mgmt_act_audit_verify,
+	  "check the whole hash chain" },
+	{ "audit.export", MGMT_ROLE_AUDITOR | MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER, mgmt_act_audit_export,
+	  "the chain with its hashes after seq 'since', 1000 at most; since 0 audits the export" },
+	{ "camera.add", MGMT_ROLE_ADMIN, mgmt_act_camera_add, "add a camera: id, url, location, fps" },
+	{ "camera.remove", MGMT_ROLE_ADMIN, mgmt_act_camera_remove, "remove a camera: id" },
+	{ "camera.list", ALL_ROLES, mgmt_act_camera_list, "every camera, URLs without credentials" },
+	{ "camera.probe", MGMT_ROLE_ADMIN, mgmt_act_camera_probe,
+	  "connect to a camera and report codec, resolution, frame rate, loss: id, seconds" },
+	{ "config.get", MGMT_ROLE_ADMIN | MGMT_ROLE_AUDITOR | MGMT_ROLE_AUTHORISER, mgmt_act_config_get,
+	  "vigild's settings, or one: name" },
+	{ "config.set", MGMT_ROLE_ADMIN, mgmt_act_config_set, "change a run-time setting, kept across restarts: name, value" },
+	{ "retention.show", ALL_ROLES, mgmt_act_retention_show, "evidence retention per review outcome" },
+	{ "retention.set", MGMT_ROLE_ADMIN, mgmt_act_retention_set,
+	  "set evidence retention: confirmed_days, rejected_days, unreviewed_days" },
+	{ "watchlist.add", MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER | MGMT_ROLE_OPERATOR, mgmt_act_watchlist_add,
+	  "register the watchlist file passed with the request (and its enrolment crops): name, threshold" },
+	{ "watchlist.list", ALL_ROLES, mgmt_act_watchlist_list, "every watchlist record, newest first" },
+	{ "watchlist.show", ALL_ROLES, mgmt_act_watchlist_show, "one watchlist and its subject ids (never descriptors): id" },
+	{ "watchlist.remove", MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER | MGMT_ROLE_OPERATOR, mgmt_act_watchlist_remove,
+	  "delete a watchlist's files, keeping its record: id, reason" },
+	{ "watchlist.purge", MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER | MGMT_ROLE_OPERATOR, mgmt_act_watchlist_purge,
+	  "purge one watchlist (id), or every one no authorised deployment names; reason" },
+};
+
+/* ---- dispatch ------------------------------------------------------------------------------- */
+
+char *mgmt_ctl_reply_error(int rc, const char *msg)
+{
+	const char *name = strerrorname_np(rc < 0 ? -rc : rc);
+	json_t *j = json_pack("{s:b, s:s, s:s}", "ok", 0, "error", msg, "errno", name ? name : "EIO");
+	char *s = json_dumps(j, JSON_COMPACT);
+
+	json_decref(j);
+	return s;
+}
+
+int mgmt_ctl_handle(struct mgmt_ctl *ctl, const struct mgmt_actor *who, const char *request, size_t len, char **reply)
+{
+	const struct ctl_action *act = NULL;
+	char err[512] = "", object[96];
+	json_t *req, *args, *result = NULL;
+	json_error_t jerr;
+	const char *verb;
+	int rc;
+
+	*reply = NULL;
+	if (len > MGMT_CTL_REQUEST_MAX) {
+		*reply = mgmt_ctl_reply_error(-E2BIG, "request longer than 65536 bytes");
+		return -E2BIG;
+	}
+	/* JSON_REJECT_DUPLICATES: {"id":1,"id":2} must not mean different things to different readers. */
+	req = json_loadb(request, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!req) {
+		snprintf(err, sizeof(err), "malformed request: %s at byte %d", jerr.text, jerr.position);
+		*reply = mgmt_ctl_reply_error(-EINVAL, err);
+		return -EINVAL;
+	}
+	verb = json_string_value(json_object_get(req, "verb"));
+	args = json_object_get(req, "args");
+	if (!json_is_object(req) || !verb || (args && !json_is_object(args))) {
+		json_decref(req);
+		*reply = mgmt_ctl_reply_error(-EINVAL, "a request is {\"verb\": string, \"args\": object}");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < VG_ARRAY_SIZE(actions); i++)
+		if (strcmp(actions[i].verb, verb) == 0)
+			act = &actions[i];
+	if (!act) {
+		snprintf(err, sizeof(err), "unknown verb '%.64s'", verb);
+		json_decref(req);
+		*reply = mgmt_ctl_reply_error(-EOPNOTSUPP, err);
+		return -EOPNOTSUPP;
+	}
+	if (!(who->roles & act->roles)) {
+		/* Refusals are state worth keeping: who tried what. */
+		snprintf(object, sizeof(object), "verb/%s", act->verb);
+		mgmt_audit_append(ctl->db, who, "request.refused", object, NULL, NULL);
+		snprintf(err, sizeof(err), "%s may not %s: that needs another role", who->name, act->verb);
+		json_decref(req);
+		*reply = mgmt_ctl_reply_error(-EPERM, err);
+		return -EPERM;
+	}
+	json_t *empty = args ? NULL : json_object();
+	rc = act->fn(ctl, who, args ? args : empty, &result, err, sizeof(err));
+	json_decref(empty);
+	json_decref(req);
+	if (rc < 0) {
+		*reply = mgmt_ctl_reply_error(rc, err[0] ? err : vg_strerror(rc));
+		return rc;
+	}
+	json_t *j = json_pack("{s:b, s:o}", "ok", 1, "result", result ? result : json_object());
+	*reply = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	return *reply ? 0 : -ENOMEM;
+}
+
+/* ---- argument helpers (for every action file, through mgmt_ctl_int.h) ---------------------------- */
+
+int mgmt_arg_string(json_t *args, const char *key, bool required, const char **out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(args, key);
+
+	*out = NULL;
+	if (!v)
+		return required ? vg_errf(err, errlen, -EINVAL, "missing argument '%s'", key) : 0;
+	if (!json_is_string(v))
+		return vg_errf(err, errlen, -EINVAL, "argument '%s' must be a string", key);
+	*out = json_string_value(v);
+	return 0;
+}
+
+int mgmt_arg_int(json_t *args, const char *key, bool required, int64_t *out, char *err, size_t errlen)
+{
+	json_t *v = json_object_get(args, key);
+
+	if (!v)
+		return required ? vg_errf(err, errlen, -EINVAL, "missing argument '%s'", key) : 0;
+	if (!json_is_integer(v))
+		return vg_errf(err, errlen, -EINVAL, "argument '%s' must be an integer", key);
+	*out = json_integer_value(v);
+	return 0;
+}
+
+/* ---- what vigild lends the actions ----------------------------------------------------------- */
+
+void mgmt_ctl_set_people(struct mgmt_ctl *ctl, const struct mgmt_people *people)
+{
+	ctl->people = people;
+}
+
+void mgmt_ctl_set_conf(struct mgmt_ctl *ctl, const struct vg_conf_set *set, mgmt_conf_apply_fn *apply, void *arg)
+{
+	ctl->conf = set;
+	ctl->conf_apply = apply;
+	ctl->conf_arg = arg;
+}
+
+void mgmt_ctl_set_probe(struct mgmt_ctl *ctl, mgmt_probe_fn *probe)
+{
+	ctl->probe = probe;
+}
+
+struct mgmt_db *mgmt_ctl_db(const struct mgmt_ctl *ctl)
+{
+	return ctl->db;
+}
+
+mgmt_probe_fn *mgmt_ctl_probe(const struct mgmt_ctl *ctl)
+{
+	return ctl->probe;
+}
+
+void mgmt_ctl_conf(const struct mgmt_ctl *ctl, const struct vg_conf_set **set, mgmt_conf_apply_fn **apply, void **arg)
+{
+	*set = ctl->conf;
+	*apply = ctl->conf_apply;
+	*arg = ctl->conf_arg;
+}
+
+void mgmt_ctl_set_outcome(struct mgmt_ctl *ctl, mgmt_outcome_fn *fn, void *arg)
+{
+	ctl->outcome = fn;
+	ctl->outcome_arg = arg;
+}
+
+void mgmt_ctl_set_capture(struct mgmt_ctl *ctl, mgmt_capture_status_fn *fn, void *arg)
+{
+	ctl->capture_status = fn;
+	ctl->capture_arg = arg;
+}
+
+void mgmt_ctl_set_purge(struct mgmt_ctl *ctl, mgmt_purge_fn *purge, void *arg)
+{
+	ctl->purge = purge;
+	ctl->purge_arg = arg;
+}

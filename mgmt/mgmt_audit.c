@@ -1,0 +1,317 @@
+/*
+ * The hash-chained audit log (mgmt.h, invariant 4) with its head anchor.
+ *
+ * Chain: hash(n) = BLAKE2b-256(hash(n-1) || seq || ts_ns || actor || uid || action || object ||
+ * detail), each field length-prefixed (8 bytes little-endian) so that no two different entries
+ * encode alike; hash(0) is 32 zero bytes. SQLite triggers refuse UPDATE and DELETE on the audit
+ * table, which stops mistakes; verify is what catches a deliberate edit made around them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mgmt_int.h"
+#include "vg_base.h"
+#include "vg_clock.h"
+#include "vg_log.h"
+
+/* ---- audit chain ---------------------------------------------------------------------------- */
+
+static void hash_u64(crypto_generichash_state *h, uint64_t v)
+{
+	unsigned char le[8];
+
+	for (int i = 0; i < 8; i++)
+		le[i] = (unsigned char)(v >> (8 * i));
+	crypto_generichash_update(h, le, sizeof(le));
+}
+
+static void hash_text(crypto_generichash_state *h, const char *s)
+{
+	size_t len = s ? strlen(s) : 0;
+
+	/* NULL and "" differ: NULL is length 2^64-1. */
+	hash_u64(h, s ? (uint64_t)len : UINT64_MAX);
+	crypto_generichash_update(h, (const unsigned char *)(s ? s : ""), len);
+}
+
+static void entry_hash(const unsigned char prev[MGMT_AUDIT_HASH_BYTES], int64_t seq, int64_t ts_ns, const char *actor,
+		       int64_t uid, const char *action, const char *object, const char *detail,
+		       unsigned char out[MGMT_AUDIT_HASH_BYTES])
+{
+	crypto_generichash_state h;
+
+	crypto_generichash_init(&h, NULL, 0, MGMT_AUDIT_HASH_BYTES);
+	crypto_generichash_update(&h, prev, MGMT_AUDIT_HASH_BYTES);
+	hash_u64(&h, (uint64_t)seq);
+	hash_u64(&h, (uint64_t)ts_ns);
+	hash_text(&h, actor);
+	hash_u64(&h, (uint64_t)uid);
+	hash_text(&h, action);
+	hash_text(&h, object);
+	hash_text(&h, detail);
+	crypto_generichash_final(&h, out, MGMT_AUDIT_HASH_BYTES);
+}
+
+/* The last entry's seq and hash; seq 0 and a zero hash for an empty log. */
+static int chain_head(struct mgmt_db *db, int64_t *seq, unsigned char hash[MGMT_AUDIT_HASH_BYTES])
+{
+	sqlite3_stmt *st;
+	int rc = 0;
+
+	*seq = 0;
+	memset(hash, 0, MGMT_AUDIT_HASH_BYTES);
+	if (sqlite3_prepare_v2(db->sql, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return -EIO;
+	switch (sqlite3_step(st)) {
+	case SQLITE_ROW:
+		*seq = sqlite3_column_int64(st, 0);
+		if (sqlite3_column_bytes(st, 1) != MGMT_AUDIT_HASH_BYTES)
+			rc = -EBADMSG;
+		else
+			memcpy(hash, sqlite3_column_blob(st, 1), MGMT_AUDIT_HASH_BYTES);
+		break;
+	case SQLITE_DONE:
+		break;
+	default:
+		rc = -EIO;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int mgmt_audit_append_tx(struct mgmt_db *db, const struct mgmt_actor *who, const char *action, const char *object,
+			 const char *detail, int64_t *seq_out)
+{
+	unsigned char prev[MGMT_AUDIT_HASH_BYTES], hash[MGMT_AUDIT_HASH_BYTES];
+	int64_t seq, ts = (int64_t)vg_clock_realtime_ns();
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!who || !who->name || !*who->name || !action || !*action || !object)
+		return -EINVAL;
+	rc = chain_head(db, &seq, prev);
+	if (rc < 0)
+		return rc;
+	seq++;
+	entry_hash(prev, seq, ts, who->name, who->uid, action, object, detail, hash);
+	if (sqlite3_prepare_v2(db->sql,
+			       "INSERT INTO audit (seq, ts_ns, actor, uid, action, object, detail, prev_hash, hash)"
+			       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, seq);
+	sqlite3_bind_int64(st, 2, ts);
+	sqlite3_bind_text(st, 3, who->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, who->uid);
+	sqlite3_bind_text(st, 5, action, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, object, -1, SQLITE_STATIC);
+	if (detail)
+		sqlite3_bind_text(st, 7, detail, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 7);
+	sqlite3_bind_blob(st, 8, prev, sizeof(prev), SQLITE_STATIC);
+	sqlite3_bind_blob(st, 9, hash, sizeof(hash), SQLITE_STATIC);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+	if (rc < 0)
+		VG_LOG(MGMT, ERR, "audit append: %s", sqlite3_errmsg(db->sql));
+	sqlite3_finalize(st);
+	if (rc == 0 && seq_out)
+		*seq_out = seq;
+	return rc;
+}
+
+int mgmt_audit_anchor_update(struct mgmt_db *db)
+{
+	unsigned char hash[MGMT_AUDIT_HASH_BYTES];
+	char hex[2 * MGMT_AUDIT_HASH_BYTES + 1], *tmp;
+	int64_t seq;
+	int fd, rc;
+
+	rc = chain_head(db, &seq, hash);
+	if (rc < 0)
+		return rc;
+	sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
+	if (asprintf(&tmp, "%s.tmp", db->anchor_path) < 0)
+		return -ENOMEM;
+	/* Write, sync, rename: the anchor is always a whole old or a whole new head. */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		goto out_free_tmp;
+	}
+	if (dprintf(fd, "%" PRId64 " %s\n", seq, hex) < 0 || fsync(fd) < 0)
+		rc = -EIO;
+	close(fd);
+	if (rc == 0 && rename(tmp, db->anchor_path) < 0)
+		rc = -errno;
+out_free_tmp:
+	free(tmp);
+	return rc;
+}
+
+int mgmt_audit_append(struct mgmt_db *db, const struct mgmt_actor *who, const char *action, const char *object,
+		      const char *detail, int64_t *seq)
+{
+	int rc = mgmt_tx_begin(db);
+
+	if (rc < 0)
+		return rc;
+	rc = mgmt_audit_append_tx(db, who, action, object, detail, seq);
+	if (rc < 0) {
+		mgmt_tx_rollback(db);
+		return rc;
+	}
+	rc = mgmt_tx_commit(db);
+	return rc < 0 ? rc : mgmt_audit_anchor_update(db);
+}
+
+static int bad(struct mgmt_audit_report *r, int64_t seq, const char *fmt, ...) VG_PRINTF(3, 4);
+static int bad(struct mgmt_audit_report *r, int64_t seq, const char *fmt, ...)
+{
+	va_list ap;
+
+	r->first_bad_seq = seq;
+	va_start(ap, fmt);
+	vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
+	va_end(ap);
+	return -EBADMSG;
+}
+
+int mgmt_audit_verify(struct mgmt_db *db, struct mgmt_audit_report *r)
+{
+	unsigned char prev[MGMT_AUDIT_HASH_BYTES] = { 0 }, want[MGMT_AUDIT_HASH_BYTES];
+	int64_t expect_seq = 1, anchor_seq = 0;
+	char anchor_hex[2 * MGMT_AUDIT_HASH_BYTES + 2] = "";
+	bool anchor_seen = false;
+	sqlite3_stmt *st;
+	FILE *f;
+	int rc = 0, step;
+
+	memset(r, 0, sizeof(*r));
+	f = fopen(db->anchor_path, "r");
+	if (f) {
+		if (fscanf(f, "%" SCNd64 " %65s", &anchor_seq, anchor_hex) != 2)
+			anchor_seq = -1;
+		fclose(f);
+	}
+	if (anchor_seq < 0)
+		return bad(r, 1, "the audit head anchor %s is unreadable", db->anchor_path);
+
+	/* Cost: one pass over the log, one hash per entry (about 1 us each). */
+	if (sqlite3_prepare_v2(db->sql,
+			       "SELECT seq, ts_ns, actor, uid, action, object, detail, prev_hash, hash"
+			       " FROM audit ORDER BY rowid",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t seq = sqlite3_column_int64(st, 0);
+
+		r->entries++;
+		if (seq != expect_seq) {
+			rc = bad(r, expect_seq, "entry %" PRId64 " is %s", expect_seq,
+				 seq > expect_seq ? "missing" : "out of order");
+			break;
+		}
+		if (sqlite3_column_bytes(st, 7) != MGMT_AUDIT_HASH_BYTES ||
+		    sqlite3_column_bytes(st, 8) != MGMT_AUDIT_HASH_BYTES ||
+		    memcmp(sqlite3_column_blob(st, 7), prev, MGMT_AUDIT_HASH_BYTES) != 0) {
+			rc = bad(r, seq, "entry %" PRId64 " does not follow the entry before it", seq);
+			break;
+		}
+		entry_hash(prev, seq, sqlite3_column_int64(st, 1), (const char *)sqlite3_column_text(st, 2),
+			   sqlite3_column_int64(st, 3), (const char *)sqlite3_column_text(st, 4),
+			   (const char *)sqlite3_column_text(st, 5), (const char *)sqlite3_column_text(st, 6), want);
+		if (memcmp(want, sqlite3_column_blob(st, 8), MGMT_AUDIT_HASH_BYTES) != 0) {
+			rc = bad(r, seq, "entry %" PRId64 " was altered after it was written", seq);
+			break;
+		}
+		memcpy(prev, want, sizeof(prev));
+		if (seq == anchor_seq) {
+			char hex[2 * MGMT_AUDIT_HASH_BYTES + 1];
+
+			sodium_bin2hex(hex, sizeof(hex), want, sizeof(want));
+			if (strcmp(hex, anchor_hex) != 0) {
+				rc = bad(r, seq, "entry %" PRId64 " differs from the anchored head", seq);
+				break;
+			}
+			anchor_seen = true;
+		}
+		expect_seq++;
+	}
+	sqlite3_finalize(st);
+	if (rc == 0 && step != SQLITE_DONE && step != SQLITE_ROW)
+		return -EIO;
+	if (rc == 0 && anchor_seq > 0 && !anchor_seen)
+		rc = bad(r, expect_seq, "entries %" PRId64 "..%" PRId64 " were cut off the end of the log", expect_seq,
+			 anchor_seq);
+	return rc;
+}
+
+static void hex_column(sqlite3_stmt *st, int col, char hex[2 * MGMT_AUDIT_HASH_BYTES + 1])
+{
+	/* A hash of the wrong length is given as it is, for the offline check to find. */
+	int n = sqlite3_column_bytes(st, col);
+	const unsigned char *b = sqlite3_column_blob(st, col);
+
+	if (n > MGMT_AUDIT_HASH_BYTES)
+		n = MGMT_AUDIT_HASH_BYTES;
+	sodium_bin2hex(hex, 2 * MGMT_AUDIT_HASH_BYTES + 1, b ? b : (const unsigned char *)"", b ? (size_t)n : 0);
+}
+
+int mgmt_audit_list(struct mgmt_db *db, int64_t since, size_t max,
+		    bool (*fn)(void *arg, const struct mgmt_audit_entry *e), void *arg)
+{
+	sqlite3_stmt *st;
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(db->sql,
+			       "SELECT seq, ts_ns, actor, uid, action, object, detail, prev_hash, hash FROM audit"
+			       " WHERE seq > ? ORDER BY seq LIMIT ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, since);
+	sqlite3_bind_int64(st, 2, max > INT64_MAX ? INT64_MAX : (int64_t)max);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct mgmt_audit_entry e = {
+			.seq = sqlite3_column_int64(st, 0),
+			.ts_ns = sqlite3_column_int64(st, 1),
+			.actor = (const char *)sqlite3_column_text(st, 2),
+			.uid = sqlite3_column_int64(st, 3),
+			.action = (const char *)sqlite3_column_text(st, 4),
+			.object = (const char *)sqlite3_column_text(st, 5),
+			.detail = (const char *)sqlite3_column_text(st, 6),
+		};
+
+		e.text_bytes = (size_t)sqlite3_column_bytes(st, 2) + (size_t)sqlite3_column_bytes(st, 5) +
+			       (size_t)sqlite3_column_bytes(st, 6);
+		hex_column(st, 7, e.prev_hash);
+		hex_column(st, 8, e.hash);
+		if (!fn(arg, &e)) {
+			rc = 1;
+			break;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int64_t mgmt_audit_count(struct mgmt_db *db)
+{
+	sqlite3_stmt *st;
+	int64_t n = -EIO;
+
+	if (sqlite3_prepare_v2(db->sql, "SELECT COALESCE(MAX(seq), 0) FROM audit", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
