@@ -15,37 +15,13 @@
 
 #include "store.h"
 #include "store_int.h"
+#include "vg_file.h"
 #include "vg_log.h"
 
-static int read_all(const char *path, uint8_t **out, size_t *len)
-{
-	struct stat sb;
-	uint8_t *buf;
-	size_t got = 0;
-	int fd = open(path, O_RDONLY);
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &sb) < 0) {
-		close(fd);
-		return -errno;
-	}
-	buf = malloc(sb.st_size > 0 ? (size_t)sb.st_size : 1);
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while (got < (size_t)sb.st_size) {
-		ssize_t r = pread(fd, buf + got, (size_t)sb.st_size - got, (off_t)got);
-		if (r <= 0)
-			break;
-		got += (size_t)r;
-	}
-	close(fd);
-	*out = buf;
-	*len = got;
-	return 0;
-}
+/* The largest file recovery reads whole. A segment holds at most segment_bytes (a uint32_t), or
+ * one record when that one alone is bigger; the meta journal (88 bytes an outcome or tombstone)
+ * stays far below. A bigger file is none the store wrote. */
+#define STORE_FILE_MAX ((size_t)UINT32_MAX + STORE_REC_MAX_LEN + 2 * 4096)
 
 /* ---- the index -------------------------------------------------------------------------------- */
 int store_idx_push(struct store *st, const struct store_ent *e)
@@ -220,7 +196,7 @@ static int dep_recover(struct store *st, unsigned di, struct recover_ctx *c)
 	store_dep_path(st, d->id, NULL, dir, sizeof(dir));
 
 	store_dep_path(st, d->id, "meta", path, sizeof(path));
-	rc = read_all(path, &buf, &len);
+	rc = vg_file_read(path, STORE_FILE_MAX, &buf, &len);
 	if (rc == -ENOENT) {
 		rc = store_seg_create(st, d, 0, true, &d->meta_fd, &d->meta_end);
 		if (rc < 0)
@@ -257,7 +233,7 @@ static int dep_recover(struct store *st, unsigned di, struct recover_ctx *c)
 		bool last = i + 1 == n_segs;
 
 		store_seg_path(st, d->id, segs[i], path, sizeof(path));
-		rc = read_all(path, &buf, &len);
+		rc = vg_file_read(path, STORE_FILE_MAX, &buf, &len);
 		if (rc < 0)
 			goto out_free_segs;
 		c->segment = segs[i];
