@@ -296,6 +296,88 @@ static void store_free(struct store *st)
 	free(st);
 }
 
+/* The zeros of a store_conf become the defaults store.h documents. */
+static void store_conf_defaults(struct store_conf *c)
+{
+	if (!c->segment_bytes)
+		c->segment_bytes = 64u << 20;
+	if (!c->group_max)
+		c->group_max = 16;
+	if (!c->slots)
+		c->slots = 64;
+	if (c->group_max > 1024)
+		c->group_max = 1024;
+	if (!c->max_crop_bytes)
+		c->max_crop_bytes = 256u << 10;
+	if (!c->retain_confirmed_s)
+		c->retain_confirmed_s = 31 * 86400ull;
+	if (!c->retain_rejected_s)
+		c->retain_rejected_s = 86400;
+	if (!c->retain_unreviewed_s)
+		c->retain_unreviewed_s = 86400;
+	if (!c->sweep_interval_s)
+		c->sweep_interval_s = 60;
+	if (!c->jpeg_quality || c->jpeg_quality > 100)
+		c->jpeg_quality = 90;
+	if (!c->clock)
+		c->clock = clock_default;
+}
+
+/* Make the store's directory, and take its lock or refuse. */
+static int store_dir_lock(struct store *st, char *err, size_t errlen)
+{
+	char lock_path[4096];
+
+	if (mkdir(st->dir, 0700) < 0 && errno != EEXIST)
+		return vg_errf(err, errlen, -errno, "store: cannot make %s: %s", st->dir, vg_strerror(-errno));
+	/* Two processes appending to one store would hand out the same sequence numbers and offsets:
+	 * the second is refused while the first holds the lock (released by the kernel if it dies). */
+	snprintf(lock_path, sizeof(lock_path), "%s/lock", st->dir);
+	st->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (st->lock_fd < 0)
+		return vg_errf(err, errlen, -errno, "store: %s: %s", lock_path, vg_strerror(-errno));
+	if (flock(st->lock_fd, LOCK_EX | LOCK_NB) < 0)
+		return vg_errf(err, errlen, -EBUSY, "store: %s is in use by another process", st->dir);
+	return 0;
+}
+
+/* Map the slab (slots, then deployments) and the slot and queue arrays; the slots' part of the
+ * slab in *SLOTS_LEN, for the ring to register. */
+static int store_slots_alloc(struct store *st, size_t *slots_len /* OUT */)
+{
+	/* Slots: the crop as handed in, and the record as written (4 KiB aligned for O_DIRECT and
+	 * registered with the ring). Biometric: kept out of core dumps and, where allowed, of swap. */
+	st->n_slots = st->conf.slots;
+	st->in_cap = store_align_up(st->conf.max_crop_bytes, 4096);
+	st->rec_cap = store_align_up(STORE_REC_HDR + STORE_ALERT_BYTES + st->conf.max_crop_bytes + STORE_TAG_BYTES, 4096) + 4096;
+	*slots_len = (size_t)st->n_slots * (st->in_cap + st->rec_cap);
+	st->slab_len = *slots_len + store_align_up(STORE_MAX_DEPLOYMENTS * sizeof(struct store_dep), 4096);
+	st->slab = mmap(NULL, st->slab_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (st->slab == MAP_FAILED) {
+		st->slab = NULL;
+		return -ENOMEM;
+	}
+	madvise(st->slab, st->slab_len, MADV_DONTDUMP);
+	if (mlock(st->slab, st->slab_len) < 0)
+		count(st, ROW_THREAD, STORE_mlock_fail, 1);
+	st->deps = (struct store_dep *)(st->slab + *slots_len);
+	st->slots = calloc(st->n_slots, sizeof(*st->slots));
+	st->free_slots = calloc(st->n_slots, sizeof(*st->free_slots));
+	st->pending = calloc(st->n_slots, sizeof(*st->pending));
+	st->group = calloc(st->n_slots, sizeof(*st->group));
+	st->iov = calloc(st->n_slots, sizeof(*st->iov));
+	st->q_cap = st->n_slots + 16;
+	st->queue = calloc(st->q_cap, sizeof(*st->queue));
+	if (!st->slots || !st->free_slots || !st->pending || !st->group || !st->iov || !st->queue)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < st->n_slots; i++) {
+		st->slots[i].in = st->slab + (size_t)i * (st->in_cap + st->rec_cap);
+		st->slots[i].rec = st->slots[i].in + st->in_cap;
+		st->free_slots[st->n_free++] = st->n_slots - 1 - i;
+	}
+	return 0;
+}
+
 int store_open(struct store **out, const struct store_conf *conf, char *err, size_t errlen)
 {
 	struct store *st;
@@ -310,28 +392,7 @@ int store_open(struct store **out, const struct store_conf *conf, char *err, siz
 	if (!st)
 		return -ENOMEM;
 	st->conf = *conf;
-	if (!st->conf.segment_bytes)
-		st->conf.segment_bytes = 64u << 20;
-	if (!st->conf.group_max)
-		st->conf.group_max = 16;
-	if (!st->conf.slots)
-		st->conf.slots = 64;
-	if (st->conf.group_max > 1024)
-		st->conf.group_max = 1024;
-	if (!st->conf.max_crop_bytes)
-		st->conf.max_crop_bytes = 256u << 10;
-	if (!st->conf.retain_confirmed_s)
-		st->conf.retain_confirmed_s = 31 * 86400ull;
-	if (!st->conf.retain_rejected_s)
-		st->conf.retain_rejected_s = 86400;
-	if (!st->conf.retain_unreviewed_s)
-		st->conf.retain_unreviewed_s = 86400;
-	if (!st->conf.sweep_interval_s)
-		st->conf.sweep_interval_s = 60;
-	if (!st->conf.jpeg_quality || st->conf.jpeg_quality > 100)
-		st->conf.jpeg_quality = 90;
-	if (!st->conf.clock)
-		st->conf.clock = clock_default;
+	store_conf_defaults(&st->conf);
 	st->o_direct = conf->o_direct;
 	st->align = st->o_direct ? 4096 : 8;
 	st->cipher = crypto_aead_aes256gcm_is_available() ? STORE_CIPHER_AES256GCM : STORE_CIPHER_XCHACHA20POLY1305;
@@ -346,110 +407,39 @@ int store_open(struct store **out, const struct store_conf *conf, char *err, siz
 
 	rc = vg_counter_block_create(&st->counters, "store", store_counter_desc, STORE__COUNT, 2);
 	if (rc < 0)
-		goto out_free;
+		goto out_free_store;
 	st->row[0] = vg_counter_block_row(st->counters, ROW_THREAD);
 	st->row[1] = vg_counter_block_row(st->counters, ROW_LOCKED);
 
 	st->dir = strdup(conf->dir);
 	rc = -ENOMEM;
 	if (!st->dir)
-		goto out_free;
-	if (mkdir(st->dir, 0700) < 0 && errno != EEXIST) {
-		rc = vg_errf(err, errlen, -errno, "store: cannot make %s: %s", st->dir, vg_strerror(-errno));
-		goto out_free;
-	}
-	/* Two processes appending to one store would hand out the same sequence numbers and offsets:
-	 * the second is refused while the first holds the lock (released by the kernel if it dies). */
-	{
-		char lock_path[4096];
-
-		snprintf(lock_path, sizeof(lock_path), "%s/lock", st->dir);
-		st->lock_fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-		if (st->lock_fd < 0) {
-			rc = vg_errf(err, errlen, -errno, "store: %s: %s", lock_path, vg_strerror(-errno));
-			goto out_free;
-		}
-		if (flock(st->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-			rc = vg_errf(err, errlen, -EBUSY, "store: %s is in use by another process", st->dir);
-			goto out_free;
-		}
-	}
+		goto out_free_store;
+	rc = store_dir_lock(st, err, errlen);
+	if (rc < 0)
+		goto out_free_store;
 	rc = store_appliance_key_load(st, err, errlen);
 	if (rc < 0)
-		goto out_free;
+		goto out_free_store;
 
-	/* Slots: the crop as handed in, and the record as written (4 KiB aligned for O_DIRECT and
-	 * registered with the ring). Biometric: kept out of core dumps and, where allowed, of swap. */
-	st->n_slots = st->conf.slots;
-	st->in_cap = store_align_up(st->conf.max_crop_bytes, 4096);
-	st->rec_cap = store_align_up(STORE_REC_HDR + STORE_ALERT_BYTES + st->conf.max_crop_bytes + STORE_TAG_BYTES, 4096) + 4096;
-	slots_len = (size_t)st->n_slots * (st->in_cap + st->rec_cap);
-	st->slab_len = slots_len + store_align_up(STORE_MAX_DEPLOYMENTS * sizeof(struct store_dep), 4096);
-	st->slab = mmap(NULL, st->slab_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (st->slab == MAP_FAILED) {
-		st->slab = NULL;
-		rc = -ENOMEM;
-		goto out_free;
-	}
-	madvise(st->slab, st->slab_len, MADV_DONTDUMP);
-	if (mlock(st->slab, st->slab_len) < 0)
-		count(st, ROW_THREAD, STORE_mlock_fail, 1);
-	st->deps = (struct store_dep *)(st->slab + slots_len);
-	st->slots = calloc(st->n_slots, sizeof(*st->slots));
-	st->free_slots = calloc(st->n_slots, sizeof(*st->free_slots));
-	st->pending = calloc(st->n_slots, sizeof(*st->pending));
-	st->group = calloc(st->n_slots, sizeof(*st->group));
-	st->iov = calloc(st->n_slots, sizeof(*st->iov));
-	st->q_cap = st->n_slots + 16;
-	st->queue = calloc(st->q_cap, sizeof(*st->queue));
-	rc = -ENOMEM;
-	if (!st->slots || !st->free_slots || !st->pending || !st->group || !st->iov || !st->queue)
-		goto out_free;
-	for (uint32_t i = 0; i < st->n_slots; i++) {
-		st->slots[i].in = st->slab + (size_t)i * (st->in_cap + st->rec_cap);
-		st->slots[i].rec = st->slots[i].in + st->in_cap;
-		st->free_slots[st->n_free++] = st->n_slots - 1 - i;
-	}
-
-	/* The ring: room for a full group of writes plus one fdatasync per deployment. */
-	rc = conf->no_io_uring ? -ENOSYS : io_uring_queue_init(st->n_slots + STORE_MAX_DEPLOYMENTS + 8, &st->ring, 0);
-	if (rc < 0) {
-		/* io_uring refused (seccomp, kernel.io_uring_disabled, an old kernel): the same
-		 * groups through pwritev and fdatasync on the store thread, counted. */
-		VG_LOG(STORE, WARN, "io_uring unavailable (%s): writing with pwritev+fdatasync", vg_strerror(rc));
-		count(st, ROW_THREAD, STORE_fallback_uring, 1);
-		st->no_uring = true;
-		st->ring.ring_fd = -1;
-	} else {
-		struct iovec iov = { .iov_base = st->slab, .iov_len = slots_len };
-		int fds[STORE_MAX_DEPLOYMENTS];
-
-		/* Registered buffers pin the slab (RLIMIT_MEMLOCK); registered files skip the fd
-		 * table lookup per write. Either can be refused: plain writes work, counted. */
-		st->regbuf = io_uring_register_buffers(&st->ring, &iov, 1) == 0;
-		if (!st->regbuf)
-			count(st, ROW_THREAD, STORE_fallback_regbuf, 1);
-		for (int i = 0; i < STORE_MAX_DEPLOYMENTS; i++)
-			fds[i] = -1;
-		st->regfile = io_uring_register_files(&st->ring, fds, STORE_MAX_DEPLOYMENTS) == 0;
-		if (!st->regfile)
-			count(st, ROW_THREAD, STORE_fallback_regfile, 1);
-	}
-
+	rc = store_slots_alloc(st, &slots_len);
+	if (rc < 0)
+		goto out_free_store;
+	store_ring_init(st, slots_len);
 	rc = store_recover_all(st, err, errlen);
 	if (rc < 0)
-		goto out_free;
+		goto out_free_store;
 	st->sweep_every_ns = (uint64_t)st->conf.sweep_interval_s * VG_NS_PER_SEC;
 	st->next_sweep_ns = vg_clock_ns() + st->sweep_every_ns;
 	rc = pthread_create(&st->thread, NULL, store_thread, st);
 	if (rc) {
 		rc = vg_errf(err, errlen, -rc, "store: cannot start the store thread");
-		goto out_free;
+		goto out_free_store;
 	}
 	st->thread_started = true;
 	*out = st;
 	return 0;
-out_free:
+out_free_store:
 	store_free(st);
 	return rc;
 }

@@ -456,3 +456,34 @@ int store_ctl_run(struct store *st, enum job_kind kind, uint64_t dep)
 	pthread_mutex_unlock(&st->mu);
 	return ctl.rc;
 }
+
+/* Set up the ring, or fall back to pwritev+fdatasync where io_uring is refused. Before the thread starts. */
+void store_ring_init(struct store *st, size_t slots_len)
+{
+	int rc;
+
+	/* The ring: room for a full group of writes plus one fdatasync per deployment. */
+	rc = st->conf.no_io_uring ? -ENOSYS : io_uring_queue_init(st->n_slots + STORE_MAX_DEPLOYMENTS + 8, &st->ring, 0);
+	if (rc < 0) {
+		/* io_uring refused (seccomp, kernel.io_uring_disabled, an old kernel): the same
+		 * groups through pwritev and fdatasync on the store thread, counted. */
+		VG_LOG(STORE, WARN, "io_uring unavailable (%s): writing with pwritev+fdatasync", vg_strerror(rc));
+		count(st, ROW_THREAD, STORE_fallback_uring, 1);
+		st->no_uring = true;
+		st->ring.ring_fd = -1;
+	} else {
+		struct iovec iov = { .iov_base = st->slab, .iov_len = slots_len };
+		int fds[STORE_MAX_DEPLOYMENTS];
+
+		/* Registered buffers pin the slab (RLIMIT_MEMLOCK); registered files skip the fd
+		 * table lookup per write. Either can be refused: plain writes work, counted. */
+		st->regbuf = io_uring_register_buffers(&st->ring, &iov, 1) == 0;
+		if (!st->regbuf)
+			count(st, ROW_THREAD, STORE_fallback_regbuf, 1);
+		for (int i = 0; i < STORE_MAX_DEPLOYMENTS; i++)
+			fds[i] = -1;
+		st->regfile = io_uring_register_files(&st->ring, fds, STORE_MAX_DEPLOYMENTS) == 0;
+		if (!st->regfile)
+			count(st, ROW_THREAD, STORE_fallback_regfile, 1);
+	}
+}
