@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 
 #include "../../store/store_int.h"
+#include "../vg_bench.h"
 #include "store_test_util.h"
 #include "vg_clock.h"
 
@@ -35,12 +36,6 @@ static void on_ack(void *arg, int rc, const struct store_handle *h)
 		t_ack[(uintptr_t)arg] = vg_clock_ns();
 	atomic_fetch_add(&acked, 1);
 	sem_post(&window);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
 }
 
 static int cmp_d(const void *a, const void *b)
@@ -95,7 +90,7 @@ static struct fig run_store(const char *base, const char *key, int run)
 	double c1 = cpu_s(&u1);
 	for (unsigned i = 0; i < N; i++)
 		lat[i] = t_ack[i] - t_put[i];
-	qsort(lat, N, sizeof(lat[0]), cmp_u64);
+	qsort(lat, N, sizeof(lat[0]), vg_bench_cmp_u64);
 	f.rate = N / ((t1 - t0) / 1e9);
 	f.p99_ms = lat[N * 99 / 100] / 1e6;
 	f.cpu_us = (c1 - c0) * 1e6 / N;

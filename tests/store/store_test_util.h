@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "../vg_test.h"
 
 static int st_rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -26,15 +27,13 @@ static inline void st_rm_rf(const char *dir)
 	nftw(dir, st_rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* mkdtemp under TMPDIR (or /tmp); writes a 32-byte appliance key, mode 0400, into KEY. */
+/* A scratch directory from vg_test_tmpdir(); writes a 32-byte appliance key, mode 0400, into KEY. */
 static inline int st_scratch(char *dir, size_t n, char *key, size_t kn, uint8_t fill)
 {
-	const char *t = getenv("TMPDIR");
 	uint8_t k[32];
 	int fd;
 
-	snprintf(dir, n, "%s/vg-store-XXXXXX", t && *t ? t : "/tmp");
-	if (!mkdtemp(dir))
+	if (!vg_test_tmpdir("store", dir, n))
 		return -1;
 	snprintf(key, kn, "%s/appliance.key", dir);
 	memset(k, fill, sizeof(k));
