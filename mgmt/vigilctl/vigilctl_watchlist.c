@@ -3,7 +3,7 @@
  * `add FILE --name N` hands an imported file to vigild by descriptor (vigild, its capabilities
  * dropped, could not open a file of the operator's) and, once vigild holds its copy, overwrites
  * and unlinks FILE: the watchlist then lives only in vigild's custody, where a deployment's end
- * can purge it. `import` (vigilctl_watchlist.c) with --name does the same without writing a file.
+ * can purge it. `import` (vigilctl_watchlist_import.c) with --name does the same without writing a file.
  * Text for people, --json for programs; one-line errors, exit 1 (vigild said no) or 2 (usage).
  */
 #include <errno.h>

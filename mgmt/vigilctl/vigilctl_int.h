@@ -31,7 +31,7 @@ void vigilctl_fmt_time(long long t, char *buf, size_t len);
 struct mgmt_db;
 struct mgmt_alert;
 /*
- * What `alert evidence` and `alert show` share (vigilctl_evidence.c): parse ID --out FILE
+ * What `alert evidence` and `alert show` share (vigilctl_alert_evidence.c): parse ID --out FILE
  * [--state-dir DIR], open the database under DIR and read the alert. Returns 0 with every OUT set
  * (the caller closes *DB); 1 after one line on stderr; 2 on a usage error (the caller prints its
  * usage).

@@ -1,5 +1,5 @@
 /*
- * vigilctl: Vigil's command line. One verb per file (mgmt/meson.build); this file is only the
+ * vigilctl: Vigil's command line. One verb per file (meson.build beside this file); this file is only the
  * verb table and main(). Every verb prints text for people and --json for programs, and exits
  * non-zero with a one-line reason on error (DESIGN.md "Contracts").
  */
