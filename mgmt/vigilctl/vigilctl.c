@@ -6,15 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-int vigilctl_faces(int argc, char **argv);
-int vigilctl_status(int argc, char **argv);
-int vigilctl_deployment(int argc, char **argv);
-int vigilctl_audit(int argc, char **argv);
-int vigilctl_watchlist_cmd(int argc, char **argv);
-int vigilctl_alert(int argc, char **argv);
-int vigilctl_camera(int argc, char **argv);
-int vigilctl_config(int argc, char **argv);
-int vigilctl_retention(int argc, char **argv);
+#include "vigilctl_int.h"
 
 struct verb {
 	const char *name;
@@ -30,7 +22,7 @@ static const struct verb verbs[] = {
 	 "             --start T --end T --justification J --watchlist ID...   request a deployment\n"
 	 "  deployment authorise|refuse ID --reasons R   decide on it (authorisers; not its requester)\n"
 	 "  deployment start ID | stop ID --reason R | show ID | list   [--json]   (T: now, +8h, 2026-11-22T09:00Z)"},
-	{"watchlist", vigilctl_watchlist_cmd,
+	{"watchlist", vigilctl_watchlist,
 	 "watchlist import (--name N | --out FILE) [--id N] [--threshold T] [--models DIR] [--json] (DIR | --csv FILE)\n"
 	 "             embed enrolment images (one clear face each): registered with vigild, or into a file\n"
 	 "  watchlist add FILE --name N | list | show ID | remove ID --reason R | purge [ID]   [--json]\n"

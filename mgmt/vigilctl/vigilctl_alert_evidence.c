@@ -19,8 +19,6 @@
 #include "vigil_outcome.h"
 #include "vigilctl_int.h"
 
-int vigilctl_alert_evidence(int argc, char **argv);
-
 int vigilctl_alert_open(int argc, char **argv, const char **state, const char **out, long long *id,
 			struct mgmt_db **db, struct mgmt_alert *a)
 {

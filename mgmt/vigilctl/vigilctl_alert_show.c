@@ -23,8 +23,6 @@
 #include "vigil_outcome.h"
 #include "vigilctl_int.h"
 
-int vigilctl_alert_show_out(int argc, char **argv);
-
 #define JPEG_CAP (4u << 20)
 
 /* Scale SRC (nearest neighbour, aspect kept) into the W x H panel at DST (stride DSTRIDE pixels), centred. */

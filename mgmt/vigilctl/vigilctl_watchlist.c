@@ -23,12 +23,6 @@
 #include "mgmt_int.h"
 #include "vigilctl_int.h"
 
-int vigilctl_watchlist_cmd(int argc, char **argv);
-int vigilctl_watchlist(int argc, char **argv);
-int vigilctl_watchlist_register(const char *socket, int fd, int faces_fd, const char *name, double threshold,
-				json_t **result);
-void vigilctl_watchlist_print_registered(json_t *r);
-
 /* Send VERB with ARGS (stolen) and FDS to SOCKET (NULL: $VIGIL_SOCKET or the default). */
 static int call(const char *socket, const char *verb, json_t *args, const int *fds, unsigned n_fds, json_t **result)
 {
@@ -83,7 +77,7 @@ static int usage(void)
 	return 2;
 }
 
-int vigilctl_watchlist_cmd(int argc, char **argv)
+int vigilctl_watchlist(int argc, char **argv)
 {
 	enum { O_SOCKET = 1, O_JSON, O_NAME, O_THRESHOLD, O_REASON };
 	static const struct option opts[] = {
@@ -102,7 +96,7 @@ int vigilctl_watchlist_cmd(int argc, char **argv)
 	sub = argv[1];
 	if (strcmp(sub, "import") == 0) {
 #ifdef HAVE_VIGIL_MATCHER
-		return vigilctl_watchlist(argc, argv);
+		return vigilctl_watchlist_import(argc, argv);
 #else
 		fprintf(stderr, "vigilctl: watchlist import: this vigilctl was built without the matcher\n");
 		return 2;

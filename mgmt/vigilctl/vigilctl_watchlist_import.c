@@ -34,11 +34,7 @@
 #include "vg_base.h"
 #include "vg_image.h"
 #include "vg_pool.h"
-
-int vigilctl_watchlist(int argc, char **argv);
-int vigilctl_watchlist_register(const char *socket, int fd, int faces_fd, const char *name, double threshold,
-				json_t **result);
-void vigilctl_watchlist_print_registered(json_t *r);
+#include "vigilctl_int.h"
 
 #define MIN_INTEROCULAR_PX 30.0 /* enrolment images must be sharper than camera faces */
 #define MAX_ENTRIES 100000
@@ -227,7 +223,7 @@ static int memfd_with(const char *name, const void *buf, size_t len)
 	return fd;
 }
 
-int vigilctl_watchlist(int argc, char **argv)
+int vigilctl_watchlist_import(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "out", required_argument, NULL, 'o' },    { "id", required_argument, NULL, 'i' },
