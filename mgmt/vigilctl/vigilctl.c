@@ -1,8 +1,11 @@
 /*
  * vigilctl: Vigil's command line. One verb per file (meson.build beside this file); this file is only the
  * verb table and main(). Every verb prints text for people and --json for programs, and exits
- * non-zero with a one-line reason on error (DESIGN.md "Contracts").
+ * non-zero with a one-line reason on error (DESIGN.md "Contracts"). The table is also the help:
+ * `vigilctl --help` lists every verb's line, `vigilctl VERB --help` prints the one, so the two
+ * cannot drift apart from each other or from the verbs.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -48,19 +51,31 @@ static void usage(FILE *f)
 		fprintf(f, "  %s\n", verbs[i].help);
 }
 
+static bool is_help(const char *arg)
+{
+	return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
 	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+	if (is_help(argv[1]) || strcmp(argv[1], "help") == 0) {
 		usage(stdout);
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (strcmp(argv[1], verbs[i].name) == 0)
-			return verbs[i].run(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		if (strcmp(argv[1], verbs[i].name) != 0)
+			continue;
+		/* Answered here, before the verb parses anything: help never needs vigild or the model. */
+		if (argc >= 3 && is_help(argv[2])) {
+			printf("usage: vigilctl %s\n", verbs[i].help);
+			return 0;
+		}
+		return verbs[i].run(argc - 1, argv + 1);
+	}
 	fprintf(stderr, "vigilctl: unknown verb '%s' (vigilctl --help lists them)\n", argv[1]);
 	return 2;
 }
