@@ -223,7 +223,26 @@ static int memfd_with(const char *name, const void *buf, size_t len)
 	return fd;
 }
 
-int vigilctl_watchlist_import(int argc, char **argv)
+/* One import: its command line, the images to enrol, and what has been made of them so far. */
+struct import {
+	const char *out_path, *csv, *models, *name, *socket;
+	bool json;
+	struct match_watchlist_def wl;
+	struct item *items;
+	size_t n, cap, enrolled;
+	float *desc;                  /* enrolled x GPU_DESCRIPTOR_DIM, scrubbed before free */
+	struct match_entry *entries;  /* enrolled, pointing into desc */
+	struct gpu_model *model;
+	struct crops crops;           /* with --name only: the enrolment crops vigild keeps */
+#ifdef HAVE_VIGIL_STORE
+	tjhandle tj;
+#endif
+	json_t *registered;           /* vigild's record, with --name */
+	int refused;
+};
+
+/* The options after `import` into IM; 0, or 2 after one line on stderr. */
+static int import_parse(int argc, char **argv, struct import *im)
 {
 	static const struct option opts[] = {
 		{ "out", required_argument, NULL, 'o' },    { "id", required_argument, NULL, 'i' },
@@ -231,47 +250,28 @@ int vigilctl_watchlist_import(int argc, char **argv)
 		{ "csv", required_argument, NULL, 'c' },    { "json", no_argument, NULL, 'j' },
 		{ "name", required_argument, NULL, 'n' },   { "socket", required_argument, NULL, 's' }, { NULL, 0, NULL, 0 },
 	};
-	const char *out_path = NULL, *csv = NULL, *models = getenv("VIGIL_MODELS"), *name = NULL, *socket = NULL;
-	struct crops crops = { 0 };
-	json_t *registered = NULL;
-#ifdef HAVE_VIGIL_STORE
-	tjhandle tj = NULL;
-#endif
-	struct match_watchlist_def wl = { 1, GPU_MATCH_THRESHOLD };
-	struct item *items = NULL;
-	size_t n = 0, cap = 0, enrolled = 0;
-	float *desc = NULL;
-	struct match_entry *entries = NULL;
-	struct gpu_model *model = NULL;
-	struct gpu_face faces[8];
-	bool json = false;
-	char err[512];
-	int c, rc = 2, refused = 0;
+	int c;
 
-	if (argc < 2 || strcmp(argv[1], "import") != 0) {
-		fprintf(stderr, "vigilctl: watchlist import (--name N | --out FILE) [--id N] [--threshold T] (DIR | --csv FILE)\n");
-		return 2;
-	}
 	optind = 1;
 	while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
 		char *end;
 		switch (c) {
-		case 'o': out_path = optarg; break;
-		case 'c': csv = optarg; break;
-		case 'm': models = optarg; break;
-		case 'j': json = true; break;
-		case 'n': name = optarg; break;
-		case 's': socket = optarg; break;
+		case 'o': im->out_path = optarg; break;
+		case 'c': im->csv = optarg; break;
+		case 'm': im->models = optarg; break;
+		case 'j': im->json = true; break;
+		case 'n': im->name = optarg; break;
+		case 's': im->socket = optarg; break;
 		case 'i':
-			wl.id = (uint32_t)strtoul(optarg, &end, 10);
-			if (*end || !wl.id) {
+			im->wl.id = (uint32_t)strtoul(optarg, &end, 10);
+			if (*end || !im->wl.id) {
 				fprintf(stderr, "vigilctl: watchlist import: --id is a positive number\n");
 				return 2;
 			}
 			break;
 		case 't':
-			wl.threshold = strtof(optarg, &end);
-			if (*end || !(wl.threshold > 0 && wl.threshold < 4)) {
+			im->wl.threshold = strtof(optarg, &end);
+			if (*end || !(im->wl.threshold > 0 && im->wl.threshold < 4)) {
 				fprintf(stderr, "vigilctl: watchlist import: --threshold is an L2 distance in (0, 4)\n");
 				return 2;
 			}
@@ -282,150 +282,205 @@ int vigilctl_watchlist_import(int argc, char **argv)
 		}
 	}
 	int first = optind + 1; /* getopt saw argv + 1 */
-	if (!out_path == !name || !models || (csv ? first != argc : first + 1 != argc)) {
+	if (!im->out_path == !im->name || !im->models || (im->csv ? first != argc : first + 1 != argc)) {
 		fprintf(stderr, "vigilctl: watchlist import needs --name N (register with vigild) or --out FILE (write a "
 				"file), the model (--models or $VIGIL_MODELS), and a folder or --csv FILE\n");
 		return 2;
 	}
-	rc = csv ? read_csv(csv, &items, &n, &cap, err, sizeof(err)) : list_dir(argv[first], &items, &n, &cap);
+	return 0;
+}
+
+/* Enrol IT: its descriptor (and, with --name, its crop) appended to IM; else WHY says why not. */
+static void enrol_item(struct import *im, const struct item *it, char *why, size_t whylen)
+{
+	struct gpu_face faces[8];
+	struct vg_image img;
+	char err[512];
+	int nf;
+
+	if (it->why[0]) {
+		snprintf(why, whylen, "%s", it->why);
+		return;
+	}
+	if (vg_image_load(it->path, &img, err, sizeof(err)) < 0) {
+		snprintf(why, whylen, "unreadable: %s", err);
+		return;
+	}
+	nf = gpu_faces_run(im->model, img.rgb, img.width, img.height, faces, 8);
+	if (nf == 0)
+		snprintf(why, whylen, "no face found");
+	else if (nf > 1)
+		snprintf(why, whylen, "%d faces: enrol an image of the one person", nf);
+	else if (faces[0].quality.interocular_px < MIN_INTEROCULAR_PX)
+		snprintf(why, whylen, "too low quality: eyes %.0f px apart, need %.0f",
+			 faces[0].quality.interocular_px, MIN_INTEROCULAR_PX);
+	else if (nf < 0)
+		snprintf(why, whylen, "%s", vg_strerror(nf));
+	if (!why[0]) {
+		float *d = im->desc + im->enrolled * GPU_DESCRIPTOR_DIM;
+
+		memcpy(d, faces[0].descriptor, sizeof(faces[0].descriptor));
+		im->entries[im->enrolled] = (struct match_entry){ it->subject, im->wl.id, d };
+		im->enrolled++;
+#ifdef HAVE_VIGIL_STORE
+		if (im->name)
+			crop_add(&im->crops, im->tj, &img, &faces[0], it->subject);
+#endif
+	}
+	gpu_faces_retire(faces, nf > 0 ? nf : 0);
+	vg_image_release(&img);
+}
+
+/* One line per image: enrolled on stdout, refused on stderr; with --json, one element of "results". */
+static void report_item(const struct import *im, size_t i, const char *why)
+{
+	const struct item *it = &im->items[i];
+
+	if (im->json)
+		printf("%s{\"subject\":\"%s\",\"image\":\"%s\",\"enrolled\":%s%s%s%s}", i ? "," : "", it->subject,
+		       it->path, why[0] ? "false" : "true", why[0] ? ",\"reason\":\"" : "", why, why[0] ? "\"" : "");
+	else if (why[0] && it->why[0])
+		fprintf(stderr, "vigilctl: %s %s: refused: %s\n", it->path, it->subject, why);
+	else if (why[0])
+		fprintf(stderr, "vigilctl: %s: refused: %s\n", it->path, why);
+	else
+		printf("enrolled %s from %s\n", it->subject, it->path);
+}
+
+/* Hand the encoded watchlist BUF (scrubbed and freed here) to vigild with the crops; 0, or 1 after saying why. */
+static int import_register(struct import *im, void *buf, size_t len)
+{
+	/* Straight from memory to vigild's custody: no copy of the watchlist on this disk. */
+	int wfd = memfd_with("vigil-watchlist", buf, len);
+	int cfd = im->crops.len ? memfd_with("vigil-crops", im->crops.buf, im->crops.len) : -1;
+	int rc;
+
+	vg_scrub(buf, len);
+	free(buf);
+	if (wfd < 0) {
+		fprintf(stderr, "vigilctl: memfd: %s\n", vg_strerror(-errno));
+		return 1;
+	}
+	rc = vigilctl_watchlist_register(im->socket, wfd, cfd, im->name, 0, &im->registered);
+	close(wfd);
+	if (cfd >= 0)
+		close(cfd);
+	return rc;
+}
+
+/* Write the encoded watchlist BUF (scrubbed and freed here) to PATH, mode 0600; 0, or 1 after saying why. */
+static int import_write(const char *path, void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ssize_t w = fd >= 0 ? write(fd, buf, len) : -1;
+	int rc = 0;
+
+	if (fd < 0 || w != (ssize_t)len || fsync(fd) < 0 || close(fd) < 0) {
+		fprintf(stderr, "vigilctl: cannot write %s: %s\n", path, vg_strerror(-errno));
+		rc = 1;
+	}
+	vg_scrub(buf, len);
+	free(buf);
+	return rc;
+}
+
+/* Encode the enrolled descriptors as a watchlist file and register it (--name) or write it (--out). */
+static int import_deliver(struct import *im)
+{
+	void *buf = NULL;
+	size_t len = 0;
+	char err[512];
+
+	if (match_file_encode("face-api-1.7.15", GPU_DESCRIPTOR_DIM, MATCH_METRIC_L2, &im->wl, 1, im->entries,
+			      (unsigned)im->enrolled, &buf, &len, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vigilctl: %s\n", err);
+		return 1;
+	}
+	return im->name ? import_register(im, buf, len) : import_write(im->out_path, buf, len);
+}
+
+static void import_summary(const struct import *im)
+{
+	if (im->json && im->name)
+		printf("],\"enrolled\":%zu,\"refused\":%d,\"watchlist\":\"%s\"}\n", im->enrolled, im->refused,
+		       im->registered ? json_string_value(json_object_get(im->registered, "id")) : "");
+	else if (im->json)
+		printf("],\"enrolled\":%zu,\"refused\":%d,\"out\":\"%s\"}\n", im->enrolled, im->refused,
+		       im->enrolled ? im->out_path : "");
+	else
+		printf("%zu enrolled in watchlist %u (threshold %.2f), %d refused%s%s\n", im->enrolled, im->wl.id,
+		       im->wl.threshold, im->refused, im->enrolled && im->out_path ? ": " : "",
+		       im->enrolled && im->out_path ? im->out_path : "");
+	if (im->registered && !im->json)
+		vigilctl_watchlist_print_registered(im->registered);
+}
+
+int vigilctl_watchlist_import(int argc, char **argv)
+{
+	struct import im = { .models = getenv("VIGIL_MODELS"), .wl = { 1, GPU_MATCH_THRESHOLD } };
+	char err[512];
+	int rc;
+
+	if (argc < 2 || strcmp(argv[1], "import") != 0) {
+		fprintf(stderr, "vigilctl: watchlist import (--name N | --out FILE) [--id N] [--threshold T] (DIR | --csv FILE)\n");
+		return 2;
+	}
+	if (import_parse(argc, argv, &im))
+		return 2;
+	rc = im.csv ? read_csv(im.csv, &im.items, &im.n, &im.cap, err, sizeof(err))
+		    : list_dir(argv[argc - 1], &im.items, &im.n, &im.cap);
 	if (rc < 0) {
-		fprintf(stderr, "vigilctl: %s\n", csv ? err : vg_strerror(rc));
+		fprintf(stderr, "vigilctl: %s\n", im.csv ? err : vg_strerror(rc));
 		rc = 1;
 		goto out;
 	}
-	if (n == 0) {
+	if (im.n == 0) {
 		fprintf(stderr, "vigilctl: no images to enrol\n");
 		rc = 1;
 		goto out;
 	}
-	if (gpu_model_open(&model, models, err, sizeof(err)) < 0) {
+	if (gpu_model_open(&im.model, im.models, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vigilctl: %s\n", err);
 		rc = 2;
 		goto out;
 	}
-	desc = calloc(n, GPU_DESCRIPTOR_DIM * sizeof(float));
-	entries = calloc(n, sizeof(*entries));
-	if (!desc || !entries) {
+	im.desc = calloc(im.n, GPU_DESCRIPTOR_DIM * sizeof(float));
+	im.entries = calloc(im.n, sizeof(*im.entries));
+	if (!im.desc || !im.entries) {
 		rc = 1;
 		goto out;
 	}
 #ifdef HAVE_VIGIL_STORE
-	tj = name ? tjInitCompress() : NULL;
+	im.tj = im.name ? tjInitCompress() : NULL;
 #endif
-	if (json)
+	if (im.json)
 		printf("{\"results\":[");
-	for (size_t i = 0; i < n; i++) {
-		struct vg_image img;
+	for (size_t i = 0; i < im.n; i++) {
 		char why[640] = "";
-		int nf;
 
-		if (items[i].why[0]) {
-			snprintf(why, sizeof(why), "%s", items[i].why);
-		} else if (vg_image_load(items[i].path, &img, err, sizeof(err)) < 0) {
-			snprintf(why, sizeof(why), "unreadable: %s", err);
-		} else {
-			nf = gpu_faces_run(model, img.rgb, img.width, img.height, faces, 8);
-			if (nf == 0)
-				snprintf(why, sizeof(why), "no face found");
-			else if (nf > 1)
-				snprintf(why, sizeof(why), "%d faces: enrol an image of the one person", nf);
-			else if (faces[0].quality.interocular_px < MIN_INTEROCULAR_PX)
-				snprintf(why, sizeof(why), "too low quality: eyes %.0f px apart, need %.0f",
-					 faces[0].quality.interocular_px, MIN_INTEROCULAR_PX);
-			else if (nf < 0)
-				snprintf(why, sizeof(why), "%s", vg_strerror(nf));
-			if (!why[0]) {
-				memcpy(desc + enrolled * GPU_DESCRIPTOR_DIM, faces[0].descriptor, sizeof(faces[0].descriptor));
-				entries[enrolled] = (struct match_entry){ items[i].subject, wl.id, desc + enrolled * GPU_DESCRIPTOR_DIM };
-				enrolled++;
-#ifdef HAVE_VIGIL_STORE
-				if (name)
-					crop_add(&crops, tj, &img, &faces[0], items[i].subject);
-#endif
-			}
-			gpu_faces_retire(faces, nf > 0 ? nf : 0);
-			vg_image_release(&img);
-		}
+		enrol_item(&im, &im.items[i], why, sizeof(why));
 		if (why[0])
-			refused++;
-		if (json)
-			printf("%s{\"subject\":\"%s\",\"image\":\"%s\",\"enrolled\":%s%s%s%s}", i ? "," : "", items[i].subject,
-			       items[i].path, why[0] ? "false" : "true", why[0] ? ",\"reason\":\"" : "", why, why[0] ? "\"" : "");
-		else if (why[0] && items[i].why[0])
-			fprintf(stderr, "vigilctl: %s %s: refused: %s\n", items[i].path, items[i].subject, why);
-		else if (why[0])
-			fprintf(stderr, "vigilctl: %s: refused: %s\n", items[i].path, why);
-		else
-			printf("enrolled %s from %s\n", items[i].subject, items[i].path);
+			im.refused++;
+		report_item(&im, i, why);
 	}
-	if (enrolled) {
-		void *buf = NULL;
-		size_t len = 0;
-		if (match_file_encode("face-api-1.7.15", GPU_DESCRIPTOR_DIM, MATCH_METRIC_L2, &wl, 1, entries,
-				      (unsigned)enrolled, &buf, &len, err, sizeof(err)) < 0) {
-			fprintf(stderr, "vigilctl: %s\n", err);
-			rc = 1;
-			goto out;
-		}
-		if (name) {
-			/* Straight from memory to vigild's custody: no copy of the watchlist on this disk. */
-			int wfd = memfd_with("vigil-watchlist", buf, len);
-			int cfd = crops.len ? memfd_with("vigil-crops", crops.buf, crops.len) : -1;
-			vg_scrub(buf, len);
-			free(buf);
-			if (wfd < 0) {
-				fprintf(stderr, "vigilctl: memfd: %s\n", vg_strerror(-errno));
-				rc = 1;
-				goto out;
-			}
-			rc = vigilctl_watchlist_register(socket, wfd, cfd, name, 0, &registered);
-			close(wfd);
-			if (cfd >= 0)
-				close(cfd);
-			if (rc)
-				goto out;
-			buf = NULL;
-		}
-		int fd = buf ? open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -2;
-		ssize_t w = fd >= 0 ? write(fd, buf, len) : -1;
-		if (fd == -2) {
-			/* registered above */
-		} else if (fd < 0 || w != (ssize_t)len || fsync(fd) < 0 || close(fd) < 0) {
-			fprintf(stderr, "vigilctl: cannot write %s: %s\n", out_path, vg_strerror(-errno));
-			vg_scrub(buf, len);
-			free(buf);
-			rc = 1;
-			goto out;
-		}
-		if (buf)
-			vg_scrub(buf, len);
-		free(buf);
-	}
-	if (json && name)
-		printf("],\"enrolled\":%zu,\"refused\":%d,\"watchlist\":\"%s\"}\n", enrolled, refused,
-		       registered ? json_string_value(json_object_get(registered, "id")) : "");
-	else if (json)
-		printf("],\"enrolled\":%zu,\"refused\":%d,\"out\":\"%s\"}\n", enrolled, refused, enrolled ? out_path : "");
-	else
-		printf("%zu enrolled in watchlist %u (threshold %.2f), %d refused%s%s\n", enrolled, wl.id, wl.threshold,
-		       refused, enrolled && out_path ? ": " : "", enrolled && out_path ? out_path : "");
-	if (registered && !json)
-		vigilctl_watchlist_print_registered(registered);
-	rc = refused || !enrolled ? 1 : 0;
+	if (im.enrolled && (rc = import_deliver(&im)) != 0)
+		goto out;
+	import_summary(&im);
+	rc = im.refused || !im.enrolled ? 1 : 0;
 out:
-	json_decref(registered);
+	json_decref(im.registered);
 #ifdef HAVE_VIGIL_STORE
-	if (tj)
-		tjDestroy(tj);
+	if (im.tj)
+		tjDestroy(im.tj);
 #endif
-	if (crops.buf)
-		vg_scrub(crops.buf, crops.len);
-	free(crops.buf);
-	if (desc)
-		vg_scrub(desc, n * GPU_DESCRIPTOR_DIM * sizeof(float));
-	free(desc);
-	free(entries);
-	free(items);
-	gpu_model_close(&model);
+	if (im.crops.buf)
+		vg_scrub(im.crops.buf, im.crops.len);
+	free(im.crops.buf);
+	if (im.desc)
+		vg_scrub(im.desc, im.n * GPU_DESCRIPTOR_DIM * sizeof(float));
+	free(im.desc);
+	free(im.entries);
+	free(im.items);
+	gpu_model_close(&im.model);
 	return rc;
 }
