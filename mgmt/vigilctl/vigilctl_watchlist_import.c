@@ -32,6 +32,7 @@
 #include "match.h"
 #include "mgmt.h"
 #include "vg_base.h"
+#include "vg_file.h"
 #include "vg_image.h"
 #include "vg_pool.h"
 #include "vigilctl_int.h"
@@ -92,17 +93,22 @@ static int list_dir(const char *dir, struct item **items, size_t *n, size_t *cap
 	return 0;
 }
 
+/* The CSV is read whole (vg_file_read: a FIFO or device is refused, not waited on); MAX_ENTRIES
+ * rows of a 64-byte id and a path fit in a few MiB, so 16 MiB bounds the read. */
+#define MAX_CSV_BYTES (16u << 20)
+
 static int read_csv(const char *csv, struct item **items, size_t *n, size_t *cap, char *err, size_t errlen)
 {
-	char line[2048], dir_buf[1024], path[2048], where[64];
-	FILE *f = fopen(csv, "r");
+	char dir_buf[1024], path[2048], where[64], *text, *next, *line;
 	unsigned lineno = 0;
+	size_t len;
+	int rc = vg_file_read(csv, MAX_CSV_BYTES, (uint8_t **)&text, &len);
 
-	if (!f)
-		return vg_errf(err, errlen, -errno, "%s: %s", csv, vg_strerror(-errno));
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "%s: %s", csv, rc == -EINVAL ? "not a regular file" : vg_strerror(rc));
 	snprintf(dir_buf, sizeof(dir_buf), "%s", csv);
 	const char *dir = dirname(dir_buf);
-	while (fgets(line, sizeof(line), f)) {
+	for (next = text; (line = strsep(&next, "\n")) && (next || *line);) {
 		lineno++;
 		line[strcspn(line, "\r\n")] = '\0';
 		if (!line[0] || line[0] == '#')
@@ -118,10 +124,8 @@ static int read_csv(const char *csv, struct item **items, size_t *n, size_t *cap
 		if (why) {
 			/* One bad row is refused with its reason, like a bad image; the others still enrol. */
 			snprintf(where, sizeof(where), "line %u", lineno);
-			if (add_item(items, n, cap, where, csv) < 0) {
-				fclose(f);
-				return vg_errf(err, errlen, -E2BIG, "%s: more than %d rows", csv, MAX_ENTRIES);
-			}
+			if (add_item(items, n, cap, where, csv) < 0)
+				goto out_too_many;
 			snprintf((*items)[*n - 1].why, sizeof((*items)->why), "%s", why);
 			continue;
 		}
@@ -130,13 +134,15 @@ static int read_csv(const char *csv, struct item **items, size_t *n, size_t *cap
 			snprintf(path, sizeof(path), "%s", comma + 1);
 		else
 			snprintf(path, sizeof(path), "%s/%s", dir, comma + 1);
-		if (add_item(items, n, cap, line, path) < 0) {
-			fclose(f);
-			return vg_errf(err, errlen, -E2BIG, "%s: more than %d rows", csv, MAX_ENTRIES);
-		}
+		if (add_item(items, n, cap, line, path) < 0)
+			goto out_too_many;
 	}
-	fclose(f);
+	free(text);
 	return 0;
+
+out_too_many:
+	free(text);
+	return vg_errf(err, errlen, -E2BIG, "%s: more than %d rows", csv, MAX_ENTRIES);
 }
 
 /* A growable buffer of enrolment crop records (mgmt.h's MGMT_WATCHLIST_FACE_MAX format), capped at 1 GiB. */
