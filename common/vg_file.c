@@ -1,4 +1,4 @@
-/* Whole-file reading with the refusals every reader of outside files needs (vg_file.h). */
+/* Whole files: reading with the refusals every reader of outside files needs, and scrubbing (vg_file.h). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -53,5 +53,43 @@ int vg_file_read(const char *path, size_t max, uint8_t **out, size_t *len)
 		return -errno;
 	rc = vg_file_read_fd(fd, max, out, len);
 	close(fd);
+	return rc;
+}
+
+/*
+ * Overwrite PATH's bytes with zeros, sync, then unlink it: what remove and purge mean by "deleted
+ * from disk". On a copy-on-write or flash-remapped file system the old blocks may survive the
+ * overwrite; the enrolment crops are encrypted for that reason. A missing file is already gone.
+ */
+int vg_file_scrub(const char *path)
+{
+	static const uint8_t zeros[65536];
+	struct stat sb;
+	off_t done = 0;
+	int fd, rc = 0;
+
+	/* O_NONBLOCK: a FIFO planted at PATH must not hold the caller; it is refused below. */
+	fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : errno == ENXIO ? -EINVAL : -errno;
+	if (fstat(fd, &sb) < 0)
+		rc = -errno;
+	else if (!S_ISREG(sb.st_mode))
+		rc = -EINVAL;
+	while (rc == 0 && done < sb.st_size) {
+		size_t n = (size_t)(sb.st_size - done) < sizeof(zeros) ? (size_t)(sb.st_size - done) : sizeof(zeros);
+		ssize_t w = pwrite(fd, zeros, n, done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			rc = w < 0 ? -errno : -EIO;
+		else
+			done += w;
+	}
+	if (rc == 0 && fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && unlink(path) < 0 && errno != ENOENT)
+		rc = -errno;
 	return rc;
 }

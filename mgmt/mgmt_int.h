@@ -24,12 +24,6 @@ int mgmt_audit_append_tx(struct mgmt_db *db, const struct mgmt_actor *who, const
 /* After a commit that appended audit entries: move the head anchor to the last entry. */
 int mgmt_audit_anchor_update(struct mgmt_db *db);
 
-/*
- * Overwrite PATH's bytes with zeros, sync, then unlink it: what deleting a watchlist or an
- * operator's copy of one means (mgmt_watchlist.c). 0 (also when PATH is already gone) or -errno.
- */
-int mgmt_file_scrub(const char *path);
-
 /* Add N faces scanned now to deployment ID's current hour (mgmt_deployment_add_scanned's record). */
 int mgmt_scanned_hour_add(struct mgmt_db *db, int64_t id, uint64_t n);
 

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "mgmt_int.h"
+#include "vg_file.h"
 #include "vg_base.h"
 #include "vg_clock.h"
 #include "vg_keyfile.h"
@@ -166,41 +167,6 @@ static int write_file(const char *path, const uint8_t *buf, size_t len)
 		rc = -errno;
 	if (rc < 0)
 		unlink(tmp);
-	return rc;
-}
-
-/*
- * Overwrite PATH's bytes with zeros, sync, then unlink it: what remove and purge mean by "deleted
- * from disk". On a copy-on-write or flash-remapped file system the old blocks may survive the
- * overwrite; the enrolment crops are encrypted for that reason. A missing file is already gone.
- */
-int mgmt_file_scrub(const char *path)
-{
-	static const uint8_t zeros[65536];
-	struct stat sb;
-	off_t done = 0;
-	int fd, rc = 0;
-
-	fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (fstat(fd, &sb) < 0)
-		rc = -errno;
-	while (rc == 0 && done < sb.st_size) {
-		size_t n = (size_t)(sb.st_size - done) < sizeof(zeros) ? (size_t)(sb.st_size - done) : sizeof(zeros);
-		ssize_t w = pwrite(fd, zeros, n, done);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			rc = w < 0 ? -errno : -EIO;
-		else
-			done += w;
-	}
-	if (rc == 0 && fsync(fd) < 0)
-		rc = -errno;
-	close(fd);
-	if (rc == 0 && unlink(path) < 0 && errno != ENOENT)
-		rc = -errno;
 	return rc;
 }
 
@@ -449,8 +415,8 @@ out_rollback:
 	mgmt_tx_rollback(db);
 	rc = -EIO;
 out_unlink:
-	mgmt_file_scrub(path);
-	mgmt_file_scrub(faces_path);
+	vg_file_scrub(path);
+	vg_file_scrub(faces_path);
 out_free:
 	sodium_memzero(sealed, sizeof(sealed));
 	if (buf)
@@ -534,9 +500,9 @@ static int end_watchlist(struct mgmt_db *db, const struct mgmt_actor *who, const
 	 * never says purged while its file is still on disk. */
 	if (w->has_faces)
 		snprintf(faces_path, sizeof(faces_path), "%.*s.faces", (int)strlen(w->path) - 4, w->path);
-	rc = mgmt_file_scrub(w->path);
+	rc = vg_file_scrub(w->path);
 	if (rc == 0 && faces_path[0])
-		rc = mgmt_file_scrub(faces_path);
+		rc = vg_file_scrub(faces_path);
 	if (rc < 0) {
 		VG_LOG(MGMT, ERR, "watchlist %s: deleting its files failed: %s", w->id, vg_strerror(rc));
 		return rc;

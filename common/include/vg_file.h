@@ -27,4 +27,12 @@ int vg_file_read(const char *path, size_t max, uint8_t **out /* OUT */, size_t *
 /** vg_file_read() of the file open at FD, from offset 0 (pread: FD's offset is left alone). */
 int vg_file_read_fd(int fd, size_t max, uint8_t **out /* OUT */, size_t *len /* OUT */);
 
+/**
+ * Overwrite the regular file at PATH with zeros, sync, then unlink it: what deleting a watchlist
+ * or an operator's copy of one means. 0 (also when PATH is already gone), -EINVAL for a file that
+ * is not regular (never waited on), or -errno. On a copy-on-write or flash-remapped file system
+ * old blocks may survive the overwrite: what must not survive is encrypted as well.
+ */
+int vg_file_scrub(const char *path);
+
 #endif /* VG_FILE_H */

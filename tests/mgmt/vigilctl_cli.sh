@@ -24,6 +24,25 @@ refuse() { # refuse DESCRIPTION PATTERN COMMAND...: must fail with one stderr li
 as() { local uid=$1; shift; setpriv --reuid="$uid" --regid="$uid" --clear-groups "$@"; }
 
 export VIGIL_SOCKET=$tmp/vigild.sock
+# Help comes from the verb table, for every verb, before vigild runs (so without contacting it).
+check "--help lists the verbs" "$vigilctl" --help
+for verb in faces status deployment watchlist alert audit camera config retention; do
+	grep -q "^  $verb " "$tmp/out" || { echo "FAIL --help does not list $verb"; fails=$((fails + 1)); }
+done
+cp "$tmp/out" "$tmp/help"
+for verb in faces status deployment watchlist alert audit camera config retention; do
+	for flag in --help -h; do
+		check "$verb $flag" "$vigilctl" "$verb" "$flag"
+		# the verb's own lines of the full list, from the same table
+		first=$(head -1 "$tmp/out" | sed 's/^usage: vigilctl /  /')
+		grep -q "^usage: vigilctl $verb " "$tmp/out" && grep -qxF -- "$first" "$tmp/help" && [ ! -s "$tmp/err" ] ||
+			{ echo "FAIL $verb $flag: $(cat "$tmp/out" "$tmp/err" | head -3)"; fails=$((fails + 1)); }
+	done
+done
+"$vigilctl" fly >"$tmp/out" 2>"$tmp/err"; rc=$?
+[ "$rc" = 2 ] && grep -q "unknown verb 'fly'" "$tmp/err" && echo "ok   unknown verb exits 2" ||
+	{ echo "FAIL unknown verb: exit $rc, $(cat "$tmp/err")"; fails=$((fails + 1)); }
+
 cat >"$tmp/vigild.conf" <<CONF
 vigild.state_dir = "$tmp/state"
 vigild.socket = "$tmp/vigild.sock"

@@ -11,8 +11,6 @@
 
 #include "vigilctl_int.h"
 
-int vigilctl_camera(int argc, char **argv);
-
 struct camera_opts {
 	json_t *args;
 };

@@ -15,15 +15,13 @@
 #include <turbojpeg.h>
 #include <unistd.h>
 
-#include "mgmt.h"
+#include "mgmt_ctl.h"
 #include "store.h"
 #include "vg_base.h"
 #include "vg_image.h"
 #include "vg_pool.h"
 #include "pipeline_evidence.h"
 #include "vigilctl_int.h"
-
-int vigilctl_alert_show_out(int argc, char **argv);
 
 #define JPEG_CAP (4u << 20)
 

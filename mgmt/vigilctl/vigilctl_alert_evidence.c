@@ -12,14 +12,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "mgmt.h"
+#include "mgmt_ctl.h"
 #include "store.h"
 #include "vg_base.h"
 #include "vg_pool.h"
 #include "pipeline_evidence.h"
 #include "vigilctl_int.h"
-
-int vigilctl_alert_evidence(int argc, char **argv);
 
 int vigilctl_alert_open(int argc, char **argv, const char **state, const char **out, long long *id,
 			struct mgmt_db **db, struct mgmt_alert *a)

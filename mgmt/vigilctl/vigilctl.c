@@ -1,20 +1,15 @@
 /*
- * vigilctl: Vigil's command line. One verb per file (mgmt/meson.build); this file is only the
+ * vigilctl: Vigil's command line. One verb per file (meson.build beside this file); this file is only the
  * verb table and main(). Every verb prints text for people and --json for programs, and exits
- * non-zero with a one-line reason on error (DESIGN.md "Contracts").
+ * non-zero with a one-line reason on error (DESIGN.md "Contracts"). The table is also the help:
+ * `vigilctl --help` lists every verb's line, `vigilctl VERB --help` prints the one, so the two
+ * cannot drift apart from each other or from the verbs.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
-int vigilctl_faces(int argc, char **argv);
-int vigilctl_status(int argc, char **argv);
-int vigilctl_deployment(int argc, char **argv);
-int vigilctl_audit(int argc, char **argv);
-int vigilctl_watchlist_cmd(int argc, char **argv);
-int vigilctl_alert(int argc, char **argv);
-int vigilctl_camera(int argc, char **argv);
-int vigilctl_config(int argc, char **argv);
-int vigilctl_retention(int argc, char **argv);
+#include "vigilctl_int.h"
 
 struct verb {
 	const char *name;
@@ -30,7 +25,7 @@ static const struct verb verbs[] = {
 	 "             --start T --end T --justification J --watchlist ID...   request a deployment\n"
 	 "  deployment authorise|refuse ID --reasons R   decide on it (authorisers; not its requester)\n"
 	 "  deployment start ID | stop ID --reason R | show ID | list   [--json]   (T: now, +8h, 2026-11-22T09:00Z)"},
-	{"watchlist", vigilctl_watchlist_cmd,
+	{"watchlist", vigilctl_watchlist,
 	 "watchlist import (--name N | --out FILE) [--id N] [--threshold T] [--models DIR] [--json] (DIR | --csv FILE)\n"
 	 "             embed enrolment images (one clear face each): registered with vigild, or into a file\n"
 	 "  watchlist add FILE --name N | list | show ID | remove ID --reason R | purge [ID]   [--json]\n"
@@ -56,19 +51,31 @@ static void usage(FILE *f)
 		fprintf(f, "  %s\n", verbs[i].help);
 }
 
+static bool is_help(const char *arg)
+{
+	return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
 	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+	if (is_help(argv[1]) || strcmp(argv[1], "help") == 0) {
 		usage(stdout);
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
-		if (strcmp(argv[1], verbs[i].name) == 0)
-			return verbs[i].run(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		if (strcmp(argv[1], verbs[i].name) != 0)
+			continue;
+		/* Answered here, before the verb parses anything: help never needs vigild or the model. */
+		if (argc >= 3 && is_help(argv[2])) {
+			printf("usage: vigilctl %s\n", verbs[i].help);
+			return 0;
+		}
+		return verbs[i].run(argc - 1, argv + 1);
+	}
 	fprintf(stderr, "vigilctl: unknown verb '%s' (vigilctl --help lists them)\n", argv[1]);
 	return 2;
 }

@@ -20,12 +20,11 @@
 #include "gpu.h"
 #include "vg_base.h"
 #include "vg_image.h"
+#include "vigilctl_int.h"
 
 #define FACES_DEFAULT_MODELS "fetched/face-api-1.7.15/model"
 
-int vigilctl_faces(int argc, char **argv);
-
-static void json_string(FILE *f, const char *s)
+static void json_quote(FILE *f, const char *s)
 {
 	fputc('"', f);
 	for (; *s; s++) {
@@ -45,7 +44,7 @@ static void json_image(FILE *f, const char *path, const struct vg_image *img, co
 		       const struct gpu_face *faces, int n, int first)
 {
 	fprintf(f, "%s{\"path\":", first ? "" : ",");
-	json_string(f, path);
+	json_quote(f, path);
 	fprintf(f, ",\"width\":%u,\"height\":%u,\"rgb_sha256\":\"%s\",\"faces\":[", img->width,
 		img->height, sha);
 	for (int i = 0; i < n; i++) {

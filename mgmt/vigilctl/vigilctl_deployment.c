@@ -1,0 +1,147 @@
+/*
+ * vigilctl deployment create|authorise|refuse|start|stop|show|list: a deployment's life as vigild
+ * records it (mgmt_deploy.c), over the control socket. Its requester may not authorise it; show
+ * adds the transparency figures (faces scanned, alerts and how they were reviewed) hour by hour.
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vigilctl_int.h"
+
+struct deploy_opts {
+	json_t *args;
+	json_t *watchlists;
+	int bad;
+};
+
+static int deploy_opt(int opt, const char *arg, void *vctx)
+{
+	struct deploy_opts *d = vctx;
+	static const char *const keys[] = { [1] = "name", [2] = "use_case", [3] = "location", [4] = "justification",
+					    [5] = "reasons", [6] = "reason" };
+	long long t;
+
+	switch (opt) {
+	case 1: case 2: case 3: case 4: case 5: case 6:
+		json_object_set_new(d->args, keys[opt], json_string(arg));
+		return 0;
+	case 7:
+		json_array_append_new(d->watchlists, json_string(arg));
+		return 0;
+	case 8: case 9:
+		t = vigilctl_parse_time(arg);
+		if (t < 0) {
+			fprintf(stderr, "vigilctl: '%s' is not a time (now, +8h, Unix seconds, or 2026-11-22T09:00Z)\n", arg);
+			d->bad = 1;
+			return -2;
+		}
+		json_object_set_new(d->args, opt == 8 ? "start" : "end", json_integer(t));
+		return 0;
+	}
+	return -1;
+}
+
+static void print_deployment(json_t *d)
+{
+	char start[32], end[32];
+
+	vigilctl_fmt_time(json_integer_value(json_object_get(d, "start")), start, sizeof(start));
+	vigilctl_fmt_time(json_integer_value(json_object_get(d, "end")), end, sizeof(end));
+	printf("%-4lld %-11s %-20s %-24s %s .. %s  requested by %s%s%s\n",
+	       (long long)json_integer_value(json_object_get(d, "id")), json_string_value(json_object_get(d, "state")),
+	       json_string_value(json_object_get(d, "use_case")), json_string_value(json_object_get(d, "name")), start,
+	       end, json_string_value(json_object_get(d, "requested_by")),
+	       json_object_get(d, "authorised_by") ? ", authorised by " : "",
+	       json_object_get(d, "authorised_by") ? json_string_value(json_object_get(d, "authorised_by")) : "");
+}
+
+int vigilctl_deployment(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "name", required_argument, NULL, 1 },      { "use-case", required_argument, NULL, 2 },
+		{ "location", required_argument, NULL, 3 },  { "justification", required_argument, NULL, 4 },
+		{ "reasons", required_argument, NULL, 5 },   { "reason", required_argument, NULL, 6 },
+		{ "watchlist", required_argument, NULL, 7 }, { "start", required_argument, NULL, 8 },
+		{ "end", required_argument, NULL, 9 },
+	};
+	struct deploy_opts d = { json_object(), json_array(), 0 };
+	const char *sub, *verb;
+	struct cli cli;
+	json_t *r = NULL;
+	int first, rc = 2;
+
+	if (argc < 2) {
+		fprintf(stderr, "vigilctl: deployment create|authorise|refuse|start|stop|show|list (vigilctl --help)\n");
+		goto out;
+	}
+	sub = argv[1];
+	first = vigilctl_opts(argc - 1, argv + 1, &cli, opts, sizeof(opts) / sizeof(opts[0]), deploy_opt, &d);
+	if (first < 0)
+		goto out;
+	first += 1; /* vigilctl_opts saw argv + 1 */
+	/* The deployment id is the one positional argument of the verbs that take one. */
+	if (vigilctl_positional_id(argc, argv, first, "deployment", sub, d.args) < 0)
+		goto out;
+	if (strcmp(sub, "create") == 0) {
+		json_object_set(d.args, "watchlists", d.watchlists);
+		verb = "deployment.create";
+	} else if (strcmp(sub, "authorise") == 0 || strcmp(sub, "authorize") == 0) {
+		verb = "deployment.authorise";
+	} else if (strcmp(sub, "refuse") == 0) {
+		verb = "deployment.refuse";
+	} else if (strcmp(sub, "start") == 0) {
+		verb = "deployment.start";
+	} else if (strcmp(sub, "stop") == 0) {
+		verb = "deployment.stop";
+	} else if (strcmp(sub, "show") == 0) {
+		verb = "deployment.show";
+	} else if (strcmp(sub, "list") == 0) {
+		verb = "deployment.list";
+	} else {
+		fprintf(stderr, "vigilctl: deployment: unknown sub-command '%s'\n", sub);
+		goto out;
+	}
+	rc = vigilctl_call(&cli, verb, json_incref(d.args), &r);
+	if (rc)
+		goto out;
+	if (cli.json) {
+		vigilctl_print_json(r);
+	} else if (strcmp(sub, "list") == 0) {
+		size_t i;
+		json_t *v;
+		json_array_foreach(json_object_get(r, "deployments"), i, v)
+			print_deployment(v);
+	} else if (strcmp(sub, "show") == 0) {
+		print_deployment(r);
+		json_t *t = json_object_get(r, "transparency");
+		if (t)
+			printf("     faces scanned %lld, alerts %lld: %lld confirmed, %lld rejected (false alerts), %lld unreviewed\n",
+			       (long long)json_integer_value(json_object_get(t, "faces_scanned")),
+			       (long long)json_integer_value(json_object_get(t, "alerts")),
+			       (long long)json_integer_value(json_object_get(t, "confirmed")),
+			       (long long)json_integer_value(json_object_get(t, "rejected_false")),
+			       (long long)json_integer_value(json_object_get(t, "unreviewed")));
+		size_t i;
+		json_t *h;
+		json_array_foreach(json_object_get(r, "hours"), i, h) {
+			char when[32];
+			vigilctl_fmt_time(json_integer_value(json_object_get(h, "hour")), when, sizeof(when));
+			printf("     %.16s  faces %lld, alerts %lld: %lld confirmed, %lld rejected, %lld unreviewed\n", when,
+			       (long long)json_integer_value(json_object_get(h, "faces_scanned")),
+			       (long long)json_integer_value(json_object_get(h, "alerts")),
+			       (long long)json_integer_value(json_object_get(h, "confirmed")),
+			       (long long)json_integer_value(json_object_get(h, "rejected_false")),
+			       (long long)json_integer_value(json_object_get(h, "unreviewed")));
+		}
+	} else {
+		printf("deployment %lld: %s\n", (long long)json_integer_value(json_object_get(r, "id")),
+		       json_object_get(r, "state") ? json_string_value(json_object_get(r, "state")) : "requested");
+	}
+	json_decref(r);
+out:
+	json_decref(d.args);
+	json_decref(d.watchlists);
+	return rc;
+}

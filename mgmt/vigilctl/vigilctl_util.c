@@ -1,0 +1,150 @@
+/*
+ * What every vigilctl verb that talks to vigild shares (vigilctl_int.h): the common options
+ * (--socket, --json), one request and its reply over the control socket (mgmt_ctl_call), printing
+ * JSON, and reading and writing times. Errors: one line on stderr; the caller exits 1 (vigild said
+ * no) or 2 (bad usage). The socket is --socket PATH, else $VIGIL_SOCKET, else
+ * /run/vigil/vigild.sock.
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mgmt_ctl.h"
+#include "vigilctl_int.h"
+
+static const char *default_socket(void)
+{
+	const char *env = getenv("VIGIL_SOCKET");
+	return env && *env ? env : "/run/vigil/vigild.sock";
+}
+
+int vigilctl_call_fds(const struct cli *cli, const char *verb, json_t *args, const int *fds, unsigned n_fds,
+		      json_t **result)
+{
+	json_t *req = json_pack("{s:s, s:o}", "verb", verb, "args", args ? args : json_object());
+	char *text = json_dumps(req, JSON_COMPACT), *reply = NULL, err[512];
+	json_t *rep;
+	int rc;
+
+	json_decref(req);
+	rc = mgmt_ctl_call_fds(cli->socket ? cli->socket : default_socket(), text, fds, n_fds, &reply, err, sizeof(err));
+	free(text);
+	if (rc < 0) {
+		fprintf(stderr, "vigilctl: %s\n", err);
+		return 1;
+	}
+	rep = json_loads(reply, 0, NULL);
+	free(reply);
+	if (!rep) {
+		fprintf(stderr, "vigilctl: vigild sent a reply that is not JSON\n");
+		return 1;
+	}
+	if (!json_is_true(json_object_get(rep, "ok"))) {
+		const char *why = json_string_value(json_object_get(rep, "error"));
+		fprintf(stderr, "vigilctl: %s: %s\n", verb, why ? why : "refused");
+		json_decref(rep);
+		return 1;
+	}
+	*result = json_incref(json_object_get(rep, "result"));
+	json_decref(rep);
+	return 0;
+}
+
+int vigilctl_call(const struct cli *cli, const char *verb, json_t *args, json_t **result)
+{
+	return vigilctl_call_fds(cli, verb, args, NULL, 0, result);
+}
+
+int vigilctl_print_json(json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+	if (!s)
+		return 1;
+	puts(s);
+	free(s);
+	return 0;
+}
+
+/* "now", "+8h", "+30m", Unix seconds, or "YYYY-MM-DDTHH:MM[:SS]" in UTC. -1 when unreadable. */
+long long vigilctl_parse_time(const char *s)
+{
+	struct tm tm = { 0 };
+	char *end;
+
+	if (strcmp(s, "now") == 0)
+		return (long long)time(NULL);
+	if (s[0] == '+') {
+		long long n = strtoll(s + 1, &end, 10);
+		long long unit = *end == 'h' ? 3600 : *end == 'm' ? 60 : *end == 'd' ? 86400 : 0;
+		return unit && end[1] == '\0' && n >= 0 ? (long long)time(NULL) + n * unit : -1;
+	}
+	long long n = strtoll(s, &end, 10);
+	if (*end == '\0' && end != s)
+		return n;
+	end = strptime(s, "%Y-%m-%dT%H:%M", &tm);
+	if (end && *end == ':')
+		end = strptime(end, ":%S", &tm);
+	if (!end || (*end && strcmp(end, "Z") != 0))
+		return -1;
+	return (long long)timegm(&tm);
+}
+
+void vigilctl_fmt_time(long long t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", gmtime_r(&tt, &tm));
+}
+
+int vigilctl_opts(int argc, char **argv, struct cli *cli, const struct option *extra, size_t n_extra,
+		  int (*on_opt)(int opt, const char *arg, void *ctx), void *ctx)
+{
+	struct option opts[24] = { { "socket", required_argument, NULL, 'S' }, { "json", no_argument, NULL, 'J' } };
+	int c;
+
+	memcpy(opts + 2, extra, n_extra * sizeof(*extra));
+	memset(opts + 2 + n_extra, 0, sizeof(*opts));
+	cli->socket = default_socket();
+	cli->json = false;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'S')
+			cli->socket = optarg;
+		else if (c == 'J')
+			cli->json = true;
+		else if (c == '?' || !on_opt || (c = on_opt(c, optarg, ctx)) < 0) {
+			/* -2: the option's handler already said why, in one line. */
+			if (c != -2)
+				fprintf(stderr, "vigilctl: %s: bad option '%s' (vigilctl --help)\n", argv[0], argv[optind - 1]);
+			return -1;
+		}
+	}
+	return optind;
+}
+
+/* ARGV[FIRST], if present, is WHAT's id (a positive integer) and goes into ARGS as "id"; more is an error. */
+int vigilctl_positional_id(int argc, char **argv, int first, const char *what, const char *sub, json_t *args)
+{
+	char *end;
+
+	if (first == argc)
+		return 0;
+	if (first + 1 < argc) {
+		fprintf(stderr, "vigilctl: %s %s: too many arguments\n", what, sub);
+		return -1;
+	}
+	long long id = strtoll(argv[first], &end, 10);
+	if (*end || id <= 0) {
+		fprintf(stderr, "vigilctl: '%s' is not a%s %s id\n", argv[first], what[0] == 'a' ? "n" : "", what);
+		return -1;
+	}
+	json_object_set_new(args, "id", json_integer(id));
+	return 0;
+}
