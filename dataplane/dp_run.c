@@ -162,7 +162,11 @@ out_free:
 	rte_pktmbuf_free(m);
 }
 
-/* Records in a classic pcap file, to know when net_pcap has handed us all of them; -1 if unknown. */
+/*
+ * Records in a classic pcap file, to know when net_pcap has handed us all of them; -1 if unknown.
+ * It walks the record headers with fseek rather than vg_file_read(): a capture can be gigabytes,
+ * and only its 16-byte headers are wanted.
+ */
 static long pcap_count(const char *path)
 {
 	FILE *f = fopen(path, "rb");
