@@ -5,15 +5,13 @@
  * any entry is interpreted. The host is little-endian (x86-64), as the file is.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "match_int.h"
+#include "vg_file.h"
 #include "vg_pool.h"
 
 #define FILE_MAGIC "VGWLIST"
@@ -261,37 +259,17 @@ out_refused:
 
 int match_load_file(struct match_db *db, const char *path, char *err, size_t errlen)
 {
-	struct stat st;
 	uint8_t *buf;
-	size_t got = 0;
-	int fd, rc;
+	size_t len;
+	int rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return vg_errf(err, errlen, -errno, "%s: %s", path, vg_strerror(-errno));
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)16 << 30) {
-		close(fd);
+	rc = vg_file_read(path, (size_t)16 << 30, &buf, &len);
+	if (rc == -EINVAL || rc == -EFBIG)
 		return vg_errf(err, errlen, -EINVAL, "%s: not a regular file of at most 16 GiB", path);
-	}
-	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
-	if (!buf) {
-		close(fd);
-		return -ENOMEM;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-
-		if (r <= 0) {
-			rc = r < 0 ? -errno : -EIO;
-			close(fd);
-			free(buf);
-			return vg_errf(err, errlen, rc, "%s: read: %s", path, vg_strerror(rc));
-		}
-		got += (size_t)r;
-	}
-	close(fd);
-	rc = match_load(db, buf, got, err, errlen);
-	vg_scrub(buf, got);
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "%s: %s", path, vg_strerror(rc));
+	rc = match_load(db, buf, len, err, errlen);
+	vg_scrub(buf, len); /* the descriptors are biometric data */
 	free(buf);
 	return rc;
 }
