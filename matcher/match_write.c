@@ -139,16 +139,10 @@ int match_watchlist_set(struct match_db *db, uint32_t id, float threshold)
 	return 0;
 }
 
-int match_enroll_locked(struct match_db *db, const struct match_watchlist_def *wl, unsigned n_wl,
-			const struct match_entry *e, unsigned n, char *err, size_t errlen)
+/* Validate everything first: a refused batch changes nothing. */
+static int enroll_check(const struct match_db *db, const struct match_snap *old, const struct match_watchlist_def *wl,
+			unsigned n_wl, const struct match_entry *e, unsigned n, char *err, size_t errlen)
 {
-	struct match_snap *old = atomic_load_explicit(&db->snap, memory_order_relaxed), *nw;
-	uint32_t per_shard[MATCH_SHARDS_MAX] = { 0 };
-	unsigned extra = 0;
-	float v[MATCH_D_MAX];
-	int rc;
-
-	/* Validate everything first: a refused batch changes nothing. */
 	for (unsigned i = 0; i < n; i++) {
 		size_t len = e[i].subject ? strnlen(e[i].subject, MATCH_SUBJECT_MAX + 1) : 0;
 		double ss;
@@ -168,7 +162,17 @@ int match_enroll_locked(struct match_db *db, const struct match_watchlist_def *w
 		if (!known && !match_wl_find(old, e[i].watchlist))
 			return vg_errf(err, errlen, -ENOENT, "entry %u: unknown watchlist %u", i, e[i].watchlist);
 	}
-	/* Spread the batch: each entry to the shard with the fewest live entries. O(n * shards). */
+	return 0;
+}
+
+/*
+ * Spread the batch: each entry to the shard with the fewest live entries. O(n * shards).
+ * PER_SHARD[s] is how many shard s takes; returns the most new segments one shard needs.
+ */
+static unsigned enroll_spread(const struct match_db *db, const struct match_snap *old, unsigned n, uint32_t *per_shard)
+{
+	unsigned extra = 0;
+
 	for (unsigned i = 0; i < n; i++) {
 		unsigned best = 0;
 
@@ -182,6 +186,48 @@ int match_enroll_locked(struct match_db *db, const struct match_watchlist_def *w
 
 		extra = segs > extra ? segs : extra;
 	}
+	return extra;
+}
+
+/* Append entry EN to SV as seq SEQ: unit length under cosine, raw with ||x||^2 as its bias under L2. */
+static void enroll_one(const struct match_db *db, struct match_snap *nw, struct match_segv *sv,
+		       const struct match_entry *en, uint64_t seq)
+{
+	struct match_meta meta = { 0 };
+	float v[MATCH_D_MAX];
+	double ss = 0;
+	float bias = 0;
+
+	ss = match_desc_check(en->desc, db->d);
+	if (db->metric == MATCH_METRIC_COSINE) {
+		double inv = 1.0 / sqrt(ss);
+
+		for (unsigned k = 0; k < db->d; k++)
+			v[k] = (float)(en->desc[k] * inv);
+	} else {
+		memcpy(v, en->desc, db->d * sizeof(float));
+		bias = (float)ss;
+	}
+	meta.seq = seq;
+	meta.hash = subject_hash(en->subject);
+	meta.watchlist = en->watchlist;
+	strcpy(meta.subject, en->subject);
+	match_seg_append(sv->seg, sv->bias, v, bias, &meta);
+	match_wl_find(nw, en->watchlist)->live++;
+}
+
+int match_enroll_locked(struct match_db *db, const struct match_watchlist_def *wl, unsigned n_wl,
+			const struct match_entry *e, unsigned n, char *err, size_t errlen)
+{
+	struct match_snap *old = atomic_load_explicit(&db->snap, memory_order_relaxed), *nw;
+	uint32_t per_shard[MATCH_SHARDS_MAX] = { 0 };
+	unsigned extra;
+	int rc;
+
+	rc = enroll_check(db, old, wl, n_wl, e, n, err, errlen);
+	if (rc < 0)
+		return rc;
+	extra = enroll_spread(db, old, n, per_shard);
 	nw = match_snap_clone(db, old, extra);
 	if (!nw)
 		return -ENOMEM;
@@ -219,29 +265,8 @@ int match_enroll_locked(struct match_db *db, const struct match_watchlist_def *w
 			nw->shard[s].segs[nw->shard[s].n_segs++] = sv;
 			/* entries go to shards in the order of the batch, so seq follows it per shard */
 			for (uint32_t c = 0; c < cnt; c++) {
-				const struct match_entry *en;
-				struct match_meta meta = { 0 };
-				double ss = 0;
-				float bias = 0;
-
 				/* shard s takes the next per_shard[s] entries of the batch, in order */
-				en = &e[next++];
-				ss = match_desc_check(en->desc, db->d);
-				if (db->metric == MATCH_METRIC_COSINE) {
-					double inv = 1.0 / sqrt(ss);
-
-					for (unsigned k = 0; k < db->d; k++)
-						v[k] = (float)(en->desc[k] * inv);
-				} else {
-					memcpy(v, en->desc, db->d * sizeof(float));
-					bias = (float)ss;
-				}
-				meta.seq = seq++;
-				meta.hash = subject_hash(en->subject);
-				meta.watchlist = en->watchlist;
-				strcpy(meta.subject, en->subject);
-				match_seg_append(sv.seg, sv.bias, v, bias, &meta);
-				match_wl_find(nw, en->watchlist)->live++;
+				enroll_one(db, nw, &sv, &e[next++], seq++);
 			}
 			left -= cnt;
 		}
