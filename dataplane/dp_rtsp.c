@@ -80,6 +80,73 @@ static void auth_param(const char *s, size_t n, const char *key, char *dst, size
 	}
 }
 
+/*
+ * One header line of a response, KEY[0..kl) and its value VAL[0..vl), into R. -EBADMSG for a
+ * CSeq, Content-Length or Session that is malformed or over its bound; unknown headers are skipped.
+ */
+static int header_line(struct dp_rtsp_response *r, const char *h, size_t kl, const char *val, size_t vl,
+		       size_t *content_length, bool *have_cl)
+{
+#define IS(k) (kl == sizeof(k) - 1 && !strncasecmp(h, k, kl))
+	if (IS("CSeq") || IS("Content-Length")) {
+		unsigned long x = 0;
+		if (vl == 0 || vl > 9)
+			return -EBADMSG;
+		for (size_t i = 0; i < vl; i++) {
+			if (val[i] < '0' || val[i] > '9')
+				return -EBADMSG;
+			x = x * 10 + (unsigned long)(val[i] - '0');
+		}
+		if (IS("CSeq")) {
+			r->cseq = (unsigned)x;
+		} else {
+			if (x > DP_RTSP_MAX_BODY)
+				return -EBADMSG;
+			*content_length = x;
+			*have_cl = true;
+		}
+	} else if (IS("Session")) {
+		size_t id = 0;
+		while (id < vl && val[id] != ';')
+			id++;
+		if (id == 0 || id >= sizeof(r->session))
+			return -EBADMSG;
+		copy_field(r->session, sizeof(r->session), val, id);
+		const char *t = id < vl ? val + id : NULL;
+		if (t && vl - id > 9 && !strncasecmp(t, ";timeout=", 9)) {
+			unsigned x = 0;
+			for (size_t i = id + 9; i < vl && val[i] >= '0' && val[i] <= '9' && x < 100000; i++)
+				x = x * 10 + (unsigned)(val[i] - '0');
+			if (x >= 2)
+				r->session_timeout = x;
+		}
+	} else if (IS("Content-Base")) {
+		copy_field(r->content_base, sizeof(r->content_base), val, vl);
+	} else if (IS("WWW-Authenticate")) {
+		/* Prefer Digest when a server offers both. */
+		bool digest = vl >= 7 && !strncasecmp(val, "Digest ", 7);
+		bool basic = vl >= 6 && !strncasecmp(val, "Basic ", 6);
+		if (digest || (basic && strcmp(r->auth_scheme, "Digest"))) {
+			strcpy(r->auth_scheme, digest ? "Digest" : "Basic");
+			auth_param(val, vl, "realm", r->realm, sizeof(r->realm));
+			r->nonce[0] = 0;
+			if (digest)
+				auth_param(val, vl, "nonce", r->nonce, sizeof(r->nonce));
+		}
+	} else if (IS("Transport")) {
+		for (size_t i = 0; i + 12 < vl; i++)
+			if (!strncasecmp(val + i, "server_port=", 12)) {
+				unsigned x = 0;
+				for (size_t j = i + 12; j < vl && val[j] >= '0' && val[j] <= '9' && x <= 65535; j++)
+					x = x * 10 + (unsigned)(val[j] - '0');
+				r->server_port = x <= 65535 ? (uint16_t)x : 0;
+				break;
+			}
+	}
+#undef IS
+	return 0;
+}
+
 int dp_rtsp_response_parse(const char *buf, size_t len, struct dp_rtsp_response *out)
 {
 	struct dp_rtsp_response r = { .session_timeout = 60 };
@@ -121,65 +188,9 @@ int dp_rtsp_response_parse(const char *buf, size_t len, struct dp_rtsp_response 
 		size_t kl = (size_t)(colon - h), v = kl + 1;
 		while (v < n && h[v] == ' ')
 			v++;
-		const char *val = h + v;
-		size_t vl = n - v;
-#define IS(k) (kl == sizeof(k) - 1 && !strncasecmp(h, k, kl))
-		if (IS("CSeq") || IS("Content-Length")) {
-			unsigned long x = 0;
-			if (vl == 0 || vl > 9)
-				return -EBADMSG;
-			for (size_t i = 0; i < vl; i++) {
-				if (val[i] < '0' || val[i] > '9')
-					return -EBADMSG;
-				x = x * 10 + (unsigned long)(val[i] - '0');
-			}
-			if (IS("CSeq")) {
-				r.cseq = (unsigned)x;
-			} else {
-				if (x > DP_RTSP_MAX_BODY)
-					return -EBADMSG;
-				content_length = x;
-				have_cl = true;
-			}
-		} else if (IS("Session")) {
-			size_t id = 0;
-			while (id < vl && val[id] != ';')
-				id++;
-			if (id == 0 || id >= sizeof(r.session))
-				return -EBADMSG;
-			copy_field(r.session, sizeof(r.session), val, id);
-			const char *t = id < vl ? val + id : NULL;
-			if (t && vl - id > 9 && !strncasecmp(t, ";timeout=", 9)) {
-				unsigned x = 0;
-				for (size_t i = id + 9; i < vl && val[i] >= '0' && val[i] <= '9' && x < 100000; i++)
-					x = x * 10 + (unsigned)(val[i] - '0');
-				if (x >= 2)
-					r.session_timeout = x;
-			}
-		} else if (IS("Content-Base")) {
-			copy_field(r.content_base, sizeof(r.content_base), val, vl);
-		} else if (IS("WWW-Authenticate")) {
-			/* Prefer Digest when a server offers both. */
-			bool digest = vl >= 7 && !strncasecmp(val, "Digest ", 7);
-			bool basic = vl >= 6 && !strncasecmp(val, "Basic ", 6);
-			if (digest || (basic && strcmp(r.auth_scheme, "Digest"))) {
-				strcpy(r.auth_scheme, digest ? "Digest" : "Basic");
-				auth_param(val, vl, "realm", r.realm, sizeof(r.realm));
-				r.nonce[0] = 0;
-				if (digest)
-					auth_param(val, vl, "nonce", r.nonce, sizeof(r.nonce));
-			}
-		} else if (IS("Transport")) {
-			for (size_t i = 0; i + 12 < vl; i++)
-				if (!strncasecmp(val + i, "server_port=", 12)) {
-					unsigned x = 0;
-					for (size_t j = i + 12; j < vl && val[j] >= '0' && val[j] <= '9' && x <= 65535; j++)
-						x = x * 10 + (unsigned)(val[j] - '0');
-					r.server_port = x <= 65535 ? (uint16_t)x : 0;
-					break;
-				}
-		}
-#undef IS
+		int rc = header_line(&r, h, kl, h + v, n - v, &content_length, &have_cl);
+		if (rc < 0)
+			return rc;
 	}
 	if (have_cl && content_length > 0) {
 		if (len - hdr_end < content_length)

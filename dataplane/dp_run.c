@@ -2,6 +2,8 @@
  * The receive loop: DPDK EAL with --no-huge, one net_pcap port per capture, and on this lcore
  * the whole graph per burst: Ethernet/IP/UDP parse -> flow table (destination port, SSRC) ->
  * RTP validation -> reorder -> depacketize -> decode. Every drop is a counter, never a log line.
+ * This file is the loop and the frame's way to its camera; dp_cam.c is the camera's part (the
+ * flow table, the reorder buffer drained into the depacketizer, the hand-off to a decoder).
  *
  * The reorder buffer holds the mbufs themselves; the parsed RTP header travels in the mbuf's
  * headroom (RTE_PKTMBUF_HEADROOM, 128 bytes, unused by RX), so a packet is parsed once.
@@ -12,22 +14,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
-#include <rte_pause.h>
-#include <rte_ring.h>
-#include <pthread.h>
 
 #include "dp.h"
+#include "dp_run_int.h"
 #include "vg_base.h"
 #include "vg_counter.h"
 #include "vg_log.h"
-#include "vg_pool.h"
 
 /* The RX stage's counters (exported by mgmt as vigil_dp_rx_<name>); one row per RX lcore. */
 #define DP_RX_COUNTERS(X, P)                                              \
@@ -43,303 +41,10 @@ VG_COUNTERS_DECLARE(dp_rx, DP_RX, DP_RX_COUNTERS)
 
 #define BURST 32
 #define N_MBUFS 16383
-#define MAX_AU (4u << 20) /* a 4K intra frame at high quality stays under 4 MiB */
 #define MAX_PORTS 16
 
-struct cam {
-	struct dp_camera_report *rep;
-	struct dp_reorder *ro;
-	struct dp_depay *depay;
-	struct dp_decoder *dec;
-	uint8_t pt;
-	bool ssrc_known;
-	int next_same_port; /* the next camera on this UDP port (no-SDP mode), or -1 */
-	bool have_sr;
-	struct dp_rtcp_sr sr; /* the last sender report: wall clock at an RTP timestamp */
-	uint32_t clock_rate;
-	unsigned index;
-	struct run *run;
-};
-
-#define MAX_WORKERS 16
-#define WORKER_RING 256
-#define AU_POOL_ELT (2u << 20) /* an access unit handed to a decode worker; larger ones are dropped */
-#define AU_POOL_COUNT 64
-
-/* An access unit on its way to a decode worker, at the start of a pool buffer. */
-struct au_msg {
-	uint32_t cam, ts, flags, len;
-	uint8_t data[];
-};
-
-struct run {
-	const struct dp_run_conf *conf;
-	struct dp_run_report *rep;
-	struct cam cams[DP_MAX_CAMERAS];
-	unsigned n_cams;
-	int16_t by_port[65536]; /* first camera on a destination port, -1 if none */
-	struct vg_counter_row *ctr;
-	/* Decode workers (conf->decode_workers > 0): camera i decodes on worker i % n, in order. */
-	unsigned n_workers;
-	pthread_t workers[MAX_WORKERS];
-	struct rte_ring *rings[MAX_WORKERS];
-	struct vg_pool *au_pool;
-	atomic_bool workers_stop;
-};
-
-static _Thread_local struct cam *decoding; /* the camera whose AU this thread is decoding */
-
-static _Thread_local unsigned current_camera;
-
-unsigned dp_run_current_camera(void)
-{
-	return current_camera;
-}
-
-static void on_frame(void *arg, const struct dp_frame *f)
-{
-	struct run *run = arg;
-	struct cam *c = decoding;
-
-	c->rep->width = f->width;
-	c->rep->height = f->height;
-	if (run->conf->on_frame) {
-		struct dp_frame out = *f;
-		if (c->have_sr) {
-			int64_t dt = (int32_t)(f->ts - c->sr.rtp_ts);
-			uint64_t base = dp_ntp_to_unix_ns(c->sr.ntp);
-			out.wall_ns = base ? base + (uint64_t)(dt * 1000000000ll / (int64_t)c->clock_rate) : 0;
-		}
-		current_camera = c->index;
-		run->conf->on_frame(run->conf->on_frame_arg, &out);
-	}
-}
-
-static void on_au(void *arg, const struct dp_au *au)
-{
-	struct cam *c = arg;
-	struct run *run = c->run;
-
-	if (!c->dec)
-		return;
-	if (!run->n_workers) {
-		decoding = c;
-		dp_decoder_push(c->dec, au);
-		return;
-	}
-	/* Hand it to the camera's worker: a copy into a pool buffer (the depacketizer's buffer is
-	 * reused for the next access unit at once). A full ring or an empty pool drops this, the
-	 * newest, access unit, counted; a recorded run (until_eof) waits instead, so it replays the
-	 * same way at any speed. */
-	struct rte_ring *ring = run->rings[c->index % run->n_workers];
-	struct au_msg *m;
-	if (au->len > AU_POOL_ELT - sizeof(*m)) {
-		c->rep->aus_dropped++;
-		return;
-	}
-	while (!(m = vg_pool_get(run->au_pool))) {
-		if (!run->conf->until_eof) {
-			c->rep->aus_dropped++;
-			return;
-		}
-		rte_pause();
-	}
-	*m = (struct au_msg){ .cam = c->index, .ts = au->ts, .flags = au->flags, .len = (uint32_t)au->len };
-	memcpy(m->data, au->data, au->len);
-	while (rte_ring_enqueue(ring, m) != 0) {
-		if (!run->conf->until_eof) {
-			vg_pool_put(run->au_pool, m);
-			c->rep->aus_dropped++;
-			return;
-		}
-		rte_pause();
-	}
-}
-
-struct worker_arg {
-	struct run *run;
-	unsigned index;
-};
-static struct worker_arg worker_args[MAX_WORKERS];
-
-/* A decode worker: drains its ring until told to stop and the ring is empty. */
-static void *worker_main(void *arg)
-{
-	const struct worker_arg *wa = arg;
-	struct run *run = wa->run;
-	struct rte_ring *ring = run->rings[wa->index];
-
-	for (;;) {
-		void *burst[8];
-		unsigned n = rte_ring_dequeue_burst(ring, burst, 8, NULL);
-		if (n == 0) {
-			if (atomic_load_explicit(&run->workers_stop, memory_order_acquire) && rte_ring_empty(ring))
-				break;
-			usleep(50); /* idle: a worker is not a busy-polling lcore */
-			continue;
-		}
-		for (unsigned i = 0; i < n; i++) {
-			struct au_msg *m = burst[i];
-			struct cam *c = &run->cams[m->cam];
-			struct dp_au au = { .data = m->data, .len = m->len, .ts = m->ts, .flags = m->flags };
-			decoding = c;
-			dp_decoder_push(c->dec, &au);
-			vg_pool_put(run->au_pool, m);
-		}
-	}
-	return NULL;
-}
-
-static int workers_start(struct run *run, unsigned n, char *err, size_t errlen)
-{
-	int rc = vg_pool_create(&run->au_pool, "dp_au", AU_POOL_ELT, AU_POOL_COUNT, VG_POOL_BIOMETRIC);
-
-	if (rc < 0)
-		return vg_errf(err, errlen, rc, "access-unit pool: %s", vg_strerror(rc));
-	for (unsigned i = 0; i < n; i++) {
-		char name[32];
-		snprintf(name, sizeof(name), "dp_dec%u", i);
-		/* HTS mode: its head/tail updates are C11 atomics, which ThreadSanitizer can follow (the
-		 * default x86 ring's plain stores behind compiler barriers read as races to it). One
-		 * producer and one consumer per ring, so the serialisation HTS adds costs nothing here. */
-		run->rings[i] = rte_ring_create(name, WORKER_RING, (int)rte_socket_id(),
-						RING_F_MP_HTS_ENQ | RING_F_MC_HTS_DEQ);
-		if (!run->rings[i])
-			return vg_errf(err, errlen, -ENOMEM, "decode ring: %s", rte_strerror(rte_errno));
-		worker_args[i] = (struct worker_arg){ run, i };
-		rc = -pthread_create(&run->workers[i], NULL, worker_main, &worker_args[i]);
-		if (rc < 0)
-			return vg_errf(err, errlen, rc, "decode worker: %s", vg_strerror(rc));
-		run->n_workers = i + 1;
-	}
-	return 0;
-}
-
-/* Let the workers drain their rings, join them, free what they used. */
-static void workers_stop(struct run *run)
-{
-	atomic_store_explicit(&run->workers_stop, true, memory_order_release);
-	for (unsigned i = 0; i < run->n_workers; i++)
-		pthread_join(run->workers[i], NULL);
-	for (unsigned i = 0; i < MAX_WORKERS; i++) {
-		rte_ring_free(run->rings[i]);
-		run->rings[i] = NULL;
-	}
-	run->n_workers = 0;
-	if (run->au_pool)
-		vg_pool_destroy(&run->au_pool);
-}
-
-static int cam_add(struct run *run, enum dp_codec codec, uint16_t port, uint8_t pt, const uint8_t *params,
-		   size_t params_len, char *err, size_t errlen)
-{
-	struct cam *c;
-	int rc;
-
-	if (run->n_cams >= DP_MAX_CAMERAS)
-		return -ENOSPC;
-	c = &run->cams[run->n_cams];
-	c->index = run->n_cams;
-	c->run = run;
-	c->rep = &run->rep->cameras[run->n_cams];
-	memset(c->rep, 0, sizeof(*c->rep));
-	snprintf(c->rep->id, sizeof(c->rep->id), "cam%u", run->n_cams + 1);
-	c->rep->dst_port = port;
-	c->rep->codec = codec;
-	c->pt = pt;
-	c->clock_rate = 90000;
-	rc = dp_reorder_create(&c->ro, &run->conf->reorder);
-	if (rc < 0)
-		return vg_errf(err, errlen, rc, "reorder buffer: %s", vg_strerror(rc));
-	rc = dp_depay_create(&c->depay, codec, MAX_AU, on_au, c);
-	if (rc < 0)
-		goto out_free_ro;
-	if (params_len)
-		dp_depay_set_prefix(c->depay, params, params_len);
-	if (run->conf->decode) {
-		struct dp_decoder_conf dconf = { .codec = codec,
-						 .cuda = run->conf->decode_cuda,
-						 .cuda_device = run->conf->cuda_device,
-						 .frames_held = run->conf->frames_held };
-		rc = dp_decoder_open(&c->dec, &dconf, on_frame, run);
-		if (rc < 0)
-			goto out_free_depay;
-	}
-	c->next_same_port = run->by_port[port];
-	run->by_port[port] = (int16_t)run->n_cams;
-	run->n_cams++;
-	run->rep->n_cameras = run->n_cams;
-	return 0;
-out_free_depay:
-	dp_depay_destroy(&c->depay);
-out_free_ro:
-	dp_reorder_destroy(&c->ro);
-	return vg_errf(err, errlen, rc, "camera on port %u: decoder for %s: %s", port, dp_codec_name(codec),
-		       vg_strerror(rc));
-}
-
-static void cam_drain(struct cam *c, bool flush)
-{
-	struct rte_mbuf *m;
-	uint32_t gap;
-
-	while ((m = dp_reorder_pop(c->ro, flush, &gap))) {
-		const struct dp_rtp_pkt *rtp = (const struct dp_rtp_pkt *)((char *)m->buf_addr);
-		if (dp_depay_push(c->depay, rtp, gap) < 0)
-			c->rep->malformed++;
-		rte_pktmbuf_free(m);
-	}
-}
-
-static struct cam *flow_find(struct run *run, uint16_t port, uint32_t ssrc, uint8_t pt)
-{
-	int i = run->by_port[port];
-
-	if (run->conf->sdp) {
-		if (i < 0)
-			return NULL;
-		struct cam *c = &run->cams[i];
-		if (c->ssrc_known && c->rep->ssrc != ssrc) {
-			/* A new SSRC on a camera's port: the camera restarted its stream. */
-			cam_drain(c, true);
-			dp_depay_flush(c->depay);
-			struct dp_rtp_stats keep = *dp_reorder_stats(c->ro);
-			dp_reorder_destroy(&c->ro);
-			if (dp_reorder_create(&c->ro, &run->conf->reorder) < 0)
-				return NULL;
-			c->rep->rtp.packets += keep.packets;
-			c->rep->rtp.lost += keep.lost;
-			c->rep->rtp.reordered += keep.reordered;
-			c->rep->rtp.duplicates += keep.duplicates;
-			c->rep->rtp.late += keep.late;
-			c->rep->rtp.resyncs += keep.resyncs + 1;
-		}
-		if (c->have_sr && c->sr.ssrc != ssrc)
-			c->have_sr = false; /* that report was someone else's */
-		c->ssrc_known = true;
-		c->rep->ssrc = ssrc;
-		return c;
-	}
-	for (; i >= 0; i = run->cams[i].next_same_port)
-		if (run->cams[i].rep->ssrc == ssrc)
-			return &run->cams[i];
-	/* No SDP: a new (port, SSRC) is a new camera; PT 26 is JPEG (RFC 3551), dynamic ones H.264. */
-	if (cam_add(run, pt == 26 ? DP_CODEC_MJPEG : DP_CODEC_H264, port, pt, NULL, 0, NULL, 0) < 0)
-		return NULL;
-	struct cam *c = &run->cams[run->n_cams - 1];
-	c->rep->ssrc = ssrc;
-	c->ssrc_known = true;
-	return c;
-}
-
-/*
- * One received frame through parse, flow lookup, RTP, reorder and depacketize. Measured with
- * tests/dataplane/bench_dp.py (640x480 H.264 at MTU 1400, one core, shared 2-core VM): about
- * 1,100 cycles per packet including net_pcap's own file read and copy, against about 1,000-1,600
- * for the bare rx_burst+free loop (--rx-only): the PMD dominates, not this.
- */
 /* ARP and ICMP echo for our address, sent back on the port it came from. True if answered. */
-static bool answer(struct run *run, struct rte_mbuf *m)
+static bool answer(struct dp_run *run, struct rte_mbuf *m)
 {
 	struct rte_ether_addr mac;
 	struct rte_mbuf *r;
@@ -363,7 +68,7 @@ static bool answer(struct run *run, struct rte_mbuf *m)
 }
 
 /* RTCP: on the RTP port (rtcp-mux, RFC 5761) or the one above it (RFC 3550's default). */
-static void rtcp_one(struct run *run, const struct dp_udp_view *udp)
+static void rtcp_one(struct dp_run *run, const struct dp_udp_view *udp)
 {
 	struct dp_rtcp_sr sr;
 
@@ -373,7 +78,7 @@ static void rtcp_one(struct run *run, const struct dp_udp_view *udp)
 	for (int pass = 0; pass < 2; pass++) {
 		int i = run->by_port[(uint16_t)(udp->dst_port - pass)];
 		for (; i >= 0; i = run->cams[i].next_same_port) {
-			struct cam *c = &run->cams[i];
+			struct dp_cam *c = &run->cams[i];
 			/* A sender may report before its first RTP packet (ffmpeg does): with an SDP the
 			 * port names the camera, and the SSRC is checked when RTP arrives. */
 			bool first = run->conf->sdp && !c->ssrc_known;
@@ -389,7 +94,13 @@ static void rtcp_one(struct run *run, const struct dp_udp_view *udp)
 	}
 }
 
-static void rx_one(struct run *run, struct rte_mbuf *m)
+/*
+ * One received frame through parse, flow lookup, RTP, reorder and depacketize. Measured with
+ * tests/dataplane/bench_dp.py (640x480 H.264 at MTU 1400, one core, shared 2-core VM): about
+ * 1,100 cycles per packet including net_pcap's own file read and copy, against about 1,000-1,600
+ * for the bare rx_burst+free loop (--rx-only): the PMD dominates, not this.
+ */
+static void rx_one(struct dp_run *run, struct rte_mbuf *m)
 {
 	struct dp_udp_view udp;
 	struct dp_rtp_pkt rtp;
@@ -428,7 +139,7 @@ static void rx_one(struct run *run, struct rte_mbuf *m)
 			vg_counter_add(run->ctr, DP_RX_unknown_flow, 1);
 		goto out_free;
 	}
-	struct cam *c = flow_find(run, udp.dst_port, rtp.ssrc, rtp.pt);
+	struct dp_cam *c = dp_cam_find(run, udp.dst_port, rtp.ssrc, rtp.pt);
 	if (!c) {
 		vg_counter_add(run->ctr, DP_RX_unknown_flow, 1);
 		goto out_free;
@@ -445,13 +156,17 @@ static void rx_one(struct run *run, struct rte_mbuf *m)
 	memcpy(m->buf_addr, &rtp, sizeof(rtp));
 	if (dp_reorder_push(c->ro, rtp.seq, rtp.ts, m) < 0)
 		goto out_free;
-	cam_drain(c, false);
+	dp_cam_drain(c, false);
 	return;
 out_free:
 	rte_pktmbuf_free(m);
 }
 
-/* Records in a classic pcap file, to know when net_pcap has handed us all of them; -1 if unknown. */
+/*
+ * Records in a classic pcap file, to know when net_pcap has handed us all of them; -1 if unknown.
+ * It walks the record headers with fseek rather than vg_file_read(): a capture can be gigabytes,
+ * and only its 16-byte headers are wanted.
+ */
 static long pcap_count(const char *path)
 {
 	FILE *f = fopen(path, "rb");
@@ -547,21 +262,19 @@ static int port_start(uint16_t port, struct rte_mempool *pool, char *err, size_t
 	return 0;
 }
 
-int dp_run_pcap(const struct dp_run_conf *conf, struct dp_run_report *report, char *err, size_t errlen)
+/*
+ * Check CONF and count the records its captures hold into *EXPECT, so that until_eof knows when
+ * net_pcap has handed over all of them: -1 where that cannot be known (a live interface, pcapng).
+ */
+static int run_conf_check(const struct dp_run_conf *conf, long *expect, char *err, size_t errlen)
 {
-	struct run *run;
-	struct rte_mempool *pool;
-	struct vg_counter_block *ctrs;
-	uint64_t cv[DP_RX__COUNT];
-	long expect = 0;
-	int rc;
-
 	if (conf->n_pcaps + conf->n_ifaces == 0 || conf->n_pcaps + conf->n_ifaces > MAX_PORTS)
 		return vg_errf(err, errlen, -EINVAL, "between 1 and %d captures and interfaces", MAX_PORTS);
 	if (!conf->until_eof && !conf->stop && !conf->seconds)
 		return vg_errf(err, errlen, -EINVAL, "without until_eof a stop flag or a duration is needed");
+	*expect = 0;
 	if (conf->n_ifaces)
-		expect = -1; /* live interfaces have no end: until_eof waits for 2 s of quiet */
+		*expect = -1; /* live interfaces have no end: until_eof waits for 2 s of quiet */
 	for (unsigned i = 0; i < conf->n_pcaps; i++) {
 		long n = pcap_count(conf->pcaps[i]);
 		if (n < 0) {
@@ -569,44 +282,42 @@ int dp_run_pcap(const struct dp_run_conf *conf, struct dp_run_report *report, ch
 			if (!f)
 				return vg_errf(err, errlen, -ENOENT, "cannot open capture %s", conf->pcaps[i]);
 			fclose(f);
-			expect = -1; /* pcapng: stop when the ports go quiet instead */
-		} else if (expect >= 0) {
-			expect += n;
+			*expect = -1; /* pcapng: stop when the ports go quiet instead */
+		} else if (*expect >= 0) {
+			*expect += n;
 		}
 	}
-	run = calloc(1, sizeof(*run));
-	if (!run)
-		return -ENOMEM;
-	rc = vg_counter_block_create(&ctrs, "dp_rx", dp_rx_counter_desc, DP_RX__COUNT, 1);
-	if (rc < 0) {
-		free(run);
-		return vg_errf(err, errlen, rc, "counters: %s", vg_strerror(rc));
-	}
-	run->ctr = vg_counter_block_row(ctrs, 0);
-	memset(report, 0, sizeof(*report));
-	run->conf = conf;
-	run->rep = report;
-	memset(run->by_port, 0xff, sizeof(run->by_port));
+	return 0;
+}
+
+/* One camera per video stream of the SDP, if there is one (without, flows make cameras). */
+static int run_cams_from_sdp(struct dp_run *run, char *err, size_t errlen)
+{
+	const struct dp_run_conf *conf = run->conf;
+	int rc;
+
 	if (conf->sdp) {
 		for (unsigned i = 0; i < conf->sdp->n_media; i++) {
 			const struct dp_sdp_media *m = &conf->sdp->media[i];
-			if (m->port == 0) {
-				rc = vg_errf(err, errlen, -EINVAL, "sdp stream %u has no port", i + 1);
-				goto out_free_cams;
-			}
-			rc = cam_add(run, m->codec, m->port, m->pt, m->params, m->params_len, err, errlen);
+			if (m->port == 0)
+				return vg_errf(err, errlen, -EINVAL, "sdp stream %u has no port", i + 1);
+			rc = dp_cam_add(run, m->codec, m->port, m->pt, m->params, m->params_len, err, errlen);
 			if (rc < 0)
-				goto out_free_cams;
+				return rc;
 		}
 	}
-	rc = eal_start(conf, err, errlen);
-	if (rc < 0)
-		goto out_free_cams;
+	return 0;
+}
+
+/* The mbuf pool and every port EAL made of CONF, started. The EAL is the caller's to clean up. */
+static int run_ports_start(const struct dp_run_conf *conf, struct rte_mempool **out, char *err, size_t errlen)
+{
+	struct rte_mempool *pool;
+	int rc;
+
 	pool = rte_pktmbuf_pool_create("dp_rx", N_MBUFS, 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
-	if (!pool) {
-		rc = vg_errf(err, errlen, -ENOMEM, "mbuf pool: %s", rte_strerror(rte_errno));
-		goto out_eal;
-	}
+	if (!pool)
+		return vg_errf(err, errlen, -ENOMEM, "mbuf pool: %s", rte_strerror(rte_errno));
 	uint16_t nports = rte_eth_dev_count_avail();
 	if (nports != conf->n_pcaps + conf->n_ifaces) {
 		rc = vg_errf(err, errlen, -ENODEV, "%u DPDK ports for %u captures and %u interfaces", nports,
@@ -620,19 +331,24 @@ int dp_run_pcap(const struct dp_run_conf *conf, struct dp_run_report *report, ch
 		if (rc < 0)
 			goto out_pool;
 	}
+	*out = pool;
+	return 0;
+out_pool:
+	rte_mempool_free(pool);
+	return rc;
+}
 
-	if (conf->decode && conf->decode_workers) {
-		if (conf->decode_workers > MAX_WORKERS) {
-			rc = vg_errf(err, errlen, -EINVAL, "at most %d decode workers", MAX_WORKERS);
-			goto out_workers;
-		}
-		rc = workers_start(run, conf->decode_workers, err, errlen);
-		if (rc < 0)
-			goto out_workers;
-	}
-
+/*
+ * The RX loop: a burst from every port in turn until the stop flag, the duration, or (until_eof)
+ * the end of the captures, EXPECT records or 2 s of quiet. Returns the TSC at its start.
+ */
+static uint64_t rx_loop(struct dp_run *run, long expect)
+{
+	const struct dp_run_conf *conf = run->conf;
 	uint64_t t0 = rte_rdtsc(), hz = rte_get_tsc_hz(), last_rx = t0;
 	uint64_t got = 0;
+	uint16_t port;
+
 	for (;;) {
 		unsigned n_all = 0;
 		RTE_ETH_FOREACH_DEV(port)
@@ -666,21 +382,25 @@ int dp_run_pcap(const struct dp_run_conf *conf, struct dp_run_report *report, ch
 				break;
 		}
 	}
+	return t0;
+}
+
+/* After the loop: what the reorder buffers, depacketizers and decoders hold, then the ports. */
+static void rx_finish(struct dp_run *run, uint64_t t0)
+{
+	struct dp_run_report *report = run->rep;
+	uint16_t port;
+
 	for (unsigned i = 0; i < run->n_cams; i++) {
-		struct cam *c = &run->cams[i];
-		cam_drain(c, true);
+		struct dp_cam *c = &run->cams[i];
+		dp_cam_drain(c, true);
 		dp_depay_flush(c->depay);
 	}
-	workers_stop(run);
-	for (unsigned i = 0; i < run->n_cams; i++) {
-		struct cam *c = &run->cams[i];
-		if (c->dec) {
-			decoding = c;
-			dp_decoder_flush(c->dec);
-		}
-	}
+	dp_cam_workers_stop(run);
+	for (unsigned i = 0; i < run->n_cams; i++)
+		dp_cam_decode_flush(&run->cams[i]);
 	report->rx.tsc_cycles = rte_rdtsc() - t0;
-	report->rx.seconds = (double)report->rx.tsc_cycles / (double)hz;
+	report->rx.seconds = (double)report->rx.tsc_cycles / (double)rte_get_tsc_hz();
 	RTE_ETH_FOREACH_DEV(port)
 	{
 		struct rte_eth_stats st;
@@ -689,45 +409,13 @@ int dp_run_pcap(const struct dp_run_conf *conf, struct dp_run_report *report, ch
 		rte_eth_dev_stop(port);
 		rte_eth_dev_close(port);
 	}
-	rc = 0;
-out_workers:
-	workers_stop(run);
-out_pool:
-	rte_mempool_free(pool);
-out_eal:
-	rte_eal_cleanup();
-out_free_cams:
-	for (unsigned i = 0; i < run->n_cams; i++) {
-		struct cam *c = &run->cams[i];
-		if (c->ro) {
-			const struct dp_rtp_stats *s = dp_reorder_stats(c->ro);
-			c->rep->rtp.packets += s->packets;
-			c->rep->rtp.lost += s->lost;
-			c->rep->rtp.reordered += s->reordered;
-			c->rep->rtp.duplicates += s->duplicates;
-			c->rep->rtp.late += s->late;
-			c->rep->rtp.resyncs += s->resyncs;
-		}
-		if (c->dec) {
-			const struct dp_decode_stats *ds = dp_decoder_stats(c->dec);
-			c->rep->frames_decoded = ds->frames;
-			c->rep->frames_corrupt = ds->corrupt;
-			c->rep->nvdec = dp_decoder_on_device(c->dec);
-			c->rep->frames_on_device = ds->frames_on_device;
-			c->rep->decode_hw_errors = ds->hw_errors;
-			c->rep->decode_fallbacks = ds->fallbacks;
-			snprintf(c->rep->decode_fallback, sizeof(c->rep->decode_fallback), "%s",
-				 dp_decoder_fallback(c->dec));
-			report->decode_aus += ds->aus;
-			report->decode_errors += ds->errors;
-			report->decode_frames_on_device += ds->frames_on_device;
-			report->decode_hw_errors += ds->hw_errors;
-			report->decode_fallbacks += ds->fallbacks ? 1 : 0;
-		}
-		dp_decoder_destroy(&c->dec);
-		dp_depay_destroy(&c->depay);
-		dp_reorder_destroy(&c->ro);
-	}
+}
+
+/* The RX stage's counters into the report. */
+static void rx_report(struct vg_counter_block *ctrs, struct dp_run_report *report)
+{
+	uint64_t cv[DP_RX__COUNT];
+
 	vg_counter_block_read(ctrs, cv);
 	report->rx.frames = cv[DP_RX_frames];
 	report->rx.bytes = cv[DP_RX_bytes];
@@ -737,6 +425,62 @@ out_free_cams:
 	report->rx.unknown_flow = cv[DP_RX_unknown_flow];
 	report->rx.rtcp = cv[DP_RX_rtcp];
 	report->rx.answered = cv[DP_RX_answered];
+}
+
+int dp_run_pcap(const struct dp_run_conf *conf, struct dp_run_report *report, char *err, size_t errlen)
+{
+	struct dp_run *run;
+	struct rte_mempool *pool = NULL;
+	struct vg_counter_block *ctrs;
+	long expect = 0;
+	int rc;
+
+	rc = run_conf_check(conf, &expect, err, errlen);
+	if (rc < 0)
+		return rc;
+	run = calloc(1, sizeof(*run));
+	if (!run)
+		return -ENOMEM;
+	rc = vg_counter_block_create(&ctrs, "dp_rx", dp_rx_counter_desc, DP_RX__COUNT, 1);
+	if (rc < 0) {
+		free(run);
+		return vg_errf(err, errlen, rc, "counters: %s", vg_strerror(rc));
+	}
+	run->ctr = vg_counter_block_row(ctrs, 0);
+	memset(report, 0, sizeof(*report));
+	run->conf = conf;
+	run->rep = report;
+	memset(run->by_port, 0xff, sizeof(run->by_port));
+	rc = run_cams_from_sdp(run, err, errlen);
+	if (rc < 0)
+		goto out_free_cams;
+	rc = eal_start(conf, err, errlen);
+	if (rc < 0)
+		goto out_free_cams;
+	rc = run_ports_start(conf, &pool, err, errlen);
+	if (rc < 0)
+		goto out_eal;
+
+	if (conf->decode && conf->decode_workers) {
+		if (conf->decode_workers > MAX_WORKERS) {
+			rc = vg_errf(err, errlen, -EINVAL, "at most %d decode workers", MAX_WORKERS);
+			goto out_workers;
+		}
+		rc = dp_cam_workers_start(run, conf->decode_workers, err, errlen);
+		if (rc < 0)
+			goto out_workers;
+	}
+	rx_finish(run, rx_loop(run, expect));
+	rc = 0;
+out_workers:
+	dp_cam_workers_stop(run);
+	rte_mempool_free(pool);
+out_eal:
+	rte_eal_cleanup();
+out_free_cams:
+	for (unsigned i = 0; i < run->n_cams; i++)
+		dp_cam_close(&run->cams[i], report);
+	rx_report(ctrs, report);
 	vg_counter_block_destroy(&ctrs);
 	free(run);
 	return rc;

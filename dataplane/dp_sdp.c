@@ -125,6 +125,96 @@ static int parse_fmtp(struct dp_sdp_media *m, const char *s, size_t n)
 	return 0;
 }
 
+/* An m= line: a video section we keep makes *CUR; any other section ends the current one. */
+static int sdp_media_line(struct dp_sdp *sdp, const char *s, size_t n, unsigned line, struct dp_sdp_media **cur,
+			  char *err, size_t errlen)
+{
+	*cur = NULL;
+	if (!starts(s, n, "m=video "))
+		return 0;
+	unsigned long port, pt;
+	size_t used, i = 8;
+	if (parse_uint(s + i, n - i, &used, 65535, &port) < 0)
+		return vg_errf(err, errlen, -EBADMSG, "sdp line %u: bad port in m=", line);
+	i += used;
+	if (i < n && s[i] == '/') { /* port count */
+		unsigned long cnt;
+		i++;
+		if (parse_uint(s + i, n - i, &used, 65535, &cnt) < 0)
+			return vg_errf(err, errlen, -EBADMSG, "sdp line %u: bad port count", line);
+		i += used;
+	}
+	while (i < n && s[i] != ' ')
+		i++; /* " RTP/AVP" */
+	i++;
+	while (i < n && s[i] != ' ')
+		i++;
+	i++;
+	if (i >= n || parse_uint(s + i, n - i, &used, 127, &pt) < 0)
+		return vg_errf(err, errlen, -EBADMSG, "sdp line %u: bad payload type in m=", line);
+	if (sdp->n_media >= DP_SDP_MAX_MEDIA)
+		return vg_errf(err, errlen, -EBADMSG, "sdp line %u: more than %d video streams", line, DP_SDP_MAX_MEDIA);
+	*cur = &sdp->media[sdp->n_media++];
+	(*cur)->port = (uint16_t)port;
+	(*cur)->pt = (uint8_t)pt;
+	(*cur)->clock_rate = 90000;
+	(*cur)->packetization_mode = 0;
+	if (pt == 26)
+		(*cur)->codec = DP_CODEC_MJPEG;
+	return 0;
+}
+
+/* The encoding name and clock rate of an a=rtpmap: for CUR's payload type, from S[i..n). */
+static int sdp_rtpmap(struct dp_sdp_media *cur, const char *s, size_t i, size_t n, unsigned line, char *err,
+		      size_t errlen)
+{
+	size_t used;
+
+	if (starts(s + i, n - i, "H264/") || starts(s + i, n - i, "h264/"))
+		cur->codec = DP_CODEC_H264;
+	else if (starts(s + i, n - i, "H265/") || starts(s + i, n - i, "h265/"))
+		cur->codec = DP_CODEC_H265;
+	else if (starts(s + i, n - i, "JPEG/") || starts(s + i, n - i, "jpeg/"))
+		cur->codec = DP_CODEC_MJPEG;
+	else
+		cur->codec = DP_CODEC_NONE;
+	while (i < n && s[i] != '/')
+		i++;
+	unsigned long rate;
+	if (i + 1 >= n || parse_uint(s + i + 1, n - i - 1, &used, 1000000, &rate) < 0 || rate == 0)
+		return vg_errf(err, errlen, -EBADMSG, "sdp line %u: bad clock rate", line);
+	cur->clock_rate = (uint32_t)rate;
+	return 0;
+}
+
+/* An a= line inside a video section we keep: rtpmap and fmtp of its payload type, control. */
+static int sdp_attr_line(struct dp_sdp_media *cur, const char *s, size_t n, unsigned line, char *err, size_t errlen)
+{
+	if (starts(s, n, "a=rtpmap:") || starts(s, n, "a=fmtp:")) {
+		bool rtpmap = s[2] == 'r';
+		size_t i = rtpmap ? 9 : 7, used;
+		unsigned long pt;
+		if (parse_uint(s + i, n - i, &used, 127, &pt) < 0)
+			return vg_errf(err, errlen, -EBADMSG, "sdp line %u: bad payload type", line);
+		if (pt != cur->pt)
+			return 0;
+		i += used;
+		while (i < n && s[i] == ' ')
+			i++;
+		if (rtpmap)
+			return sdp_rtpmap(cur, s, i, n, line, err, errlen);
+		if (parse_fmtp(cur, s + i, n - i) < 0)
+			return vg_errf(err, errlen, -EBADMSG, "sdp line %u: bad fmtp", line);
+	} else if (starts(s, n, "a=control:")) {
+		size_t l = n - 10;
+		if (l >= sizeof(cur->control))
+			return vg_errf(err, errlen, -EBADMSG, "sdp line %u: control URL too long", line);
+		memcpy(cur->control, s + 10, l);
+		cur->control[l] = 0;
+	}
+	return 0;
+}
+
 int dp_sdp_parse(const char *text, size_t len, struct dp_sdp *out, char *err, size_t errlen)
 {
 	struct dp_sdp *sdp = calloc(1, sizeof(*sdp));
@@ -151,95 +241,12 @@ int dp_sdp_parse(const char *text, size_t len, struct dp_sdp *out, char *err, si
 			rc = vg_errf(err, errlen, -EBADMSG, "sdp line %u: not <type>=<value>", line);
 			goto out_free;
 		}
-		if (starts(s, n, "m=")) {
-			cur = NULL;
-			if (!starts(s, n, "m=video "))
-				continue;
-			unsigned long port, pt;
-			size_t used, i = 8;
-			if (parse_uint(s + i, n - i, &used, 65535, &port) < 0) {
-				rc = vg_errf(err, errlen, -EBADMSG, "sdp line %u: bad port in m=", line);
-				goto out_free;
-			}
-			i += used;
-			if (i < n && s[i] == '/') { /* port count */
-				unsigned long cnt;
-				i++;
-				if (parse_uint(s + i, n - i, &used, 65535, &cnt) < 0) {
-					rc = vg_errf(err, errlen, -EBADMSG, "sdp line %u: bad port count", line);
-					goto out_free;
-				}
-				i += used;
-			}
-			while (i < n && s[i] != ' ')
-				i++; /* " RTP/AVP" */
-			i++;
-			while (i < n && s[i] != ' ')
-				i++;
-			i++;
-			if (i >= n || parse_uint(s + i, n - i, &used, 127, &pt) < 0) {
-				rc = vg_errf(err, errlen, -EBADMSG, "sdp line %u: bad payload type in m=", line);
-				goto out_free;
-			}
-			if (sdp->n_media >= DP_SDP_MAX_MEDIA) {
-				rc = vg_errf(err, errlen, -EBADMSG, "sdp line %u: more than %d video streams", line,
-					     DP_SDP_MAX_MEDIA);
-				goto out_free;
-			}
-			cur = &sdp->media[sdp->n_media++];
-			cur->port = (uint16_t)port;
-			cur->pt = (uint8_t)pt;
-			cur->clock_rate = 90000;
-			cur->packetization_mode = 0;
-			if (pt == 26)
-				cur->codec = DP_CODEC_MJPEG;
-			continue;
-		}
-		if (!cur)
-			continue;
-		if (starts(s, n, "a=rtpmap:") || starts(s, n, "a=fmtp:")) {
-			bool rtpmap = s[2] == 'r';
-			size_t i = rtpmap ? 9 : 7, used;
-			unsigned long pt;
-			if (parse_uint(s + i, n - i, &used, 127, &pt) < 0) {
-				rc = vg_errf(err, errlen, -EBADMSG, "sdp line %u: bad payload type", line);
-				goto out_free;
-			}
-			if (pt != cur->pt)
-				continue;
-			i += used;
-			while (i < n && s[i] == ' ')
-				i++;
-			if (rtpmap) {
-				if (starts(s + i, n - i, "H264/") || starts(s + i, n - i, "h264/"))
-					cur->codec = DP_CODEC_H264;
-				else if (starts(s + i, n - i, "H265/") || starts(s + i, n - i, "h265/"))
-					cur->codec = DP_CODEC_H265;
-				else if (starts(s + i, n - i, "JPEG/") || starts(s + i, n - i, "jpeg/"))
-					cur->codec = DP_CODEC_MJPEG;
-				else
-					cur->codec = DP_CODEC_NONE;
-				while (i < n && s[i] != '/')
-					i++;
-				unsigned long rate;
-				if (i + 1 >= n || parse_uint(s + i + 1, n - i - 1, &used, 1000000, &rate) < 0 || rate == 0) {
-					rc = vg_errf(err, errlen, -EBADMSG, "sdp line %u: bad clock rate", line);
-					goto out_free;
-				}
-				cur->clock_rate = (uint32_t)rate;
-			} else if (parse_fmtp(cur, s + i, n - i) < 0) {
-				rc = vg_errf(err, errlen, -EBADMSG, "sdp line %u: bad fmtp", line);
-				goto out_free;
-			}
-		} else if (starts(s, n, "a=control:")) {
-			size_t l = n - 10;
-			if (l >= sizeof(cur->control)) {
-				rc = vg_errf(err, errlen, -EBADMSG, "sdp line %u: control URL too long", line);
-				goto out_free;
-			}
-			memcpy(cur->control, s + 10, l);
-			cur->control[l] = 0;
-		}
+		if (starts(s, n, "m="))
+			rc = sdp_media_line(sdp, s, n, line, &cur, err, errlen);
+		else if (cur)
+			rc = sdp_attr_line(cur, s, n, line, err, errlen);
+		if (rc < 0)
+			goto out_free;
 	}
 	/* Keep only the streams we can depacketize, in m= order. */
 	unsigned k = 0;

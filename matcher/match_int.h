@@ -215,6 +215,25 @@ static inline void match_read_unlock(struct match_db *db, int slot)
 /* Validate one descriptor: finite and within MATCH_VALUE_MAX; returns its squared norm or -1. */
 double match_desc_check(const float *v, unsigned d);
 
+/*
+ * Segments and snapshots (match_snap.c). Writer only, under db->writer: a scan reads only what
+ * match_snap_publish() made current, and frees nothing. The _new and _clone ones return NULL
+ * when out of memory; every _free zeroes the descriptors and biases it held.
+ */
+struct match_seg *match_seg_new(struct match_db *db, uint32_t n_entries);
+void match_seg_free(struct match_db *db, struct match_seg *seg);
+void match_seg_append(struct match_seg *seg, struct match_bias *b, const float *v, float bias,
+		      const struct match_meta *meta);
+void match_seg_get(const struct match_seg *seg, uint32_t i, float *v /* OUT: d */);
+struct match_bias *match_bias_new(uint32_t cap); /* every entry dead (+inf) */
+struct match_bias *match_bias_dup(const struct match_bias *o);
+void match_bias_free(struct match_db *db, struct match_bias *b);
+struct match_snap *match_snap_clone(struct match_db *db, const struct match_snap *old, unsigned extra);
+void match_snap_discard(struct match_db *db, struct match_snap *draft, const struct match_snap *old);
+void match_snap_free_arrays(struct match_db *db, struct match_snap *s);
+void match_snap_publish(struct match_db *db, struct match_snap *nw);
+void match_reclaim(struct match_db *db, bool wait);
+
 /* For the file loader: enroll under the writer lock already held, with new watchlists. */
 int match_enroll_locked(struct match_db *db, const struct match_watchlist_def *wl, unsigned n_wl,
 			const struct match_entry *e, unsigned n, char *err, size_t errlen);

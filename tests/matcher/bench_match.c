@@ -19,6 +19,7 @@
 
 #include "faiss_peer.h"
 #include "match.h"
+#include "vg_bench.h"
 #include "vg_clock.h"
 
 #define K 8
@@ -32,13 +33,6 @@ static float randf(void)
 	rng ^= rng >> 7;
 	rng ^= rng << 17;
 	return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 /*
@@ -162,8 +156,8 @@ static void setup_free(struct setup *s)
 	free(s->q);
 }
 
-/* Median ns per batch over at least 5 batches and about BUDGET ns. */
-static uint64_t time_ours(struct match_ctx *ctx, const float *q, unsigned b, struct match_result *res, uint64_t budget)
+/* Median seconds per batch over at least 5 batches and about BUDGET ns. */
+static double time_ours(struct match_ctx *ctx, const float *q, unsigned b, struct match_result *res, uint64_t budget)
 {
 	uint64_t t[4096], start = vg_clock_ns();
 	unsigned n = 0;
@@ -174,11 +168,10 @@ static uint64_t time_ours(struct match_ctx *ctx, const float *q, unsigned b, str
 		match_query(ctx, q, b, K, res);
 		t[n++] = vg_clock_ns() - t0;
 	}
-	qsort(t, n, sizeof(t[0]), cmp_u64);
-	return t[n / 2];
+	return vg_bench_median_s(t, n);
 }
 
-static uint64_t time_peer(void *peer, const float *q, unsigned b, float *dist, long *lab, uint64_t budget)
+static double time_peer(void *peer, const float *q, unsigned b, float *dist, long *lab, uint64_t budget)
 {
 	uint64_t t[4096], start = vg_clock_ns();
 	unsigned n = 0;
@@ -189,8 +182,7 @@ static uint64_t time_peer(void *peer, const float *q, unsigned b, float *dist, l
 		faiss_peer_search(peer, b, q, K, dist, lab);
 		t[n++] = vg_clock_ns() - t0;
 	}
-	qsort(t, n, sizeof(t[0]), cmp_u64);
-	return t[n / 2];
+	return vg_bench_median_s(t, n);
 }
 
 /*
@@ -224,15 +216,15 @@ static void bench_setup(struct setup *s)
 	match_stats_get(s->db, &st);
 	for (unsigned bi = 0; bi < 4; bi++) {
 		unsigned b = batches[bi], same = 0;
-		uint64_t ours[2], theirs[2];
+		double ours[2], theirs[2];
 
 		/* interleaved twice, so that drift on the shared machine hits both */
 		for (int r = 0; r < 2; r++) {
 			ours[r] = time_ours(ctx, s->q, b, res, budget / 4);
 			theirs[r] = time_peer(s->peer, s->q, b, dist, lab, budget / 4);
 		}
-		uint64_t o = ours[0] < ours[1] ? ours[0] : ours[1], t = theirs[0] < theirs[1] ? theirs[0] : theirs[1];
-		double qo = b * 1e9 / o, qt = b * 1e9 / t;
+		double o = ours[0] < ours[1] ? ours[0] : ours[1], t = theirs[0] < theirs[1] ? theirs[0] : theirs[1];
+		double qo = b / o, qt = b / t;
 
 		/* identical top-1: our seq is the FAISS label + 1 (both enrolled in the same order) */
 		match_query(ctx, s->q, b, K, res);
@@ -303,7 +295,7 @@ static uint64_t p99(struct match_ctx *ctx, const float *q, unsigned d, unsigned 
 		match_query(ctx, q + (size_t)(i % NQ_MAX) * d, 1, K, &res);
 		t[i] = vg_clock_ns() - t0;
 	}
-	qsort(t, n, sizeof(*t), cmp_u64);
+	qsort(t, n, sizeof(*t), vg_bench_cmp_u64);
 	r = t[n * 99 / 100];
 	free(t);
 	return r;
@@ -335,13 +327,11 @@ static void bench_churn(struct setup *s)
 		busy_ns += vg_clock_ns() - t0;
 		ops += c.ops;
 	}
-	qsort(quiet, 4, sizeof(quiet[0]), cmp_u64);
-	qsort(busy, 4, sizeof(busy[0]), cmp_u64);
-	uint64_t q = (quiet[1] + quiet[2]) / 2, b = (busy[1] + busy[2]) / 2;
+	double q = vg_bench_median_s(quiet, 4), b = vg_bench_median_s(busy, 4);
 
 	printf("churn   n=%-8u d=%-4u batch=1    threads=1  p99 %7.1f us with %.0f enrolls+removes/s, %7.1f us without: "
 	       "ratio %.2fx (median of 4 alternating phases)\n",
-	       s->n, s->d, b / 1e3, ops / (busy_ns / 1e9), q / 1e3, (double)b / q);
+	       s->n, s->d, b * 1e6, ops / (busy_ns / 1e9), q * 1e6, b / q);
 	match_ctx_close(&ctx);
 }
 

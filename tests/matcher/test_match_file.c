@@ -4,6 +4,7 @@
  * one-line reason, and leaves the matcher exactly as it was (nothing half-loaded).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -145,9 +146,13 @@ int main(void)
 	refuse_field(buf, len, ent0 + 68, &f, 4, "entry 0: descriptor");
 
 	/* from a file, and a missing file */
-	char path[] = "/tmp/vigil-wl-XXXXXX";
-	int fd = mkstemp(path);
+	char dir[256], path[300] = "";
+	int fd = -1;
 
+	if (vg_test_tmpdir("wl", dir, sizeof(dir))) {
+		snprintf(path, sizeof(path), "%s/watchlist", dir);
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	}
 	CHECK(fd >= 0 && write(fd, buf, len) == (ssize_t)len);
 	close(fd);
 	CHECK_EQ_INT(match_load_file(db, path, err, sizeof(err)), N);
@@ -155,6 +160,7 @@ int main(void)
 	unlink(path);
 	CHECK_EQ_INT(match_load_file(db, path, err, sizeof(err)), -ENOENT);
 	CHECK(strstr(err, path) != NULL);
+	rmdir(dir);
 
 	/* a bad entry is refused by the encoder too */
 	e[1].subject = "";
