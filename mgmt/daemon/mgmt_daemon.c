@@ -175,6 +175,60 @@ static void reload(const char *config_path, struct mgmt_db *db, struct mgmt_ctl 
 	VG_LOG(MGMT, NOTICE, "configuration reloaded from %s", config_path);
 }
 
+/*
+ * Settings changed with `vigilctl config set` outrank the file (mgmt_settings.c). One that no
+ * longer parses is dropped for the file's, never a reason not to start. *PEOPLE is replaced when
+ * a stored people map parses. Returns how many were applied, or -errno with ERR.
+ */
+static int load_stored_settings(struct mgmt_db *db, const struct vg_conf_set *live_set, struct mgmt_daemon_conf *live,
+				struct mgmt_people **people, char *err, size_t errlen)
+{
+	char from_file_people[sizeof(live->people)], from_file_log[sizeof(live->log_levels)];
+	int rc;
+
+	memcpy(from_file_people, live->people, sizeof(live->people));
+	memcpy(from_file_log, live->log_levels, sizeof(live->log_levels));
+	rc = mgmt_settings_load(db, live_set, err, errlen);
+	if (rc <= 0)
+		return rc;
+	struct mgmt_people *stored = NULL;
+
+	if (mgmt_people_parse(&stored, live->people, err, errlen) < 0) {
+		VG_LOG(MGMT, WARN, "stored vigild.people skipped: %s", err);
+		memcpy(live->people, from_file_people, sizeof(live->people));
+	} else {
+		mgmt_people_free(people);
+		*people = stored;
+	}
+	if (vg_log_set_levels(live->log_levels) < 0) {
+		VG_LOG(MGMT, WARN, "stored vigild.log skipped: not a level spec");
+		memcpy(live->log_levels, from_file_log, sizeof(live->log_levels));
+	}
+	return rc;
+}
+
+/* Once a second (the TICKS-th time): deadlines, the live pipeline, retried outcomes, the gauges. */
+static void tick(struct mgmt_db *db, const struct mgmt_daemon_conf *live, struct mgmt_capture *capture,
+		 struct mgmt_capture_purge *purge, struct mgmt_metrics *metrics, uint64_t ticks)
+{
+	int64_t entries, active;
+
+	/* A failed purge leaves the deployment active, to be retried: never ended with its file on disk. */
+	if (mgmt_deployment_expire(db, (int64_t)time(NULL), mgmt_capture_purge_hook, purge) < 0)
+		VG_LOG(MGMT, ERR, "expiring deployments failed; retrying in a second");
+	/* The live pipeline runs exactly while a deployment is active (mgmt_daemon_capture.c). */
+	mgmt_capture_tick(capture, db, live, (int64_t)time(NULL));
+	mgmt_metrics_set(metrics, MGMT_GAUGE_CAPTURE_RUNNING, capture->pid != 0);
+	mgmt_metrics_set(metrics, MGMT_GAUGE_CAPTURE_FAILURES, capture->failures);
+	/* Review outcomes the store could not take (a run held it) are retried every 30 s. */
+	if (live->outcome && ticks % 30 == 0)
+		live->outcome(live->outcome_arg, db);
+	if ((active = mgmt_deployment_count(db, MGMT_DEPLOYMENT_ACTIVE)) >= 0)
+		mgmt_metrics_set(metrics, MGMT_GAUGE_DEPLOYMENTS_ACTIVE, active);
+	if ((entries = mgmt_audit_count(db)) >= 0)
+		mgmt_metrics_set(metrics, MGMT_GAUGE_AUDIT_ENTRIES, entries);
+}
+
 int mgmt_daemon_run(const struct mgmt_daemon_conf *conf, const char *config_path, char *err, size_t errlen)
 {
 	struct mgmt_daemon_conf live = *conf;
@@ -185,7 +239,7 @@ int mgmt_daemon_run(const struct mgmt_daemon_conf *conf, const char *config_path
 	char db_path[300];
 	sigset_t mask;
 	int sfd, rc;
-	uint64_t last_tick = 0, outcome_ticks = 0;
+	uint64_t last_tick = 0, ticks = 0;
 	bool running = true;
 
 	/* Nothing biometric may reach a core dump (invariant 1). */
@@ -210,32 +264,12 @@ int mgmt_daemon_run(const struct mgmt_daemon_conf *conf, const char *config_path
 	rc = mgmt_db_open(&db, db_path, err, errlen);
 	if (rc < 0)
 		goto out_free_people;
-	/* Settings changed with `vigilctl config set` outrank the file (mgmt_settings.c). One that no
-	 * longer parses is dropped for the file's, never a reason not to start. */
 	const struct vg_conf_table *live_tables[] = { &mgmt_daemon_conf_table };
 	void *live_objs[] = { &live };
 	struct vg_conf_set live_set = { live_tables, live_objs, 1 };
-	char from_file_people[sizeof(live.people)], from_file_log[sizeof(live.log_levels)];
-	memcpy(from_file_people, live.people, sizeof(live.people));
-	memcpy(from_file_log, live.log_levels, sizeof(live.log_levels));
-	rc = mgmt_settings_load(db, &live_set, err, errlen);
+	rc = load_stored_settings(db, &live_set, &live, &people, err, errlen);
 	if (rc < 0)
 		goto out_close_db;
-	if (rc > 0) {
-		struct mgmt_people *stored = NULL;
-
-		if (mgmt_people_parse(&stored, live.people, err, errlen) < 0) {
-			VG_LOG(MGMT, WARN, "stored vigild.people skipped: %s", err);
-			memcpy(live.people, from_file_people, sizeof(live.people));
-		} else {
-			mgmt_people_free(&people);
-			people = stored;
-		}
-		if (vg_log_set_levels(live.log_levels) < 0) {
-			VG_LOG(MGMT, WARN, "stored vigild.log skipped: not a level spec");
-			memcpy(live.log_levels, from_file_log, sizeof(live.log_levels));
-		}
-	}
 	rc = mgmt_ctl_open(&ctl, db, people, live.socket_path, err, errlen);
 	if (rc < 0)
 		goto out_close_db;
@@ -290,23 +324,8 @@ int mgmt_daemon_run(const struct mgmt_daemon_conf *conf, const char *config_path
 		}
 		uint64_t now = vg_clock_ns();
 		if (now - last_tick >= VG_NS_PER_SEC) {
-			int64_t entries, active;
-
 			last_tick = now;
-			/* A failed purge leaves the deployment active, to be retried: never ended with its file on disk. */
-			if (mgmt_deployment_expire(db, (int64_t)time(NULL), mgmt_capture_purge_hook, &purge) < 0)
-				VG_LOG(MGMT, ERR, "expiring deployments failed; retrying in a second");
-			/* The live pipeline runs exactly while a deployment is active (mgmt_capture.c). */
-			mgmt_capture_tick(&capture, db, &live, (int64_t)time(NULL));
-			mgmt_metrics_set(metrics, MGMT_GAUGE_CAPTURE_RUNNING, capture.pid != 0);
-			mgmt_metrics_set(metrics, MGMT_GAUGE_CAPTURE_FAILURES, capture.failures);
-			/* Review outcomes the store could not take (a run held it) are retried every 30 s. */
-			if (live.outcome && ++outcome_ticks % 30 == 0)
-				live.outcome(live.outcome_arg, db);
-			if ((active = mgmt_deployment_count(db, MGMT_DEPLOYMENT_ACTIVE)) >= 0)
-				mgmt_metrics_set(metrics, MGMT_GAUGE_DEPLOYMENTS_ACTIVE, active);
-			if ((entries = mgmt_audit_count(db)) >= 0)
-				mgmt_metrics_set(metrics, MGMT_GAUGE_AUDIT_ENTRIES, entries);
+			tick(db, &live, &capture, &purge, metrics, ++ticks);
 		}
 	}
 	/* Requests are served whole inside the loop, so nothing is in flight here: stop cleanly. */

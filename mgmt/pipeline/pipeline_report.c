@@ -155,6 +155,7 @@ void pipeline_camera_counts(const struct pipeline *p, unsigned cam, struct pipel
 	*out = p->cams[cam].n;
 	out->frames_sampled = p->cams[cam].frames_sampled;
 	out->frames_dropped = p->cams[cam].frames_dropped;
+	out->tracks = p->cams[cam].tracks.started;
 }
 
 void pipeline_write_alerts(const struct pipeline *p, FILE *f)

@@ -26,6 +26,8 @@
 #include "vg_counter.h"
 #include "vg_pool.h"
 #include "vg_config.h"
+#include "vg_file.h"
+#include "vigild_run_int.h"
 #ifdef HAVE_VIGIL_MGMT_PIPELINE
 #include "pipeline.h"
 #else
@@ -234,49 +236,7 @@ static int write_report(const char *path, const struct dp_run_report *r, unsigne
 	return 0;
 }
 
-static int read_file(const char *path, char **out, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	size_t n = 0, cap = 0;
-
-	if (!f)
-		return -errno;
-	for (;;) {
-		if (cap - n < 4096) {
-			if (cap >= (1u << 20)) {
-				free(buf);
-				fclose(f);
-				return -EFBIG;
-			}
-			cap = cap ? cap * 2 : 8192;
-			char *p = realloc(buf, cap);
-			if (!p) {
-				free(buf);
-				fclose(f);
-				return -ENOMEM;
-			}
-			buf = p;
-		}
-		size_t r = fread(buf + n, 1, cap - n, f);
-		n += r;
-		if (r == 0)
-			break;
-	}
-	fclose(f);
-	buf[n] = '\0'; /* the loop ends with room to spare: text callers get a string */
-	*out = buf;
-	*len = n;
-	return 0;
-}
-
 /* Cameras set up over RTSP: their sessions, kept alive from a thread of their own. */
-#define MAX_RTSP 16
-struct rtsp_camera {
-	const char *url, *user, *password; /* user and password NULL: the URL's own, if any */
-	const char *name;                  /* NULL: cam1, cam2, ... */
-	unsigned fps;                      /* 0: --analysis-fps */
-};
 struct rtsp_set {
 	struct dp_rtsp *s[MAX_RTSP];
 	struct dp_rtsp_conf conf[MAX_RTSP];
@@ -287,6 +247,7 @@ struct rtsp_set {
 	pthread_t keepalive;
 	bool running;
 };
+static struct rtsp_set rtsp; /* the run's RTSP sessions: one run per process */
 
 static int reserve_port(struct rtsp_set *set, unsigned port)
 {
@@ -379,67 +340,6 @@ static void rtsp_stop(struct rtsp_set *set)
 	set->n = set->n_reserved = 0;
 }
 
-/* Split LIST (modified) at commas into OUT[0..max); *N the count. -1 with one line if over MAX. */
-static int split_list(char *list, const char **out, size_t max, unsigned *n, const char *what)
-{
-	for (char *save, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		if (*n >= max) {
-			fprintf(stderr, "vigild run: at most %zu %s\n", max, what);
-			return -1;
-		}
-		out[(*n)++] = t;
-	}
-	return 0;
-}
-
-/* --decode cpu|cuda|cuda:N into CONF. -1 for anything else. */
-static int parse_decode(const char *v, struct dp_run_conf *conf)
-{
-	char *end;
-
-	if (strcmp(v, "cpu") == 0) {
-		conf->decode_cuda = false;
-		return 0;
-	}
-	if (strcmp(v, "cuda") == 0) {
-		conf->decode_cuda = true;
-		conf->cuda_device = 0;
-		return 0;
-	}
-	if (strncmp(v, "cuda:", 5) != 0 || v[5] < '0' || v[5] > '9')
-		return -1;
-	unsigned long n = strtoul(v + 5, &end, 10);
-	if (*end || n > 63)
-		return -1;
-	conf->decode_cuda = true;
-	conf->cuda_device = (unsigned)n;
-	return 0;
-}
-
-static void run_usage(FILE *f)
-{
-	fprintf(f, "usage: vigild run --pcap FILE[,FILE...] [--sdp FILE] --report report.json [--until-eof]\n"
-		   "                  [--framemd5 FILE] [--reorder-ms N] [--reorder-packets N] [--no-decode]\n"
-		   "                  [--decode-workers N] [--ip A.B.C.D [--tx-pcap FILE]]\n"
-		   "                  [--decode cpu|cuda[:N]]   (software decode, or NVDEC on CUDA device N, default 0;\n"
-		   "                  a camera NVDEC cannot take is decoded in software, and the report says why)\n"
-		   "       vigild run --iface NAME[,NAME...] --seconds N ...   (net_af_packet, no DPDK NIC)\n"
-		   "       vigild run --iface NAME --rtsp rtsp://[user:pass@]host[:port]/path [--rtsp ...] [--rtsp-port N] ...\n"
-		   "       vigild run --iface NAME --rtsp-file FILE ...   (one URL a line: no credentials on the command line)\n"
-		   "                  [--rx-only] [--eal 'EAL ARGS']\n"
-		   "  analysis:       [--models DIR] [--analysis-fps N] [--tiled] [--progress]   (faces detected and counted)\n"
-		   "                  [--analysis-queue N] [--drop-when-behind]   (frames queued per camera; a capture\n"
-		   "                  waits for the analysis unless --drop-when-behind, live cameras drop the newest)\n"
-		   "                  [--gpu cpu|cuda|cuda-fp16|cuda-exact|emulate]   (where the face pipeline and the matcher\n"
-		   "                  run; default cpu; with --decode cuda, NVDEC's frames stay on the GPU; emulate:\n"
-		   "                  the GPU path on the CPU, to check it where there is no GPU, slow)\n"
-		   "                  [--batch N] [--batch-deadline-ms N]   (frames of all cameras per batch of the\n"
-		   "                  nets, 1..64: default 1 on the CPU, 32 on a GPU; a batch waits 10 ms at most)\n"
-		   "                  [--gpu-max-frame WxH]   (the largest frame the GPU takes, default 3840x2160)\n"
-		   "  metrics:        [--metrics-file PATH]   (Prometheus text, rewritten every 2 s)\n"
-		   "  matching:       --watchlist FILE --state-dir DIR --deployment ID   (an authorised, active deployment)\n");
-}
-
 /*
  * --metrics-file PATH: every 2 s, the run's counters (the dataplane's, the analysis stage's) and
  * the analysis queues' gauges in the Prometheus text format, written whole and renamed into
@@ -508,328 +408,151 @@ static void metrics_stop(struct metrics_writer *mw)
 }
 
 /*
- * --rtsp-file PATH: cameras, one a line (blank lines and '#' comments skipped), appended to CAMS:
- * a URL alone, or NAME<TAB>FPS<TAB>URL[<TAB>USER<TAB>PASSWORD] (FPS 0: --analysis-fps), which is
- * how vigild serve passes the cameras it was given, credentials apart from the URL. *TEXT keeps
- * the file's bytes that CAMS point into (one file per run). Errors are one line on stderr and never
- * show a URL or a password.
+ * The inputs a run receives: the capture files or interfaces, and the streams' descriptions from
+ * an SDP file or from the cameras themselves over RTSP (which then name the cameras and their
+ * rates for the analysis). 0, or 1 after one line on stderr.
  */
-static int read_rtsp_file(const char *path, char **text, struct rtsp_camera *cams, unsigned *n)
+static int run_inputs(struct run_args *a, struct run_inputs *in, char *err, size_t errlen)
 {
-	size_t len = 0;
-	char *save = NULL;
-	unsigned line_no = 0;
-	int rc;
-
-	if (*text) {
-		fprintf(stderr, "vigild run: --rtsp-file given twice\n");
-		return -EINVAL;
+	in->pcap_list = strdup(a->pcap ? a->pcap : "");
+	in->iface_list = strdup(a->iface ? a->iface : "");
+	if (!in->pcap_list || !in->iface_list)
+		return 1;
+	if (run_split_list(in->iface_list, in->ifaces, VG_ARRAY_SIZE(in->ifaces), &a->conf.n_ifaces, "interfaces") < 0 ||
+	    run_split_list(in->pcap_list, in->pcaps, VG_ARRAY_SIZE(in->pcaps), &a->conf.n_pcaps, "captures") < 0)
+		return 1;
+	a->conf.ifaces = in->ifaces;
+	a->conf.pcaps = in->pcaps;
+	if (a->sdp_path) {
+		uint8_t *text;
+		size_t len = 0;
+		in->sdp = malloc(sizeof(*in->sdp));
+		if (!in->sdp)
+			return 1;
+		int r = vg_file_read(a->sdp_path, SDP_FILE_MAX, &text, &len);
+		if (r < 0) {
+			fprintf(stderr, "vigild run: cannot read %s: %s\n", a->sdp_path, vg_strerror(r));
+			return 1;
+		}
+		in->sdp_text = (char *)text;
+		if (dp_sdp_parse(in->sdp_text, len, in->sdp, err, errlen) < 0) {
+			fprintf(stderr, "vigild run: %s: %s\n", a->sdp_path, err);
+			return 1;
+		}
+		if (in->sdp->n_media == 0) {
+			fprintf(stderr, "vigild run: %s: no H.264, H.265 or JPEG video stream\n", a->sdp_path);
+			return 1;
+		}
+		a->conf.sdp = in->sdp;
 	}
-	rc = read_file(path, text, &len);
-	if (rc < 0) {
-		fprintf(stderr, "vigild run: cannot read --rtsp-file %s: %s\n", path, vg_strerror(rc));
-		return rc;
-	}
-	for (char *line = strtok_r(*text, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
-		char *field[5] = { NULL }, *fsave = NULL, *end = NULL;
-		unsigned nf = 0;
+	if (a->n_rtsp) {
+		unsigned media_camera[DP_SDP_MAX_MEDIA];
 
-		line_no++;
-		while (*line == ' ')
-			line++;
-		if (!*line || *line == '#')
-			continue;
-		if (*n >= MAX_RTSP) {
-			fprintf(stderr, "vigild run: at most %d RTSP cameras\n", MAX_RTSP);
-			return -E2BIG;
+		if (a->sdp_path || !a->iface) {
+			fprintf(stderr, "vigild run: --rtsp takes the SDP from the cameras and needs --iface\n");
+			return 1;
 		}
-		if (!strchr(line, '\t')) {
-			cams[(*n)++] = (struct rtsp_camera){ .url = line };
-			continue;
+		in->sdp = malloc(sizeof(*in->sdp));
+		if (!in->sdp)
+			return 1;
+		if (rtsp_start(&rtsp, a->rtsp_cams, a->n_rtsp, a->rtsp_port, in->sdp, media_camera, err, errlen) < 0) {
+			fprintf(stderr, "vigild run: rtsp: %s\n", err); /* names host:port only, never credentials */
+			return 1;
 		}
-		for (char *f = strtok_r(line, "\t", &fsave); f && nf < 5; f = strtok_r(NULL, "\t", &fsave))
-			field[nf++] = f;
-		unsigned long fps = nf >= 3 ? strtoul(field[1], &end, 10) : 61;
-		if ((nf != 3 && nf != 5) || !end || *end || fps > 60 || strlen(field[0]) > 31) {
-			fprintf(stderr, "vigild run: --rtsp-file line %u: not NAME<TAB>FPS<TAB>URL[<TAB>USER<TAB>PASSWORD]\n",
-				line_no);
-			return -EINVAL;
+		a->conf.sdp = in->sdp;
+		/* A camera's name and rate go with its first stream (a second stream of one camera is rare). */
+		for (unsigned k = 0; k < in->sdp->n_media; k++) {
+			const struct rtsp_camera *cam = &a->rtsp_cams[media_camera[k]];
+			bool first = k == 0 || media_camera[k - 1] != media_camera[k];
+			a->pconf.camera_name[k] = first ? cam->name : NULL;
+			a->pconf.camera_fps[k] = cam->fps;
 		}
-		cams[(*n)++] = (struct rtsp_camera){ .name = field[0], .fps = (unsigned)fps, .url = field[2],
-						     .user = nf == 5 ? field[3] : NULL, .password = nf == 5 ? field[4] : NULL };
+	}
+	return 0;
+}
+
+/* After the dataplane stopped: the analysis drained, then report.json and the framemd5 file. */
+static int run_outputs(struct run_args *a, struct dp_run_report *report, struct pipeline *pipeline,
+		       struct md5_log *log, unsigned rtsp_sessions, uint64_t rtsp_reconnects)
+{
+	int r;
+
+	if (log->failed) {
+		fprintf(stderr, "vigild run: framemd5: %s\n", vg_strerror(log->failed));
+		return 1;
+	}
+	if (pipeline)
+		pipeline_finish(pipeline); /* what is queued is analysed before the report counts it */
+	for (unsigned i = 0; i < report->n_cameras; i++) /* one line per camera NVDEC did not take */
+		if (report->cameras[i].decode_fallback[0])
+			fprintf(stderr, "vigild run: %s: decoded in software, not NVDEC: %s\n",
+				a->pconf.camera_name[i] ? a->pconf.camera_name[i] : report->cameras[i].id,
+				report->cameras[i].decode_fallback);
+	r = write_report(a->report_path, report, rtsp_sessions, rtsp_reconnects, pipeline, a->pconf.camera_name,
+			 atomic_load(&log->download_errors));
+	if (r < 0) {
+		fprintf(stderr, "vigild run: cannot write %s: %s\n", a->report_path, vg_strerror(r));
+		return 1;
+	}
+	if (a->md5_path) {
+		r = write_framemd5(a->md5_path, log, report->n_cameras);
+		if (r < 0) {
+			fprintf(stderr, "vigild run: cannot write %s: %s\n", a->md5_path, vg_strerror(r));
+			return 1;
+		}
 	}
 	return 0;
 }
 
 int vigild_run_main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "pcap", required_argument, NULL, 'p' },     { "sdp", required_argument, NULL, 's' },
-		{ "report", required_argument, NULL, 'r' },   { "until-eof", no_argument, NULL, 'e' },
-		{ "framemd5", required_argument, NULL, 'm' }, { "watchlist", required_argument, NULL, 'w' },
-		{ "reorder-ms", required_argument, NULL, 'o' }, { "reorder-packets", required_argument, NULL, 'k' },
-		{ "no-decode", no_argument, NULL, 'n' },      { "eal", required_argument, NULL, 'a' },
-		{ "rx-only", no_argument, NULL, 'x' },        { "decode-workers", required_argument, NULL, 'd' },
-		{ "ip", required_argument, NULL, 'i' },       { "tx-pcap", required_argument, NULL, 't' },
-		{ "iface", required_argument, NULL, 'f' },    { "seconds", required_argument, NULL, 'S' },
-		{ "rtsp", required_argument, NULL, 'R' },     { "rtsp-port", required_argument, NULL, 'P' },
-		{ "models", required_argument, NULL, 'M' },   { "analysis-fps", required_argument, NULL, 'A' },
-		{ "tiled", no_argument, NULL, 'T' },          { "state-dir", required_argument, NULL, 'D' },
-		{ "deployment", required_argument, NULL, 'Y' }, { "progress", no_argument, NULL, 'G' },
-		{ "analysis-queue", required_argument, NULL, 'Q' }, { "metrics-file", required_argument, NULL, 'E' }, { "rtsp-file", required_argument, NULL, 'F' }, { "drop-when-behind", no_argument, NULL, 'B' },
-		{ "gpu", required_argument, NULL, 'g' },      { "batch", required_argument, NULL, 'b' },
-		{ "batch-deadline-ms", required_argument, NULL, 'l' }, { "gpu-max-frame", required_argument, NULL, 'z' },      { "decode", required_argument, NULL, 'C' },      { "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
-	};
-	const char *pcap_arg = NULL, *iface_arg = NULL, *sdp_path = NULL, *report_path = NULL, *md5_path = NULL;
-	struct dp_run_conf conf = {
-		.reorder = { .slots = 1024, .max_held = 256, .window_ms = 200, .clock_rate = 90000 },
-		.decode = true,
-	};
+	struct run_args a;
+	struct run_inputs in = { 0 };
 	char err[512] = "";
-	char *pcap_list = NULL, *iface_list = NULL, *sdp_text = NULL;
-	const char *pcaps[16], *ifaces[16];
-	struct dp_sdp *sdp = NULL;
 	struct dp_run_report *report = NULL;
 	struct md5_log log = { .lock = PTHREAD_MUTEX_INITIALIZER };
-	struct rtsp_camera rtsp_cams[MAX_RTSP];
-	unsigned media_camera[DP_SDP_MAX_MEDIA];
-	unsigned n_rtsp = 0, rtsp_port = 40000;
-	bool drop_when_behind = false;
 	struct metrics_writer metrics = { .lock = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
-	char *rtsp_file_text = NULL;
-	static struct rtsp_set rtsp;
-	struct pipeline_conf pconf = { .models_dir = getenv("VIGIL_MODELS") };
 	struct pipeline *pipeline = NULL;
-	int c, rc = 1;
+	int rc = vigild_run_args(argc, argv, &a);
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'p': pcap_arg = optarg; break;
-		case 's': sdp_path = optarg; break;
-		case 'r': report_path = optarg; break;
-		case 'e': conf.until_eof = true; break;
-		case 'm': md5_path = optarg; break;
-		case 'n': conf.decode = false; break;
-		case 'x': conf.rx_only = true; break;
-		case 'C':
-			if (parse_decode(optarg, &conf) < 0) {
-				fprintf(stderr, "vigild run: bad --decode value '%s' (cpu, cuda or cuda:N)\n", optarg);
-				return 2;
-			}
-			break;
-		case 't': conf.tx_pcap = optarg; break;
-		case 'f': iface_arg = optarg; break;
-		case 'R':
-			if (n_rtsp >= MAX_RTSP) {
-				fprintf(stderr, "vigild run: at most %d --rtsp cameras\n", MAX_RTSP);
-				return 2;
-			}
-			rtsp_cams[n_rtsp++] = (struct rtsp_camera){ .url = optarg };
-			break;
-		case 'F':
-			/* One URL a line, from a file or an inherited descriptor (/proc/self/fd/N): vigild
-			 * serve passes its cameras this way so that credentials never sit in a command line,
-			 * which every local user can read in /proc. */
-			if (read_rtsp_file(optarg, &rtsp_file_text, rtsp_cams, &n_rtsp) < 0)
-				return 2;
-			break;
-		case 'P': {
-			char *end;
-			unsigned long v = strtoul(optarg, &end, 10);
-			if (*end || v < 1024 || v > 60000) {
-				fprintf(stderr, "vigild run: bad --rtsp-port value (1024..60000)\n");
-				return 2;
-			}
-			rtsp_port = (unsigned)v;
-			break;
-		}
-		case 'S': {
-			char *end;
-			unsigned long v = strtoul(optarg, &end, 10);
-			if (*end || v == 0 || v > 86400) {
-				fprintf(stderr, "vigild run: bad --seconds value '%s'\n", optarg);
-				return 2;
-			}
-			conf.seconds = (unsigned)v;
-			break;
-		}
-		case 'i': {
-			struct in_addr a;
-			if (inet_pton(AF_INET, optarg, &a) != 1) {
-				fprintf(stderr, "vigild run: bad --ip '%s' (an IPv4 address)\n", optarg);
-				return 2;
-			}
-			conf.local_ip = a.s_addr;
-			break;
-		}
-		case 'a': conf.eal_extra = optarg; break;
-		case 'd': {
-			char *end;
-			unsigned long v = strtoul(optarg, &end, 10);
-			if (*end || v > 16) {
-				fprintf(stderr, "vigild run: bad --decode-workers value '%s' (0..16)\n", optarg);
-				return 2;
-			}
-			conf.decode_workers = (unsigned)v;
-			break;
-		}
-		case 'o':
-		case 'k': {
-			char *end;
-			unsigned long v = strtoul(optarg, &end, 10);
-			if (*end || v > 10000 || (c == 'k' && (v < 1 || v > 1000))) {
-				fprintf(stderr, "vigild run: bad --%s value '%s'\n", c == 'o' ? "reorder-ms" : "reorder-packets", optarg);
-				return 2;
-			}
-			if (c == 'o')
-				conf.reorder.window_ms = (unsigned)v;
-			else
-				conf.reorder.max_held = (unsigned)v;
-			break;
-		}
-		case 'w': pconf.watchlist_path = optarg; break;
-		case 'M': pconf.models_dir = optarg; break;
-		case 'T': pconf.tiled = true; break;
-		case 'g': pconf.gpu = optarg; break;
-		case 'b':
-		case 'l': {
-			char *end;
-			unsigned long v = strtoul(optarg, &end, 10);
-			if (*end || (c == 'b' && (v < 1 || v > 64)) || (c == 'l' && (v < 1 || v > 1000))) {
-				fprintf(stderr, "vigild run: bad --%s value '%s' (%s)\n", c == 'b' ? "batch" : "batch-deadline-ms",
-					optarg, c == 'b' ? "1..64" : "1..1000");
-				return 2;
-			}
-			if (c == 'b')
-				pconf.batch = (unsigned)v;
-			else
-				pconf.batch_deadline_ms = (unsigned)v;
-			break;
-		}
-		case 'z': {
-			unsigned w, h;
-			char tail;
-			if (sscanf(optarg, "%ux%u%c", &w, &h, &tail) != 2 || w < 16 || h < 16 || w > 16384 || h > 16384) {
-				fprintf(stderr, "vigild run: bad --gpu-max-frame value '%s' (WxH, 16..16384)\n", optarg);
-				return 2;
-			}
-			pconf.gpu_max_width = w;
-			pconf.gpu_max_height = h;
-			break;
-		}
-		case 'G': pconf.progress = true; break;
-		case 'B': drop_when_behind = true; break;
-		case 'E': metrics.path = optarg; break;
-		case 'D': pconf.state_dir = optarg; break;
-		case 'A':
-		case 'Q':
-		case 'Y': {
-			char *end;
-			long long v = strtoll(optarg, &end, 10);
-			if (*end || v < 1 || (c == 'A' && v > 60) || (c == 'Q' && v > 64)) {
-				fprintf(stderr, "vigild run: bad --%s value '%s'\n",
-					c == 'A' ? "analysis-fps" : c == 'Q' ? "analysis-queue" : "deployment", optarg);
-				return 2;
-			}
-			if (c == 'A')
-				pconf.analysis_fps = (unsigned)v;
-			else if (c == 'Q')
-				pconf.queue_depth = (unsigned)v;
-			else
-				pconf.deployment = v;
-			break;
-		}
-		case 'h': run_usage(stdout); return 0;
-		default: run_usage(stderr); return 2;
-		}
-	}
-	if (optind != argc || (!pcap_arg && !iface_arg) || !report_path) {
-		fprintf(stderr, "vigild run: --pcap (or --iface) and --report are required (vigild run --help)\n");
-		return 2;
-	}
-	pcap_list = strdup(pcap_arg ? pcap_arg : "");
-	iface_list = strdup(iface_arg ? iface_arg : "");
-	if (!pcap_list || !iface_list)
+	if (rc != RUN_ARGS_OK)
+		return rc == RUN_ARGS_HELP ? 0 : 2;
+	rc = 1;
+	if (run_inputs(&a, &in, err, sizeof(err)) != 0)
 		goto out;
-	if (split_list(iface_list, ifaces, VG_ARRAY_SIZE(ifaces), &conf.n_ifaces, "interfaces") < 0 ||
-	    split_list(pcap_list, pcaps, VG_ARRAY_SIZE(pcaps), &conf.n_pcaps, "captures") < 0)
-		goto out;
-	conf.ifaces = ifaces;
-	conf.pcaps = pcaps;
-	if (sdp_path) {
-		size_t len = 0;
-		sdp = malloc(sizeof(*sdp));
-		if (!sdp)
-			goto out;
-		int r = read_file(sdp_path, &sdp_text, &len);
-		if (r < 0) {
-			fprintf(stderr, "vigild run: cannot read %s: %s\n", sdp_path, vg_strerror(r));
-			goto out;
-		}
-		if (dp_sdp_parse(sdp_text, len, sdp, err, sizeof(err)) < 0) {
-			fprintf(stderr, "vigild run: %s: %s\n", sdp_path, err);
-			goto out;
-		}
-		if (sdp->n_media == 0) {
-			fprintf(stderr, "vigild run: %s: no H.264, H.265 or JPEG video stream\n", sdp_path);
-			goto out;
-		}
-		conf.sdp = sdp;
-	}
-	if (n_rtsp) {
-		if (sdp_path || !iface_arg) {
-			fprintf(stderr, "vigild run: --rtsp takes the SDP from the cameras and needs --iface\n");
-			goto out;
-		}
-		sdp = malloc(sizeof(*sdp));
-		if (!sdp)
-			goto out;
-		if (rtsp_start(&rtsp, rtsp_cams, n_rtsp, rtsp_port, sdp, media_camera, err, sizeof(err)) < 0) {
-			fprintf(stderr, "vigild run: rtsp: %s\n", err); /* names host:port only, never credentials */
-			goto out;
-		}
-		conf.sdp = sdp;
-		/* A camera's name and rate go with its first stream (a second stream of one camera is rare). */
-		for (unsigned k = 0; k < sdp->n_media; k++) {
-			const struct rtsp_camera *cam = &rtsp_cams[media_camera[k]];
-			bool first = k == 0 || media_camera[k - 1] != media_camera[k];
-			pconf.camera_name[k] = first ? cam->name : NULL;
-			pconf.camera_fps[k] = cam->fps;
-		}
-	}
-	if (pconf.watchlist_path && (!pconf.models_dir || !*pconf.models_dir)) {
+	if (a.pconf.watchlist_path && (!a.pconf.models_dir || !*a.pconf.models_dir)) {
 		fprintf(stderr, "vigild run: --watchlist needs the face model (--models DIR or $VIGIL_MODELS)\n");
 		goto out;
 	}
 	/* A capture file is its own buffer: its run waits for the analysis and analyses every sampled
 	 * frame, unless asked to behave as live cameras do (the newest frame dropped when behind). */
-	pconf.lossless = !iface_arg && !drop_when_behind;
-	if (pconf.models_dir && *pconf.models_dir) {
+	a.pconf.lossless = !a.iface && !a.drop_when_behind;
+	if (a.pconf.models_dir && *a.pconf.models_dir) {
 		char desc[600];
-		snprintf(desc, sizeof(desc), "vigild run --%s %s", pcap_arg ? "pcap" : "iface", pcap_arg ? pcap_arg : iface_arg);
-		if (pipeline_open(&pipeline, &pconf, desc, err, sizeof(err)) < 0) {
+		snprintf(desc, sizeof(desc), "vigild run --%s %s", a.pcap ? "pcap" : "iface", a.pcap ? a.pcap : a.iface);
+		if (pipeline_open(&pipeline, &a.pconf, desc, err, sizeof(err)) < 0) {
 			fprintf(stderr, "vigild run: %s\n", err);
 			goto out;
 		}
 		log.pipeline = pipeline;
 	}
-	conf.frames_held = pconf.queue_depth; /* what the analysis may hold per camera; 0: its default, 4 */
-	log.md5 = md5_path != NULL;
-	if (md5_path || pipeline) {
-		conf.on_frame = on_frame;
-		conf.on_frame_arg = &log;
+	a.conf.frames_held = a.pconf.queue_depth; /* what the analysis may hold per camera; 0: its default, 4 */
+	log.md5 = a.md5_path != NULL;
+	if (a.md5_path || pipeline) {
+		a.conf.on_frame = on_frame;
+		a.conf.on_frame_arg = &log;
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	conf.stop = &stop_flag;
+	a.conf.stop = &stop_flag;
 	report = calloc(1, sizeof(*report));
 	if (!report)
 		goto out;
+	metrics.path = a.metrics_path;
 	metrics.pipeline = pipeline;
 	if (metrics.path)
 		metrics.running = pthread_create(&metrics.thread, NULL, metrics_main, &metrics) == 0;
-	int r = dp_run_pcap(&conf, report, err, sizeof(err));
+	int r = dp_run_pcap(&a.conf, report, err, sizeof(err));
 	metrics_stop(&metrics); /* before the pipeline and the dataplane's counters go */
 	unsigned rtsp_sessions = rtsp.n;
 	uint64_t rtsp_reconnects = atomic_load(&rtsp.reconnects);
@@ -838,45 +561,21 @@ int vigild_run_main(int argc, char **argv)
 		fprintf(stderr, "vigild run: %s\n", err[0] ? err : vg_strerror(r));
 		goto out;
 	}
-	if (log.failed) {
-		fprintf(stderr, "vigild run: framemd5: %s\n", vg_strerror(log.failed));
-		goto out;
-	}
-	if (pipeline)
-		pipeline_finish(pipeline); /* what is queued is analysed before the report counts it */
-	for (unsigned i = 0; i < report->n_cameras; i++) /* one line per camera NVDEC did not take */
-		if (report->cameras[i].decode_fallback[0])
-			fprintf(stderr, "vigild run: %s: decoded in software, not NVDEC: %s\n",
-				pconf.camera_name[i] ? pconf.camera_name[i] : report->cameras[i].id,
-				report->cameras[i].decode_fallback);
-	r = write_report(report_path, report, rtsp_sessions, rtsp_reconnects, pipeline, pconf.camera_name,
-			 atomic_load(&log.download_errors));
-	if (r < 0) {
-		fprintf(stderr, "vigild run: cannot write %s: %s\n", report_path, vg_strerror(r));
-		goto out;
-	}
-	if (md5_path) {
-		r = write_framemd5(md5_path, &log, report->n_cameras);
-		if (r < 0) {
-			fprintf(stderr, "vigild run: cannot write %s: %s\n", md5_path, vg_strerror(r));
-			goto out;
-		}
-	}
-	rc = 0;
+	rc = run_outputs(&a, report, pipeline, &log, rtsp_sessions, rtsp_reconnects);
 out:
 	metrics_stop(&metrics);
-	if (rtsp_file_text) /* it held credentials */
-		vg_scrub(rtsp_file_text, strlen(rtsp_file_text));
-	free(rtsp_file_text);
+	if (a.rtsp_file_text) /* it held credentials */
+		vg_scrub(a.rtsp_file_text, strlen(a.rtsp_file_text));
+	free(a.rtsp_file_text);
 	pipeline_close(&pipeline);
 	rtsp_stop(&rtsp);
 	free(log.lines);
 	for (unsigned i = 0; i < DP_MAX_CAMERAS; i++)
 		dp_frame_host_free(&log.host[i]);
 	free(report);
-	free(sdp);
-	free(sdp_text);
-	free(pcap_list);
-	free(iface_list);
+	free(in.sdp);
+	free(in.sdp_text);
+	free(in.pcap_list);
+	free(in.iface_list);
 	return rc;
 }

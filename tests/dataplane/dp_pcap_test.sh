@@ -45,7 +45,8 @@ done
 
 python3 "$tool" record cap.pcap $P1,$P2,$P3,$P4,$((P4 + 1)) --idle 1.5 --max 30 >rec.log &
 rec=$!
-for i in $(seq 50); do grep -q ready rec.log 2>/dev/null && break; sleep 0.1; done
+for i in $(seq 600); do grep -q ready rec.log 2>/dev/null && break; sleep 0.1; done
+grep -q ready rec.log || fail "the recorder was not ready after 60 s"
 pay="mtu=400 ! udpsink host=127.0.0.1 sync=false"
 gst-launch-1.0 -q filesrc location=a_h264.mkv ! matroskademux ! h264parse ! rtph264pay config-interval=-1 pt=96 aggregate-mode=zero-latency $pay port=$P1 &
 gst-launch-1.0 -q filesrc location=a_h265.mkv ! matroskademux ! h265parse ! rtph265pay config-interval=-1 pt=97 aggregate-mode=zero-latency $pay port=$P2 &
