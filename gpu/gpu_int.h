@@ -101,6 +101,7 @@ struct gpu_conv {
 	enum gpu_act act;
 };
 
+/* The oneDNN backend (cpu/gpu_dnnl.c): a context of cached primitives, one thread at a time. */
 struct gpu_dnnl;
 
 /* BF16: the fast mode: activations and weights rounded to bf16, f32 accumulation and output. */
