@@ -6,7 +6,7 @@
  * Layers are cached by the addresses of their arrays (with every shape field): the weights must
  * outlive the context, as the nets' do. Every layer's primitive is made the first time its (filter, input size) pair is seen and
  * cached; gpu_model_open runs one warm-up pass so that inference never creates one. The plain C
- * kernels (../gpu_layers_ref.c) stay the reference: tests/facenet/test_dnnl.c checks these against
+ * kernels (../gpu_layers_ref.c) stay the reference: tests/gpu/test_dnnl.c checks these against
  * them layer type by layer type.
  */
 #include <errno.h>

@@ -769,7 +769,7 @@ template <class TT> void vgc_dev<TT>::conv(struct vgc_layer *L, int nb, const T 
  * Why two: the fast mode keeps fp16 for the descriptor net only. In fp16 the detector's boxes and
  * the landmarks move by a fraction of a pixel, enough now and then to move a floored crop by one,
  * which moves a descriptor by up to 0.4 (face-nets.md §10); in the descriptor net fp16 moves
- * descriptors by ~1e-3 (tests/gpu/test_cuda_nets_host.c). XR shares X's stream and device.
+ * descriptors by ~1e-3 (tests/gpu/cuda/test_cuda_nets_host.c). XR shares X's stream and device.
  */
 template <class X, class XR = X> struct vgc_engine {
 	typedef typename X::T T;     /* the detector's and the landmarks' activations */

@@ -17,7 +17,7 @@
  * Written once for two places: each step is a functor, `__host__ __device__`, launched as a
  * grid-stride kernel on the device, or called in a loop by the host emulation (device -1), whose
  * "device memory" is host memory (MADV_DONTDUMP). The emulation runs every step but the CUDA calls;
- * that is how this is checked where there is no GPU (tests/gpu/test_cuda_match.c, device -1).
+ * that is how this is checked where there is no GPU (tests/gpu/cuda/test_cuda_match.c, device -1).
  *
  * A search of n queries, k best, on one stream:
  *   prep    per query: refuse NaN, inf, |v| > MATCH_VALUE_MAX, zero under cosine; normalise
@@ -27,7 +27,7 @@
  *   value   per (query, rank): the metric in double, and where the entry is
  * Cost: n * N * d fmaf in the scan, 8 per load of an entry's dimension, and 8 bytes per (query,
  * entry) of keys written and read; at 17,000 x 128 the scan of 256 queries is 557 M fmaf, ~20 us
- * at an H100's fp32 rate (not yet measured: no GPU here; tests/gpu/bench_cuda_match.c measures it).
+ * at an H100's fp32 rate (not yet measured: no GPU here; tests/gpu/cuda/bench_cuda_match.c measures it).
  *
  * Invariant 1: before a search returns, its copies of the descriptors (uploaded, normalised), the
  * keys, the candidate lists and the staging buffers are zeroed, on the device and in pinned

@@ -11,7 +11,7 @@
  *      alignment, quality and descriptor equal, and the count of each frame.
  *   2. real camera frames: make demo's recording decoded by libavcodec and read in place, three
  *      frames as I420 and one as NV12 in one batch; the CPU sees the same frames converted by an
- *      independent BT.601 formula (the kernels' conversion, tests/gpu/test_cuda_pre.c).
+ *      independent BT.601 formula (the kernels' conversion, tests/gpu/cuda/test_cuda_pre.c).
  *   3. tiled detection (gpu_faces_run_tiled, overlap 192) on a 640 x 576 region of a camera frame,
  *      read in place through the planes' pitches.
  *   4. the descriptors gathered for the matcher equal the faces' own, and the evidence crop equals
@@ -39,10 +39,10 @@
 #include <libavcodec/avcodec.h>
 #include <cuda_runtime.h>
 
-#include "../../gpu/gpu_int.h"
+#include "../../../gpu/gpu_int.h"
 #include "gpu_cuda.h"
 #include "vg_image.h"
-#include "../vg_test.h"
+#include "../../vg_test.h"
 
 #define MAXF 16
 #define NPHOTO 3

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../matcher/match_brute.h"
+#include "../../matcher/match_brute.h"
 #include "gpu_cuda.h"
 #include "match.h"
 #include "vg_clock.h"
