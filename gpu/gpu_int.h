@@ -101,6 +101,7 @@ struct gpu_conv {
 	enum gpu_act act;
 };
 
+/* The oneDNN backend (cpu/gpu_dnnl.c): a context of cached primitives, one thread at a time. */
 struct gpu_dnnl;
 
 /* BF16: the fast mode: activations and weights rounded to bf16, f32 accumulation and output. */
@@ -111,8 +112,17 @@ int gpu_dnnl_conv(struct gpu_dnnl *d, int nb, const struct gpu_conv *c, const fl
 		  float *out);
 int gpu_dnnl_fallbacks(const struct gpu_dnnl *d);
 
-/* The reference kernels alone (D NULL) or oneDNN with the reference as fallback. */
-/* NB images of H x W in a row (NHWC, batch NB). */
+/*
+ * The reference kernels alone, in plain C (gpu_layers_ref.c): what oneDNN is checked against, so
+ * it never calls oneDNN. NB images of H x W in a row (NHWC, batch NB).
+ */
+void gpu_conv_ref(int nb, const struct gpu_conv *c, const float *in, int h, int w, float *out,
+		  int *oh /* OUT */, int *ow /* OUT */);
+
+/*
+ * The one place that chooses a backend for a layer (gpu_conv.c): the reference kernels alone
+ * (D NULL) or oneDNN with the reference as fallback. NB images of H x W in a row (NHWC, batch NB).
+ */
 void gpu_conv_run(struct gpu_dnnl *d, int nb, const struct gpu_conv *c, const float *in, int h, int w,
 		  float *out, int *oh /* OUT */, int *ow /* OUT */);
 

@@ -1,12 +1,13 @@
 /*
  * The reference layer kernels: plain C, NHWC, float32, batch 1, with TF's padding rules
- * (face-nets.md §3). Every faster kernel is checked against these (tests/facenet/test_layers.c
- * checks these against hand-worked cases).
+ * (face-nets.md §3). Every faster kernel is checked against these (tests/gpu/test_layers.c
+ * checks these against hand-worked cases). They call nothing they check: gpu_conv.c is where a
+ * layer goes to oneDNN or here.
  *
  * The convolution keeps the output channel innermost so that the compiler vectorises the
  * multiply-add over Cout (HWIO filters put Cout contiguous): about 25 GFLOP/s on one core at -O3
  * without -march (the recognition net, 0.54 GFLOP, in 20-22 ms; SSD 512 in 280 ms; measured on
- * the 2-core AVX-512 dev VM by tests/facenet/bench_facenet.c). oneDNN does it 6x faster.
+ * the 2-core AVX-512 dev VM by tests/gpu/bench_facenet.c). oneDNN does it 6x faster.
  */
 #include <float.h>
 #include <math.h>
@@ -263,15 +264,13 @@ static void conv_ref_one(const struct gpu_conv *c, const float *in, int h, int w
 	}
 }
 
-void gpu_conv_run(struct gpu_dnnl *d, int nb, const struct gpu_conv *c, const float *in, int h,
-		  int w, float *out, int *oh, int *ow)
+void gpu_conv_ref(int nb, const struct gpu_conv *c, const float *in, int h, int w, float *out,
+		  int *oh, int *ow)
 {
 	int pt;
 
 	gpu_out_dim(h, c->k, c->stride, c->pad, oh, &pt);
 	gpu_out_dim(w, c->k, c->stride, c->pad, ow, &pt);
-	if (d && gpu_dnnl_conv(d, nb, c, in, h, w, out) == 0)
-		return;
 	for (int i = 0; i < nb; i++)
 		conv_ref_one(c, in + (size_t)i * h * w * c->cin, h, w,
 			     out + (size_t)i * *oh * *ow * c->cout, oh, ow);

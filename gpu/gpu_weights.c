@@ -8,17 +8,15 @@
  * sizes, counts), never trusts a length it has not checked, and is fuzzed (fuzz_weights).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "gpu_int.h"
 #include "vg_base.h"
+#include "vg_file.h"
 
 /* ---- a small JSON reader: just what the manifests use ------------------------------------- */
 
@@ -506,44 +504,19 @@ out_free_entries:
 	return rc;
 }
 
+/* vg_file_read() of PATH (at most CAP bytes), its error as one line naming PATH in ERR. */
 static int read_file(const char *path, size_t cap, uint8_t **buf, size_t *len, char *err, size_t errlen)
 {
-	struct stat st;
-	uint8_t *b;
-	size_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int rc = vg_file_read(path, cap, buf, len);
 
-	if (fd < 0)
-		return vg_errf(err, errlen, -errno, "%s: %s", path, vg_strerror(-errno));
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
-		close(fd);
-		return vg_errf(err, errlen, -EINVAL, "%s: not a regular file", path);
-	}
-	if ((uint64_t)st.st_size > cap) {
-		close(fd);
-		return vg_errf(err, errlen, -EFBIG, "%s: %lld bytes, over the %zu limit", path,
-			       (long long)st.st_size, cap);
-	}
-	b = malloc(st.st_size ? (size_t)st.st_size : 1);
-	if (!b) {
-		close(fd);
-		return vg_errf(err, errlen, -ENOMEM, "%s: out of memory", path);
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t r = read(fd, b + got, (size_t)st.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			int e = r < 0 ? -errno : -EIO;
-			free(b);
-			close(fd);
-			return vg_errf(err, errlen, e, "%s: read failed: %s", path, vg_strerror(e));
-		}
-		got += (size_t)r;
-	}
-	close(fd);
-	*buf = b;
-	*len = got;
+	if (rc == -EINVAL)
+		return vg_errf(err, errlen, rc, "%s: not a regular file", path);
+	if (rc == -EFBIG)
+		return vg_errf(err, errlen, rc, "%s: over the %zu byte limit", path, cap);
+	if (rc == -ENOMEM)
+		return vg_errf(err, errlen, rc, "%s: out of memory", path);
+	if (rc)
+		return vg_errf(err, errlen, rc, "%s: %s", path, vg_strerror(rc));
 	return 0;
 }
 

@@ -12,6 +12,7 @@
  */
 #include <new>
 
+#include "gpu_cuda_engine.cuh"
 #include "gpu_cuda_exec.cuh"
 #include "gpu_cuda_faces.cuh"
 

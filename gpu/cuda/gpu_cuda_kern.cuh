@@ -2,7 +2,7 @@
  * The face nets' element kernels, written once for two places: each functor below computes one
  * output element, `__host__ __device__`, so the CUDA backend launches it as a kernel (vgk_each)
  * and the host-emulation executor runs the very same code in a loop on the CPU. That second use
- * is how the kernels are checked where there is no GPU (tests/gpu/test_cuda_nets_host.cu): run on
+ * is how the kernels are checked where there is no GPU (tests/gpu/cuda/test_cuda_nets_host.c): run on
  * the host, they must equal gpu/'s reference kernels bit for bit.
  *
  * Bit equality needs the reference's rounding, op by op: every sum is accumulated in the

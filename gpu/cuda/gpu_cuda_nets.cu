@@ -9,6 +9,7 @@
  */
 #include <new>
 
+#include "gpu_cuda_engine.cuh"
 #include "gpu_cuda_exec.cuh"
 
 extern "C" {

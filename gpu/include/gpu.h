@@ -10,7 +10,7 @@
  *   one-line error at open and never a wrong result later.
  * - The exact mode reproduces face-api's own quirks (floored crops, the landmark shift by the
  *   unfloored box, the alignment rectangle), so results match the oracle within float rounding:
- *   boxes and landmarks within 0.5 px, descriptors within L2 1e-3 (tests/facenet).
+ *   boxes and landmarks within 0.5 px, descriptors within L2 1e-3 (tests/gpu).
  * - A model runs on one thread at a time (it owns its scratch tensors; gpu_faces_run never
  *   allocates); open one model per inference thread.
  * - Everything written into a gpu_face is biometric: the caller zeroes it when it retires the
@@ -60,7 +60,7 @@ enum gpu_backend {
 	GPU_BACKEND_REFERENCE,    /**< the plain C reference kernels, op by op as tfjs rounds */
 	GPU_BACKEND_ONEDNN_BF16,  /**< fast mode: the descriptor net on oneDNN in bf16 (detector and
 				       landmarks stay fp32, so crops are exact); descriptors drift
-				       from face-api's (measured in tests/facenet/test_bf16.c) */
+				       from face-api's (measured in tests/gpu/test_bf16.c) */
 };
 
 /**
@@ -98,7 +98,7 @@ int gpu_faces_run(struct gpu_model *model, const uint8_t *rgb, uint32_t width, u
  * all boxes are merged by one NMS (IoU 0.5). A box cut by a tile edge inside the frame is left
  * to the tile holding that face whole. A frame with a side of 512 or less runs as
  * gpu_faces_run. Costs one SSD pass per tile: 18 + 1 for 1080p at overlap 192. Measured
- * (tests/facenet/test_tiled.c, one photo's 3 faces): found and matched down to 42 px high,
+ * (tests/gpu/test_tiled.c, one photo's 3 faces): found and matched down to 42 px high,
  * where the whole-frame pass alone finds none of them.
  * Returns the number of faces or -EINVAL.
  */

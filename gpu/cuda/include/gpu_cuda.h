@@ -198,7 +198,7 @@ int gpu_cuda_frame_scrub(int device, const struct gpu_cuda_frame *f);
  * crops and passes, and the quality figures. Only the faces' boxes, landmarks and quality come back
  * to the host; the descriptors stay on the device for the matcher (gpu_cuda_faces_queries) unless
  * asked for. Faces are found, cropped and dropped exactly as gpu.h's gpu_faces_run (or _tiled)
- * does on the same pixels: in the exact mode, bit for bit (tests/gpu/test_cuda_faces_host.c).
+ * does on the same pixels: in the exact mode, bit for bit (tests/gpu/cuda/test_cuda_faces.c, device -1).
  *
  * Nothing is allocated per batch; steady-state passes replay as CUDA graphs (GRAPHS). After each
  * pass the net's buffers are zeroed; gpu_cuda_faces_retire() zeroes the rest of the batch.

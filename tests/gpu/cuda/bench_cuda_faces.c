@@ -22,8 +22,8 @@
 
 #include <cuda_runtime.h>
 
-#include "../../gpu/gpu_int.h"
-#include "../vg_bench.h"
+#include "../../../gpu/gpu_int.h"
+#include "../../vg_bench.h"
 #include "gpu_cuda.h"
 #include "match.h"
 #include "vg_clock.h"
@@ -103,12 +103,148 @@ static double time_batch(struct gpu_cuda_faces *p, const struct gpu_cuda_frame *
 	return median_s(t);
 }
 
+static const char *const mode_name[] = {"exact", "fp32", "fp16"};
+
+/* The CPU peer: the CPU backend on the same pixels (converted as the appliance converts); frames/s. */
+static double cpu_peer(struct gpu_model *m, const uint8_t *yp, const uint8_t *up, const uint8_t *vp)
+{
+	static struct gpu_face cpu_faces[32];
+	static uint8_t conv[W * H * 3];
+	uint64_t t[RUNS];
+	double cpu_fps;
+	int cpu_n = 0;
+
+	gpu_yuv420_to_rgb(yp, W, up, vp, W / 2, W, H, conv);
+	for (int r = -1; r < RUNS; r++) {
+		uint64_t t0 = vg_clock_ns();
+
+		cpu_n = gpu_faces_run(m, conv, W, H, cpu_faces, 32);
+		if (r >= 0)
+			t[r] = vg_clock_ns() - t0;
+	}
+	cpu_fps = 1.0 / median_s(t);
+	printf("CPU (oneDNN fp32, a frame at a time): %.1f frames/s, %d faces a frame\n", cpu_fps, cpu_n);
+	return cpu_fps;
+}
+
+/*
+ * Each mode's frames/s at batch 1, 8 and 32 on the device frame DEV, at BATCH_MAX on the host
+ * frame HOST, and tiled; against the GPU's PEAK and the CPU's CPU_FPS. 0, or 1 on an error.
+ */
+static int bench_modes(struct gpu_model *m, const struct gpu_cuda_frame *host, const struct gpu_cuda_frame *dev,
+		       double peak, double cpu_fps)
+{
+	static const int batches[] = {1, 8, 32};
+	char err[512];
+
+	for (int mode = GPU_CUDA_EXACT; mode <= GPU_CUDA_FP16; mode++) {
+		struct gpu_cuda_faces_conf conf = {.device = 0, .mode = mode, .max_frames = BATCH_MAX, .max_width = W,
+						   .max_height = H, .max_faces = 32, .graphs = 1};
+		struct gpu_cuda_faces *p = NULL;
+		struct gpu_cuda_faces_stats st;
+		int faces = 0;
+
+		if (gpu_cuda_faces_create(&p, m, &conf, err, sizeof(err)))
+			return fprintf(stderr, "bench_cuda_faces: %s\n", err), 1;
+		printf("mode %s:\n", mode_name[mode]);
+		for (size_t k = 0; k < sizeof(batches) / sizeof(batches[0]); k++) {
+			int nb = batches[k];
+			double s = time_batch(p, dev, nb, &faces), fps = nb / s;
+			double gflop = SSD_GFLOP + faces * (LM_GFLOP + REC_GFLOP);
+
+			printf("  1080p, device NV12, batch %2d: %7.0f frames/s (%d faces a frame; %.1f%% of peak), "
+			       "%7.3f ms a batch; CPU %.1f frames/s; ratio %.0f\n",
+			       nb, fps, faces, 100.0 * fps * gflop / peak, s * 1e3, cpu_fps, fps / cpu_fps);
+		}
+		{
+			double s = time_batch(p, host, BATCH_MAX, &faces);
+
+			printf("  1080p, host I420 copied per batch, batch %d: %.0f frames/s\n", BATCH_MAX, BATCH_MAX / s);
+		}
+		gpu_cuda_faces_stats_get(p, &st);
+		printf("  graphs replayed %llu, capture failures %llu, cuDNN refusals %d, device memory %.0f MiB\n",
+		       (unsigned long long)st.graph_launches, (unsigned long long)st.graph_failures, st.cudnn_fallbacks,
+		       st.device_bytes / 1048576.0);
+		gpu_cuda_faces_destroy(&p);
+
+		/* tiled detection (small faces): 19 detector inputs a 1080p frame */
+		conf.tiled = 1;
+		conf.overlap = 192;
+		conf.max_frames = 8;
+		if (gpu_cuda_faces_create(&p, m, &conf, err, sizeof(err)) == 0) {
+			double s = time_batch(p, dev, 8, &faces);
+
+			printf("  1080p tiled (19 detector inputs), device NV12, batch 8: %.0f frames/s (%.1f%% of peak)\n",
+			       8 / s, 100.0 * 8 / s * (19 * SSD_GFLOP + faces * (LM_GFLOP + REC_GFLOP)) / peak);
+			gpu_cuda_faces_destroy(&p);
+		}
+	}
+	return 0;
+}
+
+/* Latency: one frame (DEV) to its faces' matches, fp16 and fp32, the watchlist on the device. 0 or 1. */
+static int bench_latency(struct gpu_model *m, const struct gpu_cuda_frame *dev)
+{
+	struct match_db_conf mc = {.d = GPU_DESCRIPTOR_DIM, .metric = MATCH_METRIC_L2, .n_shards = 1,
+				   .model = "face-api-1.7.15", .kernel = MATCH_KERNEL_AUTO};
+	struct match_db *db = NULL;
+	struct match_ctx *ctx = NULL;
+	static float wl[WATCHLIST * GPU_DESCRIPTOR_DIM];
+	static struct match_entry e[WATCHLIST];
+	static char subj[WATCHLIST][16];
+	unsigned s = 7;
+	char err[512];
+
+	if (match_db_open(&db, &mc, err, sizeof(err)) || gpu_cuda_match_attach(db, 0, err, sizeof(err)) ||
+	    match_watchlist_set(db, 1, 0.5f))
+		return fprintf(stderr, "bench_cuda_faces: matcher: %s\n", err), 1;
+	for (int i = 0; i < WATCHLIST; i++) {
+		for (int k = 0; k < GPU_DESCRIPTOR_DIM; k++) {
+			s = s * 1103515245u + 12345u;
+			wl[(size_t)i * GPU_DESCRIPTOR_DIM + k] = ((float)(s >> 8 & 0xffff) / 65536.0f - 0.5f) * 0.45f;
+		}
+		snprintf(subj[i], sizeof(subj[i]), "s%d", i);
+		e[i] = (struct match_entry){.subject = subj[i], .watchlist = 1, .desc = wl + (size_t)i * GPU_DESCRIPTOR_DIM};
+	}
+	if (match_enroll(db, e, WATCHLIST, err, sizeof(err)) != WATCHLIST || match_ctx_open(&ctx, db, 1, 64))
+		return fprintf(stderr, "bench_cuda_faces: enrol: %s\n", err), 1;
+	for (int mode = GPU_CUDA_FP32; mode <= GPU_CUDA_FP16; mode++) {
+		struct gpu_cuda_faces_conf conf = {.device = 0, .mode = mode, .max_frames = 1, .max_width = W,
+						   .max_height = H, .max_faces = 32, .graphs = 1};
+		struct gpu_cuda_faces *p = NULL;
+		static struct gpu_face out[32];
+		struct match_result res[32];
+		int idx[32], counts[1];
+		uint64_t t[RUNS];
+
+		if (gpu_cuda_faces_create(&p, m, &conf, err, sizeof(err)))
+			return fprintf(stderr, "bench_cuda_faces: %s\n", err), 1;
+		for (int r = -2; r < RUNS; r++) {
+			uint64_t t0 = vg_clock_ns();
+			int n = gpu_cuda_faces_run(p, dev, 1, 0, out, 32, counts);
+			const float *q;
+
+			for (int i = 0; i < n; i++)
+				idx[i] = i;
+			q = n > 0 ? gpu_cuda_faces_queries(p, idx, n) : NULL;
+			if (!q || match_query_device(ctx, q, (unsigned)n, 1, res) != n)
+				return fprintf(stderr, "bench_cuda_faces: match failed: %s\n", gpu_cuda_last_error()), 1;
+			gpu_cuda_faces_retire(p);
+			if (r >= 0)
+				t[r] = vg_clock_ns() - t0;
+		}
+		printf("latency, %s: a 1080p frame to its faces' matches (watchlist %d on the device): %.3f ms "
+		       "(goal 2 ms)\n", mode_name[mode], WATCHLIST, median_s(t) * 1e3);
+		gpu_cuda_faces_destroy(&p);
+	}
+	match_ctx_close(&ctx);
+	match_db_close(&db);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	static const char *mode_name[] = {"exact", "fp32", "fp16"};
-	static const int batches[] = {1, 8, 32};
 	static uint8_t rgb[W * H * 3], yp[W * H], up[W * H / 4], vp[W * H / 4], nv12_uv[W * H / 2];
-	static struct gpu_face cpu_faces[32];
 	struct gpu_cuda_device_info info;
 	struct gpu_model *m = NULL;
 	struct vg_image a, b;
@@ -117,7 +253,6 @@ int main(int argc, char **argv)
 	size_t py = 0, puv = 0;
 	char path[1024], err[512];
 	double peak, cpu_fps;
-	int cpu_n;
 
 	if (argc < 2)
 		return 2;
@@ -157,122 +292,9 @@ int main(int argc, char **argv)
 	peak = gpu_cuda_peak_gflops(0);
 	printf("%s, %d SMs: measured fp32 FMA peak %.0f GFLOP/s\n", info.name, info.multiprocessors, peak);
 
-	/* the CPU peer: the CPU backend on the same pixels (converted as the appliance converts) */
-	{
-		static uint8_t conv[W * H * 3];
-		uint64_t t[RUNS];
-
-		gpu_yuv420_to_rgb(yp, W, up, vp, W / 2, W, H, conv);
-		for (int r = -1; r < RUNS; r++) {
-			uint64_t t0 = vg_clock_ns();
-
-			cpu_n = gpu_faces_run(m, conv, W, H, cpu_faces, 32);
-			if (r >= 0)
-				t[r] = vg_clock_ns() - t0;
-		}
-		cpu_fps = 1.0 / median_s(t);
-		printf("CPU (oneDNN fp32, a frame at a time): %.1f frames/s, %d faces a frame\n", cpu_fps, cpu_n);
-	}
-
-	for (int mode = GPU_CUDA_EXACT; mode <= GPU_CUDA_FP16; mode++) {
-		struct gpu_cuda_faces_conf conf = {.device = 0, .mode = mode, .max_frames = BATCH_MAX, .max_width = W,
-						   .max_height = H, .max_faces = 32, .graphs = 1};
-		struct gpu_cuda_faces *p = NULL;
-		struct gpu_cuda_faces_stats st;
-		int faces = 0;
-
-		if (gpu_cuda_faces_create(&p, m, &conf, err, sizeof(err)))
-			return fprintf(stderr, "bench_cuda_faces: %s\n", err), 1;
-		printf("mode %s:\n", mode_name[mode]);
-		for (size_t k = 0; k < sizeof(batches) / sizeof(batches[0]); k++) {
-			int nb = batches[k];
-			double s = time_batch(p, &dev, nb, &faces), fps = nb / s;
-			double gflop = SSD_GFLOP + faces * (LM_GFLOP + REC_GFLOP);
-
-			printf("  1080p, device NV12, batch %2d: %7.0f frames/s (%d faces a frame; %.1f%% of peak), "
-			       "%7.3f ms a batch; CPU %.1f frames/s; ratio %.0f\n",
-			       nb, fps, faces, 100.0 * fps * gflop / peak, s * 1e3, cpu_fps, fps / cpu_fps);
-		}
-		{
-			double s = time_batch(p, &host, BATCH_MAX, &faces);
-
-			printf("  1080p, host I420 copied per batch, batch %d: %.0f frames/s\n", BATCH_MAX, BATCH_MAX / s);
-		}
-		gpu_cuda_faces_stats_get(p, &st);
-		printf("  graphs replayed %llu, capture failures %llu, cuDNN refusals %d, device memory %.0f MiB\n",
-		       (unsigned long long)st.graph_launches, (unsigned long long)st.graph_failures, st.cudnn_fallbacks,
-		       st.device_bytes / 1048576.0);
-		gpu_cuda_faces_destroy(&p);
-
-		/* tiled detection (small faces): 19 detector inputs a 1080p frame */
-		conf.tiled = 1;
-		conf.overlap = 192;
-		conf.max_frames = 8;
-		if (gpu_cuda_faces_create(&p, m, &conf, err, sizeof(err)) == 0) {
-			double s = time_batch(p, &dev, 8, &faces);
-
-			printf("  1080p tiled (19 detector inputs), device NV12, batch 8: %.0f frames/s (%.1f%% of peak)\n",
-			       8 / s, 100.0 * 8 / s * (19 * SSD_GFLOP + faces * (LM_GFLOP + REC_GFLOP)) / peak);
-			gpu_cuda_faces_destroy(&p);
-		}
-	}
-
-	/* latency: one frame to its faces' matches, fp16 and fp32, the watchlist on the device */
-	{
-		struct match_db_conf mc = {.d = GPU_DESCRIPTOR_DIM, .metric = MATCH_METRIC_L2, .n_shards = 1,
-					   .model = "face-api-1.7.15", .kernel = MATCH_KERNEL_AUTO};
-		struct match_db *db = NULL;
-		struct match_ctx *ctx = NULL;
-		static float wl[WATCHLIST * GPU_DESCRIPTOR_DIM];
-		static struct match_entry e[WATCHLIST];
-		static char subj[WATCHLIST][16];
-		unsigned s = 7;
-
-		if (match_db_open(&db, &mc, err, sizeof(err)) || gpu_cuda_match_attach(db, 0, err, sizeof(err)) ||
-		    match_watchlist_set(db, 1, 0.5f))
-			return fprintf(stderr, "bench_cuda_faces: matcher: %s\n", err), 1;
-		for (int i = 0; i < WATCHLIST; i++) {
-			for (int k = 0; k < GPU_DESCRIPTOR_DIM; k++) {
-				s = s * 1103515245u + 12345u;
-				wl[(size_t)i * GPU_DESCRIPTOR_DIM + k] = ((float)(s >> 8 & 0xffff) / 65536.0f - 0.5f) * 0.45f;
-			}
-			snprintf(subj[i], sizeof(subj[i]), "s%d", i);
-			e[i] = (struct match_entry){.subject = subj[i], .watchlist = 1, .desc = wl + (size_t)i * GPU_DESCRIPTOR_DIM};
-		}
-		if (match_enroll(db, e, WATCHLIST, err, sizeof(err)) != WATCHLIST || match_ctx_open(&ctx, db, 1, 64))
-			return fprintf(stderr, "bench_cuda_faces: enrol: %s\n", err), 1;
-		for (int mode = GPU_CUDA_FP32; mode <= GPU_CUDA_FP16; mode++) {
-			struct gpu_cuda_faces_conf conf = {.device = 0, .mode = mode, .max_frames = 1, .max_width = W,
-							   .max_height = H, .max_faces = 32, .graphs = 1};
-			struct gpu_cuda_faces *p = NULL;
-			static struct gpu_face out[32];
-			struct match_result res[32];
-			int idx[32], counts[1];
-			uint64_t t[RUNS];
-
-			if (gpu_cuda_faces_create(&p, m, &conf, err, sizeof(err)))
-				return fprintf(stderr, "bench_cuda_faces: %s\n", err), 1;
-			for (int r = -2; r < RUNS; r++) {
-				uint64_t t0 = vg_clock_ns();
-				int n = gpu_cuda_faces_run(p, &dev, 1, 0, out, 32, counts);
-				const float *q;
-
-				for (int i = 0; i < n; i++)
-					idx[i] = i;
-				q = n > 0 ? gpu_cuda_faces_queries(p, idx, n) : NULL;
-				if (!q || match_query_device(ctx, q, (unsigned)n, 1, res) != n)
-					return fprintf(stderr, "bench_cuda_faces: match failed: %s\n", gpu_cuda_last_error()), 1;
-				gpu_cuda_faces_retire(p);
-				if (r >= 0)
-					t[r] = vg_clock_ns() - t0;
-			}
-			printf("latency, %s: a 1080p frame to its faces' matches (watchlist %d on the device): %.3f ms "
-			       "(goal 2 ms)\n", mode_name[mode], WATCHLIST, median_s(t) * 1e3);
-			gpu_cuda_faces_destroy(&p);
-		}
-		match_ctx_close(&ctx);
-		match_db_close(&db);
-	}
+	cpu_fps = cpu_peer(m, yp, up, vp);
+	if (bench_modes(m, &host, &dev, peak, cpu_fps) || bench_latency(m, &dev))
+		return 1;
 	cudaFree(dy);
 	cudaFree(duv);
 	vg_image_release(&a);

@@ -37,12 +37,12 @@ node "$compare" "$golden" "$tmp/out.json" --box-px 0.5 --landmark-px 0.5 --descr
 [ -s "$tmp/err" ] && bad "stderr not empty on good input: $(cat "$tmp/err")"
 
 # 1b. the tiny detector against face-api's TinyFaceDetector (inputSize 416, scoreThreshold 0.5):
-# tests/facenet/golden-tiny.json was made by tools/oracle/faces.js with TinyFaceDetectorOptions
+# tests/gpu/golden-tiny.json was made by tools/oracle/faces.js with TinyFaceDetectorOptions
 # in place of the SSD options (20 faces)
 "$vigilctl" faces --json --tiny --models "$models" "$demo"/sample1.jpg "$demo"/sample2.jpg "$demo"/sample3.jpg \
   "$demo"/sample4.jpg "$demo"/sample5.jpg "$demo"/sample6.jpg > "$tmp/tiny.json" 2> "$tmp/err" \
   || bad "vigilctl faces --tiny exited $?: $(cat "$tmp/err")"
-node "$compare" "$srcroot/tests/facenet/golden-tiny.json" "$tmp/tiny.json" --box-px 0.5 --landmark-px 0.5 \
+node "$compare" "$srcroot/tests/gpu/golden-tiny.json" "$tmp/tiny.json" --box-px 0.5 --landmark-px 0.5 \
   --descriptor-l2 1e-3 || bad "vigilctl faces --tiny differs from face-api's tiny detector"
 
 # 2. a corrupt image among good ones: one stderr line, the good one still reported, exit 1

@@ -6,7 +6,7 @@
  * Layers are cached by the addresses of their arrays (with every shape field): the weights must
  * outlive the context, as the nets' do. Every layer's primitive is made the first time its (filter, input size) pair is seen and
  * cached; gpu_model_open runs one warm-up pass so that inference never creates one. The plain C
- * kernels (gpu_layers_ref.c) stay the reference: tests/facenet/test_dnnl.c checks these against
+ * kernels (../gpu_layers_ref.c) stay the reference: tests/gpu/test_dnnl.c checks these against
  * them layer type by layer type.
  */
 #include <errno.h>
@@ -15,7 +15,7 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
-#include "gpu_int.h"
+#include "../gpu_int.h"
 #include "vg_base.h"
 
 #define DNNL_CACHE_MAX 512   /* SSD 47 + landmarks 31 + 8 batch sizes x 29 descriptor layers = 310 */
@@ -132,25 +132,24 @@ out:
 	return ok ? 0 : -EIO;
 }
 
-static struct dnnl_entry *entry_make(struct gpu_dnnl *d, int nb, const struct gpu_conv *c, int h, int w)
-{
-	struct dnnl_entry *e;
-	dnnl_memory_desc_t src_md, dst_md, wei_any, bias_md, wei_user, src16_md;
-	dnnl_data_type_t ct = d->bf16 ? dnnl_bf16 : dnnl_f32;
+/* The memory descriptors of one layer and the convolution over them. */
+struct conv_mds {
+	dnnl_memory_desc_t src, src16, dst, bias, wei_any, wei_user;
 	dnnl_convolution_desc_t cd;
-	dnnl_primitive_attr_t attr = NULL;
-	dnnl_post_ops_t po = NULL;
-	dnnl_primitive_desc_t pd = NULL;
+};
+
+/*
+ * C's descriptors for NB images of H x W: NHWC f32 activations in and out, the conv's input and
+ * weights in CT (bf16 in the fast mode; weights in whatever layout oneDNN picks), TF's pads.
+ * Returns 0 or -EIO.
+ */
+static int conv_mds_init(struct conv_mds *m, int nb, const struct gpu_conv *c, int h, int w,
+			 dnnl_data_type_t ct)
+{
 	int g = c->depthwise ? c->cin : 1;
 	int cout = c->depthwise ? c->cin : c->cout;
 	int oh, ow, pt, pl;
-	size_t nw = (size_t)c->k * c->k * c->cin * (c->depthwise ? 1 : c->cout);
-	float *wf = NULL, *bf = NULL;
-	int ok = 0;
 
-	if (d->n >= DNNL_CACHE_MAX)
-		return NULL;
-	e = &d->e[d->n];
 	gpu_out_dim(h, c->k, c->stride, c->pad, &oh, &pt);
 	gpu_out_dim(w, c->k, c->stride, c->pad, &ow, &pl);
 	{
@@ -165,48 +164,59 @@ static struct dnnl_entry *entry_make(struct gpu_dnnl *d, int nb, const struct gp
 			padr[0] = 0;
 		if (padr[1] < 0)
 			padr[1] = 0;
-		if (dnnl_memory_desc_init_by_tag(&src_md, 4, sd, dnnl_f32, dnnl_nhwc) ||
-		    dnnl_memory_desc_init_by_tag(&src16_md, 4, sd, ct, dnnl_nhwc) ||
-		    dnnl_memory_desc_init_by_tag(&dst_md, 4, dd, dnnl_f32, dnnl_nhwc) ||
-		    dnnl_memory_desc_init_by_tag(&bias_md, 1, bd, dnnl_f32, dnnl_x))
-			goto out;
+		if (dnnl_memory_desc_init_by_tag(&m->src, 4, sd, dnnl_f32, dnnl_nhwc) ||
+		    dnnl_memory_desc_init_by_tag(&m->src16, 4, sd, ct, dnnl_nhwc) ||
+		    dnnl_memory_desc_init_by_tag(&m->dst, 4, dd, dnnl_f32, dnnl_nhwc) ||
+		    dnnl_memory_desc_init_by_tag(&m->bias, 1, bd, dnnl_f32, dnnl_x))
+			return -EIO;
 		if (c->depthwise) {
 			dnnl_dims_t wd = {g, 1, 1, c->k, c->k};
-			if (dnnl_memory_desc_init_by_tag(&wei_any, 5, wd, ct, dnnl_format_tag_any) ||
-			    dnnl_memory_desc_init_by_tag(&wei_user, 5, wd, dnnl_f32, dnnl_hwigo))
-				goto out;
+			if (dnnl_memory_desc_init_by_tag(&m->wei_any, 5, wd, ct, dnnl_format_tag_any) ||
+			    dnnl_memory_desc_init_by_tag(&m->wei_user, 5, wd, dnnl_f32, dnnl_hwigo))
+				return -EIO;
 		} else {
 			dnnl_dims_t wd = {c->cout, c->cin, c->k, c->k};
-			if (dnnl_memory_desc_init_by_tag(&wei_any, 4, wd, ct, dnnl_format_tag_any) ||
-			    dnnl_memory_desc_init_by_tag(&wei_user, 4, wd, dnnl_f32, dnnl_hwio))
-				goto out;
+			if (dnnl_memory_desc_init_by_tag(&m->wei_any, 4, wd, ct, dnnl_format_tag_any) ||
+			    dnnl_memory_desc_init_by_tag(&m->wei_user, 4, wd, dnnl_f32, dnnl_hwio))
+				return -EIO;
 		}
-		if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct,
-						       &src16_md, &wei_any, &bias_md, &dst_md, strides,
+		if (dnnl_convolution_forward_desc_init(&m->cd, dnnl_forward_inference, dnnl_convolution_direct,
+						       &m->src16, &m->wei_any, &m->bias, &m->dst, strides,
 						       padl, padr))
-			goto out;
+			return -EIO;
 	}
-	if (dnnl_primitive_attr_create(&attr) || dnnl_post_ops_create(&po))
-		goto out;
-	if (c->act == GPU_ACT_RELU && dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f))
-		goto out;
-	if (c->act == GPU_ACT_RELU6 && dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_clip, 0.0f, 6.0f))
-		goto out;
-	if (c->act == GPU_ACT_LEAKY && dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.1f, 0.0f))
-		goto out;
-	if (dnnl_primitive_attr_set_post_ops(attr, po) ||
-	    dnnl_primitive_desc_create(&pd, &cd, attr, d->eng, NULL) ||
-	    dnnl_primitive_create(&e->prim, pd))
-		goto out;
+	return 0;
+}
 
-	/* fold: w' = w * mul[co], b' = bias*mul + add (mul/add from scale or BN) */
-	wf = malloc(nw * sizeof(float));
-	bf = malloc((size_t)cout * sizeof(float));
-	if (!wf || !bf)
-		goto out;
+/* C's activation as a post-op in ATTR (both the caller's to destroy, also on error). 0 or -EIO. */
+static int conv_attr_init(const struct gpu_conv *c, dnnl_primitive_attr_t *attr, dnnl_post_ops_t *po)
+{
+	if (dnnl_primitive_attr_create(attr) || dnnl_post_ops_create(po))
+		return -EIO;
+	if (c->act == GPU_ACT_RELU && dnnl_post_ops_append_eltwise(*po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f))
+		return -EIO;
+	if (c->act == GPU_ACT_RELU6 && dnnl_post_ops_append_eltwise(*po, 1.0f, dnnl_eltwise_clip, 0.0f, 6.0f))
+		return -EIO;
+	if (c->act == GPU_ACT_LEAKY && dnnl_post_ops_append_eltwise(*po, 1.0f, dnnl_eltwise_relu, 0.1f, 0.0f))
+		return -EIO;
+	if (dnnl_primitive_attr_set_post_ops(*attr, *po))
+		return -EIO;
+	return 0;
+}
+
+/*
+ * fold: w' = w * mul[co], b' = bias*mul + add (mul/add from scale or BN), into WF (NW weights)
+ * and BF (COUT biases), malloc'd: the caller frees both, also on error. 0 or -ENOMEM.
+ */
+static int conv_fold(const struct gpu_conv *c, size_t nw, int cout, float **wf, float **bf)
+{
+	*wf = malloc(nw * sizeof(float));
+	*bf = malloc((size_t)cout * sizeof(float));
+	if (!*wf || !*bf)
+		return -ENOMEM;
 	for (size_t i = 0; i < nw; i++) {
 		int co = c->depthwise ? (int)(i % (size_t)c->cin) : (int)(i % (size_t)c->cout);
-		wf[i] = c->filt[i] * (c->mul ? c->mul[co] : 1.0f);
+		(*wf)[i] = c->filt[i] * (c->mul ? c->mul[co] : 1.0f);
 	}
 	for (int co = 0; co < cout; co++) {
 		float b = c->bias ? c->bias[co] : 0.0f;
@@ -214,36 +224,73 @@ static struct dnnl_entry *entry_make(struct gpu_dnnl *d, int nb, const struct gp
 			b *= c->mul[co];
 		if (c->add)
 			b += c->add[co];
-		bf[co] = b;
+		(*bf)[co] = b;
 	}
+	return 0;
+}
+
+/*
+ * E's memories: the folded weights WF reordered into PD's layout, the bias BF (COUT floats)
+ * copied, src/dst without data (set per call), and in the bf16 mode the reorder of the f32
+ * activations into src16. On error what was made stays in E for entry_free(). 0 or -EIO.
+ */
+static int entry_memories(struct gpu_dnnl *d, struct dnnl_entry *e, const dnnl_primitive_desc_t pd,
+			  const struct conv_mds *m, float *wf, const float *bf, int cout)
+{
 	{
 		const dnnl_memory_desc_t *wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
 
-		if (!wmd || reorder_into(d, &wei_user, wf, wmd, &e->wei))
-			goto out;
+		if (!wmd || reorder_into(d, &m->wei_user, wf, wmd, &e->wei))
+			return -EIO;
 	}
-	if (dnnl_memory_create(&e->bias, &bias_md, d->eng, DNNL_MEMORY_ALLOCATE) ||
-	    dnnl_memory_create(&e->src, &src_md, d->eng, DNNL_MEMORY_NONE) ||
-	    dnnl_memory_create(&e->dst, &dst_md, d->eng, DNNL_MEMORY_NONE))
-		goto out;
+	if (dnnl_memory_create(&e->bias, &m->bias, d->eng, DNNL_MEMORY_ALLOCATE) ||
+	    dnnl_memory_create(&e->src, &m->src, d->eng, DNNL_MEMORY_NONE) ||
+	    dnnl_memory_create(&e->dst, &m->dst, d->eng, DNNL_MEMORY_NONE))
+		return -EIO;
 	if (d->bf16) {
 		dnnl_primitive_desc_t rpd = NULL;
-		int bad = dnnl_memory_create(&e->src16, &src16_md, d->eng, DNNL_MEMORY_ALLOCATE) ||
-			  dnnl_reorder_primitive_desc_create(&rpd, &src_md, d->eng, &src16_md, d->eng, NULL) ||
+		int bad = dnnl_memory_create(&e->src16, &m->src16, d->eng, DNNL_MEMORY_ALLOCATE) ||
+			  dnnl_reorder_primitive_desc_create(&rpd, &m->src, d->eng, &m->src16, d->eng, NULL) ||
 			  dnnl_primitive_create(&e->to_bf16, rpd);
 
 		if (rpd)
 			dnnl_primitive_desc_destroy(rpd);
 		if (bad)
-			goto out;
+			return -EIO;
 	}
 	{
 		void *bh = NULL;
 
 		if (dnnl_memory_get_data_handle(e->bias, &bh) || !bh)
-			goto out;
+			return -EIO;
 		memcpy(bh, bf, (size_t)cout * sizeof(float));
 	}
+	return 0;
+}
+
+static struct dnnl_entry *entry_make(struct gpu_dnnl *d, int nb, const struct gpu_conv *c, int h, int w)
+{
+	struct dnnl_entry *e;
+	struct conv_mds m;
+	dnnl_data_type_t ct = d->bf16 ? dnnl_bf16 : dnnl_f32;
+	dnnl_primitive_attr_t attr = NULL;
+	dnnl_post_ops_t po = NULL;
+	dnnl_primitive_desc_t pd = NULL;
+	int cout = c->depthwise ? c->cin : c->cout;
+	size_t nw = (size_t)c->k * c->k * c->cin * (c->depthwise ? 1 : c->cout);
+	float *wf = NULL, *bf = NULL;
+	int ok = 0;
+
+	if (d->n >= DNNL_CACHE_MAX)
+		return NULL;
+	e = &d->e[d->n];
+	if (conv_mds_init(&m, nb, c, h, w, ct) || conv_attr_init(c, &attr, &po))
+		goto out;
+	if (dnnl_primitive_desc_create(&pd, &m.cd, attr, d->eng, NULL) ||
+	    dnnl_primitive_create(&e->prim, pd))
+		goto out;
+	if (conv_fold(c, nw, cout, &wf, &bf) || entry_memories(d, e, pd, &m, wf, bf, cout))
+		goto out;
 	e->c = *c;
 	e->nb = nb;
 	e->h = h;

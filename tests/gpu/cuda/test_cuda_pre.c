@@ -15,23 +15,55 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../gpu/gpu_int.h"
+#include "../../../gpu/gpu_int.h"
 #include "gpu_cuda.h"
-#include "../vg_test.h"
+#include "../../vg_test.h"
 
 #define W 173
 #define H 131
 
 static int clamp(int v) { return v < 0 ? 0 : v > 255 ? 255 : v; }
 
+/*
+ * The independent formula's pixels (RGB, from Y, U, V, which the kernel gives exactly) against
+ * libswscale's, as the CPU pipeline converts other formats.
+ */
+static void against_swscale(const uint8_t *y, const uint8_t *u, const uint8_t *v, const uint8_t *rgb)
+{
+	static uint8_t sws_rgb[W * H * 3];
+	const int cw = (W + 1) / 2;
+	struct SwsContext *sc = sws_getContext(W, H, AV_PIX_FMT_YUV420P, W, H, AV_PIX_FMT_RGB24, SWS_BILINEAR,
+					       NULL, NULL, NULL);
+	const uint8_t *src[4] = {y, u, v, NULL};
+	int sp[4] = {W, cw, cw, 0}, dp[4] = {W * 3, 0, 0, 0};
+	uint8_t *dst[4] = {sws_rgb, NULL, NULL, NULL};
+	double sum = 0;
+	int maxd = 0;
+
+	CHECK(sc != NULL);
+	if (sc) {
+		sws_scale(sc, src, sp, 0, H, dst, dp);
+		sws_freeContext(sc);
+		for (size_t i = 0; i < sizeof(sws_rgb); i++) {
+			int d = abs((int)rgb[i] - sws_rgb[i]);
+
+			maxd = d > maxd ? d : maxd;
+			sum += d;
+		}
+		printf("BT.601 conversion against libswscale's: largest difference %d levels, mean %.3f\n", maxd,
+		       sum / sizeof(sws_rgb));
+		CHECK(maxd <= 3);
+		CHECK(sum / sizeof(sws_rgb) < 0.5);
+	}
+}
+
 int main(void)
 {
 	static uint8_t y[W * H], u[((W + 1) / 2) * ((H + 1) / 2)], v[sizeof(u)], uv[2 * sizeof(u)];
-	static uint8_t rgb[W * H * 3], sws_rgb[W * H * 3];
+	static uint8_t rgb[W * H * 3];
 	static float a[512 * 512 * 3], b[512 * 512 * 3];
 	const int cw = (W + 1) / 2;
 	unsigned s = 1;
-	int maxd = 0;
 	struct gpu_cuda_frame i420 = {{y, u, v}, {W, cw, cw}, GPU_CUDA_I420, W, H, 0};
 	struct gpu_cuda_frame nv12 = {{y, uv, NULL}, {W, 2 * cw, 0}, GPU_CUDA_NV12, W, H, 0};
 	struct gpu_cuda_frame packed = {{rgb, NULL, NULL}, {W * 3, 0, 0}, GPU_CUDA_RGB24, W, H, 0};
@@ -84,31 +116,7 @@ int main(void)
 		CHECK(memcmp(cpu_rgb, rgb, sizeof(rgb)) == 0);
 		CHECK_EQ_INT(gpu_yuv420_to_rgb(y, W - 1, u, v, cw, W, H, cpu_rgb), -EINVAL);   /* pitch too short */
 	}
-	/* libswscale, as the CPU pipeline converts other formats */
-	{
-		struct SwsContext *sc = sws_getContext(W, H, AV_PIX_FMT_YUV420P, W, H, AV_PIX_FMT_RGB24, SWS_BILINEAR,
-						       NULL, NULL, NULL);
-		const uint8_t *src[4] = {y, u, v, NULL};
-		int sp[4] = {W, cw, cw, 0}, dp[4] = {W * 3, 0, 0, 0};
-		uint8_t *dst[4] = {sws_rgb, NULL, NULL, NULL};
-		double sum = 0;
-
-		CHECK(sc != NULL);
-		if (sc) {
-			sws_scale(sc, src, sp, 0, H, dst, dp);
-			sws_freeContext(sc);
-			for (size_t i = 0; i < sizeof(rgb); i++) {
-				int d = abs((int)rgb[i] - sws_rgb[i]);
-
-				maxd = d > maxd ? d : maxd;
-				sum += d;
-			}
-			printf("BT.601 conversion against libswscale's: largest difference %d levels, mean %.3f\n", maxd,
-			       sum / sizeof(rgb));
-			CHECK(maxd <= 3);
-			CHECK(sum / sizeof(rgb) < 0.5);
-		}
-	}
+	against_swscale(y, u, v, rgb);
 	/* toBatchTensor straight from the frame = the reference on the converted pixels */
 	{
 		static const int cases[][6] = {

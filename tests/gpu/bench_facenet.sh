@@ -11,7 +11,7 @@ c1=$(OMP_NUM_THREADS=1 "$bench" "$srcroot" "$rounds") || exit 1
 c2=$(OMP_NUM_THREADS=2 "$bench" "$srcroot" "$rounds") || exit 1
 peer=""
 if command -v node > /dev/null && [ -d "$srcroot/tools/oracle/node_modules/@vladmandic/face-api" ]; then
-  peer=$(node "$srcroot/tests/facenet/bench_tfjs.js" "$srcroot/tools/oracle" "$decoder" "$fetched/model" \
+  peer=$(node "$srcroot/tests/gpu/bench_tfjs.js" "$srcroot/tools/oracle" "$decoder" "$fetched/model" \
          "$rounds" "$fetched"/demo/sample*.jpg) || peer=""
 fi
 printf '%s\n%s\n%s\n' "$c1" "$c2" "$peer"

@@ -31,8 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../matcher/match_brute.h"
-#include "../vg_test.h"
+#include "../../matcher/match_brute.h"
+#include "../../vg_test.h"
 #include "gpu_cuda.h"
 #include "match.h"
 

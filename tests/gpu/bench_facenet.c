@@ -9,31 +9,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "../vg_bench.h"
 #include "gpu.h"
+#include "vg_clock.h"
 #include "vg_image.h"
 
 #define NIMG 6
 
-static double now_ms(void)
+/* The median of the N timings at NS, in ms; 0 for none (a backend that found no faces). */
+static double median_ms(uint64_t *ns, int n)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp_d(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_d);
-	return n ? v[n / 2] : 0;
+	return n ? vg_bench_median_s(ns, (size_t)n) * 1e3 : 0;
 }
 
 int main(int argc, char **argv)
@@ -63,7 +50,7 @@ int main(int argc, char **argv)
 	}
 	for (int b = 0; b < 3; b++) {
 		int r = b < 2 ? rounds : 1;   /* the reference is ~6x slower: one round */
-		double det[NIMG * 16], desc[NIMG * GPU_MAX_FACES * 16], descb[NIMG * 16];
+		uint64_t det[NIMG * 16], desc[NIMG * GPU_MAX_FACES * 16], descb[NIMG * 16];
 		int nd = 0, nd2 = 0, nd3 = 0;
 
 		if (gpu_model_set_backend(m, b == 0 ? GPU_BACKEND_ONEDNN : b == 1 ? GPU_BACKEND_ONEDNN_BF16 :
@@ -73,26 +60,26 @@ int main(int argc, char **argv)
 		}
 		for (int k = 0; k < r && k < 16; k++) {
 			for (int i = 0; i < NIMG; i++) {
-				double t0 = now_ms();
+				uint64_t t0 = vg_clock_ns();
 
 				gpu_faces_detect(m, img[i].rgb, img[i].width, img[i].height, tmp, GPU_MAX_FACES);
-				det[nd++] = now_ms() - t0;
+				det[nd++] = vg_clock_ns() - t0;
 				for (int f = 0; f < nf[i]; f++) {
 					tmp[0] = faces[i][f];
-					t0 = now_ms();
+					t0 = vg_clock_ns();
 					gpu_faces_describe(m, img[i].rgb, img[i].width, img[i].height, tmp, 1);
-					desc[nd2++] = now_ms() - t0;
+					desc[nd2++] = vg_clock_ns() - t0;
 				}
 				/* the image's faces as one batch: ms per face */
 				memcpy(tmp, faces[i], (size_t)nf[i] * sizeof(tmp[0]));
-				t0 = now_ms();
+				t0 = vg_clock_ns();
 				gpu_faces_describe(m, img[i].rgb, img[i].width, img[i].height, tmp, nf[i]);
 				if (nf[i] > 0)
-					descb[nd3++] = (now_ms() - t0) / nf[i];
+					descb[nd3++] = (vg_clock_ns() - t0) / nf[i];
 			}
 		}
 		{
-			double dm = median(det, nd), em = median(desc, nd2), bm = median(descb, nd3);
+			double dm = median_ms(det, nd), em = median_ms(desc, nd2), bm = median_ms(descb, nd3);
 
 			printf("c-%s threads=%s detect_ms_per_frame=%.2f frames_per_s=%.2f descriptor_ms=%.2f descriptors_per_s=%.1f descriptor_gflops=%.1f batched_descriptor_ms=%.2f\n",
 			       b == 0 ? "onednn" : b == 1 ? "onednn-bf16" : "reference", threads ? threads : "default", dm, 1e3 / dm, em,
@@ -100,21 +87,21 @@ int main(int argc, char **argv)
 		}
 	}
 	{   /* the tiny detector, oneDNN fp32: detection + landmarks + descriptors per frame */
-		double t[NIMG * 16];
+		uint64_t t[NIMG * 16];
 		int nt = 0;
 
 		gpu_model_set_backend(m, GPU_BACKEND_ONEDNN);
 		for (int k = 0; k < rounds && k < 16; k++) {
 			for (int i = 0; i < NIMG; i++) {
-				double t0 = now_ms();
+				uint64_t t0 = vg_clock_ns();
 				int n = gpu_faces_run_tiny(m, img[i].rgb, img[i].width, img[i].height, tmp, GPU_MAX_FACES);
 
-				t[nt++] = now_ms() - t0;
+				t[nt++] = vg_clock_ns() - t0;
 				gpu_faces_retire(tmp, n > 0 ? n : 0);
 			}
 		}
 		printf("c-onednn-tiny threads=%s whole_pipeline_ms_per_frame=%.2f\n", threads ? threads : "default",
-		       median(t, nt));
+		       median_ms(t, nt));
 	}
 	gpu_faces_retire(&faces[0][0], NIMG * GPU_MAX_FACES);
 	for (int i = 0; i < NIMG; i++)

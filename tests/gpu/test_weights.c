@@ -142,13 +142,13 @@ static int copy_file(const char *from, const char *to, long keep /* -1: all */, 
 
 static void test_files(const char *srcroot)
 {
-	char dir[] = "/tmp/vigil-weights-XXXXXX", path[1024], models[256], err[512];
+	char dir[512], path[1024], models[256], err[512];
 	static const char *const nets[] = {"ssd_mobilenetv1_model", "face_landmark_68_model", "face_recognition_model"};
 	struct gpu_weights *w = NULL;
 	struct gpu_model *m = NULL;
 	uint8_t bin[18];
 
-	if (!mkdtemp(dir)) {
+	if (!vg_test_tmpdir("weights", dir, sizeof(dir))) {
 		CHECK(0);
 		return;
 	}

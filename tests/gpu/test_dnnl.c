@@ -54,7 +54,7 @@ static void run_case(struct gpu_dnnl *d, const struct lcase *lc)
 		CHECK(0);
 		goto out;
 	}
-	gpu_conv_run(NULL, 1, &c, in, lc->h, lc->w, o_ref, &oh, &ow);
+	gpu_conv_ref(1, &c, in, lc->h, lc->w, o_ref, &oh, &ow);
 	CHECK_EQ_INT(gpu_dnnl_conv(d, 1, &c, in, lc->h, lc->w, o_dnn), 0);
 	gpu_conv_run(d, 1, &c, in, lc->h, lc->w, o_dnn, &oh2, &ow2);   /* cached primitive, again */
 	CHECK_EQ_INT(oh, oh2);

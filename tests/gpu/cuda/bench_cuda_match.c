@@ -15,7 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../matcher/match_brute.h"
+#include "../../matcher/match_brute.h"
+#include "../../vg_bench.h"
 #include "gpu_cuda.h"
 #include "match.h"
 #include "vg_clock.h"
@@ -25,19 +26,6 @@
 #define RUNS 21
 #define MAXB 256
 #define CPU_ONLY (-2) /* open_matcher() without a scan device (-1 would be the host emulation) */
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-static uint64_t median(uint64_t *t)
-{
-	qsort(t, RUNS, sizeof(*t), cmp_u64);
-	return t[RUNS / 2];
-}
 
 /* Queries whose answers are the same entries, in the same order, with the same values. */
 static unsigned agreeing(const struct match_result *a, const struct match_result *b, unsigned n)
@@ -134,8 +122,8 @@ int main(void)
 			}
 			agree_d = agreeing(rc_, rd, nb);
 			agree_u = agreeing(rc_, ru, nb);
-			double d_qps = nb / (median(td) / 1e9), u_qps = nb / (median(tu) / 1e9),
-			       c_qps = nb / (median(tc) / 1e9);
+			double d_qps = nb / vg_bench_median_s(td, RUNS), u_qps = nb / vg_bench_median_s(tu, RUNS),
+			       c_qps = nb / vg_bench_median_s(tc, RUNS);
 			printf("%7zu x d%d batch %3u: GPU %9.0f queries/s (%.1f Gmadd/s), with upload %9.0f; CPU matcher "
 			       "(%s, %u threads) %9.0f queries/s; ratio %.2fx (%.2fx with upload); answers equal to the CPU's %u/%u\n",
 			       n, D, nb, d_qps, d_qps * n * D / 1e9, u_qps, match_kernel_name(cpu), cores, c_qps,

@@ -11,7 +11,7 @@
  *      alignment, quality and descriptor equal, and the count of each frame.
  *   2. real camera frames: make demo's recording decoded by libavcodec and read in place, three
  *      frames as I420 and one as NV12 in one batch; the CPU sees the same frames converted by an
- *      independent BT.601 formula (the kernels' conversion, tests/gpu/test_cuda_pre.c).
+ *      independent BT.601 formula (the kernels' conversion, tests/gpu/cuda/test_cuda_pre.c).
  *   3. tiled detection (gpu_faces_run_tiled, overlap 192) on a 640 x 576 region of a camera frame,
  *      read in place through the planes' pitches.
  *   4. the descriptors gathered for the matcher equal the faces' own, and the evidence crop equals
@@ -39,10 +39,10 @@
 #include <libavcodec/avcodec.h>
 #include <cuda_runtime.h>
 
-#include "../../gpu/gpu_int.h"
+#include "../../../gpu/gpu_int.h"
 #include "gpu_cuda.h"
 #include "vg_image.h"
-#include "../vg_test.h"
+#include "../../vg_test.h"
 
 #define MAXF 16
 #define NPHOTO 3
@@ -218,6 +218,70 @@ static struct gpu_cuda_frame to_device(const struct gpu_cuda_frame *f, void *dev
 	return d;
 }
 
+/*
+ * The camera frames on the device, read in place: the host frames' results (OUT, N faces in all,
+ * COUNTS per frame, the photos first); then each frame scrubbed and freed. AGAIN is scratch.
+ */
+static void device_frames(struct gpu_cuda_faces *p, int device, const struct gpu_cuda_frame *cam, int ncam,
+			  const struct gpu_face *out, const int *counts, int n, struct gpu_face *again)
+{
+	void *planes[NCAM][3];
+	struct gpu_cuda_frame d[NCAM];
+	int first = 0, cd[NCAM];
+
+	for (int i = 0; i < NGOLD; i++)
+		first += counts[i];
+	for (int i = 0; i < ncam; i++)
+		d[i] = to_device(&cam[i], planes[i]);
+	CHECK_EQ_INT(gpu_cuda_faces_run(p, d, ncam, GPU_CUDA_FACES_DESCRIPTORS, again, (NGOLD + NCAM) * MAXF, cd),
+		     n - first);
+	CHECK(memcmp(again, out + first, (size_t)(n - first) * sizeof(again[0])) == 0);
+	CHECK_EQ_INT(gpu_cuda_faces_retire(p), 0);
+	for (int i = 0; i < ncam; i++) {
+		/* a device frame is zeroed before its decoder gets it back */
+		CHECK_EQ_INT(gpu_cuda_frame_scrub(device, &d[i]), 0);
+		{
+			uint8_t row[CAM_W];
+
+			cudaMemcpy(row, d[i].plane[0], CAM_W, cudaMemcpyDeviceToHost);
+			for (int x = 0; x < CAM_W; x++)
+				CHECK(row[x] == 0);
+		}
+		for (int q = 0; q < 3; q++)
+			cudaFree(planes[i][q]);
+	}
+}
+
+/*
+ * fp16 (O16, C16 faces per frame): its drift from the GPU's fp32 (O32, C32), and the photos' match
+ * decisions at 0.6.
+ */
+static void fp16_decisions(const struct gpu_face *o32, const int *c32, const struct gpu_face *o16, const int *c16)
+{
+	int k32 = 0, faces = 0, pairs = 0, changed = 0;
+	double drift = 0, closest = 1;
+
+	for (int i = 0; i < NGOLD; i++) {
+		CHECK_EQ_INT(c16[i], c32[i]);
+		k32 += c32[i];
+	}
+	faces = k32;
+	for (int a = 0; a < faces; a++) {
+		drift = fmax(drift, gpu_descriptor_distance(o16[a].descriptor, o32[a].descriptor));
+		for (int b = a + 1; b < faces; b++) {
+			double d32 = gpu_descriptor_distance(o32[a].descriptor, o32[b].descriptor);
+			double d16 = gpu_descriptor_distance(o16[a].descriptor, o16[b].descriptor);
+
+			pairs++;
+			changed += (d32 < GPU_MATCH_THRESHOLD) != (d16 < GPU_MATCH_THRESHOLD);
+			closest = fmin(closest, fabs(d32 - GPU_MATCH_THRESHOLD));
+		}
+	}
+	printf("  fp16: descriptors drift up to L2 %.2e from fp32 over %d photo faces; %d of %d decisions at 0.6"
+	       " changed (the closest pair is %.4f from it)\n", drift, faces, changed, pairs, closest);
+	CHECK_EQ_INT(changed, 0);
+}
+
 static int gpu_checks(struct gpu_model *m, int device, const char *root, const struct gpu_cuda_frame *cam, int ncam)
 {
 	static struct vg_image ph[NGOLD];
@@ -288,62 +352,13 @@ static int gpu_checks(struct gpu_model *m, int device, const char *root, const s
 		       st.device_bytes / 1048576.0);
 		CHECK(st.graph_launches > 0);
 		CHECK_EQ_INT(st.graph_failures, 0);
-		/* the camera frames on the device, read in place: the host frames' results */
-		{
-			void *planes[NCAM][3];
-			struct gpu_cuda_frame d[NCAM];
-			int first = 0, cd[NCAM];
-
-			for (int i = 0; i < NGOLD; i++)
-				first += counts[mode][i];
-			for (int i = 0; i < ncam; i++)
-				d[i] = to_device(&cam[i], planes[i]);
-			CHECK_EQ_INT(gpu_cuda_faces_run(p, d, ncam, GPU_CUDA_FACES_DESCRIPTORS, again, (NGOLD + NCAM) * MAXF, cd),
-				     n[mode] - first);
-			CHECK(memcmp(again, out[mode] + first, (size_t)(n[mode] - first) * sizeof(again[0])) == 0);
-			CHECK_EQ_INT(gpu_cuda_faces_retire(p), 0);
-			for (int i = 0; i < ncam; i++) {
-				/* a device frame is zeroed before its decoder gets it back */
-				CHECK_EQ_INT(gpu_cuda_frame_scrub(device, &d[i]), 0);
-				{
-					uint8_t row[CAM_W];
-
-					cudaMemcpy(row, d[i].plane[0], CAM_W, cudaMemcpyDeviceToHost);
-					for (int x = 0; x < CAM_W; x++)
-						CHECK(row[x] == 0);
-				}
-				for (int q = 0; q < 3; q++)
-					cudaFree(planes[i][q]);
-			}
-		}
+		device_frames(p, device, cam, ncam, out[mode], counts[mode], n[mode], again);
 		CHECK_EQ_INT(gpu_cuda_faces_residue(p), 0);
 		gpu_cuda_faces_destroy(&p);
 	}
 	/* fp16: its drift from the GPU's fp32, and the photos' match decisions at 0.6 */
-	if (n[GPU_CUDA_FP32] > 0 && n[GPU_CUDA_FP16] > 0) {
-		int k32 = 0, faces = 0, pairs = 0, changed = 0;
-		double drift = 0, closest = 1;
-
-		for (int i = 0; i < NGOLD; i++) {
-			CHECK_EQ_INT(counts[GPU_CUDA_FP16][i], counts[GPU_CUDA_FP32][i]);
-			k32 += counts[GPU_CUDA_FP32][i];
-		}
-		faces = k32;
-		for (int a = 0; a < faces; a++) {
-			drift = fmax(drift, gpu_descriptor_distance(out[GPU_CUDA_FP16][a].descriptor, out[GPU_CUDA_FP32][a].descriptor));
-			for (int b = a + 1; b < faces; b++) {
-				double d32 = gpu_descriptor_distance(out[GPU_CUDA_FP32][a].descriptor, out[GPU_CUDA_FP32][b].descriptor);
-				double d16 = gpu_descriptor_distance(out[GPU_CUDA_FP16][a].descriptor, out[GPU_CUDA_FP16][b].descriptor);
-
-				pairs++;
-				changed += (d32 < GPU_MATCH_THRESHOLD) != (d16 < GPU_MATCH_THRESHOLD);
-				closest = fmin(closest, fabs(d32 - GPU_MATCH_THRESHOLD));
-			}
-		}
-		printf("  fp16: descriptors drift up to L2 %.2e from fp32 over %d photo faces; %d of %d decisions at 0.6"
-		       " changed (the closest pair is %.4f from it)\n", drift, faces, changed, pairs, closest);
-		CHECK_EQ_INT(changed, 0);
-	}
+	if (n[GPU_CUDA_FP32] > 0 && n[GPU_CUDA_FP16] > 0)
+		fp16_decisions(out[GPU_CUDA_FP32], counts[GPU_CUDA_FP32], out[GPU_CUDA_FP16], counts[GPU_CUDA_FP16]);
 	for (int i = 0; i < NGOLD; i++)
 		vg_image_release(&ph[i]);
 	for (int i = 0; i < ncam; i++)
@@ -351,147 +366,160 @@ static int gpu_checks(struct gpu_model *m, int device, const char *root, const s
 	return vg_test_exit();
 }
 
-/* The host emulation's checks (1-6 above), on the photos and camera frames main() loaded. */
-static int host_checks(struct gpu_model *m, struct vg_image *photo, uint8_t **y, uint8_t **u, uint8_t **v,
-		       uint8_t **rgb)
-{
-	static struct gpu_face cpu[NCAM + 1][MAXF], dev[(NCAM + 1) * MAXF];
-	static uint8_t nv12_uv[CAM_W * CAM_H / 2], crop_rgb[64 * 64 * 3];
+/* What host_checks' steps share: the CPU's faces per frame, the pipeline's, the batch's frames. */
+struct host_state {
+	struct gpu_model *m;
+	struct gpu_cuda_faces *p;
+	struct gpu_face cpu[NCAM + 1][MAXF], dev[(NCAM + 1) * MAXF];
 	struct gpu_cuda_frame fr[NCAM + 1];
-	int ncpu[NCAM + 1], counts[NCAM + 1], n, total;
-	struct gpu_cuda_faces *p = NULL, *tiled = NULL;
-	struct gpu_cuda_faces_conf conf = {.device = -1, .mode = GPU_CUDA_EXACT, .max_frames = NCAM + 1,
-					   .max_width = 1920, .max_height = 1400, .max_faces = MAXF};
+	int ncpu[NCAM + 1], counts[NCAM + 1];
+};
+
+/* Bad configurations: one line, nothing made. */
+static void host_bad_confs(struct gpu_model *m, const struct gpu_cuda_faces_conf *conf)
+{
+	struct gpu_cuda_faces *p = NULL;
 	char err[512];
+	struct gpu_cuda_faces_conf bad = *conf;
 
-	CHECK_EQ_INT(gpu_model_set_backend(m, GPU_BACKEND_REFERENCE), 0);
+	bad.max_faces = GPU_MAX_FACES + 1;
+	CHECK_EQ_INT(gpu_cuda_faces_create(&p, m, &bad, err, sizeof(err)), -EINVAL);
+	bad = *conf;
+	bad.device = 99;
+	CHECK_EQ_INT(gpu_cuda_faces_create(&p, m, &bad, err, sizeof(err)), -ENODEV);
+	CHECK(p == NULL);
+}
 
-	/* bad configurations: one line, nothing made */
-	{
-		struct gpu_cuda_faces_conf bad = conf;
-
-		bad.max_faces = GPU_MAX_FACES + 1;
-		CHECK_EQ_INT(gpu_cuda_faces_create(&p, m, &bad, err, sizeof(err)), -EINVAL);
-		bad = conf;
-		bad.device = 99;
-		CHECK_EQ_INT(gpu_cuda_faces_create(&p, m, &bad, err, sizeof(err)), -ENODEV);
-		CHECK(p == NULL);
-	}
-	CHECK_EQ_INT(gpu_cuda_faces_create(&p, m, &conf, err, sizeof(err)), 0);
-	if (!p) {
-		fprintf(stderr, "test_cuda_faces: %s\n", err);
-		return 1;
-	}
-	printf("exact mode, host emulation, against gpu_faces_run on the reference kernels:\n");
+/* 1, 4 and 5: three photos in one batch, their descriptors as the matcher's queries, retired. */
+static void host_photos(struct host_state *s, const struct vg_image *photo)
+{
+	int n;
 
 	/* 1. three photos in one batch */
 	for (int i = 0; i < NPHOTO; i++) {
-		ncpu[i] = gpu_faces_run(m, photo[i].rgb, photo[i].width, photo[i].height, cpu[i], MAXF);
-		fr[i] = (struct gpu_cuda_frame){.plane = {photo[i].rgb}, .pitch = {(int)photo[i].width * 3},
+		s->ncpu[i] = gpu_faces_run(s->m, photo[i].rgb, photo[i].width, photo[i].height, s->cpu[i], MAXF);
+		s->fr[i] = (struct gpu_cuda_frame){.plane = {photo[i].rgb}, .pitch = {(int)photo[i].width * 3},
 						.format = GPU_CUDA_RGB24, .width = (int)photo[i].width,
 						.height = (int)photo[i].height};
 	}
-	n = gpu_cuda_faces_run(p, fr, NPHOTO, GPU_CUDA_FACES_DESCRIPTORS, dev, (int)(sizeof(dev) / sizeof(dev[0])), counts);
-	CHECK_EQ_INT(n, ncpu[0] + ncpu[1] + ncpu[2]);
+	n = gpu_cuda_faces_run(s->p, s->fr, NPHOTO, GPU_CUDA_FACES_DESCRIPTORS, s->dev, (int)(sizeof(s->dev) / sizeof(s->dev[0])), s->counts);
+	CHECK_EQ_INT(n, s->ncpu[0] + s->ncpu[1] + s->ncpu[2]);
 	CHECK(n >= 3);
-	CHECK(same_faces("photos sample1-3 (RGB24)", dev, counts, NPHOTO, cpu, ncpu));
+	CHECK(same_faces("photos sample1-3 (RGB24)", s->dev, s->counts, NPHOTO, s->cpu, s->ncpu));
 	/* 4. the matcher's queries: the faces' own descriptors, in the order asked */
 	{
 		int idx[2] = {n - 1, 0};
-		const float *q = gpu_cuda_faces_queries(p, idx, 2);
+		const float *q = gpu_cuda_faces_queries(s->p, idx, 2);
 
 		CHECK(q != NULL);
-		CHECK(q && memcmp(q, dev[n - 1].descriptor, sizeof(dev[0].descriptor)) == 0 &&
-		      memcmp(q + GPU_DESCRIPTOR_DIM, dev[0].descriptor, sizeof(dev[0].descriptor)) == 0);
+		CHECK(q && memcmp(q, s->dev[n - 1].descriptor, sizeof(s->dev[0].descriptor)) == 0 &&
+		      memcmp(q + GPU_DESCRIPTOR_DIM, s->dev[0].descriptor, sizeof(s->dev[0].descriptor)) == 0);
 		float host[2 * GPU_DESCRIPTOR_DIM];
 
-		CHECK_EQ_INT(gpu_cuda_faces_descriptors(p, idx, 2, host), 0);
-		CHECK(memcmp(host, dev[n - 1].descriptor, sizeof(dev[0].descriptor)) == 0 &&
-		      memcmp(host + GPU_DESCRIPTOR_DIM, dev[0].descriptor, sizeof(dev[0].descriptor)) == 0);
+		CHECK_EQ_INT(gpu_cuda_faces_descriptors(s->p, idx, 2, host), 0);
+		CHECK(memcmp(host, s->dev[n - 1].descriptor, sizeof(s->dev[0].descriptor)) == 0 &&
+		      memcmp(host + GPU_DESCRIPTOR_DIM, s->dev[0].descriptor, sizeof(s->dev[0].descriptor)) == 0);
 		idx[0] = n;
-		CHECK(gpu_cuda_faces_queries(p, idx, 1) == NULL);   /* no such face */
-		CHECK_EQ_INT(gpu_cuda_faces_descriptors(p, idx, 1, host), -EINVAL);
+		CHECK(gpu_cuda_faces_queries(s->p, idx, 1) == NULL);   /* no such face */
+		CHECK_EQ_INT(gpu_cuda_faces_descriptors(s->p, idx, 1, host), -EINVAL);
 	}
 	/* 5. the batch retires: nothing of it is left */
-	CHECK(gpu_cuda_faces_residue(p) > 0);
-	CHECK_EQ_INT(gpu_cuda_faces_retire(p), 0);
-	CHECK_EQ_INT(gpu_cuda_faces_residue(p), 0);
-	CHECK(gpu_cuda_faces_queries(p, (int[]){0}, 1) == NULL);
+	CHECK(gpu_cuda_faces_residue(s->p) > 0);
+	CHECK_EQ_INT(gpu_cuda_faces_retire(s->p), 0);
+	CHECK_EQ_INT(gpu_cuda_faces_residue(s->p), 0);
+	CHECK(gpu_cuda_faces_queries(s->p, (int[]){0}, 1) == NULL);
+}
 
-	/* 2. camera frames, in place: three as I420, the first again as NV12 */
+/* 2 and 4: the camera frames in place (three I420, the first again as NV12), an evidence crop. */
+static void host_camera(struct host_state *s, uint8_t **y, uint8_t **u, uint8_t **v, uint8_t **rgb)
+{
+	static uint8_t nv12_uv[CAM_W * CAM_H / 2], crop_rgb[64 * 64 * 3];
+	int n, total;
+
 	for (int i = 0; i < NCAM; i++) {
 		const uint8_t *pl[3] = {y[i], u[i], v[i]};
 		int pitch[3] = {CAM_W, CAM_W / 2, CAM_W / 2};
 
 		i420_to_rgb(pl, pitch, CAM_W, CAM_H, rgb[i]);
-		ncpu[i] = gpu_faces_run(m, rgb[i], CAM_W, CAM_H, cpu[i], MAXF);
-		fr[i] = (struct gpu_cuda_frame){.plane = {y[i], u[i], v[i]}, .pitch = {CAM_W, CAM_W / 2, CAM_W / 2},
+		s->ncpu[i] = gpu_faces_run(s->m, rgb[i], CAM_W, CAM_H, s->cpu[i], MAXF);
+		s->fr[i] = (struct gpu_cuda_frame){.plane = {y[i], u[i], v[i]}, .pitch = {CAM_W, CAM_W / 2, CAM_W / 2},
 						.format = GPU_CUDA_I420, .width = CAM_W, .height = CAM_H};
 	}
 	for (int i = 0; i < CAM_W * CAM_H / 4; i++) {
 		nv12_uv[2 * i] = u[0][i];
 		nv12_uv[2 * i + 1] = v[0][i];
 	}
-	fr[NCAM] = (struct gpu_cuda_frame){.plane = {y[0], nv12_uv}, .pitch = {CAM_W, CAM_W}, .format = GPU_CUDA_NV12,
+	s->fr[NCAM] = (struct gpu_cuda_frame){.plane = {y[0], nv12_uv}, .pitch = {CAM_W, CAM_W}, .format = GPU_CUDA_NV12,
 					   .width = CAM_W, .height = CAM_H};
-	memcpy(cpu[NCAM], cpu[0], sizeof(cpu[0]));
-	ncpu[NCAM] = ncpu[0];
+	memcpy(s->cpu[NCAM], s->cpu[0], sizeof(s->cpu[0]));
+	s->ncpu[NCAM] = s->ncpu[0];
 	total = 0;
 	for (int i = 0; i <= NCAM; i++)
-		total += ncpu[i];
-	n = gpu_cuda_faces_run(p, fr, NCAM + 1, GPU_CUDA_FACES_DESCRIPTORS, dev, (int)(sizeof(dev) / sizeof(dev[0])), counts);
+		total += s->ncpu[i];
+	n = gpu_cuda_faces_run(s->p, s->fr, NCAM + 1, GPU_CUDA_FACES_DESCRIPTORS, s->dev, (int)(sizeof(s->dev) / sizeof(s->dev[0])), s->counts);
 	CHECK(n == total && total >= 4);
-	CHECK(same_faces("camera frames (3 I420, 1 NV12)", dev, counts, NCAM + 1, cpu, ncpu));
+	CHECK(same_faces("camera frames (3 I420, 1 NV12)", s->dev, s->counts, NCAM + 1, s->cpu, s->ncpu));
 	/* 4. the evidence crop: the converted pixels, sampled as vigild's crop_face does */
 	{
 		int bad = 0;
 
-		CHECK_EQ_INT(gpu_cuda_faces_crop(p, 1, 301, 201, 64, 64, 1.5, crop_rgb), 0);
+		CHECK_EQ_INT(gpu_cuda_faces_crop(s->p, 1, 301, 201, 64, 64, 1.5, crop_rgb), 0);
 		for (int yy = 0; yy < 64; yy++)
 			for (int xx = 0; xx < 64; xx++)
 				bad += memcmp(crop_rgb + ((size_t)yy * 64 + xx) * 3,
 					      rgb[1] + ((size_t)(201 + (int)(yy * 1.5)) * CAM_W + 301 + (int)(xx * 1.5)) * 3, 3) != 0;
 		CHECK_EQ_INT(bad, 0);
-		CHECK_EQ_INT(gpu_cuda_faces_crop(p, 1, CAM_W - 10, 0, 64, 64, 1.0, crop_rgb), -EINVAL);   /* outside */
-		CHECK_EQ_INT(gpu_cuda_faces_crop(p, NCAM + 1, 0, 0, 8, 8, 1.0, crop_rgb), -EINVAL);     /* no frame */
+		CHECK_EQ_INT(gpu_cuda_faces_crop(s->p, 1, CAM_W - 10, 0, 64, 64, 1.0, crop_rgb), -EINVAL);   /* outside */
+		CHECK_EQ_INT(gpu_cuda_faces_crop(s->p, NCAM + 1, 0, 0, 8, 8, 1.0, crop_rgb), -EINVAL);     /* no frame */
 	}
-	CHECK_EQ_INT(gpu_cuda_faces_retire(p), 0);
-	CHECK_EQ_INT(gpu_cuda_faces_residue(p), 0);
+	CHECK_EQ_INT(gpu_cuda_faces_retire(s->p), 0);
+	CHECK_EQ_INT(gpu_cuda_faces_residue(s->p), 0);
+}
 
-	/* 6. bad frames: refused whole, and the pipeline still right after */
-	{
-		struct gpu_cuda_frame bad = fr[0];
+/* 6. bad frames: refused whole, and the pipeline still right after (host_camera's frames). */
+static void host_bad_frames(struct host_state *s)
+{
+	struct gpu_cuda_frame bad = s->fr[0];
+	int n;
 
-		bad.width = 2000;   /* larger than max_width */
-		bad.pitch[0] = 2000;
-		CHECK_EQ_INT(gpu_cuda_faces_run(p, &bad, 1, 0, dev, MAXF, counts), -EINVAL);
-		bad = fr[0];
-		bad.format = 7;
-		CHECK_EQ_INT(gpu_cuda_faces_run(p, &bad, 1, 0, dev, MAXF, counts), -EINVAL);
-		bad = fr[0];
-		bad.on_device = 1;   /* the emulation reads host memory only */
-		CHECK_EQ_INT(gpu_cuda_faces_run(p, &bad, 1, 0, dev, MAXF, counts), -EINVAL);
-		bad = fr[0];
-		bad.pitch[1] = 10;   /* shorter than a chroma row */
-		CHECK_EQ_INT(gpu_cuda_faces_run(p, &bad, 1, 0, dev, MAXF, counts), -EINVAL);
-		CHECK_EQ_INT(gpu_cuda_faces_run(p, fr, NCAM + 2, 0, dev, MAXF, counts), -EINVAL);   /* too many */
-		n = gpu_cuda_faces_run(p, &fr[2], 1, 0, dev, MAXF, counts);
-		CHECK_EQ_INT(n, ncpu[2]);
-		/* without the flag the descriptors stay behind */
-		for (int k = 0; k < n; k++) {
-			struct gpu_face want = cpu[2][k];
 
-			memset(want.descriptor, 0, sizeof(want.descriptor));
-			CHECK(memcmp(&dev[k], &want, sizeof(want)) == 0);
-		}
-		CHECK_EQ_INT(gpu_cuda_faces_retire(p), 0);
+	bad.width = 2000;   /* larger than max_width */
+	bad.pitch[0] = 2000;
+	CHECK_EQ_INT(gpu_cuda_faces_run(s->p, &bad, 1, 0, s->dev, MAXF, s->counts), -EINVAL);
+	bad = s->fr[0];
+	bad.format = 7;
+	CHECK_EQ_INT(gpu_cuda_faces_run(s->p, &bad, 1, 0, s->dev, MAXF, s->counts), -EINVAL);
+	bad = s->fr[0];
+	bad.on_device = 1;   /* the emulation reads host memory only */
+	CHECK_EQ_INT(gpu_cuda_faces_run(s->p, &bad, 1, 0, s->dev, MAXF, s->counts), -EINVAL);
+	bad = s->fr[0];
+	bad.pitch[1] = 10;   /* shorter than a chroma row */
+	CHECK_EQ_INT(gpu_cuda_faces_run(s->p, &bad, 1, 0, s->dev, MAXF, s->counts), -EINVAL);
+	CHECK_EQ_INT(gpu_cuda_faces_run(s->p, s->fr, NCAM + 2, 0, s->dev, MAXF, s->counts), -EINVAL);   /* too many */
+	n = gpu_cuda_faces_run(s->p, &s->fr[2], 1, 0, s->dev, MAXF, s->counts);
+	CHECK_EQ_INT(n, s->ncpu[2]);
+	/* without the flag the descriptors stay behind */
+	for (int k = 0; k < n; k++) {
+		struct gpu_face want = s->cpu[2][k];
+
+		memset(want.descriptor, 0, sizeof(want.descriptor));
+		CHECK(memcmp(&s->dev[k], &want, sizeof(want)) == 0);
 	}
+	CHECK_EQ_INT(gpu_cuda_faces_retire(s->p), 0);
+}
 
-	/* 3. tiled: a 640 x 576 region of the second camera frame, in place through its pitches */
+/* 3. tiled: a 640 x 576 region of the second camera frame, in place through its pitches. */
+static void host_tiled(struct host_state *s, struct gpu_cuda_faces_conf conf, uint8_t **y, uint8_t **u, uint8_t **v,
+		       uint8_t **rgb)
+{
+	struct gpu_cuda_faces *tiled = NULL;
+	char err[512];
+	int n;
+
 	conf.tiled = 1;
 	conf.overlap = 192;
 	conf.max_frames = 1;
-	CHECK_EQ_INT(gpu_cuda_faces_create(&tiled, m, &conf, err, sizeof(err)), 0);
+	CHECK_EQ_INT(gpu_cuda_faces_create(&tiled, s->m, &conf, err, sizeof(err)), 0);
 	if (tiled) {
 		const int x0 = 320, y0 = 72, w = 640, h = 576;
 		static uint8_t region[640 * 576 * 3];
@@ -502,10 +530,10 @@ static int host_checks(struct gpu_model *m, struct vg_image *photo, uint8_t **y,
 
 		for (int r = 0; r < h; r++)
 			memcpy(region + (size_t)r * w * 3, rgb[1] + ((size_t)(y0 + r) * CAM_W + x0) * 3, (size_t)w * 3);
-		ncpu[0] = gpu_faces_run_tiled(m, region, w, h, 192, cpu[0], MAXF);
-		n = gpu_cuda_faces_run(tiled, &t, 1, GPU_CUDA_FACES_DESCRIPTORS, dev, MAXF, counts);
-		CHECK(n == ncpu[0] && n >= 1);
-		CHECK(same_faces("tiled 640x576 region (5 SSD inputs)", dev, counts, 1, cpu, ncpu));
+		s->ncpu[0] = gpu_faces_run_tiled(s->m, region, w, h, 192, s->cpu[0], MAXF);
+		n = gpu_cuda_faces_run(tiled, &t, 1, GPU_CUDA_FACES_DESCRIPTORS, s->dev, MAXF, s->counts);
+		CHECK(n == s->ncpu[0] && n >= 1);
+		CHECK(same_faces("tiled 640x576 region (5 SSD inputs)", s->dev, s->counts, 1, s->cpu, s->ncpu));
 		{
 			struct gpu_cuda_faces_stats st;
 
@@ -516,20 +544,44 @@ static int host_checks(struct gpu_model *m, struct vg_image *photo, uint8_t **y,
 		CHECK_EQ_INT(gpu_cuda_faces_retire(tiled), 0);
 		CHECK_EQ_INT(gpu_cuda_faces_residue(tiled), 0);
 	}
+	gpu_cuda_faces_destroy(&tiled);
+}
+
+/* The host emulation's checks (1-6 above), on the photos and camera frames main() loaded. */
+static int host_checks(struct gpu_model *m, struct vg_image *photo, uint8_t **y, uint8_t **u, uint8_t **v,
+		       uint8_t **rgb)
+{
+	static struct host_state s;
+	struct gpu_cuda_faces_conf conf = {.device = -1, .mode = GPU_CUDA_EXACT, .max_frames = NCAM + 1,
+					   .max_width = 1920, .max_height = 1400, .max_faces = MAXF};
+	char err[512];
+
+	s.m = m;
+	CHECK_EQ_INT(gpu_model_set_backend(m, GPU_BACKEND_REFERENCE), 0);
+	host_bad_confs(m, &conf);
+	CHECK_EQ_INT(gpu_cuda_faces_create(&s.p, m, &conf, err, sizeof(err)), 0);
+	if (!s.p) {
+		fprintf(stderr, "test_cuda_faces: %s\n", err);
+		return 1;
+	}
+	printf("exact mode, host emulation, against gpu_faces_run on the reference kernels:\n");
+	host_photos(&s, photo);
+	host_camera(&s, y, u, v, rgb);
+	host_bad_frames(&s);
+	host_tiled(&s, conf, y, u, v, rgb);
 	{
 		struct gpu_cuda_faces_stats st;
 
-		gpu_cuda_faces_stats_get(p, &st);
+		gpu_cuda_faces_stats_get(s.p, &st);
 		printf("  batches %llu, frames %llu, detector inputs %llu, faces %llu, emulation memory %.0f MiB\n",
 		       (unsigned long long)st.batches, (unsigned long long)st.frames,
 		       (unsigned long long)st.detector_inputs, (unsigned long long)st.faces, st.device_bytes / 1048576.0);
 		CHECK_EQ_INT(st.batches, 3);
 	}
 
-	gpu_cuda_faces_destroy(&tiled);
-	gpu_cuda_faces_destroy(&p);
-	CHECK(p == NULL);
-	gpu_cuda_faces_destroy(&p);   /* safe on NULL */
+	gpu_cuda_faces_destroy(&s.p);
+	CHECK(s.p == NULL);
+	gpu_cuda_faces_destroy(&s.p);   /* safe on NULL */
 	return vg_test_exit();
 }
 
