@@ -156,86 +156,6 @@ static int write_framemd5(const char *path, const struct md5_log *log, unsigned 
 	return fclose(f) == 0 ? 0 : -EIO;
 }
 
-static int write_report(const char *path, const struct dp_run_report *r, unsigned rtsp_sessions,
-			uint64_t rtsp_reconnects, struct pipeline *pl, const char *const *names, uint64_t download_errors)
-{
-	char tmp[4096];
-	FILE *f;
-
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	f = fopen(tmp, "w");
-	if (!f)
-		return -errno;
-	uint64_t rtp_total = 0, frames = 0;
-	fprintf(f, "{\"cameras\":[");
-	for (unsigned i = 0; i < r->n_cameras; i++) {
-		const struct dp_camera_report *c = &r->cameras[i];
-		struct pipeline_camera_counts pc = { 0 };
-		if (pl)
-			pipeline_camera_counts(pl, i, &pc);
-		rtp_total += c->rtp.packets;
-		frames += c->frames_decoded;
-		fprintf(f,
-			"%s\n {\"id\":\"%s\",\"dst_port\":%u,\"ssrc\":%" PRIu32 ",\"codec\":\"%s\","
-			"\"rtp_packets\":%" PRIu64 ",\"rtp_lost\":%" PRIu64 ",\"rtp_reordered\":%" PRIu64
-			",\"rtp_duplicates\":%" PRIu64 ",\"rtp_malformed\":%" PRIu64 ",\"rtp_late\":%" PRIu64
-			",\"rtp_resyncs\":%" PRIu64 ",\"rtcp_sr\":%" PRIu64 ",\"aus_dropped\":%" PRIu64 ",\"frames_decoded\":%" PRIu64 ",\"frames_corrupt\":%" PRIu64
-			",\"frames_sampled\":%" PRIu64 ",\"frames_dropped\":%" PRIu64
-			",\"frames_analysed\":%" PRIu64 ",\"faces_detected\":%" PRIu64 ",\"faces_gated\":%" PRIu64
-			",\"faces_matched\":%" PRIu64 ",\"tracks\":%" PRIu64 ",\"width\":%d,\"height\":%d,"
-			"\"decoder\":\"%s\",\"frames_on_device\":%" PRIu64 ",\"decode_hw_errors\":%" PRIu64 ",\"decode_fallback\":",
-			i ? "," : "", i < DP_MAX_CAMERAS && names[i] ? names[i] : c->id, c->dst_port, c->ssrc, dp_codec_name(c->codec), c->rtp.packets, c->rtp.lost,
-			c->rtp.reordered, c->rtp.duplicates, c->malformed, c->rtp.late, c->rtp.resyncs, c->rtcp_sr, c->aus_dropped, c->frames_decoded,
-			c->frames_corrupt, pc.frames_sampled, pc.frames_dropped, pc.frames_analysed, pc.faces_detected, pc.faces_gated, pc.faces_matched, pc.tracks,
-			c->width, c->height, c->nvdec ? "nvdec" : "cpu", c->frames_on_device, c->decode_hw_errors);
-		/* The reason is the dataplane's own text, with no quote or backslash in it. */
-		if (c->decode_fallback[0])
-			fprintf(f, "\"%s\"}", c->decode_fallback);
-		else
-			fprintf(f, "null}");
-	}
-	const struct dp_rx_report *rx = &r->rx;
-	double secs = rx->seconds > 0 ? rx->seconds : 1e-9;
-	uint64_t faces = 0, alerts = 0, evidence = 0;
-	fprintf(f, "],\n\"alerts\":[");
-	if (pl) {
-		pipeline_write_alerts(pl, f);
-		double analysis_s;
-		pipeline_totals(pl, &faces, &alerts, &evidence, &analysis_s);
-	}
-	fprintf(f, "],\n\"totals\":{\"faces_scanned\":%" PRIu64 ",\"alerts\":%" PRIu64 ",\"evidence_bytes\":%" PRIu64 "},\n",
-		faces, alerts, evidence);
-	if (pl) {
-		pipeline_write_privacy(pl, f);
-		fprintf(f, ",\n\"stages\":{");
-		pipeline_write_stages(pl, f);
-	} else {
-		fprintf(f, "\"stages\":{\"analysis\":{\"enabled\":false}");
-	}
-	fprintf(f, ",\n ");
-	fprintf(f,
-		"\"rx\":{\"frames\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"not_udp\":%" PRIu64
-		",\"ip_fragments\":%" PRIu64 ",\"malformed\":%" PRIu64 ",\"unknown_flow\":%" PRIu64 ",\"rtcp\":%" PRIu64
-		",\"answered\":%" PRIu64 ",\"mbuf_drops\":%" PRIu64 ",\"seconds\":%.6f,\"frames_per_second\":%.0f,\"cycles_per_frame\":%.1f},\n"
-		" \"decode\":{\"access_units\":%" PRIu64 ",\"errors\":%" PRIu64 ",\"frames\":%" PRIu64
-		",\"frames_per_second\":%.1f,\"frames_on_device\":%" PRIu64 ",\"hw_errors\":%" PRIu64
-		",\"fallbacks\":%u,\"download_errors\":%" PRIu64 "},\n \"rtsp\":{\"sessions\":%u,\"reconnects\":%" PRIu64 "}}}\n",
-		rx->frames, rx->bytes, rx->not_udp, rx->ip_fragments, rx->malformed, rx->unknown_flow, rx->rtcp,
-		rx->answered, rx->mbuf_drops, rx->seconds, (double)rx->frames / secs,
-		rx->frames ? (double)rx->tsc_cycles / (double)rx->frames : 0.0, r->decode_aus, r->decode_errors, frames,
-		(double)frames / secs, r->decode_frames_on_device, r->decode_hw_errors, r->decode_fallbacks, download_errors,
-		rtsp_sessions, rtsp_reconnects);
-	(void)rtp_total;
-	if (fclose(f) != 0) {
-		remove(tmp);
-		return -EIO;
-	}
-	if (rename(tmp, path) != 0)
-		return -errno;
-	return 0;
-}
-
 /* Cameras set up over RTSP: their sessions, kept alive from a thread of their own. */
 struct rtsp_set {
 	struct dp_rtsp *s[MAX_RTSP];
@@ -488,8 +408,8 @@ static int run_outputs(struct run_args *a, struct dp_run_report *report, struct 
 			fprintf(stderr, "vigild run: %s: decoded in software, not NVDEC: %s\n",
 				a->pconf.camera_name[i] ? a->pconf.camera_name[i] : report->cameras[i].id,
 				report->cameras[i].decode_fallback);
-	r = write_report(a->report_path, report, rtsp_sessions, rtsp_reconnects, pipeline, a->pconf.camera_name,
-			 atomic_load(&log->download_errors));
+	struct run_report_extra extra = { rtsp_sessions, rtsp_reconnects, atomic_load(&log->download_errors) };
+	r = vigild_write_report(a->report_path, report, &extra, pipeline, a->pconf.camera_name);
 	if (r < 0) {
 		fprintf(stderr, "vigild run: cannot write %s: %s\n", a->report_path, vg_strerror(r));
 		return 1;

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "dp.h"
+#include "vg_base.h"
 #include "vg_config.h"
 #ifdef HAVE_VIGIL_MGMT_PIPELINE
 #include "pipeline.h"
@@ -37,6 +38,16 @@ struct run_inputs {
 	const char *pcaps[16], *ifaces[16];
 	struct dp_sdp *sdp;
 };
+
+/* What report.json holds beyond the dataplane's report and the pipeline's figures. */
+struct run_report_extra {
+	unsigned rtsp_sessions;
+	uint64_t rtsp_reconnects;
+	uint64_t download_errors; /* frames NVDEC decoded that could not be copied to the host */
+};
+/* Write report.json (vigild_report.c). 0 or -errno. */
+int vigild_write_report(const char *path, const struct dp_run_report *r, const struct run_report_extra *x,
+			struct pipeline *pl, const char *const *names);
 
 #define SDP_FILE_MAX (64u << 10)
 
