@@ -40,7 +40,8 @@
 #include <sys/mman.h>
 
 #include <cuda_runtime.h>
-#ifdef VG_HAVE_CUDNN
+#include "vg_config.h"
+#ifdef HAVE_CUDNN
 #include <cudnn.h>
 #endif
 
@@ -206,7 +207,7 @@ struct vgc_dnn {
 	int explicit_pad, ph, pw;   /* the padded copy's size, when TF's padding is asymmetric */
 	void *kfilt;                /* KRSC, folded, in the storage type */
 	float *kbias;               /* (bias * mul + add), fp32 */
-#ifdef VG_HAVE_CUDNN
+#ifdef HAVE_CUDNN
 	cudnnTensorDescriptor_t xd, yd, bd;
 	cudnnFilterDescriptor_t fd;
 	cudnnConvolutionDescriptor_t cd;
@@ -245,7 +246,7 @@ template <class TT> struct vgc_dev {
 	struct vgc_graph graph_tab[VGC_NETS][VGC_GRAPHS_PER_NET];
 	unsigned long graph_launches = 0, graph_failures = 0;
 	cudaEvent_t legacy = NULL;   /* wait_default_stream()'s */
-#ifdef VG_HAVE_CUDNN
+#ifdef HAVE_CUDNN
 	cudnnHandle_t h = NULL;
 #endif
 
@@ -421,7 +422,7 @@ template <class TT> struct vgc_dev {
 		stage_len = stage_floats;
 		/* pinned host memory holds face pixels too: keep it out of core dumps */
 		(void)madvise((void *)((uintptr_t)stage & ~(uintptr_t)4095), stage_floats * sizeof(float), MADV_DONTDUMP);
-#ifdef VG_HAVE_CUDNN
+#ifdef HAVE_CUDNN
 		if (mode != GPU_CUDA_EXACT) {
 			if (cudnnCreate(&h) != CUDNN_STATUS_SUCCESS || cudnnSetStream(h, st) != CUDNN_STATUS_SUCCESS) {
 				h = NULL;
@@ -460,7 +461,7 @@ template <class TT> struct vgc_dev {
 			cudaMemset(mem[i].p, 0, mem[i].len);
 			cudaFree(mem[i].p);
 		}
-#ifdef VG_HAVE_CUDNN
+#ifdef HAVE_CUDNN
 		for (int i = 0; i < ndnn; i++) {
 			struct vgc_dnn *d = &dnn[i];
 
@@ -556,7 +557,7 @@ template <class TT> template <class F> void vgc_dev<TT>::graph(int net, int nb, 
  */
 template <class TT> void vgc_dev<TT>::layer(struct vgc_layer *L)
 {
-#ifdef VG_HAVE_CUDNN
+#ifdef HAVE_CUDNN
 	const struct gpu_conv *c = &L->cpu;
 	int k = c->k, cin = c->cin, cout = c->cout, groups = c->depthwise ? cin : 1;
 	int cpg = cin / groups;
@@ -664,7 +665,7 @@ template <class TT> void vgc_dev<TT>::layer(struct vgc_layer *L)
  */
 template <class TT> int vgc_dev<TT>::dnn_shape(struct vgc_dnn *d, const struct vgc_layer *L, int nb)
 {
-#ifdef VG_HAVE_CUDNN
+#ifdef HAVE_CUDNN
 	const struct gpu_conv *c = &L->cpu;
 	cudnnDataType_t dt = sizeof(T) == 2 ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT;
 	int ih = d->explicit_pad ? d->ph : L->h, iw = d->explicit_pad ? d->pw : L->w;
@@ -708,7 +709,7 @@ template <class TT> int vgc_dev<TT>::dnn_shape(struct vgc_dnn *d, const struct v
 
 template <class TT> void vgc_dev<TT>::conv(struct vgc_layer *L, int nb, const T *in, T *out, const T *res)
 {
-#ifdef VG_HAVE_CUDNN
+#ifdef HAVE_CUDNN
 	struct vgc_dnn *d = L->dnn;
 
 	if (d && d->ok && !fail && dnn_shape(d, L, nb) == 0) {
