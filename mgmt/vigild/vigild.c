@@ -7,9 +7,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 
-int vigild_run_main(int argc, char **argv);
-int vigild_serve_main(int argc, char **argv);
-int vigild_sample_config_main(int argc, char **argv);
+#include "vigild_int.h"
 
 static const struct verb {
 	const char *name;

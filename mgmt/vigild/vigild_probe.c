@@ -22,10 +22,10 @@
 
 #include "dp.h"
 #include "mgmt.h"
+#include "vigild_int.h"
 #include "vg_base.h"
 #include "vg_clock.h"
 
-mgmt_probe_fn vigild_camera_probe;
 
 #define PROBE_SLOTS 256         /* reorder slots; a buffer each, plus the one being received */
 #define PROBE_PKT_MAX 2048      /* an RTP packet over UDP on an ordinary MTU */

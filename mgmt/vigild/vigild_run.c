@@ -27,6 +27,7 @@
 #include "vg_pool.h"
 #include "vg_config.h"
 #include "vg_file.h"
+#include "vigild_int.h"
 #include "vigild_run_int.h"
 #ifdef HAVE_VIGIL_MGMT_PIPELINE
 #include "pipeline.h"
@@ -34,7 +35,6 @@
 #include "vigild_no_pipeline.h"
 #endif
 
-int vigild_run_main(int argc, char **argv);
 
 static _Atomic bool stop_flag;
 

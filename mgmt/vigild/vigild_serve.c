@@ -15,10 +15,8 @@
 #include "pipeline_evidence.h"
 #endif
 #include "vg_conf.h"
+#include "vigild_int.h"
 
-int vigild_serve_main(int argc, char **argv);
-int vigild_sample_config_main(int argc, char **argv);
-mgmt_probe_fn vigild_camera_probe; /* vigild_probe.c */
 
 static const struct vg_conf_table *const tables[] = { &mgmt_daemon_conf_table };
 
