@@ -125,8 +125,8 @@ int mgmt_alert_review(struct mgmt_db *db, const struct mgmt_actor *who, int64_t 
 
 	if (!who || !(who->roles & MGMT_ROLE_OPERATOR))
 		return vg_errf(err, errlen, -EPERM, "reviewing alerts needs the operator role");
-	if (!note || !*note || strlen(note) >= 512)
-		return vg_errf(err, errlen, -EINVAL, "a review needs a note (at most 511 bytes)");
+	if ((rc = mgmt_text_check("a review's note", note, 511, true, err, errlen)) < 0)
+		return rc;
 	rc = mgmt_tx_begin(db);
 	if (rc < 0)
 		return vg_errf(err, errlen, rc, "database busy or failing");

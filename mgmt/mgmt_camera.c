@@ -172,6 +172,8 @@ int mgmt_camera_add(struct mgmt_db *db, const struct mgmt_actor *who, const stru
 		return vg_errf(err, errlen, -ERANGE, "analysis fps must be 1 to 60, not %" PRId64, fps);
 	if (strlen(location) >= sizeof(((struct mgmt_camera *)0)->location))
 		return vg_errf(err, errlen, -ERANGE, "the location is longer than 255 bytes");
+	if (*location && (rc = mgmt_text_check("the location", location, 255, false, err, errlen)) < 0)
+		return rc;
 	creds = user[0] || password[0];
 	if (creds) {
 		size_t ul = strlen(user), pl = strlen(password);

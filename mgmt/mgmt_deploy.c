@@ -21,7 +21,7 @@ static const char *const use_case_names[] = {
 static const char *const state_names[] = {
 	[MGMT_DEPLOYMENT_REQUESTED] = "requested", [MGMT_DEPLOYMENT_AUTHORISED] = "authorised",
 	[MGMT_DEPLOYMENT_ACTIVE] = "active",       [MGMT_DEPLOYMENT_ENDED] = "ended",
-	[MGMT_DEPLOYMENT_REFUSED] = "refused",
+	[MGMT_DEPLOYMENT_REFUSED] = "refused",     [MGMT_DEPLOYMENT_WITHDRAWN] = "withdrawn",
 };
 
 const char *mgmt_use_case_name(enum mgmt_use_case u)
@@ -57,6 +57,77 @@ static bool text_ok(const char *s, size_t max)
 	return s && *s && strlen(s) < max;
 }
 
+/* Length of the UTF-8 sequence at S (1..4), or 0 if it is not one (overlong, surrogate, > U+10FFFF). */
+static size_t utf8_len(const unsigned char *s)
+{
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
+			return 0;
+		if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0))
+			return 0;
+		return 3;
+	}
+	if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
+			return 0;
+		if ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
+			return 0;
+		return 4;
+	}
+	return 0;
+}
+
+int mgmt_text_check(const char *field, const char *s, size_t max, bool multiline, char *err, size_t errlen)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (!s || !*s)
+		return vg_errf(err, errlen, -EINVAL, "%s is missing", field);
+	if (strlen(s) > max)
+		return vg_errf(err, errlen, -EINVAL, "%s is longer than %zu bytes", field, max);
+	while (*p) {
+		size_t n = utf8_len(p);
+
+		if (n == 0)
+			return vg_errf(err, errlen, -EINVAL, "%s is not UTF-8 text", field);
+		/* C0 and DEL; in UTF-8 the C1 controls are U+0080..U+009F (0xc2 0x80..0x9f). */
+		if ((n == 1 && (*p < 0x20 || *p == 0x7f) && !(multiline && (*p == '\n' || *p == '\t'))) ||
+		    (n == 2 && p[0] == 0xc2 && p[1] < 0xa0))
+			return vg_errf(err, errlen, -EINVAL, "%s holds a control character (byte %zu)", field,
+				       (size_t)(p - (const unsigned char *)s) + 1);
+		p += n;
+	}
+	return 0;
+}
+
+int mgmt_deployment_times_check(int64_t start_s, int64_t end_s, int64_t now_s, int64_t max_window_s, char *err,
+				size_t errlen)
+{
+	if (max_window_s <= 0)
+		max_window_s = MGMT_DEPLOYMENT_WINDOW_DEFAULT_S;
+	if (max_window_s > MGMT_DEPLOYMENT_WINDOW_MAX_S)
+		max_window_s = MGMT_DEPLOYMENT_WINDOW_MAX_S;
+	/* Each bound is checked before any subtraction, so no time near INT64_MIN/MAX can overflow. */
+	if (start_s < now_s - MGMT_DEPLOYMENT_PAST_MAX_S)
+		return vg_errf(err, errlen, -ERANGE, "a deployment cannot start more than %d hours before it is requested",
+			       MGMT_DEPLOYMENT_PAST_MAX_S / 3600);
+	if (end_s > now_s + MGMT_DEPLOYMENT_FUTURE_MAX_S)
+		return vg_errf(err, errlen, -ERANGE, "a deployment must end within %d days of its request",
+			       MGMT_DEPLOYMENT_FUTURE_MAX_S / 86400);
+	if (start_s >= end_s)
+		return vg_errf(err, errlen, -EINVAL, "a deployment must end after it starts");
+	if (end_s - start_s > max_window_s)
+		return vg_errf(err, errlen, -ERANGE,
+			       "a deployment's window is at most %" PRId64 " hours (vigild.max_window_hours); "
+			       "a longer one is renewed by a new authorisation",
+			       max_window_s / 3600);
+	return 0;
+}
+
 int mgmt_deployment_create(struct mgmt_db *db, const struct mgmt_actor *who, const struct mgmt_deployment_request *req,
 			   int64_t *id, char *err, size_t errlen)
 {
@@ -67,12 +138,16 @@ int mgmt_deployment_create(struct mgmt_db *db, const struct mgmt_actor *who, con
 
 	if (!who || !(who->roles & (MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER | MGMT_ROLE_OPERATOR)))
 		return vg_errf(err, errlen, -EPERM, "requesting a deployment needs the admin, authoriser or operator role");
-	if (!text_ok(req->name, 128) || !text_ok(req->location, 256) || !text_ok(req->justification, 4096))
-		return vg_errf(err, errlen, -EINVAL, "a deployment needs a name, a location and a justification");
+	if ((rc = mgmt_text_check("the name", req->name, 127, false, err, errlen)) < 0 ||
+	    (rc = mgmt_text_check("the location", req->location, 255, false, err, errlen)) < 0 ||
+	    (rc = mgmt_text_check("the justification", req->justification, 4095, true, err, errlen)) < 0)
+		return rc;
 	if ((unsigned)req->use_case >= VG_ARRAY_SIZE(use_case_names))
 		return vg_errf(err, errlen, -EINVAL, "unknown use case %d", (int)req->use_case);
-	if (req->start_s >= req->end_s)
-		return vg_errf(err, errlen, -EINVAL, "a deployment must end after it starts");
+	if ((rc = mgmt_deployment_times_check(req->start_s, req->end_s,
+					      req->now_s ? req->now_s : (int64_t)(vg_clock_realtime_ns() / VG_NS_PER_SEC),
+					      req->max_window_s, err, errlen)) < 0)
+		return rc;
 	if (req->n_watchlists == 0 || !req->watchlists)
 		return vg_errf(err, errlen, -EINVAL, "a deployment needs at least one watchlist");
 	for (size_t i = 0; i < req->n_watchlists; i++)
@@ -145,7 +220,8 @@ int mgmt_deployment_get(struct mgmt_db *db, int64_t id, struct mgmt_deployment *
 
 	if (sqlite3_prepare_v2(db->sql,
 			       "SELECT name, use_case, state, location, start_s, end_s, requested_by,"
-			       " COALESCE(authorised_by, '') FROM deployments WHERE id = ?",
+			       " COALESCE(authorised_by, ''), justification, COALESCE(authorise_reasons, '')"
+			       " FROM deployments WHERE id = ?",
 			       -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, id);
@@ -161,6 +237,9 @@ int mgmt_deployment_get(struct mgmt_db *db, int64_t id, struct mgmt_deployment *
 		out->end_s = sqlite3_column_int64(st, 5);
 		snprintf(out->requested_by, sizeof(out->requested_by), "%s", (const char *)sqlite3_column_text(st, 6));
 		snprintf(out->authorised_by, sizeof(out->authorised_by), "%s", (const char *)sqlite3_column_text(st, 7));
+		snprintf(out->justification, sizeof(out->justification), "%s", (const char *)sqlite3_column_text(st, 8));
+		snprintf(out->decision_reasons, sizeof(out->decision_reasons), "%s",
+			 (const char *)sqlite3_column_text(st, 9));
 		rc = 0;
 	} else {
 		rc = rc == SQLITE_DONE ? -ENOENT : -EIO;
@@ -236,8 +315,8 @@ int mgmt_deployment_authorise(struct mgmt_db *db, const struct mgmt_actor *who, 
 					  NULL);
 		return vg_errf(err, errlen, -EPERM, "authorising needs the authoriser role");
 	}
-	if (!text_ok(reasons, 4096))
-		return vg_errf(err, errlen, -EINVAL, "an authorisation needs the authoriser's reasons");
+	if ((rc = mgmt_text_check("the reasons", reasons, 4095, true, err, errlen)) < 0)
+		return rc;
 	rc = mgmt_tx_begin(db);
 	if (rc < 0)
 		return vg_errf(err, errlen, rc, "database busy or failing");
@@ -264,6 +343,61 @@ int mgmt_deployment_authorise(struct mgmt_db *db, const struct mgmt_actor *who, 
 	json_escape(e_reasons, sizeof(e_reasons), reasons);
 	snprintf(detail, sizeof(detail), "{\"reasons\":\"%s\"}", e_reasons);
 	rc = mgmt_audit_append_tx(db, who, approve ? "deployment.authorise" : "deployment.refuse", object, detail, NULL);
+	if (rc < 0 || (rc = mgmt_tx_commit(db)) < 0) {
+		mgmt_tx_rollback(db);
+		return vg_errf(err, errlen, rc, "database error");
+	}
+	return mgmt_audit_anchor_update(db);
+}
+
+int mgmt_deployment_withdraw(struct mgmt_db *db, const struct mgmt_actor *who, int64_t id, const char *reason,
+			     char *err, size_t errlen)
+{
+	char requester[128], object[32], detail[4200], e_reason[4096];
+	sqlite3_stmt *st;
+	int64_t req_uid;
+	int rc;
+
+	if (!who)
+		return vg_errf(err, errlen, -EPERM, "no caller");
+	if ((rc = mgmt_text_check("the reason", reason, 4095, true, err, errlen)) < 0)
+		return rc;
+	rc = mgmt_tx_begin(db);
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "database busy or failing");
+	rc = requester_uid(db, id, &req_uid, requester, sizeof(requester));
+	if (rc < 0) {
+		mgmt_tx_rollback(db);
+		return vg_errf(err, errlen, rc, "no deployment %" PRId64, id);
+	}
+	if (req_uid != who->uid || strcmp(requester, who->name) != 0) {
+		mgmt_tx_rollback(db);
+		return vg_errf(err, errlen, -EPERM, "only %s, who requested deployment %" PRId64 ", may withdraw it",
+			       requester, id);
+	}
+	if (sqlite3_prepare_v2(db->sql, "UPDATE deployments SET state = ? WHERE id = ? AND state IN (?, ?)", -1, &st,
+			       NULL) != SQLITE_OK) {
+		mgmt_tx_rollback(db);
+		return vg_errf(err, errlen, -EIO, "database error");
+	}
+	sqlite3_bind_int(st, 1, MGMT_DEPLOYMENT_WITHDRAWN);
+	sqlite3_bind_int64(st, 2, id);
+	sqlite3_bind_int(st, 3, MGMT_DEPLOYMENT_REQUESTED);
+	sqlite3_bind_int(st, 4, MGMT_DEPLOYMENT_AUTHORISED);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+	sqlite3_finalize(st);
+	if (rc == 0 && sqlite3_changes(db->sql) != 1)
+		rc = -EALREADY;
+	if (rc < 0) {
+		mgmt_tx_rollback(db);
+		return vg_errf(err, errlen, rc, rc == -EALREADY ? "deployment %" PRId64 " has started or been decided: "
+								  "it can no longer be withdrawn"
+								: "database error on deployment %" PRId64, id);
+	}
+	snprintf(object, sizeof(object), "deployment/%" PRId64, id);
+	json_escape(e_reason, sizeof(e_reason), reason);
+	snprintf(detail, sizeof(detail), "{\"reason\":\"%s\"}", e_reason);
+	rc = mgmt_audit_append_tx(db, who, "deployment.withdraw", object, detail, NULL);
 	if (rc < 0 || (rc = mgmt_tx_commit(db)) < 0) {
 		mgmt_tx_rollback(db);
 		return vg_errf(err, errlen, rc, "database error");
@@ -368,6 +502,8 @@ int mgmt_deployment_stop(struct mgmt_db *db, const struct mgmt_actor *who, int64
 
 	if (!who || !(who->roles & (MGMT_ROLE_OPERATOR | MGMT_ROLE_AUTHORISER)))
 		return vg_errf(err, errlen, -EPERM, "stopping a deployment needs the operator or authoriser role");
+	if ((rc = mgmt_text_check("the reason for stopping", reason, 511, true, err, errlen)) < 0)
+		return rc;
 	rc = end_deployment(db, who, id, "deployment.stop", reason, purge, purge_arg);
 	if (rc == -EALREADY)
 		return vg_errf(err, errlen, rc, "deployment %" PRId64 " is not running", id);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "mgmt.h"
 #include "vg_base.h"
@@ -97,10 +98,24 @@ int mgmt_people_parse(struct mgmt_people **out, const char *spec, char *err, siz
 			goto out_bad_entry;
 		who->uid = (uint32_t)uid;
 		memcpy(who->name, c1 + 1, name_len);
+		/* The audit chain names people by name: one name is one person, and vigild's own name is
+		 * nobody's, so no one can act as the daemon or as someone else in the record. */
+		if (strncasecmp(who->name, MGMT_RESERVED_ACTOR_PREFIX, strlen(MGMT_RESERVED_ACTOR_PREFIX)) == 0) {
+			vg_errf(err, errlen, -EINVAL,
+				"people map entry %zu: names beginning '%s' are Vigil's own in the audit log", idx + 1,
+				MGMT_RESERVED_ACTOR_PREFIX);
+			free(people);
+			return -EINVAL;
+		}
 		/* Cost: O(n^2) over at most 4096 entries, once at start-up or reload. */
 		for (size_t j = 0; j < idx; j++) {
-			if (people->p[j].uid == who->uid) {
-				vg_errf(err, errlen, -EINVAL, "people map entry %zu: uid %u appears twice", idx + 1, who->uid);
+			if (people->p[j].uid == who->uid || strcasecmp(people->p[j].name, who->name) == 0) {
+				if (people->p[j].uid == who->uid)
+					vg_errf(err, errlen, -EINVAL, "people map entry %zu: uid %u appears twice", idx + 1,
+						who->uid);
+				else
+					vg_errf(err, errlen, -EINVAL, "people map entry %zu: the name %s is entry %zu's already",
+						idx + 1, who->name, j + 1);
 				free(people);
 				return -EINVAL;
 			}

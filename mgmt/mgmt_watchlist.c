@@ -327,8 +327,8 @@ int mgmt_watchlist_add(struct mgmt_db *db, const struct mgmt_actor *who, int fd,
 
 	if (!who || !(who->roles & (MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER | MGMT_ROLE_OPERATOR)))
 		return vg_errf(err, errlen, -EPERM, "registering a watchlist needs the admin, authoriser or operator role");
-	if (!name || !*name || strlen(name) >= 128)
-		return vg_errf(err, errlen, -EINVAL, "a watchlist needs a name (1 to 127 bytes)");
+	if ((rc = mgmt_text_check("a watchlist's name", name, 127, false, err, errlen)) < 0)
+		return rc;
 	rc = read_all(fd, WL_FILE_MAX, &buf, &len);
 	if (rc < 0)
 		return vg_errf(err, errlen, rc, "cannot read the watchlist file: %s",
@@ -553,8 +553,8 @@ int mgmt_watchlist_remove(struct mgmt_db *db, const struct mgmt_actor *who, cons
 
 	if (!who || !(who->roles & (MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER | MGMT_ROLE_OPERATOR)))
 		return vg_errf(err, errlen, -EPERM, "removing a watchlist needs the admin, authoriser or operator role");
-	if (!reason || !*reason || strlen(reason) >= 512)
-		return vg_errf(err, errlen, -EINVAL, "removing a watchlist needs a reason (at most 511 bytes)");
+	if ((rc = mgmt_text_check("the reason for removing a watchlist", reason, 511, true, err, errlen)) < 0)
+		return rc;
 	if (!mgmt_watchlist_id_valid(id) || (rc = mgmt_watchlist_get(db, id, &w)) == -ENOENT)
 		return vg_errf(err, errlen, -ENOENT, "no watchlist %s", id ? id : "");
 	if (rc < 0)

@@ -31,6 +31,8 @@ static const struct ctl_action {
 	  "request a deployment: name, use_case, location, start, end, justification, watchlists" },
 	{ "deployment.authorise", MGMT_ROLE_AUTHORISER, mgmt_act_deployment_authorise, "authorise a deployment: id, reasons" },
 	{ "deployment.refuse", MGMT_ROLE_AUTHORISER, mgmt_act_deployment_refuse, "refuse a deployment: id, reasons" },
+	{ "deployment.withdraw", MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER | MGMT_ROLE_OPERATOR, mgmt_act_deployment_withdraw,
+	  "withdraw your own request before it starts: id, reason" },
 	{ "deployment.start", MGMT_ROLE_OPERATOR | MGMT_ROLE_AUTHORISER, mgmt_act_deployment_start, "start: id" },
 	{ "deployment.stop", MGMT_ROLE_OPERATOR | MGMT_ROLE_AUTHORISER, mgmt_act_deployment_stop, "stop: id, reason" },
 	{ "deployment.show", ALL_ROLES, mgmt_act_deployment_show, "one deployment: id" },
@@ -177,6 +179,11 @@ void mgmt_ctl_set_conf(struct mgmt_ctl *ctl, const struct vg_conf_set *set, mgmt
 	ctl->conf = set;
 	ctl->conf_apply = apply;
 	ctl->conf_arg = arg;
+}
+
+void mgmt_ctl_set_max_window(struct mgmt_ctl *ctl, int64_t max_window_s)
+{
+	ctl->max_window_s = max_window_s;
 }
 
 void mgmt_ctl_set_probe(struct mgmt_ctl *ctl, mgmt_probe_fn *probe)

@@ -21,17 +21,28 @@
 #define HOURS_JSON_MAX 744   /* a month of hours in one reply; a longer window shows its first month */
 #define HOURS_EVERY_MAX 168  /* a window up to a week lists every hour; a longer one only its busy hours */
 
-static json_t *deployment_json(const struct mgmt_deployment *d)
+/* A deployment as replies give it; FULL adds the texts (up to 4 KiB each) that only show carries,
+ * so that a list of 1000 stays under the reply cap. */
+static json_t *deployment_json(const struct mgmt_deployment *d, bool full)
 {
-	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s?}", "id", (json_int_t)d->id, "name", d->name,
-			 "use_case", mgmt_use_case_name(d->use_case), "state", mgmt_deployment_state_name(d->state),
-			 "location", d->location, "start", (json_int_t)d->start_s, "end", (json_int_t)d->end_s,
-			 "requested_by", d->requested_by, "authorised_by", d->authorised_by[0] ? d->authorised_by : NULL);
+	json_t *j = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:s?}", "id", (json_int_t)d->id, "name", d->name,
+			      "use_case", mgmt_use_case_name(d->use_case), "state", mgmt_deployment_state_name(d->state),
+			      "location", d->location, "start", (json_int_t)d->start_s, "end", (json_int_t)d->end_s,
+			      "requested_by", d->requested_by, "authorised_by",
+			      d->authorised_by[0] ? d->authorised_by : NULL);
+
+	if (j && full) {
+		/* What the authoriser weighs, and what they (or the requester, withdrawing) answered. */
+		json_object_set_new(j, "justification", json_string(d->justification));
+		if (d->decision_reasons[0])
+			json_object_set_new(j, "decision_reasons", json_string(d->decision_reasons));
+	}
+	return j;
 }
 
 static void add_deployment(void *arg, const struct mgmt_deployment *d)
 {
-	json_array_append_new(arg, deployment_json(d));
+	json_array_append_new(arg, deployment_json(d, false));
 }
 
 int mgmt_act_status(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result, char *err,
@@ -95,6 +106,8 @@ int mgmt_act_deployment_create(struct mgmt_ctl *ctl, const struct mgmt_actor *wh
 	}
 	req.watchlists = lists;
 	req.n_watchlists = json_array_size(wl);
+	req.now_s = (int64_t)time(NULL);
+	req.max_window_s = ctl->max_window_s;
 	rc = mgmt_deployment_create(ctl->db, who, &req, &id, err, errlen);
 	if (rc < 0)
 		return rc;
@@ -128,6 +141,22 @@ int mgmt_act_deployment_refuse(struct mgmt_ctl *ctl, const struct mgmt_actor *wh
 				 char *err, size_t errlen)
 {
 	return decide(ctl, who, args, result, err, errlen, false);
+}
+
+int mgmt_act_deployment_withdraw(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
+				 char *err, size_t errlen)
+{
+	const char *reason;
+	int64_t id;
+	int rc;
+
+	if ((rc = mgmt_arg_int(args, "id", true, &id, err, errlen)) < 0 ||
+	    (rc = mgmt_arg_string(args, "reason", true, &reason, err, errlen)) < 0)
+		return rc;
+	rc = mgmt_deployment_withdraw(ctl->db, who, id, reason, err, errlen);
+	if (rc == 0)
+		*result = json_pack("{s:I, s:s}", "id", (json_int_t)id, "state", "withdrawn");
+	return rc;
 }
 
 int mgmt_act_deployment_start(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
@@ -194,7 +223,7 @@ int mgmt_act_deployment_show(struct mgmt_ctl *ctl, const struct mgmt_actor *who,
 	rc = mgmt_deployment_get(ctl->db, id, &d);
 	if (rc < 0)
 		return vg_errf(err, errlen, rc, "no deployment %" PRId64, id);
-	*result = deployment_json(&d);
+	*result = deployment_json(&d, true);
 	/* The figures the public record publishes: faces scanned, alerts, and how they were judged. */
 	struct mgmt_transparency t;
 	if (mgmt_deployment_transparency(ctl->db, id, &t) == 0)

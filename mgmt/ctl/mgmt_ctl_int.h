@@ -27,6 +27,7 @@ struct mgmt_ctl {
 	unsigned n_fds;
 	mgmt_outcome_fn *outcome;       /* review outcomes to the evidence store, lent by vigild */
 	void *outcome_arg;
+	int64_t max_window_s;           /* deployment.create's limit (vigild.max_window_hours) */
 	mgmt_capture_status_fn *capture_status; /* the live pipeline, for status; NULL outside vigild serve */
 	void *capture_arg;
 };
@@ -50,7 +51,7 @@ int mgmt_arg_string(json_t *args, const char *key, bool required, const char **o
 int mgmt_arg_int(json_t *args, const char *key, bool required, int64_t *out, char *err, size_t errlen);
 
 /* mgmt_ctl_deployment.c */
-mgmt_ctl_action_fn mgmt_act_status, mgmt_act_deployment_create, mgmt_act_deployment_authorise,
+mgmt_ctl_action_fn mgmt_act_status, mgmt_act_deployment_create, mgmt_act_deployment_authorise, mgmt_act_deployment_withdraw,
 	mgmt_act_deployment_refuse, mgmt_act_deployment_start, mgmt_act_deployment_stop, mgmt_act_deployment_show,
 	mgmt_act_deployment_list, mgmt_act_alert_list, mgmt_act_alert_show, mgmt_act_alert_review;
 /* mgmt_ctl_audit.c */

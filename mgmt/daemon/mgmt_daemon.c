@@ -52,6 +52,9 @@ static const struct vg_conf_entry daemon_entries[] = {
 	VG_CONF_ENUM("vigild.decode", VG_CONF_RESTART, struct mgmt_daemon_conf, capture_decode, "cpu",
 		     mgmt_capture_decode, "how cameras are decoded: cpu, or cuda (NVDEC; with GPU nets the frames stay "
 		     "on the GPU; a camera NVDEC cannot take is decoded on the CPU, counted)"),
+	VG_CONF_INT("vigild.max_window_hours", VG_CONF_RESTART, struct mgmt_daemon_conf, max_window_hours, "744", 1, 8784,
+		    "the longest window one authorisation may cover, in hours (a permanent site renews its "
+		    "authorisation); requests for longer are refused"),
 	VG_CONF_INT("vigild.batch", VG_CONF_RESTART, struct mgmt_daemon_conf, capture_batch, "0", 0, 64,
 		    "frames of all cameras per batch of the face nets (0: 1 on the CPU, 32 on a GPU)"),
 };
@@ -276,6 +279,7 @@ int mgmt_daemon_run(const struct mgmt_daemon_conf *conf, const char *config_path
 	struct daemon_live dl = { &live, ctl, &people, NULL };
 	mgmt_ctl_set_conf(ctl, &live_set, daemon_apply, &dl);
 	mgmt_ctl_set_probe(ctl, live.probe);
+	mgmt_ctl_set_max_window(ctl, live.max_window_hours * 3600);
 	/* A deployment's end stops its capture, then deletes the watchlist files this database
 	 * registered (invariant 2). */
 	struct mgmt_capture capture = { 0 };

@@ -113,6 +113,7 @@ enum mgmt_deployment_state {
 	MGMT_DEPLOYMENT_ACTIVE,
 	MGMT_DEPLOYMENT_ENDED,
 	MGMT_DEPLOYMENT_REFUSED,
+	MGMT_DEPLOYMENT_WITHDRAWN, /* by its requester, before it started */
 };
 
 struct mgmt_deployment_request {
@@ -123,7 +124,31 @@ struct mgmt_deployment_request {
 	const char *justification;
 	const char *const *watchlists; /* ids, at least one */
 	size_t n_watchlists;
+	/* The time rules the request is judged by (mgmt_deployment_times_check). */
+	int64_t now_s;                 /* when it is requested (0: the wall clock) */
+	int64_t max_window_s;          /* the longest window one authorisation may cover (0: the default) */
 };
+
+/*
+ * Times a deployment may have: START at most MGMT_DEPLOYMENT_PAST_MAX_S before NOW_S (a request
+ * does not authorise the past), END after START, END - START at most MAX_WINDOW_S (0: the
+ * default, MGMT_DEPLOYMENT_WINDOW_DEFAULT_S; a permanent site renews its authorisation), and END
+ * within MGMT_DEPLOYMENT_FUTURE_MAX_S of NOW_S. 0, or -ERANGE with a one-line reason naming the limit.
+ */
+#define MGMT_DEPLOYMENT_PAST_MAX_S (24 * 3600)
+#define MGMT_DEPLOYMENT_WINDOW_DEFAULT_S (31 * 24 * 3600)
+#define MGMT_DEPLOYMENT_WINDOW_MAX_S (366 * 24 * 3600)
+#define MGMT_DEPLOYMENT_FUTURE_MAX_S (2 * 366 * 24 * 3600)
+int mgmt_deployment_times_check(int64_t start_s, int64_t end_s, int64_t now_s, int64_t max_window_s, char *err,
+				size_t errlen);
+
+/*
+ * Text that a person typed and others will read (names, locations, notes, reasons): refused when
+ * empty, longer than MAX bytes, not UTF-8, or holding a control character (MULTILINE allows a
+ * newline and a tab): the records never carry a terminal escape. Returns 0 or -EINVAL with a
+ * one-line reason naming FIELD.
+ */
+int mgmt_text_check(const char *field, const char *s, size_t max, bool multiline, char *err, size_t errlen);
 
 struct mgmt_deployment {
 	int64_t id;
@@ -134,6 +159,8 @@ struct mgmt_deployment {
 	int64_t start_s, end_s;
 	char requested_by[64];
 	char authorised_by[64]; /* empty until authorised */
+	char justification[4097];   /* the requester's, shown to the authoriser */
+	char decision_reasons[4097]; /* the authoriser's (or the requester's, for a withdrawal); "" until then */
 };
 
 struct mgmt_watchlist;
@@ -151,6 +178,13 @@ int mgmt_deployment_create(struct mgmt_db *db, const struct mgmt_actor *who, con
  */
 int mgmt_deployment_authorise(struct mgmt_db *db, const struct mgmt_actor *who, int64_t id, bool approve,
 			      const char *reasons, char *err, size_t errlen);
+
+/**
+ * Withdraw a deployment its requester (WHO) no longer wants, with REASON, while it is requested or
+ * authorised and not started. -EPERM for anyone but the requester; -EALREADY otherwise. Audited.
+ */
+int mgmt_deployment_withdraw(struct mgmt_db *db, const struct mgmt_actor *who, int64_t id, const char *reason,
+			     char *err, size_t errlen);
 
 /** Start an authorised deployment at NOW_S (operator or authoriser). -ETIME outside its window. */
 int mgmt_deployment_start(struct mgmt_db *db, const struct mgmt_actor *who, int64_t id, int64_t now_s, char *err,
@@ -371,8 +405,11 @@ const char *mgmt_deployment_state_name(enum mgmt_deployment_state state);
 /*
  * The role map, from vigild's config: "UID:NAME:ROLE[+ROLE...]" entries separated by commas, e.g.
  * "1001:admin.smith:admin,2001:sgt.alice:operator+authoriser,2004:auditor.dave:auditor".
- * Roles: admin, authoriser, operator, auditor. A uid may appear once.
+ * Roles: admin, authoriser, operator, auditor. A uid and a name (in any case) may appear once,
+ * and names beginning MGMT_RESERVED_ACTOR_PREFIX are Vigil's own ("vigild", "vigild-run",
+ * "vigilctl" in the audit log): no person may take them.
  */
+#define MGMT_RESERVED_ACTOR_PREFIX "vigil"
 struct mgmt_people;
 
 /** Parse SPEC (at most 4096 entries). Returns 0 or -EINVAL with a one-line reason in ERR. */

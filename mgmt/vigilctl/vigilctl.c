@@ -24,6 +24,7 @@ static const struct verb verbs[] = {
 	 "deployment create --name N --use-case crime-hotspot|protective-security|sought-persons --location L\n"
 	 "             --start T --end T --justification J --watchlist ID...   request a deployment\n"
 	 "  deployment authorise|refuse ID --reasons R   decide on it (authorisers; not its requester)\n"
+	 "  deployment withdraw ID --reason R   withdraw your own request before it starts\n"
 	 "  deployment start ID | stop ID --reason R | show ID | list   [--json]   (T: now, +8h, 2026-11-22T09:00Z)"},
 	{"watchlist", vigilctl_watchlist,
 	 "watchlist import (--name N | --out FILE) [--id N] [--threshold T] [--models DIR] [--json] (DIR | --csv FILE)\n"

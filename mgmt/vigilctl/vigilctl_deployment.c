@@ -1,5 +1,5 @@
 /*
- * vigilctl deployment create|authorise|refuse|start|stop|show|list: a deployment's life as vigild
+ * vigilctl deployment create|authorise|refuse|withdraw|start|stop|show|list: a deployment's life as vigild
  * records it (mgmt_deploy.c), over the control socket. Its requester may not authorise it; show
  * adds the transparency figures (faces scanned, alerts and how they were reviewed) hour by hour.
  */
@@ -73,7 +73,7 @@ int vigilctl_deployment(int argc, char **argv)
 	int first, rc = 2;
 
 	if (argc < 2) {
-		fprintf(stderr, "vigilctl: deployment create|authorise|refuse|start|stop|show|list (vigilctl --help)\n");
+		fprintf(stderr, "vigilctl: deployment create|authorise|refuse|withdraw|start|stop|show|list (vigilctl --help)\n");
 		goto out;
 	}
 	sub = argv[1];
@@ -91,6 +91,8 @@ int vigilctl_deployment(int argc, char **argv)
 		verb = "deployment.authorise";
 	} else if (strcmp(sub, "refuse") == 0) {
 		verb = "deployment.refuse";
+	} else if (strcmp(sub, "withdraw") == 0) {
+		verb = "deployment.withdraw";
 	} else if (strcmp(sub, "start") == 0) {
 		verb = "deployment.start";
 	} else if (strcmp(sub, "stop") == 0) {
@@ -115,6 +117,12 @@ int vigilctl_deployment(int argc, char **argv)
 			print_deployment(v);
 	} else if (strcmp(sub, "show") == 0) {
 		print_deployment(r);
+		/* What the authoriser weighs; vigilctl_call made both texts terminal-safe. */
+		printf("     location: %s\n     justification: %s\n",
+		       json_string_value(json_object_get(r, "location")),
+		       json_string_value(json_object_get(r, "justification")));
+		if (json_object_get(r, "decision_reasons"))
+			printf("     decision: %s\n", json_string_value(json_object_get(r, "decision_reasons")));
 		json_t *t = json_object_get(r, "transparency");
 		if (t)
 			printf("     faces scanned %lld, alerts %lld: %lld confirmed, %lld rejected (false alerts), %lld unreviewed\n",

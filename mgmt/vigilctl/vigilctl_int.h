@@ -39,6 +39,9 @@ int vigilctl_call(const struct cli *cli, const char *verb, json_t *args, json_t 
 int vigilctl_call_fds(const struct cli *cli, const char *verb, json_t *args, const int *fds, unsigned n_fds,
 		      json_t **result);
 int vigilctl_print_json(json_t *j);
+/* TEXT with every control character as \xNN and backslashes doubled (malloc'd; NULL on ENOMEM):
+ * vigilctl_call() applies it to every string of a reply before a verb prints it as text. */
+char *vigilctl_terminal_text(const char *text);
 /* Parse --socket, --json and EXTRA (ON_OPT gets their vals; it returns -2 once it said why).
  * Returns optind, or -1 after one line on stderr. */
 int vigilctl_opts(int argc, char **argv, struct cli *cli, const struct option *extra, size_t n_extra,

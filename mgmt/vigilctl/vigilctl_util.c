@@ -22,6 +22,69 @@ static const char *default_socket(void)
 	return env && *env ? env : "/run/vigil/vigild.sock";
 }
 
+/*
+ * TEXT as a terminal may show it: every control character (C0, DEL, and C1 in UTF-8) as \xNN, so
+ * that a name, note or reason from vigild can neither clear the screen nor forge a line. A
+ * backslash is doubled so the escape cannot be forged either. Returns a malloc'd string or NULL.
+ */
+char *vigilctl_terminal_text(const char *text)
+{
+	size_t n = strlen(text);
+	char *out = malloc(4 * n + 1), *w = out;
+	const unsigned char *s = (const unsigned char *)text;
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		bool c1 = s[i] == 0xc2 && i + 1 < n && s[i + 1] >= 0x80 && s[i + 1] < 0xa0;
+
+		if (s[i] < 0x20 || s[i] == 0x7f) {
+			w += sprintf(w, "\\x%02x", s[i]);
+		} else if (c1) {
+			w += sprintf(w, "\\x%02x", s[++i]);
+		} else if (s[i] == '\\') {
+			*w++ = '\\';
+			*w++ = '\\';
+		} else {
+			*w++ = (char)s[i];
+		}
+	}
+	*w = '\0';
+	return out;
+}
+
+/* Every string in J (objects and arrays, recursively) made terminal-safe, in place. */
+static void terminal_safe(json_t *j)
+{
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	if (json_is_object(j)) {
+		json_object_foreach(j, key, v) {
+			if (json_is_string(v)) {
+				char *safe = vigilctl_terminal_text(json_string_value(v));
+				if (safe)
+					json_string_set(v, safe);
+				free(safe);
+			} else {
+				terminal_safe(v);
+			}
+		}
+	} else if (json_is_array(j)) {
+		json_array_foreach(j, i, v) {
+			if (json_is_string(v)) {
+				char *safe = vigilctl_terminal_text(json_string_value(v));
+				if (safe)
+					json_string_set(v, safe);
+				free(safe);
+			} else {
+				terminal_safe(v);
+			}
+		}
+	}
+}
+
 int vigilctl_call_fds(const struct cli *cli, const char *verb, json_t *args, const int *fds, unsigned n_fds,
 		      json_t **result)
 {
@@ -43,6 +106,10 @@ int vigilctl_call_fds(const struct cli *cli, const char *verb, json_t *args, con
 		fprintf(stderr, "vigilctl: vigild sent a reply that is not JSON\n");
 		return 1;
 	}
+	/* Text from vigild holds what people typed: for a terminal, every string is escaped here, once,
+	 * so no verb can print one raw. --json output is JSON, escaped by jansson. */
+	if (!cli->json)
+		terminal_safe(rep);
 	if (!json_is_true(json_object_get(rep, "ok"))) {
 		const char *why = json_string_value(json_object_get(rep, "error"));
 		fprintf(stderr, "vigilctl: %s: %s\n", verb, why ? why : "refused");
@@ -81,7 +148,9 @@ long long vigilctl_parse_time(const char *s)
 	if (s[0] == '+') {
 		long long n = strtoll(s + 1, &end, 10);
 		long long unit = *end == 'h' ? 3600 : *end == 'm' ? 60 : *end == 'd' ? 86400 : 0;
-		return unit && end[1] == '\0' && n >= 0 ? (long long)time(NULL) + n * unit : -1;
+		/* Bounded before multiplying: vigild judges the time, but it must be a time. */
+		return unit && end[1] == '\0' && n >= 0 && n <= 100LL * 366 * 86400 / unit ? (long long)time(NULL) + n * unit
+											      : -1;
 	}
 	long long n = strtoll(s, &end, 10);
 	if (*end == '\0' && end != s)
@@ -99,7 +168,11 @@ void vigilctl_fmt_time(long long t, char *buf, size_t len)
 	time_t tt = (time_t)t;
 	struct tm tm;
 
-	strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", gmtime_r(&tt, &tm));
+	/* A time a year can no longer hold (the database was edited) is said so, not a crash. */
+	if (!gmtime_r(&tt, &tm) || tm.tm_year > 9999 - 1900 || tm.tm_year < -1900)
+		snprintf(buf, len, "(time %lld)", t);
+	else
+		strftime(buf, len, "%Y-%m-%d %H:%M:%SZ", &tm);
 }
 
 int vigilctl_opts(int argc, char **argv, struct cli *cli, const struct option *extra, size_t n_extra,

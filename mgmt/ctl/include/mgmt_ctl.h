@@ -44,6 +44,9 @@ void mgmt_ctl_set_purge(struct mgmt_ctl *ctl, mgmt_purge_fn *purge, void *arg);
 /** Serve config.get over SET (its objects are the live settings) and config.set through APPLY. */
 void mgmt_ctl_set_conf(struct mgmt_ctl *ctl, const struct vg_conf_set *set, mgmt_conf_apply_fn *apply, void *arg);
 
+/** The longest deployment window deployment.create accepts (0: MGMT_DEPLOYMENT_WINDOW_DEFAULT_S). */
+void mgmt_ctl_set_max_window(struct mgmt_ctl *ctl, int64_t max_window_s);
+
 /** How camera.probe reaches a camera; NULL (the default): camera.probe says this build cannot. */
 void mgmt_ctl_set_probe(struct mgmt_ctl *ctl, mgmt_probe_fn *probe);
 

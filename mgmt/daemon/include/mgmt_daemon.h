@@ -28,6 +28,7 @@ struct mgmt_daemon_conf {
 	int64_t capture_rtsp_port; /* first client port of RTSP cameras' RTP (camera i: + 100 i) */
 	int capture_nets;         /* where the capture's face pipeline runs: mgmt_capture_nets[] */
 	int capture_decode;       /* how it decodes: mgmt_capture_decode[] */
+	int64_t max_window_hours; /* the longest deployment window one authorisation may cover */
 	int64_t capture_batch;    /* frames of all cameras per batch of the nets (0: vigild run's default) */
 	/* Not a setting: what the program running the loop lends it (set after the file is read). */
 	mgmt_probe_fn *probe;     /* camera.probe; NULL: not in this build */
