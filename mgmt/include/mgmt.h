@@ -387,13 +387,16 @@ int mgmt_people_lookup(const struct mgmt_people *people, uint32_t uid, struct mg
  * A camera's RTSP URL may carry credentials (rtsp://user:password@host/path). They are split off
  * when the camera is added and sealed (XChaCha20-Poly1305, keyed by a file beside the database,
  * "<db>-credentials.key", 0600), so the database, its dumps, the audit log, every reply and every
- * error hold the URL without them. Only vigild unseals them, to connect.
+ * error hold the URL without them. Only vigild unseals them, to connect. The URL is read once, by
+ * vg_url_split() (vg_url.h: RFC 3986 through libcurl, user name and password percent-decoded); a
+ * URL that could leave a piece of a password in the public URL (an '@' after the host, a
+ * credential parameter in the query string) is refused with a reason that never quotes it.
  */
 #define MGMT_CAMERA_FPS_DEFAULT 10
 
 struct mgmt_camera_add {
 	const char *id;       /* 1..31 of [A-Za-z0-9._-]: how alerts and reports name it */
-	const char *url;      /* rtsp://[user[:password]@]host[:port]/path */
+	const char *url;      /* rtsp://[user[:password]@]host[:port]/path, userinfo percent-encoded */
 	const char *location; /* may be NULL */
 	int64_t fps;          /* frames analysed per second, 1..60; 0: the default */
 };
@@ -408,7 +411,10 @@ struct mgmt_camera {
 	int64_t added_ns;
 };
 
-/** Write URL without its "user:password@" into OUT. -EINVAL (not rtsp://, no host), -ENOSPC. */
+/**
+ * Write URL's public form (vg_url_split(): no userinfo, no fragment, as libcurl writes it, e.g.
+ * "rtsp://h" becomes "rtsp://h/") into OUT. -EINVAL (refused: vg_url.h), -ENOMEM, -ENOSPC.
+ */
 int mgmt_url_redact(const char *url, char *out, size_t len);
 
 /** Add a camera (admin). Audited with the redacted URL. -EPERM, -EEXIST, -EINVAL with ERR. */
@@ -448,7 +454,9 @@ struct mgmt_probe_result {
 
 /**
  * Connect to URL (without credentials) as USER/PASSWORD ("" for none), receive for SECONDS and
- * fill OUT. Returns 0, or -errno with a one-line reason in ERR that never holds the credentials.
+ * fill OUT. Returns 0, or -errno with a one-line reason in ERR that never holds the credentials:
+ * it is built from URL's host:port and the request, never from USER or PASSWORD (camera.probe
+ * passes it on and audits it as it is).
  * vigild serve lends the dataplane's (vigild_probe.c).
  */
 typedef int mgmt_probe_fn(const char *url, const char *user, const char *password, unsigned seconds,
