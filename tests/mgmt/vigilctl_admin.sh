@@ -172,7 +172,7 @@ for n, line in enumerate(open(sys.argv[1]), 1):
     assert h.hex() == e["hash"], f"entry {n} altered"
     prev, hashes[n] = h, e["hash"]
     actions.append((e["actor"], e["action"], e["object"]))
-seq, head = open(sys.argv[2]).read().split()
+seq, head = open(sys.argv[2]).read().split()[:2]  # then: ed25519 KEY SIGNATURE
 assert hashes[int(seq)] == head, "the anchored head differs"
 assert actions[-1] == ("supt.carol", "audit.export", "audit"), actions[-1]
 for want in [("sgt.alice", "request.refused", "verb/camera.add"), ("admin.smith", "camera.add", "camera/cam1"),
