@@ -66,6 +66,12 @@ static void entry_hash(const unsigned char prev[MGMT_AUDIT_HASH_BYTES], int64_t 
 	crypto_generichash_final(&h, out, MGMT_AUDIT_HASH_BYTES);
 }
 
+void mgmt_audit_entry_hash(const unsigned char prev[MGMT_AUDIT_HASH_BYTES], const struct mgmt_audit_entry *e,
+			   unsigned char out[MGMT_AUDIT_HASH_BYTES])
+{
+	entry_hash(prev, e->seq, e->ts_ns, e->actor, e->uid, e->action, e->object, e->detail, out);
+}
+
 /* The last entry's seq and hash; seq 0 and a zero hash for an empty log. */
 static int chain_head(struct mgmt_db *db, int64_t *seq, unsigned char hash[MGMT_AUDIT_HASH_BYTES])
 {
@@ -159,6 +165,7 @@ static int sign_key_load(struct mgmt_db *db)
 
 	if (db->sign_sk)
 		return 0;
+	db->key_fresh = access(db->key_path, F_OK) < 0 && errno == ENOENT;
 	rc = vg_key_file_read(db->key_path, seed, sizeof(seed), true);
 	if (rc < 0)
 		return rc;
@@ -195,8 +202,55 @@ static int public_key_read(struct mgmt_db *db, unsigned char pk[MGMT_AUDIT_KEY_B
 	return 0;
 }
 
+/* The stored hash of entry SEQ equals HEX (the anchored head's), or -EBADMSG. */
+static int stored_hash_is(struct mgmt_db *db, int64_t seq, const char *hex)
+{
+	char have[2 * MGMT_AUDIT_HASH_BYTES + 1] = "";
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(db->sql, "SELECT hash FROM audit WHERE seq = ?", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, seq);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == MGMT_AUDIT_HASH_BYTES)
+		sodium_bin2hex(have, sizeof(have), sqlite3_column_blob(st, 0), MGMT_AUDIT_HASH_BYTES);
+	sqlite3_finalize(st);
+	return strcmp(have, hex) == 0 ? 0 : -EBADMSG;
+}
+
+/*
+ * The head about to be replaced must be one this key signed, over what the database still holds;
+ * otherwise a database rewritten while vigild was stopped would be signed over by vigild itself at
+ * its next append. An unsigned or missing head is taken only when the key is new (the first
+ * signed append of a database from before signing). Cost: one row, one signature check.
+ */
+static int prior_head_check(struct mgmt_db *db, const char *pk_hex, const char **why)
+{
+	struct mgmt_audit_head old;
+
+	*why = "its anchor is unreadable";
+	if (mgmt_audit_head_get(db, &old) < 0)
+		return -EBADMSG;
+	if (old.state == MGMT_AUDIT_HEAD_NONE) {
+		*why = "its anchor is missing";
+		return db->key_fresh ? 0 : -EBADMSG;
+	}
+	*why = "the entry it names was rewritten";
+	if (stored_hash_is(db, old.seq, old.hash) < 0)
+		return -EBADMSG;
+	if (old.state == MGMT_AUDIT_HEAD_UNSIGNED) {
+		*why = "its signature was stripped";
+		return db->key_fresh ? 0 : -EBADMSG;
+	}
+	*why = "it was signed by another key";
+	if (strcmp(old.public_key, pk_hex) != 0)
+		return -EBADMSG;
+	*why = "its signature does not hold";
+	return mgmt_audit_head_check(old.seq, old.hash, pk_hex, old.signature);
+}
+
 int mgmt_audit_anchor_update(struct mgmt_db *db)
 {
+	const char *why;
 	unsigned char hash[MGMT_AUDIT_HASH_BYTES], pk[MGMT_AUDIT_KEY_BYTES], sig[MGMT_AUDIT_SIG_BYTES];
 	char hex[2 * MGMT_AUDIT_HASH_BYTES + 1], pk_hex[2 * MGMT_AUDIT_KEY_BYTES + 1];
 	char sig_hex[2 * MGMT_AUDIT_SIG_BYTES + 1], msg[sizeof(((struct mgmt_audit_head *)0)->message)], *tmp;
@@ -212,11 +266,18 @@ int mgmt_audit_anchor_update(struct mgmt_db *db)
 		VG_LOG(MGMT, ERR, "audit key %s: %s; the head is not moved", db->key_path, vg_strerror(rc));
 		return rc;
 	}
+	crypto_sign_ed25519_sk_to_pk(pk, db->sign_sk);
+	sodium_bin2hex(pk_hex, sizeof(pk_hex), pk, sizeof(pk));
+	if (prior_head_check(db, pk_hex, &why) < 0) {
+		/* Left as it is, for verify to report; never signed over. */
+		VG_LOG(MGMT, ERR, "audit head not moved to entry %" PRId64 ": the head before it is not to be trusted (%s)",
+		       seq, why);
+		return -EBADMSG;
+	}
+	db->key_fresh = false;
 	sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
 	head_message(seq, hex, msg, sizeof(msg));
 	crypto_sign_detached(sig, NULL, (const unsigned char *)msg, strlen(msg), db->sign_sk);
-	crypto_sign_ed25519_sk_to_pk(pk, db->sign_sk);
-	sodium_bin2hex(pk_hex, sizeof(pk_hex), pk, sizeof(pk));
 	sodium_bin2hex(sig_hex, sizeof(sig_hex), sig, sizeof(sig));
 	if (asprintf(&tmp, "%s.tmp", db->anchor_path) < 0)
 		return -ENOMEM;

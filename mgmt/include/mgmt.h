@@ -147,6 +147,13 @@ struct mgmt_audit_entry {
 };
 
 /**
+ * The hash of entry E chained to PREV, as verify computes it (E's own hash fields are not read):
+ * for checking an export offline with nothing but the export.
+ */
+void mgmt_audit_entry_hash(const unsigned char prev[MGMT_AUDIT_HASH_BYTES], const struct mgmt_audit_entry *e,
+			   unsigned char out[MGMT_AUDIT_HASH_BYTES] /* OUT */);
+
+/**
  * Call FN with each entry after sequence number SINCE, in order, at most MAX of them; FN returns
  * false to stop early. Returns 1 if FN stopped it, 0 when the entries ran out, or -EIO.
  */

@@ -205,6 +205,13 @@ static void signed_head(void)
 	CHECK_EQ_INT(r.first_bad_seq, 5);
 	CHECK(strstr(r.reason, "signature does not hold") != NULL);
 	CHECK(!r.head_signed);
+	/* vigild starting on the rewritten files must not sign over them: the head stays put. */
+	CHECK_EQ_INT(mgmt_db_open(&db, test_db_path, err, sizeof(err)), 0);
+	CHECK_EQ_INT(mgmt_audit_append(db, &admin, "vigild.start", "/var/lib/vigil", NULL, NULL), -EBADMSG);
+	mgmt_db_close(&db);
+	CHECK_EQ_INT(verify_path(&r), -EBADMSG);
+	CHECK(strstr(r.reason, "entry 5 differs from the anchored head") != NULL || strstr(r.reason, "signature") != NULL);
+	CHECK_EQ_INT(raw_sql("DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq = 6"), 0); /* tidied up */
 
 	/* ... or the head signed with a key of the attacker's own, the key file left alone. */
 	randombytes_buf(attacker, sizeof(attacker));
@@ -219,7 +226,10 @@ static void signed_head(void)
 	CHECK_EQ_INT(mgmt_db_open(&db, test_db_path, err, sizeof(err)), 0);
 	CHECK_EQ_INT(mgmt_audit_verify_key(db, pinned, &r), -EBADMSG);
 	CHECK(strstr(r.reason, "not signed") != NULL);
+	/* ... and the key is not new, so vigild does not sign over a stripped head either. */
+	CHECK_EQ_INT(mgmt_audit_append(db, &admin, "vigild.start", "/var/lib/vigil", NULL, NULL), -EBADMSG);
 	mgmt_db_close(&db);
+	CHECK_EQ_INT(raw_sql("DELETE FROM audit WHERE seq = 6"), 0);
 
 	/* ... or the key file replaced and the head re-signed with it: whole again, but not the pinned key. */
 	file_put("-audit.key", attacker, sizeof(attacker), 0400);
