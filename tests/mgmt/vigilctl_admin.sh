@@ -163,7 +163,9 @@ import hashlib, json, sys
 def u64(v): return (v % 2**64).to_bytes(8, "little")
 def text(s): return u64(2**64 - 1) if s is None else u64(len(s.encode())) + s.encode()
 prev, hashes, actions = bytes(32), {}, []
-for n, line in enumerate(open(sys.argv[1]), 1):
+lines = open(sys.argv[1]).read().splitlines()
+assert json.loads(lines.pop())["head"]["signature"], "no signed head"  # checked by vigilctl_cli.sh
+for n, line in enumerate(lines, 1):
     e = json.loads(line)
     assert e["seq"] == n, f"entry {n} missing"
     assert bytes.fromhex(e["prev_hash"]) == prev, f"entry {n} does not follow"
@@ -185,7 +187,7 @@ for want in [("sgt.alice", "request.refused", "verb/camera.add"), ("admin.smith"
 PY
 python3 - "$tmp/export.jsonl" <<'PY' || fail "config.set's audit entry lacks old and new"
 import json, sys
-sets = [json.loads(e["detail"]) for e in map(json.loads, open(sys.argv[1])) if e["object"] == "setting/vigild.log"]
+sets = [json.loads(e["detail"]) for e in map(json.loads, open(sys.argv[1])) if e.get("object") == "setting/vigild.log"]
 assert sets == [{"name": "vigild.log", "old": '"err"', "new": '"warn,mgmt=err"'}], sets
 PY
 check "audit verify still passes" dave audit verify
