@@ -170,7 +170,9 @@ import hashlib, json, sys
 def u64(v): return (v % 2**64).to_bytes(8, "little")
 def text(s): return u64(2**64 - 1) if s is None else u64(len(s.encode())) + s.encode()
 prev, hashes, actions = bytes(32), {}, []
-for n, line in enumerate(open(sys.argv[1]), 1):
+lines = open(sys.argv[1]).read().splitlines()
+assert json.loads(lines.pop())["head"]["signature"], "no signed head"  # checked by vigilctl_cli.sh
+for n, line in enumerate(lines, 1):
     e = json.loads(line)
     assert e["seq"] == n, f"entry {n} missing"
     assert bytes.fromhex(e["prev_hash"]) == prev, f"entry {n} does not follow"
@@ -179,7 +181,7 @@ for n, line in enumerate(open(sys.argv[1]), 1):
     assert h.hex() == e["hash"], f"entry {n} altered"
     prev, hashes[n] = h, e["hash"]
     actions.append((e["actor"], e["action"], e["object"]))
-seq, head = open(sys.argv[2]).read().split()
+seq, head = open(sys.argv[2]).read().split()[:2]  # then: ed25519 KEY SIGNATURE
 assert hashes[int(seq)] == head, "the anchored head differs"
 assert actions[-1] == ("supt.carol", "audit.export", "audit"), actions[-1]
 for want in [("sgt.alice", "request.refused", "verb/camera.add"), ("admin.smith", "camera.add", "camera/cam1"),
@@ -192,7 +194,7 @@ for want in [("sgt.alice", "request.refused", "verb/camera.add"), ("admin.smith"
 PY
 python3 - "$tmp/export.jsonl" <<'PY' || fail "config.set's audit entry lacks old and new"
 import json, sys
-sets = [json.loads(e["detail"]) for e in map(json.loads, open(sys.argv[1])) if e["object"] == "setting/vigild.log"]
+sets = [json.loads(e["detail"]) for e in map(json.loads, open(sys.argv[1])) if e.get("object") == "setting/vigild.log"]
 assert sets == [{"name": "vigild.log", "old": '"err"', "new": '"warn,mgmt=err"'}], sets
 PY
 check "audit verify still passes" dave audit verify
