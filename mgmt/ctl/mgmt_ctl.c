@@ -165,7 +165,8 @@ void mgmt_ctl_refusals_flush(struct mgmt_ctl *ctl, uint64_t now_ns)
 	for (unsigned i = 0; i < MGMT_CTL_REFUSAL_SLOTS; i++) {
 		struct ctl_refusals *r = &ctl->refusals[i];
 
-		if (!r->used || now_ns - r->since_ns < MGMT_CTL_REFUSAL_WINDOW_S * VG_NS_PER_SEC)
+		/* Not now - since: NOW may be read before a refusal later in the same pass. */
+		if (!r->used || now_ns < r->since_ns + MGMT_CTL_REFUSAL_WINDOW_S * VG_NS_PER_SEC)
 			continue;
 		if (r->more)
 			refusal_write(ctl, r, r->more);
