@@ -146,34 +146,119 @@ static int daemon_apply(void *arg, const struct mgmt_actor *who, const char *nam
 	return 0;
 }
 
-/* SIGHUP: re-read the file; apply the run-time settings only if all of it parses. */
-static void reload(const char *config_path, struct mgmt_db *db, struct mgmt_ctl *ctl, struct mgmt_people **people,
-		   struct mgmt_daemon_conf *live)
+/* mgmt_setting_set()'s apply hook for a revocation a reload makes: reload() applies it itself. */
+static int apply_in_reload(void *arg, const struct mgmt_actor *who, const char *name, const char *value, char *err,
+			   size_t errlen)
 {
-	struct mgmt_daemon_conf next = *live;
+	(void)arg, (void)who, (void)name, (void)value, (void)err, (void)errlen;
+	return 0;
+}
+
+/*
+ * A stored vigild.people (config set) outranks the file, so removing a person from the file used
+ * to change nothing. A revocation must always take effect: every role the file took away since
+ * OLD_FILE is taken from the stored map too, and the stored map rewritten (audited as config.set
+ * by vigild) so that a restart keeps it revoked. NEXT holds the file with the stored settings over
+ * it; its people become the revised map. Writes the revoked uids as JSON into WHAT. Returns how
+ * many uids lost a role, or -errno with ERR.
+ */
+static int revoke_over_stored(struct mgmt_db *db, const struct vg_conf_set *set, struct mgmt_daemon_conf *next,
+			      const char *old_file, const char *new_file, char *what, size_t whatlen, char *err,
+			      size_t errlen)
+{
+	struct mgmt_people *current = NULL, *before = NULL, *after = NULL;
+	char *revised = malloc(sizeof(next->people)), *old = malloc(sizeof(next->people) + 256);
+	uint32_t uids[16];
+	int n, rc = -ENOMEM;
+
+	what[0] = '\0';
+	if (!revised || !old)
+		goto out_free;
+	if ((rc = mgmt_people_parse(&current, next->people, err, errlen)) < 0 ||
+	    (rc = mgmt_people_parse(&before, old_file, err, errlen)) < 0 ||
+	    (rc = mgmt_people_parse(&after, new_file, err, errlen)) < 0)
+		goto out_free;
+	rc = n = mgmt_people_revoke(current, before, after, revised, sizeof(next->people), uids, 16);
+	if (rc < 0) {
+		vg_errf(err, errlen, rc, "vigild.people: the revised map is too long");
+		goto out_free;
+	}
+	if (n == 0)
+		goto out_free;
+	rc = mgmt_setting_set(db, &vigild_actor, set, "vigild.people", revised, apply_in_reload, NULL, old,
+			      sizeof(next->people) + 256, err, errlen);
+	if (rc < 0)
+		goto out_free;
+	memcpy(next->people, revised, sizeof(next->people));
+	size_t o = (size_t)snprintf(what, whatlen, "[");
+	for (int i = 0; i < n && i < 16 && o < whatlen; i++)
+		o += (size_t)snprintf(what + o, whatlen - o, "%s%u", i ? "," : "", uids[i]);
+	if (o < whatlen)
+		snprintf(what + o, whatlen - o, "]");
+	VG_LOG(MGMT, NOTICE, "reload: the file revoked roles of %d uid(s) %s; applied over the stored vigild.people", n,
+	       what);
+	rc = n;
+out_free:
+	mgmt_people_free(&current);
+	mgmt_people_free(&before);
+	mgmt_people_free(&after);
+	free(revised);
+	free(old);
+	return rc;
+}
+
+/*
+ * SIGHUP: re-read the file; apply the run-time settings only if all of it parses. FILE_PEOPLE is
+ * the file's vigild.people as last read; a reload updates it.
+ */
+static void reload(const char *config_path, struct mgmt_db *db, struct mgmt_ctl *ctl, struct mgmt_people **people,
+		   struct mgmt_daemon_conf *live, char *file_people)
+{
+	struct mgmt_daemon_conf *next = malloc(sizeof(*next));
+	char *new_file = malloc(sizeof(live->people));
 	const struct vg_conf_table *tables[] = { &mgmt_daemon_conf_table };
-	void *objs[] = { &next };
+	void *objs[] = { next };
 	struct vg_conf_set set = { tables, objs, 1 };
 	struct mgmt_people *new_people = NULL;
-	char err[512], detail[600];
+	char err[512] = "out of memory", detail[700], revoked[200] = "";
 
-	if (!config_path)
-		return;
+	if (!config_path || !next || !new_file)
+		goto out_free;
+	*next = *live;
 	/* At run time: a changed restart-only setting is refused (the whole reload), not half-applied. */
-	if (vg_conf_load_file(&set, config_path, true, err, sizeof(err)) < 0 ||
-	    mgmt_settings_load(db, &set, err, sizeof(err)) < 0 ||
-	    mgmt_people_parse(&new_people, next.people, err, sizeof(err)) < 0 || vg_log_set_levels(next.log_levels) < 0) {
-		VG_LOG(MGMT, ERR, "reload refused, nothing changed: %s", err);
-		snprintf(detail, sizeof(detail), "{\"applied\":false}");
-		mgmt_audit_append(db, &vigild_actor, "config.reload", config_path, detail, NULL);
-		return;
+	if (vg_conf_load_file(&set, config_path, true, err, sizeof(err)) < 0)
+		goto out_refused;
+	memcpy(new_file, next->people, sizeof(next->people));
+	if (mgmt_settings_load(db, &set, err, sizeof(err)) < 0 ||
+	    mgmt_people_parse(&new_people, new_file, err, sizeof(err)) < 0)
+		goto out_refused;
+	mgmt_people_free(&new_people);
+	if (mgmt_setting_stored(db, "vigild.people") && strcmp(new_file, file_people) != 0 &&
+	    revoke_over_stored(db, &set, next, file_people, new_file, revoked, sizeof(revoked), err, sizeof(err)) < 0)
+		goto out_refused;
+	if (mgmt_people_parse(&new_people, next->people, err, sizeof(err)) < 0)
+		goto out_refused;
+	if (vg_log_set_levels(next->log_levels) < 0) {
+		snprintf(err, sizeof(err), "vigild.log: '%.64s' is not a level spec", next->log_levels);
+		mgmt_people_free(&new_people);
+		goto out_refused;
 	}
 	mgmt_ctl_set_people(ctl, new_people);
 	mgmt_people_free(people);
 	*people = new_people;
-	*live = next;
-	mgmt_audit_append(db, &vigild_actor, "config.reload", config_path, "{\"applied\":true}", NULL);
+	*live = *next;
+	memcpy(file_people, new_file, sizeof(live->people));
+	snprintf(detail, sizeof(detail), "{\"applied\":true%s%s}", revoked[0] ? ",\"revoked_uids\":" : "", revoked);
+	mgmt_audit_append(db, &vigild_actor, "config.reload", config_path, detail, NULL);
 	VG_LOG(MGMT, NOTICE, "configuration reloaded from %s", config_path);
+	goto out_free;
+
+out_refused:
+	VG_LOG(MGMT, ERR, "reload refused, nothing changed: %s", err);
+	mgmt_audit_append(db, &vigild_actor, "config.reload", config_path, "{\"applied\":false}", NULL);
+out_free:
+	free(next);
+	free(new_file);
 }
 
 /*
@@ -279,7 +364,7 @@ int mgmt_daemon_run(const struct mgmt_daemon_conf *conf, const char *config_path
 	struct mgmt_metrics *metrics = NULL;
 	struct mgmt_ctl *ctl = NULL;
 	struct mgmt_db *db = NULL;
-	char db_path[300];
+	char db_path[300], file_people[sizeof(live.people)];
 	sigset_t mask;
 	int sfd, lock_fd, rc;
 	uint64_t last_tick = 0, last_expire = 0, ticks = 0;
@@ -313,6 +398,7 @@ int mgmt_daemon_run(const struct mgmt_daemon_conf *conf, const char *config_path
 	const struct vg_conf_table *live_tables[] = { &mgmt_daemon_conf_table };
 	void *live_objs[] = { &live };
 	struct vg_conf_set live_set = { live_tables, live_objs, 1 };
+	memcpy(file_people, live.people, sizeof(file_people));
 	rc = load_stored_settings(db, &live_set, &live, &people, err, errlen);
 	if (rc < 0)
 		goto out_close_db;
@@ -364,7 +450,7 @@ int mgmt_daemon_run(const struct mgmt_daemon_conf *conf, const char *config_path
 
 			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
 				if (si.ssi_signo == SIGHUP)
-					reload(config_path, db, ctl, &people, &live);
+					reload(config_path, db, ctl, &people, &live, file_people);
 				else
 					running = false;
 			}
