@@ -141,9 +141,12 @@ int vigilctl_opts(int argc, char **argv, struct cli *cli, const struct option *e
 			cli->socket = optarg;
 		else if (c == 'J')
 			cli->json = true;
-		else if (c == 'T' && !(cli->timeout_ms = parse_timeout(optarg))) {
-			fprintf(stderr, "vigilctl: --timeout '%.32s' is not a number of seconds from 1 to 3600\n", optarg);
-			return -1;
+		else if (c == 'T') {
+			if (!(cli->timeout_ms = parse_timeout(optarg))) {
+				fprintf(stderr, "vigilctl: --timeout '%.32s' is not a number of seconds from 1 to 3600\n",
+					optarg);
+				return -1;
+			}
 		}
 		else if (c == '?' || !on_opt || (c = on_opt(c, optarg, ctx)) < 0) {
 			/* -2: the option's handler already said why, in one line. */
