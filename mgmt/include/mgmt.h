@@ -441,6 +441,16 @@ int mgmt_people_parse(struct mgmt_people **out, const char *spec, char *err, siz
 void mgmt_people_free(struct mgmt_people **people);
 /** The actor for UID; -ENOENT for a uid the map does not name. OUT's name points into PEOPLE. */
 int mgmt_people_lookup(const struct mgmt_people *people, uint32_t uid, struct mgmt_actor *out /* OUT */);
+/**
+ * A revocation in the config file over a map that outranks it (a stored vigild.people): CURRENT
+ * less every role that BEFORE (the file as it was) gave and AFTER (the file now) no longer gives,
+ * a uid with no role left dropped, as a spec in OUT (CAP bytes; "" when no one is left). The uids
+ * that lost something go to REVOKED (at most MAX_REVOKED of them). Returns how many uids lost a
+ * role, or -ENOSPC when OUT is too small.
+ */
+int mgmt_people_revoke(const struct mgmt_people *current, const struct mgmt_people *before,
+		       const struct mgmt_people *after, char *out /* OUT */, size_t cap, uint32_t *revoked /* OUT */,
+		       unsigned max_revoked);
 
 /* ---- cameras (mgmt_camera.c) ------------------------------------------------------------------ */
 
