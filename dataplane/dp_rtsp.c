@@ -4,7 +4,8 @@
  * runs on the mgmt thread, never on an RX lcore: blocking sockets with a timeout per request.
  *
  * Credentials: kept only in this struct, zeroed at close, and never formatted into an error
- * reason or a log line (errors name host:port and the request, nothing else).
+ * reason or a log line (errors name host:port and the request, nothing else). URLs are read by
+ * vg_url_split() (vg_url.h), the parser mgmt seals camera credentials with.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -23,6 +24,7 @@
 #include "vg_base.h"
 #include "vg_clock.h"
 #include "vg_pool.h"
+#include "vg_url.h"
 
 struct dp_rtsp {
 	int fd;
@@ -204,45 +206,28 @@ int dp_rtsp_response_parse(const char *buf, size_t len, struct dp_rtsp_response 
 
 /* ---- the client --------------------------------------------------------------------------------- */
 
+/*
+ * Read URL with the one parser of camera URLs (vg_url.h), so that the client sends exactly the
+ * percent-decoded credentials that mgmt sealed, and an '@' in a path is never taken for userinfo.
+ */
 static int parse_url(struct dp_rtsp *r, const char *url, char *err, size_t errlen)
 {
-	if (strncmp(url, "rtsp://", 7) != 0)
-		return vg_errf(err, errlen, -EINVAL, "not an rtsp:// URL");
-	const char *p = url + 7, *slash = strchr(p, '/'), *at = strchr(p, '@');
-	if (!slash)
-		slash = p + strlen(p);
-	if (at && at < slash) {
-		const char *colon = memchr(p, ':', (size_t)(at - p));
-		size_t ul = (size_t)((colon ? colon : at) - p);
-		if (ul >= sizeof(r->user) || (colon && (size_t)(at - colon - 1) >= sizeof(r->password)))
-			return vg_errf(err, errlen, -EINVAL, "credentials in the URL are too long");
-		memcpy(r->user, p, ul);
-		r->user[ul] = 0;
-		if (colon) {
-			memcpy(r->password, colon + 1, (size_t)(at - colon - 1));
-			r->password[at - colon - 1] = 0;
-		}
-		p = at + 1;
-	}
-	const char *colon = memchr(p, ':', (size_t)(slash - p));
-	size_t hl = (size_t)((colon ? colon : slash) - p);
-	if (hl == 0 || hl >= sizeof(r->host))
-		return vg_errf(err, errlen, -EINVAL, "bad host in the URL");
-	memcpy(r->host, p, hl);
-	r->host[hl] = 0;
-	if (colon) {
-		size_t pl = (size_t)(slash - colon - 1);
-		if (pl == 0 || pl >= sizeof(r->port))
-			return vg_errf(err, errlen, -EINVAL, "bad port in the URL");
-		memcpy(r->port, colon + 1, pl);
-		r->port[pl] = 0;
-	} else {
-		strcpy(r->port, "554");
-	}
-	/* The URL as sent on the wire: without the credentials. */
-	if (snprintf(r->url, sizeof(r->url), "rtsp://%s:%s%s", r->host, r->port, slash) >= (int)sizeof(r->url))
-		return vg_errf(err, errlen, -EINVAL, "URL too long");
-	return 0;
+	struct vg_url u;
+	int rc = vg_url_split(url, "rtsp", "554", &u, err, errlen);
+
+	if (rc < 0)
+		return rc;
+	memcpy(r->user, u.user, sizeof(r->user));
+	memcpy(r->password, u.password, sizeof(r->password));
+	_Static_assert(sizeof(r->host) == sizeof(u.host) && sizeof(r->port) == sizeof(u.port), "vg_url sizes");
+	memcpy(r->host, u.host, sizeof(r->host));
+	memcpy(r->port, u.port, sizeof(r->port));
+	/* The URL as sent on the wire: without the credentials, with the port spelt out. */
+	if (snprintf(r->url, sizeof(r->url), strchr(r->host, ':') ? "rtsp://[%s]:%s%s" : "rtsp://%s:%s%s", r->host,
+		     r->port, u.target) >= (int)sizeof(r->url))
+		rc = vg_errf(err, errlen, -EINVAL, "URL too long");
+	vg_url_scrub(&u);
+	return rc;
 }
 
 static int connect_to(struct dp_rtsp *r, char *err, size_t errlen)

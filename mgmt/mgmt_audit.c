@@ -5,6 +5,12 @@
  * detail), each field length-prefixed (8 bytes little-endian) so that no two different entries
  * encode alike; hash(0) is 32 zero bytes. SQLite triggers refuse UPDATE and DELETE on the audit
  * table, which stops mistakes; verify is what catches a deliberate edit made around them.
+ *
+ * Head: after every commit that appended, the last entry's seq and hash go to the anchor file,
+ * signed with the audit key (Ed25519 from a 32-byte seed in "<db>-audit.key", 0400, made at the
+ * first append). Someone who rewrites the database and recomputes every hash and the anchor still
+ * lacks the key; someone who also replaces the key is found against a public key an auditor
+ * pinned. An anchor from before signing ("<seq> <hash>") still reads, as unsigned.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +25,7 @@
 #include "mgmt_int.h"
 #include "vg_base.h"
 #include "vg_clock.h"
+#include "vg_keyfile.h"
 #include "vg_log.h"
 
 /* ---- audit chain ---------------------------------------------------------------------------- */
@@ -57,6 +64,12 @@ static void entry_hash(const unsigned char prev[MGMT_AUDIT_HASH_BYTES], int64_t 
 	hash_text(&h, object);
 	hash_text(&h, detail);
 	crypto_generichash_final(&h, out, MGMT_AUDIT_HASH_BYTES);
+}
+
+void mgmt_audit_entry_hash(const unsigned char prev[MGMT_AUDIT_HASH_BYTES], const struct mgmt_audit_entry *e,
+			   unsigned char out[MGMT_AUDIT_HASH_BYTES])
+{
+	entry_hash(prev, e->seq, e->ts_ns, e->actor, e->uid, e->action, e->object, e->detail, out);
 }
 
 /* The last entry's seq and hash; seq 0 and a zero hash for an empty log. */
@@ -128,17 +141,144 @@ int mgmt_audit_append_tx(struct mgmt_db *db, const struct mgmt_actor *who, const
 	return rc;
 }
 
+/* ---- the signed head ----------------------------------------------------------------------- */
+
+#define HEAD_ALG "ed25519"
+
+static void head_message(int64_t seq, const char *hash_hex, char *out, size_t len)
+{
+	snprintf(out, len, "vigil-audit-head-v1 %" PRId64 " %s", seq, hash_hex);
+}
+
+/* LEN lower-case hex digits and nothing else: what the anchor and an export hold. */
+static bool is_hex(const char *s, size_t len)
+{
+	return strlen(s) == len && strspn(s, "0123456789abcdef") == len;
+}
+
+/* The signing key, read once per handle; CREATE makes it at the first append (vg_keyfile.h). */
+static int sign_key_load(struct mgmt_db *db)
+{
+	unsigned char seed[crypto_sign_SEEDBYTES], pk[crypto_sign_PUBLICKEYBYTES];
+	unsigned char *sk;
+	int rc;
+
+	if (db->sign_sk)
+		return 0;
+	db->key_fresh = access(db->key_path, F_OK) < 0 && errno == ENOENT;
+	rc = vg_key_file_read(db->key_path, seed, sizeof(seed), true);
+	if (rc < 0)
+		return rc;
+	sk = sodium_malloc(crypto_sign_SECRETKEYBYTES); /* guarded, and kept out of core dumps */
+	if (sk)
+		crypto_sign_seed_keypair(pk, sk, seed);
+	sodium_memzero(seed, sizeof(seed));
+	if (!sk)
+		return -ENOMEM;
+	db->sign_sk = sk;
+	return 0;
+}
+
+void mgmt_audit_key_forget(struct mgmt_db *db)
+{
+	sodium_free(db->sign_sk); /* zeroes it */
+	db->sign_sk = NULL;
+}
+
+/*
+ * The public key as the key file holds it now (not the handle's copy: verify must see a key that
+ * was replaced under a running vigild). -ENOENT before the first append.
+ */
+static int public_key_read(struct mgmt_db *db, unsigned char pk[MGMT_AUDIT_KEY_BYTES])
+{
+	unsigned char seed[crypto_sign_SEEDBYTES], sk[crypto_sign_SECRETKEYBYTES];
+	int rc = vg_key_file_read(db->key_path, seed, sizeof(seed), false);
+
+	if (rc < 0)
+		return rc;
+	crypto_sign_seed_keypair(pk, sk, seed);
+	sodium_memzero(seed, sizeof(seed));
+	sodium_memzero(sk, sizeof(sk));
+	return 0;
+}
+
+/* The stored hash of entry SEQ equals HEX (the anchored head's), or -EBADMSG. */
+static int stored_hash_is(struct mgmt_db *db, int64_t seq, const char *hex)
+{
+	char have[2 * MGMT_AUDIT_HASH_BYTES + 1] = "";
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(db->sql, "SELECT hash FROM audit WHERE seq = ?", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, seq);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == MGMT_AUDIT_HASH_BYTES)
+		sodium_bin2hex(have, sizeof(have), sqlite3_column_blob(st, 0), MGMT_AUDIT_HASH_BYTES);
+	sqlite3_finalize(st);
+	return strcmp(have, hex) == 0 ? 0 : -EBADMSG;
+}
+
+/*
+ * The head about to be replaced must be one this key signed, over what the database still holds;
+ * otherwise a database rewritten while vigild was stopped would be signed over by vigild itself at
+ * its next append. An unsigned or missing head is taken only when the key is new (the first
+ * signed append of a database from before signing). Cost: one row, one signature check.
+ */
+static int prior_head_check(struct mgmt_db *db, const char *pk_hex, const char **why)
+{
+	struct mgmt_audit_head old;
+
+	*why = "its anchor is unreadable";
+	if (mgmt_audit_head_get(db, &old) < 0)
+		return -EBADMSG;
+	if (old.state == MGMT_AUDIT_HEAD_NONE) {
+		*why = "its anchor is missing";
+		return db->key_fresh ? 0 : -EBADMSG;
+	}
+	*why = "the entry it names was rewritten";
+	if (stored_hash_is(db, old.seq, old.hash) < 0)
+		return -EBADMSG;
+	if (old.state == MGMT_AUDIT_HEAD_UNSIGNED) {
+		*why = "its signature was stripped";
+		return db->key_fresh ? 0 : -EBADMSG;
+	}
+	*why = "it was signed by another key";
+	if (strcmp(old.public_key, pk_hex) != 0)
+		return -EBADMSG;
+	*why = "its signature does not hold";
+	return mgmt_audit_head_check(old.seq, old.hash, pk_hex, old.signature);
+}
+
 int mgmt_audit_anchor_update(struct mgmt_db *db)
 {
-	unsigned char hash[MGMT_AUDIT_HASH_BYTES];
-	char hex[2 * MGMT_AUDIT_HASH_BYTES + 1], *tmp;
+	const char *why;
+	unsigned char hash[MGMT_AUDIT_HASH_BYTES], pk[MGMT_AUDIT_KEY_BYTES], sig[MGMT_AUDIT_SIG_BYTES];
+	char hex[2 * MGMT_AUDIT_HASH_BYTES + 1], pk_hex[2 * MGMT_AUDIT_KEY_BYTES + 1];
+	char sig_hex[2 * MGMT_AUDIT_SIG_BYTES + 1], msg[sizeof(((struct mgmt_audit_head *)0)->message)], *tmp;
 	int64_t seq;
 	int fd, rc;
 
 	rc = chain_head(db, &seq, hash);
 	if (rc < 0)
 		return rc;
+	rc = sign_key_load(db);
+	if (rc < 0) {
+		/* The path only: the key itself is never logged. */
+		VG_LOG(MGMT, ERR, "audit key %s: %s; the head is not moved", db->key_path, vg_strerror(rc));
+		return rc;
+	}
+	crypto_sign_ed25519_sk_to_pk(pk, db->sign_sk);
+	sodium_bin2hex(pk_hex, sizeof(pk_hex), pk, sizeof(pk));
+	if (prior_head_check(db, pk_hex, &why) < 0) {
+		/* Left as it is, for verify to report; never signed over. */
+		VG_LOG(MGMT, ERR, "audit head not moved to entry %" PRId64 ": the head before it is not to be trusted (%s)",
+		       seq, why);
+		return -EBADMSG;
+	}
+	db->key_fresh = false;
 	sodium_bin2hex(hex, sizeof(hex), hash, sizeof(hash));
+	head_message(seq, hex, msg, sizeof(msg));
+	crypto_sign_detached(sig, NULL, (const unsigned char *)msg, strlen(msg), db->sign_sk);
+	sodium_bin2hex(sig_hex, sizeof(sig_hex), sig, sizeof(sig));
 	if (asprintf(&tmp, "%s.tmp", db->anchor_path) < 0)
 		return -ENOMEM;
 	/* Write, sync, rename: the anchor is always a whole old or a whole new head. */
@@ -147,7 +287,7 @@ int mgmt_audit_anchor_update(struct mgmt_db *db)
 		rc = -errno;
 		goto out_free_tmp;
 	}
-	if (dprintf(fd, "%" PRId64 " %s\n", seq, hex) < 0 || fsync(fd) < 0)
+	if (dprintf(fd, "%" PRId64 " %s " HEAD_ALG " %s %s\n", seq, hex, pk_hex, sig_hex) < 0 || fsync(fd) < 0)
 		rc = -EIO;
 	close(fd);
 	if (rc == 0 && rename(tmp, db->anchor_path) < 0)
@@ -155,6 +295,49 @@ int mgmt_audit_anchor_update(struct mgmt_db *db)
 out_free_tmp:
 	free(tmp);
 	return rc;
+}
+
+int mgmt_audit_head_get(struct mgmt_db *db, struct mgmt_audit_head *h)
+{
+	char line[512], alg[16] = "";
+	bool ok;
+	FILE *f;
+	int n;
+
+	memset(h, 0, sizeof(*h));
+	f = fopen(db->anchor_path, "r");
+	if (!f)
+		return errno == ENOENT ? 0 : -errno;
+	ok = fgets(line, sizeof(line), f) != NULL;
+	fclose(f);
+	n = ok ? sscanf(line, "%" SCNd64 " %64s %15s %64s %128s", &h->seq, h->hash, alg, h->public_key,
+			h->signature)
+	       : 0;
+	if (n == 2 && h->seq > 0 && is_hex(h->hash, 2 * MGMT_AUDIT_HASH_BYTES)) {
+		h->state = MGMT_AUDIT_HEAD_UNSIGNED;
+	} else if (n == 5 && h->seq > 0 && is_hex(h->hash, 2 * MGMT_AUDIT_HASH_BYTES) && strcmp(alg, HEAD_ALG) == 0 &&
+		   is_hex(h->public_key, 2 * MGMT_AUDIT_KEY_BYTES) && is_hex(h->signature, 2 * MGMT_AUDIT_SIG_BYTES)) {
+		h->state = MGMT_AUDIT_HEAD_SIGNED;
+	} else {
+		memset(h, 0, sizeof(*h));
+		return -EBADMSG;
+	}
+	head_message(h->seq, h->hash, h->message, sizeof(h->message));
+	return 0;
+}
+
+int mgmt_audit_head_check(int64_t seq, const char *hash_hex, const char *public_key_hex, const char *signature_hex)
+{
+	unsigned char pk[MGMT_AUDIT_KEY_BYTES], sig[MGMT_AUDIT_SIG_BYTES];
+	char msg[sizeof(((struct mgmt_audit_head *)0)->message)];
+
+	if (seq < 1 || !hash_hex || !public_key_hex || !signature_hex || !is_hex(hash_hex, 2 * MGMT_AUDIT_HASH_BYTES) ||
+	    !is_hex(public_key_hex, 2 * MGMT_AUDIT_KEY_BYTES) || !is_hex(signature_hex, 2 * MGMT_AUDIT_SIG_BYTES))
+		return -EINVAL;
+	sodium_hex2bin(pk, sizeof(pk), public_key_hex, strlen(public_key_hex), NULL, NULL, NULL);
+	sodium_hex2bin(sig, sizeof(sig), signature_hex, strlen(signature_hex), NULL, NULL, NULL);
+	head_message(seq, hash_hex, msg, sizeof(msg));
+	return crypto_sign_verify_detached(sig, (const unsigned char *)msg, strlen(msg), pk) == 0 ? 0 : -EBADMSG;
 }
 
 int mgmt_audit_append(struct mgmt_db *db, const struct mgmt_actor *who, const char *action, const char *object,
@@ -185,25 +368,14 @@ static int bad(struct mgmt_audit_report *r, int64_t seq, const char *fmt, ...)
 	return -EBADMSG;
 }
 
-int mgmt_audit_verify(struct mgmt_db *db, struct mgmt_audit_report *r)
+/* The chain, entry by entry, and the anchored head's hash at its seq. */
+static int verify_chain(struct mgmt_db *db, struct mgmt_audit_report *r)
 {
 	unsigned char prev[MGMT_AUDIT_HASH_BYTES] = { 0 }, want[MGMT_AUDIT_HASH_BYTES];
-	int64_t expect_seq = 1, anchor_seq = 0;
-	char anchor_hex[2 * MGMT_AUDIT_HASH_BYTES + 2] = "";
+	int64_t expect_seq = 1, anchor_seq = r->head.seq;
 	bool anchor_seen = false;
 	sqlite3_stmt *st;
-	FILE *f;
 	int rc = 0, step;
-
-	memset(r, 0, sizeof(*r));
-	f = fopen(db->anchor_path, "r");
-	if (f) {
-		if (fscanf(f, "%" SCNd64 " %65s", &anchor_seq, anchor_hex) != 2)
-			anchor_seq = -1;
-		fclose(f);
-	}
-	if (anchor_seq < 0)
-		return bad(r, 1, "the audit head anchor %s is unreadable", db->anchor_path);
 
 	/* Cost: one pass over the log, one hash per entry (about 1 us each). */
 	if (sqlite3_prepare_v2(db->sql,
@@ -238,7 +410,7 @@ int mgmt_audit_verify(struct mgmt_db *db, struct mgmt_audit_report *r)
 			char hex[2 * MGMT_AUDIT_HASH_BYTES + 1];
 
 			sodium_bin2hex(hex, sizeof(hex), want, sizeof(want));
-			if (strcmp(hex, anchor_hex) != 0) {
+			if (strcmp(hex, r->head.hash) != 0) {
 				rc = bad(r, seq, "entry %" PRId64 " differs from the anchored head", seq);
 				break;
 			}
@@ -252,7 +424,70 @@ int mgmt_audit_verify(struct mgmt_db *db, struct mgmt_audit_report *r)
 	if (rc == 0 && anchor_seq > 0 && !anchor_seen)
 		rc = bad(r, expect_seq, "entries %" PRId64 "..%" PRId64 " were cut off the end of the log", expect_seq,
 			 anchor_seq);
+	if (rc == 0 && r->entries > 0 && r->head.state == MGMT_AUDIT_HEAD_NONE)
+		rc = bad(r, r->entries, "the audit head anchor %s is missing", db->anchor_path);
 	return rc;
+}
+
+/* The head's signature, under this appliance's key, and that key against a pinned one. */
+static int verify_head(struct mgmt_audit_report *r, const unsigned char *expected, bool have_key)
+{
+	const struct mgmt_audit_head *h = &r->head;
+	int64_t at = h->seq ? h->seq : 1;
+
+	if (expected) {
+		char want[2 * MGMT_AUDIT_KEY_BYTES + 1];
+
+		sodium_bin2hex(want, sizeof(want), expected, MGMT_AUDIT_KEY_BYTES);
+		if (!have_key || strcmp(want, r->public_key) != 0)
+			return bad(r, at, "the appliance's audit key is %.16s..., not the pinned %.16s...: it was replaced",
+				   have_key ? r->public_key : "(none)", want);
+	}
+	switch (h->state) {
+	case MGMT_AUDIT_HEAD_NONE:
+		return expected ? bad(r, at, "the audit log is empty: there is no signed head") : 0;
+	case MGMT_AUDIT_HEAD_UNSIGNED:
+		/* An anchor from before signing: readable, reported, and never good enough for a pin. */
+		return expected ? bad(r, at, "the head (entry %" PRId64 ") is not signed", h->seq) : 0;
+	case MGMT_AUDIT_HEAD_SIGNED:
+		break;
+	}
+	if (!have_key)
+		return bad(r, at, "the head is signed but the audit key is missing: it cannot be checked");
+	if (strcmp(h->public_key, r->public_key) != 0)
+		return bad(r, at, "the head is signed by key %.16s..., not by this appliance's %.16s...", h->public_key,
+			   r->public_key);
+	if (mgmt_audit_head_check(h->seq, h->hash, r->public_key, h->signature) < 0)
+		return bad(r, at, "the head's signature does not hold: the log and its head were rewritten");
+	r->head_signed = true;
+	return 0;
+}
+
+int mgmt_audit_verify_key(struct mgmt_db *db, const unsigned char *expected, struct mgmt_audit_report *r)
+{
+	unsigned char pk[MGMT_AUDIT_KEY_BYTES];
+	bool have_key;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	rc = mgmt_audit_head_get(db, &r->head);
+	if (rc == -EBADMSG)
+		return bad(r, 1, "the audit head anchor %s is unreadable", db->anchor_path);
+	if (rc < 0)
+		return rc;
+	rc = public_key_read(db, pk);
+	if (rc < 0 && rc != -ENOENT)
+		return bad(r, r->head.seq ? r->head.seq : 1, "the audit key %s: %s", db->key_path, vg_strerror(rc));
+	have_key = rc == 0;
+	if (have_key)
+		sodium_bin2hex(r->public_key, sizeof(r->public_key), pk, sizeof(pk));
+	rc = verify_chain(db, r);
+	return rc < 0 ? rc : verify_head(r, expected, have_key);
+}
+
+int mgmt_audit_verify(struct mgmt_db *db, struct mgmt_audit_report *r)
+{
+	return mgmt_audit_verify_key(db, NULL, r);
 }
 
 static void hex_column(sqlite3_stmt *st, int col, char hex[2 * MGMT_AUDIT_HASH_BYTES + 1])

@@ -2,8 +2,10 @@
  * Cameras (mgmt.h): the RTSP sources vigild watches, and camera.add|list|remove|probe on the
  * control socket. A URL's credentials are split off when a camera is added and sealed with
  * XChaCha20-Poly1305 under a key kept in a file beside the database (never inside it), with the
- * camera's id as associated data so a sealed blob cannot be moved to another camera. Everything
- * that is stored in clear, shown, logged or audited is the URL without them.
+ * camera's id as associated data so a sealed blob cannot be moved to another camera. The URL is
+ * split once, by vg_url_split() (RFC 3986, percent-decoded, credentials in the query refused);
+ * everything that is stored in clear, shown, logged or audited is its public URL, never the
+ * URL as given: no reason here quotes it.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -20,59 +22,25 @@
 #include "vg_base.h"
 #include "vg_clock.h"
 #include "vg_log.h"
+#include "vg_url.h"
 
 #define CRED_KEY_BYTES crypto_aead_xchacha20poly1305_ietf_KEYBYTES
 #define CRED_NONCE_BYTES crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
-#define CRED_FIELD 128 /* user and password, each with its NUL: dp_rtsp's sizes */
+#define CRED_FIELD VG_URL_CRED_MAX /* user and password, each with its NUL: dp_rtsp's sizes */
 
-/* ---- URLs ---------------------------------------------------------------------------------- */
+/* ---- URLs ----------------------------------------------------------------------------------- */
 
-/*
- * Split rtsp://[user[:password]@]host[:port]/path the way dp_rtsp.c reads it (the userinfo ends at
- * the first '@' before the first '/'; no percent-decoding), so that what is sealed is exactly what
- * the client would have sent. PUBLIC gets the URL without the userinfo; USER and PASSWORD may be
- * NULL when only the public URL is wanted.
- */
-static int url_split(const char *url, char *public, size_t public_len, char *user, char *password)
-{
-	const char *p, *slash, *at, *colon;
-
-	if (strncmp(url, "rtsp://", 7) != 0)
-		return -EINVAL;
-	p = url + 7;
-	slash = strchr(p, '/');
-	if (!slash)
-		slash = p + strlen(p);
-	at = memchr(p, '@', (size_t)(slash - p));
-	if (user)
-		user[0] = '\0';
-	if (password)
-		password[0] = '\0';
-	if (at) {
-		colon = memchr(p, ':', (size_t)(at - p));
-		size_t ul = (size_t)((colon ? colon : at) - p), pl = colon ? (size_t)(at - colon - 1) : 0;
-
-		if (ul >= CRED_FIELD || pl >= CRED_FIELD)
-			return -E2BIG;
-		if (user) {
-			memcpy(user, p, ul);
-			user[ul] = '\0';
-		}
-		if (password && colon) {
-			memcpy(password, colon + 1, pl);
-			password[pl] = '\0';
-		}
-		p = at + 1;
-	}
-	if (p == slash || *p == ':')
-		return -EINVAL; /* no host */
-	int n = snprintf(public, public_len, "rtsp://%s", p);
-	return n < 0 || (size_t)n >= public_len ? -ENOSPC : 0;
-}
-
+/* One parser for every camera URL (vg_url.h): what is sealed is what dp_rtsp will send. */
 int mgmt_url_redact(const char *url, char *out, size_t len)
 {
-	return url_split(url, out, len, NULL, NULL);
+	struct vg_url u;
+	char why[200];
+	int rc = vg_url_split(url, "rtsp", "554", &u, why, sizeof(why));
+
+	if (rc == 0 && snprintf(out, len, "%s", u.url) >= (int)len)
+		rc = -ENOSPC;
+	vg_url_scrub(&u);
+	return rc == -E2BIG ? -EINVAL : rc;
 }
 
 /* ---- the credentials key -------------------------------------------------------------------- */
@@ -142,7 +110,8 @@ bool mgmt_camera_id_valid(const char *id)
 int mgmt_camera_add(struct mgmt_db *db, const struct mgmt_actor *who, const struct mgmt_camera_add *req, char *err,
 		    size_t errlen)
 {
-	char public[1024], user[CRED_FIELD], password[CRED_FIELD], object[64];
+	struct vg_url u;
+	char why[200], object[64];
 	/* nonce || sealed "user\0password" || tag */
 	unsigned char key[CRED_KEY_BYTES];
 	unsigned char blob[CRED_NONCE_BYTES + 2 * CRED_FIELD + crypto_aead_xchacha20poly1305_ietf_ABYTES];
@@ -162,32 +131,34 @@ int mgmt_camera_add(struct mgmt_db *db, const struct mgmt_actor *who, const stru
 	if (!req->url)
 		return vg_errf(err, errlen, -EINVAL, "a camera needs an rtsp:// URL");
 	/* The reasons below never quote the URL: it may hold the credentials. */
-	rc = url_split(req->url, public, sizeof(public), user, password);
-	if (rc == -E2BIG)
-		return vg_errf(err, errlen, -EINVAL, "the URL's user name or password is longer than %d bytes",
-			       CRED_FIELD - 1);
+	rc = vg_url_split(req->url, "rtsp", "554", &u, why, sizeof(why));
 	if (rc < 0)
-		return vg_errf(err, errlen, -EINVAL, "the URL must be rtsp://[user[:password]@]host[:port]/path");
-	if (fps < 1 || fps > 60)
+		return vg_errf(err, errlen, rc == -E2BIG ? -EINVAL : rc, "%s", why);
+	if (fps < 1 || fps > 60) {
+		vg_url_scrub(&u);
 		return vg_errf(err, errlen, -ERANGE, "analysis fps must be 1 to 60, not %" PRId64, fps);
-	if (strlen(location) >= sizeof(((struct mgmt_camera *)0)->location))
+	}
+	if (strlen(location) >= sizeof(((struct mgmt_camera *)0)->location)) {
+		vg_url_scrub(&u);
 		return vg_errf(err, errlen, -ERANGE, "the location is longer than 255 bytes");
-	if (*location && (rc = mgmt_text_check("the location", location, 255, false, err, errlen)) < 0)
+	}
+	if (*location && (rc = mgmt_text_check("the location", location, 255, false, err, errlen)) < 0) {
+		vg_url_scrub(&u);
 		return rc;
-	creds = user[0] || password[0];
+	}
+	creds = u.user[0] || u.password[0];
 	if (creds) {
-		size_t ul = strlen(user), pl = strlen(password);
+		size_t ul = strlen(u.user), pl = strlen(u.password);
 		unsigned char plain[2 * CRED_FIELD];
 
 		rc = key_load(db, true, key);
 		if (rc < 0) {
-			sodium_memzero(user, sizeof(user));
-			sodium_memzero(password, sizeof(password));
+			vg_url_scrub(&u);
 			return vg_errf(err, errlen, rc, "cannot open the credentials key beside the database: %s",
 				       vg_strerror(rc));
 		}
-		memcpy(plain, user, ul + 1);
-		memcpy(plain + ul + 1, password, pl + 1);
+		memcpy(plain, u.user, ul + 1);
+		memcpy(plain + ul + 1, u.password, pl + 1);
 		randombytes_buf(blob, CRED_NONCE_BYTES);
 		crypto_aead_xchacha20poly1305_ietf_encrypt(blob + CRED_NONCE_BYTES, &blob_len, plain, ul + pl + 2,
 							   (const unsigned char *)req->id, strlen(req->id), NULL, blob,
@@ -196,8 +167,10 @@ int mgmt_camera_add(struct mgmt_db *db, const struct mgmt_actor *who, const stru
 		sodium_memzero(plain, sizeof(plain));
 		sodium_memzero(key, sizeof(key));
 	}
-	sodium_memzero(user, sizeof(user));
-	sodium_memzero(password, sizeof(password));
+	/* From here on only the public URL is left. */
+	sodium_memzero(u.user, sizeof(u.user));
+	sodium_memzero(u.password, sizeof(u.password));
+	const char *public = u.url;
 
 	detail = json_pack("{s:s, s:s, s:I, s:b}", "url", public, "location", location, "fps", (json_int_t)fps,
 			   "credentials", creds);

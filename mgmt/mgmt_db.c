@@ -147,6 +147,10 @@ int mgmt_db_open(struct mgmt_db **out, const char *path, char *err, size_t errle
 		rc = vg_errf(err, errlen, -ENOMEM, "out of memory");
 		goto out_free_db;
 	}
+	if (asprintf(&db->key_path, "%s-audit.key", path) < 0) {
+		rc = vg_errf(err, errlen, -ENOMEM, "out of memory");
+		goto out_free_anchor;
+	}
 	if (sqlite3_open_v2(path, &db->sql, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
 			    NULL) != SQLITE_OK) {
 		rc = vg_errf(err, errlen, -EIO, "%s: %s", path, db->sql ? sqlite3_errmsg(db->sql) : "cannot open");
@@ -168,6 +172,8 @@ int mgmt_db_open(struct mgmt_db **out, const char *path, char *err, size_t errle
 
 out_close_sql:
 	sqlite3_close(db->sql);
+	free(db->key_path);
+out_free_anchor:
 	free(db->anchor_path);
 out_free_db:
 	free(db);
@@ -181,6 +187,8 @@ void mgmt_db_close(struct mgmt_db **pdb)
 	if (!db)
 		return;
 	sqlite3_close(db->sql);
+	mgmt_audit_key_forget(db);
+	free(db->key_path);
 	free(db->anchor_path);
 	free(db);
 	*pdb = NULL;

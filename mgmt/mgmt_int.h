@@ -9,8 +9,14 @@
 
 struct mgmt_db {
 	sqlite3 *sql;
-	char *anchor_path; /* the audit head anchor: "<seq> <hex hash>\n" */
+	char *anchor_path; /* the audit head anchor: "<seq> <hex hash> ed25519 <hex key> <hex sig>\n" */
+	char *key_path;    /* the audit signing key's seed (vg_keyfile.h), read at the first append */
+	unsigned char *sign_sk; /* sodium_malloc'd Ed25519 secret key, NULL until read; freed at close */
+	bool key_fresh;         /* this handle made the key: the head before it may be unsigned */
 };
+
+/* Forget the audit signing key (mgmt_db_close). */
+void mgmt_audit_key_forget(struct mgmt_db *db);
 
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK; -EIO (with the SQLite reason logged) on failure. */
 int mgmt_tx_begin(struct mgmt_db *db);

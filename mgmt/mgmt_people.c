@@ -1,6 +1,7 @@
 /* The people map (mgmt.h): uid -> name and roles, parsed from one config string. */
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -150,4 +151,43 @@ int mgmt_people_lookup(const struct mgmt_people *people, uint32_t uid, struct mg
 		}
 	}
 	return -ENOENT;
+}
+
+int mgmt_people_revoke(const struct mgmt_people *current, const struct mgmt_people *before,
+		       const struct mgmt_people *after, char *out, size_t cap, uint32_t *revoked, unsigned max_revoked)
+{
+	size_t o = 0;
+	int changed = 0;
+
+	out[0] = '\0';
+	/* Cost: O(n^2) over at most 4096 entries, at a reload. */
+	for (size_t i = 0; i < current->n; i++) {
+		const struct person *p = &current->p[i];
+		struct mgmt_actor b, a;
+		unsigned roles = p->roles;
+
+		if (mgmt_people_lookup(before, p->uid, &b) == 0)
+			roles &= mgmt_people_lookup(after, p->uid, &a) == 0 ? ~(b.roles & ~a.roles) : 0u;
+		if (roles != p->roles) {
+			if ((unsigned)changed < max_revoked)
+				revoked[changed] = p->uid;
+			changed++;
+		}
+		if (!roles)
+			continue;
+		int n = snprintf(out + o, cap - o, "%s%u:%s:", o ? "," : "", p->uid, p->name);
+		if (n < 0 || (size_t)n >= cap - o)
+			return -ENOSPC;
+		o += (size_t)n;
+		for (size_t r = 0, first = 1; r < VG_ARRAY_SIZE(role_names); r++) {
+			if (!(roles & role_names[r].bit))
+				continue;
+			n = snprintf(out + o, cap - o, "%s%s", first ? "" : "+", role_names[r].name);
+			if (n < 0 || (size_t)n >= cap - o)
+				return -ENOSPC;
+			o += (size_t)n;
+			first = 0;
+		}
+	}
+	return changed;
 }

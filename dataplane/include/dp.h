@@ -471,8 +471,8 @@ struct dp_rtsp_response {
 int dp_rtsp_response_parse(const char *buf, size_t len, struct dp_rtsp_response *out /* OUT */);
 
 struct dp_rtsp_conf {
-	const char *url;          /* rtsp://[user[:password]@]host[:port]/path */
-	const char *user;         /* overrides the URL's; may be NULL */
+	const char *url;          /* rtsp://[user[:password]@]host[:port]/path, read by vg_url_split() */
+	const char *user;         /* overrides the URL's; may be NULL. Sent as is (already decoded) */
 	const char *password;
 	uint16_t client_port;     /* RTP of stream i goes to client_port + 2 i (RTCP one above) */
 	unsigned timeout_ms;      /* per request; 0 means 5000 */

@@ -12,9 +12,8 @@
 
 #include "mgmt_ctl_int.h"
 #include "vg_base.h"
+#include "vg_clock.h"
 #include "vg_log.h"
-
-
 
 #define ALL_ROLES (MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER | MGMT_ROLE_OPERATOR | MGMT_ROLE_AUDITOR)
 
@@ -44,9 +43,9 @@ static const struct ctl_action {
 	{ "audit.list", MGMT_ROLE_AUDITOR | MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER, mgmt_act_audit_list,
 	  "audit entries after seq 'since', 1000 at most" },
 	{ "audit.verify", MGMT_ROLE_AUDITOR | MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER, mgmt_act_audit_verify,
-	  "check the whole hash chain" },
+	  "check the whole hash chain and its signed head, against a pinned 'public_key' (hex) if given" },
 	{ "audit.export", MGMT_ROLE_AUDITOR | MGMT_ROLE_ADMIN | MGMT_ROLE_AUTHORISER, mgmt_act_audit_export,
-	  "the chain with its hashes after seq 'since', 1000 at most; since 0 audits the export" },
+	  "the chain with its hashes after seq 'since', 1000 at most, and the signed head; since 0 audits the export" },
 	{ "camera.add", MGMT_ROLE_ADMIN, mgmt_act_camera_add, "add a camera: id, url, location, fps" },
 	{ "camera.remove", MGMT_ROLE_ADMIN, mgmt_act_camera_remove, "remove a camera: id" },
 	{ "camera.list", ALL_ROLES, mgmt_act_camera_list, "every camera, URLs without credentials" },
@@ -68,6 +67,8 @@ static const struct ctl_action {
 	  "purge one watchlist (id), or every one no authorised deployment names; reason" },
 };
 
+static void audit_refusal(struct mgmt_ctl *ctl, const struct mgmt_actor *who, const char *verb);
+
 /* ---- dispatch ------------------------------------------------------------------------------- */
 
 char *mgmt_ctl_reply_error(int rc, const char *msg)
@@ -83,7 +84,7 @@ char *mgmt_ctl_reply_error(int rc, const char *msg)
 int mgmt_ctl_handle(struct mgmt_ctl *ctl, const struct mgmt_actor *who, const char *request, size_t len, char **reply)
 {
 	const struct ctl_action *act = NULL;
-	char err[512] = "", object[96];
+	char err[512] = "";
 	json_t *req, *args, *result = NULL;
 	json_error_t jerr;
 	const char *verb;
@@ -118,9 +119,8 @@ int mgmt_ctl_handle(struct mgmt_ctl *ctl, const struct mgmt_actor *who, const ch
 		return -EOPNOTSUPP;
 	}
 	if (!(who->roles & act->roles)) {
-		/* Refusals are state worth keeping: who tried what. */
-		snprintf(object, sizeof(object), "verb/%s", act->verb);
-		mgmt_audit_append(ctl->db, who, "request.refused", object, NULL, NULL);
+		/* Refusals are state worth keeping (who tried what), but not at a rate one uid chooses. */
+		audit_refusal(ctl, who, act->verb);
 		snprintf(err, sizeof(err), "%s may not %s: that needs another role", who->name, act->verb);
 		json_decref(req);
 		*reply = mgmt_ctl_reply_error(-EPERM, err);
@@ -130,14 +130,94 @@ int mgmt_ctl_handle(struct mgmt_ctl *ctl, const struct mgmt_actor *who, const ch
 	rc = act->fn(ctl, who, args ? args : empty, &result, err, sizeof(err));
 	json_decref(empty);
 	json_decref(req);
+	if (rc == -EINPROGRESS)
+		return rc; /* the probe worker answers it (mgmt_ctl_probe.c) */
 	if (rc < 0) {
 		*reply = mgmt_ctl_reply_error(rc, err[0] ? err : vg_strerror(rc));
 		return rc;
 	}
-	json_t *j = json_pack("{s:b, s:o}", "ok", 1, "result", result ? result : json_object());
-	*reply = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
+	*reply = mgmt_ctl_reply_ok(result);
 	return *reply ? 0 : -ENOMEM;
+}
+
+char *mgmt_ctl_reply_ok(json_t *result)
+{
+	json_t *j = json_pack("{s:b, s:o}", "ok", 1, "result", result ? result : json_object());
+	char *s = json_dumps(j, JSON_COMPACT);
+
+	json_decref(j);
+	return s;
+}
+
+/* ---- refusals: the first per uid per window audited now, the rest as one count at its end ------- */
+
+static void refusal_write(struct mgmt_ctl *ctl, const struct ctl_refusals *r, unsigned more)
+{
+	const struct mgmt_actor who = { r->name, r->uid, 0 };
+	char object[96], detail[96];
+
+	snprintf(object, sizeof(object), "verb/%s", r->verb);
+	if (more)
+		snprintf(detail, sizeof(detail), "{\"more\":%u,\"within_s\":%d}", more, MGMT_CTL_REFUSAL_WINDOW_S);
+	mgmt_audit_append(ctl->db, &who, "request.refused", object, more ? detail : NULL, NULL);
+}
+
+void mgmt_ctl_refusals_flush(struct mgmt_ctl *ctl, uint64_t now_ns)
+{
+	for (unsigned i = 0; i < MGMT_CTL_REFUSAL_SLOTS; i++) {
+		struct ctl_refusals *r = &ctl->refusals[i];
+
+		/* Not now - since: NOW may be read before a refusal later in the same pass. */
+		if (!r->used || now_ns < r->since_ns + MGMT_CTL_REFUSAL_WINDOW_S * VG_NS_PER_SEC)
+			continue;
+		if (r->more)
+			refusal_write(ctl, r, r->more);
+		r->used = false;
+	}
+}
+
+uint64_t mgmt_ctl_refusals_next(const struct mgmt_ctl *ctl, uint64_t next_ns)
+{
+	for (unsigned i = 0; i < MGMT_CTL_REFUSAL_SLOTS; i++) {
+		const struct ctl_refusals *r = &ctl->refusals[i];
+		uint64_t ends = r->since_ns + MGMT_CTL_REFUSAL_WINDOW_S * VG_NS_PER_SEC;
+
+		if (r->used && r->more && ends < next_ns)
+			next_ns = ends;
+	}
+	return next_ns;
+}
+
+/*
+ * At most 2 entries per uid per window whatever the uid sends; with the slots full (64 uids
+ * refused within a window), the oldest window is closed early, its count written.
+ */
+static void audit_refusal(struct mgmt_ctl *ctl, const struct mgmt_actor *who, const char *verb)
+{
+	struct ctl_refusals *r = NULL, *oldest = &ctl->refusals[0];
+	uint64_t now = vg_clock_ns();
+
+	mgmt_ctl_refusals_flush(ctl, now);
+	for (unsigned i = 0; i < MGMT_CTL_REFUSAL_SLOTS && !r; i++) {
+		struct ctl_refusals *s = &ctl->refusals[i];
+
+		if (s->used && s->uid == who->uid)
+			r = s;
+		else if (!s->used || (oldest->used && s->since_ns < oldest->since_ns))
+			oldest = s;
+	}
+	if (r) {
+		r->more++;
+		snprintf(r->verb, sizeof(r->verb), "%s", verb);
+		return;
+	}
+	if (oldest->used && oldest->more)
+		refusal_write(ctl, oldest, oldest->more);
+	r = oldest;
+	*r = (struct ctl_refusals){ .uid = who->uid, .used = true, .since_ns = now };
+	snprintf(r->name, sizeof(r->name), "%s", who->name);
+	snprintf(r->verb, sizeof(r->verb), "%s", verb);
+	refusal_write(ctl, r, 0);
 }
 
 /* ---- argument helpers (for every action file, through mgmt_ctl_int.h) ---------------------------- */

@@ -7,13 +7,14 @@
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mgmt_ctl_int.h"
 #include "vg_base.h"
 
 #define CRED_FIELD 128 /* user and password, each with its NUL: mgmt_camera_credentials()'s sizes */
-#define PROBE_SECONDS_MAX 10 /* vigild serves one request at a time: a probe holds the others back */
+#define PROBE_SECONDS_MAX 10 /* on the worker (mgmt_ctl_probe.c): one probe at a time holds no other client */
 
 static json_t *camera_json(const struct mgmt_camera *c)
 {
@@ -77,18 +78,64 @@ int mgmt_act_camera_list(struct mgmt_ctl *ctl, const struct mgmt_actor *who, jso
 	return 0;
 }
 
+void mgmt_ctl_probe_run(struct mgmt_ctl_probe *job)
+{
+	job->why[0] = '\0';
+	/*
+	 * Masked by structure, not by searching the reason for the password (which would rewrite any
+	 * unrelated reason that happens to contain a short password): the probe is handed the public
+	 * URL and the credentials apart, and its reasons are built from host:port and the request
+	 * only (mgmt_probe_fn, dp_rtsp_open).
+	 */
+	job->rc = job->fn(job->url, job->user, job->password, job->seconds, &job->r, job->why, sizeof(job->why));
+	sodium_memzero(job->user, sizeof(job->user));
+	sodium_memzero(job->password, sizeof(job->password));
+}
+
+int mgmt_ctl_probe_finish(struct mgmt_ctl *ctl, struct mgmt_ctl_probe *job, json_t **result, char *err, size_t errlen)
+{
+	const struct mgmt_actor who = { job->who_name, job->who_uid, job->who_roles };
+	const struct mgmt_probe_result *r = &job->r;
+	char object[64];
+	json_t *detail;
+	char *text;
+	int rc = job->rc;
+
+	snprintf(object, sizeof(object), "camera/%s", job->id);
+	if (rc < 0)
+		detail = json_pack("{s:s}", "error", job->why);
+	else
+		detail = json_pack("{s:s, s:i, s:i, s:f, s:I, s:I}", "codec", r->codec, "width", r->width, "height",
+				   r->height, "fps", r->fps, "packets", (json_int_t)r->packets, "lost", (json_int_t)r->lost);
+	text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
+	json_decref(detail);
+	/* Reaching out to a camera with its credentials is worth a record, failed or not. */
+	mgmt_audit_append(mgmt_ctl_db(ctl), &who, rc < 0 ? "camera.probe.failed" : "camera.probe", object, text, NULL);
+	free(text);
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "camera '%s' (%s): %s", job->id, job->url,
+			       job->why[0] ? job->why : vg_strerror(rc));
+	double loss = r->packets + r->lost ? 100.0 * (double)r->lost / (double)(r->packets + r->lost) : 0.0;
+	*result = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:f, s:I, s:I, s:I, s:I, s:f, s:I, s:f}", "id", job->id,
+			    "url", job->url, "codec", r->codec, "streams", (int)r->streams, "width", r->width, "height",
+			    r->height, "fps", r->fps, "packets", (json_int_t)r->packets, "lost", (json_int_t)r->lost,
+			    "reordered", (json_int_t)r->reordered, "duplicates", (json_int_t)r->duplicates,
+			    "loss_percent", loss, "frames", (json_int_t)r->frames, "seconds", r->seconds);
+	return 0;
+}
+
+/*
+ * Over the socket the probe runs on the worker (mgmt_ctl_probe.c) and this returns -EINPROGRESS;
+ * through mgmt_ctl_handle() alone (no socket, no loop to hold up) it runs here.
+ */
 int mgmt_act_camera_probe(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
 			  char *err, size_t errlen)
 {
 	struct mgmt_db *db = mgmt_ctl_db(ctl);
-	mgmt_probe_fn *probe = mgmt_ctl_probe(ctl);
-	struct mgmt_probe_result r = { 0 };
-	char user[CRED_FIELD], password[CRED_FIELD], why[256] = "", object[64];
+	struct mgmt_ctl_probe *job;
 	struct mgmt_camera cam;
 	const char *id;
 	int64_t seconds = 2;
-	json_t *detail;
-	char *text;
 	int rc;
 
 	if ((rc = mgmt_arg_string(args, "id", true, &id, err, errlen)) < 0 ||
@@ -98,37 +145,32 @@ int mgmt_act_camera_probe(struct mgmt_ctl *ctl, const struct mgmt_actor *who, js
 		return vg_errf(err, errlen, -ERANGE, "a probe listens 1 to %d seconds", PROBE_SECONDS_MAX);
 	if (!mgmt_camera_id_valid(id) || mgmt_camera_get(db, id, &cam) < 0)
 		return vg_errf(err, errlen, -ENOENT, "no camera '%.31s'", id);
-	if (!probe)
+	if (!mgmt_ctl_probe(ctl))
 		return vg_errf(err, errlen, -EOPNOTSUPP, "this vigild was built without the dataplane: it cannot probe");
-	rc = mgmt_camera_credentials(db, id, user, password);
-	if (rc < 0)
-		return vg_errf(err, errlen, rc, "camera '%s': its credentials cannot be unsealed: %s", id,
-			       vg_strerror(rc));
-	rc = probe(cam.url, user, password, (unsigned)seconds, &r, why, sizeof(why));
-	/* dp_rtsp never puts credentials in a reason; this makes sure of it for any other probe. */
-	if ((user[0] && strstr(why, user)) || (password[0] && strstr(why, password)))
-		snprintf(why, sizeof(why), "the camera refused the probe");
-	sodium_memzero(user, sizeof(user));
-	sodium_memzero(password, sizeof(password));
-
-	snprintf(object, sizeof(object), "camera/%s", id);
-	if (rc < 0)
-		detail = json_pack("{s:s}", "error", why);
-	else
-		detail = json_pack("{s:s, s:i, s:i, s:f, s:I, s:I}", "codec", r.codec, "width", r.width, "height",
-				   r.height, "fps", r.fps, "packets", (json_int_t)r.packets, "lost", (json_int_t)r.lost);
-	text = detail ? json_dumps(detail, JSON_COMPACT) : NULL;
-	json_decref(detail);
-	/* Reaching out to a camera with its credentials is worth a record, failed or not. */
-	mgmt_audit_append(db, who, rc < 0 ? "camera.probe.failed" : "camera.probe", object, text, NULL);
-	free(text);
-	if (rc < 0)
-		return vg_errf(err, errlen, rc, "camera '%s' (%s): %s", id, cam.url, why[0] ? why : vg_strerror(rc));
-	double loss = r.packets + r.lost ? 100.0 * (double)r.lost / (double)(r.packets + r.lost) : 0.0;
-	*result = json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:f, s:I, s:I, s:I, s:I, s:f, s:I, s:f}", "id", id, "url",
-			    cam.url, "codec", r.codec, "streams", (int)r.streams, "width", r.width, "height", r.height,
-			    "fps", r.fps, "packets", (json_int_t)r.packets, "lost", (json_int_t)r.lost, "reordered",
-			    (json_int_t)r.reordered, "duplicates", (json_int_t)r.duplicates, "loss_percent", loss,
-			    "frames", (json_int_t)r.frames, "seconds", r.seconds);
-	return 0;
+	if (ctl->probe_running)
+		return vg_errf(err, errlen, -EBUSY, "another camera probe is running; try again when it ends");
+	job = calloc(1, sizeof(*job));
+	if (!job)
+		return vg_errf(err, errlen, -ENOMEM, "out of memory");
+	rc = mgmt_camera_credentials(db, id, job->user, job->password);
+	if (rc < 0) {
+		free(job);
+		return vg_errf(err, errlen, rc, "camera '%s': its credentials cannot be unsealed: %s", id, vg_strerror(rc));
+	}
+	job->fn = mgmt_ctl_probe(ctl);
+	snprintf(job->id, sizeof(job->id), "%s", id);
+	snprintf(job->url, sizeof(job->url), "%s", cam.url);
+	snprintf(job->who_name, sizeof(job->who_name), "%s", who->name);
+	job->who_uid = who->uid;
+	job->who_roles = who->roles;
+	job->seconds = (unsigned)seconds;
+	if (ctl->ep >= 0) {
+		rc = mgmt_ctl_probe_submit(ctl, job, err, errlen);
+	} else {
+		mgmt_ctl_probe_run(job);
+		rc = mgmt_ctl_probe_finish(ctl, job, result, err, errlen);
+	}
+	sodium_memzero(job, sizeof(*job));
+	free(job);
+	return rc;
 }

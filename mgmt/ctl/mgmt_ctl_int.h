@@ -8,15 +8,63 @@
 #define MGMT_CTL_INT_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 
 #include "mgmt_ctl.h"
 
+/* The connection caps (mgmt_ctl.h documents them). */
+#define MGMT_CTL_CONNS_PER_UID 8
+#define MGMT_CTL_CONNS_MAX 128
+/* Refusals audited: the first per uid per window, the rest as one count when the window ends. */
+#define MGMT_CTL_REFUSAL_WINDOW_S 60
+#define MGMT_CTL_REFUSAL_SLOTS 64
+
+struct ctl_conn;
+
+/* One uid's refusals in the current window (mgmt_ctl.c). */
+struct ctl_refusals {
+	uint32_t uid;
+	bool used;
+	char name[64];
+	char verb[48];         /* the last one refused */
+	uint64_t since_ns;     /* when the window began: its first refusal, audited then */
+	unsigned more;         /* refused after the first, not yet audited */
+};
+
+/* camera.probe off the loop thread (mgmt_ctl_probe.c): one at a time. */
+struct mgmt_ctl_probe {
+	/* Set on the loop thread before the worker starts; the worker reads them. */
+	mgmt_probe_fn *fn;
+	char id[32], url[1024], user[128], password[128];
+	unsigned seconds;
+	char who_name[64];
+	uint32_t who_uid;
+	unsigned who_roles;
+	/* The worker's until it writes the eventfd; the loop reads them after joining it. */
+	int rc;
+	struct mgmt_probe_result r;
+	char why[256];
+};
+
 struct mgmt_ctl {
 	struct mgmt_db *db;
 	const struct mgmt_people *people;
-	int fd;
+	int fd;                         /* the listening socket; -1 without one */
+	int ep;                         /* epoll over it, the connections and the probe's eventfd */
+	bool bound;                     /* the path is ours to unlink */
 	char *path;
+	struct ctl_conn *conns[MGMT_CTL_CONNS_MAX];
+	unsigned n_conns;
+	struct ctl_conn *request_conn;  /* whose request the action runs (for a probe's reply) */
+	uint64_t answered, refused_conns, timed_out;
+	struct ctl_refusals refusals[MGMT_CTL_REFUSAL_SLOTS];
+	/* The probe worker: running while probe_running; probe_conn waits for its reply (NULL: gone). */
+	int probe_efd;
+	bool probe_running;
+	pthread_t probe_thread;
+	struct ctl_conn *probe_conn;
+	struct mgmt_ctl_probe probe_job;
 	mgmt_purge_fn *purge;
 	void *purge_arg;
 	const struct vg_conf_set *conf; /* config.get/set: the live settings, lent by vigild */
@@ -42,6 +90,27 @@ void mgmt_ctl_conf(const struct mgmt_ctl *ctl, const struct vg_conf_set **set, m
 		   void **arg);
 /* The I-th descriptor passed with the current request (SCM_RIGHTS), now the caller's; -EBADF if none. */
 int mgmt_ctl_take_fd(struct mgmt_ctl *ctl, unsigned i);
+
+/* mgmt_ctl_socket.c: the reply to a request that went to the probe worker (REPLY taken; CONN may be gone). */
+void mgmt_ctl_conn_reply(struct mgmt_ctl *ctl, void *conn, char *reply);
+/* mgmt_ctl.c: audit the counts of refusal windows that ended by NOW_NS (UINT64_MAX: all of them). */
+void mgmt_ctl_refusals_flush(struct mgmt_ctl *ctl, uint64_t now_ns);
+/* The earlier of NEXT_NS and the end of the first refusal window with a count to audit. */
+uint64_t mgmt_ctl_refusals_next(const struct mgmt_ctl *ctl, uint64_t next_ns);
+/* A reply line {"ok":true,"result":RESULT} (RESULT taken; NULL: {}), malloc'd. */
+char *mgmt_ctl_reply_ok(json_t *result);
+/* mgmt_ctl_probe.c: the worker and its eventfd. */
+int mgmt_ctl_probe_init(struct mgmt_ctl *ctl);
+void mgmt_ctl_probe_fini(struct mgmt_ctl *ctl);
+/* The eventfd said the worker finished: join it, audit, reply. */
+void mgmt_ctl_probe_done(struct mgmt_ctl *ctl);
+/* Hand JOB to the worker: -EINPROGRESS (the reply comes later), -EBUSY while another runs. */
+int mgmt_ctl_probe_submit(struct mgmt_ctl *ctl, const struct mgmt_ctl_probe *job, char *err, size_t errlen);
+/* mgmt_ctl_camera.c: the probe itself (any thread: touches JOB only), and its audit and result
+ * (loop thread). */
+void mgmt_ctl_probe_run(struct mgmt_ctl_probe *job);
+int mgmt_ctl_probe_finish(struct mgmt_ctl *ctl, struct mgmt_ctl_probe *job, json_t **result, char *err,
+			  size_t errlen);
 
 /* A reply line {"ok":false,"error":MSG,"errno":NAME} (malloc'd), for -errno RC. */
 char *mgmt_ctl_reply_error(int rc, const char *msg);

@@ -12,7 +12,11 @@
  *  - 4: every change of state is an audit entry, written in the same transaction as the change,
  *    chained by BLAKE2b-256 (libsodium's generichash) to the entry before it. The chain's head is
  *    also anchored in a file beside the database, so that cutting entries off the end is found
- *    too. mgmt_audit_verify() finds any edited, deleted, inserted or reordered entry.
+ *    too, and that head is signed (Ed25519) with the appliance's audit key on every append, so
+ *    that someone who can rewrite the database and the head file still cannot rewrite history
+ *    without the key. mgmt_audit_verify() finds any edited, deleted, inserted or reordered entry
+ *    and a head whose signature does not hold; against a public key an auditor pinned, it also
+ *    finds a key that was replaced.
  *
  * Identities: an actor is a person (or vigild itself) with a uid and a set of roles; vigild maps
  * SO_PEERCRED uids to actors from its config.
@@ -51,8 +55,10 @@ struct mgmt_db;
 
 /**
  * Open (creating if need be) the database at PATH and bring its schema to the current version.
- * The audit head anchor lives at PATH with "-audit-head" appended. Returns 0, or -errno with a
- * one-line reason in ERR (-EPROTO: the file's schema is newer than this program).
+ * The audit head anchor lives at PATH with "-audit-head" appended, the audit signing key at PATH
+ * with "-audit.key" (a 32-byte Ed25519 seed, mode 0400, made at the first append; the private
+ * key never enters the database or a log). Returns 0, or -errno with a one-line reason in ERR
+ * (-EPROTO: the file's schema is newer than this program).
  */
 int mgmt_db_open(struct mgmt_db **out, const char *path, char *err, size_t errlen);
 void mgmt_db_close(struct mgmt_db **db); /* sets *db = NULL */
@@ -70,13 +76,61 @@ int mgmt_db_schema_version(struct mgmt_db *db);
 int mgmt_audit_append(struct mgmt_db *db, const struct mgmt_actor *who, const char *action, const char *object,
 		      const char *detail, int64_t *seq /* OUT */);
 
+#define MGMT_AUDIT_KEY_BYTES 32 /* an Ed25519 public key */
+#define MGMT_AUDIT_SIG_BYTES 64 /* an Ed25519 signature */
+
+/*
+ * The chain's head as anchored: what is signed is the ASCII text "vigil-audit-head-v1 SEQ HASH"
+ * (SEQ in decimal, HASH the entry's hash in lower-case hex, no newline), so that an auditor can
+ * check it offline with openssl alone (vigilctl(1) "AUDIT EXPORT").
+ */
+enum mgmt_audit_head_state {
+	MGMT_AUDIT_HEAD_NONE = 0, /* no head yet: the log is empty */
+	MGMT_AUDIT_HEAD_UNSIGNED, /* an anchor written before heads were signed; signed at the next append */
+	MGMT_AUDIT_HEAD_SIGNED,   /* signed; whether the signature holds is verify's to say */
+};
+
+struct mgmt_audit_head {
+	enum mgmt_audit_head_state state;
+	int64_t seq;
+	char hash[2 * MGMT_AUDIT_HASH_BYTES + 1];             /* hex */
+	char public_key[2 * MGMT_AUDIT_KEY_BYTES + 1];       /* hex, as the anchor names it; "" unsigned */
+	char signature[2 * MGMT_AUDIT_SIG_BYTES + 1];        /* hex; "" unsigned */
+	char message[2 * MGMT_AUDIT_HASH_BYTES + 48];        /* the signed text */
+};
+
+/**
+ * Read the anchored head (not checked against the chain: verify does that). Returns 0 (state NONE
+ * where there is no anchor), -EBADMSG if the anchor file is unreadable, or -errno.
+ */
+int mgmt_audit_head_get(struct mgmt_db *db, struct mgmt_audit_head *head /* OUT */);
+
+/**
+ * Check SIGNATURE_HEX over the head (SEQ, HASH_HEX) under PUBLIC_KEY_HEX, with nothing but the
+ * arguments (an export checked offline). Returns 0, -EINVAL on malformed hex, -EBADMSG if the
+ * signature does not hold.
+ */
+int mgmt_audit_head_check(int64_t seq, const char *hash_hex, const char *public_key_hex, const char *signature_hex);
+
 struct mgmt_audit_report {
 	int64_t entries;       /* entries checked */
 	int64_t first_bad_seq; /* 0 when the chain is intact */
 	char reason[192];      /* one line: what is wrong at first_bad_seq */
+	struct mgmt_audit_head head;                   /* as anchored */
+	bool head_signed;                              /* the head's signature holds under public_key */
+	char public_key[2 * MGMT_AUDIT_KEY_BYTES + 1]; /* hex: this appliance's audit key ("" if none yet) */
 };
 
-/** Walk the whole chain. Returns 0 (intact), -EBADMSG (broken: see REPORT), or another -errno. */
+/**
+ * Walk the whole chain and check the signed head. Returns 0 (intact; an unsigned head from before
+ * signing returns 0 with head.state UNSIGNED and head_signed false, for the caller to report),
+ * -EBADMSG (broken: see REPORT; first_bad_seq is the head's seq when it is the signature or the
+ * key that fails), or another -errno. With EXPECTED_KEY (MGMT_AUDIT_KEY_BYTES, an auditor's
+ * pinned key), the appliance's key must be that key and the head must be signed.
+ */
+int mgmt_audit_verify_key(struct mgmt_db *db, const unsigned char *expected_key,
+			  struct mgmt_audit_report *report /* OUT */);
+/* mgmt_audit_verify_key(DB, NULL, REPORT) */
 int mgmt_audit_verify(struct mgmt_db *db, struct mgmt_audit_report *report /* OUT */);
 
 /** The sequence number of the chain's last entry (its length), or -EIO. */
@@ -91,6 +145,13 @@ struct mgmt_audit_entry {
 	char prev_hash[2 * MGMT_AUDIT_HASH_BYTES + 1], hash[2 * MGMT_AUDIT_HASH_BYTES + 1]; /* hex; a hash of the
 		wrong length is given as it is, for an offline check to find */
 };
+
+/**
+ * The hash of entry E chained to PREV, as verify computes it (E's own hash fields are not read):
+ * for checking an export offline with nothing but the export.
+ */
+void mgmt_audit_entry_hash(const unsigned char prev[MGMT_AUDIT_HASH_BYTES], const struct mgmt_audit_entry *e,
+			   unsigned char out[MGMT_AUDIT_HASH_BYTES] /* OUT */);
 
 /**
  * Call FN with each entry after sequence number SINCE, in order, at most MAX of them; FN returns
@@ -417,6 +478,16 @@ int mgmt_people_parse(struct mgmt_people **out, const char *spec, char *err, siz
 void mgmt_people_free(struct mgmt_people **people);
 /** The actor for UID; -ENOENT for a uid the map does not name. OUT's name points into PEOPLE. */
 int mgmt_people_lookup(const struct mgmt_people *people, uint32_t uid, struct mgmt_actor *out /* OUT */);
+/**
+ * A revocation in the config file over a map that outranks it (a stored vigild.people): CURRENT
+ * less every role that BEFORE (the file as it was) gave and AFTER (the file now) no longer gives,
+ * a uid with no role left dropped, as a spec in OUT (CAP bytes; "" when no one is left). The uids
+ * that lost something go to REVOKED (at most MAX_REVOKED of them). Returns how many uids lost a
+ * role, or -ENOSPC when OUT is too small.
+ */
+int mgmt_people_revoke(const struct mgmt_people *current, const struct mgmt_people *before,
+		       const struct mgmt_people *after, char *out /* OUT */, size_t cap, uint32_t *revoked /* OUT */,
+		       unsigned max_revoked);
 
 /* ---- cameras (mgmt_camera.c) ------------------------------------------------------------------ */
 
@@ -424,13 +495,16 @@ int mgmt_people_lookup(const struct mgmt_people *people, uint32_t uid, struct mg
  * A camera's RTSP URL may carry credentials (rtsp://user:password@host/path). They are split off
  * when the camera is added and sealed (XChaCha20-Poly1305, keyed by a file beside the database,
  * "<db>-credentials.key", 0600), so the database, its dumps, the audit log, every reply and every
- * error hold the URL without them. Only vigild unseals them, to connect.
+ * error hold the URL without them. Only vigild unseals them, to connect. The URL is read once, by
+ * vg_url_split() (vg_url.h: RFC 3986 through libcurl, user name and password percent-decoded); a
+ * URL that could leave a piece of a password in the public URL (an '@' after the host, a
+ * credential parameter in the query string) is refused with a reason that never quotes it.
  */
 #define MGMT_CAMERA_FPS_DEFAULT 10
 
 struct mgmt_camera_add {
 	const char *id;       /* 1..31 of [A-Za-z0-9._-]: how alerts and reports name it */
-	const char *url;      /* rtsp://[user[:password]@]host[:port]/path */
+	const char *url;      /* rtsp://[user[:password]@]host[:port]/path, userinfo percent-encoded */
 	const char *location; /* may be NULL */
 	int64_t fps;          /* frames analysed per second, 1..60; 0: the default */
 };
@@ -445,7 +519,10 @@ struct mgmt_camera {
 	int64_t added_ns;
 };
 
-/** Write URL without its "user:password@" into OUT. -EINVAL (not rtsp://, no host), -ENOSPC. */
+/**
+ * Write URL's public form (vg_url_split(): no userinfo, no fragment, as libcurl writes it, e.g.
+ * "rtsp://h" becomes "rtsp://h/") into OUT. -EINVAL (refused: vg_url.h), -ENOMEM, -ENOSPC.
+ */
 int mgmt_url_redact(const char *url, char *out, size_t len);
 
 /** Add a camera (admin). Audited with the redacted URL. -EPERM, -EEXIST, -EINVAL with ERR. */
@@ -485,7 +562,9 @@ struct mgmt_probe_result {
 
 /**
  * Connect to URL (without credentials) as USER/PASSWORD ("" for none), receive for SECONDS and
- * fill OUT. Returns 0, or -errno with a one-line reason in ERR that never holds the credentials.
+ * fill OUT. Returns 0, or -errno with a one-line reason in ERR that never holds the credentials:
+ * it is built from URL's host:port and the request, never from USER or PASSWORD (camera.probe
+ * passes it on and audits it as it is).
  * vigild serve lends the dataplane's (vigild_probe.c).
  */
 typedef int mgmt_probe_fn(const char *url, const char *user, const char *password, unsigned seconds,

@@ -35,8 +35,9 @@ static const struct verb verbs[] = {
 	 "alert list [--unreviewed] | show ID | review ID --confirm|--reject --note N   [--json]  (operators decide)\n"
 	 "  alert evidence ID --out FILE [--state-dir DIR]   export the alert's face crop from the encrypted store\n"
 	 "  alert show ID --out FILE [--state-dir DIR]   the evidence crop beside the enrolment crop, one JPEG"},
-	{"audit", vigilctl_audit, "audit list [--since SEQ] | verify   [--json]  the hash-chained audit log\n"
-	 "  audit export [--out FILE]   the whole chain with its hashes, as JSON lines to check offline"},
+	{"audit", vigilctl_audit, "audit list [--since SEQ] | verify [--public-key KEY]   [--json]  the hash-chained audit log\n"
+	 "  audit export [--out FILE]   the whole chain with its hashes and signed head, as JSON lines\n"
+	 "  audit verify --export FILE [--public-key KEY]   check an export offline, without vigild"},
 	{"camera", vigilctl_camera,
 	 "camera add ID --url rtsp://[user:pw@]host/path|- [--location L] [--fps N] | remove ID   (admin)\n"
 	 "  camera list | probe ID [--seconds N]   [--json]  (URLs are shown without their credentials)"},

@@ -30,6 +30,7 @@ int vigilctl_retention(int argc, char **argv);        /* vigilctl_retention.c */
 struct cli {
 	const char *socket;
 	bool json;
+	unsigned timeout_ms; /* for each call to vigild: --timeout S, else $VIGIL_TIMEOUT, else 30 s (0: that default) */
 };
 
 /* Send VERB with ARGS (stolen); on success *RESULT is the reply's result (the caller decrefs).
@@ -42,7 +43,7 @@ int vigilctl_print_json(json_t *j);
 /* TEXT with every control character as \xNN and backslashes doubled (malloc'd; NULL on ENOMEM):
  * vigilctl_call() applies it to every string of a reply before a verb prints it as text. */
 char *vigilctl_terminal_text(const char *text);
-/* Parse --socket, --json and EXTRA (ON_OPT gets their vals; it returns -2 once it said why).
+/* Parse --socket, --json, --timeout and EXTRA (ON_OPT gets their vals; it returns -2 once it said why).
  * Returns optind, or -1 after one line on stderr. */
 int vigilctl_opts(int argc, char **argv, struct cli *cli, const struct option *extra, size_t n_extra,
 		  int (*on_opt)(int opt, const char *arg, void *ctx), void *ctx);

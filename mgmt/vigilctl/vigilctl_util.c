@@ -1,9 +1,11 @@
 /*
  * What every vigilctl verb that talks to vigild shares (vigilctl_int.h): the common options
- * (--socket, --json), one request and its reply over the control socket (mgmt_ctl_call), printing
+ * (--socket, --json, --timeout), one request and its reply over the control socket (mgmt_ctl_call), printing
  * JSON, and reading and writing times. Errors: one line on stderr; the caller exits 1 (vigild said
  * no) or 2 (bad usage). The socket is --socket PATH, else $VIGIL_SOCKET, else
- * /run/vigil/vigild.sock.
+ * /run/vigil/vigild.sock. Each call waits for vigild at most --timeout SECONDS, else
+ * $VIGIL_TIMEOUT, else 30 s, then exits 1 with one line: a stuck or flooded vigild never hangs a
+ * script.
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -85,6 +87,15 @@ static void terminal_safe(json_t *j)
 	}
 }
 
+/* "30" seconds, 1 to 3600, as ms; 0 when it is not that. */
+static unsigned parse_timeout(const char *s)
+{
+	char *end;
+	long v = s ? strtol(s, &end, 10) : 0;
+
+	return s && *s && !*end && v >= 1 && v <= 3600 ? (unsigned)v * 1000u : 0;
+}
+
 int vigilctl_call_fds(const struct cli *cli, const char *verb, json_t *args, const int *fds, unsigned n_fds,
 		      json_t **result)
 {
@@ -94,7 +105,11 @@ int vigilctl_call_fds(const struct cli *cli, const char *verb, json_t *args, con
 	int rc;
 
 	json_decref(req);
-	rc = mgmt_ctl_call_fds(cli->socket ? cli->socket : default_socket(), text, fds, n_fds, &reply, err, sizeof(err));
+	unsigned timeout_ms = cli->timeout_ms ? cli->timeout_ms : parse_timeout(getenv("VIGIL_TIMEOUT"));
+	if (!timeout_ms)
+		timeout_ms = MGMT_CTL_CALL_TIMEOUT_MS;
+	rc = mgmt_ctl_call_fds(cli->socket ? cli->socket : default_socket(), text, fds, n_fds, timeout_ms, &reply,
+			       err, sizeof(err));
 	free(text);
 	if (rc < 0) {
 		fprintf(stderr, "vigilctl: %s\n", err);
@@ -178,13 +193,20 @@ void vigilctl_fmt_time(long long t, char *buf, size_t len)
 int vigilctl_opts(int argc, char **argv, struct cli *cli, const struct option *extra, size_t n_extra,
 		  int (*on_opt)(int opt, const char *arg, void *ctx), void *ctx)
 {
-	struct option opts[24] = { { "socket", required_argument, NULL, 'S' }, { "json", no_argument, NULL, 'J' } };
+	struct option opts[24] = { { "socket", required_argument, NULL, 'S' }, { "json", no_argument, NULL, 'J' },
+				   { "timeout", required_argument, NULL, 'T' } };
+	const char *env = getenv("VIGIL_TIMEOUT");
 	int c;
 
-	memcpy(opts + 2, extra, n_extra * sizeof(*extra));
-	memset(opts + 2 + n_extra, 0, sizeof(*opts));
+	memcpy(opts + 3, extra, n_extra * sizeof(*extra));
+	memset(opts + 3 + n_extra, 0, sizeof(*opts));
 	cli->socket = default_socket();
 	cli->json = false;
+	cli->timeout_ms = MGMT_CTL_CALL_TIMEOUT_MS;
+	if (env && *env && !(cli->timeout_ms = parse_timeout(env))) {
+		fprintf(stderr, "vigilctl: VIGIL_TIMEOUT='%.32s' is not a number of seconds from 1 to 3600\n", env);
+		return -1;
+	}
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -192,6 +214,13 @@ int vigilctl_opts(int argc, char **argv, struct cli *cli, const struct option *e
 			cli->socket = optarg;
 		else if (c == 'J')
 			cli->json = true;
+		else if (c == 'T') {
+			if (!(cli->timeout_ms = parse_timeout(optarg))) {
+				fprintf(stderr, "vigilctl: --timeout '%.32s' is not a number of seconds from 1 to 3600\n",
+					optarg);
+				return -1;
+			}
+		}
 		else if (c == '?' || !on_opt || (c = on_opt(c, optarg, ctx)) < 0) {
 			/* -2: the option's handler already said why, in one line. */
 			if (c != -2)

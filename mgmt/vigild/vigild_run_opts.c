@@ -158,7 +158,7 @@ static int read_rtsp_file(const char *path, char **text, struct rtsp_camera *cam
 		return rc;
 	}
 	for (char *line = strtok_r(*text, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
-		char *field[5] = { NULL }, *fsave = NULL, *end = NULL;
+		char *field[5] = { NULL }, *end = NULL;
 		unsigned nf = 0;
 
 		line_no++;
@@ -174,8 +174,10 @@ static int read_rtsp_file(const char *path, char **text, struct rtsp_camera *cam
 			cams[(*n)++] = (struct rtsp_camera){ .url = line };
 			continue;
 		}
-		for (char *f = strtok_r(line, "\t", &fsave); f && nf < 5; f = strtok_r(NULL, "\t", &fsave))
-			field[nf++] = f;
+		/* strsep, not strtok: an empty field (a user with no password, "USER<TAB>") stays a field. */
+		for (char *f; (f = strsep(&line, "\t")) != NULL; nf++)
+			if (nf < 5)
+				field[nf] = f;
 		unsigned long fps = nf >= 3 ? strtoul(field[1], &end, 10) : 61;
 		if ((nf != 3 && nf != 5) || !end || *end || fps > 60 || strlen(field[0]) > 31) {
 			fprintf(stderr, "vigild run: --rtsp-file line %u: not NAME<TAB>FPS<TAB>URL[<TAB>USER<TAB>PASSWORD]\n",

@@ -24,6 +24,7 @@
 
 static const char *server_bin;
 static int client_port; /* RTP lands here: one of our own, beside other tests */
+static const char *srv_user = "officer", *srv_pw = "s3cret-pw"; /* what the server accepts */
 
 static pid_t server_start(int port, const char *mode)
 {
@@ -35,7 +36,7 @@ static pid_t server_start(int port, const char *mode)
 	if (pid == 0) {
 		int null = open("/dev/null", 1);
 		dup2(null, 1);
-		execl(server_bin, server_bin, p, mode, "officer", "s3cret-pw", (char *)NULL);
+		execl(server_bin, server_bin, p, mode, srv_user, srv_pw, (char *)NULL);
 		_exit(127);
 	}
 	/* Wait until it accepts connections (at most 5 s). */
@@ -90,14 +91,16 @@ static int count_rtp(int fd, int ms)
 	return n;
 }
 
-static void test_session(int port, const char *mode, const char *user, const char *pw, int want)
+/* A session as USER/PW given apart, or (USERINFO, "user:password@") inside the URL. */
+static void test_session_in(int port, const char *mode, const char *userinfo, const char *user, const char *pw,
+			    int want)
 {
-	char url[128], err[256] = "";
+	char url[256], err[256] = "";
 	struct dp_rtsp *r = NULL;
 	int udp = udp_bind(client_port);
 
 	CHECK(udp >= 0);
-	snprintf(url, sizeof(url), "rtsp://127.0.0.1:%d/cam", port);
+	snprintf(url, sizeof(url), "rtsp://%s127.0.0.1:%d/cam", userinfo, port);
 	struct dp_rtsp_conf conf = { .url = url, .user = user, .password = pw, .client_port = (uint16_t)client_port, .timeout_ms = 5000 };
 	int rc = dp_rtsp_open(&r, &conf, err, sizeof(err));
 	if (rc != want)
@@ -116,6 +119,11 @@ static void test_session(int port, const char *mode, const char *user, const cha
 		CHECK(r == NULL);
 	}
 	close(udp);
+}
+
+static void test_session(int port, const char *mode, const char *user, const char *pw, int want)
+{
+	test_session_in(port, mode, "", user, pw, want);
 }
 
 static void *garbage_server(void *arg)
@@ -184,6 +192,25 @@ int main(int argc, char **argv)
 	test_session(port, "digest", "officer", "s3cret-pw", 0);
 	test_session(port, "digest bad password", "officer", "wrong-pw", -EACCES);
 	server_stop(pid);
+
+	/* A user name and password with '@', ':', '/', '%', a space and unicode, percent-encoded in
+	 * the URL, reach the server exactly decoded, by Basic and by Digest; given apart (as vigild
+	 * passes a camera's unsealed credentials) they are sent as they are. */
+	static const char hostile_user[] = "ops@site:7", hostile_pw[] = "p@ss:w/rd% x\xe2\x82\xac";
+	static const char hostile_info[] = "ops%40site%3A7:p%40ss:w%2Frd%25%20x%E2%82%AC@";
+	srv_user = hostile_user;
+	srv_pw = hostile_pw;
+	for (int m = 0; m < 2; m++) {
+		pid = server_start(port, m ? "digest" : "basic");
+		CHECK(pid > 0);
+		test_session_in(port, m ? "digest, hostile, in the URL" : "basic, hostile, in the URL", hostile_info, NULL,
+				NULL, 0);
+		test_session(port, m ? "digest, hostile, apart" : "basic, hostile, apart", hostile_user, hostile_pw, 0);
+		test_session_in(port, "hostile, not decoded", "ops%40site%3A7:p%40ss:w%2Frd%25%20x@", NULL, NULL, -EACCES);
+		server_stop(pid);
+	}
+	srv_user = "officer";
+	srv_pw = "s3cret-pw";
 
 	/* Credentials in the URL work the same, and never show in an error. */
 	pid = server_start(port, "basic");

@@ -103,12 +103,13 @@ static void test_cameras(struct mgmt_db *db)
 	struct mgmt_camera cam;
 	char out[256], user[128], pw[128], err[256], key[300];
 
-	CHECK_EQ_INT(mgmt_url_redact("rtsp://u:p@h:554/a@b", out, sizeof(out)), 0);
-	CHECK(strcmp(out, "rtsp://h:554/a@b") == 0); /* an '@' in the path is not userinfo */
+	/* An '@' after the host is refused: it is where a password with a raw '/' would leave the rest
+	 * of itself (rtsp://u:12/x@h/), so it is never kept in the public URL (vg_url.h). */
+	CHECK_EQ_INT(mgmt_url_redact("rtsp://u:p@h:554/a@b", out, sizeof(out)), -EINVAL);
 	CHECK_EQ_INT(mgmt_url_redact("rtsp://h/x", out, sizeof(out)), 0);
 	CHECK(strcmp(out, "rtsp://h/x") == 0);
 	CHECK_EQ_INT(mgmt_url_redact("rtsp://user@h", out, sizeof(out)), 0);
-	CHECK(strcmp(out, "rtsp://h") == 0);
+	CHECK(strcmp(out, "rtsp://h/") == 0); /* libcurl writes an empty path as "/" */
 	CHECK_EQ_INT(mgmt_url_redact("http://u:p@h/", out, sizeof(out)), -EINVAL);
 	CHECK_EQ_INT(mgmt_url_redact("rtsp://u:p@/x", out, sizeof(out)), -EINVAL);
 	CHECK_EQ_INT(mgmt_url_redact("rtsp://u:p@:554/x", out, sizeof(out)), -EINVAL);

@@ -2,7 +2,9 @@
  * vigild's management loop as a process: it serves the control socket and /metrics, is not
  * dumpable and has dropped capabilities, applies a SIGHUP reload all or nothing (a uid added to
  * the people map is recognised afterwards; a reload touching a restart-only setting changes
- * nothing), stops cleanly on SIGTERM (socket removed, exit 0), and keeps its state across a restart.
+ * nothing; a person the file removes loses their roles even when a stored vigild.people outranks
+ * the file), stops cleanly on SIGTERM (socket removed, exit 0), keeps its state across a restart,
+ * and is alone on its state directory (a second vigild exits with one line, the first serves on).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -140,6 +142,50 @@ static int http_get(const char *path, char *out, size_t len)
 	return 0;
 }
 
+/*
+ * A second vigild on the same state directory: its exit status, and its one line of stderr in
+ * LINE. Bounded: 10 s.
+ */
+static int second_daemon(char *line, size_t len)
+{
+	int pipefd[2], status = -1;
+	ssize_t n, have = 0;
+
+	if (pipe(pipefd) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(pipefd[1], 2);
+		close(pipefd[0]);
+		struct mgmt_daemon_conf conf;
+		const struct vg_conf_table *tables[] = { &mgmt_daemon_conf_table };
+		void *objs[] = { &conf };
+		struct vg_conf_set set = { tables, objs, 1 };
+		char err[512];
+
+		if (vg_conf_set_defaults(&set, err, sizeof(err)) < 0 ||
+		    vg_conf_load_file(&set, conf_path, false, err, sizeof(err)) < 0)
+			_exit(2);
+		if (mgmt_daemon_run(&conf, conf_path, err, sizeof(err)) < 0) {
+			fprintf(stderr, "%s\n", err);
+			_exit(1);
+		}
+		_exit(0);
+	}
+	close(pipefd[1]);
+	for (int i = 0; i < 200 && waitpid(pid, &status, WNOHANG) != pid; i++)
+		usleep(50 * 1000);
+	if (!WIFEXITED(status)) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	while (have + 1 < (ssize_t)len && (n = read(pipefd[0], line + have, len - 1 - (size_t)have)) > 0)
+		have += n;
+	line[have] = '\0';
+	close(pipefd[0]);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 static int stop(pid_t pid)
 {
 	int status = -1;
@@ -222,6 +268,34 @@ int main(void)
 	j = call_as(2003, "{\"verb\":\"deployment.show\",\"args\":{\"id\":1}}");
 	CHECK(j && strcmp(str(json_object_get(j, "result"), "name"), "Van 3") == 0);
 	json_decref(j);
+
+	/* A second vigild on the same state directory: one line, exit 1, the first one still serves. */
+	char line[512], want[400];
+	CHECK_EQ_INT(second_daemon(line, sizeof(line)), 1);
+	snprintf(want, sizeof(want), "another vigild serves %s (pid %d)\n", state_dir, (int)pid);
+	CHECK(strcmp(line, want) == 0);
+	if (strcmp(line, want) != 0)
+		fprintf(stderr, "second vigild said: %s", line);
+	CHECK(access(sock_path, F_OK) == 0);
+	CHECK(ok(call_as(0, "{\"verb\":\"status\"}")));
+
+	/* Revocation over a stored map: config set keeps carol, the file then removes her, a reload
+	 * takes her role away, and a restart keeps it taken (the stored map was rewritten). */
+	CHECK(ok(call_as(0, "{\"verb\":\"config.set\",\"args\":{\"name\":\"vigild.people\","
+			    "\"value\":\"0:root:admin+operator,2003:supt.carol:authoriser\"}}")));
+	write_conf("0:root:admin+operator", NULL);
+	kill(pid, SIGHUP);
+	int carol_gone = 0;
+	for (int i = 0; i < 100 && !carol_gone; i++) {
+		carol_gone = !ok(call_as(2003, "{\"verb\":\"status\"}"));
+		if (!carol_gone)
+			usleep(50 * 1000); /* until the reload is seen: 5 s at most */
+	}
+	CHECK(carol_gone);
+	CHECK_EQ_INT(stop(pid), 0);
+	pid = start_daemon();
+	CHECK(ok(call_as(0, "{\"verb\":\"status\"}")));
+	CHECK(!ok(call_as(2003, "{\"verb\":\"status\"}")));
 	CHECK_EQ_INT(stop(pid), 0);
 
 	/* The audit log tells it all and is intact. */
@@ -231,8 +305,10 @@ int main(void)
 	snprintf(db_path, sizeof(db_path), "%s/vigil.db", state_dir);
 	CHECK_EQ_INT(mgmt_db_open(&db, db_path, err, sizeof(err)), 0);
 	CHECK_EQ_INT(mgmt_audit_verify(db, &r), 0);
-	/* start, refused (uid 2003), reload applied, reload refused, create, stop, start, stop */
-	CHECK_EQ_INT(r.entries, 8);
+	/* First vigild: start, refused (uid 2003), reload applied, reload refused, create, stop.
+	 * Second: start, config.set by root, config.set by vigild (the revocation), reload applied,
+	 * refused (carol, the first refusal of her uid there), stop. Third: start, refused, stop. */
+	CHECK_EQ_INT(r.entries, 15);
 	mgmt_db_close(&db);
 	test_db_cleanup();
 	return vg_test_exit();

@@ -4,8 +4,9 @@
 # test, says who calls). Cameras are added, listed, probed and removed; config set and retention
 # set change vigild and survive its restart; the audit log is exported and checked offline with
 # an independent BLAKE2b (Python's hashlib). Each verb refuses the roles it is not for, and the
-# refusal is audited. A camera's password never shows: every output, vigild's log, the export, a
-# dump of the database and its raw files are searched for it. With RTSP_SERVER (gst-rtsp-server,
+# refusal is audited. A camera's password (with '@', ':', '/', '%', a space and unicode, written
+# percent-encoded) never shows: every output, vigild's log, the export, a dump of the database and
+# its raw files are searched for it, whole and (in text) in 4-byte pieces. With RTSP_SERVER (gst-rtsp-server,
 # tests/dataplane/rtsp_server.c), camera probe reads a live H.264 160x120 stream behind Basic auth.
 set -uo pipefail
 vigild=$(realpath "$1") vigilctl=$(realpath "$2") rtsp_server=${3:+$(realpath "$3")}
@@ -58,20 +59,26 @@ start_vigild() {
 stop_vigild() { kill -TERM "$pid"; wait "$pid"; local rc=$?; pid=; [ "$rc" = 0 ] || fail "vigild exit $rc"; }
 start_vigild
 
-CUSER=camuser-q7 PW='S3cret-Pw_77x' port=$((20000 + RANDOM % 20000))
-url="rtsp://$CUSER:$PW@127.0.0.1:$port/cam"
+# A password with '@', ':', '/', '%', a space and unicode: PW is what the camera checks, PWE how
+# the admin writes it in the URL (RFC 3986 userinfo, percent-encoded).
+CUSER=camuser-q7 PW='S3c@ret:Pw/7% x€Zq' PWE='S3c%40ret:Pw%2F7%25%20x%E2%82%ACZq' port=$((20000 + RANDOM % 20000))
+url="rtsp://$CUSER:$PWE@127.0.0.1:$port/cam"
 
 # ---- cameras ----
 refuse "operator cannot add a camera" "may not camera.add" alice camera add cam1 --url "$url"
 check "admin adds a camera with credentials" admin camera add cam1 --url "$url" --location "Gate 4" --fps 8
 expect "add shows the URL without credentials" "rtsp://127.0.0.1:$port/cam  (credentials sealed)  at Gate 4"
-echo "rtsp://$CUSER:wrong-$PW@127.0.0.1:$port/cam" >"$tmp/url2"
+echo "rtsp://$CUSER:wrong-$PWE@127.0.0.1:$port/cam" >"$tmp/url2"
 check "admin adds one with the URL on stdin" admin camera add cam2 --url - <"$tmp/url2"
 check "admin adds one without credentials" admin camera add cam3 --url "rtsp://127.0.0.1:$port/cam"
 refuse "a second cam1" "exists already" admin camera add cam1 --url "$url"
 refuse "fps out of range" "fps must be" admin camera add cam9 --url "$url" --fps 0
-refuse "not an RTSP URL" "must be rtsp://" admin camera add cam9 --url "http://$CUSER:$PW@127.0.0.1/cam"
-refuse "no host" "must be rtsp://" admin camera add cam9 --url "rtsp://$CUSER:$PW@/cam"
+refuse "not an RTSP URL" "must be rtsp://" admin camera add cam9 --url "http://$CUSER:$PWE@127.0.0.1/cam"
+refuse "no host" "must be rtsp://" admin camera add cam9 --url "rtsp://$CUSER:$PWE@/cam"
+refuse "two '@' before the host" "written %40" admin camera add cam9 --url "rtsp://$CUSER:S3c@ret@127.0.0.1:$port/cam"
+refuse "a raw '@', '/' in the password" "must be percent-encoded" admin camera add cam9 --url "rtsp://$CUSER:$PW@127.0.0.1:$port/cam"
+refuse "a raw '/' in the password" "after its host" admin camera add cam9 --url "rtsp://$CUSER:S3c%40ret:Pw/7@127.0.0.1:$port/cam"
+refuse "credentials in the query string" "holds a credential" admin camera add cam9 --url "rtsp://127.0.0.1:$port/cam?user=$CUSER&password=$PWE"
 refuse "bad id" "camera id is" admin camera add "cam 9" --url "$url"
 check "operator lists cameras" alice camera list
 expect "list, defaulted fps" "^cam3 .* 10 fps  rtsp://127.0.0.1:$port/cam$"
@@ -163,7 +170,9 @@ import hashlib, json, sys
 def u64(v): return (v % 2**64).to_bytes(8, "little")
 def text(s): return u64(2**64 - 1) if s is None else u64(len(s.encode())) + s.encode()
 prev, hashes, actions = bytes(32), {}, []
-for n, line in enumerate(open(sys.argv[1]), 1):
+lines = open(sys.argv[1]).read().splitlines()
+assert json.loads(lines.pop())["head"]["signature"], "no signed head"  # checked by vigilctl_cli.sh
+for n, line in enumerate(lines, 1):
     e = json.loads(line)
     assert e["seq"] == n, f"entry {n} missing"
     assert bytes.fromhex(e["prev_hash"]) == prev, f"entry {n} does not follow"
@@ -172,7 +181,7 @@ for n, line in enumerate(open(sys.argv[1]), 1):
     assert h.hex() == e["hash"], f"entry {n} altered"
     prev, hashes[n] = h, e["hash"]
     actions.append((e["actor"], e["action"], e["object"]))
-seq, head = open(sys.argv[2]).read().split()
+seq, head = open(sys.argv[2]).read().split()[:2]  # then: ed25519 KEY SIGNATURE
 assert hashes[int(seq)] == head, "the anchored head differs"
 assert actions[-1] == ("supt.carol", "audit.export", "audit"), actions[-1]
 for want in [("sgt.alice", "request.refused", "verb/camera.add"), ("admin.smith", "camera.add", "camera/cam1"),
@@ -185,7 +194,7 @@ for want in [("sgt.alice", "request.refused", "verb/camera.add"), ("admin.smith"
 PY
 python3 - "$tmp/export.jsonl" <<'PY' || fail "config.set's audit entry lacks old and new"
 import json, sys
-sets = [json.loads(e["detail"]) for e in map(json.loads, open(sys.argv[1])) if e["object"] == "setting/vigild.log"]
+sets = [json.loads(e["detail"]) for e in map(json.loads, open(sys.argv[1])) if e.get("object") == "setting/vigild.log"]
 assert sets == [{"name": "vigild.log", "old": '"err"', "new": '"warn,mgmt=err"'}], sets
 PY
 check "audit verify still passes" dave audit verify
@@ -195,8 +204,21 @@ expect "intact" "audit log intact"
 stop_vigild
 sqlite3 "$tmp/state/vigil.db" .dump >"$tmp/dump.sql"
 for f in "$tmp/all" "$tmp/vigild.log" "$tmp/export.jsonl" "$tmp/export-stdout.jsonl" "$tmp/dump.sql" "$tmp"/state/vigil.db*; do
-	if grep -a -q -e "$PW" -e "$CUSER" "$f"; then fail "credentials found in $f"; fi
+	if grep -a -q -F -e "$PW" -e "$PWE" -e "$CUSER" "$f"; then fail "credentials found in $f"; fi
 done
+# Nor any 4-byte piece of the password, in either form, in what is text (the database's raw
+# bytes hold random sealed blobs and hashes: searched above for the whole forms only; its dump
+# writes blobs in hex).
+python3 - "$PW" "$PWE" "$tmp/all" "$tmp/vigild.log" "$tmp/export.jsonl" "$tmp/export-stdout.jsonl" "$tmp/dump.sql" <<'PY' ||
+import sys
+pw, pwe, files = sys.argv[1].encode(), sys.argv[2].encode(), sys.argv[3:]
+for f in files:
+    data = open(f, "rb").read()
+    for form in (pw, pwe):
+        for i in range(len(form) - 3):
+            assert form[i:i + 4] not in data, f"{form[i:i + 4]!r} of the password in {f}"
+PY
+	fail "a piece of the password shows"
 grep -q "CREATE TABLE cameras" "$tmp/dump.sql" && grep -q "rtsp://127.0.0.1:$port/cam" "$tmp/dump.sql" ||
 	fail "the dump lacks the cameras"
 [ "$(stat -c %a "$tmp/state/vigil.db-credentials.key")" = 600 ] || fail "credentials key mode"

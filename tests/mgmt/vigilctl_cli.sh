@@ -4,6 +4,9 @@
 # the test, says who calls): a deployment refused when its requester tries to authorise it,
 # authorised by someone else, started, shown; an auditor verifies the audit log, and after a row
 # is edited behind vigild's back, verify fails naming the entry. Errors are one line, non-zero.
+# At the end, the signed head: verify prints a public key that stays across restarts, an export
+# verifies offline (vigilctl, and vigilctl(1)'s openssl recipe), and a chain rewritten with the
+# head file recomputed, or re-signed with a replaced key, is refused (the latter against the pin).
 set -uo pipefail
 vigild=$(realpath "$1") vigilctl=$(realpath "$2")
 tmp=$(mktemp -d)
@@ -84,4 +87,84 @@ refuse "verify finds the edit" "BROKEN at entry $seq" as 2004 "$vigilctl" audit 
 kill -TERM "$pid"; wait "$pid"; rc=$?; pid=
 [ "$rc" = 0 ] && echo "ok   vigild stopped cleanly on SIGTERM" || { echo "FAIL vigild exit $rc"; fails=$((fails + 1)); }
 refuse "no vigild" "cannot reach vigild" "$vigilctl" status
+
+# ---- the signed audit head: a key to pin, an export checked offline, and a rewrite with the files ----
+st2=$tmp/state2 db2=$tmp/state2/vigil.db
+sed "s|$tmp/state\"|$st2\"|" "$tmp/vigild.conf" >"$tmp/vigild2.conf"
+start2() { "$vigild" serve --config "$tmp/vigild2.conf" & pid=$!; for _ in $(seq 50); do [ -S "$tmp/vigild.sock" ] && break; sleep 0.1; done; }
+stop2() { kill -TERM "$pid"; wait "$pid"; pid=; }
+start2
+check "verify prints the public key" as 2004 "$vigilctl" audit verify
+key=$(sed -n 's/^public key: \([0-9a-f]\{64\}\)$/\1/p' "$tmp/out")
+[ -n "$key" ] && grep -q "^head: entry [0-9]*, signed by the appliance's ed25519 key" "$tmp/out" ||
+	{ echo "FAIL verify text: $(cat "$tmp/out")"; fails=$((fails + 1)); }
+check "verify --json" as 2004 "$vigilctl" audit verify --json
+grep -q '"head_signed": true' "$tmp/out" && grep -q "\"public_key\": \"$key\"" "$tmp/out" ||
+	{ echo "FAIL verify json: $(cat "$tmp/out")"; fails=$((fails + 1)); }
+check "verify against the pinned key" as 2004 "$vigilctl" audit verify --public-key "$key"
+refuse "a malformed key" "public-key takes 64" as 2004 "$vigilctl" audit verify --public-key xyz
+mkdir -m 1777 "$tmp/x2"
+check "export" as 2004 "$vigilctl" audit export --out "$tmp/x2/export.jsonl"
+grep -q "signed by the appliance's ed25519 key $key" "$tmp/out" || { echo "FAIL export text: $(cat "$tmp/out")"; fails=$((fails + 1)); }
+stop2
+start2
+check "verify after a restart" as 2004 "$vigilctl" audit verify --public-key "$key"
+grep -q "^public key: $key$" "$tmp/out" || { echo "FAIL key changed: $(cat "$tmp/out")"; fails=$((fails + 1)); }
+stop2
+# Offline, with no vigild: vigilctl, then the man page's recipe with python3 and openssl alone.
+check "the export verifies offline" "$vigilctl" audit verify --export "$tmp/x2/export.jsonl" --public-key "$key"
+grep -q "^export intact: " "$tmp/out" || { echo "FAIL offline text: $(cat "$tmp/out")"; fails=$((fails + 1)); }
+recipe() {
+	(cd "$tmp" && python3 - "$1" "$2" <<'PY' && openssl pkeyutl -verify -pubin -keyform DER -inkey key.der -rawin -in head.msg -sigfile head.sig)
+import json, sys
+h = json.loads(open(sys.argv[1]).read().splitlines()[-1])["head"]
+open("head.msg", "w").write("vigil-audit-head-v1 %d %s" % (h["seq"], h["hash"]))
+open("head.sig", "wb").write(bytes.fromhex(h["signature"]))
+open("key.der", "wb").write(bytes.fromhex("302a300506032b6570032100" + sys.argv[2]))
+PY
+}
+check "vigilctl(1)'s openssl recipe" recipe "$tmp/x2/export.jsonl" "$key"
+grep -q "Signature Verified Successfully" "$tmp/out" || { echo "FAIL recipe: $(cat "$tmp/out")"; fails=$((fails + 1)); }
+sed 's/"actor":"auditor.dave"/"actor":"auditor.eve"/' "$tmp/x2/export.jsonl" >"$tmp/x2/edited.jsonl"
+refuse "an edited export" "BROKEN: entry [0-9]* was altered" "$vigilctl" audit verify --export "$tmp/x2/edited.jsonl"
+head -n -1 "$tmp/x2/export.jsonl" >"$tmp/x2/cut.jsonl"
+refuse "an export without its head" "no signed head" "$vigilctl" audit verify --export "$tmp/x2/cut.jsonl"
+
+# An attacker with the files: rewrite an entry, recompute the whole chain and the head file.
+rewrite() { # rewrite DB: auditor.dave's export becomes auditor.eve's, every hash recomputed, the head file to match
+	python3 - "$1" <<'PY'
+import hashlib, sqlite3, sys
+def u64(v): return (v % 2**64).to_bytes(8, "little")
+def text(s): return u64(2**64 - 1) if s is None else u64(len(s.encode())) + s.encode()
+db = sqlite3.connect(sys.argv[1])
+db.executescript("DROP TRIGGER IF EXISTS audit_no_update; UPDATE audit SET actor = 'auditor.eve' WHERE actor = 'auditor.dave'")
+prev = bytes(32)
+for seq, ts, actor, uid, action, obj, detail in db.execute("SELECT seq, ts_ns, actor, uid, action, object, detail FROM audit ORDER BY seq").fetchall():
+    h = hashlib.blake2b(prev + u64(seq) + u64(ts) + text(actor) + u64(uid) + text(action) + text(obj) + text(detail), digest_size=32).digest()
+    db.execute("UPDATE audit SET prev_hash = ?, hash = ? WHERE seq = ?", (prev, h, seq))
+    prev = h
+db.commit()
+f = sys.argv[1] + "-audit-head"
+old = open(f).read().split()
+open(f, "w").write(" ".join([str(seq), prev.hex()] + old[2:]) + "\n")  # the old signature kept
+PY
+}
+rewrite "$db2" || { echo "FAIL rewrite script"; fails=$((fails + 1)); }
+start2
+refuse "verify refuses a consistently rewritten chain" "signature does not hold\|differs from the anchored head" as 2004 "$vigilctl" audit verify
+stop2
+# ... and with the key file replaced too, the head re-signed with the new key (openssl makes it).
+openssl genpkey -algorithm ed25519 -outform DER -out "$tmp/x2/new.der" 2>/dev/null
+rm -f "$db2-audit.key"; tail -c 32 "$tmp/x2/new.der" >"$db2-audit.key"; chmod 0400 "$db2-audit.key"
+seq=$(cut -d' ' -f1 "$db2-audit-head") hash=$(cut -d' ' -f2 "$db2-audit-head")
+printf 'vigil-audit-head-v1 %s %s' "$seq" "$hash" >"$tmp/x2/msg"
+openssl pkeyutl -sign -inkey "$tmp/x2/new.der" -keyform DER -rawin -in "$tmp/x2/msg" -out "$tmp/x2/sig"
+newkey=$(openssl pkey -inform DER -in "$tmp/x2/new.der" -pubout -outform DER | tail -c 32 | xxd -p -c 64)
+echo "$seq $hash ed25519 $newkey $(xxd -p -c 128 "$tmp/x2/sig")" >"$db2-audit-head"
+start2
+check "re-signed with a new key: whole, but another key" as 2004 "$vigilctl" audit verify
+grep -q "^public key: $newkey$" "$tmp/out" && [ "$newkey" != "$key" ] || { echo "FAIL new key: $(cat "$tmp/out")"; fails=$((fails + 1)); }
+refuse "verify against the pinned key finds it" "not the pinned .*replaced" as 2004 "$vigilctl" audit verify --public-key "$key"
+stop2
+
 [ "$fails" = 0 ] && echo "vigilctl_cli: all passed" || { echo "vigilctl_cli: $fails failed"; exit 1; }

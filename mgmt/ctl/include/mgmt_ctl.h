@@ -6,7 +6,9 @@
  * and every rule itself is the state library's (mgmt.h).
  *
  * Threads: a struct mgmt_ctl belongs to the thread that runs vigild's management loop (it holds
- * that thread's struct mgmt_db). The hooks lent with mgmt_ctl_set_*() are called on that thread.
+ * that thread's struct mgmt_db). The hooks lent with mgmt_ctl_set_*() are called on that thread,
+ * except the probe (mgmt_ctl_set_probe), which runs on the control socket's one worker thread and
+ * must touch nothing but its arguments.
  * mgmt_ctl_call() and mgmt_ctl_call_fds() (the client side) hold no state: any thread.
  */
 #ifndef MGMT_CTL_H
@@ -47,7 +49,7 @@ void mgmt_ctl_set_conf(struct mgmt_ctl *ctl, const struct vg_conf_set *set, mgmt
 /** The longest deployment window deployment.create accepts (0: MGMT_DEPLOYMENT_WINDOW_DEFAULT_S). */
 void mgmt_ctl_set_max_window(struct mgmt_ctl *ctl, int64_t max_window_s);
 
-/** How camera.probe reaches a camera; NULL (the default): camera.probe says this build cannot. */
+/** How camera.probe reaches a camera (called on a worker thread); NULL: camera.probe says this build cannot. */
 void mgmt_ctl_set_probe(struct mgmt_ctl *ctl, mgmt_probe_fn *probe);
 
 /**
@@ -59,15 +61,29 @@ int mgmt_ctl_open(struct mgmt_ctl **out, struct mgmt_db *db, const struct mgmt_p
 		  char *err, size_t errlen);
 /** Close the socket and unlink its path; sets *CTL to NULL. */
 void mgmt_ctl_close(struct mgmt_ctl **ctl);
-/** The listening descriptor, for the caller's poll loop. */
+/**
+ * For the caller's poll loop: a descriptor (an epoll set) that is readable when mgmt_ctl_serve()
+ * has work (a connection, a request, room for a reply, a finished probe).
+ */
 int mgmt_ctl_fd(const struct mgmt_ctl *ctl);
 
 /**
- * Accept one connection (waiting at most TIMEOUT_MS) and serve its requests until it closes,
- * at most 64 requests and 5 s of silence. Returns the number of requests served, -ETIMEDOUT
- * when no one connected, or another -errno.
+ * Serve every connection that is ready, waiting at most TIMEOUT_MS for one (0: do not wait),
+ * without ever blocking on a client (invariant 7): sockets are non-blocking; a request must
+ * arrive whole within 5 s of the connection being ready for it (bytes sent do not extend that),
+ * a reply be taken within 5 s, a connection ends after 64 requests or 60 s; a uid holds at most
+ * 8 connections, vigild 128 (beyond that a connection gets one EBUSY line and is closed). One
+ * call runs at most one request per connection; camera.probe runs on a worker thread, one at a
+ * time (a second gets EBUSY). Refusals are audited the first per uid per minute, then one entry
+ * with the count of the rest when the minute ends. Returns the number of replies queued, or -errno.
  */
-int mgmt_ctl_serve_one(struct mgmt_ctl *ctl, int timeout_ms);
+int mgmt_ctl_serve(struct mgmt_ctl *ctl, int timeout_ms);
+
+/**
+ * How long the caller's poll may wait before mgmt_ctl_serve() has a deadline to enforce (a slow
+ * client to drop, a refusal count to audit), in ms; 0: now; -1: none.
+ */
+int mgmt_ctl_timeout_ms(const struct mgmt_ctl *ctl);
 
 /**
  * Run one request as WHO without a socket. *REPLY gets a malloc'd, NUL-terminated JSON line
@@ -76,16 +92,20 @@ int mgmt_ctl_serve_one(struct mgmt_ctl *ctl, int timeout_ms);
 int mgmt_ctl_handle(struct mgmt_ctl *ctl, const struct mgmt_actor *who, const char *request, size_t len,
 		    char **reply /* OUT */);
 
-/** Client side: send REQUEST (one JSON object) to SOCKET_PATH and read the reply line. */
+/**
+ * Client side: send REQUEST (one JSON object) to SOCKET_PATH and read the reply line, all within
+ * MGMT_CTL_CALL_TIMEOUT_MS (-ETIMEDOUT with a one-line reason when vigild does not answer).
+ */
+#define MGMT_CTL_CALL_TIMEOUT_MS 30000
 int mgmt_ctl_call(const char *socket_path, const char *request, char **reply /* OUT */, char *err, size_t errlen);
 /**
- * mgmt_ctl_call() that also passes N_FDS (at most MGMT_CTL_FDS_MAX) open descriptors with the
+ * mgmt_ctl_call() with its own TIMEOUT_MS that also passes N_FDS (at most MGMT_CTL_FDS_MAX) open descriptors with the
  * request (SCM_RIGHTS): how vigilctl hands vigild a file that vigild, with its capabilities
  * dropped, could not open itself. The caller keeps its descriptors.
  */
 #define MGMT_CTL_FDS_MAX 2
 int mgmt_ctl_call_fds(const char *socket_path, const char *request, const int *fds, unsigned n_fds,
-		      char **reply /* OUT */, char *err, size_t errlen);
+		      unsigned timeout_ms, char **reply /* OUT */, char *err, size_t errlen);
 
 /** Called after a review is recorded, to apply its outcome to the evidence store (may be NULL). */
 void mgmt_ctl_set_outcome(struct mgmt_ctl *ctl, mgmt_outcome_fn *fn, void *arg);
