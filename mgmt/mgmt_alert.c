@@ -17,6 +17,26 @@ static void copy_text(char *dst, size_t len, const unsigned char *src)
 	snprintf(dst, len, "%s", src ? (const char *)src : "");
 }
 
+/* Whether deployment DEP's authorisation bound watchlist ID by SEAL: 0, -EPERM if not, -EIO. */
+static int bound_seal(struct mgmt_db *db, int64_t dep, const char *id, const char *seal)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!seal[0])
+		return -EPERM;
+	if (sqlite3_prepare_v2(db->sql,
+			       "SELECT 1 FROM deployment_watchlists WHERE deployment_id = ? AND watchlist_id = ? AND seal = ?",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_int64(st, 1, dep);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, seal, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? -EPERM : -EIO;
+}
+
 int mgmt_alert_raise(struct mgmt_db *db, const struct mgmt_actor *who, struct mgmt_alert *a)
 {
 	char object[48], detail[400];
@@ -32,13 +52,18 @@ int mgmt_alert_raise(struct mgmt_db *db, const struct mgmt_actor *who, struct mg
 		return rc;
 	if (d.state != MGMT_DEPLOYMENT_ACTIVE)
 		return -EPERM;
+	/* Invariant 2-3: an alert is of a watchlist this deployment's authorisation bound by its seal,
+	 * and names that seal, so the reviewer is shown that very watchlist's enrolment crop. */
+	rc = bound_seal(db, a->deployment, a->watchlist, a->watchlist_seal);
+	if (rc < 0)
+		return rc;
 	rc = mgmt_tx_begin(db);
 	if (rc < 0)
 		return rc;
 	if (sqlite3_prepare_v2(db->sql,
 			       "INSERT INTO alerts (deployment_id, camera, pts, track, subject, watchlist, metric, value,"
-			       " threshold, box_x, box_y, box_w, box_h, evidence, raised_ns)"
-			       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+			       " threshold, box_x, box_y, box_w, box_h, evidence, raised_ns, watchlist_seal)"
+			       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			       -1, &st, NULL) != SQLITE_OK)
 		goto out_rollback;
 	sqlite3_bind_int64(st, 1, a->deployment);
@@ -57,6 +82,7 @@ int mgmt_alert_raise(struct mgmt_db *db, const struct mgmt_actor *who, struct mg
 	else
 		sqlite3_bind_null(st, 14);
 	sqlite3_bind_int64(st, 15, (int64_t)vg_clock_realtime_ns());
+	sqlite3_bind_text(st, 16, a->watchlist_seal, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
@@ -66,8 +92,9 @@ int mgmt_alert_raise(struct mgmt_db *db, const struct mgmt_actor *who, struct mg
 	/* The audit entry names the alert, not the face: no biometric data in the log. */
 	snprintf(object, sizeof(object), "alert/%" PRId64, a->id);
 	snprintf(detail, sizeof(detail),
-		 "{\"deployment\":%" PRId64 ",\"camera\":\"%s\",\"value\":%.4f,\"evidence_saved\":%s}", a->deployment,
-		 a->camera, a->value, a->evidence[0] ? "true" : "false");
+		 "{\"deployment\":%" PRId64 ",\"camera\":\"%s\",\"value\":%.4f,\"evidence_saved\":%s,"
+		 "\"watchlist\":\"%.16s\",\"watchlist_seal\":\"%.64s\"}",
+		 a->deployment, a->camera, a->value, a->evidence[0] ? "true" : "false", a->watchlist, a->watchlist_seal);
 	if (mgmt_audit_append_tx(db, who, "alert.raise", object, detail, NULL) < 0)
 		goto out_rollback;
 	rc = mgmt_tx_commit(db);
@@ -85,7 +112,7 @@ int mgmt_alert_get(struct mgmt_db *db, int64_t id, struct mgmt_alert *a)
 	if (sqlite3_prepare_v2(db->sql,
 			       "SELECT deployment_id, camera, pts, track, subject, watchlist, metric, value, threshold,"
 			       " box_x, box_y, box_w, box_h, COALESCE(evidence, ''), outcome, COALESCE(reviewed_by, ''),"
-			       " COALESCE(note, '') FROM alerts WHERE id = ?",
+			       " COALESCE(note, ''), COALESCE(watchlist_seal, '') FROM alerts WHERE id = ?",
 			       -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, id);
@@ -108,6 +135,7 @@ int mgmt_alert_get(struct mgmt_db *db, int64_t id, struct mgmt_alert *a)
 		a->outcome = (enum mgmt_alert_outcome)sqlite3_column_int(st, 14);
 		copy_text(a->reviewed_by, sizeof(a->reviewed_by), sqlite3_column_text(st, 15));
 		copy_text(a->note, sizeof(a->note), sqlite3_column_text(st, 16));
+		copy_text(a->watchlist_seal, sizeof(a->watchlist_seal), sqlite3_column_text(st, 17));
 		rc = 0;
 	} else {
 		rc = rc == SQLITE_DONE ? -ENOENT : -EIO;

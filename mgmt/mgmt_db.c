@@ -71,6 +71,10 @@ static const char *const migrations[] = {
 	"  name TEXT PRIMARY KEY, value TEXT NOT NULL, set_by TEXT NOT NULL, set_ns INTEGER NOT NULL);"
 	"CREATE TABLE retention ("
 	"  outcome TEXT PRIMARY KEY, seconds INTEGER NOT NULL, set_by TEXT NOT NULL, set_ns INTEGER NOT NULL);",
+	/* 4 -> 5: the authorisation binds each watchlist by its seal, and an alert names the seal it
+	 * matched, so that matching and review use exactly the watchlist that was authorised */
+	"ALTER TABLE deployment_watchlists ADD COLUMN seal TEXT;"
+	"ALTER TABLE alerts ADD COLUMN watchlist_seal TEXT;",
 };
 #define SCHEMA_VERSION ((int)VG_ARRAY_SIZE(migrations))
 

@@ -10,6 +10,7 @@
 
 #include "mgmt_int.h"
 #include "vg_base.h"
+#include "vg_clock.h"
 #include "vg_log.h"
 
 static const char *const use_case_names[] = {
@@ -153,8 +154,10 @@ int mgmt_deployment_create(struct mgmt_db *db, const struct mgmt_actor *who, con
 	for (size_t i = 0; i < req->n_watchlists; i++)
 		if (!text_ok(req->watchlists[i], 65))
 			return vg_errf(err, errlen, -EINVAL, "watchlist ids are 1 to 64 bytes");
+	if (!req->seals)
+		return vg_errf(err, errlen, -EINVAL, "a deployment names each watchlist by id and seal");
 	for (size_t i = 0; i < req->n_watchlists; i++)
-		if ((rc = mgmt_watchlist_check_for_deployment(db, req->watchlists[i], err, errlen)) < 0)
+		if ((rc = mgmt_watchlist_check_for_deployment(db, req->watchlists[i], req->seals[i], err, errlen)) < 0)
 			return rc;
 
 	rc = mgmt_tx_begin(db);
@@ -182,11 +185,13 @@ int mgmt_deployment_create(struct mgmt_db *db, const struct mgmt_actor *who, con
 	new_id = sqlite3_last_insert_rowid(db->sql);
 	for (size_t i = 0; i < req->n_watchlists; i++) {
 		if (sqlite3_prepare_v2(db->sql,
-				       "INSERT OR IGNORE INTO deployment_watchlists (deployment_id, watchlist_id) VALUES (?, ?)",
+				       "INSERT OR IGNORE INTO deployment_watchlists (deployment_id, watchlist_id, seal)"
+				       " VALUES (?, ?, ?)",
 				       -1, &st, NULL) != SQLITE_OK)
 			goto out_rollback;
 		sqlite3_bind_int64(st, 1, new_id);
 		sqlite3_bind_text(st, 2, req->watchlists[i], -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, req->seals[i], -1, SQLITE_STATIC);
 		rc = sqlite3_step(st);
 		sqlite3_finalize(st);
 		if (rc != SQLITE_DONE)
@@ -603,24 +608,61 @@ int64_t mgmt_deployment_matching_now(struct mgmt_db *db, int64_t now_s)
 	return id;
 }
 
-int mgmt_deployment_watchlists(struct mgmt_db *db, int64_t id, void (*fn)(void *arg, const struct mgmt_watchlist *w),
-			       void *arg)
+int mgmt_deployment_watchlists(struct mgmt_db *db, int64_t id,
+			       void (*fn)(void *arg, const struct mgmt_watchlist *w, const char *bound_seal), void *arg)
 {
 	sqlite3_stmt *st;
 	int n = 0;
 
-	if (sqlite3_prepare_v2(db->sql, "SELECT watchlist_id FROM deployment_watchlists WHERE deployment_id = ? ORDER BY 1",
+	if (sqlite3_prepare_v2(db->sql,
+			       "SELECT watchlist_id, COALESCE(seal, '') FROM deployment_watchlists WHERE deployment_id = ?"
+			       " ORDER BY 1",
 			       -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, id);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		struct mgmt_watchlist w;
+		char seal[65];
 
+		snprintf(seal, sizeof(seal), "%s", (const char *)sqlite3_column_text(st, 1));
 		if (mgmt_watchlist_get(db, (const char *)sqlite3_column_text(st, 0), &w) == 0) {
-			fn(arg, &w);
+			fn(arg, &w, seal);
 			n++;
 		}
 	}
 	sqlite3_finalize(st);
 	return n;
+}
+
+struct seal_set {
+	const char *const *seals;
+	size_t n, bound, matched;
+};
+
+static void count_seal(void *arg, const struct mgmt_watchlist *w, const char *bound_seal)
+{
+	struct seal_set *s = arg;
+
+	(void)w;
+	s->bound++;
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->seals[i], bound_seal) == 0) {
+			s->matched++;
+			break;
+		}
+}
+
+int mgmt_deployment_seals_check(struct mgmt_db *db, int64_t id, const char *const *seals, size_t n, char *err,
+				size_t errlen)
+{
+	struct seal_set s = { seals, n, 0, 0 };
+
+	if (mgmt_deployment_watchlists(db, id, count_seal, &s) < 0)
+		return vg_errf(err, errlen, -EIO, "database error");
+	/* Every bound seal among those given, and nothing else given (seals are distinct per id). */
+	if (s.bound == 0 || s.matched != s.bound || n != s.bound)
+		return vg_errf(err, errlen, -ESTALE,
+			       "deployment %" PRId64 " binds %zu watchlist seal%s, not the %zu given: review it again", id,
+			       s.bound, s.bound == 1 ? "" : "s", n);
+	return 0;
 }

@@ -489,19 +489,53 @@ static int64_t in_use_by(struct mgmt_db *db, const char *id, int64_t except, enu
 }
 
 /* Delete W's files, then mark it ended in state TO, audited as ACTION by WHO: one transaction. */
+/*
+ * How many alerts still need watchlist SEAL's enrolment crops beside their evidence: those
+ * unreviewed, and those confirmed whose evidence is still retained (invariant 3: the reviewer,
+ * and later the court, compare with the very crops the watchlist matched). -EIO on error.
+ */
+static int64_t alerts_needing_faces(struct mgmt_db *db, const char *seal)
+{
+	struct mgmt_retention ret;
+	sqlite3_stmt *st;
+	int64_t n = -EIO;
+
+	if (mgmt_retention_get(db, &ret) < 0)
+		return -EIO;
+	if (sqlite3_prepare_v2(db->sql,
+			       "SELECT COUNT(*) FROM alerts WHERE watchlist_seal = ? AND"
+			       " (outcome = ? OR (outcome = ? AND reviewed_ns > ?))",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, seal, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, MGMT_ALERT_UNREVIEWED);
+	sqlite3_bind_int(st, 3, MGMT_ALERT_CONFIRMED);
+	sqlite3_bind_int64(st, 4, (int64_t)vg_clock_realtime_ns() - (int64_t)ret.confirmed_s * (int64_t)VG_NS_PER_SEC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
 static int end_watchlist(struct mgmt_db *db, const struct mgmt_actor *who, const struct mgmt_watchlist *w,
 			 enum mgmt_watchlist_state to, const char *action, const char *reason, int64_t deployment)
 {
-	char faces_path[700] = "", object[48], detail[700], e_reason[520];
+	char faces_path[700] = "", object[48], detail[1000], e_reason[520];
 	sqlite3_stmt *st;
+	int64_t keep_faces = 0;
 	int rc;
 
 	/* Bytes first: if deleting fails the record stays live and the next purge retries, so a record
-	 * never says purged while its file is still on disk. */
-	if (w->has_faces)
+	 * never says purged while its file is still on disk. The descriptors always go; the encrypted
+	 * enrolment crops stay while alerts need them (mgmt_watchlist_faces_release ends them). */
+	if (w->has_faces) {
 		snprintf(faces_path, sizeof(faces_path), "%.*s.faces", (int)strlen(w->path) - 4, w->path);
+		keep_faces = alerts_needing_faces(db, w->sha256);
+		if (keep_faces < 0)
+			return (int)keep_faces;
+	}
 	rc = vg_file_scrub(w->path);
-	if (rc == 0 && faces_path[0])
+	if (rc == 0 && faces_path[0] && keep_faces == 0)
 		rc = vg_file_scrub(faces_path);
 	if (rc < 0) {
 		VG_LOG(MGMT, ERR, "watchlist %s: deleting its files failed: %s", w->id, vg_strerror(rc));
@@ -511,8 +545,10 @@ static int end_watchlist(struct mgmt_db *db, const struct mgmt_actor *who, const
 	if (rc < 0)
 		return rc;
 	if (sqlite3_prepare_v2(db->sql,
-			       "UPDATE watchlists SET state = ?, ended_by = ?, ended_ns = ?, end_reason = ?, faces_key = NULL"
-			       " WHERE id = ? AND state = 0",
+			       keep_faces ? "UPDATE watchlists SET state = ?, ended_by = ?, ended_ns = ?, end_reason = ?"
+					    " WHERE id = ? AND state = 0"
+					  : "UPDATE watchlists SET state = ?, ended_by = ?, ended_ns = ?, end_reason = ?,"
+					    " faces_key = NULL WHERE id = ? AND state = 0",
 			       -1, &st, NULL) != SQLITE_OK) {
 		mgmt_tx_rollback(db);
 		return -EIO;
@@ -529,11 +565,15 @@ static int end_watchlist(struct mgmt_db *db, const struct mgmt_actor *who, const
 	json_body(e_reason, sizeof(e_reason), reason);
 	snprintf(object, sizeof(object), "watchlist/%s", w->id);
 	if (deployment > 0)
-		snprintf(detail, sizeof(detail), "{\"reason\":\"%s\",\"deployment\":%" PRId64 ",\"sha256\":\"%s\",\"files_deleted\":true}",
-			 e_reason, deployment, w->sha256);
+		snprintf(detail, sizeof(detail),
+			 "{\"reason\":\"%s\",\"deployment\":%" PRId64 ",\"sha256\":\"%s\",\"files_deleted\":true,"
+			 "\"enrolment_crops_kept_for_alerts\":%" PRId64 "}",
+			 e_reason, deployment, w->sha256, keep_faces);
 	else
-		snprintf(detail, sizeof(detail), "{\"reason\":\"%s\",\"sha256\":\"%s\",\"files_deleted\":true}", e_reason,
-			 w->sha256);
+		snprintf(detail, sizeof(detail),
+			 "{\"reason\":\"%s\",\"sha256\":\"%s\",\"files_deleted\":true,"
+			 "\"enrolment_crops_kept_for_alerts\":%" PRId64 "}",
+			 e_reason, w->sha256, keep_faces);
 	if (rc == 0)
 		rc = mgmt_audit_append_tx(db, who, action, object, detail, NULL);
 	if (rc < 0 || (rc = mgmt_tx_commit(db)) < 0) {
@@ -607,8 +647,8 @@ int mgmt_watchlist_purge_hook(void *arg, int64_t deployment_id, const char *watc
 			     deployment_id);
 }
 
-int mgmt_watchlist_face_get(struct mgmt_db *db, const char *id, const char *subject, const char *key_path,
-			    uint8_t *jpeg, size_t cap, size_t *len)
+int mgmt_watchlist_face_get(struct mgmt_db *db, const char *id, const char *seal, const char *subject,
+			    const char *key_path, uint8_t *jpeg, size_t cap, size_t *len)
 {
 	uint8_t sealed[SEALED_KEY_BYTES], key[FACES_KEY_BYTES], akey[32], *buf = NULL;
 	char faces_path[700], ad[128];
@@ -620,14 +660,18 @@ int mgmt_watchlist_face_get(struct mgmt_db *db, const char *id, const char *subj
 	rc = mgmt_watchlist_get(db, id, &w);
 	if (rc < 0)
 		return rc;
-	if (w.state != MGMT_WATCHLIST_LIVE)
+	/* Only the very watchlist that matched: the record with this seal, its crops kept as long as
+	 * alerts need them even after the watchlist ended (faces_key cleared when they go). */
+	if (!seal || strcmp(seal, w.sha256) != 0)
 		return -ESTALE;
 	if (!w.has_faces)
 		return -ENOENT;
 	if (sqlite3_prepare_v2(db->sql, "SELECT faces_key FROM watchlists WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == SEALED_KEY_BYTES ? 0 : -EBADMSG;
+	rc = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == SEALED_KEY_BYTES ? 0
+	     : w.state != MGMT_WATCHLIST_LIVE						       ? -ESTALE
+												       : -EBADMSG;
 	if (rc == 0)
 		memcpy(sealed, sqlite3_column_blob(st, 0), SEALED_KEY_BYTES);
 	sqlite3_finalize(st);
@@ -691,21 +735,29 @@ out_key:
 	return rc;
 }
 
-int mgmt_watchlist_check_for_deployment(struct mgmt_db *db, const char *id, char *err, size_t errlen)
+int mgmt_watchlist_check_for_deployment(struct mgmt_db *db, const char *id, const char *seal, char *err,
+					size_t errlen)
 {
 	enum mgmt_deployment_state dstate = MGMT_DEPLOYMENT_REQUESTED;
 	struct mgmt_watchlist w;
 	sqlite3_stmt *st;
 	int64_t dep = 0;
-	int rc = mgmt_watchlist_get(db, id, &w);
+	int rc = mgmt_watchlist_id_valid(id) ? mgmt_watchlist_get(db, id, &w) : -ENOENT;
 
+	/* Invariant 2: an authorisation names watchlists in vigild's custody, by their seal; a file
+	 * elsewhere cannot be authorised, so a run can never be given one. */
 	if (rc == -ENOENT)
-		return 0; /* not registered here: a file the run is given (vigild run --watchlist) */
+		return vg_errf(err, errlen, -ENOENT, "vigild holds no watchlist %.32s: add it (vigilctl watchlist add "
+			       "or import --name) before naming it in a deployment", id);
 	if (rc < 0)
 		return vg_errf(err, errlen, rc, "database error");
 	if (w.state != MGMT_WATCHLIST_LIVE)
 		return vg_errf(err, errlen, -ESTALE, "watchlist %s was %s: import it again for a new deployment", id,
 			       mgmt_watchlist_state_name(w.state));
+	if (!seal || strcmp(seal, w.sha256) != 0)
+		return vg_errf(err, errlen, -EBADMSG,
+			       "watchlist %s's seal is %.16s..., not the one given: name the watchlist you reviewed", id,
+			       w.sha256);
 	if (sqlite3_prepare_v2(db->sql,
 			       "SELECT d.id, d.state FROM deployment_watchlists x JOIN deployments d ON d.id = x.deployment_id"
 			       " WHERE x.watchlist_id = ? AND d.state IN (?, ?, ?) ORDER BY d.id LIMIT 1",
@@ -782,4 +834,41 @@ int mgmt_watchlist_unused(struct mgmt_db *db, char (*ids)[16], size_t cap)
 		snprintf(ids[n++], sizeof(ids[0]), "%s", (const char *)sqlite3_column_text(st, 0));
 	sqlite3_finalize(st);
 	return (int)n;
+}
+
+int mgmt_watchlist_faces_release(struct mgmt_db *db)
+{
+	static const struct mgmt_actor vigild = { "vigild", 0, 0 };
+	char ids[64][16], object[48];
+	sqlite3_stmt *st;
+	int n = 0, released = 0;
+
+	/* Cost: at most 64 ended watchlists still holding crops a call; the daemon calls it often. */
+	if (sqlite3_prepare_v2(db->sql, "SELECT id FROM watchlists WHERE state != 0 AND faces_key IS NOT NULL LIMIT 64",
+			       -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	while (n < 64 && sqlite3_step(st) == SQLITE_ROW)
+		snprintf(ids[n++], sizeof(ids[0]), "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	for (int i = 0; i < n; i++) {
+		struct mgmt_watchlist w;
+		char faces_path[700];
+
+		if (mgmt_watchlist_get(db, ids[i], &w) < 0 || alerts_needing_faces(db, w.sha256) != 0)
+			continue;
+		snprintf(faces_path, sizeof(faces_path), "%.*s.faces", (int)strlen(w.path) - 4, w.path);
+		if (vg_file_scrub(faces_path) < 0)
+			continue; /* retried at the next call */
+		if (sqlite3_prepare_v2(db->sql, "UPDATE watchlists SET faces_key = NULL WHERE id = ?", -1, &st, NULL) !=
+		    SQLITE_OK)
+			return -EIO;
+		sqlite3_bind_text(st, 1, w.id, -1, SQLITE_STATIC);
+		sqlite3_step(st);
+		sqlite3_finalize(st);
+		snprintf(object, sizeof(object), "watchlist/%s", w.id);
+		mgmt_audit_append(db, &vigild, "watchlist.crops.deleted", object,
+				  "{\"why\":\"no alert needs the enrolment crops any more\"}", NULL);
+		released++;
+	}
+	return released;
 }

@@ -78,7 +78,7 @@ int mgmt_act_deployment_create(struct mgmt_ctl *ctl, const struct mgmt_actor *wh
 				 char *err, size_t errlen)
 {
 	struct mgmt_deployment_request req = { 0 };
-	const char *use_case, *lists[64];
+	const char *use_case, *lists[64], *seals[64];
 	json_t *wl = json_object_get(args, "watchlists"), *v;
 	size_t i;
 	int64_t id;
@@ -98,13 +98,17 @@ int mgmt_act_deployment_create(struct mgmt_ctl *ctl, const struct mgmt_actor *wh
 	if ((int)req.use_case < 0)
 		return vg_errf(err, errlen, -EINVAL, "use_case must be crime-hotspot, protective-security or sought-persons");
 	if (!json_is_array(wl) || json_array_size(wl) == 0 || json_array_size(wl) > VG_ARRAY_SIZE(lists))
-		return vg_errf(err, errlen, -EINVAL, "watchlists must be a list of 1 to 64 watchlist ids");
+		return vg_errf(err, errlen, -EINVAL, "watchlists must be a list of 1 to 64 {id, seal}");
+	/* Each by id and seal: the requester names the watchlist they reviewed, not whatever holds the
+	 * id now (invariant 2). */
 	json_array_foreach(wl, i, v) {
-		if (!json_is_string(v))
-			return vg_errf(err, errlen, -EINVAL, "watchlist ids must be strings");
-		lists[i] = json_string_value(v);
+		lists[i] = json_string_value(json_object_get(v, "id"));
+		seals[i] = json_string_value(json_object_get(v, "seal"));
+		if (!lists[i] || !seals[i])
+			return vg_errf(err, errlen, -EINVAL, "each watchlist is {\"id\": string, \"seal\": sha256 hex}");
 	}
 	req.watchlists = lists;
+	req.seals = seals;
 	req.n_watchlists = json_array_size(wl);
 	req.now_s = (int64_t)time(NULL);
 	req.max_window_s = ctl->max_window_s;
@@ -122,9 +126,23 @@ static int decide(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *ar
 	int64_t id;
 	int rc;
 
+	json_t *seals = json_object_get(args, "seals"), *v;
+	const char *given[64];
+	size_t i, n = 0;
+
 	if ((rc = mgmt_arg_int(args, "id", true, &id, err, errlen)) < 0 ||
 	    (rc = mgmt_arg_string(args, "reasons", true, &reasons, err, errlen)) < 0)
 		return rc;
+	/* The seals the authoriser was shown, when the front end sends them: approved are exactly those. */
+	if (seals) {
+		if (!json_is_array(seals) || json_array_size(seals) > VG_ARRAY_SIZE(given))
+			return vg_errf(err, errlen, -EINVAL, "seals must be a list of at most 64 sha256 hex strings");
+		json_array_foreach(seals, i, v)
+			if (!(given[n++] = json_string_value(v)))
+				return vg_errf(err, errlen, -EINVAL, "seals must be strings");
+		if (approve && (rc = mgmt_deployment_seals_check(ctl->db, id, given, n, err, errlen)) < 0)
+			return rc;
+	}
 	rc = mgmt_deployment_authorise(ctl->db, who, id, approve, reasons, err, errlen);
 	if (rc == 0)
 		*result = json_pack("{s:I, s:s}", "id", (json_int_t)id, "state", approve ? "authorised" : "refused");
@@ -211,6 +229,15 @@ static json_t *transparency_hours_json(struct mgmt_db *db, int64_t id)
 	return list;
 }
 
+/* A watchlist as the authoriser weighs it: which, sealed how, how many people, at what threshold. */
+static void add_bound_watchlist(void *arg, const struct mgmt_watchlist *w, const char *bound_seal)
+{
+	json_array_append_new(arg, json_pack("{s:s, s:s, s:s, s:I, s:f, s:s, s:b}", "id", w->id, "name", w->name, "seal",
+					     bound_seal, "subjects", (json_int_t)w->subjects, "threshold", w->threshold,
+					     "state", mgmt_watchlist_state_name(w->state),
+					     "seal_matches", strcmp(bound_seal, w->sha256) == 0));
+}
+
 int mgmt_act_deployment_show(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
 			       char *err, size_t errlen)
 {
@@ -232,6 +259,9 @@ int mgmt_act_deployment_show(struct mgmt_ctl *ctl, const struct mgmt_actor *who,
 					      "alerts", (json_int_t)t.alerts, "confirmed", (json_int_t)t.confirmed,
 					      "rejected_false", (json_int_t)t.rejected, "unreviewed",
 					      (json_int_t)t.unreviewed));
+	json_t *wls = json_array();
+	mgmt_deployment_watchlists(ctl->db, id, add_bound_watchlist, wls);
+	json_object_set_new(*result, "watchlists", wls);
 	json_t *hours = transparency_hours_json(ctl->db, id);
 	if (hours)
 		json_object_set_new(*result, "hours", hours);
@@ -242,10 +272,10 @@ static const char *const outcome_names[] = { "unreviewed", "confirmed", "rejecte
 
 static json_t *alert_json(const struct mgmt_alert *a)
 {
-	return json_pack("{s:I, s:I, s:s, s:f, s:I, s:s, s:s, s:s, s:f, s:f, s:[iiii], s:s?, s:s, s:s?, s:s?}", "id",
-			 (json_int_t)a->id, "deployment", (json_int_t)a->deployment, "camera", a->camera, "time_s",
+	return json_pack("{s:I, s:I, s:s, s:f, s:I, s:s, s:s, s:s, s:s, s:f, s:f, s:[iiii], s:s?, s:s, s:s?, s:s?}",
+			 "id", (json_int_t)a->id, "deployment", (json_int_t)a->deployment, "camera", a->camera, "time_s",
 			 (double)a->pts / 90000.0, "track", (json_int_t)a->track, "subject", a->subject, "watchlist",
-			 a->watchlist, "metric", a->metric, "value", a->value, "threshold", a->threshold, "box", a->box[0],
+			 a->watchlist, "watchlist_seal", a->watchlist_seal, "metric", a->metric, "value", a->value, "threshold", a->threshold, "box", a->box[0],
 			 a->box[1], a->box[2], a->box[3], "evidence", a->evidence[0] ? a->evidence : NULL, "outcome",
 			 outcome_names[a->outcome <= MGMT_ALERT_REJECTED ? a->outcome : 0], "reviewed_by",
 			 a->reviewed_by[0] ? a->reviewed_by : NULL, "note", a->note[0] ? a->note : NULL);

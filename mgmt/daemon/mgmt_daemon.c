@@ -354,6 +354,9 @@ static void tick(struct mgmt_db *db, const struct mgmt_daemon_conf *live, struct
 	/* Review outcomes the store could not take (a run held it) are retried every 30 s. */
 	if (live->outcome && ticks % 30 == 0)
 		live->outcome(live->outcome_arg, db);
+	/* Enrolment crops of ended watchlists go once no alert needs them beside its evidence. */
+	if (ticks % 30 == 0 && mgmt_watchlist_faces_release(db) < 0)
+		VG_LOG(MGMT, WARN, "releasing ended watchlists' enrolment crops failed; retrying");
 	if ((active = mgmt_deployment_count(db, MGMT_DEPLOYMENT_ACTIVE)) >= 0)
 		mgmt_metrics_set(metrics, MGMT_GAUGE_DEPLOYMENTS_ACTIVE, active);
 	if ((entries = mgmt_audit_count(db)) >= 0)

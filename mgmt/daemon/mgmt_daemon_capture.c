@@ -51,12 +51,13 @@ struct path_list {
 	int n;
 };
 
-static void add_path(void *arg, const struct mgmt_watchlist *w)
+static void add_path(void *arg, const struct mgmt_watchlist *w, const char *bound_seal)
 {
 	struct path_list *l = arg;
 	int k;
 
-	if (l->n < 0 || w->state != MGMT_WATCHLIST_LIVE)
+	/* Only what the authorisation bound; the run checks the seal again as it loads the file. */
+	if (l->n < 0 || w->state != MGMT_WATCHLIST_LIVE || strcmp(bound_seal, w->sha256) != 0)
 		return;
 	k = snprintf(l->out + l->used, l->len - l->used, "%s%s", l->n ? "," : "", w->path);
 	if (k < 0 || (size_t)k >= l->len - l->used) {

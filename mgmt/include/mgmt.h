@@ -183,7 +183,8 @@ struct mgmt_deployment_request {
 	const char *location;
 	int64_t start_s, end_s; /* Unix seconds, start < end */
 	const char *justification;
-	const char *const *watchlists; /* ids, at least one */
+	const char *const *watchlists; /* ids of watchlists vigild holds, at least one */
+	const char *const *seals;      /* each one's seal (sha256 hex), as the requester saw it */
 	size_t n_watchlists;
 	/* The time rules the request is judged by (mgmt_deployment_times_check). */
 	int64_t now_s;                 /* when it is requested (0: the wall clock) */
@@ -247,6 +248,13 @@ int mgmt_deployment_authorise(struct mgmt_db *db, const struct mgmt_actor *who, 
 int mgmt_deployment_withdraw(struct mgmt_db *db, const struct mgmt_actor *who, int64_t id, const char *reason,
 			     char *err, size_t errlen);
 
+/**
+ * Whether SEALS (N of them, any order) are exactly the seals deployment ID's request bound: 0, or
+ * -ESTALE with a one-line reason (the authoriser was shown something else).
+ */
+int mgmt_deployment_seals_check(struct mgmt_db *db, int64_t id, const char *const *seals, size_t n, char *err,
+				size_t errlen);
+
 /** Start an authorised deployment at NOW_S (operator or authoriser). -ETIME outside its window. */
 int mgmt_deployment_start(struct mgmt_db *db, const struct mgmt_actor *who, int64_t id, int64_t now_s, char *err,
 			  size_t errlen);
@@ -269,9 +277,12 @@ int64_t mgmt_deployment_count(struct mgmt_db *db, enum mgmt_deployment_state sta
 /** The active deployment that matching may run for at NOW_S (the oldest, if several), or 0. */
 int64_t mgmt_deployment_matching_now(struct mgmt_db *db, int64_t now_s);
 
-/** Call FN with each watchlist record deployment ID names, by id. Returns how many, or -EIO. */
-int mgmt_deployment_watchlists(struct mgmt_db *db, int64_t id, void (*fn)(void *arg, const struct mgmt_watchlist *w),
-			       void *arg);
+/**
+ * Call FN with each watchlist record deployment ID names, by id, and the seal its authorisation
+ * bound (BOUND_SEAL; "" for a deployment made before seals were bound). Returns how many, or -EIO.
+ */
+int mgmt_deployment_watchlists(struct mgmt_db *db, int64_t id,
+			       void (*fn)(void *arg, const struct mgmt_watchlist *w, const char *bound_seal), void *arg);
 
 /** Call FN with each deployment, newest first, at most MAX. Returns how many, or -EIO. */
 int mgmt_deployment_list(struct mgmt_db *db, size_t max, void (*fn)(void *arg, const struct mgmt_deployment *d),
@@ -296,6 +307,7 @@ struct mgmt_alert {
 	uint64_t track;
 	char subject[65];
 	char watchlist[65];
+	char watchlist_seal[65]; /* the seal of the very watchlist it matched ("" before seals were recorded) */
 	char metric[16];
 	double value, threshold;
 	int32_t box[4];
@@ -307,7 +319,8 @@ struct mgmt_alert {
 
 /**
  * Record an alert (called once its evidence is durable, or known unsaved), audited as raised by
- * WHO. Refused (-EPERM) unless the deployment is still active. ALERT->id gets the alert's id.
+ * WHO. Refused (-EPERM) unless the deployment is still active and its authorisation bound
+ * ALERT->watchlist by ALERT->watchlist_seal. ALERT->id gets the alert's id.
  */
 int mgmt_alert_raise(struct mgmt_db *db, const struct mgmt_actor *who, struct mgmt_alert *alert);
 
@@ -425,10 +438,12 @@ int mgmt_watchlist_unused(struct mgmt_db *db, char (*ids)[16] /* OUT */, size_t 
 int mgmt_watchlist_list(struct mgmt_db *db, size_t max, void (*fn)(void *arg, const struct mgmt_watchlist *w),
 			void *arg);
 /*
- * May a new deployment name watchlist ID? Unregistered: yes. Registered: only live, and in no
- * other requested, authorised or active deployment. 0, or -ESTALE/-EBUSY with ERR.
+ * May a new deployment name watchlist ID with SEAL? Only a watchlist vigild holds (-ENOENT), live
+ * (-ESTALE), whose seal is SEAL (-EBADMSG: not the watchlist the requester saw), and in no other
+ * requested, authorised or active deployment (-EBUSY). 0, or -errno with ERR.
  */
-int mgmt_watchlist_check_for_deployment(struct mgmt_db *db, const char *id, char *err, size_t errlen);
+int mgmt_watchlist_check_for_deployment(struct mgmt_db *db, const char *id, const char *seal, char *err,
+					size_t errlen);
 /**
  * Call FN with each subject id of live watchlist ID's file (the first MAX), never a descriptor.
  * Returns the file's subject count, -ENOENT, -ESTALE (removed or purged), -EBADMSG (the file no
@@ -450,12 +465,19 @@ int mgmt_watchlist_remove(struct mgmt_db *db, const struct mgmt_actor *who, cons
  */
 int mgmt_watchlist_purge_hook(void *arg, int64_t deployment_id, const char *watchlist_id);
 /**
- * Subject SUBJECT's enrolment crop of watchlist ID, decrypted with the appliance key at
+ * Subject SUBJECT's enrolment crop of watchlist ID, the one sealed SEAL (an alert's watchlist_seal;
+ * -ESTALE for any other, and once the crops were deleted), decrypted with the appliance key at
  * KEY_PATH, into JPEG (CAP bytes); its length in *LEN. -ENOENT (no such subject or no crops),
  * -ESTALE (purged), -EBADMSG (fails its tag), -ENOBUFS.
  */
-int mgmt_watchlist_face_get(struct mgmt_db *db, const char *id, const char *subject, const char *key_path,
-			    uint8_t *jpeg /* OUT */, size_t cap, size_t *len /* OUT */);
+int mgmt_watchlist_face_get(struct mgmt_db *db, const char *id, const char *seal, const char *subject,
+			    const char *key_path, uint8_t *jpeg /* OUT */, size_t cap, size_t *len /* OUT */);
+/**
+ * Delete the enrolment crops of ended watchlists that no alert needs any more (every alert of
+ * theirs reviewed, and the confirmed ones' evidence past its retention). Returns how many were
+ * deleted, or -EIO. Audited per watchlist. vigild calls it periodically.
+ */
+int mgmt_watchlist_faces_release(struct mgmt_db *db);
 const char *mgmt_watchlist_state_name(enum mgmt_watchlist_state state);
 
 const char *mgmt_use_case_name(enum mgmt_use_case use_case);

@@ -11,6 +11,14 @@ void pipeline_camera_label(const struct pipeline *p, unsigned cam, char *buf, si
 }
 
 /* The threshold an alert was judged against, as the matcher holds it (per alert, not per frame). */
+const char *pipeline_watchlist_seal(const struct pipeline *p, uint32_t id)
+{
+	for (unsigned i = 0; i < p->n_watchlists; i++)
+		if (p->watchlists[i].id == id)
+			return p->watchlists[i].seal;
+	return "";
+}
+
 float pipeline_threshold_of(const struct pipeline *p, uint32_t id)
 {
 	float t;
@@ -32,14 +40,15 @@ static int authorise_and_load(struct pipeline *p, const char *run_desc, char *er
 	if (rc < 0)
 		return rc;
 	allowed = mgmt_deployment_matching_allowed(db, p->conf.deployment, (int64_t)time(NULL));
-	snprintf(object, sizeof(object), "deployment/%" PRId64, p->conf.deployment);
-	snprintf(detail, sizeof(detail), "{\"run\":\"%.900s\",\"allowed\":%s}", run_desc, allowed == 1 ? "true" : "false");
-	/* A recorded run is audited like any other matching, refused or not. */
-	mgmt_audit_append(db, &who, allowed == 1 ? "run.recorded" : "run.recorded.refused", object, detail, NULL);
 	p->db = db;
-	if (allowed != 1)
+	if (allowed != 1) {
+		snprintf(object, sizeof(object), "deployment/%" PRId64, p->conf.deployment);
+		snprintf(detail, sizeof(detail), "{\"allowed\":false,\"why\":\"not authorised and active now\"}");
+		/* A run is audited like any other matching, refused or not. */
+		mgmt_audit_append(db, &who, "run.recorded.refused", object, detail, NULL);
 		return vg_errf(err, errlen, -EPERM, "deployment %" PRId64 " is not authorised and active now: matching refused",
 			       p->conf.deployment);
+	}
 
 	struct match_db_conf mc = { .d = GPU_DESCRIPTOR_DIM, .metric = MATCH_METRIC_L2, .n_shards = 1,
 				    .model = "face-api-1.7.15", .kernel = MATCH_KERNEL_AUTO };
@@ -60,20 +69,10 @@ static int authorise_and_load(struct pipeline *p, const char *run_desc, char *er
 		}
 	}
 #endif
-	/* Every watchlist of the deployment, each file whole or not at all (ids must differ). */
-	for (const char *w = p->conf.watchlist_path; *w;) {
-		size_t len = strcspn(w, ",");
-		char file[512];
-
-		if (len >= sizeof(file))
-			return vg_errf(err, errlen, -ENAMETOOLONG, "watchlist path too long");
-		memcpy(file, w, len);
-		file[len] = '\0';
-		rc = match_load_file(p->match, file, err, errlen);
-		if (rc < 0)
-			return rc;
-		w += len + (w[len] == ',');
-	}
+	/* Every watchlist the deployment's authorisation names, from custody, each whole or not at all. */
+	rc = pipeline_custody_load(p, db, run_desc, err, errlen);
+	if (rc < 0)
+		return rc;
 	rc = match_ctx_open(&p->ctx, p->match, 1, p->batch_max * MAX_FACES);
 	if (rc < 0)
 		return vg_errf(err, errlen, rc, "matcher: %s", vg_strerror(rc));
@@ -261,7 +260,8 @@ int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const
 	rc = gpu_open(p, err, errlen);
 	if (rc < 0)
 		goto out_close;
-	if (conf->watchlist_path) {
+	/* A deployment to match for (or a watchlist named, which needs one): matching, authorised. */
+	if (conf->watchlist_path || conf->deployment > 0) {
 		rc = authorise_and_load(p, run_desc, err, errlen);
 		if (rc < 0)
 			goto out_close;

@@ -140,6 +140,7 @@ static void raise_alert(struct pipeline *p, unsigned cam, struct camera *c, stru
 	pipeline_camera_label(p, cam, ma.camera, sizeof(ma.camera));
 	snprintf(ma.subject, sizeof(ma.subject), "%s", hit->subject);
 	snprintf(ma.watchlist, sizeof(ma.watchlist), "%u", hit->watchlist);
+	snprintf(ma.watchlist_seal, sizeof(ma.watchlist_seal), "%s", pipeline_watchlist_seal(p, hit->watchlist));
 	snprintf(ma.metric, sizeof(ma.metric), "l2");
 	memcpy(ma.box, a->box, sizeof(ma.box));
 	if (a->evidence.saved)

@@ -39,6 +39,7 @@
 #include "pipeline.h"
 
 #define MAX_FACES 32 /* per frame */
+#define PIPELINE_WATCHLISTS_MAX 64 /* watchlists one deployment may bind (mgmt/ctl allows 64) */
 #define MAX_TRACKS 64
 #define TRACK_SUBJECTS_MAX 4 /* subjects one track may alert for (a crowd merged into one box) */
 #define TRACK_IOU 0.3
@@ -177,6 +178,13 @@ struct pipeline {
 	struct match_ctx *ctx;
 	struct store *store;
 	struct mgmt_db *db; /* with a watchlist: alerts are recorded here for review */
+	/* The watchlists matched against, from vigild's custody, each with the seal the deployment's
+	 * authorisation bound (alerts name it). */
+	struct pipeline_watchlist {
+		uint32_t id;
+		char seal[65];
+	} watchlists[PIPELINE_WATCHLISTS_MAX];
+	unsigned n_watchlists;
 	uint64_t scanned_reported;
 	struct camera cams[DP_MAX_CAMERAS];
 	/* the batch being analysed (analysis thread) */
@@ -211,6 +219,11 @@ struct pipeline {
 /* pipeline.c */
 void pipeline_camera_label(const struct pipeline *p, unsigned cam, char *buf, size_t len); /* conf's name, or camN */
 float pipeline_threshold_of(const struct pipeline *p, uint32_t watchlist);
+/* The seal of loaded watchlist ID ("" if it is not loaded). */
+const char *pipeline_watchlist_seal(const struct pipeline *p, uint32_t id);
+/* pipeline_custody.c: the deployment's watchlists from vigild's custody, by the seals its
+ * authorisation bound, loaded into the matcher; audited. 0, or -errno with ERR. */
+int pipeline_custody_load(struct pipeline *p, struct mgmt_db *db, const char *run_desc, char *err, size_t errlen);
 /* pipeline_intake.c (decode threads) */
 void pipeline_pool_pin(struct pipeline *p, struct camera *c, bool pin);
 /*

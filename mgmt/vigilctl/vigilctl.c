@@ -22,7 +22,8 @@ static const struct verb verbs[] = {
 	{"status", vigilctl_status, "status [--json]  what vigild runs, and who you are to it"},
 	{"deployment", vigilctl_deployment,
 	 "deployment create --name N --use-case crime-hotspot|protective-security|sought-persons --location L\n"
-	 "             --start T --end T --justification J --watchlist ID...   request a deployment\n"
+	 "             --start T --end T --justification J --watchlist ID[@SEAL]...   request a deployment of\n"
+	 "             watchlists vigild holds, each bound by its seal (a bare ID: the seal it has now, printed)\n"
 	 "  deployment authorise|refuse ID --reasons R   decide on it (authorisers; not its requester)\n"
 	 "  deployment withdraw ID --reason R   withdraw your own request before it starts\n"
 	 "  deployment start ID | stop ID --reason R | show ID | list   [--json]   (T: now, +8h, 2026-11-22T09:00Z)"},

@@ -78,7 +78,7 @@ int vigilctl_alert_show_out(int argc, char **argv)
 		goto out;
 	}
 	/* The enrolment crop first: without it there is nothing to compare, and no need for the store. */
-	r = mgmt_watchlist_face_get(db, a.watchlist, a.subject, key, face, MGMT_WATCHLIST_FACE_MAX, &flen);
+	r = mgmt_watchlist_face_get(db, a.watchlist, a.watchlist_seal, a.subject, key, face, MGMT_WATCHLIST_FACE_MAX, &flen);
 	if (r < 0) {
 		fprintf(stderr, "vigilctl: alert %lld: no enrolment image of %s in watchlist %s: %s\n", id, a.subject,
 			a.watchlist,

@@ -27,9 +27,15 @@ static int deploy_opt(int opt, const char *arg, void *vctx)
 	case 1: case 2: case 3: case 4: case 5: case 6:
 		json_object_set_new(d->args, keys[opt], json_string(arg));
 		return 0;
-	case 7:
-		json_array_append_new(d->watchlists, json_string(arg));
+	case 7: {
+		/* ID, or ID@SEAL to name the exact watchlist reviewed; a bare ID is bound to the seal
+		 * vigild holds it under now (resolved before the request, and printed). */
+		const char *at = strchr(arg, '@');
+		json_t *w = at ? json_pack("{s:s%, s:s}", "id", arg, (int)(at - arg), "seal", at + 1)
+			       : json_pack("{s:s}", "id", arg);
+		json_array_append_new(d->watchlists, w);
 		return 0;
+	}
 	case 8: case 9:
 		t = vigilctl_parse_time(arg);
 		if (t < 0) {
@@ -55,6 +61,47 @@ static void print_deployment(json_t *d)
 	       end, json_string_value(json_object_get(d, "requested_by")),
 	       json_object_get(d, "authorised_by") ? ", authorised by " : "",
 	       json_object_get(d, "authorised_by") ? json_string_value(json_object_get(d, "authorised_by")) : "");
+}
+
+/* Each watchlist named by id alone gets the seal vigild holds it under, printed for the requester. */
+static int resolve_seals(const struct cli *cli, json_t *watchlists)
+{
+	size_t i;
+	json_t *w;
+
+	json_array_foreach(watchlists, i, w) {
+		json_t *r = NULL;
+
+		if (json_object_get(w, "seal"))
+			continue;
+		if (vigilctl_call(cli, "watchlist.show", json_pack("{s:O}", "id", json_object_get(w, "id")), &r))
+			return 1;
+		json_object_set(w, "seal", json_object_get(r, "sha256"));
+		if (!cli->json)
+			fprintf(stderr, "vigilctl: watchlist %s (%s, %lld subjects) sealed %s\n",
+				json_string_value(json_object_get(w, "id")), json_string_value(json_object_get(r, "name")),
+				(long long)json_integer_value(json_object_get(r, "subjects")),
+				json_string_value(json_object_get(r, "sha256")));
+		json_decref(r);
+	}
+	return 0;
+}
+
+/* The seals deployment ARGS.id binds, as deployment.show gives them, into ARGS.seals. */
+static int shown_seals(const struct cli *cli, json_t *args)
+{
+	json_t *r = NULL, *seals = json_array(), *w;
+	size_t i;
+
+	if (vigilctl_call(cli, "deployment.show", json_pack("{s:O}", "id", json_object_get(args, "id")), &r)) {
+		json_decref(seals);
+		return 1;
+	}
+	json_array_foreach(json_object_get(r, "watchlists"), i, w)
+		json_array_append(seals, json_object_get(w, "seal"));
+	json_object_set_new(args, "seals", seals);
+	json_decref(r);
+	return 0;
 }
 
 int vigilctl_deployment(int argc, char **argv)
@@ -85,9 +132,18 @@ int vigilctl_deployment(int argc, char **argv)
 	if (vigilctl_positional_id(argc, argv, first, "deployment", sub, d.args) < 0)
 		goto out;
 	if (strcmp(sub, "create") == 0) {
+		if (resolve_seals(&cli, d.watchlists) != 0) {
+			rc = 1;
+			goto out;
+		}
 		json_object_set(d.args, "watchlists", d.watchlists);
 		verb = "deployment.create";
 	} else if (strcmp(sub, "authorise") == 0 || strcmp(sub, "authorize") == 0) {
+		/* Approve exactly the sealed watchlists shown to the authoriser now. */
+		if (shown_seals(&cli, d.args) != 0) {
+			rc = 1;
+			goto out;
+		}
 		verb = "deployment.authorise";
 	} else if (strcmp(sub, "refuse") == 0) {
 		verb = "deployment.refuse";
@@ -121,6 +177,15 @@ int vigilctl_deployment(int argc, char **argv)
 		printf("     location: %s\n     justification: %s\n",
 		       json_string_value(json_object_get(r, "location")),
 		       json_string_value(json_object_get(r, "justification")));
+		size_t k;
+		json_t *w;
+		json_array_foreach(json_object_get(r, "watchlists"), k, w)
+			printf("     watchlist %s \"%s\": %lld subjects, threshold %.3g, %s, seal %s%s\n",
+			       json_string_value(json_object_get(w, "id")), json_string_value(json_object_get(w, "name")),
+			       (long long)json_integer_value(json_object_get(w, "subjects")),
+			       json_real_value(json_object_get(w, "threshold")), json_string_value(json_object_get(w, "state")),
+			       json_string_value(json_object_get(w, "seal")),
+			       json_is_true(json_object_get(w, "seal_matches")) ? "" : " (NOT the watchlist held now)");
 		if (json_object_get(r, "decision_reasons"))
 			printf("     decision: %s\n", json_string_value(json_object_get(r, "decision_reasons")));
 		json_t *t = json_object_get(r, "transparency");

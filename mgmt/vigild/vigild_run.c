@@ -440,8 +440,8 @@ int vigild_run_main(int argc, char **argv)
 	rc = 1;
 	if (run_inputs(&a, &in, err, sizeof(err)) != 0)
 		goto out;
-	if (a.pconf.watchlist_path && (!a.pconf.models_dir || !*a.pconf.models_dir)) {
-		fprintf(stderr, "vigild run: --watchlist needs the face model (--models DIR or $VIGIL_MODELS)\n");
+	if ((a.pconf.watchlist_path || a.pconf.deployment > 0) && (!a.pconf.models_dir || !*a.pconf.models_dir)) {
+		fprintf(stderr, "vigild run: matching needs the face model (--models DIR or $VIGIL_MODELS)\n");
 		goto out;
 	}
 	/* A capture file is its own buffer: its run waits for the analysis and analyses every sampled

@@ -131,7 +131,9 @@ static void run_usage(FILE *f)
 		   "                  nets, 1..64: default 1 on the CPU, 32 on a GPU; a batch waits 10 ms at most)\n"
 		   "                  [--gpu-max-frame WxH]   (the largest frame the GPU takes, default 3840x2160)\n"
 		   "  metrics:        [--metrics-file PATH]   (Prometheus text, rewritten every 2 s)\n"
-		   "  matching:       --watchlist FILE --state-dir DIR --deployment ID   (an authorised, active deployment)\n");
+		   "  matching:       --state-dir DIR --deployment ID   (an authorised, active deployment: its watchlists\n"
+		   "                  come from vigild's custody by the seals its authorisation bound; --watchlist FILE\n"
+		   "                  may only name one of those custody files)\n");
 }
 
 /*

@@ -25,9 +25,12 @@ struct pipeline_conf {
 	const char *models_dir;     /* face-api model folder */
 	unsigned analysis_fps;      /* frames analysed per second per camera (default 10) */
 	bool tiled;                 /* 512 tiles + the whole frame, for small faces (slower) */
-	const char *watchlist_path; /* matcher watchlist files, comma-separated; NULL: detect and count, match nothing */
-	const char *state_dir;      /* with a watchlist: vigild's state (database, evidence store) */
-	int64_t deployment;         /* with a watchlist: the deployment the run is authorised under */
+	/* Matching runs when DEPLOYMENT is given (with STATE_DIR): with the watchlists its authorisation
+	 * names, from vigild's custody by their seals (invariant 2). WATCHLIST_PATH, optional, may only
+	 * name those custody files (comma-separated). No deployment: detect and count, match nothing. */
+	const char *watchlist_path;
+	const char *state_dir;      /* vigild's state (database, custody, evidence store) */
+	int64_t deployment;         /* the deployment the run is authorised under; 0: no matching */
 	double min_interocular_px;  /* quality gate (default 16) */
 	double max_abs_yaw_deg;     /* (default 50) */
 	double min_sharpness;       /* (default 5) */
