@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "../vg_test.h"
+#include "vg_test.h"
 #include "mgmt.h"
 #include "test_mgmt_common.h"
 

@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../vg_test.h"
+#include "vg_test.h"
 #include "mgmt_ctl.h"
 #include "test_mgmt_common.h"
 

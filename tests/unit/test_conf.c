@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../vg_test.h"
+#include "vg_test.h"
 #include "vg_base.h"
 #include "vg_conf.h"
 
