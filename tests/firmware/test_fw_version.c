@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "../vg_test.h"
+#include "vg_test.h"
 #include "fw.h"
 
 int main(void)

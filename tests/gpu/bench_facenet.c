@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../vg_bench.h"
+#include "vg_bench.h"
 #include "gpu.h"
 #include "vg_clock.h"
 #include "vg_image.h"

@@ -12,7 +12,7 @@
 
 #include "gpu.h"
 #include "vg_image.h"
-#include "../vg_test.h"
+#include "vg_test.h"
 
 #define NIMG 6
 #define MAXF 32

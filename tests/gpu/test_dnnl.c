@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "../../gpu/gpu_int.h"
-#include "../vg_test.h"
+#include "vg_test.h"
 
 static unsigned seed = 2024;
 

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "../../gpu/gpu_int.h"
-#include "../vg_test.h"
+#include "vg_test.h"
 
 #define NEAR(a, b) (fabs((double)(a) - (double)(b)) < 1e-5)
 

@@ -13,7 +13,7 @@
 #include "gpu.h"
 #include "vg_image.h"
 #include "vg_pool.h"
-#include "../vg_test.h"
+#include "vg_test.h"
 
 #define FW 1920
 #define FH 1080

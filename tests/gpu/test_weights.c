@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "../../gpu/gpu_int.h"
-#include "../vg_test.h"
+#include "vg_test.h"
 
 static const char good_json[] =
 	"[{\"paths\":[\"t.bin\"],\"weights\":["

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "mgmt_ctl.h"
+#include "vg_test.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -23,9 +24,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char err[256], *reply = NULL;
 
 	if (!db) {
-		char dir[] = "/tmp/vigil-fuzz-ctl-XXXXXX", path[300];
+		char dir[200], path[300];
 
-		if (!mkdtemp(dir))
+		if (!vg_test_tmpdir("fuzz-ctl", dir, sizeof(dir)))
 			abort();
 		snprintf(path, sizeof(path), "%s/vigil.db", dir);
 		if (mgmt_db_open(&db, path, err, sizeof(err)) < 0 || mgmt_ctl_open(&ctl, db, NULL, NULL, err, sizeof(err)) < 0)

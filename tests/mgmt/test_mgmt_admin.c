@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../vg_test.h"
+#include "vg_test.h"
 #include "mgmt_ctl.h"
 #include "test_mgmt_common.h"
 #include "vg_base.h"

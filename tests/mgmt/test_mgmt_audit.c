@@ -14,7 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../vg_test.h"
+#include "vg_test.h"
 #include "mgmt.h"
 #include "test_mgmt_common.h"
 

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../vg_test.h"
+#include "vg_test.h"
 #include "mgmt_ctl.h"
 #include "test_mgmt_common.h"
 #include "vg_base.h"

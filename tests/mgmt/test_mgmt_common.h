@@ -8,12 +8,14 @@
 #include <string.h>
 #include <unistd.h>
 
-static char test_dir[] = "/tmp/vigil-mgmt-XXXXXX";
+#include "vg_test.h"
+
+static char test_dir[200];
 static char test_db_path[256];
 
 static inline void test_db_fresh(void)
 {
-	if (!mkdtemp(test_dir))
+	if (!vg_test_tmpdir("mgmt", test_dir, sizeof(test_dir)))
 		abort();
 	snprintf(test_db_path, sizeof(test_db_path), "%s/vigil.db", test_dir);
 }

@@ -11,7 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../vg_test.h"
+#include "vg_test.h"
 #include "mgmt_ctl.h"
 #include "test_mgmt_common.h"
 

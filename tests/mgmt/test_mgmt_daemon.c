@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../vg_test.h"
+#include "vg_test.h"
 #include "mgmt_ctl.h"
 #include "mgmt_daemon.h"
 #include "test_mgmt_common.h"

@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../vg_test.h"
+#include "vg_test.h"
 #include "mgmt_ctl.h"
 #include "mgmt_daemon.h"
 #include "vg_clock.h"

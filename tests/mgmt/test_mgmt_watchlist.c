@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../vg_test.h"
+#include "vg_test.h"
 #include "mgmt_ctl.h"
 #include "test_mgmt_common.h"
 
@@ -117,99 +117,102 @@ static bool exists(const char *path)
 	return stat(path, &sb) == 0;
 }
 
-int main(void)
-{
-	static const char *const lists[] = { "7" };
-	struct mgmt_deployment_request req = {
-		.name = "Stadium", .use_case = MGMT_USE_CRIME_HOTSPOT, .location = "Gate 4",
-		.start_s = (int64_t)time(NULL) - 60, .end_s = (int64_t)time(NULL) + 2 * 3600,
-		.justification = "Violence at the last three fixtures", .watchlists = lists, .n_watchlists = 1,
-	};
-	struct mgmt_audit_report r;
+/* What the steps share: the database, watchlist 7's record and files, and the deployment naming it. */
+struct wl_case {
+	struct mgmt_db *db;
+	const struct mgmt_deployment_request *req;
 	struct mgmt_watchlist w;
-	struct mgmt_db *db = NULL;
-	char err[256], key_path[300], faces_path[600];
+	char key_path[300], faces_path[600];
+	int64_t dep;
+};
+
+/* Watchlist 7 registered from its file and crops, after the refusals; then refused a second time. */
+static void register_watchlist(struct wl_case *c)
+{
+	char err[256];
 	uint8_t jpeg[64];
 	size_t jlen = 0;
-	int64_t dep = 0;
 	int fd, cfd, n = 0;
-
-	test_db_fresh();
-	CHECK_EQ_INT(mgmt_db_open(&db, test_db_path, err, sizeof(err)), 0);
-	if (!db)
-		return 1;
-	CHECK_EQ_INT(mgmt_db_schema_version(db) >= 3, 1);
-	snprintf(key_path, sizeof(key_path), "%s/appliance.key", test_dir);
 
 	/* Refusals: the role, a broken seal, a threshold other than the file's. */
 	fd = wl_file(7, 0.5f, 3, false);
-	CHECK_EQ_INT(mgmt_watchlist_add(db, &dave, fd, -1, "Stadium list", 0, &w, err, sizeof(err)), -EPERM);
+	CHECK_EQ_INT(mgmt_watchlist_add(c->db, &dave, fd, -1, "Stadium list", 0, &c->w, err, sizeof(err)), -EPERM);
 	close(fd);
 	fd = wl_file(7, 0.5f, 3, true);
-	CHECK_EQ_INT(mgmt_watchlist_add(db, &alice, fd, -1, "Stadium list", 0, &w, err, sizeof(err)), -EBADMSG);
+	CHECK_EQ_INT(mgmt_watchlist_add(c->db, &alice, fd, -1, "Stadium list", 0, &c->w, err, sizeof(err)), -EBADMSG);
 	CHECK(strstr(err, "seal") != NULL);
 	close(fd);
 	fd = wl_file(7, 0.5f, 3, false);
-	CHECK_EQ_INT(mgmt_watchlist_add(db, &alice, fd, -1, "Stadium list", 0.6, &w, err, sizeof(err)), -EINVAL);
+	CHECK_EQ_INT(mgmt_watchlist_add(c->db, &alice, fd, -1, "Stadium list", 0.6, &c->w, err, sizeof(err)), -EINVAL);
 	CHECK(strstr(err, "threshold") != NULL);
 
 	/* Registered: id from the file, its threshold, its subjects, a copy in custody, crops sealed. */
 	cfd = crops_file();
-	CHECK_EQ_INT(mgmt_watchlist_add(db, &alice, fd, cfd, "Stadium list", 0.5, &w, err, sizeof(err)), 0);
+	CHECK_EQ_INT(mgmt_watchlist_add(c->db, &alice, fd, cfd, "Stadium list", 0.5, &c->w, err, sizeof(err)), 0);
 	close(fd);
 	close(cfd);
-	CHECK(strcmp(w.id, "7") == 0);
-	CHECK(w.threshold > 0.4999 && w.threshold < 0.5001);
-	CHECK_EQ_INT(w.subjects, 3);
-	CHECK_EQ_INT(w.state, MGMT_WATCHLIST_LIVE);
-	CHECK_EQ_INT(strlen(w.sha256), 64);
-	CHECK(w.has_faces);
-	CHECK(exists(w.path));
-	snprintf(faces_path, sizeof(faces_path), "%.*s.faces", (int)strlen(w.path) - 4, w.path);
-	CHECK(exists(faces_path));
-	CHECK_EQ_INT(mgmt_watchlist_subjects(db, "7", 100, count_subject, &n), 3);
+	CHECK(strcmp(c->w.id, "7") == 0);
+	CHECK(c->w.threshold > 0.4999 && c->w.threshold < 0.5001);
+	CHECK_EQ_INT(c->w.subjects, 3);
+	CHECK_EQ_INT(c->w.state, MGMT_WATCHLIST_LIVE);
+	CHECK_EQ_INT(strlen(c->w.sha256), 64);
+	CHECK(c->w.has_faces);
+	CHECK(exists(c->w.path));
+	snprintf(c->faces_path, sizeof(c->faces_path), "%.*s.faces", (int)strlen(c->w.path) - 4, c->w.path);
+	CHECK(exists(c->faces_path));
+	CHECK_EQ_INT(mgmt_watchlist_subjects(c->db, "7", 100, count_subject, &n), 3);
 	CHECK_EQ_INT(n, 3);
-	CHECK_EQ_INT(mgmt_watchlist_face_get(db, "7", "S-1", key_path, jpeg, sizeof(jpeg), &jlen), 0);
+	CHECK_EQ_INT(mgmt_watchlist_face_get(c->db, "7", "S-1", c->key_path, jpeg, sizeof(jpeg), &jlen), 0);
 	CHECK_EQ_INT(jlen, 6);
 	CHECK(jpeg[2] == 9);
-	CHECK_EQ_INT(mgmt_watchlist_face_get(db, "7", "S-2", key_path, jpeg, sizeof(jpeg), &jlen), -ENOENT);
+	CHECK_EQ_INT(mgmt_watchlist_face_get(c->db, "7", "S-2", c->key_path, jpeg, sizeof(jpeg), &jlen), -ENOENT);
 	/* The same id twice is refused, so alerts and deployments name one file. */
 	fd = wl_file(7, 0.5f, 2, false);
-	CHECK_EQ_INT(mgmt_watchlist_add(db, &alice, fd, -1, "Stadium list again", 0, &w, err, sizeof(err)), -EEXIST);
+	CHECK_EQ_INT(mgmt_watchlist_add(c->db, &alice, fd, -1, "Stadium list again", 0, &c->w, err, sizeof(err)), -EEXIST);
 	close(fd);
+}
 
-	/* In use by an authorised deployment: removal refused; its stop purges the files. */
-	CHECK_EQ_INT(mgmt_deployment_create(db, &alice, &req, &dep, err, sizeof(err)), 0);
-	CHECK_EQ_INT(mgmt_deployment_authorise(db, &carol, dep, true, "Proportionate", err, sizeof(err)), 0);
+/* In use by an authorised deployment, then an active one: removal refused. */
+static void in_use_by_deployment(struct wl_case *c)
+{
+	char err[256];
+
+	CHECK_EQ_INT(mgmt_deployment_create(c->db, &alice, c->req, &c->dep, err, sizeof(err)), 0);
+	CHECK_EQ_INT(mgmt_deployment_authorise(c->db, &carol, c->dep, true, "Proportionate", err, sizeof(err)), 0);
 	int64_t other = 0;
-	CHECK_EQ_INT(mgmt_deployment_create(db, &alice, &req, &other, err, sizeof(err)), -EBUSY); /* specific to one */
+	CHECK_EQ_INT(mgmt_deployment_create(c->db, &alice, c->req, &other, err, sizeof(err)), -EBUSY); /* specific to one */
 	CHECK(strstr(err, "specific to one deployment") != NULL);
-	CHECK_EQ_INT(mgmt_watchlist_remove(db, &alice, "7", false, "not needed", err, sizeof(err)), -EBUSY);
+	CHECK_EQ_INT(mgmt_watchlist_remove(c->db, &alice, "7", false, "not needed", err, sizeof(err)), -EBUSY);
 	CHECK(strstr(err, "in use by deployment") != NULL);
-	CHECK_EQ_INT(mgmt_deployment_start(db, &alice, dep, (int64_t)time(NULL), err, sizeof(err)), 0);
-	CHECK_EQ_INT(mgmt_watchlist_remove(db, &alice, "7", true, "not needed", err, sizeof(err)), -EBUSY);
+	CHECK_EQ_INT(mgmt_deployment_start(c->db, &alice, c->dep, (int64_t)time(NULL), err, sizeof(err)), 0);
+	CHECK_EQ_INT(mgmt_watchlist_remove(c->db, &alice, "7", true, "not needed", err, sizeof(err)), -EBUSY);
+}
 
-	/* The public record by hour: faces scanned now, an alert now, reviewed. */
-	CHECK_EQ_INT(mgmt_deployment_add_scanned(db, dep, 40), 0);
-	struct mgmt_alert a = { .deployment = dep, .pts = 90000, .track = 1, .value = 0.41, .threshold = 0.5 };
+/* The public record by hour: faces scanned now, an alert now, reviewed. */
+static void public_record_by_hour(struct wl_case *c)
+{
+	char err[256];
+
+	CHECK_EQ_INT(mgmt_deployment_add_scanned(c->db, c->dep, 40), 0);
+	struct mgmt_alert a = { .deployment = c->dep, .pts = 90000, .track = 1, .value = 0.41, .threshold = 0.5 };
 	snprintf(a.camera, sizeof(a.camera), "cam1");
 	snprintf(a.subject, sizeof(a.subject), "S-1");
 	snprintf(a.watchlist, sizeof(a.watchlist), "7");
 	snprintf(a.metric, sizeof(a.metric), "l2");
-	CHECK_EQ_INT(mgmt_alert_raise(db, &alice, &a), 0);
+	CHECK_EQ_INT(mgmt_alert_raise(c->db, &alice, &a), 0);
 	struct mgmt_alert b = a;
-	CHECK_EQ_INT(mgmt_alert_raise(db, &alice, &b), 0);
+	CHECK_EQ_INT(mgmt_alert_raise(c->db, &alice, &b), 0);
 	snprintf(b.evidence, sizeof(b.evidence), "store:deployment/1/segment/0@0+100#1");
 	struct mgmt_alert_outcome_todo todo[4];
-	CHECK_EQ_INT(mgmt_alert_outcome_pending(db, todo, 4), 0);
-	CHECK_EQ_INT(mgmt_alert_review(db, &alice, a.id, true, "Same person", err, sizeof(err)), 0);
-	CHECK_EQ_INT(mgmt_alert_outcome_pending(db, todo, 4), 1);
+	CHECK_EQ_INT(mgmt_alert_outcome_pending(c->db, todo, 4), 0);
+	CHECK_EQ_INT(mgmt_alert_review(c->db, &alice, a.id, true, "Same person", err, sizeof(err)), 0);
+	CHECK_EQ_INT(mgmt_alert_outcome_pending(c->db, todo, 4), 1);
 	CHECK_EQ_INT(todo[0].alert, a.id);
 	CHECK_EQ_INT(todo[0].outcome, MGMT_ALERT_CONFIRMED);
-	CHECK_EQ_INT(mgmt_alert_outcome_applied(db, a.id), 0);
-	CHECK_EQ_INT(mgmt_alert_outcome_pending(db, todo, 4), 0);
+	CHECK_EQ_INT(mgmt_alert_outcome_applied(c->db, a.id), 0);
+	CHECK_EQ_INT(mgmt_alert_outcome_pending(c->db, todo, 4), 0);
 	struct mgmt_transparency_hour hours[8];
-	int nh = mgmt_deployment_transparency_hours(db, dep, hours, 8);
+	int nh = mgmt_deployment_transparency_hours(c->db, c->dep, hours, 8);
 	CHECK(nh == 2 || nh == 3);
 	int64_t now_h = (int64_t)time(NULL) / 3600 * 3600;
 	uint64_t faces = 0, alerts = 0, confirmed = 0, unreviewed = 0;
@@ -224,39 +227,60 @@ int main(void)
 	CHECK_EQ_INT(alerts, 2);
 	CHECK_EQ_INT(confirmed, 1);
 	CHECK_EQ_INT(unreviewed, 1);
-	CHECK_EQ_INT(mgmt_deployment_transparency_hours(db, 999, hours, 8), -ENOENT);
+	CHECK_EQ_INT(mgmt_deployment_transparency_hours(c->db, 999, hours, 8), -ENOENT);
+}
 
-	CHECK_EQ_INT(mgmt_deployment_stop(db, &alice, dep, "match over", mgmt_watchlist_purge_hook, db, err, sizeof(err)), 0);
-	CHECK(!exists(w.path));
-	CHECK(!exists(faces_path));
-	CHECK_EQ_INT(mgmt_watchlist_get(db, "7", &w), 0);
-	CHECK_EQ_INT(w.state, MGMT_WATCHLIST_PURGED);
-	CHECK(strcmp(w.ended_by, "vigild") == 0);
-	CHECK_EQ_INT(mgmt_watchlist_subjects(db, "7", 100, count_subject, &n), -ESTALE);
-	CHECK_EQ_INT(mgmt_watchlist_face_get(db, "7", "S-1", key_path, jpeg, sizeof(jpeg), &jlen), -ESTALE);
-	CHECK_EQ_INT(mgmt_watchlist_remove(db, &alice, "7", false, "again", err, sizeof(err)), -ESTALE);
-	CHECK_EQ_INT(mgmt_deployment_create(db, &alice, &req, &other, err, sizeof(err)), -ESTALE); /* purged: import again */
+/* The deployment's stop purges the files; the record stays, and the id is spent. */
+static void stop_purges(struct wl_case *c)
+{
+	char err[256];
+	uint8_t jpeg[64];
+	size_t jlen = 0;
+	int64_t other = 0;
+	int n = 0;
+
+	CHECK_EQ_INT(mgmt_deployment_stop(c->db, &alice, c->dep, "match over", mgmt_watchlist_purge_hook, c->db, err,
+					  sizeof(err)),
+		     0);
+	CHECK(!exists(c->w.path));
+	CHECK(!exists(c->faces_path));
+	CHECK_EQ_INT(mgmt_watchlist_get(c->db, "7", &c->w), 0);
+	CHECK_EQ_INT(c->w.state, MGMT_WATCHLIST_PURGED);
+	CHECK(strcmp(c->w.ended_by, "vigild") == 0);
+	CHECK_EQ_INT(mgmt_watchlist_subjects(c->db, "7", 100, count_subject, &n), -ESTALE);
+	CHECK_EQ_INT(mgmt_watchlist_face_get(c->db, "7", "S-1", c->key_path, jpeg, sizeof(jpeg), &jlen), -ESTALE);
+	CHECK_EQ_INT(mgmt_watchlist_remove(c->db, &alice, "7", false, "again", err, sizeof(err)), -ESTALE);
+	CHECK_EQ_INT(mgmt_deployment_create(c->db, &alice, c->req, &other, err, sizeof(err)), -ESTALE); /* purged: import again */
 	/* An unregistered watchlist id has nothing here to purge. */
-	CHECK_EQ_INT(mgmt_watchlist_purge_hook(db, dep, "wl-elsewhere"), 0);
+	CHECK_EQ_INT(mgmt_watchlist_purge_hook(c->db, c->dep, "wl-elsewhere"), 0);
+}
 
-	/* A watchlist no deployment names can be removed by hand: the bytes go, the record stays. */
+/* A watchlist no deployment names can be removed by hand: the bytes go, the record stays. */
+static void remove_by_hand(struct wl_case *c)
+{
+	char err[256];
+	int fd;
+
 	fd = wl_file(8, 0.6f, 2, false);
-	CHECK_EQ_INT(mgmt_watchlist_add(db, &alice, fd, -1, "Spare", 0, &w, err, sizeof(err)), 0);
+	CHECK_EQ_INT(mgmt_watchlist_add(c->db, &alice, fd, -1, "Spare", 0, &c->w, err, sizeof(err)), 0);
 	close(fd);
-	CHECK_EQ_INT(mgmt_watchlist_remove(db, &dave, "8", false, "tidy", err, sizeof(err)), -EPERM);
-	CHECK_EQ_INT(mgmt_watchlist_remove(db, &alice, "8", false, "", err, sizeof(err)), -EINVAL);
-	CHECK_EQ_INT(mgmt_watchlist_remove(db, &alice, "8", false, "no longer needed", err, sizeof(err)), 0);
-	CHECK(!exists(w.path));
-	CHECK_EQ_INT(mgmt_watchlist_get(db, "8", &w), 0);
-	CHECK_EQ_INT(w.state, MGMT_WATCHLIST_REMOVED);
-	CHECK_EQ_INT(mgmt_watchlist_remove(db, &alice, "9", false, "x", err, sizeof(err)), -ENOENT);
+	CHECK_EQ_INT(mgmt_watchlist_remove(c->db, &dave, "8", false, "tidy", err, sizeof(err)), -EPERM);
+	CHECK_EQ_INT(mgmt_watchlist_remove(c->db, &alice, "8", false, "", err, sizeof(err)), -EINVAL);
+	CHECK_EQ_INT(mgmt_watchlist_remove(c->db, &alice, "8", false, "no longer needed", err, sizeof(err)), 0);
+	CHECK(!exists(c->w.path));
+	CHECK_EQ_INT(mgmt_watchlist_get(c->db, "8", &c->w), 0);
+	CHECK_EQ_INT(c->w.state, MGMT_WATCHLIST_REMOVED);
+	CHECK_EQ_INT(mgmt_watchlist_remove(c->db, &alice, "9", false, "x", err, sizeof(err)), -ENOENT);
+}
 
-	/* Over the action table without a socket: no descriptor came with the request. */
+/* Over the action table without a socket: no descriptor came with the request. */
+static void over_action_table(struct wl_case *c)
+{
 	struct mgmt_ctl *ctl = NULL;
-	char *reply = NULL;
+	char err[256], *reply = NULL;
 	static const char add_req[] = "{\"verb\":\"watchlist.add\",\"args\":{\"name\":\"x\"}}";
 	static const char show_req[] = "{\"verb\":\"watchlist.show\",\"args\":{\"id\":\"7\"}}";
-	CHECK_EQ_INT(mgmt_ctl_open(&ctl, db, NULL, NULL, err, sizeof(err)), 0);
+	CHECK_EQ_INT(mgmt_ctl_open(&ctl, c->db, NULL, NULL, err, sizeof(err)), 0);
 	CHECK_EQ_INT(mgmt_ctl_handle(ctl, &alice, add_req, strlen(add_req), &reply), -EBADF);
 	CHECK(reply && strstr(reply, "passed with the request") != NULL);
 	free(reply);
@@ -264,11 +288,38 @@ int main(void)
 	CHECK(reply && strstr(reply, "\"state\":\"purged\"") != NULL && strstr(reply, "subject_ids") == NULL);
 	free(reply);
 	mgmt_ctl_close(&ctl);
+}
 
-	CHECK_EQ_INT(mgmt_audit_verify(db, &r), 0);
+int main(void)
+{
+	static const char *const lists[] = { "7" };
+	struct mgmt_deployment_request req = {
+		.name = "Stadium", .use_case = MGMT_USE_CRIME_HOTSPOT, .location = "Gate 4",
+		.start_s = (int64_t)time(NULL) - 60, .end_s = (int64_t)time(NULL) + 2 * 3600,
+		.justification = "Violence at the last three fixtures", .watchlists = lists, .n_watchlists = 1,
+	};
+	struct wl_case c = { .req = &req };
+	struct mgmt_audit_report r;
+	char err[256];
+
+	test_db_fresh();
+	CHECK_EQ_INT(mgmt_db_open(&c.db, test_db_path, err, sizeof(err)), 0);
+	if (!c.db)
+		return 1;
+	CHECK_EQ_INT(mgmt_db_schema_version(c.db) >= 3, 1);
+	snprintf(c.key_path, sizeof(c.key_path), "%s/appliance.key", test_dir);
+
+	register_watchlist(&c);
+	in_use_by_deployment(&c);
+	public_record_by_hour(&c);
+	stop_purges(&c);
+	remove_by_hand(&c);
+	over_action_table(&c);
+
+	CHECK_EQ_INT(mgmt_audit_verify(c.db, &r), 0);
 	CHECK_EQ_INT(count_rows("SELECT COUNT(*) FROM audit WHERE action = 'watchlist.purge' AND object = 'watchlist/7'"), 1);
 	CHECK_EQ_INT(count_rows("SELECT COUNT(*) FROM audit WHERE action = 'watchlist.remove.refused'"), 1);
-	mgmt_db_close(&db);
+	mgmt_db_close(&c.db);
 	test_db_cleanup();
 	return vg_test_exit();
 }

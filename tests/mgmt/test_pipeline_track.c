@@ -8,7 +8,7 @@
 #include <semaphore.h>
 #include <string.h>
 
-#include "../vg_test.h"
+#include "vg_test.h"
 #include "pipeline_int.h"
 
 #define TICKS_PER_FRAME_10FPS 9000 /* 90 kHz RTP clock */

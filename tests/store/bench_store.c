@@ -15,7 +15,7 @@
 #include <sys/resource.h>
 
 #include "../../store/store_int.h"
-#include "../vg_bench.h"
+#include "vg_bench.h"
 #include "store_test_util.h"
 #include "vg_clock.h"
 

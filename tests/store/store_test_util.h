@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "store.h"
-#include "../vg_test.h"
+#include "vg_test.h"
 
 static int st_rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
 {

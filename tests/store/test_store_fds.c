@@ -7,7 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 
-#include "../vg_test.h"
+#include "vg_test.h"
 #include "store_test_util.h"
 
 static int open_fds(void)

@@ -10,7 +10,7 @@
 # Relative paths are taken from the repository root. Needs `npm ci` done in tools/oracle.
 #
 # Only regenerate the golden file on purpose (new model version, new decoder contract), and say
-# why in the commit: tests/oracle/oracle_golden.sh checks the oracle against it, and the C
+# why in the commit: tests/tools/oracle/oracle_golden.sh checks the oracle against it, and the C
 # pipeline is checked against it too.
 set -euo pipefail
 

@@ -23,7 +23,7 @@
 #include <cuda_runtime.h>
 
 #include "../../../gpu/gpu_int.h"
-#include "../../vg_bench.h"
+#include "vg_bench.h"
 #include "gpu_cuda.h"
 #include "match.h"
 #include "vg_clock.h"

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "../../matcher/match_brute.h"
-#include "../../vg_bench.h"
+#include "vg_bench.h"
 #include "gpu_cuda.h"
 #include "match.h"
 #include "vg_clock.h"

@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "../../../gpu/gpu_int.h"
-#include "../../vg_bench.h"
+#include "vg_bench.h"
 #include "gpu_cuda.h"
 #include "vg_clock.h"
 #include "vg_image.h"

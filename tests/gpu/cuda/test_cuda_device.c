@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 
-#include "../../vg_test.h"
+#include "vg_test.h"
 #include "gpu_cuda.h"
 
 int main(void)

@@ -42,7 +42,7 @@
 #include "../../../gpu/gpu_int.h"
 #include "gpu_cuda.h"
 #include "vg_image.h"
-#include "../../vg_test.h"
+#include "vg_test.h"
 
 #define MAXF 16
 #define NPHOTO 3

@@ -32,7 +32,7 @@
 #include <string.h>
 
 #include "../../matcher/match_brute.h"
-#include "../../vg_test.h"
+#include "vg_test.h"
 #include "gpu_cuda.h"
 #include "match.h"
 

@@ -17,7 +17,7 @@
 #include "../../../gpu/gpu_int.h"
 #include "gpu_cuda.h"
 #include "vg_image.h"
-#include "../../vg_test.h"
+#include "vg_test.h"
 
 #define NIMG 6
 #define MAXF 16

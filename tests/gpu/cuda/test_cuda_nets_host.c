@@ -22,7 +22,7 @@
 #include "../../../gpu/gpu_int.h"
 #include "gpu_cuda.h"
 #include "vg_image.h"
-#include "../../vg_test.h"
+#include "vg_test.h"
 
 #define NIMG 3
 #define MAXF 16

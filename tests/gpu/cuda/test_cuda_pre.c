@@ -17,7 +17,7 @@
 
 #include "../../../gpu/gpu_int.h"
 #include "gpu_cuda.h"
-#include "../../vg_test.h"
+#include "vg_test.h"
 
 #define W 173
 #define H 131

@@ -73,7 +73,7 @@ tmp_leaks=$(find /tmp -xdev -type f -newer "$marker" ! -path "$out*" ! -path "$r
 # Nor any descriptor, found by its shape (descriptor-scan.js), in the state directory, the report,
 # the run's output or the files written under /tmp during the run. The scanner is first shown to
 # find real ones: the model's descriptors of a photo, written as the float32 bytes they are.
-scan=$root/tests/integration/descriptor-scan.js
+scan=$root/tests/mgmt/vigild/descriptor-scan.js
 "$build/vigilctl" faces --json --models "$fetched/model" "$fetched/demo/sample2.jpg" | node -e '
 	const j = JSON.parse(require("fs").readFileSync(0, "utf8"));
 	const d = j.images[0].faces[0].descriptor, b = Buffer.alloc(4096 + 512);

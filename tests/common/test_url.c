@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../vg_test.h"
+#include "vg_test.h"
 #include "vg_url.h"
 
 /* Whether TEXT holds any 4-byte run of SECRET (the whole of it when shorter). */

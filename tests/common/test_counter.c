@@ -6,7 +6,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "../vg_test.h"
+#include "vg_test.h"
 #include "vg_counter.h"
 
 #define TEST_RX_COUNTERS(X, P)                     \

@@ -6,12 +6,12 @@
 # cleanly as before, and the alerts are exactly the watchlisted people's, as on the clean capture.
 set -uo pipefail
 BUILD=$(realpath "$1") ROOT=$(realpath "$2")
-. "$ROOT/tests/integration/e2e_lib.sh"
+. "$ROOT/tests/mgmt/vigild/e2e_lib.sh"
 e2e_need e2e_garbage setpriv
 e2e_tmp
 e2e_deployment "$tmp"
 
-injected=$(node "$ROOT/tests/integration/pcap-tool.js" garbage "$rec/camera.pcap" "$tmp/garbage.pcap" 25) || fail "pcap-tool"
+injected=$(node "$ROOT/tests/mgmt/vigild/pcap-tool.js" garbage "$rec/camera.pcap" "$tmp/garbage.pcap" 25) || fail "pcap-tool"
 echo "injected: $injected"
 "$vigild" run --pcap "$tmp/garbage.pcap" --sdp "$rec/camera.sdp" --until-eof --analysis-fps 10 \
 	--report "$tmp/report.json" --watchlist "$tmp/wl.vgw" --state-dir "$tmp/state" --deployment 1 2>"$tmp/run.err" ||

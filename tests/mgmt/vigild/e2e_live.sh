@@ -12,7 +12,7 @@
 #   - the camera's password is in no output, log, audit entry, report or command line.
 set -uo pipefail
 BUILD=$(realpath "$1") ROOT=$(realpath "$2") server=${3:-}
-. "$ROOT/tests/integration/e2e_lib.sh"
+. "$ROOT/tests/mgmt/vigild/e2e_lib.sh"
 e2e_need e2e_live setpriv sqlite3 curl
 [ -x "$server" ] || { echo "e2e_live: no RTSP test server built (gst-rtsp-server)"; [ "${VIGIL_REQUIRE_FETCHED:-0}" = 1 ] && exit 1 || exit 77; }
 srv=

@@ -2,7 +2,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "../vg_test.h"
+#include "vg_test.h"
 #include "vg_log.h"
 
 static char last_line[2048];

@@ -3,7 +3,7 @@
 # on the six demo photos: same pixels (rgb_sha256), same 22 faces, boxes and landmarks within
 # 1e-3 px, descriptors within L2 1e-4 (compare.js defaults; why in compare.js).
 #
-#   tests/oracle/oracle_golden.sh VG_DECODE SOURCE_ROOT
+#   tests/tools/oracle/oracle_golden.sh VG_DECODE SOURCE_ROOT
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

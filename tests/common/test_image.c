@@ -8,7 +8,7 @@
 #include <string.h>
 #include <turbojpeg.h>
 
-#include "../vg_test.h"
+#include "vg_test.h"
 #include "vg_image.h"
 
 #define W 97

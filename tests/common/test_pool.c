@@ -9,7 +9,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "../vg_test.h"
+#include "vg_test.h"
 #include "vg_pool.h"
 
 /*

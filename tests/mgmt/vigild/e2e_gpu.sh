@@ -12,7 +12,7 @@
 # fp32 modes, each alert's L2 within 1e-3 of the CPU's.
 set -uo pipefail
 BUILD=$(realpath "$1") ROOT=$(realpath "$2")
-. "$ROOT/tests/integration/e2e_lib.sh"
+. "$ROOT/tests/mgmt/vigild/e2e_lib.sh"
 e2e_need e2e_gpu setpriv
 e2e_tmp
 e2e_deployment "$tmp"
@@ -37,7 +37,7 @@ cpu_alerts=$(j cpu 'r.alerts.map((a) => a.subject).sort().join()')
 [ "$cpu_alerts" = '"subject-a,subject-b"' ] || fail "CPU alerts $cpu_alerts"
 
 # the GPU's path, emulated, against the CPU on the same frames
-node "$ROOT/tests/integration/pcap-tool.js" from "$rec/camera.pcap" "$tmp/tail.pcap" 14
+node "$ROOT/tests/mgmt/vigild/pcap-tool.js" from "$rec/camera.pcap" "$tmp/tail.pcap" 14
 tail_run() {   # tail_run NAME [--gpu MODE ...]: the last 6 s at 1 fps
 	local name=$1
 	shift

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../vg_test.h"
+#include "vg_test.h"
 #include "vg_file.h"
 
 static void write_file(const char *path, const char *text)

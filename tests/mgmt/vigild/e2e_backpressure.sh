@@ -10,13 +10,13 @@
 # is when it is given more cameras than it can analyse.
 set -uo pipefail
 BUILD=$(realpath "$1") ROOT=$(realpath "$2")
-. "$ROOT/tests/integration/e2e_lib.sh"
+. "$ROOT/tests/mgmt/vigild/e2e_lib.sh"
 e2e_need e2e_backpressure
 tmp=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
 
 # Two cameras: the recording, and the same recording sent to another port.
-node "$ROOT/tests/integration/pcap-tool.js" port "$rec/camera.pcap" "$tmp/cam2.pcap" 5006 || fail "pcap-tool"
+node "$ROOT/tests/mgmt/vigild/pcap-tool.js" port "$rec/camera.pcap" "$tmp/cam2.pcap" 5006 || fail "pcap-tool"
 { cat "$rec/camera.sdp"; printf 'm=video 5006 RTP/AVP 96\na=rtpmap:96 H264/90000\na=fmtp:96 packetization-mode=1\n'; } \
 	>"$tmp/two.sdp"
 

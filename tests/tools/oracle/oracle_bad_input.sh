@@ -3,7 +3,7 @@
 # image, exit status 1, and the good image still in the output with the golden file's faces.
 # Also: bad usage exits 2 with one line on stderr.
 #
-#   tests/oracle/oracle_bad_input.sh VG_DECODE SOURCE_ROOT
+#   tests/tools/oracle/oracle_bad_input.sh VG_DECODE SOURCE_ROOT
 #
 # No `set -e`: every check below runs and reports, and the script fails at the end if any did.
 set -uo pipefail

@@ -1,4 +1,4 @@
-# Shared by tests/oracle/*.sh (sourced, not run). Sets up paths from the test's arguments
+# Shared by tests/tools/oracle/*.sh (sourced, not run). Sets up paths from the test's arguments
 # ($1 = vg-decode binary, $2 = source root) and skips or fails when prerequisites are missing.
 #
 # tools/bootstrap fetches the face-api model/demo photos and runs `npm ci` in tools/oracle;

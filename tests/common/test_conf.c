@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../vg_test.h"
+#include "vg_test.h"
 #include "vg_base.h"
 #include "vg_conf.h"
 
@@ -51,57 +51,70 @@ static struct vg_conf_entry cam_entries[] = {
 static const struct vg_conf_table cam_table = { "camera", cam_entries, VG_ARRAY_SIZE(cam_entries),
 						sizeof(struct cam_conf) };
 
-int main(void)
+/* Defaults land in every field; the fps hook is installed for the steps that follow. */
+static void check_defaults(struct vg_conf_set *set, struct cam_conf *cam)
 {
-	struct cam_conf cam;
-	const struct vg_conf_table *tables[] = { &cam_table };
-	void *objs[] = { &cam };
-	struct vg_conf_set set = { tables, objs, 1 };
-	char err[256], buf[128];
-	int rc;
+	char err[256];
 
 	cam_entries[0].apply = check_fps;
-	CHECK_EQ_INT(vg_conf_set_defaults(&set, err, sizeof(err)), 0);
-	CHECK_EQ_INT(cam.analysis_fps, 10);
-	CHECK(fabs(cam.threshold - 0.6) < 1e-12);
-	CHECK(cam.enabled);
-	CHECK(strcmp(cam.url, "rtsp://10.0.0.2/stream1") == 0);
-	CHECK_EQ_INT(cam.codec, 0);
+	CHECK_EQ_INT(vg_conf_set_defaults(set, err, sizeof(err)), 0);
+	CHECK_EQ_INT(cam->analysis_fps, 10);
+	CHECK(fabs(cam->threshold - 0.6) < 1e-12);
+	CHECK(cam->enabled);
+	CHECK(strcmp(cam->url, "rtsp://10.0.0.2/stream1") == 0);
+	CHECK_EQ_INT(cam->codec, 0);
+}
 
-	/* Single values: parse, bounds, types, run-time mutability, apply hook. */
-	CHECK_EQ_INT(vg_conf_set_value(&set, "camera.analysis_fps", "25", true, err, sizeof(err)), 0);
-	CHECK_EQ_INT(cam.analysis_fps, 25);
-	CHECK_EQ_INT(vg_conf_set_value(&set, "camera.analysis_fps", "61", true, err, sizeof(err)), -ERANGE);
+/* Single values: parse, bounds, types, run-time mutability, apply hook. */
+static void check_single_values(struct vg_conf_set *set, struct cam_conf *cam)
+{
+	char err[256];
+
+	CHECK_EQ_INT(vg_conf_set_value(set, "camera.analysis_fps", "25", true, err, sizeof(err)), 0);
+	CHECK_EQ_INT(cam->analysis_fps, 25);
+	CHECK_EQ_INT(vg_conf_set_value(set, "camera.analysis_fps", "61", true, err, sizeof(err)), -ERANGE);
 	CHECK(strstr(err, "outside 1..60") != NULL);
-	CHECK_EQ_INT(vg_conf_set_value(&set, "camera.analysis_fps", "ten", true, err, sizeof(err)), -EINVAL);
-	CHECK_EQ_INT(vg_conf_set_value(&set, "camera.analysis_fps", "13", true, err, sizeof(err)), -EINVAL);
+	CHECK_EQ_INT(vg_conf_set_value(set, "camera.analysis_fps", "ten", true, err, sizeof(err)), -EINVAL);
+	CHECK_EQ_INT(vg_conf_set_value(set, "camera.analysis_fps", "13", true, err, sizeof(err)), -EINVAL);
 	CHECK(strstr(err, "unlucky") != NULL);
-	CHECK_EQ_INT(cam.analysis_fps, 25); /* refused values leave the old one */
-	CHECK_EQ_INT(vg_conf_set_value(&set, "camera.enabled", "no", true, err, sizeof(err)), -EPERM);
-	CHECK(cam.enabled);
-	CHECK_EQ_INT(vg_conf_set_value(&set, "camera.enabled", "off", false, err, sizeof(err)), 0);
-	CHECK(!cam.enabled);
+	CHECK_EQ_INT(cam->analysis_fps, 25); /* refused values leave the old one */
+	CHECK_EQ_INT(vg_conf_set_value(set, "camera.enabled", "no", true, err, sizeof(err)), -EPERM);
+	CHECK(cam->enabled);
+	CHECK_EQ_INT(vg_conf_set_value(set, "camera.enabled", "off", false, err, sizeof(err)), 0);
+	CHECK(!cam->enabled);
 	/* At run time a restart-only setting may be repeated with its current value (a whole file
 	 * reloaded), just not changed. */
-	CHECK_EQ_INT(vg_conf_set_value(&set, "camera.enabled", "no", true, err, sizeof(err)), 0);
-	CHECK_EQ_INT(vg_conf_set_value(&set, "camera.enabled", "yes", true, err, sizeof(err)), -EPERM);
-	CHECK(!cam.enabled);
-	CHECK_EQ_INT(vg_conf_set_value(&set, "camera.nope", "1", false, err, sizeof(err)), -ENOENT);
-	CHECK_EQ_INT(vg_conf_set_value(&set, "camera.codec", "MJPEG", false, err, sizeof(err)), 0);
-	CHECK_EQ_INT(cam.codec, 2);
-	CHECK_EQ_INT(vg_conf_set_value(&set, "camera.codec", "vp9", false, err, sizeof(err)), -EINVAL);
-	CHECK_EQ_INT(vg_conf_set_value(&set, "camera.threshold", "nan", true, err, sizeof(err)), -EINVAL);
+	CHECK_EQ_INT(vg_conf_set_value(set, "camera.enabled", "no", true, err, sizeof(err)), 0);
+	CHECK_EQ_INT(vg_conf_set_value(set, "camera.enabled", "yes", true, err, sizeof(err)), -EPERM);
+	CHECK(!cam->enabled);
+	CHECK_EQ_INT(vg_conf_set_value(set, "camera.nope", "1", false, err, sizeof(err)), -ENOENT);
+	CHECK_EQ_INT(vg_conf_set_value(set, "camera.codec", "MJPEG", false, err, sizeof(err)), 0);
+	CHECK_EQ_INT(cam->codec, 2);
+	CHECK_EQ_INT(vg_conf_set_value(set, "camera.codec", "vp9", false, err, sizeof(err)), -EINVAL);
+	CHECK_EQ_INT(vg_conf_set_value(set, "camera.threshold", "nan", true, err, sizeof(err)), -EINVAL);
 	char long_url[100];
 	memset(long_url, 'a', sizeof(long_url) - 1);
 	long_url[sizeof(long_url) - 1] = '\0';
-	CHECK_EQ_INT(vg_conf_set_value(&set, "camera.url", long_url, false, err, sizeof(err)), -ERANGE);
+	CHECK_EQ_INT(vg_conf_set_value(set, "camera.url", long_url, false, err, sizeof(err)), -ERANGE);
+}
 
-	/* Secrets are never shown. */
-	CHECK_EQ_INT(vg_conf_set_value(&set, "camera.password", "hunter2", false, err, sizeof(err)), 0);
-	CHECK(vg_conf_get_value(&set, "camera.password", buf, sizeof(buf)) > 0);
+/* Secrets are never shown. */
+static void check_secrets(struct vg_conf_set *set)
+{
+	char err[256], buf[128];
+
+	CHECK_EQ_INT(vg_conf_set_value(set, "camera.password", "hunter2", false, err, sizeof(err)), 0);
+	CHECK(vg_conf_get_value(set, "camera.password", buf, sizeof(buf)) > 0);
 	CHECK(strcmp(buf, "(secret)") == 0);
-	CHECK(vg_conf_get_value(&set, "camera.analysis_fps", buf, sizeof(buf)) > 0);
+	CHECK(vg_conf_get_value(set, "camera.analysis_fps", buf, sizeof(buf)) > 0);
 	CHECK(strcmp(buf, "25") == 0);
+}
+
+/* Whole files: what lands, all or nothing with the bad line named, and reloads at run time. */
+static void check_files(struct vg_conf_set *set, struct cam_conf *cam)
+{
+	char err[256];
+	int rc;
 
 	/* A file: comments, quotes, CRLF; counts what it applied. */
 	static const char good[] = "# a camera\n"
@@ -109,37 +122,43 @@ int main(void)
 				   "\n"
 				   "  camera.url = \"rtsp://cam/a \\\"b\\\"\"  # quoted\n"
 				   "camera.threshold=0.5";
-	rc = vg_conf_parse(&set, good, strlen(good), false, err, sizeof(err));
+	rc = vg_conf_parse(set, good, strlen(good), false, err, sizeof(err));
 	CHECK_EQ_INT(rc, 3);
-	CHECK_EQ_INT(cam.analysis_fps, 5);
-	CHECK(strcmp(cam.url, "rtsp://cam/a \"b\"") == 0);
-	CHECK(fabs(cam.threshold - 0.5) < 1e-12);
+	CHECK_EQ_INT(cam->analysis_fps, 5);
+	CHECK(strcmp(cam->url, "rtsp://cam/a \"b\"") == 0);
+	CHECK(fabs(cam->threshold - 0.5) < 1e-12);
 
 	/* All or nothing: line 3 is bad, so lines 1-2 do not land either, and the error names line 3. */
 	static const char bad[] = "camera.analysis_fps = 7\ncamera.threshold = 0.7\ncamera.threshold = 9\n";
-	rc = vg_conf_parse(&set, bad, strlen(bad), false, err, sizeof(err));
+	rc = vg_conf_parse(set, bad, strlen(bad), false, err, sizeof(err));
 	CHECK_EQ_INT(rc, -ERANGE);
 	CHECK(strncmp(err, "line 3: ", 8) == 0);
-	CHECK_EQ_INT(cam.analysis_fps, 5);
-	CHECK(fabs(cam.threshold - 0.5) < 1e-12);
+	CHECK_EQ_INT(cam->analysis_fps, 5);
+	CHECK(fabs(cam->threshold - 0.5) < 1e-12);
 	static const char *const malformed[] = {
 		"camera.url = \"unterminated\n", "just words\n", " = 3\n", "camera.url = \"a\" b\n",
 		"camera.analysis_fps = 1\0x\n",
 	};
 	for (size_t i = 0; i < VG_ARRAY_SIZE(malformed); i++)
-		CHECK(vg_conf_parse(&set, malformed[i], strlen(malformed[i]) + (i == 4 ? 3 : 0), false, err,
+		CHECK(vg_conf_parse(set, malformed[i], strlen(malformed[i]) + (i == 4 ? 3 : 0), false, err,
 				    sizeof(err)) < 0);
 	/* A reload at run time refuses restart-only settings, and applies nothing. */
 	static const char reload[] = "camera.analysis_fps = 8\ncamera.enabled = yes\n";
-	CHECK_EQ_INT(vg_conf_parse(&set, reload, strlen(reload), true, err, sizeof(err)), -EPERM);
-	CHECK_EQ_INT(cam.analysis_fps, 5);
+	CHECK_EQ_INT(vg_conf_parse(set, reload, strlen(reload), true, err, sizeof(err)), -EPERM);
+	CHECK_EQ_INT(cam->analysis_fps, 5);
+}
 
-	/* The sample config, uncommented, parses back to exactly the defaults. */
+/* The sample config, uncommented, parses back to exactly the defaults. */
+static void check_sample_round_trip(struct vg_conf_set *set, const struct vg_conf_table *const *tables)
+{
+	char err[256];
+	int rc;
+
 	char path[] = "/tmp/vg-conf-XXXXXX";
 	int fd = mkstemp(path);
 	CHECK(fd >= 0);
 	FILE *f = fdopen(fd, "w+");
-	CHECK_EQ_INT(vg_conf_write_sample(&set, f), 0);
+	CHECK_EQ_INT(vg_conf_write_sample(set, f), 0);
 	rewind(f);
 	char sample[8192];
 	size_t n = fread(sample, 1, sizeof(sample) - 1, f);
@@ -179,16 +198,34 @@ int main(void)
 	unlink(path);
 	CHECK(vg_conf_load_file(&set2, "/nonexistent/vigil.conf", false, err, sizeof(err)) == -ENOENT);
 	CHECK(strstr(err, "/nonexistent/vigil.conf") != NULL);
+}
 
-	/* --help lists every setting. */
+/* --help lists every setting. */
+static void check_help(struct vg_conf_set *set)
+{
 	char *help = NULL;
 	size_t help_len = 0;
-	f = open_memstream(&help, &help_len);
-	CHECK_EQ_INT(vg_conf_write_help(&set, f), 0);
+	FILE *f = open_memstream(&help, &help_len);
+	CHECK_EQ_INT(vg_conf_write_help(set, f), 0);
 	fclose(f);
 	for (size_t i = 0; i < VG_ARRAY_SIZE(cam_entries); i++)
 		CHECK(strstr(help, cam_entries[i].name) != NULL);
 	CHECK(strstr(help, "h264|h265|mjpeg") != NULL);
 	free(help);
+}
+
+int main(void)
+{
+	struct cam_conf cam;
+	const struct vg_conf_table *tables[] = { &cam_table };
+	void *objs[] = { &cam };
+	struct vg_conf_set set = { tables, objs, 1 };
+
+	check_defaults(&set, &cam);
+	check_single_values(&set, &cam);
+	check_secrets(&set);
+	check_files(&set, &cam);
+	check_sample_round_trip(&set, tables);
+	check_help(&set);
 	return vg_test_exit();
 }

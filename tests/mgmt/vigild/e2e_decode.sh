@@ -10,7 +10,7 @@
 # through vigild run's download glue, analyses the frames the CPU run analyses and finds its faces.
 set -uo pipefail
 BUILD=$(realpath "$1") ROOT=$(realpath "$2") MODE=${3:-}
-. "$ROOT/tests/integration/e2e_lib.sh"
+. "$ROOT/tests/mgmt/vigild/e2e_lib.sh"
 if [ "$MODE" = gpu ] && ! nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then
 	echo "e2e_decode_gpu: no CUDA device here (nvidia-smi -L lists none)"
 	exit 77

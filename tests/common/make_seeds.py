@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
-"""Make the hand-written seeds of the fuzz corpora (tests/fuzz/corpus/*/seed-*).
+"""Make the hand-written seeds of common's fuzz corpora (tests/fuzz/corpus/{image,conf}/seed-*).
 
 Seeds are tiny valid and nearly-valid inputs covering each format's variants; libFuzzer grows the
-corpus from them (see meson.build). Needs cjpeg (libjpeg-turbo-progs). Run from anywhere.
+corpus from them (see tests/fuzz/meson.build). Needs cjpeg (libjpeg-turbo-progs). Run from anywhere.
 """
 import os, struct, subprocess, zlib
 
 here = os.path.dirname(os.path.abspath(__file__))
-img = os.path.join(here, 'corpus', 'image')
-conf = os.path.join(here, 'corpus', 'conf')
+img = os.path.join(here, '..', 'fuzz', 'corpus', 'image')
+conf = os.path.join(here, '..', 'fuzz', 'corpus', 'conf')
 os.makedirs(img, exist_ok=True)
 os.makedirs(conf, exist_ok=True)
 
