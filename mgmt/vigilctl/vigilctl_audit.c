@@ -80,6 +80,8 @@ static int audit_export(int argc, char **argv)
 		size_t i;
 		json_t *e;
 
+		/* The entries go out byte for byte (their hashes cover them): data, not text for a terminal. */
+		cli.data = true;
 		if (vigilctl_call(&cli, "audit.export", json_pack("{s:I}", "since", (json_int_t)since), &r))
 			goto out_close;
 		more = json_is_true(json_object_get(r, "more")) && json_array_size(json_object_get(r, "entries")) > 0;

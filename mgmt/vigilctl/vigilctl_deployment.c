@@ -31,7 +31,7 @@ static int deploy_opt(int opt, const char *arg, void *vctx)
 		/* ID, or ID@SEAL to name the exact watchlist reviewed; a bare ID is bound to the seal
 		 * vigild holds it under now (resolved before the request, and printed). */
 		const char *at = strchr(arg, '@');
-		json_t *w = at ? json_pack("{s:s%, s:s}", "id", arg, (int)(at - arg), "seal", at + 1)
+		json_t *w = at ? json_pack("{s:s%, s:s}", "id", arg, (size_t)(at - arg), "seal", at + 1)
 			       : json_pack("{s:s}", "id", arg);
 		json_array_append_new(d->watchlists, w);
 		return 0;
@@ -77,8 +77,8 @@ static int resolve_seals(const struct cli *cli, json_t *watchlists)
 		if (vigilctl_call(cli, "watchlist.show", json_pack("{s:O}", "id", json_object_get(w, "id")), &r))
 			return 1;
 		json_object_set(w, "seal", json_object_get(r, "sha256"));
-		if (!cli->json)
-			fprintf(stderr, "vigilctl: watchlist %s (%s, %lld subjects) sealed %s\n",
+		if (!cli->json) /* what the requester binds, on the record of what they typed */
+			printf("watchlist %s (%s, %lld subjects) sealed %s\n",
 				json_string_value(json_object_get(w, "id")), json_string_value(json_object_get(r, "name")),
 				(long long)json_integer_value(json_object_get(r, "subjects")),
 				json_string_value(json_object_get(r, "sha256")));

@@ -30,6 +30,7 @@ int vigilctl_retention(int argc, char **argv);        /* vigilctl_retention.c */
 struct cli {
 	const char *socket;
 	bool json;
+	bool data;           /* the reply is data written out as it is (audit export): no terminal escaping */
 	unsigned timeout_ms; /* for each call to vigild: --timeout S, else $VIGIL_TIMEOUT, else 30 s (0: that default) */
 };
 

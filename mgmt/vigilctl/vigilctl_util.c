@@ -123,7 +123,7 @@ int vigilctl_call_fds(const struct cli *cli, const char *verb, json_t *args, con
 	}
 	/* Text from vigild holds what people typed: for a terminal, every string is escaped here, once,
 	 * so no verb can print one raw. --json output is JSON, escaped by jansson. */
-	if (!cli->json)
+	if (!cli->json && !cli->data)
 		terminal_safe(rep);
 	if (!json_is_true(json_object_get(rep, "ok"))) {
 		const char *why = json_string_value(json_object_get(rep, "error"));

@@ -27,7 +27,7 @@
 /* Send VERB with ARGS (stolen) and FDS to SOCKET (NULL: $VIGIL_SOCKET or the default). */
 static int call(const char *socket, const char *verb, json_t *args, const int *fds, unsigned n_fds, json_t **result)
 {
-	struct cli cli = { socket, false, 0 }; /* 0: $VIGIL_TIMEOUT or 30 s */
+	struct cli cli = { .socket = socket }; /* timeout 0: $VIGIL_TIMEOUT or 30 s */
 
 	return vigilctl_call_fds(&cli, verb, args, fds, n_fds, result);
 }

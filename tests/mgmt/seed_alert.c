@@ -60,6 +60,10 @@ int main(int argc, char **argv)
 	snprintf(a.camera, sizeof(a.camera), "cam1");
 	snprintf(a.subject, sizeof(a.subject), "%s", argv[3]);
 	snprintf(a.watchlist, sizeof(a.watchlist), "%s", argv[4]);
+	/* The seal of the watchlist in custody, as the pipeline names the one it matched. */
+	struct mgmt_watchlist w;
+	if (mgmt_watchlist_get(db, argv[4], &w) == 0)
+		snprintf(a.watchlist_seal, sizeof(a.watchlist_seal), "%s", w.sha256);
 	snprintf(a.metric, sizeof(a.metric), "l2");
 	a.value = 0.42;
 	a.threshold = 0.5;

@@ -5,6 +5,7 @@
  * people those uids map to, or refused when no one is mapped.
  */
 #include <errno.h>
+#include <time.h>
 #include <jansson.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -135,10 +136,20 @@ int main(void)
 	struct mgmt_actor alice, dave;
 	mgmt_people_lookup(people, 2001, &alice);
 	mgmt_people_lookup(people, 2004, &dave);
-	static const char create[] =
-		"{\"verb\":\"deployment.create\",\"args\":{\"name\":\"Stadium\",\"use_case\":\"crime-hotspot\","
-		"\"location\":\"Gate 4\",\"start\":1,\"end\":4102444800,\"justification\":\"Disorder at last 3 matches\","
-		"\"watchlists\":[\"wl-1\"]}}";
+	/* The deployment names a watchlist vigild holds, by its seal (invariant 2). */
+	char seal[65], create[1024];
+	CHECK_EQ_INT(test_wl_register(db, &alice, 1, 2, seal), 0);
+	int64_t now = (int64_t)time(NULL);
+	snprintf(create, sizeof(create),
+		 "{\"verb\":\"deployment.create\",\"args\":{\"name\":\"Stadium\",\"use_case\":\"crime-hotspot\","
+		 "\"location\":\"Gate 4\",\"start\":%lld,\"end\":%lld,\"justification\":\"Disorder at last 3 matches\","
+		 "\"watchlists\":[{\"id\":\"1\",\"seal\":\"%s\"}]}}",
+		 (long long)now, (long long)now + 8 * 3600, seal);
+	/* Named by id alone, or by a seal that is not its own: refused. */
+	CHECK(handle(ctl, &alice,
+		     "{\"verb\":\"deployment.create\",\"args\":{\"name\":\"S\",\"use_case\":\"crime-hotspot\","
+		     "\"location\":\"G\",\"start\":1,\"end\":2,\"justification\":\"J\",\"watchlists\":[\"1\"]}}",
+		     "EINVAL"));
 	CHECK(handle(ctl, &alice, create, NULL));
 	CHECK(handle(ctl, &dave, create, "EPERM"));           /* auditors do not request deployments */
 	CHECK(handle(ctl, &alice, "{\"verb\":\"status\"}", NULL));
@@ -194,8 +205,9 @@ int main(void)
 	CHECK(strstr(out, "\"you\":\"sgt.alice\"") != NULL);
 
 	CHECK_EQ_INT(mgmt_audit_verify(db, &r), 0);
-	/* create, auditor's refused create, alice's refused authorise, carol's authorise, stranger refused */
-	CHECK_EQ_INT(r.entries, 5);
+	/* watchlist added; create, auditor's refused create, alice's refused authorise, carol's authorise,
+	 * stranger refused */
+	CHECK_EQ_INT(r.entries, 6);
 	struct mgmt_actor root = { "root", 0, MGMT_ROLE_AUDITOR };
 
 	mgmt_ctl_close(&ctl);

@@ -214,6 +214,8 @@ int main(void)
 	metrics_port = free_port();
 	write_conf("0:root:admin+operator", NULL);
 
+	char seal[65], create[640];
+	CHECK_EQ_INT(test_wl_register_in(state_dir, 1, seal), 0);
 	pid_t pid = start_daemon();
 	CHECK(access(sock_path, F_OK) == 0);
 	j = call_as(0, "{\"verb\":\"status\"}");
@@ -244,9 +246,12 @@ int main(void)
 	CHECK(ok(call_as(2003, "{\"verb\":\"status\"}")));
 
 	/* A deployment, and the metrics that count it. */
-	CHECK(ok(call_as(0, "{\"verb\":\"deployment.create\",\"args\":{\"name\":\"Van 3\",\"use_case\":\"crime-hotspot\","
-			    "\"location\":\"High St\",\"start\":1,\"end\":4102444800,\"justification\":\"Robberies\","
-			    "\"watchlists\":[\"wl-a\"]}}")));
+	snprintf(create, sizeof(create),
+		 "{\"verb\":\"deployment.create\",\"args\":{\"name\":\"Van 3\",\"use_case\":\"crime-hotspot\","
+		 "\"location\":\"High St\",\"start\":%lld,\"end\":%lld,\"justification\":\"Robberies\","
+		 "\"watchlists\":[{\"id\":\"1\",\"seal\":\"%s\"}]}}",
+		 (long long)time(NULL), (long long)time(NULL) + 8 * 3600, seal);
+	CHECK(ok(call_as(0, create)));
 	usleep(1200 * 1000); /* one tick for the gauges */
 	CHECK_EQ_INT(http_get("/metrics", http, sizeof(http)), 0);
 	CHECK(strstr(http, "HTTP/1.0 200") != NULL || strstr(http, "HTTP/1.1 200") != NULL);
@@ -305,10 +310,11 @@ int main(void)
 	snprintf(db_path, sizeof(db_path), "%s/vigil.db", state_dir);
 	CHECK_EQ_INT(mgmt_db_open(&db, db_path, err, sizeof(err)), 0);
 	CHECK_EQ_INT(mgmt_audit_verify(db, &r), 0);
-	/* First vigild: start, refused (uid 2003), reload applied, reload refused, create, stop.
+	/* Before the first vigild: watchlist 1 added to custody.
+	 * First vigild: start, refused (uid 2003), reload applied, reload refused, create, stop.
 	 * Second: start, config.set by root, config.set by vigild (the revocation), reload applied,
 	 * refused (carol, the first refusal of her uid there), stop. Third: start, refused, stop. */
-	CHECK_EQ_INT(r.entries, 15);
+	CHECK_EQ_INT(r.entries, 16);
 	mgmt_db_close(&db);
 	test_db_cleanup();
 	return vg_test_exit();

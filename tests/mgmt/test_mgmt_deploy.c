@@ -5,6 +5,7 @@
  * and the chain verifies.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "vg_test.h"
@@ -15,6 +16,8 @@ static const struct mgmt_actor alice = { "sgt.alice", 2001, MGMT_ROLE_OPERATOR |
 static const struct mgmt_actor bob = { "pc.bob", 2002, MGMT_ROLE_OPERATOR };
 static const struct mgmt_actor carol = { "supt.carol", 2003, MGMT_ROLE_AUTHORISER };
 static const struct mgmt_actor dave = { "auditor.dave", 2004, MGMT_ROLE_AUDITOR };
+
+static char seal_11[65]; /* watchlist 11's seal, as registered */
 
 /* The daemon, as alerts are raised by it. */
 static const struct mgmt_actor vigild = { "vigild", 0, 0 };
@@ -110,8 +113,9 @@ static void alerts_reviewed(struct mgmt_db *db, int64_t id, struct mgmt_alert *a
 	char err[256];
 
 	*al = (struct mgmt_alert){ .deployment = id, .camera = "cam1", .pts = 90000, .track = 7, .subject = "S-0042",
-				   .watchlist = "wl-sought-2026", .metric = "l2", .value = 0.31, .threshold = 0.5,
+				   .watchlist = "11", .metric = "l2", .value = 0.31, .threshold = 0.5,
 				   .box = { 10, 20, 40, 50 }, .evidence = "store:deployment/1/segment/0@64#1" };
+	snprintf(al->watchlist_seal, sizeof(al->watchlist_seal), "%s", seal_11);
 	CHECK_EQ_INT(mgmt_alert_raise(db, &vigild, al), 0);
 	CHECK(al->id > 0);
 	struct mgmt_alert al2 = *al;
@@ -157,8 +161,8 @@ static void expire_purges(struct mgmt_db *db, const struct mgmt_deployment_reque
 	p->fail = 0;
 	CHECK_EQ_INT(mgmt_deployment_expire(db, req->end_s, purge, p), 1);
 	CHECK_EQ_INT(p->n, 2);
-	CHECK((strcmp(p->ids[0], "wl-missing") == 0 && strcmp(p->ids[1], "wl-sought-2026") == 0) ||
-	      (strcmp(p->ids[1], "wl-missing") == 0 && strcmp(p->ids[0], "wl-sought-2026") == 0));
+	CHECK((strcmp(p->ids[0], "12") == 0 && strcmp(p->ids[1], "11") == 0) ||
+	      (strcmp(p->ids[1], "12") == 0 && strcmp(p->ids[0], "11") == 0));
 	CHECK_EQ_INT(mgmt_deployment_get(db, id, &d), 0);
 	CHECK_EQ_INT(d.state, MGMT_DEPLOYMENT_ENDED);
 	CHECK_EQ_INT(mgmt_deployment_matching_allowed(db, id, req->start_s + 10), 0);
@@ -190,14 +194,77 @@ static void stop_and_refuse(struct mgmt_db *db, const struct mgmt_deployment_req
 	CHECK_EQ_INT(mgmt_deployment_matching_allowed(db, 999, req->start_s), 0);
 }
 
+/*
+ * Records a person will read later refuse what they could not show or that makes no sense:
+ * absurd times, windows longer than one authorisation may cover, control characters and broken
+ * UTF-8, names that are someone else's; the requester may withdraw before the start, no one else.
+ */
+static void records_refuse_the_absurd(struct mgmt_db *db, const struct mgmt_deployment_request *req)
+{
+	struct mgmt_deployment_request bad = *req;
+	struct mgmt_people *people = NULL;
+	struct mgmt_deployment d;
+	char err[256];
+	int64_t id = 0;
+
+	bad.end_s = INT64_MAX;
+	CHECK_EQ_INT(mgmt_deployment_create(db, &alice, &bad, &id, err, sizeof(err)), -ERANGE);
+	bad = *req;
+	bad.start_s = INT64_MIN;
+	CHECK_EQ_INT(mgmt_deployment_create(db, &alice, &bad, &id, err, sizeof(err)), -ERANGE);
+	bad.start_s = req->now_s - 3 * 365 * 86400LL; /* years back */
+	CHECK_EQ_INT(mgmt_deployment_create(db, &alice, &bad, &id, err, sizeof(err)), -ERANGE);
+	CHECK(strstr(err, "before it is requested") != NULL);
+	bad = *req;
+	bad.end_s = req->start_s + 100LL * 366 * 86400; /* a window of a century */
+	CHECK_EQ_INT(mgmt_deployment_create(db, &alice, &bad, &id, err, sizeof(err)), -ERANGE);
+	bad.end_s = req->start_s + 40LL * 86400; /* longer than the default window (31 days) */
+	CHECK_EQ_INT(mgmt_deployment_create(db, &alice, &bad, &id, err, sizeof(err)), -ERANGE);
+	CHECK(strstr(err, "at most 744 hours") != NULL);
+	bad.max_window_s = 60LL * 86400; /* a site configured for longer windows */
+	bad.name = "Clear\x1b[2J name";
+	CHECK_EQ_INT(mgmt_deployment_create(db, &alice, &bad, &id, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "control character") != NULL);
+	bad.name = "Forged\nsgt.alice authorised";
+	CHECK_EQ_INT(mgmt_deployment_create(db, &alice, &bad, &id, err, sizeof(err)), -EINVAL);
+	bad.name = "Broken \xc3\x28 UTF-8";
+	CHECK_EQ_INT(mgmt_deployment_create(db, &alice, &bad, &id, err, sizeof(err)), -EINVAL);
+	bad.name = "C1 \xc2\x9b control";
+	CHECK_EQ_INT(mgmt_deployment_create(db, &alice, &bad, &id, err, sizeof(err)), -EINVAL);
+	bad.name = "Notting Hill — day 2";
+	bad.justification = "Two reasons:\n1. sought persons\n2. disorder last year";
+	CHECK_EQ_INT(mgmt_deployment_create(db, &alice, &bad, &id, err, sizeof(err)), 0);
+	CHECK_EQ_INT(mgmt_deployment_get(db, id, &d), 0);
+	CHECK(strcmp(d.justification, bad.justification) == 0); /* shown to the authoriser as written */
+
+	/* Withdrawn by its requester only, before it starts; then nothing more happens to it. */
+	CHECK_EQ_INT(mgmt_deployment_withdraw(db, &bob, id, "not mine", err, sizeof(err)), -EPERM);
+	CHECK_EQ_INT(mgmt_deployment_withdraw(db, &alice, id, "intelligence changed", err, sizeof(err)), 0);
+	CHECK_EQ_INT(mgmt_deployment_get(db, id, &d), 0);
+	CHECK_EQ_INT(d.state, MGMT_DEPLOYMENT_WITHDRAWN);
+	CHECK_EQ_INT(mgmt_deployment_withdraw(db, &alice, id, "again", err, sizeof(err)), -EALREADY);
+	CHECK_EQ_INT(mgmt_deployment_authorise(db, &carol, id, true, "late", err, sizeof(err)), -EALREADY);
+	CHECK_EQ_INT(mgmt_deployment_start(db, &alice, id, req->start_s, err, sizeof(err)), -EPERM);
+
+	/* One name is one person, in any case, and Vigil's own names are no one's. */
+	CHECK_EQ_INT(mgmt_people_parse(&people, "1:sgt.alice:operator,2:SGT.Alice:auditor", err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "the name SGT.Alice") != NULL);
+	CHECK_EQ_INT(mgmt_people_parse(&people, "1:vigild:admin", err, sizeof(err)), -EINVAL);
+	CHECK_EQ_INT(mgmt_people_parse(&people, "1:Vigild-run:auditor", err, sizeof(err)), -EINVAL);
+	CHECK(people == NULL);
+}
+
 int main(void)
 {
-	static const char *const lists[] = { "wl-sought-2026", "wl-missing" };
+	static const char *const lists[] = { "11", "12" };
+	static char seal_12[65];
+	const char *seals[] = { seal_11, seal_12 };
+	/* The clock is the test's: requested at 1000000, its window the next 8 hours. */
 	struct mgmt_deployment_request req = {
 		.name = "Carnival day 1", .use_case = MGMT_USE_SOUGHT_PERSONS, .location = "Ladbroke Grove, W10",
-		.start_s = 1000000, .end_s = 1000000 + 8 * 3600,
+		.start_s = 1000000, .end_s = 1000000 + 8 * 3600, .now_s = 1000000,
 		.justification = "Sought persons believed to attend; less intrusive means tried",
-		.watchlists = lists, .n_watchlists = 2,
+		.watchlists = lists, .seals = seals, .n_watchlists = 2,
 	};
 	struct mgmt_audit_report r;
 	struct mgmt_deployment d;
@@ -212,18 +279,23 @@ int main(void)
 	if (!db)
 		return 1;
 
+	/* The deployment names two watchlists vigild holds, by their seals. */
+	CHECK_EQ_INT(test_wl_register(db, &alice, 11, 3, seal_11), 0);
+	CHECK_EQ_INT(test_wl_register(db, &alice, 12, 2, seal_12), 0);
 	id = create_deployment(db, &req);
 	authorise_deployment(db, &req, id);
 	start_deployment(db, &req, id);
 	alerts_reviewed(db, id, &al);
 	expire_purges(db, &req, id, &p, &al);
 	stop_and_refuse(db, &req, &p);
+	records_refuse_the_absurd(db, &req);
 
 	/* Every change and every refused attempt is in the chain, and the chain is intact. */
 	CHECK_EQ_INT(mgmt_audit_verify(db, &r), 0);
-	/* create, 2 refused authorisations, authorise, start, 2 alerts raised, a better crop, 2 reviewed,
-	 * expire; create, authorise, start, stop; create, refuse */
-	CHECK_EQ_INT(r.entries, 17);
+	/* 2 watchlists added; create, 2 refused authorisations, authorise, start, 2 alerts raised, a
+	 * better crop, 2 reviewed, expire; create, authorise, start, stop; create, refuse; create,
+	 * withdraw */
+	CHECK_EQ_INT(r.entries, 21);
 	mgmt_db_close(&db);
 
 	/* State kept across a restart. */

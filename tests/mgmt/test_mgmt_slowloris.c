@@ -27,6 +27,7 @@
 #include "mgmt_daemon.h"
 #include "vg_clock.h"
 #include "vg_conf.h"
+#include "test_mgmt_common.h"
 
 static char dir[90], conf_path[300], sock_path[108], state_dir[300];
 
@@ -193,6 +194,8 @@ int main(void)
 		state_dir, sock_path);
 	fclose(f);
 
+	char seal[65];
+	CHECK_EQ_INT(test_wl_register_in(state_dir, 1, seal), 0);
 	pid_t daemon = start_daemon();
 	json_t *j = NULL;
 	for (int i = 0; i < 200 && !(j = call("{\"verb\":\"status\"}")); i++)
@@ -201,12 +204,13 @@ int main(void)
 	json_decref(j);
 
 	/* A deployment whose window ends in ~3 s: requested, authorised by another person, started. */
-	char req[512];
+	char req[640];
 	long long end_s = (long long)time(NULL) + 3;
 	snprintf(req, sizeof(req),
 		 "{\"verb\":\"deployment.create\",\"args\":{\"name\":\"Gate 4\",\"use_case\":\"crime-hotspot\","
-		 "\"location\":\"Stadium\",\"start\":1,\"end\":%lld,\"justification\":\"Disorder\",\"watchlists\":[\"wl-a\"]}}",
-		 end_s);
+		 "\"location\":\"Stadium\",\"start\":%lld,\"end\":%lld,\"justification\":\"Disorder\","
+		 "\"watchlists\":[{\"id\":\"1\",\"seal\":\"%s\"}]}}",
+		 end_s - 60, end_s, seal);
 	CHECK(call_as_ok(0, req));
 	CHECK(call_as_ok(2003, "{\"verb\":\"deployment.authorise\",\"args\":{\"id\":1,\"reasons\":\"Proportionate\"}}"));
 	CHECK(call_as_ok(0, "{\"verb\":\"deployment.start\",\"args\":{\"id\":1}}"));

@@ -60,15 +60,50 @@ for _ in $(seq 50); do [ -S "$tmp/vigild.sock" ] && break; sleep 0.1; done
 check "status as alice" as 2001 "$vigilctl" status
 grep -q "you are sgt.alice; dumpable: no" "$tmp/out" || { echo "FAIL status text: $(cat "$tmp/out")"; fails=$((fails + 1)); }
 refuse "status as a stranger" "may not status" as 4242 "$vigilctl" status
+# A deployment names only a watchlist vigild holds, by its seal (invariant 2).
+refuse "a watchlist vigild does not hold" "holds no watchlist 1" as 2001 "$vigilctl" deployment create \
+	--name "Carnival day 1" --use-case sought-persons --location "Ladbroke Grove" --start now --end +8h \
+	--justification "Sought persons expected" --watchlist 1@0000
+mkdir -p "$tmp/alice" && chown 2001:2001 "$tmp/alice"
+python3 "$(dirname "$0")/make_watchlist.py" "$tmp/alice/wl1.vgw" 1 0.5 3 && chown 2001 "$tmp/alice/wl1.vgw"
+check "alice adds watchlist 1 to custody" as 2001 "$vigilctl" watchlist add "$tmp/alice/wl1.vgw" --name "Carnival list"
+seal=$(as 2001 "$vigilctl" watchlist show 1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["sha256"])')
+refuse "a seal that is not the watchlist's" "not the one given" as 2001 "$vigilctl" deployment create \
+	--name "Carnival day 1" --use-case sought-persons --location "Ladbroke Grove" --start now --end +8h \
+	--justification "Sought persons expected" --watchlist "1@${seal%?}0"
+refuse "a window of centuries" "must end within" as 2001 "$vigilctl" deployment create --name "Forever" \
+	--use-case sought-persons --location "Ladbroke Grove" --start now --end 9999999999 --justification "x" --watchlist 1
+refuse "a name with a terminal escape" "control character" as 2001 "$vigilctl" deployment create \
+	--name "$(printf 'Clear\033[2J')" --use-case sought-persons --location "Ladbroke Grove" --start now --end +8h \
+	--justification "x" --watchlist 1
 check "alice requests a deployment" as 2001 "$vigilctl" deployment create --name "Carnival day 1" \
 	--use-case sought-persons --location "Ladbroke Grove" --start now --end +8h \
-	--justification "Sought persons expected" --watchlist wl-carnival
+	--justification "Sought persons expected; carnival crowd" --watchlist "1@$seal"
 grep -q "^deployment 1: requested" "$tmp/out" || { echo "FAIL create output: $(cat "$tmp/out")"; fails=$((fails + 1)); }
 refuse "bad time" "is not a time" as 2001 "$vigilctl" deployment create --start tomorrowish
 refuse "alice cannot authorise" "may not deployment.authorise" as 2001 "$vigilctl" deployment authorise 1 --reasons "mine"
 refuse "start before authorisation" "not authorised" as 2001 "$vigilctl" deployment start 1
+# The authoriser sees what they authorise: the justification and the sealed watchlist with its size.
+check "carol reads the request" as 2003 "$vigilctl" deployment show 1
+grep -q "justification: Sought persons expected; carnival crowd" "$tmp/out" && grep -q "watchlist 1 \"Carnival list\": 3 subjects.*seal $seal" "$tmp/out" ||
+	{ echo "FAIL show for the authoriser: $(cat "$tmp/out")"; fails=$((fails + 1)); }
 check "carol authorises" as 2003 "$vigilctl" deployment authorise 1 --reasons "Necessary and proportionate"
 check "alice starts it" as 2001 "$vigilctl" deployment start 1
+# A second request by alice, withdrawn by her; carol cannot withdraw it for her.
+mkdir -p "$tmp/alice2" && chown 2001:2001 "$tmp/alice2"
+python3 "$(dirname "$0")/make_watchlist.py" "$tmp/alice2/wl2.vgw" 2 0.5 1 && chown 2001 "$tmp/alice2/wl2.vgw"
+check "alice adds watchlist 2" as 2001 "$vigilctl" watchlist add "$tmp/alice2/wl2.vgw" --name "Second list"
+check "alice requests another" as 2001 "$vigilctl" deployment create --name "Day 2" --use-case sought-persons \
+	--location "Ladbroke Grove" --start now --end +8h --justification "Day 2" --watchlist 2
+refuse "carol cannot withdraw alice's request" "only sgt.alice" as 2003 "$vigilctl" deployment withdraw 2 --reason "no"
+check "alice withdraws it" as 2001 "$vigilctl" deployment withdraw 2 --reason "Intelligence changed"
+grep -q "^deployment 2: withdrawn" "$tmp/out" || { echo "FAIL withdraw output: $(cat "$tmp/out")"; fails=$((fails + 1)); }
+# Names with escapes already stored (written behind vigild's back) reach no terminal raw.
+sqlite3 "$tmp/state/vigil.db" "UPDATE deployments SET name = 'Evil' || char(27) || '[2J' || char(10) || 'forged' WHERE id = 2"
+check "list with an escape in a name" as 2001 "$vigilctl" deployment list
+if grep -q "$(printf '\033')" "$tmp/out" || [ "$(grep -c . "$tmp/out")" != 2 ]; then
+	echo "FAIL a control character reached the terminal: $(od -c "$tmp/out" | head -5)"; fails=$((fails + 1))
+else echo "ok   control characters are shown escaped"; fi
 check "show as json" as 2004 "$vigilctl" deployment show 1 --json
 grep -q '"state": "active"' "$tmp/out" && grep -q '"authorised_by": "supt.carol"' "$tmp/out" ||
 	{ echo "FAIL show json: $(cat "$tmp/out")"; fails=$((fails + 1)); }

@@ -61,7 +61,7 @@ vigild.log = "err"
 CONF
 "$vigild" serve --config "$tmp/vigild.conf" &
 pid=$!
-for _ in $(seq 50); do [ -S "$tmp/vigild.sock" ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -S "$tmp/vigild.sock" ] && break; sleep 0.1; done
 
 # 1. CSV import straight into vigild: the good rows enrolled, each bad one refused in one line.
 if as 2001 "$vigilctl" watchlist import --name "Carnival sought persons" --id 7 --threshold 0.5 \
@@ -131,17 +131,26 @@ PY
 check "deployment show text" as 2004 "$vigilctl" deployment show 1
 grep -q "faces 25, alerts 1: 1 confirmed" "$tmp/out" || fail "show text: $(cat "$tmp/out")"
 
-# 7. Stop: the watchlist's files are deleted, its record says purged; the picture can no longer be made.
+# 7. Stop: the watchlist's descriptors are deleted and its record says purged; its enrolment crops
+# (encrypted) stay while an alert needs them beside its evidence, so the reviewer, and later a
+# court, still compare with the very crop the alert matched; then they go too.
 check "alice stops" as 2001 "$vigilctl" deployment stop 1 --reason "Carnival over"
-[ ! -e "$state/watchlists/wl-7.vgw" ] && [ ! -e "$state/watchlists/wl-7.faces" ] && echo "ok   stop deleted watchlist 7's files" ||
+[ ! -e "$state/watchlists/wl-7.vgw" ] && [ -e "$state/watchlists/wl-7.faces" ] &&
+	echo "ok   stop deleted watchlist 7's descriptors, kept its crops for the confirmed alert" ||
 	fail "after stop: $(ls "$state/watchlists")"
 check "show after stop" as 2004 "$vigilctl" watchlist show 7
 grep -q "^7 .*purged" "$tmp/out" && grep -q "purged by vigild: its deployment ended" "$tmp/out" || fail "show after stop: $(cat "$tmp/out")"
 refuse "remove a purged watchlist" "was purged already" as 2001 "$vigilctl" watchlist remove 7 --reason again
 refuse "a new deployment cannot name a purged watchlist" "watchlist 7 was purged: import it again" as 2001 "$vigilctl" \
 	deployment create --name "Again" --use-case sought-persons --location "Ladbroke Grove" --start now --end +1h \
-	--justification "More" --watchlist 7
-refuse "alert show after the purge" "the watchlist was purged" "$vigilctl" alert show "$alert" --out "$tmp/x.jpg" --state-dir "$state"
+	--justification "More" --watchlist "7@$(sqlite3 "$state/vigil.db" "SELECT sha256 FROM watchlists WHERE id = '7'")"
+check "alert show after the purge: the same enrolment crop" "$vigilctl" alert show "$alert" --out "$tmp/pair2.jpg" --state-dir "$state"
+cmp -s "$tmp/pair.jpg" "$tmp/pair2.jpg" && echo "ok   the reviewer's picture is unchanged by the purge" || fail "pair changed after the purge"
+# The confirmed alert's evidence past its retention (its review dated long ago): vigild deletes the crops.
+sqlite3 "$state/vigil.db" "UPDATE alerts SET reviewed_ns = 1 WHERE id = $alert"
+for _ in $(seq 600); do [ -e "$state/watchlists/wl-7.faces" ] || break; sleep 0.1; done
+[ ! -e "$state/watchlists/wl-7.faces" ] && echo "ok   crops deleted once no alert needs them" || fail "wl-7.faces kept"
+refuse "alert show once the crops are gone" "the watchlist was purged" "$vigilctl" alert show "$alert" --out "$tmp/x.jpg" --state-dir "$state"
 
 # 8. A window that closes: vigild's loop ends the deployment and purges watchlist 8.
 now=$(date +%s)
@@ -149,7 +158,7 @@ check "a short deployment" as 2001 "$vigilctl" deployment create --name "Short" 
 	--location "High Street" --start now --end $((now + 3)) --justification "Brief" --watchlist 8
 check "carol authorises it" as 2003 "$vigilctl" deployment authorise 2 --reasons "Brief and targeted"
 check "alice starts it" as 2001 "$vigilctl" deployment start 2
-for _ in $(seq 80); do [ -e "$state/watchlists/wl-8.vgw" ] || break; sleep 0.1; done
+for _ in $(seq 600); do [ -e "$state/watchlists/wl-8.vgw" ] || break; sleep 0.1; done
 [ ! -e "$state/watchlists/wl-8.vgw" ] && echo "ok   the window's end purged watchlist 8" || fail "wl-8 still on disk"
 check "show 8" as 2004 "$vigilctl" watchlist show 8 --json
 grep -q '"state": "purged"' "$tmp/out" || fail "show 8: $(cat "$tmp/out")"

@@ -32,24 +32,24 @@ vigild.metrics_listen = ""
 CONF
 "$vigild" serve --config "$tmp/vigild.conf" 2>/dev/null &
 serve=$!
-for _ in $(seq 50); do [ -S "$tmp/vigild.sock" ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ -S "$tmp/vigild.sock" ] && break; sleep 0.1; done
+"$vigilctl" watchlist import --name crash --id 1 --threshold 0.5 "$tmp/enrol" >/dev/null 2>&1 || fail "watchlist import"
 "$vigilctl" deployment create --name crash --use-case sought-persons --location lab --start now --end +1h \
-	--justification test --watchlist 1 >/dev/null
+	--justification test --watchlist 1 >/dev/null 2>&1
 setpriv --reuid=2003 --regid=2003 --clear-groups "$vigilctl" deployment authorise 1 --reasons ok >/dev/null
 "$vigilctl" deployment start 1 >/dev/null
 "$vigilctl" status | grep -q "dumpable: no" || fail "vigild is dumpable: a core dump could hold faces"
-"$vigilctl" watchlist import --out "$tmp/wl.vgw" --threshold 0.5 "$tmp/enrol" >/dev/null || fail "watchlist import"
 
 run() {
 	"$vigild" run --pcap "$rec/camera.pcap" --sdp "$rec/camera.sdp" --until-eof --analysis-fps 10 \
-		--report "$tmp/report$1.json" --watchlist "$tmp/wl.vgw" --state-dir "$tmp/state" --deployment 1
+		--report "$tmp/report$1.json" --state-dir "$tmp/state" --deployment 1
 }
 alerts() { sqlite3 "$tmp/state/vigil.db" "SELECT COUNT(*) FROM alerts" 2>/dev/null || echo 0; }
 
 # Kill it as soon as the first alert is recorded, while it is still analysing the rest ($! is
 # vigild itself, not a subshell, so the kill really lands on it).
 "$vigild" run --pcap "$rec/camera.pcap" --sdp "$rec/camera.sdp" --until-eof --analysis-fps 10 \
-	--report "$tmp/report1.json" --watchlist "$tmp/wl.vgw" --state-dir "$tmp/state" --deployment 1 2>/dev/null &
+	--report "$tmp/report1.json" --state-dir "$tmp/state" --deployment 1 2>/dev/null &
 pid=$!
 for _ in $(seq 400); do [ "$(alerts)" -ge 1 ] && break; sleep 0.025; done
 kill -9 $pid 2>/dev/null
@@ -76,11 +76,15 @@ unsaved=$(sqlite3 "$tmp/state/vigil.db" "SELECT COUNT(*) FROM alerts WHERE evide
 
 # Two runs on one store at once: the second is refused (the store's lock), not interleaved.
 "$vigild" run --pcap "$rec/camera.pcap" --sdp "$rec/camera.sdp" --until-eof --report "$tmp/r_a.json" \
-	--watchlist "$tmp/wl.vgw" --state-dir "$tmp/state" --deployment 1 2>/dev/null &
+	--state-dir "$tmp/state" --deployment 1 2>/dev/null &
 first=$!
-sleep 1
+# The first run holds the store's lock once it opened it; wait for that, not for a fixed time.
+for _ in $(seq 600); do
+	flock -n "$tmp/state/evidence/lock" true 2>/dev/null || break
+	sleep 0.1
+done
 if "$vigild" run --pcap "$rec/camera.pcap" --sdp "$rec/camera.sdp" --until-eof --report "$tmp/r_b.json" \
-	--watchlist "$tmp/wl.vgw" --state-dir "$tmp/state" --deployment 1 2>"$tmp/busy.err"; then
+	--state-dir "$tmp/state" --deployment 1 2>"$tmp/busy.err"; then
 	fail "a second run shared the evidence store"
 else
 	grep -q "in use by another process" "$tmp/busy.err" || fail "second run: $(cat "$tmp/busy.err")"

@@ -14,7 +14,7 @@ e2e_deployment "$tmp"
 injected=$(node "$ROOT/tests/mgmt/vigild/pcap-tool.js" garbage "$rec/camera.pcap" "$tmp/garbage.pcap" 25) || fail "pcap-tool"
 echo "injected: $injected"
 "$vigild" run --pcap "$tmp/garbage.pcap" --sdp "$rec/camera.sdp" --until-eof --analysis-fps 10 \
-	--report "$tmp/report.json" --watchlist "$tmp/wl.vgw" --state-dir "$tmp/state" --deployment 1 2>"$tmp/run.err" ||
+	--report "$tmp/report.json" --state-dir "$tmp/state" --deployment 1 2>"$tmp/run.err" ||
 	fail "the run over garbage failed: $(tail -1 "$tmp/run.err")"
 [ -s "$tmp/report.json" ] || { fail "no report"; e2e_done; }
 j() { e2e_json "$tmp/report.json" "$1"; }

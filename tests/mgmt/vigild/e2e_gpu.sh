@@ -21,7 +21,7 @@ run() {   # run NAME [--gpu MODE]: the recording through the appliance, report i
 	local name=$1
 	shift
 	"$vigild" run --pcap "$rec/camera.pcap" --sdp "$rec/camera.sdp" --until-eof --analysis-fps 10 \
-		--report "$tmp/$name.json" --watchlist "$tmp/wl.vgw" --state-dir "$tmp/state" --deployment 1 "$@" \
+		--report "$tmp/$name.json" --state-dir "$tmp/state" --deployment 1 "$@" \
 		2>"$tmp/$name.err"
 }
 j() { e2e_json "$tmp/$1.json" "$2"; }
@@ -42,7 +42,7 @@ tail_run() {   # tail_run NAME [--gpu MODE ...]: the last 6 s at 1 fps
 	local name=$1
 	shift
 	"$vigild" run --pcap "$tmp/tail.pcap" --sdp "$rec/camera.sdp" --until-eof --analysis-fps 1 \
-		--report "$tmp/$name.json" --watchlist "$tmp/wl.vgw" --state-dir "$tmp/state" --deployment 1 "$@" \
+		--report "$tmp/$name.json" --state-dir "$tmp/state" --deployment 1 "$@" \
 		2>"$tmp/$name.err"
 }
 alerts_l2_drift() {   # the largest change of an alert's L2 between two reports, alert by alert in

@@ -3,9 +3,9 @@
 #   e2e_need NAME CMD...     exit 77 (or 1 under make test) unless the fetched data and CMDs exist
 #   e2e_tmp [CLEANUP]        a scratch folder $tmp, removed at exit (unless KEEP is set) after
 #                            CLEANUP (shell text) and stopping vigild serve
-#   e2e_deployment DIR       vigild serve on DIR, a deployment (1) requested by root, authorised by
-#                            uid 2003 and started, and a watchlist DIR/wl.vgw of make demo's two
-#                            people at threshold 0.5; the recording is $rec
+#   e2e_deployment DIR       vigild serve on DIR, watchlist 1 (make demo's two people, threshold
+#                            0.5) in its custody, and a deployment (1) naming it by seal, requested
+#                            by root, authorised by uid 2003 and started; the recording is $rec
 # and report failures with fail; e2e_done prints the summary line or exits 1.
 fails=0
 serve=
@@ -48,13 +48,16 @@ vigild.metrics_listen = ""
 CONF
 	"$vigild" serve --config "$dir/vigild.conf" 2>/dev/null &
 	serve=$!
-	for _ in $(seq 50); do [ -S "$dir/vigild.sock" ] && break; sleep 0.1; done
+	# A condition, bounded generously: a busy machine may take seconds to start vigild.
+	for _ in $(seq 600); do [ -S "$dir/vigild.sock" ] && break; sleep 0.1; done
+	# The watchlist into vigild's custody first; the deployment names it (by seal), and every run
+	# takes it from custody: no watchlist file lies outside.
+	"$vigilctl" watchlist import --name e2e --id 1 --threshold 0.5 "$dir/enrol" >/dev/null 2>&1 || fail "watchlist import"
 	"$vigilctl" deployment create --name e2e --use-case sought-persons --location lab --start now --end +1h \
-		--justification test --watchlist 1 >/dev/null || fail "deployment create"
+		--justification test --watchlist 1 >/dev/null 2>&1 || fail "deployment create"
 	setpriv --reuid=2003 --regid=2003 --clear-groups "$vigilctl" deployment authorise 1 --reasons ok >/dev/null ||
 		fail "deployment authorise"
 	"$vigilctl" deployment start 1 >/dev/null || fail "deployment start"
-	"$vigilctl" watchlist import --out "$dir/wl.vgw" --threshold 0.5 "$dir/enrol" >/dev/null || fail "watchlist import"
 }
 
 # A field of report.json: e2e_json FILE 'EXPRESSION over r' (node).
