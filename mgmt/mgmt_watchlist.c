@@ -127,8 +127,12 @@ static int wl_parse(const uint8_t *buf, size_t len, struct wl_file *f, char *err
 		return vg_errf(err, errlen, -EBADMSG, "watchlist file: its sha256 seal does not match its bytes");
 	f->id = le32(buf + WL_HEADER_BYTES);
 	memcpy(&f->threshold, buf + WL_HEADER_BYTES + 4, 4);
-	if (!isfinite(f->threshold) || f->threshold <= 0)
-		return vg_errf(err, errlen, -EINVAL, "watchlist file: threshold is not a positive number");
+	/* metric 0 is L2, 1 cosine similarity (match.h's enum match_metric, not included here) */
+	uint32_t metric = le32(buf + 52);
+	double max = metric == 1 ? MGMT_WATCHLIST_COSINE_MAX : MGMT_WATCHLIST_L2_MAX;
+	if (!isfinite(f->threshold) || f->threshold <= 0 || f->threshold > max)
+		return vg_errf(err, errlen, -EINVAL, "watchlist file: threshold %.4g is outside (0, %.0f], the range of %s",
+			       (double)f->threshold, max, metric == 1 ? "a cosine similarity" : "an L2 distance");
 	f->entries = buf + WL_HEADER_BYTES + 8;
 	for (uint32_t i = 0; i < f->n; i++) {
 		const uint8_t *e = f->entries + (size_t)i * f->entry_bytes;

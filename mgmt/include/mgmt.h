@@ -419,6 +419,14 @@ struct mgmt_watchlist {
  */
 #define MGMT_WATCHLIST_FACE_MAX (4u << 20)
 
+/*
+ * The thresholds a watchlist may carry, by its file's metric (match.h): an L2 distance in
+ * (0, 2], since unit-length descriptors lie at most 2 apart; a cosine similarity in (0, 1]. Above
+ * that every face would match. vigilctl checks the same bounds before it asks.
+ */
+#define MGMT_WATCHLIST_L2_MAX 2.0
+#define MGMT_WATCHLIST_COSINE_MAX 1.0
+
 /**
  * Register the watchlist file open at FD (read from offset 0) with NAME, and the enrolment crops
  * at FACES_FD (-1: none). THRESHOLD > 0 must equal the file's. *OUT gets the record. -EINVAL with

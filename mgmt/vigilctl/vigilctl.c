@@ -9,7 +9,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "vg_config.h"
 #include "vigilctl_int.h"
+
+struct cli vigilctl_global;
+const char *vigilctl_verb = "";
 
 struct verb {
 	const char *name;
@@ -49,7 +53,8 @@ static const struct verb verbs[] = {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: vigilctl VERB [ARGS...]\nverbs:\n");
+	fprintf(f, "usage: vigilctl [--json] [--socket PATH] [--timeout S] VERB [ARGS...]   (those three, and --version,\n"
+		   "       anywhere on the line; vigilctl VERB --help for one verb)\nverbs:\n");
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		fprintf(f, "  %s\n", verbs[i].help);
 }
@@ -59,8 +64,74 @@ static bool is_help(const char *arg)
 	return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
 }
 
+/* "--NAME VALUE" or "--NAME=VALUE" at ARGV[*I]: the value (and *I past it), NULL when ARGV[*I] is
+ * not --NAME; *MISSING when it is but no value follows. */
+static const char *opt_value(int argc, char **argv, int *i, const char *name, bool *missing)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(argv[*i], name, n) != 0)
+		return NULL;
+	if (argv[*i][n] == '=')
+		return argv[*i] + n + 1;
+	if (argv[*i][n] != '\0')
+		return NULL;
+	if (*i + 1 >= argc) {
+		*missing = true;
+		return NULL;
+	}
+	return argv[++*i];
+}
+
+/*
+ * Take --json, --socket PATH, --timeout S and --version out of ARGV wherever they stand (before
+ * or after the verb and its sub-command, up to a "--"), into vigilctl_global: a verb's own parser
+ * then never has to know where a person put them. Returns the new argc, -1 for --version, or -2
+ * after one line on stderr.
+ */
+static int take_global_opts(int argc, char **argv)
+{
+	int out = 1, i;
+
+	for (i = 1; i < argc; i++) {
+		bool missing = false;
+		const char *v;
+
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--version") == 0)
+			return -1;
+		if (strcmp(argv[i], "--json") == 0) {
+			vigilctl_global.json = true;
+		} else if ((v = opt_value(argc, argv, &i, "--socket", &missing))) {
+			vigilctl_global.socket = v;
+		} else if ((v = opt_value(argc, argv, &i, "--timeout", &missing))) {
+			if (!(vigilctl_global.timeout_ms = vigilctl_parse_timeout(v))) {
+				fprintf(stderr, "vigilctl: --timeout '%.32s' is not a number of seconds from 1 to 3600 "
+						"(vigilctl --help)\n", v);
+				return -2;
+			}
+		} else if (missing) {
+			fprintf(stderr, "vigilctl: %s needs a value (vigilctl --help)\n", argv[i]);
+			return -2;
+		} else {
+			argv[out++] = argv[i];
+		}
+	}
+	while (i < argc)
+		argv[out++] = argv[i++];
+	argv[out] = NULL;
+	return out;
+}
+
 int main(int argc, char **argv)
 {
+	if ((argc = take_global_opts(argc, argv)) < 0) {
+		if (argc == -2)
+			return 2;
+		printf("vigilctl %s\n", VG_VERSION);
+		return 0;
+	}
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
@@ -72,11 +143,14 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
 		if (strcmp(argv[1], verbs[i].name) != 0)
 			continue;
-		/* Answered here, before the verb parses anything: help never needs vigild or the model. */
-		if (argc >= 3 && is_help(argv[2])) {
-			printf("usage: vigilctl %s\n", verbs[i].help);
-			return 0;
-		}
+		/* Answered here, before the verb parses anything: help never needs vigild or the model.
+		 * --help anywhere after the verb (up to a "--") is the verb's help. */
+		for (int a = 2; a < argc && strcmp(argv[a], "--") != 0; a++)
+			if (is_help(argv[a])) {
+				printf("usage: vigilctl %s\n", verbs[i].help);
+				return 0;
+			}
+		vigilctl_verb = verbs[i].name;
 		return verbs[i].run(argc - 1, argv + 1);
 	}
 	fprintf(stderr, "vigilctl: unknown verb '%s' (vigilctl --help lists them)\n", argv[1]);

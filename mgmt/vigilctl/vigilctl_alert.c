@@ -58,7 +58,7 @@ int vigilctl_alert(int argc, char **argv)
 	int first, rc = 2;
 
 	if (argc < 2) {
-		fprintf(stderr, "vigilctl: alert list [--unreviewed] | show ID | review ID --confirm|--reject --note N\n");
+		vigilctl_usage("list [--unreviewed] | show ID | review ID --confirm|--reject --note N");
 		goto out;
 	}
 	sub = argv[1];
@@ -87,7 +87,7 @@ int vigilctl_alert(int argc, char **argv)
 	else if (strcmp(sub, "review") == 0)
 		verb = "alert.review";
 	else {
-		fprintf(stderr, "vigilctl: alert: unknown sub-command '%s'\n", sub);
+		vigilctl_usage("unknown sub-command '%s'", sub);
 		goto out;
 	}
 	rc = vigilctl_call(&cli, verb, json_incref(a.args), &r);

@@ -60,8 +60,7 @@ int vigilctl_alert_show_out(int argc, char **argv)
 
 	rc = vigilctl_alert_open(argc, argv, &state, &out, &id, &db, &a);
 	if (rc == 2) {
-		fprintf(stderr, "vigilctl: alert show ID --out FILE [--state-dir DIR]\n");
-		return 2;
+		return vigilctl_usage("show ID --out FILE [--state-dir DIR]");
 	}
 	if (rc)
 		return rc;
@@ -112,9 +111,11 @@ int vigilctl_alert_show_out(int argc, char **argv)
 		fprintf(stderr, "vigilctl: JPEG encoder: %s\n", tjGetErrorStr2(tj));
 		goto out;
 	}
-	int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, outj, outlen) != (ssize_t)outlen || close(fd) < 0) {
-		fprintf(stderr, "vigilctl: cannot write %s\n", out);
+	int fd = vigilctl_out_open(out);
+	if (fd < 0)
+		goto out;
+	if (write(fd, outj, outlen) != (ssize_t)outlen || close(fd) < 0) {
+		fprintf(stderr, "vigilctl: cannot write %s: %s\n", out, vg_strerror(-errno));
 		goto out;
 	}
 	struct mgmt_actor who = { "vigilctl", (uint32_t)getuid(), 0 };

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mgmt.h"
@@ -56,18 +57,18 @@ static int audit_export(int argc, char **argv)
 	if (first < 0)
 		return 2;
 	if (first != argc) {
-		fprintf(stderr, "vigilctl: audit export: unexpected argument '%s'\n", argv[first]);
-		return 2;
+		return vigilctl_usage("export: unexpected argument '%s'", argv[first]);
 	}
 	if (path) {
 		/* The log names officers and what they did: readable by its owner only. */
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		int fd = vigilctl_out_open(path);
 
-		f = fd >= 0 ? fdopen(fd, "w") : NULL;
+		if (fd < 0)
+			return 1;
+		f = fdopen(fd, "w");
 		if (!f) {
 			fprintf(stderr, "vigilctl: audit export: %s: %s\n", path, strerror(errno));
-			if (fd >= 0)
-				close(fd);
+			close(fd);
 			return 1;
 		}
 	}
@@ -151,8 +152,7 @@ static int verify_opt(int opt, const char *arg, void *ctx)
 	if (opt == 1 && strlen(arg) == 2 * MGMT_AUDIT_KEY_BYTES && strspn(arg, "0123456789abcdef") == strlen(arg))
 		o->public_key = arg;
 	else if (opt == 1) {
-		fprintf(stderr, "vigilctl: audit verify: --public-key takes %d lower-case hex digits\n",
-			2 * MGMT_AUDIT_KEY_BYTES);
+		vigilctl_usage("verify: --public-key takes %d lower-case hex digits", 2 * MGMT_AUDIT_KEY_BYTES);
 		return -2;
 	} else if (opt == 2)
 		o->export = arg;
@@ -230,9 +230,15 @@ static int verify_export(const struct cli *cli, const struct verify_opts *o)
 		fprintf(stderr, "vigilctl: audit verify: libsodium failed to initialise\n");
 		return 1;
 	}
-	f = fopen(o->export, "r");
-	if (!f) {
-		fprintf(stderr, "vigilctl: audit verify: %s: %s\n", o->export, strerror(errno));
+	/* O_NONBLOCK and a regular file only: a FIFO named --export is refused, never waited on. */
+	struct stat st = { .st_mode = S_IFREG }; /* fstat failing: errno says why */
+	int fd = open(o->export, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !(f = fdopen(fd, "r"))) {
+		fprintf(stderr, "vigilctl: audit verify: %s: %s\n", o->export,
+			fd >= 0 && !S_ISREG(st.st_mode) ? "not a regular file (a FIFO, device or folder is refused)"
+							: strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return 1;
 	}
 	/* Cost: one hash per entry, one signature check at the end. */
@@ -291,8 +297,7 @@ static int audit_verify(int argc, char **argv)
 	if (first < 0)
 		return 2;
 	if (first != argc) {
-		fprintf(stderr, "vigilctl: audit verify: unexpected argument '%s'\n", argv[first]);
-		return 2;
+		return vigilctl_usage("verify: unexpected argument '%s'", argv[first]);
 	}
 	if (o.export)
 		return verify_export(&cli, &o);
@@ -353,8 +358,7 @@ int vigilctl_audit(int argc, char **argv)
 	if (argc >= 2 && strcmp(argv[1], "verify") == 0)
 		return audit_verify(argc - 1, argv + 1);
 	if (argc < 2 || strcmp(argv[1], "list") != 0) {
-		fprintf(stderr, "vigilctl: audit list|verify|export (vigilctl --help)\n");
-		return 2;
+		return vigilctl_usage("list|verify|export");
 	}
 	if (vigilctl_opts(argc - 1, argv + 1, &cli, opts, 1, audit_opt, &since) < 0)
 		return 2;

@@ -5,9 +5,11 @@
  * standard input, so the password stays out of the process list and the shell's history.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "vigilctl_int.h"
 
@@ -28,11 +30,43 @@ static int parse_count(const char *s, long long lo, long long hi, long long *out
 	return 0;
 }
 
+/*
+ * The first line of standard input into BUF. A terminal is a person typing, and is waited for; a
+ * pipe, FIFO or anything else is given --timeout (else 5 s) for its line, so that a writer that
+ * never writes cannot hang a script. 0, or -1 after one line on stderr.
+ */
 static int read_url_stdin(char *buf, size_t len)
 {
-	if (!fgets(buf, (int)len, stdin))
-		return -1;
+	int wait_ms = isatty(STDIN_FILENO) ? -1 : vigilctl_global.timeout_ms ? (int)vigilctl_global.timeout_ms : 5000;
+	size_t have = 0;
+
+	for (;;) {
+		struct pollfd p = { STDIN_FILENO, POLLIN, 0 };
+		int n = poll(&p, 1, wait_ms); /* the whole wait, not per read: a URL is one short write */
+		ssize_t got = n > 0 ? read(STDIN_FILENO, buf + have, len - 1 - have) : -1;
+
+		if (n == 0) {
+			fprintf(stderr, "vigilctl: camera: --url -: no URL on standard input within %d s\n", wait_ms / 1000);
+			return -1;
+		}
+		if (got < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (got < 0) {
+			fprintf(stderr, "vigilctl: camera: --url -: standard input: %s\n", strerror(errno));
+			return -1;
+		}
+		have += (size_t)got;
+		buf[have] = '\0';
+		if (got == 0 || memchr(buf, '\n', have))
+			break;
+		if (have == len - 1) {
+			fprintf(stderr, "vigilctl: camera: --url -: a URL is at most %zu bytes\n", len - 2);
+			return -1;
+		}
+	}
 	buf[strcspn(buf, "\r\n")] = '\0';
+	if (!buf[0])
+		fprintf(stderr, "vigilctl: camera: --url -: no URL on standard input\n");
 	return buf[0] ? 0 : -1;
 }
 
@@ -46,10 +80,8 @@ static int camera_opt(int opt, const char *arg, void *vctx)
 		if (strcmp(arg, "-") == 0) {
 			char url[1200];
 
-			if (read_url_stdin(url, sizeof(url)) < 0) {
-				fprintf(stderr, "vigilctl: camera: --url -: no URL on standard input\n");
+			if (read_url_stdin(url, sizeof(url)) < 0)
 				return -2;
-			}
 			json_object_set_new(c->args, "url", json_string(url));
 			memset(url, 0, sizeof(url));
 		} else {
@@ -64,14 +96,14 @@ static int camera_opt(int opt, const char *arg, void *vctx)
 		return 0;
 	case 3:
 		if (parse_count(arg, 1, 60, &v) < 0) {
-			fprintf(stderr, "vigilctl: camera: --fps must be a whole number from 1 to 60\n");
+			vigilctl_usage("--fps must be a whole number from 1 to 60");
 			return -2;
 		}
 		json_object_set_new(c->args, "fps", json_integer(v));
 		return 0;
 	case 4:
 		if (parse_count(arg, 1, 10, &v) < 0) {
-			fprintf(stderr, "vigilctl: camera: --seconds must be a whole number from 1 to 10\n");
+			vigilctl_usage("--seconds must be a whole number from 1 to 10");
 			return -2;
 		}
 		json_object_set_new(c->args, "seconds", json_integer(v));
@@ -105,7 +137,7 @@ int vigilctl_camera(int argc, char **argv)
 	int first, rc = 2;
 
 	if (argc < 2) {
-		fprintf(stderr, "vigilctl: camera add|list|remove|probe (vigilctl --help)\n");
+		vigilctl_usage("add|list|remove|probe");
 		goto out;
 	}
 	sub = argv[1];
@@ -115,7 +147,7 @@ int vigilctl_camera(int argc, char **argv)
 	first += 1; /* vigilctl_opts saw argv + 1 */
 	bool wants_id = strcmp(sub, "list") != 0;
 	if (argc - first != (wants_id ? 1 : 0)) {
-		fprintf(stderr, "vigilctl: camera %s: %s\n", sub, wants_id ? "name one camera id" : "takes no arguments");
+		vigilctl_usage("%s: %s", sub, wants_id ? "name one camera id" : "takes no arguments");
 		goto out;
 	}
 	if (wants_id)
@@ -133,7 +165,7 @@ int vigilctl_camera(int argc, char **argv)
 	} else if (strcmp(sub, "probe") == 0) {
 		verb = "camera.probe";
 	} else {
-		fprintf(stderr, "vigilctl: camera: unknown sub-command '%s'\n", sub);
+		vigilctl_usage("unknown sub-command '%s'", sub);
 		goto out;
 	}
 	rc = vigilctl_call(&cli, verb, json_incref(c.args), &r);

@@ -15,7 +15,7 @@ int vigilctl_config(int argc, char **argv)
 	int first;
 
 	if (strcmp(sub, "get") != 0 && strcmp(sub, "set") != 0) {
-		fprintf(stderr, "vigilctl: config get [KEY] | set KEY VALUE (vigilctl --help)\n");
+		vigilctl_usage("get [KEY] | set KEY VALUE");
 		goto out_usage;
 	}
 	first = vigilctl_opts(argc - 1, argv + 1, &cli, NULL, 0, NULL, NULL);
@@ -24,8 +24,7 @@ int vigilctl_config(int argc, char **argv)
 	first += 1;
 	int n = argc - first;
 	if (strcmp(sub, "get") == 0 ? n > 1 : n != 2) {
-		fprintf(stderr, "vigilctl: config %s: %s\n", sub,
-			strcmp(sub, "get") == 0 ? "at most one KEY" : "needs KEY VALUE");
+		vigilctl_usage("%s: %s", sub, strcmp(sub, "get") == 0 ? "at most one KEY" : "needs KEY VALUE");
 		goto out_usage;
 	}
 	if (n >= 1)

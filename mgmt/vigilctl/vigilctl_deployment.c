@@ -39,7 +39,7 @@ static int deploy_opt(int opt, const char *arg, void *vctx)
 	case 8: case 9:
 		t = vigilctl_parse_time(arg);
 		if (t < 0) {
-			fprintf(stderr, "vigilctl: '%s' is not a time (now, +8h, Unix seconds, or 2026-11-22T09:00Z)\n", arg);
+			vigilctl_usage("'%s' is not a time (now, +8h, Unix seconds, or 2026-11-22T09:00Z)", arg);
 			d->bad = 1;
 			return -2;
 		}
@@ -120,7 +120,7 @@ int vigilctl_deployment(int argc, char **argv)
 	int first, rc = 2;
 
 	if (argc < 2) {
-		fprintf(stderr, "vigilctl: deployment create|authorise|refuse|withdraw|start|stop|show|list (vigilctl --help)\n");
+		vigilctl_usage("create|authorise|refuse|withdraw|start|stop|show|list");
 		goto out;
 	}
 	sub = argv[1];
@@ -158,7 +158,7 @@ int vigilctl_deployment(int argc, char **argv)
 	} else if (strcmp(sub, "list") == 0) {
 		verb = "deployment.list";
 	} else {
-		fprintf(stderr, "vigilctl: deployment: unknown sub-command '%s'\n", sub);
+		vigilctl_usage("unknown sub-command '%s'", sub);
 		goto out;
 	}
 	rc = vigilctl_call(&cli, verb, json_incref(d.args), &r);

@@ -9,8 +9,8 @@
  *
  * --tiny uses face-api's tiny face detector instead of the SSD (faster, fewer small faces);
  * --tiled adds native-resolution 512 tiles for small faces in large frames (not face-api's output).
- * The model folder: --models DIR, else $VIGIL_MODEL_DIR, else fetched/face-api-1.7.15/model
- * under the current directory (where tools/bootstrap puts it).
+ * The model folder: --models DIR, else $VIGIL_MODELS, else fetched/face-api-1.7.15/model
+ * under the current directory (vigilctl_models()). --json also stands anywhere (vigilctl.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -21,8 +21,6 @@
 #include "vg_base.h"
 #include "vg_image.h"
 #include "vigilctl_int.h"
-
-#define FACES_DEFAULT_MODELS "fetched/face-api-1.7.15/model"
 
 static void json_quote(FILE *f, const char *s)
 {
@@ -77,15 +75,13 @@ static void text_image(FILE *f, const char *path, const struct vg_image *img,
 
 int vigilctl_faces(int argc, char **argv)
 {
-	const char *models = getenv("VIGIL_MODEL_DIR");
-	int json = 0, nimages = 0, failed = 0, first = 1, tiny = 0, tiled = 0;
+	const char *models = NULL;
+	int json = vigilctl_global.json, nimages = 0, failed = 0, first = 1, tiny = 0, tiled = 0;
 	struct gpu_model *model = NULL;
 	struct gpu_face *faces;
 	char err[512];
 	int i;
 
-	if (!models || !*models)
-		models = FACES_DEFAULT_MODELS;
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--json") == 0) {
 			json = 1;
@@ -93,7 +89,9 @@ int vigilctl_faces(int argc, char **argv)
 			tiny = 1;
 		} else if (strcmp(argv[i], "--tiled") == 0) {
 			tiled = 1;
-		} else if (strcmp(argv[i], "--models") == 0 && i + 1 < argc) {
+		} else if (strcmp(argv[i], "--models") == 0) {
+			if (i + 1 == argc)
+				return vigilctl_usage("--models needs a value");
 			models = argv[++i];
 		} else if (strcmp(argv[i], "--help") == 0) {
 			printf("usage: vigilctl faces [--json] [--tiny | --tiled] [--models DIR] IMAGE...\n");
@@ -102,18 +100,16 @@ int vigilctl_faces(int argc, char **argv)
 			i++;
 			break;
 		} else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-			fprintf(stderr, "vigilctl faces: unknown option '%s' (usage: vigilctl faces [--json] [--tiny | --tiled] [--models DIR] IMAGE...)\n",
-				argv[i]);
-			return 2;
+			return vigilctl_usage("unknown option '%s'", argv[i]);
 		} else {
 			break;
 		}
 	}
 	nimages = argc - i;
 	if (nimages <= 0) {
-		fprintf(stderr, "vigilctl faces: no image given (usage: vigilctl faces [--json] [--tiny | --tiled] [--models DIR] IMAGE...)\n");
-		return 2;
+		return vigilctl_usage("no image given");
 	}
+	models = vigilctl_models(models);
 	if (gpu_model_open(&model, models, err, sizeof(err))) {
 		fprintf(stderr, "vigilctl faces: %s\n", err);
 		return 2;

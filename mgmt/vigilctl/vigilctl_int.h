@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "vg_base.h"
+
 /* ---- the verbs (argv[0] is the verb) ----------------------------------------------------------- */
 int vigilctl_faces(int argc, char **argv);            /* vigilctl_faces.c */
 int vigilctl_status(int argc, char **argv);           /* vigilctl_status.c */
@@ -40,6 +42,24 @@ int vigilctl_call(const struct cli *cli, const char *verb, json_t *args, json_t 
 /* vigilctl_call() that also hands vigild N_FDS open descriptors (files it could not open itself). */
 int vigilctl_call_fds(const struct cli *cli, const char *verb, json_t *args, const int *fds, unsigned n_fds,
 		      json_t **result);
+/* The options that may stand anywhere on the line (--socket, --json, --timeout), which main()
+ * takes out of argv before the verb runs (vigilctl.c); socket NULL, timeout_ms 0: not given.
+ * vigilctl_opts() and vigilctl_call() start from these. */
+extern struct cli vigilctl_global;
+/* "30" seconds, 1 to 3600, as ms; 0 when it is not that. */
+unsigned vigilctl_parse_timeout(const char *s);
+/* The face model's folder: OPT (--models), else $VIGIL_MODELS, else fetched/face-api-1.7.15/model
+ * under the current directory (where tools/bootstrap puts it): one spelling for every verb, as
+ * for `vigild run`. */
+const char *vigilctl_models(const char *opt);
+/* The verb being run (main() sets it), for the lines below. */
+extern const char *vigilctl_verb;
+/* One line, "vigilctl: VERB: <what> (vigilctl VERB --help)", for a usage error; returns 2, the exit
+ * status of every usage error. */
+int vigilctl_usage(const char *fmt, ...) VG_PRINTF(1, 2);
+/* Open --out PATH for writing: created, mode 0600; an existing file is never overwritten, and a
+ * FIFO, device or folder is refused at once. The fd, or -1 after one line on stderr (exit 1). */
+int vigilctl_out_open(const char *path);
 int vigilctl_print_json(json_t *j);
 /* TEXT with every control character as \xNN and backslashes doubled (malloc'd; NULL on ENOMEM):
  * vigilctl_call() applies it to every string of a reply before a verb prints it as text. */

@@ -27,7 +27,7 @@ static int retention_opt(int opt, const char *arg, void *vctx)
 	errno = 0;
 	v = strtoll(arg, &end, 10);
 	if (end == arg || *end || errno || v < 0 || v > 3650) {
-		fprintf(stderr, "vigilctl: retention: '%s' is not a number of days (0 to 3650)\n", arg);
+		vigilctl_usage("'%s' is not a number of days (0 to 3650)", arg);
 		return -2;
 	}
 	o->days[opt - 1] = v;
@@ -58,8 +58,7 @@ int vigilctl_retention(int argc, char **argv)
 	int first;
 
 	if (!set && !show) {
-		fprintf(stderr, "vigilctl: retention [show] | set --confirmed D --rejected D --unreviewed D\n");
-		return 2;
+		return vigilctl_usage("[show] | set --confirmed D --rejected D --unreviewed D");
 	}
 	/* "retention --json" is "retention show --json": argv[0] stands in for the sub-command. */
 	int skip = argc >= 2 && argv[1][0] != '-' ? 1 : 0;
@@ -67,8 +66,7 @@ int vigilctl_retention(int argc, char **argv)
 	if (first < 0)
 		return 2;
 	if (first != argc - skip) {
-		fprintf(stderr, "vigilctl: retention: unexpected argument '%s'\n", argv[first + skip]);
-		return 2;
+		return vigilctl_usage("unexpected argument '%s'", argv[first + skip]);
 	}
 	if (vigilctl_call(&cli, "retention.show", NULL, &cur))
 		return 1;
@@ -81,7 +79,7 @@ int vigilctl_retention(int argc, char **argv)
 		return 0;
 	}
 	if (o.days[0] < 0 && o.days[1] < 0 && o.days[2] < 0) {
-		fprintf(stderr, "vigilctl: retention set: give --confirmed, --rejected and/or --unreviewed DAYS\n");
+		vigilctl_usage("set: give --confirmed, --rejected and/or --unreviewed DAYS");
 		json_decref(cur);
 		return 2;
 	}

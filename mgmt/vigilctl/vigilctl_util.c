@@ -7,13 +7,18 @@
  * $VIGIL_TIMEOUT, else 30 s, then exits 1 with one line: a stuck or flooded vigild never hangs a
  * script.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "mgmt_ctl.h"
 #include "vigilctl_int.h"
@@ -88,7 +93,7 @@ static void terminal_safe(json_t *j)
 }
 
 /* "30" seconds, 1 to 3600, as ms; 0 when it is not that. */
-static unsigned parse_timeout(const char *s)
+unsigned vigilctl_parse_timeout(const char *s)
 {
 	char *end;
 	long v = s ? strtol(s, &end, 10) : 0;
@@ -105,10 +110,13 @@ int vigilctl_call_fds(const struct cli *cli, const char *verb, json_t *args, con
 	int rc;
 
 	json_decref(req);
-	unsigned timeout_ms = cli->timeout_ms ? cli->timeout_ms : parse_timeout(getenv("VIGIL_TIMEOUT"));
+	unsigned timeout_ms = cli->timeout_ms ? cli->timeout_ms : vigilctl_global.timeout_ms;
+	if (!timeout_ms)
+		timeout_ms = vigilctl_parse_timeout(getenv("VIGIL_TIMEOUT"));
 	if (!timeout_ms)
 		timeout_ms = MGMT_CTL_CALL_TIMEOUT_MS;
-	rc = mgmt_ctl_call_fds(cli->socket ? cli->socket : default_socket(), text, fds, n_fds, timeout_ms, &reply,
+	const char *socket = cli->socket ? cli->socket : vigilctl_global.socket;
+	rc = mgmt_ctl_call_fds(socket ? socket : default_socket(), text, fds, n_fds, timeout_ms, &reply,
 			       err, sizeof(err));
 	free(text);
 	if (rc < 0) {
@@ -200,35 +208,85 @@ int vigilctl_opts(int argc, char **argv, struct cli *cli, const struct option *e
 
 	memcpy(opts + 3, extra, n_extra * sizeof(*extra));
 	memset(opts + 3 + n_extra, 0, sizeof(*opts));
-	cli->socket = default_socket();
-	cli->json = false;
-	cli->timeout_ms = MGMT_CTL_CALL_TIMEOUT_MS;
-	if (env && *env && !(cli->timeout_ms = parse_timeout(env))) {
+	/* main() took the options that may stand anywhere out of argv already (vigilctl.c). */
+	cli->socket = vigilctl_global.socket ? vigilctl_global.socket : default_socket();
+	cli->json = vigilctl_global.json;
+	cli->timeout_ms = vigilctl_global.timeout_ms;
+	if (!cli->timeout_ms && env && *env && !(cli->timeout_ms = vigilctl_parse_timeout(env))) {
 		fprintf(stderr, "vigilctl: VIGIL_TIMEOUT='%.32s' is not a number of seconds from 1 to 3600\n", env);
 		return -1;
 	}
+	if (!cli->timeout_ms)
+		cli->timeout_ms = MGMT_CTL_CALL_TIMEOUT_MS;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	/* ":" first: a missing value comes back as ':', not '?', so the line can say which it was. */
+	while ((c = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		if (c == 'S')
 			cli->socket = optarg;
 		else if (c == 'J')
 			cli->json = true;
 		else if (c == 'T') {
-			if (!(cli->timeout_ms = parse_timeout(optarg))) {
-				fprintf(stderr, "vigilctl: --timeout '%.32s' is not a number of seconds from 1 to 3600\n",
-					optarg);
-				return -1;
-			}
-		}
-		else if (c == '?' || !on_opt || (c = on_opt(c, optarg, ctx)) < 0) {
+			if (!(cli->timeout_ms = vigilctl_parse_timeout(optarg)))
+				return vigilctl_usage("--timeout '%.32s' is not a number of seconds from 1 to 3600",
+						      optarg), -1;
+		} else if (c == ':') {
+			return vigilctl_usage("%s needs a value", argv[optind - 1]), -1;
+		} else if (c == '?' || !on_opt || (c = on_opt(c, optarg, ctx)) < 0) {
 			/* -2: the option's handler already said why, in one line. */
 			if (c != -2)
-				fprintf(stderr, "vigilctl: %s: bad option '%s' (vigilctl --help)\n", argv[0], argv[optind - 1]);
+				vigilctl_usage("unknown option '%s'", argv[optind - 1]);
 			return -1;
 		}
 	}
 	return optind;
+}
+
+const char *vigilctl_models(const char *opt)
+{
+	const char *env = getenv("VIGIL_MODELS");
+
+	if (opt && *opt)
+		return opt;
+	if (env && *env)
+		return env;
+	/* The old spelling would otherwise be ignored without a word. */
+	if (getenv("VIGIL_MODEL_DIR"))
+		fprintf(stderr, "vigilctl: warning: VIGIL_MODEL_DIR is ignored; the variable is VIGIL_MODELS\n");
+	return "fetched/face-api-1.7.15/model";
+}
+
+int vigilctl_usage(const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "vigilctl: %s: %s (vigilctl %s --help)\n", vigilctl_verb, what, vigilctl_verb);
+	return 2;
+}
+
+int vigilctl_out_open(const char *path)
+{
+	/* O_EXCL: an earlier export or evidence file is never silently replaced; O_NONBLOCK with
+	 * O_EXCL can only ever create a regular file, so a FIFO or device named --out is refused at
+	 * once rather than opened (and waited on) or written into. */
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NONBLOCK | O_CLOEXEC, 0600);
+
+	if (fd >= 0)
+		return fd;
+	if (errno == EEXIST) {
+		struct stat st;
+		bool regular = stat(path, &st) == 0 && S_ISREG(st.st_mode);
+		fprintf(stderr, "vigilctl: --out %s: %s\n", path,
+			regular ? "the file exists; vigilctl never overwrites one (remove it, or name another)"
+				: "not a regular file (a FIFO, device or folder is refused)");
+	} else {
+		fprintf(stderr, "vigilctl: --out %s: %s\n", path, strerror(errno));
+	}
+	return -1;
 }
 
 /* ARGV[FIRST], if present, is WHAT's id (a positive integer) and goes into ARGS as "id"; more is an error. */
@@ -238,15 +296,11 @@ int vigilctl_positional_id(int argc, char **argv, int first, const char *what, c
 
 	if (first == argc)
 		return 0;
-	if (first + 1 < argc) {
-		fprintf(stderr, "vigilctl: %s %s: too many arguments\n", what, sub);
-		return -1;
-	}
+	if (first + 1 < argc)
+		return vigilctl_usage("%s: too many arguments", sub), -1;
 	long long id = strtoll(argv[first], &end, 10);
-	if (*end || id <= 0) {
-		fprintf(stderr, "vigilctl: '%s' is not a%s %s id\n", argv[first], what[0] == 'a' ? "n" : "", what);
-		return -1;
-	}
+	if (*end || id <= 0)
+		return vigilctl_usage("'%s' is not a%s %s id", argv[first], what[0] == 'a' ? "n" : "", what), -1;
 	json_object_set_new(args, "id", json_integer(id));
 	return 0;
 }

@@ -27,7 +27,7 @@
 /* Send VERB with ARGS (stolen) and FDS to SOCKET (NULL: $VIGIL_SOCKET or the default). */
 static int call(const char *socket, const char *verb, json_t *args, const int *fds, unsigned n_fds, json_t **result)
 {
-	struct cli cli = { .socket = socket }; /* timeout 0: $VIGIL_TIMEOUT or 30 s */
+	struct cli cli = { .socket = socket }; /* timeout 0: --timeout anywhere, else $VIGIL_TIMEOUT or 30 s */
 
 	return vigilctl_call_fds(&cli, verb, args, fds, n_fds, result);
 }
@@ -74,8 +74,7 @@ void vigilctl_watchlist_print_registered(json_t *r)
 
 static int usage(void)
 {
-	fprintf(stderr, "vigilctl: watchlist import|add|list|show|remove|purge (vigilctl --help)\n");
-	return 2;
+	return vigilctl_usage("import|add|list|show|remove|purge");
 }
 
 /* A records sub-command's command line, parsed once. */
@@ -98,9 +97,11 @@ static int wl_parse(int argc, char **argv, struct wl_cmd *w)
 	};
 	int c;
 
+	w->json = vigilctl_global.json; /* main() took --json and --socket wherever they stood */
+	w->socket = vigilctl_global.socket;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc - 1, argv + 1, ":", opts, NULL)) != -1) {
 		char *end;
 		switch (c) {
 		case O_SOCKET: w->socket = optarg; break;
@@ -109,14 +110,14 @@ static int wl_parse(int argc, char **argv, struct wl_cmd *w)
 		case O_REASON: w->reason = optarg; break;
 		case O_THRESHOLD:
 			w->threshold = strtod(optarg, &end);
-			if (*end || !(w->threshold > 0 && w->threshold < 4)) {
-				fprintf(stderr, "vigilctl: watchlist %s: --threshold is an L2 distance in (0, 4)\n", w->sub);
-				return 2;
-			}
+			if (*end || !(w->threshold > 0 && w->threshold <= MGMT_WATCHLIST_L2_MAX))
+				return vigilctl_usage("%s: --threshold '%s' is outside (0, %.0f], the range of an L2 distance",
+						      w->sub, optarg, MGMT_WATCHLIST_L2_MAX);
 			break;
+		case ':':
+			return vigilctl_usage("%s: %s needs a value", w->sub, argv[optind]);
 		default:
-			fprintf(stderr, "vigilctl: watchlist %s: bad option '%s' (vigilctl --help)\n", w->sub, argv[optind]);
-			return 2;
+			return vigilctl_usage("%s: unknown option '%s'", w->sub, argv[optind]);
 		}
 	}
 	int first = optind + 1; /* getopt saw argv + 1 */
@@ -131,13 +132,20 @@ static int wl_add(const struct wl_cmd *w)
 	json_t *r = NULL;
 	int rc, c;
 
-	if (w->npos != 1 || !w->name) {
-		fprintf(stderr, "vigilctl: watchlist add FILE --name N [--threshold T]\n");
-		return 2;
-	}
-	int fd = open(w->pos, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
+	if (w->npos != 1 || !w->name)
+		return vigilctl_usage("add FILE --name N [--threshold T]");
+	/* O_NONBLOCK, then a regular file only: a FIFO or device is refused, never waited on. */
+	struct stat st;
+	int fd = open(w->pos, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
 		fprintf(stderr, "vigilctl: %s: %s\n", w->pos, vg_strerror(-errno));
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		fprintf(stderr, "vigilctl: %s: not a regular file (a FIFO, device or folder is refused)\n", w->pos);
+		close(fd);
 		return 1;
 	}
 	rc = vigilctl_watchlist_register(w->socket, fd, -1, w->name, w->threshold, &r);
@@ -180,10 +188,8 @@ static int wl_show(const struct wl_cmd *w)
 {
 	json_t *r;
 
-	if (w->npos != 1) {
-		fprintf(stderr, "vigilctl: watchlist show ID\n");
-		return 2;
-	}
+	if (w->npos != 1)
+		return vigilctl_usage("show ID");
 	if (call(w->socket, "watchlist.show", json_pack("{s:s}", "id", w->pos), NULL, 0, &r))
 		return 1;
 	if (w->json) {
@@ -217,8 +223,7 @@ static int wl_end(const struct wl_cmd *w)
 
 	if ((purge ? w->npos > 1 : w->npos != 1) || (!purge && !w->reason)) {
 		json_decref(args);
-		fprintf(stderr, "vigilctl: watchlist remove ID --reason R | purge [ID] [--reason R]\n");
-		return 2;
+		return vigilctl_usage("remove ID --reason R | purge [ID] [--reason R]");
 	}
 	if (w->pos)
 		json_object_set_new(args, "id", json_string(w->pos));
@@ -269,6 +274,5 @@ int vigilctl_watchlist(int argc, char **argv)
 		return wl_show(&w);
 	if (strcmp(w.sub, "remove") == 0 || strcmp(w.sub, "purge") == 0)
 		return wl_end(&w);
-	fprintf(stderr, "vigilctl: watchlist: unknown sub-command '%s'\n", w.sub);
-	return 2;
+	return vigilctl_usage("unknown sub-command '%s'", w.sub);
 }

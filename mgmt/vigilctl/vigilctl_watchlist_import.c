@@ -43,6 +43,7 @@ struct item {
 	char subject[MATCH_SUBJECT_MAX + 1];
 	char path[1024];
 	char why[96]; /* a CSV row refused before its image is read */
+	unsigned line; /* its CSV line; 0 for a folder's file */
 };
 
 static int add_item(struct item **items, size_t *n, size_t *cap, const char *subject, const char *path)
@@ -69,27 +70,46 @@ static int cmp_item(const void *a, const void *b)
 	return strcmp(((const struct item *)a)->subject, ((const struct item *)b)->subject);
 }
 
-static int list_dir(const char *dir, struct item **items, size_t *n, size_t *cap)
+static int list_dir(const char *dir, struct item **items, size_t *n, size_t *cap, char *err, size_t errlen)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
 
 	if (!d)
-		return -errno;
+		return vg_errf(err, errlen, -errno, "%s: %s", dir, vg_strerror(-errno));
 	while ((e = readdir(d))) {
 		char *dot = strrchr(e->d_name, '.'), subject[256], path[2048];
 		if (!dot || (strcasecmp(dot, ".jpg") && strcasecmp(dot, ".jpeg") && strcasecmp(dot, ".png")))
 			continue;
 		snprintf(subject, sizeof(subject), "%.*s", (int)(dot - e->d_name), e->d_name);
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (add_item(items, n, cap, subject, path) < 0) {
+		int rc = add_item(items, n, cap, subject, path);
+		if (rc < 0) {
 			closedir(d);
-			return -EINVAL;
+			return rc == -ENOMEM ? vg_errf(err, errlen, rc, "%s: more than %d images", dir, MAX_ENTRIES)
+					     : vg_errf(err, errlen, rc, "%s/%s: subject ids (the file name without its "
+						       "extension) are 1 to %d bytes", dir, e->d_name, MATCH_SUBJECT_MAX);
 		}
 	}
 	closedir(d);
 	qsort(*items, *n, sizeof(**items), cmp_item); /* a stable order: the file does not depend on readdir */
 	return 0;
+}
+
+/*
+ * Whether the first data row of a CSV is a header ("subject,image", "id,path", ...): its image
+ * field names no image (no .jpg/.jpeg/.png ending) and no file that exists. A real first row
+ * names a photo, so it is never mistaken for one.
+ */
+static bool csv_header(const char *image, const char *dir)
+{
+	const char *dot = strrchr(image, '.');
+	char path[2048];
+
+	if (dot && (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".png")))
+		return false;
+	snprintf(path, sizeof(path), "%s/%s", image[0] == '/' ? "" : dir, image);
+	return access(path, F_OK) != 0;
 }
 
 /* The CSV is read whole (vg_file_read: a FIFO or device is refused, not waited on); MAX_ENTRIES
@@ -100,6 +120,7 @@ static int read_csv(const char *csv, struct item **items, size_t *n, size_t *cap
 {
 	char dir_buf[1024], path[2048], where[64], *text, *next, *line;
 	unsigned lineno = 0;
+	bool first_row = true;
 	size_t len;
 	int rc = vg_file_read(csv, MAX_CSV_BYTES, (uint8_t **)&text, &len);
 
@@ -114,6 +135,11 @@ static int read_csv(const char *csv, struct item **items, size_t *n, size_t *cap
 			continue;
 		char *comma = strchr(line, ',');
 		const char *why = NULL;
+		if (first_row && comma && csv_header(comma + 1, dir)) {
+			first_row = false;
+			continue;
+		}
+		first_row = false;
 		if (!comma || comma == line || !comma[1])
 			why = "expected subject_id,image_path";
 		else if (comma - line > MATCH_SUBJECT_MAX)
@@ -135,6 +161,7 @@ static int read_csv(const char *csv, struct item **items, size_t *n, size_t *cap
 			snprintf(path, sizeof(path), "%s/%s", dir, comma + 1);
 		if (add_item(items, n, cap, line, path) < 0)
 			goto out_too_many;
+		(*items)[*n - 1].line = lineno;
 	}
 	free(text);
 	return 0;
@@ -142,6 +169,46 @@ static int read_csv(const char *csv, struct item **items, size_t *n, size_t *cap
 out_too_many:
 	free(text);
 	return vg_errf(err, errlen, -E2BIG, "%s: more than %d rows", csv, MAX_ENTRIES);
+}
+
+static int cmp_item_pos(const void *a, const void *b)
+{
+	const struct item *x = *(const struct item *const *)a, *y = *(const struct item *const *)b;
+	int c = strcmp(x->subject, y->subject);
+
+	return c ? c : x->line < y->line ? -1 : x->line > y->line;
+}
+
+/*
+ * A subject enrolled twice in one watchlist would make its alerts ambiguous (which photo
+ * matched?), so the whole import is refused, naming the id and both rows or files. Sorts N
+ * pointers: O(N log N), N <= MAX_ENTRIES. 0, or -EEXIST (-ENOMEM) with ERR.
+ */
+static int check_duplicates(const struct item *items, size_t n, char *err, size_t errlen)
+{
+	const struct item **p = malloc((n ? n : 1) * sizeof(*p));
+	size_t k = 0;
+	int rc = 0;
+
+	if (!p)
+		return vg_errf(err, errlen, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		if (!items[i].why[0]) /* a malformed row's "subject" is its line number */
+			p[k++] = &items[i];
+	qsort(p, k, sizeof(*p), cmp_item_pos);
+	for (size_t i = 1; i < k && !rc; i++) {
+		const struct item *a = p[i - 1], *b = p[i];
+		if (strcmp(a->subject, b->subject) != 0)
+			continue;
+		if (a->line)
+			rc = vg_errf(err, errlen, -EEXIST, "subject '%s' appears twice: line %u (%s) and line %u (%s); "
+				     "enrol one image per subject", a->subject, a->line, a->path, b->line, b->path);
+		else
+			rc = vg_errf(err, errlen, -EEXIST, "subject '%s' appears twice: %s and %s; enrol one image per "
+				     "subject", a->subject, a->path, b->path);
+	}
+	free(p);
+	return rc;
 }
 
 /* A growable buffer of enrolment crop records (mgmt.h's MGMT_WATCHLIST_FACE_MAX format), capped at 1 GiB. */
@@ -244,6 +311,7 @@ struct import {
 #endif
 	json_t *registered;           /* vigild's record, with --name */
 	int refused;
+	int out_fd;                   /* --out, created before the work (-1: none); unlinked on failure */
 };
 
 /* The options after `import` into IM; 0, or 2 after one line on stderr. */
@@ -257,8 +325,11 @@ static int import_parse(int argc, char **argv, struct import *im)
 	};
 	int c;
 
+	im->json = vigilctl_global.json; /* main() took --json and --socket wherever they stood */
+	im->socket = vigilctl_global.socket;
 	optind = 1;
-	while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc - 1, argv + 1, ":", opts, NULL)) != -1) {
 		char *end;
 		switch (c) {
 		case 'o': im->out_path = optarg; break;
@@ -269,29 +340,26 @@ static int import_parse(int argc, char **argv, struct import *im)
 		case 's': im->socket = optarg; break;
 		case 'i':
 			im->wl.id = (uint32_t)strtoul(optarg, &end, 10);
-			if (*end || !im->wl.id) {
-				fprintf(stderr, "vigilctl: watchlist import: --id is a positive number\n");
-				return 2;
-			}
+			if (*end || !im->wl.id)
+				return vigilctl_usage("import: --id '%s' is not a positive number", optarg);
 			break;
 		case 't':
 			im->wl.threshold = strtof(optarg, &end);
-			if (*end || !(im->wl.threshold > 0 && im->wl.threshold < 4)) {
-				fprintf(stderr, "vigilctl: watchlist import: --threshold is an L2 distance in (0, 4)\n");
-				return 2;
-			}
+			/* The file's metric is L2 (import_deliver): the range vigild checks it against (mgmt.h). */
+			if (*end || !(im->wl.threshold > 0 && im->wl.threshold <= MGMT_WATCHLIST_L2_MAX))
+				return vigilctl_usage("import: --threshold '%s' is outside (0, %.0f], the range of an L2 distance",
+						      optarg, MGMT_WATCHLIST_L2_MAX);
 			break;
+		case ':':
+			return vigilctl_usage("import: %s needs a value", argv[optind]);
 		default:
-			fprintf(stderr, "vigilctl: watchlist import: bad option (vigilctl --help)\n");
-			return 2;
+			return vigilctl_usage("import: unknown option '%s'", argv[optind]);
 		}
 	}
 	int first = optind + 1; /* getopt saw argv + 1 */
-	if (!im->out_path == !im->name || !im->models || (im->csv ? first != argc : first + 1 != argc)) {
-		fprintf(stderr, "vigilctl: watchlist import needs --name N (register with vigild) or --out FILE (write a "
-				"file), the model (--models or $VIGIL_MODELS), and a folder or --csv FILE\n");
-		return 2;
-	}
+	if (!im->out_path == !im->name || (im->csv ? first != argc : first + 1 != argc))
+		return vigilctl_usage("import needs --name N (register with vigild) or --out FILE (write a file), "
+				      "and a folder or --csv FILE");
 	return 0;
 }
 
@@ -373,15 +441,17 @@ static int import_register(struct import *im, void *buf, size_t len)
 	return rc;
 }
 
-/* Write the encoded watchlist BUF (scrubbed and freed here) to PATH, mode 0600; 0, or 1 after saying why. */
-static int import_write(const char *path, void *buf, size_t len)
+/* Write the encoded watchlist BUF (scrubbed and freed here) to --out, mode 0600; 0, or 1 after saying why. */
+static int import_write(struct import *im, void *buf, size_t len)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	ssize_t w = fd >= 0 ? write(fd, buf, len) : -1;
+	int fd = im->out_fd;
+	ssize_t w = write(fd, buf, len);
 	int rc = 0;
 
-	if (fd < 0 || w != (ssize_t)len || fsync(fd) < 0 || close(fd) < 0) {
-		fprintf(stderr, "vigilctl: cannot write %s: %s\n", path, vg_strerror(-errno));
+	im->out_fd = -1;
+	if (w != (ssize_t)len || fsync(fd) < 0 || close(fd) < 0) {
+		fprintf(stderr, "vigilctl: cannot write %s: %s\n", im->out_path, vg_strerror(w < 0 ? -errno : -ENOSPC));
+		unlink(im->out_path);
 		rc = 1;
 	}
 	vg_scrub(buf, len);
@@ -401,7 +471,7 @@ static int import_deliver(struct import *im)
 		fprintf(stderr, "vigilctl: %s\n", err);
 		return 1;
 	}
-	return im->name ? import_register(im, buf, len) : import_write(im->out_path, buf, len);
+	return im->name ? import_register(im, buf, len) : import_write(im, buf, len);
 }
 
 static void import_summary(const struct import *im)
@@ -422,20 +492,24 @@ static void import_summary(const struct import *im)
 
 int vigilctl_watchlist_import(int argc, char **argv)
 {
-	struct import im = { .models = getenv("VIGIL_MODELS"), .wl = { 1, GPU_MATCH_THRESHOLD } };
+	struct import im = { .wl = { 1, GPU_MATCH_THRESHOLD }, .out_fd = -1 };
 	char err[512];
 	int rc;
 
-	if (argc < 2 || strcmp(argv[1], "import") != 0) {
-		fprintf(stderr, "vigilctl: watchlist import (--name N | --out FILE) [--id N] [--threshold T] (DIR | --csv FILE)\n");
-		return 2;
-	}
+	if (argc < 2 || strcmp(argv[1], "import") != 0)
+		return vigilctl_usage("import (--name N | --out FILE) [--id N] [--threshold T] (DIR | --csv FILE)");
 	if (import_parse(argc, argv, &im))
 		return 2;
+	/* --out first: an existing file or a FIFO is refused before minutes of embedding, not after. */
+	im.models = vigilctl_models(im.models);
+	if (im.out_path && (im.out_fd = vigilctl_out_open(im.out_path)) < 0)
+		return 1;
 	rc = im.csv ? read_csv(im.csv, &im.items, &im.n, &im.cap, err, sizeof(err))
-		    : list_dir(argv[argc - 1], &im.items, &im.n, &im.cap);
+		    : list_dir(argv[argc - 1], &im.items, &im.n, &im.cap, err, sizeof(err));
+	if (rc == 0)
+		rc = check_duplicates(im.items, im.n, err, sizeof(err));
 	if (rc < 0) {
-		fprintf(stderr, "vigilctl: %s\n", im.csv ? err : vg_strerror(rc));
+		fprintf(stderr, "vigilctl: watchlist import: %s\n", err);
 		rc = 1;
 		goto out;
 	}
@@ -445,8 +519,8 @@ int vigilctl_watchlist_import(int argc, char **argv)
 		goto out;
 	}
 	if (gpu_model_open(&im.model, im.models, err, sizeof(err)) < 0) {
-		fprintf(stderr, "vigilctl: %s\n", err);
-		rc = 2;
+		fprintf(stderr, "vigilctl: watchlist import: %s\n", err);
+		rc = 2; /* like faces: --models (or $VIGIL_MODELS) that names no model is a usage error */
 		goto out;
 	}
 	im.desc = calloc(im.n, GPU_DESCRIPTOR_DIM * sizeof(float));
@@ -473,6 +547,10 @@ int vigilctl_watchlist_import(int argc, char **argv)
 	import_summary(&im);
 	rc = im.refused || !im.enrolled ? 1 : 0;
 out:
+	if (im.out_fd >= 0) { /* nothing was written: the empty file made above goes */
+		close(im.out_fd);
+		unlink(im.out_path);
+	}
 	json_decref(im.registered);
 #ifdef HAVE_VIGIL_MGMT_PIPELINE
 	if (im.tj)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 
+#include "vg_config.h"
 #include "vigild_int.h"
 
 static const struct verb {
@@ -21,7 +22,7 @@ static const struct verb {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: vigild VERB [ARGS...]   (vigild VERB --help for its arguments)\n");
+	fprintf(f, "usage: vigild VERB [ARGS...]   (vigild VERB --help for its arguments; vigild --version)\n");
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		fprintf(f, "  %-13s %s\n", verbs[i].name, verbs[i].help);
 }
@@ -41,6 +42,12 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	/* --version anywhere (before a "--"), as vigilctl takes it: nothing else is read or started. */
+	for (int a = 1; a < argc && strcmp(argv[a], "--") != 0; a++)
+		if (!strcmp(argv[a], "--version")) {
+			printf("vigild %s\n", VG_VERSION);
+			return 0;
+		}
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
 		if (!strcmp(argv[1], verbs[i].name))
 			return verbs[i].main(argc - 1, argv + 1);
