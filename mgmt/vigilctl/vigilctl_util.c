@@ -211,6 +211,7 @@ int vigilctl_opts(int argc, char **argv, struct cli *cli, const struct option *e
 	/* main() took the options that may stand anywhere out of argv already (vigilctl.c). */
 	cli->socket = vigilctl_global.socket ? vigilctl_global.socket : default_socket();
 	cli->json = vigilctl_global.json;
+	cli->data = false;
 	cli->timeout_ms = vigilctl_global.timeout_ms;
 	if (!cli->timeout_ms && env && *env && !(cli->timeout_ms = vigilctl_parse_timeout(env))) {
 		fprintf(stderr, "vigilctl: VIGIL_TIMEOUT='%.32s' is not a number of seconds from 1 to 3600\n", env);
