@@ -30,12 +30,7 @@
 #include "vg_log.h"
 
 #define WL_HEADER_BYTES 64
-#define WL_SUBJECT_BYTES 64
 #define WL_SEAL_BYTES 32
-#define WL_FILE_MAX (1ull << 30)  /* 1.8M subjects of 128-d; read whole into vigild, so bounded well below RAM */
-#define FACES_MAGIC "VGFACES\0"
-#define FACES_KEY_BYTES crypto_aead_xchacha20poly1305_ietf_KEYBYTES
-#define SEALED_KEY_BYTES (crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + FACES_KEY_BYTES)
 
 static const struct mgmt_actor vigild_actor = { "vigild", 0, 0 };
 
@@ -48,11 +43,6 @@ const char *mgmt_watchlist_state_name(enum mgmt_watchlist_state s)
 	return (unsigned)s < VG_ARRAY_SIZE(state_names) ? state_names[s] : "?";
 }
 
-static uint32_t le32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /* The state directory: the database's folder (the audit anchor sits beside the database). */
 static void state_dir(const struct mgmt_db *db, char *out, size_t len)
 {
@@ -62,8 +52,12 @@ static void state_dir(const struct mgmt_db *db, char *out, size_t len)
 	snprintf(out, len, "%s", dirname(buf));
 }
 
-/* Read all of FD from offset 0 into a malloc'd buffer (at most MAX bytes). */
-static int read_all(int fd, uint64_t max, uint8_t **out, size_t *len)
+uint32_t mgmt_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int mgmt_read_fd(int fd, uint64_t max, uint8_t **out, size_t *len)
 {
 	struct stat sb;
 	uint8_t *buf;
@@ -108,11 +102,11 @@ static int wl_parse(const uint8_t *buf, size_t len, struct wl_file *f, char *err
 
 	if (len < WL_HEADER_BYTES + WL_SEAL_BYTES || memcmp(buf, "VGWLIST\0", 8) != 0)
 		return vg_errf(err, errlen, -EINVAL, "not a watchlist file (vigilctl watchlist import writes them)");
-	if (le32(buf + 8) != 1 || le32(buf + 12) != WL_HEADER_BYTES)
-		return vg_errf(err, errlen, -EINVAL, "watchlist file version %u is not 1", le32(buf + 8));
-	f->d = le32(buf + 48);
-	n_wl = le32(buf + 56);
-	f->n = le32(buf + 60);
+	if (mgmt_le32(buf + 8) != 1 || mgmt_le32(buf + 12) != WL_HEADER_BYTES)
+		return vg_errf(err, errlen, -EINVAL, "watchlist file version %u is not 1", mgmt_le32(buf + 8));
+	f->d = mgmt_le32(buf + 48);
+	n_wl = mgmt_le32(buf + 56);
+	f->n = mgmt_le32(buf + 60);
 	if (f->d < 16 || f->d > 1024 || f->d % 16)
 		return vg_errf(err, errlen, -EINVAL, "watchlist file: descriptor dimension %u", f->d);
 	if (n_wl != 1)
@@ -125,10 +119,10 @@ static int wl_parse(const uint8_t *buf, size_t len, struct wl_file *f, char *err
 	crypto_hash_sha256(seal, buf, len - WL_SEAL_BYTES);
 	if (sodium_memcmp(seal, buf + len - WL_SEAL_BYTES, WL_SEAL_BYTES) != 0)
 		return vg_errf(err, errlen, -EBADMSG, "watchlist file: its sha256 seal does not match its bytes");
-	f->id = le32(buf + WL_HEADER_BYTES);
+	f->id = mgmt_le32(buf + WL_HEADER_BYTES);
 	memcpy(&f->threshold, buf + WL_HEADER_BYTES + 4, 4);
 	/* metric 0 is L2, 1 cosine similarity (match.h's enum match_metric, not included here) */
-	uint32_t metric = le32(buf + 52);
+	uint32_t metric = mgmt_le32(buf + 52);
 	double max = metric == 1 ? MGMT_WATCHLIST_COSINE_MAX : MGMT_WATCHLIST_L2_MAX;
 	if (!isfinite(f->threshold) || f->threshold <= 0 || f->threshold > max)
 		return vg_errf(err, errlen, -EINVAL, "watchlist file: threshold %.4g is outside (0, %.0f], the range of %s",
@@ -138,16 +132,16 @@ static int wl_parse(const uint8_t *buf, size_t len, struct wl_file *f, char *err
 		const uint8_t *e = f->entries + (size_t)i * f->entry_bytes;
 		if (!e[0]) /* NUL-padded; all 64 bytes used is a 64-byte id */
 			return vg_errf(err, errlen, -EINVAL, "watchlist file: entry %u has no subject id", i);
-		if (le32(e + WL_SUBJECT_BYTES) != f->id)
+		if (mgmt_le32(e + WL_SUBJECT_BYTES) != f->id)
 			return vg_errf(err, errlen, -EINVAL, "watchlist file: entry %u names another watchlist", i);
 	}
 	return 0;
 }
 
 /* Write LEN bytes to a new file PATH (0600) through PATH.tmp, synced, then renamed into place. */
-static int write_file(const char *path, const uint8_t *buf, size_t len)
+int mgmt_write_file(const char *path, const uint8_t *buf, size_t len)
 {
-	char tmp[600];
+	char tmp[4104]; /* PATH_MAX and ".tmp" */
 	size_t done = 0;
 	int fd, rc = 0;
 
@@ -171,91 +165,6 @@ static int write_file(const char *path, const uint8_t *buf, size_t len)
 		rc = -errno;
 	if (rc < 0)
 		unlink(tmp);
-	return rc;
-}
-
-/* AD of one crop record: which watchlist and subject it belongs to, so records cannot be swapped. */
-static size_t face_ad(char *ad, size_t len, const char *id, const char *subject)
-{
-	return (size_t)snprintf(ad, len, "vigil-face:%s:%s", id, subject);
-}
-
-/*
- * Encrypt the plain crops file at FD into PATH: "VGFACES\0", then per subject { u16 subject
- * length, subject, u32 sealed length, nonce[24], sealed crop }. The fresh key, sealed by the
- * appliance key, goes to SEALED.
- */
-static int faces_seal(int fd, const char *path, const char *id, const char *key_path, uint8_t sealed[SEALED_KEY_BYTES],
-		      uint32_t *n_faces, char *err, size_t errlen)
-{
-	uint8_t key[FACES_KEY_BYTES], akey[32], *in = NULL, *out = NULL;
-	size_t len = 0, w = 8, r = 0, cap;
-	int rc;
-
-	rc = read_all(fd, WL_FILE_MAX, &in, &len);
-	if (rc < 0)
-		return vg_errf(err, errlen, rc, "the enrolment crops file: %s", vg_strerror(rc));
-	cap = 8 + len + (len / 7 + 1) * (crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + crypto_aead_xchacha20poly1305_ietf_ABYTES + 4);
-	out = malloc(cap);
-	if (!out) {
-		rc = vg_errf(err, errlen, -ENOMEM, "out of memory");
-		goto out_free;
-	}
-	rc = vg_key_file_read(key_path, akey, sizeof(akey), true);
-	if (rc < 0) {
-		vg_errf(err, errlen, rc, "appliance key %s: %s", key_path, vg_strerror(rc));
-		goto out_free;
-	}
-	crypto_aead_xchacha20poly1305_ietf_keygen(key);
-	memcpy(out, FACES_MAGIC, 8);
-	*n_faces = 0;
-	while (r < len) {
-		char subject[WL_SUBJECT_BYTES + 1], ad[128];
-		uint32_t slen, jlen;
-
-		if (len - r < 2 || (slen = (uint32_t)in[r] | (uint32_t)in[r + 1] << 8) == 0 || slen > WL_SUBJECT_BYTES ||
-		    len - r - 2 < slen + 4) {
-			rc = vg_errf(err, errlen, -EINVAL, "the enrolment crops file is malformed at byte %zu", r);
-			goto out_free;
-		}
-		memcpy(subject, in + r + 2, slen);
-		subject[slen] = '\0';
-		jlen = le32(in + r + 2 + slen);
-		if (jlen == 0 || jlen > MGMT_WATCHLIST_FACE_MAX || len - r - 6 - slen < jlen ||
-		    w + 6 + slen + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + jlen + crypto_aead_xchacha20poly1305_ietf_ABYTES > cap) {
-			rc = vg_errf(err, errlen, -EINVAL, "the enrolment crops file is malformed at byte %zu", r);
-			goto out_free;
-		}
-		uint32_t sealed_len = jlen + crypto_aead_xchacha20poly1305_ietf_ABYTES;
-		memcpy(out + w, in + r, 2 + slen);
-		w += 2 + slen;
-		for (int i = 0; i < 4; i++)
-			out[w + i] = (uint8_t)(sealed_len >> (8 * i));
-		w += 4;
-		uint8_t *nonce = out + w;
-		randombytes_buf(nonce, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
-		w += crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
-		size_t adlen = face_ad(ad, sizeof(ad), id, subject);
-		crypto_aead_xchacha20poly1305_ietf_encrypt(out + w, NULL, in + r + 6 + slen, jlen, (const uint8_t *)ad, adlen,
-							   NULL, nonce, key);
-		w += sealed_len;
-		r += 6 + slen + jlen;
-		(*n_faces)++;
-	}
-	rc = write_file(path, out, w);
-	if (rc < 0) {
-		vg_errf(err, errlen, rc, "%s: %s", path, vg_strerror(rc));
-		goto out_free;
-	}
-	randombytes_buf(sealed, crypto_secretbox_NONCEBYTES);
-	crypto_secretbox_easy(sealed + crypto_secretbox_NONCEBYTES, key, sizeof(key), sealed, akey);
-out_free:
-	sodium_memzero(key, sizeof(key));
-	sodium_memzero(akey, sizeof(akey));
-	if (in)
-		sodium_memzero(in, len);
-	free(in);
-	free(out); /* ciphertext only */
 	return rc;
 }
 
@@ -333,7 +242,7 @@ int mgmt_watchlist_add(struct mgmt_db *db, const struct mgmt_actor *who, int fd,
 		return vg_errf(err, errlen, -EPERM, "registering a watchlist needs the admin, authoriser or operator role");
 	if ((rc = mgmt_text_check("a watchlist's name", name, 127, false, err, errlen)) < 0)
 		return rc;
-	rc = read_all(fd, WL_FILE_MAX, &buf, &len);
+	rc = mgmt_read_fd(fd, WL_FILE_MAX, &buf, &len);
 	if (rc < 0)
 		return vg_errf(err, errlen, rc, "cannot read the watchlist file: %s",
 			       rc == -EINVAL ? "not a regular, non-empty file" : vg_strerror(rc));
@@ -361,12 +270,12 @@ int mgmt_watchlist_add(struct mgmt_db *db, const struct mgmt_actor *who, int fd,
 	}
 	snprintf(path, sizeof(path), "%s/wl-%s.vgw", dir, id);
 	snprintf(faces_path, sizeof(faces_path), "%s/wl-%s.faces", dir, id);
-	rc = write_file(path, buf, len);
+	rc = mgmt_write_file(path, buf, len);
 	if (rc < 0) {
 		vg_errf(err, errlen, rc, "%s: %s", path, vg_strerror(rc));
 		goto out_free;
 	}
-	if (faces_fd >= 0 && (rc = faces_seal(faces_fd, faces_path, id, key_path, sealed, &n_faces, err, errlen)) < 0)
+	if (faces_fd >= 0 && (rc = mgmt_faces_seal(faces_fd, faces_path, id, key_path, sealed, &n_faces, err, errlen)) < 0)
 		goto out_unlink;
 
 	rc = mgmt_tx_begin(db);
@@ -447,7 +356,7 @@ int mgmt_watchlist_subjects(struct mgmt_db *db, const char *id, size_t max, void
 	fd = open(w.path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0)
 		return -errno;
-	rc = read_all(fd, WL_FILE_MAX, &buf, &len);
+	rc = mgmt_read_fd(fd, WL_FILE_MAX, &buf, &len);
 	close(fd);
 	if (rc < 0)
 		return rc;
@@ -493,34 +402,6 @@ static int64_t in_use_by(struct mgmt_db *db, const char *id, int64_t except, enu
 }
 
 /* Delete W's files, then mark it ended in state TO, audited as ACTION by WHO: one transaction. */
-/*
- * How many alerts still need watchlist SEAL's enrolment crops beside their evidence: those
- * unreviewed, and those confirmed whose evidence is still retained (invariant 3: the reviewer,
- * and later the court, compare with the very crops the watchlist matched). -EIO on error.
- */
-static int64_t alerts_needing_faces(struct mgmt_db *db, const char *seal)
-{
-	struct mgmt_retention ret;
-	sqlite3_stmt *st;
-	int64_t n = -EIO;
-
-	if (mgmt_retention_get(db, &ret) < 0)
-		return -EIO;
-	if (sqlite3_prepare_v2(db->sql,
-			       "SELECT COUNT(*) FROM alerts WHERE watchlist_seal = ? AND"
-			       " (outcome = ? OR (outcome = ? AND reviewed_ns > ?))",
-			       -1, &st, NULL) != SQLITE_OK)
-		return -EIO;
-	sqlite3_bind_text(st, 1, seal, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, MGMT_ALERT_UNREVIEWED);
-	sqlite3_bind_int(st, 3, MGMT_ALERT_CONFIRMED);
-	sqlite3_bind_int64(st, 4, (int64_t)vg_clock_realtime_ns() - (int64_t)ret.confirmed_s * (int64_t)VG_NS_PER_SEC);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return n;
-}
-
 static int end_watchlist(struct mgmt_db *db, const struct mgmt_actor *who, const struct mgmt_watchlist *w,
 			 enum mgmt_watchlist_state to, const char *action, const char *reason, int64_t deployment)
 {
@@ -534,7 +415,7 @@ static int end_watchlist(struct mgmt_db *db, const struct mgmt_actor *who, const
 	 * enrolment crops stay while alerts need them (mgmt_watchlist_faces_release ends them). */
 	if (w->has_faces) {
 		snprintf(faces_path, sizeof(faces_path), "%.*s.faces", (int)strlen(w->path) - 4, w->path);
-		keep_faces = alerts_needing_faces(db, w->sha256);
+		keep_faces = mgmt_alerts_needing_faces(db, w->sha256);
 		if (keep_faces < 0)
 			return (int)keep_faces;
 	}
@@ -651,94 +532,6 @@ int mgmt_watchlist_purge_hook(void *arg, int64_t deployment_id, const char *watc
 			     deployment_id);
 }
 
-int mgmt_watchlist_face_get(struct mgmt_db *db, const char *id, const char *seal, const char *subject,
-			    const char *key_path, uint8_t *jpeg, size_t cap, size_t *len)
-{
-	uint8_t sealed[SEALED_KEY_BYTES], key[FACES_KEY_BYTES], akey[32], *buf = NULL;
-	char faces_path[700], ad[128];
-	struct mgmt_watchlist w;
-	sqlite3_stmt *st;
-	size_t flen = 0, r = 8, slen_want = strlen(subject);
-	int fd, rc;
-
-	rc = mgmt_watchlist_get(db, id, &w);
-	if (rc < 0)
-		return rc;
-	/* Only the very watchlist that matched: the record with this seal, its crops kept as long as
-	 * alerts need them even after the watchlist ended (faces_key cleared when they go). */
-	if (!seal || strcmp(seal, w.sha256) != 0)
-		return -ESTALE;
-	if (!w.has_faces)
-		return -ENOENT;
-	if (sqlite3_prepare_v2(db->sql, "SELECT faces_key FROM watchlists WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
-		return -EIO;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == SEALED_KEY_BYTES ? 0
-	     : w.state != MGMT_WATCHLIST_LIVE						       ? -ESTALE
-												       : -EBADMSG;
-	if (rc == 0)
-		memcpy(sealed, sqlite3_column_blob(st, 0), SEALED_KEY_BYTES);
-	sqlite3_finalize(st);
-	if (rc < 0)
-		return rc;
-	rc = vg_key_file_read(key_path, akey, sizeof(akey), false);
-	if (rc < 0)
-		return rc;
-	rc = crypto_secretbox_open_easy(key, sealed + crypto_secretbox_NONCEBYTES, SEALED_KEY_BYTES - crypto_secretbox_NONCEBYTES,
-					sealed, akey) == 0 ? 0 : -EKEYREJECTED;
-	sodium_memzero(akey, sizeof(akey));
-	if (rc < 0)
-		return rc;
-	snprintf(faces_path, sizeof(faces_path), "%.*s.faces", (int)strlen(w.path) - 4, w.path);
-	fd = open(faces_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		rc = -errno;
-		goto out_key;
-	}
-	rc = read_all(fd, (uint64_t)1 << 32, &buf, &flen);
-	close(fd);
-	if (rc < 0)
-		goto out_key;
-	rc = flen >= 8 && memcmp(buf, FACES_MAGIC, 8) == 0 ? -ENOENT : -EBADMSG;
-	/* Cost: one pass over the record headers, one decryption (the subject's). */
-	while (rc == -ENOENT && flen - r >= 2) {
-		size_t slen = (size_t)buf[r] | (size_t)buf[r + 1] << 8, clen;
-
-		if (flen - r - 2 < slen + 4) {
-			rc = -EBADMSG;
-			break;
-		}
-		clen = le32(buf + r + 2 + slen);
-		if (clen < crypto_aead_xchacha20poly1305_ietf_ABYTES ||
-		    flen - r - 6 - slen < crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + clen) {
-			rc = -EBADMSG;
-			break;
-		}
-		if (slen == slen_want && memcmp(buf + r + 2, subject, slen) == 0) {
-			const uint8_t *nonce = buf + r + 6 + slen;
-			unsigned long long plen;
-			size_t adlen = face_ad(ad, sizeof(ad), id, subject);
-
-			*len = clen - crypto_aead_xchacha20poly1305_ietf_ABYTES;
-			if (*len > cap) {
-				rc = -ENOBUFS;
-				break;
-			}
-			rc = crypto_aead_xchacha20poly1305_ietf_decrypt(jpeg, &plen, NULL,
-									nonce + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
-									clen, (const uint8_t *)ad, adlen, nonce, key) == 0
-				     ? 0
-				     : -EBADMSG;
-			break;
-		}
-		r += 6 + slen + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES + clen;
-	}
-	free(buf); /* ciphertext only */
-out_key:
-	sodium_memzero(key, sizeof(key));
-	return rc;
-}
-
 int mgmt_watchlist_check_for_deployment(struct mgmt_db *db, const char *id, const char *seal, char *err,
 					size_t errlen)
 {
@@ -838,41 +631,4 @@ int mgmt_watchlist_unused(struct mgmt_db *db, char (*ids)[16], size_t cap)
 		snprintf(ids[n++], sizeof(ids[0]), "%s", (const char *)sqlite3_column_text(st, 0));
 	sqlite3_finalize(st);
 	return (int)n;
-}
-
-int mgmt_watchlist_faces_release(struct mgmt_db *db)
-{
-	static const struct mgmt_actor vigild = { "vigild", 0, 0 };
-	char ids[64][16], object[48];
-	sqlite3_stmt *st;
-	int n = 0, released = 0;
-
-	/* Cost: at most 64 ended watchlists still holding crops a call; the daemon calls it often. */
-	if (sqlite3_prepare_v2(db->sql, "SELECT id FROM watchlists WHERE state != 0 AND faces_key IS NOT NULL LIMIT 64",
-			       -1, &st, NULL) != SQLITE_OK)
-		return -EIO;
-	while (n < 64 && sqlite3_step(st) == SQLITE_ROW)
-		snprintf(ids[n++], sizeof(ids[0]), "%s", (const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
-	for (int i = 0; i < n; i++) {
-		struct mgmt_watchlist w;
-		char faces_path[700];
-
-		if (mgmt_watchlist_get(db, ids[i], &w) < 0 || alerts_needing_faces(db, w.sha256) != 0)
-			continue;
-		snprintf(faces_path, sizeof(faces_path), "%.*s.faces", (int)strlen(w.path) - 4, w.path);
-		if (vg_file_scrub(faces_path) < 0)
-			continue; /* retried at the next call */
-		if (sqlite3_prepare_v2(db->sql, "UPDATE watchlists SET faces_key = NULL WHERE id = ?", -1, &st, NULL) !=
-		    SQLITE_OK)
-			return -EIO;
-		sqlite3_bind_text(st, 1, w.id, -1, SQLITE_STATIC);
-		sqlite3_step(st);
-		sqlite3_finalize(st);
-		snprintf(object, sizeof(object), "watchlist/%s", w.id);
-		mgmt_audit_append(db, &vigild, "watchlist.crops.deleted", object,
-				  "{\"why\":\"no alert needs the enrolment crops any more\"}", NULL);
-		released++;
-	}
-	return released;
 }

@@ -363,6 +363,31 @@ static void tick(struct mgmt_db *db, const struct mgmt_daemon_conf *live, struct
 		mgmt_metrics_set(metrics, MGMT_GAUGE_AUDIT_ENTRIES, entries);
 }
 
+/* Block the signals before any thread starts (libmicrohttpd's, the stages'): threads inherit the
+ * mask, so the signalfd the loop reads is the only place they are delivered. */
+static void block_signals(sigset_t *mask)
+{
+	sigemptyset(mask);
+	sigaddset(mask, SIGTERM);
+	sigaddset(mask, SIGINT);
+	sigaddset(mask, SIGHUP);
+	sigprocmask(SIG_BLOCK, mask, NULL);
+}
+
+/* What the daemon lends the control socket's actions: settings, the probe, limits, the capture. */
+static void lend_hooks(struct mgmt_ctl *ctl, const struct mgmt_daemon_conf *live, const struct vg_conf_set *live_set,
+		       struct daemon_live *dl, struct mgmt_capture *capture, struct mgmt_capture_purge *purge)
+{
+	mgmt_ctl_set_conf(ctl, live_set, daemon_apply, dl);
+	mgmt_ctl_set_probe(ctl, live->probe);
+	mgmt_ctl_set_max_window(ctl, live->max_window_hours * 3600);
+	/* A deployment's end stops its capture, then deletes the watchlist files this database
+	 * registered (invariant 2). */
+	mgmt_ctl_set_purge(ctl, mgmt_capture_purge_hook, purge);
+	mgmt_ctl_set_capture(ctl, mgmt_capture_status, capture);
+	mgmt_ctl_set_outcome(ctl, live->outcome, live->outcome_arg);
+}
+
 int mgmt_daemon_run(const struct mgmt_daemon_conf *conf, const char *config_path, char *err, size_t errlen)
 {
 	struct mgmt_daemon_conf live = *conf;
@@ -378,13 +403,7 @@ int mgmt_daemon_run(const struct mgmt_daemon_conf *conf, const char *config_path
 
 	/* Nothing biometric may reach a core dump (invariant 1). */
 	prctl(PR_SET_DUMPABLE, 0);
-	/* Block the signals before any thread starts (libmicrohttpd's, the stages'): threads inherit
-	 * the mask, so the signalfd below is the only place they are delivered. */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
+	block_signals(&mask);
 	if (vg_log_set_levels(live.log_levels) < 0)
 		return vg_errf(err, errlen, -EINVAL, "vigild.log: '%s' is not a level spec", live.log_levels);
 	rc = mgmt_people_parse(&people, live.people, err, errlen);
@@ -412,16 +431,9 @@ int mgmt_daemon_run(const struct mgmt_daemon_conf *conf, const char *config_path
 	if (rc < 0)
 		goto out_close_db;
 	struct daemon_live dl = { &live, ctl, &people, NULL };
-	mgmt_ctl_set_conf(ctl, &live_set, daemon_apply, &dl);
-	mgmt_ctl_set_probe(ctl, live.probe);
-	mgmt_ctl_set_max_window(ctl, live.max_window_hours * 3600);
-	/* A deployment's end stops its capture, then deletes the watchlist files this database
-	 * registered (invariant 2). */
 	struct mgmt_capture capture = { 0 };
 	struct mgmt_capture_purge purge = { &capture, db };
-	mgmt_ctl_set_purge(ctl, mgmt_capture_purge_hook, &purge);
-	mgmt_ctl_set_capture(ctl, mgmt_capture_status, &capture);
-	mgmt_ctl_set_outcome(ctl, live.outcome, live.outcome_arg);
+	lend_hooks(ctl, &live, &live_set, &dl, &capture, &purge);
 	if (live.metrics_listen[0]) {
 		rc = mgmt_metrics_start(&metrics, live.metrics_listen, NULL, err, errlen);
 		if (rc < 0)

@@ -176,6 +176,11 @@ static int64_t audit_entries(void)
 	return n;
 }
 
+/*
+ * One timeline, on purpose longer than the usual 120 lines: the attackers must be running while
+ * the deployment's window ends and the honest client is served, so their pids, the window and the
+ * measurements are one sequence; cut into steps it would pass them all through a struct.
+ */
 int main(void)
 {
 	if (geteuid() != 0) {
