@@ -27,5 +27,26 @@ echo "counted:  $counted"
 [ "$(j 'r.cameras[0].rtp_lost')" = 0 ] || fail "garbage made the camera's own packets count as lost"
 [ "$(j 'r.alerts.map((a) => a.subject).sort().join()')" = '"subject-a,subject-b"' ] ||
 	fail "alerts $(j 'r.alerts.map((a) => a.subject)'), not exactly subject-a and subject-b"
+# The authorisation binds the watchlist (invariant 2): a watchlist file of the attacker's is not
+# matched with, a custody file altered behind vigild is not either, and both refusals are audited.
+python3 "$ROOT/tests/mgmt/make_watchlist.py" "$tmp/other.vgw" 1 0.9 3
+if "$vigild" run --pcap "$tmp/garbage.pcap" --sdp "$rec/camera.sdp" --until-eof --report "$tmp/r2.json" \
+	--watchlist "$tmp/other.vgw" --state-dir "$tmp/state" --deployment 1 2>"$tmp/run2.err"; then
+	fail "a run matched with a watchlist file outside custody"
+else
+	grep -q "not a watchlist in vigild's custody" "$tmp/run2.err" || fail "other file: $(cat "$tmp/run2.err")"
+fi
+wl=$(sqlite3 "$tmp/state/vigil.db" "SELECT path FROM watchlists WHERE id = '1'")
+printf '\001' | dd of="$wl" bs=1 seek=200 conv=notrunc status=none
+if "$vigild" run --pcap "$tmp/garbage.pcap" --sdp "$rec/camera.sdp" --until-eof --report "$tmp/r3.json" \
+	--state-dir "$tmp/state" --deployment 1 2>"$tmp/run3.err"; then
+	fail "a run matched with a custody file altered after its seal"
+else
+	grep -q "no longer carries its seal\|checksum mismatch" "$tmp/run3.err" || fail "altered file: $(cat "$tmp/run3.err")"
+fi
+[ "$(sqlite3 "$tmp/state/vigil.db" "SELECT COUNT(*) FROM audit WHERE action = 'run.recorded.refused'")" = 2 ] ||
+	fail "the refused runs were not both audited"
+sqlite3 "$tmp/state/vigil.db" "SELECT detail FROM audit WHERE action = 'run.recorded'" | grep -q '"seal":"[0-9a-f]\{64\}"' ||
+	fail "the matching run's audit entry does not name the seal it used"
 "$vigilctl" audit verify >/dev/null || fail "the audit chain is broken"
 e2e_done "e2e_garbage: $(j 'r.stages.rx.malformed + r.stages.rx.not_udp + r.stages.rx.ip_fragments + r.stages.rx.unknown_flow + r.cameras[0].rtp_malformed') bad packets counted where they belong; the same 200 frames and the same 2 alerts"
