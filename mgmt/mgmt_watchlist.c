@@ -59,32 +59,16 @@ uint32_t mgmt_le32(const uint8_t *p)
 
 int mgmt_read_fd(int fd, uint64_t max, uint8_t **out, size_t *len)
 {
-	struct stat sb;
-	uint8_t *buf;
-	size_t have = 0;
+	/* vg_file_read_fd's refusals (not a regular file, over the cap) and an empty file are one
+	 * answer here: not a watchlist or crops file. */
+	int rc = vg_file_read_fd(fd, max, out, len);
 
-	if (fstat(fd, &sb) < 0)
-		return -errno;
-	if (!S_ISREG(sb.st_mode) || sb.st_size <= 0 || (uint64_t)sb.st_size > max)
+	if (rc == -EFBIG || (rc == 0 && *len == 0)) {
+		if (rc == 0)
+			free(*out);
 		return -EINVAL;
-	buf = malloc((size_t)sb.st_size);
-	if (!buf)
-		return -ENOMEM;
-	while (have < (size_t)sb.st_size) {
-		ssize_t n = pread(fd, buf + have, (size_t)sb.st_size - have, (off_t)have);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			int rc = n < 0 ? -errno : -EIO;
-			sodium_memzero(buf, have);
-			free(buf);
-			return rc;
-		}
-		have += (size_t)n;
 	}
-	*out = buf;
-	*len = have;
-	return 0;
+	return rc;
 }
 
 struct wl_file {
