@@ -305,10 +305,29 @@ static int requester_uid(struct mgmt_db *db, int64_t id, int64_t *uid, char *nam
 	return rc;
 }
 
+/* The bound watchlists as JSON text, {"id":..,"seal":..} each (ids and seals are [0-9a-f] text). */
+struct seal_text {
+	char buf[64 * 100];
+	size_t used;
+};
+
+static void add_seal_text(void *arg, const struct mgmt_watchlist *w, const char *bound_seal)
+{
+	struct seal_text *t = arg;
+	int n;
+
+	if (t->used + 100 >= sizeof(t->buf))
+		return;
+	n = snprintf(t->buf + t->used, sizeof(t->buf) - t->used, "%s{\"id\":\"%.15s\",\"seal\":\"%.64s\"}",
+		     t->used ? "," : "", w->id, bound_seal);
+	if (n > 0)
+		t->used += (size_t)n;
+}
+
 int mgmt_deployment_authorise(struct mgmt_db *db, const struct mgmt_actor *who, int64_t id, bool approve,
 			      const char *reasons, char *err, size_t errlen)
 {
-	char requester[128], object[32], detail[4200], e_reasons[4096];
+	char requester[128], object[32], detail[4200 + sizeof(((struct seal_text *)0)->buf)], e_reasons[4096];
 	int64_t req_uid;
 	int rc;
 
@@ -346,7 +365,10 @@ int mgmt_deployment_authorise(struct mgmt_db *db, const struct mgmt_actor *who, 
 								: "database error on deployment %" PRId64, id);
 	}
 	json_escape(e_reasons, sizeof(e_reasons), reasons);
-	snprintf(detail, sizeof(detail), "{\"reasons\":\"%s\"}", e_reasons);
+	/* What was approved, in the record: the watchlists by the seals the request bound. */
+	struct seal_text seals = { .buf = { 0 } };
+	mgmt_deployment_watchlists(db, id, add_seal_text, &seals);
+	snprintf(detail, sizeof(detail), "{\"reasons\":\"%s\",\"watchlists\":[%s]}", e_reasons, seals.buf);
 	rc = mgmt_audit_append_tx(db, who, approve ? "deployment.authorise" : "deployment.refuse", object, detail, NULL);
 	if (rc < 0 || (rc = mgmt_tx_commit(db)) < 0) {
 		mgmt_tx_rollback(db);
