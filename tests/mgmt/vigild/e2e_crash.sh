@@ -63,6 +63,7 @@ echo "killed with $killed alert(s) recorded"
 # Every recorded alert's evidence is intact and readable.
 check_evidence() {
 	for id in $(sqlite3 "$tmp/state/vigil.db" "SELECT id FROM alerts WHERE evidence IS NOT NULL"); do
+		rm -f "$tmp/ev$id.jpg" # checked once per stage: vigilctl never overwrites an --out file
 		if ! "$vigilctl" alert evidence "$id" --state-dir "$tmp/state" --out "$tmp/ev$id.jpg" >/dev/null; then
 			fail "alert $id: evidence unreadable ($1)"
 		elif [ "$(head -c 3 "$tmp/ev$id.jpg" | od -An -tx1 | tr -d ' ')" != ffd8ff ]; then

@@ -79,6 +79,7 @@ for _ in $(seq 240); do [ "$(alerted)" = "subject-a,subject-b" ] && break; sleep
 # only once both people alerted: a restart costs seconds of a one-pass stream, and on a busy
 # machine those seconds were the ones a person crossed in (the test then failed by load).
 pid=$(sqlite3 "$tmp/state/vigil.db" "SELECT json_extract(detail, '$.pid') FROM audit WHERE action = 'capture.start' ORDER BY seq DESC LIMIT 1")
+touch "$tmp/killed"
 kill -9 "$pid" 2>/dev/null
 for _ in $(seq 240); do
 	[ "$(sqlite3 "$tmp/state/vigil.db" "SELECT COUNT(*) FROM audit WHERE action = 'capture.start'")" -ge 2 ] && break
@@ -88,6 +89,10 @@ done
 	fail "a dead capture was not started again"
 sqlite3 "$tmp/state/vigil.db" "SELECT detail FROM audit WHERE action = 'capture.exit'" | grep -q '"signal":9' ||
 	fail "the capture's death was not audited"
+# The new capture is past its start-up once it writes its metrics (every 2 s from then on): only
+# then does a stop find a run to end, with a report.
+for _ in $(seq 600); do [ "$tmp/state/runs/metrics.prom" -nt "$tmp/killed" ] && break; sleep 0.1; done
+[ "$tmp/state/runs/metrics.prom" -nt "$tmp/killed" ] || fail "the restarted capture never started running"
 
 
 # The deployment's stop ends the capture first, then purges the watchlist's files.
