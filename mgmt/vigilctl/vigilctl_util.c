@@ -60,6 +60,23 @@ char *vigilctl_terminal_text(const char *text)
 	return out;
 }
 
+static void terminal_safe(json_t *j);
+
+/* V, a value inside a reply: a string made terminal-safe in place, anything else walked. */
+static void terminal_safe_value(json_t *v)
+{
+	char *safe;
+
+	if (!json_is_string(v)) {
+		terminal_safe(v);
+		return;
+	}
+	safe = vigilctl_terminal_text(json_string_value(v));
+	if (safe)
+		json_string_set(v, safe);
+	free(safe);
+}
+
 /* Every string in J (objects and arrays, recursively) made terminal-safe, in place. */
 static void terminal_safe(json_t *j)
 {
@@ -68,27 +85,11 @@ static void terminal_safe(json_t *j)
 	size_t i;
 
 	if (json_is_object(j)) {
-		json_object_foreach(j, key, v) {
-			if (json_is_string(v)) {
-				char *safe = vigilctl_terminal_text(json_string_value(v));
-				if (safe)
-					json_string_set(v, safe);
-				free(safe);
-			} else {
-				terminal_safe(v);
-			}
-		}
+		json_object_foreach(j, key, v)
+			terminal_safe_value(v);
 	} else if (json_is_array(j)) {
-		json_array_foreach(j, i, v) {
-			if (json_is_string(v)) {
-				char *safe = vigilctl_terminal_text(json_string_value(v));
-				if (safe)
-					json_string_set(v, safe);
-				free(safe);
-			} else {
-				terminal_safe(v);
-			}
-		}
+		json_array_foreach(j, i, v)
+			terminal_safe_value(v);
 	}
 }
 
