@@ -26,7 +26,8 @@
 
 #define CRED_KEY_BYTES crypto_aead_xchacha20poly1305_ietf_KEYBYTES
 #define CRED_NONCE_BYTES crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
-#define CRED_FIELD VG_URL_CRED_MAX /* user and password, each with its NUL: dp_rtsp's sizes */
+#define CRED_FIELD MGMT_CREDENTIAL_MAX /* user and password, each with its NUL: dp_rtsp's sizes */
+_Static_assert(MGMT_CREDENTIAL_MAX == VG_URL_CRED_MAX, "the sealed credentials are what vg_url splits off");
 
 /* ---- URLs ----------------------------------------------------------------------------------- */
 

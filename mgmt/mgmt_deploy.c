@@ -381,7 +381,6 @@ int mgmt_deployment_withdraw(struct mgmt_db *db, const struct mgmt_actor *who, i
 			     char *err, size_t errlen)
 {
 	char requester[128], object[32], detail[4200], e_reason[4096];
-	sqlite3_stmt *st;
 	int64_t req_uid;
 	int rc;
 
@@ -402,19 +401,10 @@ int mgmt_deployment_withdraw(struct mgmt_db *db, const struct mgmt_actor *who, i
 		return vg_errf(err, errlen, -EPERM, "only %s, who requested deployment %" PRId64 ", may withdraw it",
 			       requester, id);
 	}
-	if (sqlite3_prepare_v2(db->sql, "UPDATE deployments SET state = ? WHERE id = ? AND state IN (?, ?)", -1, &st,
-			       NULL) != SQLITE_OK) {
-		mgmt_tx_rollback(db);
-		return vg_errf(err, errlen, -EIO, "database error");
-	}
-	sqlite3_bind_int(st, 1, MGMT_DEPLOYMENT_WITHDRAWN);
-	sqlite3_bind_int64(st, 2, id);
-	sqlite3_bind_int(st, 3, MGMT_DEPLOYMENT_REQUESTED);
-	sqlite3_bind_int(st, 4, MGMT_DEPLOYMENT_AUTHORISED);
-	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-	sqlite3_finalize(st);
-	if (rc == 0 && sqlite3_changes(db->sql) != 1)
-		rc = -EALREADY;
+	/* Before the start only: requested, or authorised and not yet started. */
+	rc = transition(db, id, MGMT_DEPLOYMENT_REQUESTED, MGMT_DEPLOYMENT_WITHDRAWN, NULL, NULL);
+	if (rc == -EALREADY)
+		rc = transition(db, id, MGMT_DEPLOYMENT_AUTHORISED, MGMT_DEPLOYMENT_WITHDRAWN, NULL, NULL);
 	if (rc < 0) {
 		mgmt_tx_rollback(db);
 		return vg_errf(err, errlen, rc, rc == -EALREADY ? "deployment %" PRId64 " has started or been decided: "

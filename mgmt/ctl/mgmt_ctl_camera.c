@@ -13,7 +13,6 @@
 #include "mgmt_ctl_int.h"
 #include "vg_base.h"
 
-#define CRED_FIELD 128 /* user and password, each with its NUL: mgmt_camera_credentials()'s sizes */
 #define PROBE_SECONDS_MAX 10 /* on the worker (mgmt_ctl_probe.c): one probe at a time holds no other client */
 
 static json_t *camera_json(const struct mgmt_camera *c)

@@ -36,7 +36,7 @@ struct ctl_refusals {
 struct mgmt_ctl_probe {
 	/* Set on the loop thread before the worker starts; the worker reads them. */
 	mgmt_probe_fn *fn;
-	char id[32], url[1024], user[128], password[128];
+	char id[32], url[1024], user[MGMT_CREDENTIAL_MAX], password[MGMT_CREDENTIAL_MAX];
 	unsigned seconds;
 	char who_name[64];
 	uint32_t who_uid;

@@ -99,7 +99,7 @@ static void add_camera_line(void *arg, const struct mgmt_camera *cam)
 	struct camera_lines *l = arg;
 	const char *id = cam->id, *url = cam->url;
 	int64_t fps = cam->fps;
-	char user[128], password[128], line[1600];
+	char user[MGMT_CREDENTIAL_MAX], password[MGMT_CREDENTIAL_MAX], line[1600];
 	int w;
 
 	if (l->full)

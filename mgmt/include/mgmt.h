@@ -576,8 +576,9 @@ bool mgmt_camera_id_valid(const char *id);
  * for connecting to it. The caller wipes both (sodium_memzero) once connected. -ENOENT, -EBADMSG
  * (the sealed credentials do not open with this appliance's key), -errno.
  */
-int mgmt_camera_credentials(struct mgmt_db *db, const char *id, char user[128] /* OUT */,
-			    char password[128] /* OUT */);
+#define MGMT_CREDENTIAL_MAX 128 /* bytes of a camera's user name or password, with its NUL */
+int mgmt_camera_credentials(struct mgmt_db *db, const char *id, char user[MGMT_CREDENTIAL_MAX] /* OUT */,
+			    char password[MGMT_CREDENTIAL_MAX] /* OUT */);
 
 /** What a short look at a camera's stream found (camera.probe). */
 struct mgmt_probe_result {

@@ -4,40 +4,11 @@
 # intact and readable (the recorded alert is written only after its evidence was acknowledged
 # durable); the restarted run completes; the audit chain verifies. Uses make demo's recording.
 set -uo pipefail
-build=$(realpath "$1") root=$(realpath "$2")
-fetched=$root/fetched
-if [ ! -d "$fetched/face-api-1.7.15/model" ] || ! command -v gst-launch-1.0 >/dev/null || ! command -v sqlite3 >/dev/null; then
-	echo "e2e_crash: missing fetched weights, GStreamer or sqlite3: run tools/bootstrap"
-	[ "${VIGIL_REQUIRE_FETCHED:-0}" = 1 ] && exit 1 || exit 77
-fi
-vigild=$build/vigild vigilctl=$build/vigilctl
-tmp=$(mktemp -d)
-chmod 755 "$tmp"
-serve=
-trap '[ -n "$serve" ] && kill $serve 2>/dev/null; wait 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
-fails=0
-fail() { echo "FAIL $*"; fails=$((fails + 1)); }
-export VIGIL_MODELS=$fetched/face-api-1.7.15/model VIGIL_SOCKET=$tmp/vigild.sock
-
-"$root/tools/make-demo-recording" "$fetched/demo-recording" || { echo "e2e_crash: no recording"; exit 1; }
-rec=$fetched/demo-recording
-mkdir -p "$tmp/enrol"
-ffmpeg -v error -y -i "$fetched/face-api-1.7.15/demo/sample1.jpg" -vf crop=372:456:745:307 "$tmp/enrol/subject-a.jpg"
-ffmpeg -v error -y -i "$fetched/face-api-1.7.15/demo/sample5.jpg" -vf crop=316:472:1034:80 "$tmp/enrol/subject-b.jpg"
-cat >"$tmp/vigild.conf" <<CONF
-vigild.state_dir = "$tmp/state"
-vigild.socket = "$tmp/vigild.sock"
-vigild.people = "0:root:admin+operator,2003:supt.carol:authoriser"
-vigild.metrics_listen = ""
-CONF
-"$vigild" serve --config "$tmp/vigild.conf" 2>/dev/null &
-serve=$!
-for _ in $(seq 600); do [ -S "$tmp/vigild.sock" ] && break; sleep 0.1; done
-"$vigilctl" watchlist import --name crash --id 1 --threshold 0.5 "$tmp/enrol" >/dev/null 2>&1 || fail "watchlist import"
-"$vigilctl" deployment create --name crash --use-case sought-persons --location lab --start now --end +1h \
-	--justification test --watchlist 1 >/dev/null 2>&1
-setpriv --reuid=2003 --regid=2003 --clear-groups "$vigilctl" deployment authorise 1 --reasons ok >/dev/null
-"$vigilctl" deployment start 1 >/dev/null
+BUILD=$(realpath "$1") ROOT=$(realpath "$2")
+. "$ROOT/tests/mgmt/vigild/e2e_lib.sh"
+e2e_need e2e_crash setpriv sqlite3
+e2e_tmp
+e2e_deployment "$tmp"
 "$vigilctl" status | grep -q "dumpable: no" || fail "vigild is dumpable: a core dump could hold faces"
 
 run() {
