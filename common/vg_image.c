@@ -1,8 +1,9 @@
 /*
  * Still-image decoding (vg_image.h). JPEG: TurboJPEG with no FAST flags (ISLOW IDCT, fancy
  * upsampling), warnings treated as errors, and a scan limit against progressive-JPEG bombs.
- * PNG: libpng's simplified API to 8-bit sRGB RGB. Sizes are checked from the headers before a
- * pixel buffer is allocated.
+ * PNG: libpng's simplified API to 8-bit sRGB RGB. PGM: binary netpbm P5 grey (the ORL/AT&T face
+ * set's format), parsed here: no Debian library reads it without pulling in netpbm's whole API for
+ * a header of four numbers. Sizes are checked from the headers before a pixel buffer is allocated.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +31,8 @@ enum vg_image_format vg_image_sniff(const void *data, size_t len)
 		return VG_IMAGE_JPEG;
 	if (len >= sizeof(png_magic) && memcmp(d, png_magic, sizeof(png_magic)) == 0)
 		return VG_IMAGE_PNG;
+	if (len >= 3 && d[0] == 'P' && d[1] == '5' && strchr(" \t\r\n", d[2]) && d[2])
+		return VG_IMAGE_PGM;
 	return VG_IMAGE_UNKNOWN;
 }
 
@@ -38,6 +41,7 @@ const char *vg_image_format_name(enum vg_image_format format)
 	switch (format) {
 	case VG_IMAGE_JPEG: return "JPEG";
 	case VG_IMAGE_PNG: return "PNG";
+	case VG_IMAGE_PGM: return "PGM";
 	default: return "unknown";
 	}
 }
@@ -129,6 +133,70 @@ out_free:
 	return rc;
 }
 
+/*
+ * One header number of a PGM at *POS: whitespace and '#' comments (to the end of the line) before
+ * it, at most 5 digits (a side is at most VG_IMAGE_MAX_SIDE, maxval at most 65535). -1 if none.
+ */
+static long pgm_number(const unsigned char *d, size_t len, size_t *pos)
+{
+	long v = 0;
+	int digits = 0;
+
+	for (;;) {
+		while (*pos < len && strchr(" \t\r\n\v\f", d[*pos]) && d[*pos])
+			(*pos)++;
+		if (*pos < len && d[*pos] == '#') {
+			while (*pos < len && d[*pos] != '\n')
+				(*pos)++;
+			continue;
+		}
+		break;
+	}
+	for (; *pos < len && d[*pos] >= '0' && d[*pos] <= '9'; (*pos)++) {
+		if (++digits > 5)
+			return -1;
+		v = v * 10 + (d[*pos] - '0');
+	}
+	return digits ? v : -1;
+}
+
+/* Binary PGM (P5), 8-bit (maxval 1..255, scaled to 0..255), grey copied to R, G and B. */
+static int decode_pgm(const void *data, size_t len, struct vg_image *out, char *err, size_t errlen)
+{
+	const unsigned char *d = data;
+	size_t pos = 2, npix;
+	long w, h, maxval;
+	uint8_t *rgb;
+	int rc;
+
+	w = pgm_number(d, len, &pos);
+	h = pgm_number(d, len, &pos);
+	maxval = pgm_number(d, len, &pos);
+	if (w < 0 || h < 0 || maxval < 0 || pos >= len || !strchr(" \t\r\n\v\f", d[pos]) || !d[pos])
+		return vg_errf(err, errlen, -EBADMSG, "corrupt PGM: unreadable header");
+	pos++; /* the single whitespace before the pixels */
+	if (maxval == 0 || maxval > 255)
+		return vg_errf(err, errlen, maxval ? -EINVAL : -EBADMSG, "PGM maxval %ld: only 8-bit PGM (1..255) is read",
+			       maxval);
+	rc = check_size("PGM", (uint32_t)w, (uint32_t)h, err, errlen);
+	if (rc < 0)
+		return rc;
+	npix = (size_t)w * (size_t)h;
+	if (len - pos < npix)
+		return vg_errf(err, errlen, -EBADMSG, "corrupt PGM: %zu of %zu pixels (truncated?)", len - pos, npix);
+	rgb = malloc(npix * 3);
+	if (!rgb)
+		return vg_errf(err, errlen, -ENOMEM, "out of memory for %ldx%ld pixels", w, h);
+	for (size_t i = 0; i < npix; i++) {
+		unsigned v = d[pos + i];
+
+		v = v > (unsigned)maxval ? 255 : (v * 255 + (unsigned)maxval / 2) / (unsigned)maxval;
+		rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = (uint8_t)v;
+	}
+	*out = (struct vg_image){ (uint32_t)w, (uint32_t)h, rgb, VG_IMAGE_PGM };
+	return 0;
+}
+
 int vg_image_decode(const void *data, size_t len, struct vg_image *out, char *err, size_t errlen)
 {
 	switch (vg_image_sniff(data, len)) {
@@ -136,8 +204,10 @@ int vg_image_decode(const void *data, size_t len, struct vg_image *out, char *er
 		return decode_jpeg(data, len, out, err, errlen);
 	case VG_IMAGE_PNG:
 		return decode_png(data, len, out, err, errlen);
+	case VG_IMAGE_PGM:
+		return decode_pgm(data, len, out, err, errlen);
 	default:
-		return vg_errf(err, errlen, -EINVAL, "not a JPEG or PNG image");
+		return vg_errf(err, errlen, -EINVAL, "not a JPEG, PNG or PGM image");
 	}
 }
 

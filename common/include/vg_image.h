@@ -2,7 +2,8 @@
  * @file vg_image.h
  * Still images to packed 8-bit RGB: JPEG through libjpeg-turbo with its defaults (ISLOW IDCT,
  * fancy upsampling: the pixels `djpeg -dct int` and the face-api.js oracle see, face-nets.md §10)
- * and PNG through libpng. Used by `vigilctl faces`, watchlist import and the oracle's decoder.
+ * PNG through libpng, and binary PGM (netpbm P5, 8-bit grey, as the ORL/AT&T face set ships) by
+ * a parser of our own. Used by `vigilctl faces`, watchlist import and the oracle's decoder.
  *
  * Images come from outside (operators' folders, files people send): every size is bounded, a
  * corrupt or truncated image is an error with a one-line reason, never a crash or partial pixels.
@@ -18,6 +19,7 @@ enum vg_image_format {
 	VG_IMAGE_UNKNOWN = 0,
 	VG_IMAGE_JPEG,
 	VG_IMAGE_PNG,
+	VG_IMAGE_PGM,   /* binary P5, maxval 1..255; grey becomes R = G = B */
 };
 
 #define VG_IMAGE_MAX_SIDE 16384u            /* pixels, either side */
@@ -35,7 +37,8 @@ struct vg_image {
 enum vg_image_format vg_image_sniff(const void *data, size_t len);
 
 /**
- * Decode LEN bytes of JPEG or PNG into *OUT. Returns 0; -EINVAL (not a JPEG or PNG),
+ * Decode LEN bytes of JPEG, PNG or PGM into *OUT. Returns 0; -EINVAL (not a JPEG, PNG or PGM, or a
+ * 16-bit PGM),
  * -EBADMSG (corrupt or truncated: libjpeg-turbo's warnings count as errors), -EFBIG (over the
  * limits above), -ENOMEM. On error *OUT is untouched and ERR holds one line saying why.
  */

@@ -1,4 +1,4 @@
-/* Fuzz target: vg_image_decode on arbitrary bytes (JPEG and PNG from outside). */
+/* Fuzz target: vg_image_decode on arbitrary bytes (JPEG, PNG and PGM from outside). */
 #include <stdint.h>
 #include <string.h>
 

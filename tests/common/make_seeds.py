@@ -51,6 +51,10 @@ png('seed-palette.png', 4, 2, 4, 3, plte=bytes(range(48)), trns=b'\x00\x80')
 png('seed-graya.png', 2, 2, 8, 4)
 open(os.path.join(img, 'seed-truncated.png'), 'wb').write(p[: len(p) - 20])
 open(os.path.join(img, 'seed-empty'), 'wb').write(b'')
+pgm = b'P5\n# comment\n4 3\n255\n' + bytes(range(0, 240, 20))
+open(os.path.join(img, 'seed-gray.pgm'), 'wb').write(pgm)
+open(os.path.join(img, 'seed-maxval15.pgm'), 'wb').write(b'P5 2 2 15\n\x00\x05\x0a\x0f')
+open(os.path.join(img, 'seed-truncated.pgm'), 'wb').write(pgm[:-3])
 
 confs = {
     'seed-full': '# all types\na.count = 12K\na.ratio=-0.25\na.flag = on\nb.text = "q\\"uo\\\\te"  # c\nb.mode = hybrid\n',

@@ -114,6 +114,24 @@ int main(void)
 	CHECK_EQ_INT(vg_image_load("/nonexistent.jpg", &img, err, sizeof(err)), -ENOENT);
 	CHECK_EQ_INT(vg_image_load("/tmp", &img, err, sizeof(err)), -EINVAL);
 
+	/* Binary PGM (P5): a comment in the header, grey to R = G = B, maxval scaled to 255; a short
+	 * file, a 16-bit maxval and a header of nonsense are one-line errors. */
+	static const char pgm[] = "P5\n# ORL\n3 2\n255\n\x00\x10\x20\x30\x40\xff";
+	static const char pgm15[] = "P5 2 1 15 \x0f\x05";
+	CHECK_EQ_INT(vg_image_sniff(pgm, sizeof(pgm) - 1), VG_IMAGE_PGM);
+	CHECK_EQ_INT(vg_image_decode(pgm, sizeof(pgm) - 1, &img, err, sizeof(err)), 0);
+	CHECK(img.width == 3 && img.height == 2 && img.format == VG_IMAGE_PGM);
+	CHECK(img.rgb[3] == 0x10 && img.rgb[4] == 0x10 && img.rgb[5] == 0x10 && img.rgb[17] == 0xff);
+	vg_image_release(&img);
+	CHECK_EQ_INT(vg_image_decode(pgm15, sizeof(pgm15) - 1, &img, err, sizeof(err)), 0);
+	CHECK(img.rgb[0] == 255 && img.rgb[3] == 85);
+	vg_image_release(&img);
+	CHECK_EQ_INT(vg_image_decode(pgm, sizeof(pgm) - 2, &img, err, sizeof(err)), -EBADMSG);
+	CHECK(strstr(err, "truncated") != NULL);
+	CHECK_EQ_INT(vg_image_decode("P5 2 1 65535 \x01\x02\x03\x04", 17, &img, err, sizeof(err)), -EINVAL);
+	CHECK_EQ_INT(vg_image_decode("P5 x 1 255 \x01", 13, &img, err, sizeof(err)), -EBADMSG);
+	CHECK_EQ_INT(vg_image_decode("P5 99999 99999 255 ", 19, &img, err, sizeof(err)), -EFBIG);
+
 	tjFree(jpeg);
 	tjDestroy(tjc);
 	tjDestroy(tjd);
