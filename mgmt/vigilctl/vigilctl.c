@@ -23,6 +23,15 @@ struct verb {
 
 static const struct verb verbs[] = {
 	{"faces", vigilctl_faces, "faces [--json] [--tiny | --tiled] [--models DIR] IMAGE...  find, align and describe faces in still images"},
+#ifdef HAVE_VIGIL_MATCHER
+	{"eval", vigilctl_eval,
+	 "eval [--json] [--models DIR] [--backend onednn|reference|bf16] [--pad] [--nonmated DIR] [--split] [--fuse K]\n"
+	 "             [--det-png FILE] [--det-csv FILE] [--threshold T] [--descriptors-out FILE] (LABELLED_DIR | --descriptors FILE)\n"
+	 "             how often the model is wrong on labelled faces (one folder per person): EER, FNMR at FMR,\n"
+	 "             1:N FNIR at FPIR and rank-1, fusion, each with 95% intervals, and what the data cannot show\n"
+	 "  eval --calibrate --target-fpir R --watchlist-size N [--save] ...   the threshold for a target FPIR\n"
+	 "             (--save: MODELS/calibration.json, for the model given by --models)"},
+#endif
 	{"status", vigilctl_status, "status [--json]  what vigild runs, and who you are to it"},
 	{"deployment", vigilctl_deployment,
 	 "deployment create --name N --use-case crime-hotspot|protective-security|sought-persons --location L\n"

@@ -20,6 +20,7 @@ int vigilctl_status(int argc, char **argv);           /* vigilctl_status.c */
 int vigilctl_deployment(int argc, char **argv);       /* vigilctl_deployment.c */
 int vigilctl_watchlist(int argc, char **argv);        /* vigilctl_watchlist.c: add|list|show|remove|purge */
 int vigilctl_watchlist_import(int argc, char **argv); /* vigilctl_watchlist_import.c (HAVE_VIGIL_MATCHER) */
+int vigilctl_eval(int argc, char **argv);             /* vigilctl_eval.c (HAVE_VIGIL_MATCHER) */
 int vigilctl_alert(int argc, char **argv);            /* vigilctl_alert.c */
 int vigilctl_alert_evidence(int argc, char **argv);   /* vigilctl_alert_evidence.c (HAVE_VIGIL_MGMT_PIPELINE) */
 int vigilctl_alert_show_out(int argc, char **argv);   /* vigilctl_alert_show.c (HAVE_VIGIL_MGMT_PIPELINE) */
