@@ -676,3 +676,47 @@ void match_eval_report_free(struct match_eval_report *r)
 	free(r->ident.nonmated_top);
 	*r = (struct match_eval_report){ 0 };
 }
+
+int match_eval_threshold_boot(const struct match_eval_conf *conf, double target_fmr, struct match_eval_ci *out)
+{
+	const struct match_eval_set *s = &conf->set;
+	size_t m = conf->n_nonmated, total = s->n + m, rounds = conf->bootstrap_rounds;
+	unsigned np = s->n_people + (unsigned)m, *counts = calloc(s->n_people + 1, sizeof(*counts)), *mult = NULL;
+	struct plist imp = { malloc((total * (total - 1) / 2 + 1) * sizeof(struct pair)), 0 };
+	double *v = malloc((rounds + 1) * sizeof(*v)), rate;
+	uint64_t state = conf->seed;
+	int rc = -ENOMEM;
+
+	if (!counts || !imp.p || !v || !(mult = calloc(np, sizeof(*mult))))
+		goto out_free;
+	rc = rounds && s->n_people >= 2 ? check_conf(conf, counts) : -EINVAL;
+	if (rc < 0)
+		goto out_free;
+	/* Image i is person s->person[i]; non-mated face j is person n_people + j. */
+	for (size_t i = 0; i < total; i++) {
+		const float *a = i < s->n ? &s->desc[i * s->d] : &conf->nonmated[(i - s->n) * s->d];
+		unsigned pa = i < s->n ? s->person[i] : s->n_people + (unsigned)(i - s->n);
+
+		for (size_t j = i + 1; j < total; j++) {
+			const float *b = j < s->n ? &s->desc[j * s->d] : &conf->nonmated[(j - s->n) * s->d];
+			unsigned pb = j < s->n ? s->person[j] : s->n_people + (unsigned)(j - s->n);
+
+			if (pa != pb)
+				imp.p[imp.n++] = (struct pair){ match_eval_score(a, b, s->d, s->metric), pa, pb };
+		}
+	}
+	qsort(imp.p, imp.n, sizeof(*imp.p), cmp_pair);
+	for (size_t k = 0; k < rounds; k++) {
+		memset(mult, 0, np * sizeof(*mult));
+		for (unsigned p = 0; p < np; p++)
+			mult[splitmix64(&state) % np]++;
+		v[k] = threshold_in(&imp, mult, target_fmr, &rate);
+	}
+	*out = percentiles(v, rounds);
+out_free:
+	free(counts);
+	free(mult);
+	free(imp.p);
+	free(v);
+	return rc;
+}

@@ -170,4 +170,13 @@ struct match_eval_ci match_eval_wilson(size_t x, size_t n);
  */
 double match_eval_threshold_at(const double *neg, size_t n, double target, bool *supported /* OUT */);
 
+/**
+ * The people-level bootstrap interval (95%) of the threshold that meets TARGET_FMR over every
+ * impostor pair of CONF's set and its non-mated faces (each non-mated face a person of its own),
+ * with CONF's rounds and seed: the spread between populations of people that a calibration's
+ * binomial interval leaves out. Returns 0; -EINVAL (as match_eval_run, or no rounds); -ENOMEM.
+ */
+int match_eval_threshold_boot(const struct match_eval_conf *conf, double target_fmr,
+			      struct match_eval_ci *out /* OUT */);
+
 #endif /* MATCH_EVAL_H */

@@ -22,7 +22,6 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -431,9 +430,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	}
 	if (!o->dir == !o->desc_in)
 		return vigilctl_usage("give LABELLED_DIR or --descriptors FILE (one of them)");
-	if (o->desc_in && (o->pad || o->nonmated_dir || o->models || strcmp(o->backend, "onednn")))
-		return vigilctl_usage("--descriptors measures what the file holds: --pad, --nonmated, --models and "
-				      "--backend belong to the run that wrote it");
+	if (o->desc_in && (o->pad || o->nonmated_dir || (o->models && !o->save) || strcmp(o->backend, "onednn")))
+		return vigilctl_usage("--descriptors measures what the file holds: --pad, --nonmated, --models (but for "
+				      "--save) and --backend belong to the run that wrote it");
 	if (o->calibrate && (o->target_fpir == 0 || o->watchlist == 0))
 		return vigilctl_usage("--calibrate needs --target-fpir R and --watchlist-size N");
 	if (o->save && (!o->calibrate || !o->models))
@@ -456,7 +455,7 @@ int vigilctl_eval(int argc, char **argv)
 	if (rc)
 		goto out;
 	if (isnan(o.threshold))
-		o.threshold = s.model.metric == 0 ? s.model.threshold : 1 - s.model.threshold;
+		o.threshold = match_calib_score_of_threshold(s.model.metric, s.model.threshold); /* the model's own */
 	if (s.n_people < 2) {
 		fprintf(stderr, "vigilctl eval: %s: %u %s with a usable face; a measure needs at least 2 people "
 				"(one folder each)\n", o.dir ? o.dir : o.desc_in, s.n_people,

@@ -308,22 +308,51 @@ static void threshold_statement(char *buf, size_t len, const struct match_calib 
 			 (unsigned long long)cal->impostor_pairs);
 }
 
-static json_t *jthreshold(const struct match_calib *cal, double fpir, unsigned long long n, char *text, size_t len)
+/*
+ * The threshold for FPIR at a watchlist of N from CAL, as a line of TEXT and as JSON. With BOOT
+ * (the --calibrate target), also the people bootstrap interval of that threshold, which the
+ * calibration's binomial interval leaves out.
+ */
+static json_t *jthreshold(const struct match_calib *cal, double fpir, unsigned long long n, const struct match_eval_ci *boot,
+			  char *text, size_t len)
 {
 	struct match_calib_estimate e = match_calib_threshold(cal, fpir, n);
-	char st[400];
 	int metric = cal->metric;
+	double lo = NAN, hi = NAN;
+	char st[400], bt[96] = "";
 
 	threshold_statement(st, sizeof(st), cal, fpir, n, e);
-	if (text)
-		snprintf(text, len, "  FPIR %.3g (1 in %.0f) at a watchlist of %llu: threshold %.4f [%.4f, %.4f]: %s\n",
-			 fpir, 1 / fpir, n, match_calib_threshold_of_score(metric, e.value),
-			 match_calib_threshold_of_score(metric, e.low), match_calib_threshold_of_score(metric, e.high), st);
-	return json_pack("{sfsIsosososbsoss}", "fpir", fpir, "watchlist", (json_int_t)n, "threshold",
+	if (boot && !isnan(boot->lo)) {
+		lo = match_calib_threshold_of_score(metric, boot->lo);
+		hi = match_calib_threshold_of_score(metric, boot->hi);
+		snprintf(bt, sizeof(bt), ", people bootstrap [%.4f, %.4f]", fmin(lo, hi), fmax(lo, hi));
+	}
+	snprintf(text, len, "  FPIR %.3g (1 in %.0f) at a watchlist of %llu: threshold %.4f, binomial [%.4f, %.4f]%s: %s\n",
+		 fpir, 1 / fpir, n, match_calib_threshold_of_score(metric, e.value),
+		 match_calib_threshold_of_score(metric, e.low), match_calib_threshold_of_score(metric, e.high), bt, st);
+	return json_pack("{sfsIsososos[oo]sbsoss}", "fpir", fpir, "watchlist", (json_int_t)n, "threshold",
 			 jnum(match_calib_threshold_of_score(metric, e.value)), "low",
 			 jnum(match_calib_threshold_of_score(metric, e.low)), "high",
-			 jnum(match_calib_threshold_of_score(metric, e.high)), "supported", e.bound >= 0, "fmr_needed",
-			 jnum(fmr_needed(fpir, n)), "statement", st);
+			 jnum(match_calib_threshold_of_score(metric, e.high)), "bootstrap", jnum(fmin(lo, hi)),
+			 jnum(fmax(lo, hi)), "supported", e.bound >= 0, "fmr_needed", jnum(fmr_needed(fpir, n)),
+			 "statement", st);
+}
+
+/* The people bootstrap interval of the score meeting FPIR at N (NAN, NAN when unsupported). */
+static struct match_eval_ci threshold_boot(const struct eval_set *s, const struct match_eval_report *r,
+					   const struct match_calib *cal, double fpir, unsigned long long n)
+{
+	struct match_eval_conf c = {
+		.set = { s->desc, s->person, s->n, s->n_people, GPU_DESCRIPTOR_DIM,
+			 s->model.metric ? MATCH_EVAL_COSINE : MATCH_EVAL_L2 },
+		.nonmated = s->nm_desc, .n_nonmated = s->n_nonmated,
+		.bootstrap_rounds = r->bootstrap_rounds, .seed = r->seed,
+	};
+	struct match_eval_ci ci = { NAN, NAN };
+
+	if (match_calib_threshold(cal, fpir, n).bound < 0 || match_eval_threshold_boot(&c, fmr_needed(fpir, n), &ci) < 0)
+		return (struct match_eval_ci){ NAN, NAN };
+	return ci;
 }
 
 /* ---- the report ---------------------------------------------------------------------------- */
@@ -438,12 +467,26 @@ int eval_report(const struct eval_set *s, const struct match_eval_report *r, con
 	if (calibrate(s, r, p->tail_fmr, &cal))
 		return 1;
 	for (size_t i = 0; i < VG_ARRAY_SIZE(deploy_sizes); i++)
-		json_array_append_new(deploy, jthreshold(&cal, deploy_fpir, deploy_sizes[i], lines[i], sizeof(lines[i])));
-	if (p->calibrate)
-		target = jthreshold(&cal, p->target_fpir, p->watchlist, lines[3], sizeof(lines[3]));
-	if (p->save) {
-		char err[256];
+		json_array_append_new(deploy, jthreshold(&cal, deploy_fpir, deploy_sizes[i], NULL, lines[i], sizeof(lines[i])));
+	if (p->calibrate) {
+		struct match_eval_ci boot = threshold_boot(s, r, &cal, p->target_fpir, p->watchlist);
 
+		target = jthreshold(&cal, p->target_fpir, p->watchlist, &boot, lines[3], sizeof(lines[3]));
+	}
+	if (p->save) {
+		struct gpu_model_info info;
+		char err[512];
+
+		/* A calibration is bound to its model's digest: never save one beside other weights. */
+		if (gpu_model_identify(p->models, &info, err, sizeof(err)) < 0) {
+			fprintf(stderr, "vigilctl eval: --save: %s\n", err);
+			goto out;
+		}
+		if (strcmp(info.digest, s->model.digest) != 0) {
+			fprintf(stderr, "vigilctl eval: --save: the descriptors were made with model %s (sha256 %.16s...), "
+					"not the one in %s (%.16s...)\n", s->model.id, s->model.digest, p->models, info.digest);
+			goto out;
+		}
 		snprintf(saved, sizeof(saved), "%s/%s", p->models, MATCH_CALIB_FILE);
 		if (match_calib_save(&cal, saved, err, sizeof(err)) < 0) {
 			fprintf(stderr, "vigilctl eval: --save %s: %s\n", saved, err);

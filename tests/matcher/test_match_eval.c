@@ -109,6 +109,19 @@ static void test_fnmr_at_fmr(void)
 	CHECK(r.at_fmr[0].miss_boot.hi == r2.at_fmr[0].miss_boot.hi);
 	match_eval_report_free(&r);
 	match_eval_report_free(&r2);
+	/* The threshold's people bootstrap: in each round the least impostor group (99, or 100 when
+	 * no drawn neighbours pair at 99) is either all in or all out, so every round's threshold lies
+	 * between just under 99 and 100.5 (the midpoint after the 100s); the same seed, the same interval. */
+	{
+		struct match_eval_ci a, b;
+
+		CHECK_EQ_INT(match_eval_threshold_boot(&c, 1e-2, &a), 0);
+		CHECK_EQ_INT(match_eval_threshold_boot(&c, 1e-2, &b), 0);
+		CHECK(a.lo == b.lo && a.hi == b.hi);
+		CHECK(a.lo >= nextafter(99, -INFINITY) && a.lo <= a.hi && a.hi <= 100.5);
+		c.bootstrap_rounds = 0;
+		CHECK_EQ_INT(match_eval_threshold_boot(&c, 1e-2, &a), -EINVAL);
+	}
 }
 
 /*
