@@ -457,15 +457,86 @@ static void text_report(const struct eval_set *s, const struct match_eval_report
 	}
 }
 
+/* --save: CAL as MODELS/calibration.json, its path into SAVED; 0, or 1 after one line. */
+static int save(struct match_calib *cal, const struct eval_set *s, const char *models, char *saved, size_t len)
+{
+	struct gpu_model_info info;
+	char err[512];
+
+	/* A calibration is bound to its model's digest: never save one beside other weights. */
+	if (gpu_model_identify(models, &info, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vigilctl eval: --save: %s\n", err);
+		return 1;
+	}
+	if (strcmp(info.digest, s->model.digest) != 0) {
+		fprintf(stderr, "vigilctl eval: --save: the descriptors were made with model %s (sha256 %.16s...), "
+				"not the one in %s (%.16s...)\n", s->model.id, s->model.digest, models, info.digest);
+		return 1;
+	}
+	snprintf(saved, len, "%s/%s", models, MATCH_CALIB_FILE);
+	if (match_calib_save(cal, saved, err, sizeof(err)) < 0) {
+		fprintf(stderr, "vigilctl eval: --save %s: %s\n", saved, err);
+		return 1;
+	}
+	return 0;
+}
+
+/* The whole report as one JSON document on stdout; takes DEPLOY and TARGET. The exit status. */
+static int json_report(const struct eval_set *s, const struct match_eval_report *r, const struct eval_print *p,
+		       const struct match_calib *cal, json_t *deploy, json_t *target, const char *saved)
+{
+	const struct match_eval_ident *id = &r->ident;
+	json_error_t jerr;
+	json_t *ver, *ident, *fusion, *doc;
+	int rc;
+
+	ver = json_pack("{sIsIs{sosos{so}so}s{sfs{soso}s{soso}}s[ooo]}", "genuine_pairs", (json_int_t)r->n_genuine,
+			"impostor_pairs", (json_int_t)r->n_impostor, "eer", "value", jnum(r->eer), "threshold",
+			jnum(r->eer_threshold), "bootstrap", "interval", jci(r->eer_boot), "wilson", jci(r->eer_wilson),
+			"at_threshold", "threshold", r->threshold, "fmr", "value", jnum(r->fmr), "wilson",
+			jci(r->fmr_wilson), "fnmr", "value", jnum(r->fnmr), "wilson", jci(r->fnmr_wilson), "at_fmr",
+			jpoint(&r->at_fmr[0], "fmr", "fnmr"), jpoint(&r->at_fmr[1], "fmr", "fnmr"),
+			jpoint(&r->at_fmr[2], "fmr", "fnmr"));
+	ident = json_pack("{sbsIsIsIs{soso}sfs{soso}s{soso}s[oo]}", "split", p->split, "enrolled",
+			  (json_int_t)id->n_enrolled, "mated_searches", (json_int_t)id->n_mated, "nonmated_searches",
+			  (json_int_t)id->n_nonmated, "rank1", "value", jnum(id->rank1), "wilson", jci(id->rank1_wilson),
+			  "threshold", r->threshold, "fpir", "value", jnum(id->fpir), "wilson", jci(id->fpir_wilson),
+			  "fnir", "value", jnum(id->fnir), "wilson", jci(id->fnir_wilson), "at_fpir",
+			  jpoint(&id->at_fpir[0], "fpir", "fnir"), jpoint(&id->at_fpir[1], "fpir", "fnir"));
+	fusion = !r->fusion.k ? json_null()
+		 : json_pack("{sIsIsIsI s[oo] s[oo]}", "k", (json_int_t)r->fusion.k, "people",
+			     (json_int_t)r->fusion.n_people, "single_probes", (json_int_t)r->fusion.n_single,
+			     "fused_probes", (json_int_t)r->fusion.n_fused, "single",
+			     jpoint(&r->fusion.single[0], "fmr", "fnmr"), jpoint(&r->fusion.single[1], "fmr", "fnmr"),
+			     "fused", jpoint(&r->fusion.fused[0], "fmr", "fnmr"), jpoint(&r->fusion.fused[1], "fmr", "fnmr"));
+	doc = json_pack_ex(&jerr, 0, "{so so so so s{sIsfsIso so*} so so ss}", "set", json_sets(s), "verification", ver,
+			   "identification", ident, "fusion", fusion, "calibration", "impostor_pairs",
+			   (json_int_t)cal->impostor_pairs, "tail_limit", cal->tail_limit, "impostor_people",
+			   (json_int_t)cal->impostor_people, "for_1_in_6000", deploy, "target", target, "saved",
+			   *saved ? json_string(saved) : json_null(), "det",
+			   json_pack("{ss?ss?}", "png", p->det_png, "csv", p->det_csv), "intervals",
+			   "wilson: binomial, every pair or search taken as independent (too narrow: pairs share people); "
+			   "bootstrap: the people resampled with replacement, 500 rounds, fixed seed");
+	if (!doc) {
+		fprintf(stderr, "vigilctl eval: the report: %s\n", jerr.text);
+		return 1;
+	}
+	rc = vigilctl_print_json(doc);
+	json_decref(doc);
+	return rc;
+}
+
 int eval_report(const struct eval_set *s, const struct match_eval_report *r, const struct eval_print *p)
 {
 	struct match_calib cal = { 0 };
-	json_t *deploy = json_array(), *target = NULL, *doc;
+	json_t *deploy = json_array(), *target = NULL;
 	char lines[4][1024] = { "" }, saved[4200] = "";
 	int rc = 1;
 
-	if (calibrate(s, r, p->tail_fmr, &cal))
+	if (calibrate(s, r, p->tail_fmr, &cal)) {
+		json_decref(deploy);
 		return 1;
+	}
 	for (size_t i = 0; i < VG_ARRAY_SIZE(deploy_sizes); i++)
 		json_array_append_new(deploy, jthreshold(&cal, deploy_fpir, deploy_sizes[i], NULL, lines[i], sizeof(lines[i])));
 	if (p->calibrate) {
@@ -473,67 +544,11 @@ int eval_report(const struct eval_set *s, const struct match_eval_report *r, con
 
 		target = jthreshold(&cal, p->target_fpir, p->watchlist, &boot, lines[3], sizeof(lines[3]));
 	}
-	if (p->save) {
-		struct gpu_model_info info;
-		char err[512];
-
-		/* A calibration is bound to its model's digest: never save one beside other weights. */
-		if (gpu_model_identify(p->models, &info, err, sizeof(err)) < 0) {
-			fprintf(stderr, "vigilctl eval: --save: %s\n", err);
-			goto out;
-		}
-		if (strcmp(info.digest, s->model.digest) != 0) {
-			fprintf(stderr, "vigilctl eval: --save: the descriptors were made with model %s (sha256 %.16s...), "
-					"not the one in %s (%.16s...)\n", s->model.id, s->model.digest, p->models, info.digest);
-			goto out;
-		}
-		snprintf(saved, sizeof(saved), "%s/%s", p->models, MATCH_CALIB_FILE);
-		if (match_calib_save(&cal, saved, err, sizeof(err)) < 0) {
-			fprintf(stderr, "vigilctl eval: --save %s: %s\n", saved, err);
-			goto out;
-		}
-	}
+	if (p->save && save(&cal, s, p->models, saved, sizeof(saved)))
+		goto out;
 	if (p->json) {
-		json_t *ver = json_pack("{sIsIs{sosos{so}so}s{sfs{soso}s{soso}}s[ooo]}", "genuine_pairs",
-					(json_int_t)r->n_genuine, "impostor_pairs", (json_int_t)r->n_impostor, "eer", "value",
-					jnum(r->eer), "threshold", jnum(r->eer_threshold), "bootstrap", "interval",
-					jci(r->eer_boot), "wilson", jci(r->eer_wilson), "at_threshold", "threshold",
-					r->threshold, "fmr", "value", jnum(r->fmr), "wilson", jci(r->fmr_wilson), "fnmr",
-					"value", jnum(r->fnmr), "wilson", jci(r->fnmr_wilson), "at_fmr",
-					jpoint(&r->at_fmr[0], "fmr", "fnmr"), jpoint(&r->at_fmr[1], "fmr", "fnmr"),
-					jpoint(&r->at_fmr[2], "fmr", "fnmr"));
-		const struct match_eval_ident *id = &r->ident;
-		json_t *ident = json_pack("{sbsIsIsIs{soso}sfs{soso}s{soso}s[oo]}", "split", p->split, "enrolled",
-					  (json_int_t)id->n_enrolled, "mated_searches", (json_int_t)id->n_mated,
-					  "nonmated_searches", (json_int_t)id->n_nonmated, "rank1", "value", jnum(id->rank1),
-					  "wilson", jci(id->rank1_wilson), "threshold", r->threshold, "fpir", "value",
-					  jnum(id->fpir), "wilson", jci(id->fpir_wilson), "fnir", "value", jnum(id->fnir),
-					  "wilson", jci(id->fnir_wilson), "at_fpir", jpoint(&id->at_fpir[0], "fpir", "fnir"),
-					  jpoint(&id->at_fpir[1], "fpir", "fnir"));
-		json_t *fusion = r->fusion.k ? json_pack("{sIsIsIsI s[oo] s[oo]}", "k", (json_int_t)r->fusion.k, "people",
-							 (json_int_t)r->fusion.n_people, "single_probes",
-							 (json_int_t)r->fusion.n_single, "fused_probes",
-							 (json_int_t)r->fusion.n_fused, "single",
-							 jpoint(&r->fusion.single[0], "fmr", "fnmr"),
-							 jpoint(&r->fusion.single[1], "fmr", "fnmr"), "fused",
-							 jpoint(&r->fusion.fused[0], "fmr", "fnmr"),
-							 jpoint(&r->fusion.fused[1], "fmr", "fnmr"))
-					     : json_null();
-		json_error_t jerr;
-
-		doc = json_pack_ex(&jerr, 0, "{so so so so s{sIsfsIso so*} so so ss}", "set", json_sets(s), "verification", ver,
-				"identification", ident, "fusion", fusion, "calibration", "impostor_pairs",
-				(json_int_t)cal.impostor_pairs, "tail_limit", cal.tail_limit, "impostor_people",
-				(json_int_t)cal.impostor_people, "for_1_in_6000", deploy, "target", target,
-				"saved", *saved ? json_string(saved) : json_null(), "det", json_pack("{ss?ss?}", "png",
-				p->det_png, "csv", p->det_csv), "intervals",
-				"wilson: binomial, every pair or search taken as independent (too narrow: pairs share people); "
-				"bootstrap: the people resampled with replacement, 500 rounds, fixed seed");
-		deploy = target = NULL;
-		rc = doc ? vigilctl_print_json(doc) : 1;
-		json_decref(doc);
-		if (!doc)
-			fprintf(stderr, "vigilctl eval: the report: %s\n", jerr.text);
+		rc = json_report(s, r, p, &cal, deploy, target, saved);
+		deploy = target = NULL; /* taken */
 		goto out;
 	}
 	text_report(s, r, p);
