@@ -50,8 +50,9 @@ static int authorise_and_load(struct pipeline *p, const char *run_desc, char *er
 			       p->conf.deployment);
 	}
 
+	/* The model the nets run: a watchlist enrolled with another is refused by the matcher's load. */
 	struct match_db_conf mc = { .d = GPU_DESCRIPTOR_DIM, .metric = MATCH_METRIC_L2, .n_shards = 1,
-				    .model = "face-api-1.7.15", .kernel = MATCH_KERNEL_AUTO };
+				    .model = gpu_model_info_of(p->model)->id, .kernel = MATCH_KERNEL_AUTO };
 	rc = match_db_open(&p->match, &mc, err, errlen);
 	if (rc < 0)
 		return rc;

@@ -71,7 +71,7 @@ static void fill_store_alert(const struct pipeline *p, unsigned cam, const struc
 	snprintf(sa->subject, sizeof(sa->subject), "%.63s", hit->subject);
 	snprintf(sa->watchlist, sizeof(sa->watchlist), "%u", hit->watchlist);
 	snprintf(sa->metric, sizeof(sa->metric), "l2");
-	snprintf(sa->model, sizeof(sa->model), "face-api-1.7.15");
+	snprintf(sa->model, sizeof(sa->model), "%s", gpu_model_info_of(p->model)->id);
 	sa->value = hit->value;
 	sa->threshold = pipeline_threshold_of(p, hit->watchlist);
 	for (int i = 0; i < 4; i++)
