@@ -63,6 +63,9 @@ static const struct vg_conf_entry daemon_entries[] = {
 		       "the most false alerts per 1,000 faces a deployment may be expected to raise (the upper end "
 		       "of the model calibration's 95% interval); requests above it, or with no calibration to "
 		       "state it, are refused; 0: no limit (the figure is still shown and audited)"),
+	VG_CONF_INT("vigild.track_fusion", VG_CONF_RESTART, struct mgmt_daemon_conf, track_fusion, "0", 0, 8,
+		    "match each track's best N sightings fused into one descriptor as well (2..8; raises "
+		    "finding rates, holds a track's descriptors for its life, about a second); 0: off"),
 	VG_CONF_INT("vigild.batch", VG_CONF_RESTART, struct mgmt_daemon_conf, capture_batch, "0", 0, 64,
 		    "frames of all cameras per batch of the face nets (0: 1 on the CPU, 32 on a GPU)"),
 };

@@ -236,6 +236,23 @@ int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const
 		goto out_close;
 	}
 	p->crop = vg_pool_get(p->crop_pool);
+	if (p->conf.track_fusion == 1)
+		p->conf.track_fusion = 0; /* one sighting fused is the sighting: off */
+	if (p->conf.track_fusion) {
+		/* the tracks' templates: biometric, each zeroed when its track is over */
+		if (p->conf.track_fusion > PIPELINE_FUSION_MAX) {
+			rc = vg_errf(err, errlen, -EINVAL, "track fusion fuses 2 to %d sightings, not %u", PIPELINE_FUSION_MAX,
+				     p->conf.track_fusion);
+			goto out_close;
+		}
+		rc = vg_pool_create(&p->templates_pool, "templates",
+				    (size_t)DP_MAX_CAMERAS * MAX_TRACKS * sizeof(struct track_template), 1, VG_POOL_BIOMETRIC);
+		if (rc < 0) {
+			vg_errf(err, errlen, rc, "templates pool: %s", vg_strerror(rc));
+			goto out_close;
+		}
+		p->templates = vg_pool_get(p->templates_pool);
+	}
 	/* a batch's faces and their descriptors: biometric, zeroed as each batch retires */
 	{
 		size_t nf = (size_t)p->batch_max * MAX_FACES;
@@ -314,6 +331,7 @@ void pipeline_close(struct pipeline **pp)
 	free(p->res);
 	gpu_model_close(&p->model);
 	vg_pool_destroy(&p->crop_pool);
+	vg_pool_destroy(&p->templates_pool);
 	free(p->alerts);
 	free(p);
 	*pp = NULL;
