@@ -23,6 +23,7 @@ struct verb {
 
 static const struct verb verbs[] = {
 	{"faces", vigilctl_faces, "faces [--json] [--tiny | --tiled] [--models DIR] IMAGE...  find, align and describe faces in still images"},
+	{"model", vigilctl_model, "model [--json] [--models DIR]  which face model this is, and the false alerts its calibration supports"},
 #ifdef HAVE_VIGIL_MATCHER
 	{"eval", vigilctl_eval,
 	 "eval [--json] [--models DIR] [--backend onednn|reference|bf16] [--pad] [--nonmated DIR] [--split] [--fuse K]\n"
