@@ -32,15 +32,15 @@ static bool has_control(const char *s)
 
 /* ---- rates -------------------------------------------------------------------------------- */
 
-/* Wilson's score interval for K of N at 95%. */
-static void wilson(uint64_t k, uint64_t n, double *low, double *high)
+/* Wilson's score interval at 95% for rate P measured on N (effective) trials. */
+static void wilson(double p, uint64_t n, double *low, double *high)
 {
-	double p = (double)k / (double)n, z2 = Z95 * Z95, den = 1 + z2 / (double)n;
+	double z2 = Z95 * Z95, den = 1 + z2 / (double)n;
 	double centre = (p + z2 / (2.0 * (double)n)) / den;
 	double half = Z95 * sqrt(p * (1 - p) / (double)n + z2 / (4.0 * (double)n * (double)n)) / den;
 
-	*low = k == 0 ? 0 : fmax(0, centre - half);
-	*high = k == n ? 1 : fmin(1, centre + half);
+	*low = p <= 0 ? 0 : fmax(0, centre - half);
+	*high = p >= 1 ? 1 : fmin(1, centre + half);
 }
 
 /* Impostor scores strictly below T in the tail (T at most the tail's limit). */
@@ -59,6 +59,13 @@ static size_t count_below(const struct match_calib *c, double t)
 	return lo;
 }
 
+/* With no impostor within a threshold: the exact one-sided 95% bound, 1 - 0.05^(1/n) (about 3/n),
+ * on the effective pairs. */
+static double none_seen_bound(const struct match_calib *c)
+{
+	return -expm1(log(0.05) / (double)c->effective_pairs);
+}
+
 struct match_calib_estimate match_calib_fmr(const struct match_calib *c, double t)
 {
 	struct match_calib_estimate e = {0};
@@ -66,7 +73,7 @@ struct match_calib_estimate match_calib_fmr(const struct match_calib *c, double 
 
 	if (t > c->tail_limit) {
 		/* beyond the tail: at least every stored score is within T */
-		wilson(c->n_tail, p, &e.low, &e.high);
+		wilson((double)c->n_tail / (double)p, c->effective_pairs, &e.low, &e.high);
 		e.value = e.low;
 		e.high = 1;
 		e.bound = 1;
@@ -74,14 +81,13 @@ struct match_calib_estimate match_calib_fmr(const struct match_calib *c, double 
 	}
 	uint64_t k = count_below(c, t);
 	if (k == 0) {
-		/* none seen: the exact one-sided 95% bound, 1 - 0.05^(1/P) (about 3/P) */
-		e.high = -expm1(log(0.05) / (double)p);
+		e.high = none_seen_bound(c);
 		e.value = e.high;
 		e.bound = -1;
 		return e;
 	}
 	e.value = (double)k / (double)p;
-	wilson(k, p, &e.low, &e.high);
+	wilson(e.value, c->effective_pairs, &e.low, &e.high);
 	return e;
 }
 
@@ -132,8 +138,8 @@ struct match_calib_estimate match_calib_threshold(const struct match_calib *c, d
 	 * the one whose lower bound does (optimistic) */
 	size_t k_safe = k_max, k_bold = k_max;
 	for (;;) {
-		wilson(k_safe, p, &lo, &hi);
-		if (k_safe == 0 ? -expm1(log(0.05) / (double)p) <= fmr : hi <= fmr)
+		wilson((double)k_safe / (double)p, c->effective_pairs, &lo, &hi);
+		if (k_safe == 0 ? none_seen_bound(c) <= fmr : hi <= fmr)
 			break;
 		if (k_safe == 0) {
 			/* even no impostor within the threshold cannot show an FMR this small */
@@ -144,7 +150,7 @@ struct match_calib_estimate match_calib_threshold(const struct match_calib *c, d
 		k_safe--;
 	}
 	while (k_bold + 1 < c->n_tail) {
-		wilson(k_bold + 1, p, &lo, &hi);
+		wilson((double)(k_bold + 1) / (double)p, c->effective_pairs, &lo, &hi);
 		if (lo > fmr)
 			break;
 		k_bold++;
@@ -204,6 +210,7 @@ int match_calib_build(struct match_calib *c, const char *model_id, const char *m
 	snprintf(c->source, sizeof(c->source), "%s", source ? source : "");
 	c->metric = metric;
 	c->impostor_pairs = n;
+	c->effective_pairs = n;
 	c->impostor_people = people;
 	c->tail_limit = tail_limit;
 	return 0;
@@ -234,10 +241,11 @@ static char *calib_dump(const struct match_calib *c)
 
 	for (size_t i = 0; i < c->n_tail; i++)
 		json_array_append_new(tail, json_real(c->tail[i]));
-	root = json_pack("{s:s, s:{s:s, s:s, s:s}, s:s, s:I, s:I, s:f, s:o}", "format", CALIB_FORMAT, "model", "id",
+	root = json_pack("{s:s, s:{s:s, s:s, s:s}, s:s, s:I, s:I, s:I, s:f, s:o}", "format", CALIB_FORMAT, "model", "id",
 			 c->model_id, "digest", c->model_digest, "metric", c->metric ? "cosine" : "l2", "source",
 			 c->source, "impostor_pairs", (json_int_t)c->impostor_pairs, "impostor_people",
-			 (json_int_t)c->impostor_people, "tail_limit", c->tail_limit, "tail", tail);
+			 (json_int_t)c->impostor_people, "effective_pairs", (json_int_t)c->effective_pairs, "tail_limit",
+			 c->tail_limit, "tail", tail);
 	if (!root)
 		return NULL;
 	text = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(17));
@@ -315,22 +323,23 @@ static int calib_parse(struct match_calib *c, const char *text, size_t len, cons
 	json_error_t je;
 	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je), *tail = NULL;
 	const char *format = NULL, *id = NULL, *digest = NULL, *metric = NULL, *source = NULL;
-	json_int_t pairs = 0, people = 0;
+	json_int_t pairs = 0, people = 0, effective = 0;
 	double limit = 0;
 	int rc;
 
 	if (!root)
 		return vg_errf(err, errlen, -EBADMSG, "%s: not JSON (line %d: %s)", path, je.line, je.text);
-	if (json_unpack_ex(root, &je, JSON_STRICT, "{s:s, s:{s:s, s:s, s:s}, s:s, s:I, s:I, s:F, s:o}", "format",
+	if (json_unpack_ex(root, &je, JSON_STRICT, "{s:s, s:{s:s, s:s, s:s}, s:s, s:I, s:I, s?I, s:F, s:o}", "format",
 			   &format, "model", "id", &id, "digest", &digest, "metric", &metric, "source", &source,
-			   "impostor_pairs", &pairs, "impostor_people", &people, "tail_limit", &limit, "tail",
-			   &tail) != 0) {
+			   "impostor_pairs", &pairs, "impostor_people", &people, "effective_pairs", &effective,
+			   "tail_limit", &limit, "tail", &tail) != 0) {
 		rc = vg_errf(err, errlen, -EBADMSG, "%s: not a calibration: %s", path, je.text);
 		goto out;
 	}
 	if (strcmp(format, CALIB_FORMAT) != 0 || strlen(id) == 0 || strlen(id) >= sizeof(c->model_id) ||
 	    strlen(digest) != 64 || strspn(digest, "0123456789abcdef") != 64 ||
 	    (strcmp(metric, "l2") != 0 && strcmp(metric, "cosine") != 0) || pairs <= 0 || people < 2 ||
+	    effective < 0 || effective > pairs ||
 	    !isfinite(limit) || !json_is_array(tail)) {
 		rc = vg_errf(err, errlen, -EBADMSG, "%s: not a %s file with a model id, digest, metric and counts",
 			     path, CALIB_FORMAT);
@@ -346,6 +355,7 @@ static int calib_parse(struct match_calib *c, const char *text, size_t len, cons
 	snprintf(c->source, sizeof(c->source), "%s", source);
 	c->metric = strcmp(metric, "cosine") == 0;
 	c->impostor_pairs = (uint64_t)pairs;
+	c->effective_pairs = effective ? (uint64_t)effective : (uint64_t)pairs;
 	c->impostor_people = (uint64_t)people;
 	c->tail_limit = limit;
 	rc = tail_parse(c, tail, err, errlen, path);

@@ -677,21 +677,25 @@ void match_eval_report_free(struct match_eval_report *r)
 	*r = (struct match_eval_report){ 0 };
 }
 
-int match_eval_threshold_boot(const struct match_eval_conf *conf, double target_fmr, struct match_eval_ci *out)
+/*
+ * Every impostor pair of CONF's set and its non-mated faces (each non-mated face a person of its
+ * own), ascending, into *IMP (malloc'd), the people counted into *NP. 0, -EINVAL (as
+ * match_eval_run, or no bootstrap rounds), -ENOMEM.
+ */
+static int impostor_pairs(const struct match_eval_conf *conf, struct plist *imp, unsigned *np)
 {
 	const struct match_eval_set *s = &conf->set;
-	size_t m = conf->n_nonmated, total = s->n + m, rounds = conf->bootstrap_rounds;
-	unsigned np = s->n_people + (unsigned)m, *counts = calloc(s->n_people + 1, sizeof(*counts)), *mult = NULL;
-	struct plist imp = { malloc((total * (total - 1) / 2 + 1) * sizeof(struct pair)), 0 };
-	double *v = malloc((rounds + 1) * sizeof(*v)), rate;
-	uint64_t state = conf->seed;
+	size_t m = conf->n_nonmated, total = s->n + m;
+	unsigned *counts = calloc(s->n_people + 1, sizeof(*counts));
 	int rc = -ENOMEM;
 
-	if (!counts || !imp.p || !v || !(mult = calloc(np, sizeof(*mult))))
-		goto out_free;
-	rc = rounds && s->n_people >= 2 ? check_conf(conf, counts) : -EINVAL;
+	imp->n = 0;
+	imp->p = malloc((total * (total - 1) / 2 + 1) * sizeof(struct pair));
+	if (!counts || !imp->p)
+		goto out;
+	rc = conf->bootstrap_rounds && s->n_people >= 2 ? check_conf(conf, counts) : -EINVAL;
 	if (rc < 0)
-		goto out_free;
+		goto out;
 	/* Image i is person s->person[i]; non-mated face j is person n_people + j. */
 	for (size_t i = 0; i < total; i++) {
 		const float *a = i < s->n ? &s->desc[i * s->d] : &conf->nonmated[(i - s->n) * s->d];
@@ -702,21 +706,79 @@ int match_eval_threshold_boot(const struct match_eval_conf *conf, double target_
 			unsigned pb = j < s->n ? s->person[j] : s->n_people + (unsigned)(j - s->n);
 
 			if (pa != pb)
-				imp.p[imp.n++] = (struct pair){ match_eval_score(a, b, s->d, s->metric), pa, pb };
+				imp->p[imp->n++] = (struct pair){ match_eval_score(a, b, s->d, s->metric), pa, pb };
 		}
 	}
-	qsort(imp.p, imp.n, sizeof(*imp.p), cmp_pair);
-	for (size_t k = 0; k < rounds; k++) {
+	qsort(imp->p, imp->n, sizeof(*imp->p), cmp_pair);
+	*np = s->n_people + (unsigned)m;
+out:
+	free(counts);
+	if (rc < 0) {
+		free(imp->p);
+		imp->p = NULL;
+	}
+	return rc;
+}
+
+int match_eval_threshold_boot(const struct match_eval_conf *conf, double target_fmr, struct match_eval_ci *out)
+{
+	size_t rounds = conf->bootstrap_rounds;
+	unsigned np = 0, *mult = NULL;
+	struct plist imp = { 0 };
+	double *v = malloc((rounds + 1) * sizeof(*v)), rate;
+	uint64_t state = conf->seed;
+	int rc = v ? impostor_pairs(conf, &imp, &np) : -ENOMEM;
+
+	if (rc == 0 && !(mult = calloc(np, sizeof(*mult))))
+		rc = -ENOMEM;
+	for (size_t k = 0; rc == 0 && k < rounds; k++) {
 		memset(mult, 0, np * sizeof(*mult));
 		for (unsigned p = 0; p < np; p++)
 			mult[splitmix64(&state) % np]++;
 		v[k] = threshold_in(&imp, mult, target_fmr, &rate);
 	}
-	*out = percentiles(v, rounds);
-out_free:
-	free(counts);
+	if (rc == 0)
+		*out = percentiles(v, rounds);
 	free(mult);
 	free(imp.p);
 	free(v);
+	return rc;
+}
+
+int match_eval_fmr_design_effect(const struct match_eval_conf *conf, double threshold, double *deff)
+{
+	size_t rounds = conf->bootstrap_rounds, below = 0;
+	unsigned np = 0, *mult = NULL;
+	struct plist imp = { 0 };
+	uint64_t state = conf->seed;
+	double sum = 0, sum2 = 0;
+	int rc = impostor_pairs(conf, &imp, &np);
+
+	if (rc == 0 && !(mult = calloc(np, sizeof(*mult))))
+		rc = -ENOMEM;
+	while (rc == 0 && below < imp.n && imp.p[below].s < threshold)
+		below++;
+	for (size_t k = 0; rc == 0 && k < rounds; k++) {
+		double w, in = 0;
+
+		memset(mult, 0, np * sizeof(*mult));
+		for (unsigned p = 0; p < np; p++)
+			mult[splitmix64(&state) % np]++;
+		w = total(&imp, mult);
+		for (size_t i = 0; i < below; i++)
+			in += weight(&imp.p[i], mult);
+		double fmr = w > 0 ? in / w : 0;
+		sum += fmr;
+		sum2 += fmr * fmr;
+	}
+	if (rc == 0) {
+		/* the bootstrap's variance over the binomial one at the same rate, never below 1 */
+		double p = (double)below / (double)imp.n, var_binom = p * (1 - p) / (double)imp.n;
+		double mean = sum / (double)rounds, var_boot = sum2 / (double)rounds - mean * mean;
+
+		*deff = below == 0 || var_binom <= 0 ? 1 : fmax(1, var_boot / var_binom);
+	}
+	free(mult);
+	free(imp.p);
 	return rc;
 }

@@ -15,13 +15,16 @@
  * What the data cannot support is said, never extrapolated: an FMR below 1/impostor_pairs is only
  * an upper bound (rule of three: with no impostor within t, FMR < 3/pairs at 95%), and a threshold
  * beyond the stored tail gives only a lower bound. The pairs share people (each image is in many
- * pairs), so the binomial intervals here are narrower than the truth; `vigilctl eval` reports
- * people-level bootstrap intervals beside them.
+ * pairs, and a few look-alike people carry much of the tail), so they are not independent trials:
+ * the intervals are computed on EFFECTIVE_PAIRS, the pairs divided by the design effect that
+ * `vigilctl eval --calibrate` measures with a people-level bootstrap (match_eval.h). The point
+ * estimates use every pair.
  *
  * The file (calibration.json, beside the model it calibrates) is JSON:
  *   {"format":"vigil-calibration/1","model":{"id","digest","metric":"l2"|"cosine"},
  *    "source":"<what was measured: data, padding, backend>","impostor_pairs":P,"impostor_people":Q,
- *    "tail_limit":L,"tail":[ascending scores, every impostor score below L]}
+ *    "effective_pairs":E (optional; P when absent),"tail_limit":L,"tail":[ascending scores, every
+ *    impostor score below L]}
  * It is bound to the model by the digest (gpu_model_identify()); its seal is the sha256 of its
  * bytes, which a deployment's authorisation names.
  *
@@ -44,6 +47,8 @@ struct match_calib {
 	char source[256];
 	uint64_t impostor_pairs;    /* impostor comparisons measured */
 	uint64_t impostor_people;   /* distinct people behind them */
+	uint64_t effective_pairs;   /* as many independent pairs as they are worth (1..impostor_pairs):
+				       the intervals' sample size */
 	double tail_limit;          /* every impostor score below this is in TAIL */
 	double *tail;               /* ascending */
 	size_t n_tail;

@@ -179,4 +179,13 @@ double match_eval_threshold_at(const double *neg, size_t n, double target, bool 
 int match_eval_threshold_boot(const struct match_eval_conf *conf, double target_fmr,
 			      struct match_eval_ci *out /* OUT */);
 
+/**
+ * The design effect of the FMR at THRESHOLD (impostor scores below it) over CONF's impostor pairs,
+ * as match_eval_threshold_boot takes them: the people bootstrap's variance of that FMR over the
+ * binomial variance the same pairs would have if independent, at least 1. A calibration divides
+ * its pairs by it (match_calib's effective_pairs), so that its intervals carry the spread
+ * between populations of people. Returns 0; -EINVAL (as match_eval_threshold_boot); -ENOMEM.
+ */
+int match_eval_fmr_design_effect(const struct match_eval_conf *conf, double threshold, double *deff /* OUT */);
+
 #endif /* MATCH_EVAL_H */

@@ -297,15 +297,16 @@ static void threshold_statement(char *buf, size_t len, const struct match_calib 
 
 	if (e.bound < 0)
 		snprintf(buf, len,
-			 "NOT SUPPORTED: it needs FMR %.2g, below the 3/%llu = %.2g these impostor pairs can show; "
-			 "the threshold shown admits none of them, and nothing says how far below it is safe "
-			 "(%.0f pairs would be needed)",
-			 fmr, (unsigned long long)cal->impostor_pairs, 3.0 / (double)cal->impostor_pairs, ceil(3 / fmr));
+			 "NOT SUPPORTED: it needs FMR %.2g, below the 3/%llu = %.2g that these %llu impostor pairs, "
+			 "worth %llu independent ones, can show; the threshold shown admits none of them, and nothing "
+			 "says how far below it is safe (%.0f independent pairs would be needed)",
+			 fmr, (unsigned long long)cal->effective_pairs, 3.0 / (double)cal->effective_pairs,
+			 (unsigned long long)cal->impostor_pairs, (unsigned long long)cal->effective_pairs, ceil(3 / fmr));
 	else if (e.bound > 0)
 		snprintf(buf, len, "the threshold is at least the calibration's tail limit (FMR %.2g needed)", fmr);
 	else
-		snprintf(buf, len, "supported: FMR %.2g needed, measurable on %llu impostor pairs", fmr,
-			 (unsigned long long)cal->impostor_pairs);
+		snprintf(buf, len, "supported: FMR %.2g needed, measurable on %llu impostor pairs (%llu effective)", fmr,
+			 (unsigned long long)cal->impostor_pairs, (unsigned long long)cal->effective_pairs);
 }
 
 /*
@@ -338,16 +339,37 @@ static json_t *jthreshold(const struct match_calib *cal, double fpir, unsigned l
 			 "statement", st);
 }
 
-/* The people bootstrap interval of the score meeting FPIR at N (NAN, NAN when unsupported). */
-static struct match_eval_ci threshold_boot(const struct eval_set *s, const struct match_eval_report *r,
-					   const struct match_calib *cal, double fpir, unsigned long long n)
+/* The set as the people bootstrap takes it: S's faces and non-mated faces, R's rounds and seed. */
+static struct match_eval_conf boot_conf(const struct eval_set *s, const struct match_eval_report *r)
 {
-	struct match_eval_conf c = {
+	return (struct match_eval_conf){
 		.set = { s->desc, s->person, s->n, s->n_people, GPU_DESCRIPTOR_DIM,
 			 s->model.metric ? MATCH_EVAL_COSINE : MATCH_EVAL_L2 },
 		.nonmated = s->nm_desc, .n_nonmated = s->n_nonmated,
 		.bootstrap_rounds = r->bootstrap_rounds, .seed = r->seed,
 	};
+}
+
+/*
+ * What CAL's pairs are worth as independent ones: its pairs over the design effect the people
+ * bootstrap measures at SCORE (the threshold that matters: the target's, or the model's own),
+ * so that every interval it gives from here on carries the spread between populations of people.
+ */
+static void calibrate_effective(const struct eval_set *s, const struct match_eval_report *r, struct match_calib *cal,
+				double score)
+{
+	struct match_eval_conf c = boot_conf(s, r);
+	double deff = 1;
+
+	if (r->bootstrap_rounds && match_eval_fmr_design_effect(&c, score, &deff) == 0 && deff > 1)
+		cal->effective_pairs = (uint64_t)fmax(1, floor((double)cal->impostor_pairs / deff));
+}
+
+/* The people bootstrap interval of the score meeting FPIR at N (NAN, NAN when unsupported). */
+static struct match_eval_ci threshold_boot(const struct eval_set *s, const struct match_eval_report *r,
+					   const struct match_calib *cal, double fpir, unsigned long long n)
+{
+	struct match_eval_conf c = boot_conf(s, r);
 	struct match_eval_ci ci = { NAN, NAN };
 
 	if (match_calib_threshold(cal, fpir, n).bound < 0 || match_eval_threshold_boot(&c, fmr_needed(fpir, n), &ci) < 0)
@@ -509,10 +531,10 @@ static int json_report(const struct eval_set *s, const struct match_eval_report 
 			     "fused_probes", (json_int_t)r->fusion.n_fused, "single",
 			     jpoint(&r->fusion.single[0], "fmr", "fnmr"), jpoint(&r->fusion.single[1], "fmr", "fnmr"),
 			     "fused", jpoint(&r->fusion.fused[0], "fmr", "fnmr"), jpoint(&r->fusion.fused[1], "fmr", "fnmr"));
-	doc = json_pack_ex(&jerr, 0, "{so so so so s{sIsfsIso so*} so so ss}", "set", json_sets(s), "verification", ver,
+	doc = json_pack_ex(&jerr, 0, "{so so so so s{sIsIsfsIso so*} so so ss}", "set", json_sets(s), "verification", ver,
 			   "identification", ident, "fusion", fusion, "calibration", "impostor_pairs",
-			   (json_int_t)cal->impostor_pairs, "tail_limit", cal->tail_limit, "impostor_people",
-			   (json_int_t)cal->impostor_people, "for_1_in_6000", deploy, "target", target, "saved",
+			   (json_int_t)cal->impostor_pairs, "effective_pairs", (json_int_t)cal->effective_pairs, "tail_limit",
+			   cal->tail_limit, "impostor_people", (json_int_t)cal->impostor_people, "for_1_in_6000", deploy, "target", target, "saved",
 			   *saved ? json_string(saved) : json_null(), "det",
 			   json_pack("{ss?ss?}", "png", p->det_png, "csv", p->det_csv), "intervals",
 			   "wilson: binomial, every pair or search taken as independent (too narrow: pairs share people); "
@@ -537,6 +559,15 @@ int eval_report(const struct eval_set *s, const struct match_eval_report *r, con
 		json_decref(deploy);
 		return 1;
 	}
+	/* the design effect where it matters: at the target's threshold, or else at the model's own */
+	double deff_at = r->threshold;
+	if (p->calibrate) {
+		struct match_calib_estimate at_target = match_calib_threshold(&cal, p->target_fpir, p->watchlist);
+
+		if (at_target.bound == 0)
+			deff_at = at_target.value;
+	}
+	calibrate_effective(s, r, &cal, deff_at);
 	for (size_t i = 0; i < VG_ARRAY_SIZE(deploy_sizes); i++)
 		json_array_append_new(deploy, jthreshold(&cal, deploy_fpir, deploy_sizes[i], NULL, lines[i], sizeof(lines[i])));
 	if (p->calibrate) {
@@ -552,9 +583,10 @@ int eval_report(const struct eval_set *s, const struct match_eval_report *r, con
 		goto out;
 	}
 	text_report(s, r, p);
-	printf("\ndeployment: 1 false alert in 6,000 faces (calibration on %llu impostor pairs of %llu people; FPIR = 1 - "
-	       "(1 - FMR)^N)\n%s%s%s", (unsigned long long)cal.impostor_pairs, (unsigned long long)cal.impostor_people,
-	       lines[0], lines[1], lines[2]);
+	printf("\ndeployment: 1 false alert in 6,000 faces (calibration on %llu impostor pairs of %llu people, worth %llu "
+	       "independent ones by the people bootstrap; FPIR = 1 - (1 - FMR)^N)\n%s%s%s",
+	       (unsigned long long)cal.impostor_pairs, (unsigned long long)cal.impostor_people,
+	       (unsigned long long)cal.effective_pairs, lines[0], lines[1], lines[2]);
 	if (p->calibrate)
 		printf("calibration target:\n%s", lines[3]);
 	if (*saved)

@@ -74,6 +74,27 @@ static void test_thresholds(const struct match_calib *c)
 	CHECK(e.bound == 1 && e.value == 0.5);
 }
 
+/* Pairs that share people are worth fewer independent ones: intervals on the effective pairs. */
+static void test_effective(struct match_calib *c)
+{
+	c->effective_pairs = PAIRS / 10;
+	/* Wilson's 95% interval for 0.1 at n = 1,000: [0.08291, 0.12015]; the estimate stays 0.1 */
+	struct match_calib_estimate e = match_calib_fmr(c, 0.1);
+	CHECK(e.bound == 0 && near(e.value, 0.1, 1e-12));
+	CHECK(near(e.low, 0.08291, 5e-5) && near(e.high, 0.12015, 5e-5));
+	/* none within 0: 1 - 0.05^(1/1000) */
+	CHECK(near(match_calib_fmr(c, 0.0).high, 2.9913e-3, 1e-6));
+	/* a wider threshold interval than on 10,000 independent pairs, the same estimate */
+	struct match_calib_estimate narrow, wide = match_calib_threshold(c, 0.1, 10);
+	c->effective_pairs = PAIRS;
+	narrow = match_calib_threshold(c, 0.1, 10);
+	CHECK(wide.bound == 0 && wide.value == narrow.value && wide.high - wide.low > narrow.high - narrow.low);
+	/* and FPIR 1% at 10 people (FMR 1e-3) is beyond what 1,000 effective pairs can show */
+	c->effective_pairs = PAIRS / 10;
+	CHECK(match_calib_threshold(c, 0.01, 10).bound == -1);
+	c->effective_pairs = PAIRS;
+}
+
 static char *read_all(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
@@ -122,6 +143,7 @@ static void test_file(struct match_calib *c)
 	CHECK_EQ_INT(match_calib_load(&back, path, DIGEST, err, sizeof(err)), 0);
 	CHECK_EQ_STR(back.seal, seal);
 	CHECK(back.n_tail == c->n_tail && back.impostor_pairs == PAIRS && back.impostor_people == 40);
+	CHECK(back.effective_pairs == 4321);
 	CHECK(memcmp(back.tail, c->tail, c->n_tail * sizeof(double)) == 0);
 	CHECK(match_calib_threshold(&back, 0.01, 10).value == match_calib_threshold(c, 0.01, 10).value);
 	match_calib_free(&back);
@@ -139,6 +161,7 @@ static void test_file(struct match_calib *c)
 		{ "\"impostor_pairs\":10000", "\"impostor_pairs\":100" },
 		{ "\"format\":", "\"format\":\"x\",\"format\":" },
 		{ "\"metric\":\"l2\"", "\"metric\":\"hamming\"" },
+		{ "\"effective_pairs\":4321", "\"effective_pairs\":20000" }, /* more than the pairs */
 	};
 	snprintf(bad, sizeof(bad), "%s/bad.json", dir);
 	for (size_t i = 0; i < sizeof(edits) / sizeof(edits[0]); i++) {
@@ -175,6 +198,8 @@ int main(void)
 	build(&c);
 	test_rates(&c);
 	test_thresholds(&c);
+	test_effective(&c);
+	c.effective_pairs = 4321;
 	test_file(&c);
 	/* bad builds */
 	struct match_calib x;
