@@ -56,7 +56,8 @@ const float *gpu_weights_get(const struct gpu_weights *w, const char *name, int 
 
 /* ---- reference kernels (NHWC, batch 1, float32) -------------------------------------------- */
 
-enum gpu_pad { GPU_PAD_VALID, GPU_PAD_SAME };
+/* TF's VALID and SAME (face-api's nets); EXPLICIT: the gpu_conv's own pads (ONNX models) */
+enum gpu_pad { GPU_PAD_VALID, GPU_PAD_SAME, GPU_PAD_EXPLICIT };
 enum gpu_act { GPU_ACT_NONE, GPU_ACT_RELU, GPU_ACT_RELU6, GPU_ACT_LEAKY /* 0.1 */ };
 
 /* TF's output size and leading pad: same = ceil(in/s), pad total split floor/rest. */
@@ -99,7 +100,15 @@ struct gpu_conv {
 	int k, cin, cout, stride, depthwise;
 	enum gpu_pad pad;
 	enum gpu_act act;
+	int pads[4];   /* GPU_PAD_EXPLICIT only: top, left, bottom, right (ONNX's pads, reordered) */
 };
+
+/*
+ * C's output size on an H x W input and its pads (top, left, bottom, right; a SAME pad past the
+ * input's end may be negative, never read), whatever C's padding kind.
+ */
+void gpu_conv_out_dims(const struct gpu_conv *c, int h, int w, int *oh /* OUT */, int *ow /* OUT */,
+		       int pad[4] /* OUT */);
 
 /* The oneDNN backend (cpu/gpu_dnnl.c): a context of cached primitives, one thread at a time. */
 struct gpu_dnnl;

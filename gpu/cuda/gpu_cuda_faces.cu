@@ -339,10 +339,10 @@ template <class E> struct vgc_faces final : gpu_cuda_faces {
 			if (!h_lm[j].ok || !h_rec[j].ok)
 				continue;
 			*f = h_faces[h_slot[j]];
+			/* the built-in net's 128 values; the rest of the GPU_DESCRIPTOR_MAX array stays zero */
+			memset(f->descriptor, 0, sizeof(f->descriptor));
 			if (flags & GPU_CUDA_FACES_DESCRIPTORS)
-				memcpy(f->descriptor, h_desc + (size_t)j * GPU_DESCRIPTOR_DIM, sizeof(f->descriptor));
-			else
-				memset(f->descriptor, 0, sizeof(f->descriptor));
+				memcpy(f->descriptor, h_desc + (size_t)j * GPU_DESCRIPTOR_DIM, GPU_DESCRIPTOR_DIM * sizeof(float));
 			counts[h_lm[j].frame]++;
 			h_crop_of[nout++] = j;
 		}

@@ -23,7 +23,8 @@
 #include <stdint.h>
 
 #define GPU_LANDMARKS 68
-#define GPU_DESCRIPTOR_DIM 128
+#define GPU_DESCRIPTOR_DIM 128     /* the built-in (face-api) model's descriptor */
+#define GPU_DESCRIPTOR_MAX 512     /* the longest descriptor any model may have (an ONNX model's) */
 #define GPU_MAX_FACES 100           /* face-api's maxResults for the SSD detector */
 #define GPU_MATCH_THRESHOLD 0.6     /* L2 distance under which two descriptors are one person */
 
@@ -42,7 +43,9 @@ struct gpu_face {
 	double score;                            /**< detector confidence, 0..1 */
 	double landmarks[GPU_LANDMARKS][2];      /**< x, y */
 	double align[4];                         /**< the aligned crop fed to the descriptor: x, y, w, h */
-	float descriptor[GPU_DESCRIPTOR_DIM];    /**< compare by Euclidean distance */
+	float descriptor[GPU_DESCRIPTOR_MAX];    /**< the model's descriptor_dim values (gpu_model_info),
+						      the rest zero; the built-in model's 128 compare by
+						      Euclidean distance */
 	struct gpu_quality quality;
 };
 
