@@ -42,6 +42,7 @@ struct gpu_model {
 	float *desc_scratch;   /* GPU_REC_BATCH descriptors, for the warm-up */
 	struct gpu_offload offload;   /* another backend's passes (ctx NULL: none) */
 	unsigned long offload_failures;
+	struct gpu_model_info info;
 };
 
 #define GPU_TILE_CANDS GPU_POST_TILE_CANDS   /* about 30 boxes over 0.5 per face: room for 100+ faces */
@@ -59,6 +60,7 @@ int gpu_model_open(struct gpu_model **out, const char *dir, char *err, size_t er
 	    (rc = gpu_weights_load(&m->w_lm, dir, "face_landmark_68_model", err, errlen)) ||
 	    (rc = gpu_weights_load(&m->w_rec, dir, "face_recognition_model", err, errlen)))
 		goto out_close;
+	gpu_model_info_fill(&m->info, m->w_ssd, m->w_lm, m->w_rec);
 	if ((rc = gpu_ssd_create(&m->ssd, m->w_ssd, sub, sizeof(sub)))) {
 		vg_errf(err, errlen, rc, "%s/ssd_mobilenetv1_model: %s", dir, sub);
 		goto out_close;
@@ -116,6 +118,11 @@ int gpu_model_open(struct gpu_model **out, const char *dir, char *err, size_t er
 out_close:
 	gpu_model_close(&m);
 	return rc;
+}
+
+const struct gpu_model_info *gpu_model_info_of(const struct gpu_model *model)
+{
+	return &model->info;
 }
 
 void gpu_model_close(struct gpu_model **model)

@@ -31,6 +31,7 @@ struct gpu_weights {
 	struct gpu_tensor *t;
 	int n;
 	float *pool;    /* every tensor's data, one allocation */
+	uint8_t digest[32]; /* sha256 of the manifest's bytes then the .bin files' (gpu_weights_load) */
 };
 
 /*
@@ -46,6 +47,10 @@ int gpu_weights_load(struct gpu_weights **out, const char *dir, const char *mode
 		     size_t errlen);
 
 void gpu_weights_close(struct gpu_weights **w);
+
+/* gpu_model_info.c: INFO of the face-api model whose three nets' weights these are. */
+void gpu_model_info_fill(struct gpu_model_info *info, const struct gpu_weights *ssd, const struct gpu_weights *lm,
+			 const struct gpu_weights *rec);
 
 /*
  * The float data of tensor NAME, whose shape must be exactly SHAPE (NDIM dims); NULL with one

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "gpu_int.h"
 #include "vg_base.h"
 #include "vg_file.h"
@@ -572,8 +574,16 @@ int gpu_weights_load(struct gpu_weights **out, const char *dir, const char *mode
 	}
 	rc = gpu_weights_parse(out, (const char *)json, jlen, bin ? bin : (const uint8_t *)"", blen,
 			       sub, sizeof(sub));
-	if (rc)
+	if (rc) {
 		vg_errf(err, errlen, rc, "%s/%s: %s", dir, model, sub);
+	} else {
+		crypto_hash_sha256_state st;
+
+		crypto_hash_sha256_init(&st);
+		crypto_hash_sha256_update(&st, json, jlen);
+		crypto_hash_sha256_update(&st, bin ? bin : (const uint8_t *)"", blen);
+		crypto_hash_sha256_final(&st, (*out)->digest);
+	}
 out_free_bin:
 	free(bin);
 out_free_json:

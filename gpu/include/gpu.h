@@ -57,6 +57,29 @@ struct gpu_face {
  */
 int gpu_model_open(struct gpu_model **out, const char *dir, char *err, size_t errlen);
 
+/**
+ * What a model is, for everything that must not mix two models: the id written into watchlist
+ * files (so a watchlist's seal covers the model it was enrolled with), the digest a calibration
+ * is bound to, and the descriptor's size, metric and default threshold.
+ */
+struct gpu_model_info {
+	char id[32];            /**< 1..31 bytes: "face-api-1.7.15" for the pinned face-api weights,
+				     else "face-api:" and the digest's first 16 hex digits */
+	char digest[65];        /**< sha256 (hex) over the nets' manifests and weights, in a fixed order */
+	unsigned descriptor_dim;
+	int metric;             /**< 0: L2 distance (smaller is closer); 1: cosine distance */
+	double threshold;       /**< the model's default match threshold, in its metric */
+};
+
+/**
+ * Identify the model in DIR without building its nets (reads and checks the weight files):
+ * fills INFO. 0, or gpu_model_open's errors with one line in ERR.
+ */
+int gpu_model_identify(const char *dir, struct gpu_model_info *info, char *err, size_t errlen);
+
+/** The identity of an open model (the same as gpu_model_identify on its folder). */
+const struct gpu_model_info *gpu_model_info_of(const struct gpu_model *model);
+
 /** Which kernels run the convolutions. */
 enum gpu_backend {
 	GPU_BACKEND_ONEDNN = 0,   /**< oneDNN, fp32, scale layers folded (the default) */

@@ -180,10 +180,28 @@ static void test_files(const char *srcroot)
 	if (srcroot && access(path, R_OK) == 0) {
 		char to[1024];
 
-		/* the real model opens */
+		/* the real model opens, as the pinned face-api weights, identified alike open or not */
 		CHECK_EQ_INT(gpu_model_open(&m, models, err, sizeof(err)), 0);
+		struct gpu_model_info id_open = *gpu_model_info_of(m), id_files;
 		gpu_model_close(&m);
 		CHECK(m == NULL);
+		CHECK_EQ_STR(id_open.id, "face-api-1.7.15");
+		CHECK_EQ_INT(gpu_model_identify(models, &id_files, err, sizeof(err)), 0);
+		CHECK_EQ_STR(id_files.digest, id_open.digest);
+		CHECK(id_files.descriptor_dim == 128 && id_files.metric == 0 && id_files.threshold == 0.6);
+		/* one weight changed (a byte of the descriptor net, still a valid file): another model,
+		 * which no watchlist or calibration of the pinned one may be taken for */
+		for (int i = 0; i < 3; i++) {
+			snprintf(path, sizeof(path), "%s/%s-weights_manifest.json", models, nets[i]);
+			snprintf(to, sizeof(to), "%s/%s-weights_manifest.json", dir, nets[i]);
+			CHECK(copy_file(path, to, -1, -1) == 0);
+			snprintf(path, sizeof(path), "%s/%s.bin", models, nets[i]);
+			snprintf(to, sizeof(to), "%s/%s.bin", dir, nets[i]);
+			CHECK(copy_file(path, to, -1, i == 2 ? 1000 : -1) == 0);
+		}
+		CHECK_EQ_INT(gpu_model_identify(dir, &id_files, err, sizeof(err)), 0);
+		CHECK(strncmp(id_files.id, "face-api:", 9) == 0 && strlen(id_files.id) == 25);
+		CHECK(strcmp(id_files.digest, id_open.digest) != 0);
 		/* copies: one truncated .bin, then one corrupt manifest, each refused with one line */
 		for (int i = 0; i < 3; i++) {
 			snprintf(path, sizeof(path), "%s/%s-weights_manifest.json", models, nets[i]);

@@ -30,6 +30,16 @@ static int vg_test_failures;
 		}                                                                                 \
 	} while (0)
 
+#define CHECK_EQ_STR(a, b)                                                                        \
+	do {                                                                                      \
+		const char *sa_ = (a), *sb_ = (b);                                                \
+		if (strcmp(sa_, sb_) != 0) {                                                      \
+			fprintf(stderr, "%s:%d: CHECK failed: %s == %s (\"%s\" != \"%s\")\n", __FILE__, \
+				__LINE__, #a, #b, sa_, sb_);                                      \
+			vg_test_failures++;                                               \
+		}                                                                                 \
+	} while (0)
+
 #define VG_TEST_SKIP 77
 
 static inline int vg_test_exit(void)
