@@ -266,4 +266,34 @@ void gpu_tiny_destroy(struct gpu_tiny **net);
 /* INPUT is 416x416x3 raw pixels; writes the 13x13x25 raw outputs. */
 void gpu_tiny_forward(struct gpu_tiny *net, struct gpu_dnnl *d, const float *input, float *out);
 
+/* ---- ONNX model folders (gpu_model_folder.c; gpu.h says what a folder holds) --------------- */
+
+#define GPU_MODEL_MANIFEST "vigil-model.json"
+#define GPU_MODEL_DEFAULT_DETECTOR "../face-api-1.7.15/model"   /* relative to the model folder */
+#define GPU_MODEL_PATH_MAX 4096
+
+/* How raw 0..255 pixels become an ONNX net's input: (x - mean[c]) / std[c], channels in this order. */
+struct gpu_onnx_input {
+	int width, height;
+	float mean[3], std[3];   /* in the net's channel order */
+	int bgr;                 /* 1: the net's channel 0 is blue */
+};
+
+struct gpu_model_manifest {
+	struct gpu_model_info info;         /* id, digest (the ONNX file's sha256), dim, metric, threshold */
+	struct gpu_onnx_input input;
+	char onnx_path[GPU_MODEL_PATH_MAX];
+	char detector_dir[GPU_MODEL_PATH_MAX];   /* the face-api folder of the detector and landmarks */
+};
+
+/* 1 when DIR holds a vigil-model.json (an ONNX model folder), else 0 (a face-api folder). */
+int gpu_model_folder_is_onnx(const char *dir);
+
+/* Read and check DIR's vigil-model.json into M. 0, or -errno with one line in ERR naming the key. */
+int gpu_model_manifest_read(const char *dir, struct gpu_model_manifest *m, char *err, size_t errlen);
+
+/* Read M's ONNX file (malloc'd into *OUT, *LEN bytes) and check its sha256. 0, -EBADMSG on a
+ * digest mismatch, or vg_file_read's errors, with one line in ERR. */
+int gpu_model_onnx_read(const struct gpu_model_manifest *m, uint8_t **out, size_t *len, char *err, size_t errlen);
+
 #endif /* GPU_INT_H */

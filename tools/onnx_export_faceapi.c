@@ -7,7 +7,7 @@
  *
  *   onnx-export-faceapi FACE_API_MODEL_DIR OUT_DIR
  *
- * writes OUT_DIR/face_recognition.onnx and OUT_DIR/vigil-model.json (id "face-api-onnx", its
+ * writes OUT_DIR/face_recognition.onnx and OUT_DIR/vigil-model.json (id "faceapi-onnx", its
  * sha256, "detector" naming FACE_API_MODEL_DIR). The weights are read through gpu/'s own loader,
  * so the ONNX file holds the very floats the built-in net runs: tests/gpu/onnx/test_onnx_faceapi
  * checks that the imported net gives the built-in descriptors bit for bit. The tests run it in
@@ -371,7 +371,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	snprintf(json, sizeof(json),
-		 "{\"id\": \"face-api-onnx\", \"onnx\": \"face_recognition.onnx\", \"sha256\": \"%s\",\n"
+		 "{\"id\": \"faceapi-onnx\", \"onnx\": \"face_recognition.onnx\", \"sha256\": \"%s\",\n"
 		 " \"input\": {\"width\": 150, \"height\": 150, \"mean\": [122.782, 117.001, 104.298],\n"
 		 "           \"std\": [255, 255, 255], \"channel_order\": \"rgb\"},\n"
 		 " \"descriptor_dim\": 128, \"metric\": \"l2\", \"threshold\": 0.6,\n"

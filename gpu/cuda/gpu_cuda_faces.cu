@@ -498,6 +498,10 @@ extern "C" int gpu_cuda_faces_create(struct gpu_cuda_faces **out, const struct g
 		snprintf(err, errlen, "cuda faces: bad arguments");
 		return -EINVAL;
 	}
+	if (!gpu_model_rec(model)) {   /* an ONNX model folder's descriptor net: CPU only for now */
+		snprintf(err, errlen, "cuda faces: the model's descriptor net is an ONNX import, which runs on the CPU only");
+		return -ENOTSUP;
+	}
 	c = *conf;
 	if (c.ssd_batch == 0)
 		c.ssd_batch = c.device < 0 ? 2 : 8;

@@ -23,13 +23,6 @@
 
 struct gpu_onnx_net;
 
-/* How raw 0..255 pixels become the net's input: (x - mean[c]) / std[c], channels in this order. */
-struct gpu_onnx_input {
-	int width, height;
-	float mean[3], std[3];
-	int bgr;   /* 1: the net's channel 0 is blue */
-};
-
 /*
  * Import the ONNX model in BUF (LEN bytes; the caller's, not kept) for inputs shaped as IN says.
  * NAME (the file's name) starts every error line. Returns 0; -EBADMSG (not a protobuf model),
