@@ -2,8 +2,9 @@
 # Proof 2's set-up: the faceplugin model folder (fetched/ from tools/bootstrap, else fetched here
 # into the build directory by tools/fetch-faceplugin), the onnxruntime-web oracle (its node
 # modules from tools/bootstrap, else installed here into the build directory), then the test.
-# Skips (77) only when the npm packages cannot be fetched.
-#   test_onnx_ort.sh TEST SOURCE_ROOT OUT_DIR
+# Skips (77) only when the npm packages cannot be fetched. With VIGILCTL, also what a user sees:
+# `vigilctl faces --json --models FOLDER` prints a 512-value descriptor for each of the 22 faces.
+#   test_onnx_ort.sh TEST SOURCE_ROOT OUT_DIR [VIGILCTL]
 set -u
 test=$1
 srcroot=$2
@@ -33,7 +34,14 @@ if [ ! -d "$oracle/node_modules/onnxruntime-web" ]; then
     skip "npm onnxruntime-web could not be installed (see $oracle/npm.log)"
 fi
 att=$srcroot/../shared/faces-eval/att
-if [ -d "$att" ]; then
-  exec "$test" "$model" "$oracle/run.js" "$out" "$srcroot" "$att"
+[ -d "$att" ] || att=
+"$test" "$model" "$oracle/run.js" "$out" "$srcroot" $att || exit 1
+if [ $# -ge 4 ]; then
+  "$4" faces --json --models "$model" "$faceapi"/demo/sample[1-6].jpg > "$out/vigilctl.json" || exit 1
+  node -e '
+    const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    const faces = j.images.flatMap((i) => i.faces);
+    const ok = faces.length === 22 && faces.every((f) => f.descriptor.length === 512);
+    console.log(`vigilctl faces: ${faces.length} faces, descriptor lengths ${[...new Set(faces.map((f) => f.descriptor.length))]}`);
+    process.exit(ok ? 0 : 1);' "$out/vigilctl.json" || exit 1
 fi
-exec "$test" "$model" "$oracle/run.js" "$out" "$srcroot"
