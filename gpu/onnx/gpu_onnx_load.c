@@ -1144,6 +1144,8 @@ static int import_output(struct load *L, const Onnx__GraphProto *g)
 	if (!e->name || e->act < 0 || e->act == L->n->input)
 		return node_err(L, -EINVAL, "the output is not computed from the input");
 	A = &L->n->act[e->act];
+	if (A->h != 1 || A->w != 1)   /* stored NHWC: a descriptor must not depend on that order */
+		return node_err(L, -ENOTSUP, "an output of %d x %d x %d (flatten it to [batch, values])", A->c, A->h, A->w);
 	if ((size_t)A->c * A->h * A->w > GPU_DESCRIPTOR_MAX)
 		return node_err(L, -ENOTSUP, "an output of %d x %d x %d values (a descriptor of at most %d)", A->c, A->h,
 				A->w, GPU_DESCRIPTOR_MAX);
