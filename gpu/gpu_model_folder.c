@@ -93,9 +93,9 @@ static int read_input(json_t *in, struct gpu_onnx_input *inp, const char **bad)
 		if (i == VG_ARRAY_SIZE(keys))
 			return *bad = "input: an unknown key", 0;
 	}
-	if (!json_is_integer(w) || !json_is_integer(h) || json_integer_value(w) < 16 || json_integer_value(w) > 1024 ||
+	if (!json_is_integer(w) || !json_is_integer(h) || json_integer_value(w) < 8 || json_integer_value(w) > 1024 ||
 	    json_integer_value(h) != json_integer_value(w))
-		return *bad = "input: width and height must be equal, 16..1024 (the aligned crop is square)", 0;
+		return *bad = "input: width and height must be equal, 8..1024 (the aligned crop is square)", 0;
 	inp->width = inp->height = (int)json_integer_value(w);
 	if (!three_numbers(json_object_get(in, "mean"), inp->mean, 0) ||
 	    !three_numbers(json_object_get(in, "std"), inp->std, 1))

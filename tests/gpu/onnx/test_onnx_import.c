@@ -4,13 +4,18 @@
  * against the same normalisation as Sub/Mul/Add nodes; Shape->Gather->Unsqueeze->Concat->Reshape
  * against Flatten; ReduceL2+Div against LpNormalization; Gemm with transB against MatMul), and
  * what a user sees on bad models: one line naming the file, node and operator, never a crash.
- *   test_onnx_import [--write-corpus DIR]   (DIR: the fuzz seeds, tests/fuzz/corpus/gpu_onnx)
+ * Model folders: vigil-model.json checked key by key, the ONNX file's sha256, the identity, and
+ * (with face-api's weights fetched) a net whose output disagrees with descriptor_dim.
+ *   test_onnx_import [SOURCE_ROOT] [--write-corpus DIR]   (DIR: the fuzz seeds, tests/fuzz/corpus/gpu_onnx)
  */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
 
 #include "gpu/onnx.pb-c.h"
 #include "gpu_int.h"
@@ -228,6 +233,7 @@ static double maxdiff(const float *a, const float *b, size_t n)
 }
 
 static const char *corpus;
+static char manifest_detector[600] = "/nonexistent";
 
 static void seed_corpus(const char *name, const uint8_t *buf, size_t len)
 {
@@ -494,12 +500,130 @@ static void test_refusals(void)
 	free(buf);
 }
 
+static void write_text(const char *dir, const char *name, const void *data, size_t len)
+{
+	char path[1024];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "wb");
+	CHECK(f != NULL);
+	if (f) {
+		CHECK(fwrite(data, 1, len, f) == len);
+		fclose(f);
+	}
+}
+
+/* A manifest for m.onnx with KEY's value replaced by VALUE (KEY NULL: as it is), EXTRA appended. */
+static void write_manifest(const char *dir, const char *sha, const char *key, const char *value, const char *extra)
+{
+	const char *keys[] = {"id", "onnx", "sha256", "descriptor_dim", "metric", "threshold", "detector"};
+	char vals[7][640], text[8192];
+
+	snprintf(vals[0], sizeof(vals[0]), "\"tiny-test.1\"");
+	snprintf(vals[1], sizeof(vals[1]), "\"m.onnx\"");
+	snprintf(vals[2], sizeof(vals[2]), "\"%s\"", sha);
+	snprintf(vals[3], sizeof(vals[3]), "64");
+	snprintf(vals[4], sizeof(vals[4]), "\"cosine\"");
+	snprintf(vals[5], sizeof(vals[5]), "0.4");
+	snprintf(vals[6], sizeof(vals[6]), "\"%s\"", manifest_detector);
+	for (int i = 0; i < 7; i++)
+		if (key && strcmp(keys[i], key) == 0)
+			snprintf(vals[i], sizeof(vals[i]), "%s", value);
+	snprintf(text, sizeof(text),
+		 "{\"id\": %s, \"onnx\": %s, \"sha256\": %s, \"descriptor_dim\": %s, \"metric\": %s,"
+		 " \"threshold\": %s, \"detector\": %s,"
+		 " \"input\": {\"width\": 8, \"height\": 8, \"mean\": [0, 0, 0], \"std\": [1, 1, 1], \"channel_order\": \"bgr\"}%s}",
+		 vals[0], vals[1], vals[2], vals[3], vals[4], vals[5], vals[6], extra ? extra : "");
+	write_text(dir, "vigil-model.json", text, strlen(text));
+}
+
+static void expect_identify(const char *dir, int want_rc, const char *want_text)
+{
+	struct gpu_model_info info;
+	char err[512] = "";
+	int rc = gpu_model_identify(dir, &info, err, sizeof(err));
+
+	CHECK_EQ_INT(rc, want_rc);
+	if (!strstr(err, want_text))
+		fprintf(stderr, "test_onnx_import: got \"%s\", wanted \"%s\"\n", err, want_text);
+	CHECK(strstr(err, want_text) != NULL && !strchr(err, '\n'));
+}
+
+static void test_model_folder(const char *root)
+{
+	struct model m = {0};
+	struct gpu_model_info info;
+	unsigned char d[crypto_hash_sha256_BYTES];
+	char dir[512], sha[65], err[512], path[1100];
+	const char *y = node(&m, "Flatten", IN(conv_bn(&m, 1)), NULL);
+	size_t len;
+	uint8_t *buf = pack(&m, y, 8, &len);
+
+	if (!vg_test_tmpdir("onnx-folder", dir, sizeof(dir))) {
+		CHECK(0);
+		return;
+	}
+	if (root)
+		snprintf(manifest_detector, sizeof(manifest_detector), "%s/fetched/face-api-1.7.15/model", root);
+	write_text(dir, "m.onnx", buf, len);
+	crypto_hash_sha256(d, buf, len);
+	sodium_bin2hex(sha, sizeof(sha), d, sizeof(d));
+
+	write_manifest(dir, sha, NULL, NULL, NULL);
+	CHECK_EQ_INT(gpu_model_identify(dir, &info, err, sizeof(err)), 0);
+	CHECK_EQ_STR(info.id, "tiny-test.1");
+	CHECK_EQ_STR(info.digest, sha);
+	CHECK(info.descriptor_dim == 64 && info.metric == 1 && info.threshold == 0.4);
+
+	write_manifest(dir, "0000000000000000000000000000000000000000000000000000000000000000", NULL, NULL, NULL);
+	expect_identify(dir, -EBADMSG, "m.onnx: sha256 is ");
+	write_manifest(dir, sha, NULL, NULL, ", \"colour\": 1");
+	expect_identify(dir, -EINVAL, "vigil-model.json: an unknown key");
+	write_manifest(dir, sha, "id", "\"face-api-1.7.15\"", NULL);
+	expect_identify(dir, -EINVAL, "vigil-model.json: id: ");
+	write_manifest(dir, sha, "onnx", "\"../m.onnx\"", NULL);
+	expect_identify(dir, -EINVAL, "onnx: the name of a file beside the manifest");
+	write_manifest(dir, sha, "descriptor_dim", "513", NULL);
+	expect_identify(dir, -EINVAL, "descriptor_dim: 1..512");
+	write_manifest(dir, sha, "metric", "\"hamming\"", NULL);
+	expect_identify(dir, -EINVAL, "metric:");
+	write_text(dir, "vigil-model.json", "{\"id\": ", 8);
+	expect_identify(dir, -EBADMSG, "vigil-model.json: line 1");
+
+	/* the net gives 64 values: a manifest saying 65 fails at open (face-api's detector needed) */
+	snprintf(path, sizeof(path), "%s/ssd_mobilenetv1_model-weights_manifest.json", manifest_detector);
+	if (root && access(path, F_OK) == 0) {
+		struct gpu_model *gm = NULL;
+
+		write_manifest(dir, sha, "descriptor_dim", "65", NULL);
+		CHECK_EQ_INT(gpu_model_open(&gm, dir, err, sizeof(err)), -EINVAL);
+		CHECK(strstr(err, "the net gives 64 values per face, descriptor_dim says 65") != NULL);
+		write_manifest(dir, sha, NULL, NULL, NULL);
+		CHECK_EQ_INT(gpu_model_open(&gm, dir, err, sizeof(err)), 0);
+		gpu_model_close(&gm);
+	}
+	snprintf(path, sizeof(path), "%s/m.onnx", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/vigil-model.json", dir);
+	unlink(path);
+	rmdir(dir);
+	free(buf);
+}
+
 int main(int argc, char **argv)
 {
-	if (argc == 3 && strcmp(argv[1], "--write-corpus") == 0)
-		corpus = argv[2];
+	const char *root = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--write-corpus") == 0 && i + 1 < argc)
+			corpus = argv[++i];
+		else
+			root = argv[i];
+	}
 	test_conv_bn();
 	test_tail();
 	test_refusals();
+	test_model_folder(root);
 	return vg_test_exit();
 }
