@@ -251,8 +251,9 @@ static void seed_corpus(const char *name, const uint8_t *buf, size_t len)
 
 /* ---- the cases ------------------------------------------------------------------------------ */
 
-/* Conv (pads 1 0 0 1, stride 2) + BatchNormalization folded, against the same BN as nodes. */
-static const char *conv_bn(struct model *m, int folded)
+/* Conv (pads 1 0 0 1, stride 2) + BatchNormalization folded, against the same BN as nodes;
+ * RELU_FIRST: a Relu between them, so that the BN runs on its own. */
+static const char *conv_bn_relu(struct model *m, int folded, int relu_first)
 {
 	static float w[4 * 3 * 3 * 3], b[4], sc[4], bb[4], mean[4], var[4];
 	static int made;
@@ -265,6 +266,8 @@ static const char *conv_bn(struct model *m, int folded)
 			var[i] = 0.5f + rnd();
 	}
 	y = node(m, "Conv", IN("x", floats(m, 4, wd, w), floats(m, 1, vd, b)), AT(a_ints("pads", 4, pads), a_ints("strides", 2, st)));
+	if (relu_first)
+		y = node(m, "Relu", IN(y), NULL);
 	if (folded)
 		return node(m, "BatchNormalization", IN(y, floats(m, 1, vd, sc), floats(m, 1, vd, bb), floats(m, 1, vd, mean), floats(m, 1, vd, var)), NULL);
 	{
@@ -278,6 +281,37 @@ static const char *conv_bn(struct model *m, int folded)
 		y = node(m, "Mul", IN(y, floats(m, 3, cd, inv)), NULL);
 		return node(m, "Add", IN(y, floats(m, 3, cd, bb)), NULL);
 	}
+}
+
+static const char *conv_bn(struct model *m, int folded)
+{
+	return conv_bn_relu(m, folded, 0);
+}
+
+/* A BatchNormalization after a Relu does not fold: it runs as an op, as the nodes would. */
+static void test_bn_alone(void)
+{
+	static float x[8 * 8 * 3], r1[64], d1[64], r2[64], d2[64];
+	struct model a = {0}, b = {0};
+	struct gpu_onnx_net *na = NULL, *nb = NULL;
+	char err[512];
+	size_t la, lb;
+	uint8_t *ba = pack(&a, node(&a, "Flatten", IN(conv_bn_relu(&a, 1, 1)), NULL), 8, &la);
+	uint8_t *bb = pack(&b, node(&b, "Flatten", IN(conv_bn_relu(&b, 0, 1)), NULL), 8, &lb);
+
+	CHECK_EQ_INT(load(&na, ba, la, err, sizeof(err)), 0);
+	CHECK_EQ_INT(load(&nb, bb, lb, err, sizeof(err)), 0);
+	if (na && nb) {
+		fill(x, VG_ARRAY_SIZE(x));
+		run_both(na, x, 1, r1, d1);
+		run_both(nb, x, 1, r2, d2);
+		CHECK(maxdiff(r1, r2, 64) < 1e-5 && maxdiff(r1, d1, 64) < 1e-5 && maxdiff(r2, d2, 64) < 1e-5);
+		CHECK(na->nop - gpu_onnx_conv_count(na) >= 2);   /* the BN and the Flatten are ops of their own */
+	}
+	gpu_onnx_free(&na);
+	gpu_onnx_free(&nb);
+	free(ba);
+	free(bb);
 }
 
 static void test_conv_bn(void)
@@ -622,6 +656,7 @@ int main(int argc, char **argv)
 			root = argv[i];
 	}
 	test_conv_bn();
+	test_bn_alone();
 	test_tail();
 	test_refusals();
 	test_model_folder(root);
