@@ -384,6 +384,8 @@ static int attr_string_is(struct load *L, const char *name, const char *want, co
 	return a->s.len == strlen(want) && memcmp(a->s.data, want, a->s.len) == 0;
 }
 
+static const float *expand(struct load *L, const float *k, int kn, int c, int negate);
+
 /* ---- operators ----------------------------------------------------------------------------- */
 
 /* Conv: group 1 or depthwise, square kernel, equal strides, dilation 1, explicit or auto pads. */
@@ -553,8 +555,9 @@ static int op_prelu(struct load *L)
 		return node_err(L, -ENOTSUP, "a slope that is neither a scalar nor one value per channel");
 	if (!(o = op_new(L, ONNX_OP_PRELU, x, A->rank, A->c, A->h, A->w)))
 		return -EINVAL;
-	o->k = k->f;
-	o->kn = kn;
+	if (!(o->k = expand(L, k->f, kn, A->c, 0)))   /* one slope per channel: a loop the compiler vectorises */
+		return node_err(L, -ENOMEM, "out of memory");
+	o->kn = A->c;
 	return 0;
 }
 
