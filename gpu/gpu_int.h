@@ -106,6 +106,8 @@ struct gpu_conv {
 	enum gpu_pad pad;
 	enum gpu_act act;
 	int pads[4];   /* GPU_PAD_EXPLICIT only: top, left, bottom, right (ONNX's pads, reordered) */
+	int groups;    /* > 1 (not depthwise): GROUPS independent convs over channel slices, filt
+			  [k][k][cin / groups][cout] (ONNX imports); 0 or 1: dense */
 };
 
 /*

@@ -266,9 +266,63 @@ void gpu_to_batch_ref(const uint8_t *rgb, int w, int h, size_t stride, int size,
 	}
 }
 
+/* A grouped conv (gpu_conv.groups > 1): output channel co reads input channels of its group. */
+static void conv2d_grouped(const struct gpu_conv *c, const float *restrict in, int h, int w, int pt,
+			   int pl, int oh, int ow, float *restrict out)
+{
+	int g = c->groups, cin_g = c->cin / g, cout_g = c->cout / g;
+
+	for (int oy = 0; oy < oh; oy++) {
+		for (int ox = 0; ox < ow; ox++) {
+			float *restrict o = out + ((size_t)oy * ow + ox) * c->cout;
+
+			for (int co = 0; co < c->cout; co++)
+				o[co] = 0.0f;
+			for (int ky = 0; ky < c->k; ky++) {
+				int iy = oy * c->stride - pt + ky;
+
+				if (iy < 0 || iy >= h)
+					continue;
+				for (int kx = 0; kx < c->k; kx++) {
+					int ix = ox * c->stride - pl + kx;
+					const float *ip = in + ((size_t)iy * w + ix) * c->cin;
+					const float *wp = c->filt + ((size_t)ky * c->k + kx) * cin_g * c->cout;
+
+					if (ix < 0 || ix >= w)
+						continue;
+					for (int gi = 0; gi < g; gi++)
+						for (int ci = 0; ci < cin_g; ci++) {
+							const float a = ip[gi * cin_g + ci];
+							const float *restrict wr = wp + (size_t)ci * c->cout + (size_t)gi * cout_g;
+							float *restrict og = o + (size_t)gi * cout_g;
+
+							for (int co = 0; co < cout_g; co++)
+								og[co] += a * wr[co];
+						}
+				}
+			}
+			for (int co = 0; co < c->cout; co++) {
+				float v = o[co];
+
+				if (c->bias)
+					v += c->bias[co];
+				if (c->mul)
+					v *= c->mul[co];
+				if (c->add)
+					v += c->add[co];
+				o[co] = act_apply(v, c->act);
+			}
+		}
+	}
+}
+
 static void conv_ref_one(const struct gpu_conv *c, const float *in, int h, int w, float *out,
 			 const int *oh, const int *ow, const int pad[4])
 {
+	if (!c->depthwise && c->groups > 1) {
+		conv2d_grouped(c, in, h, w, pad[0], pad[1], *oh, *ow, out);
+		return;
+	}
 	if (!c->depthwise) {
 		conv2d_core(in, h, w, c->cin, c->filt, c->k, c->k, c->cout, c->stride, pad[0], pad[1],
 			    *oh, *ow, c->bias, c->mul, c->add, c->act, out);

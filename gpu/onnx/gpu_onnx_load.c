@@ -388,7 +388,8 @@ static const float *expand(struct load *L, const float *k, int kn, int c, int ne
 
 /* ---- operators ----------------------------------------------------------------------------- */
 
-/* Conv: group 1 or depthwise, square kernel, equal strides, dilation 1, explicit or auto pads. */
+/* Conv: any group count (dense, grouped, depthwise), square kernel, equal strides, dilation 1,
+ * explicit or auto pads. */
 static int op_conv(struct load *L)
 {
 	int x = input_act(L, 0);
@@ -432,9 +433,11 @@ static int op_conv(struct load *L)
 		c.depthwise = 0;
 	else if (group == A->c && W->dims[0] == A->c && W->dims[1] == 1)
 		c.depthwise = 1;
+	else if (group > 1 && group < A->c && A->c % group == 0 && W->dims[0] % group == 0 && W->dims[1] == A->c / group)
+		c.groups = (int)group;
 	else
-		return node_err(L, -ENOTSUP, "group %lld on %d channels with weights %lldx%lld (group 1 and depthwise only)",
-				(long long)group, A->c, (long long)W->dims[0], (long long)W->dims[1]);
+		return node_err(L, -EINVAL, "group %lld on %d channels with weights %lldx%lld", (long long)group, A->c,
+				(long long)W->dims[0], (long long)W->dims[1]);
 	if (B && (B->n != (size_t)c.cout))
 		return node_err(L, -EINVAL, "bias of %zu values for %d outputs", B->n, c.cout);
 	gpu_conv_out_dims(&c, A->h, A->w, &oh, &ow, pad);
@@ -442,7 +445,7 @@ static int op_conv(struct load *L)
 		return -EINVAL;
 	/* ONNX's OIHW weights into the layers' HWIO ([k][k][cin][cout]; depthwise [k][k][c]) */
 	{
-		size_t cin = c.depthwise ? 1 : (size_t)c.cin, cout = (size_t)c.cout;
+		size_t cin = (size_t)W->dims[1], cout = (size_t)c.cout;   /* cin: per group */
 		float *hwio = own_floats(L, W->n);
 
 		if (!hwio)

@@ -288,6 +288,53 @@ static const char *conv_bn(struct model *m, int folded)
 	return conv_bn_relu(m, folded, 0);
 }
 
+/* A grouped conv (3 groups of 2 -> 4 channels) against the dense conv of its block-diagonal
+ * weights, with a bias and a folded Relu. */
+static void test_grouped(void)
+{
+	static float x[2 * 8 * 8 * 6], wg[12 * 2 * 9], wd[12 * 6 * 9], b[12], r1[2 * 768], d1[2 * 768], r2[2 * 768], d2[2 * 768];
+	const int64_t gd[4] = {12, 2, 3, 3}, dd[4] = {12, 6, 3, 3}, bd[1] = {12}, p1[4] = {1, 1, 1, 1}, two[2] = {2, 2};
+	const int64_t pre[4] = {6, 3, 1, 1};
+	static float pw[6 * 3];
+	struct model a = {0}, c = {0};
+	struct gpu_onnx_net *na = NULL, *nc = NULL;
+	char err[512];
+	size_t la, lc;
+	uint8_t *ba, *bc;
+	const char *y;
+
+	fill(wg, VG_ARRAY_SIZE(wg));
+	fill(b, 12);
+	fill(pw, 18);
+	memset(wd, 0, sizeof(wd));
+	for (int co = 0; co < 12; co++)
+		for (int ci = 0; ci < 2; ci++)
+			memcpy(&wd[(co * 6 + (co / 4) * 2 + ci) * 9], &wg[(co * 2 + ci) * 9], 9 * sizeof(float));
+	/* a 1x1 conv first makes the 6 channels the groups split */
+	y = node(&a, "Conv", IN("x", floats(&a, 4, pre, pw)), NULL);
+	y = node(&a, "Conv", IN(y, floats(&a, 4, gd, wg), floats(&a, 1, bd, b)), AT(a_int("group", 3), a_ints("pads", 4, p1), a_ints("strides", 2, two)));
+	ba = pack(&a, node(&a, "Flatten", IN(node(&a, "Relu", IN(y), NULL)), NULL), 8, &la);
+	y = node(&c, "Conv", IN("x", floats(&c, 4, pre, pw)), NULL);
+	y = node(&c, "Conv", IN(y, floats(&c, 4, dd, wd), floats(&c, 1, bd, b)), AT(a_ints("pads", 4, p1), a_ints("strides", 2, two)));
+	bc = pack(&c, node(&c, "Flatten", IN(node(&c, "Relu", IN(y), NULL)), NULL), 8, &lc);
+	seed_corpus("grouped-conv", ba, la);
+	CHECK_EQ_INT(load(&na, ba, la, err, sizeof(err)), 0);
+	CHECK_EQ_INT(load(&nc, bc, lc, err, sizeof(err)), 0);
+	if (na && nc) {
+		CHECK_EQ_INT(gpu_onnx_output_dim(na), 12 * 4 * 4);
+		fill(x, VG_ARRAY_SIZE(x));
+		run_both(na, x, 2, r1, d1);
+		run_both(nc, x, 2, r2, d2);
+		CHECK(maxdiff(r1, r2, 2 * 192) < 1e-5);
+		CHECK(maxdiff(r1, d1, 2 * 192) < 1e-5);
+		CHECK(maxdiff(d1, d2, 2 * 192) < 1e-5);
+	}
+	gpu_onnx_free(&na);
+	gpu_onnx_free(&nc);
+	free(ba);
+	free(bc);
+}
+
 /* A BatchNormalization after a Relu does not fold: it runs as an op, as the nodes would. */
 static void test_bn_alone(void)
 {
@@ -500,10 +547,10 @@ static void test_refusals(void)
 	expect_refusal(buf, len, -EINVAL, "(op Relu): input 'nowhere' is not made by an earlier node");
 	free(buf);
 
-	m = (struct model){0};   /* group 2 of 3 channels is neither 1 nor depthwise */
+	m = (struct model){0};   /* 3 channels do not split into 2 groups */
 	y = node(&m, "Conv", IN("x", floats(&m, 4, wd, w)), AT(a_int("group", 2)));
 	buf = pack(&m, y, 8, &len);
-	expect_refusal(buf, len, -ENOTSUP, "(op Conv): group 2 on 3 channels");
+	expect_refusal(buf, len, -EINVAL, "(op Conv): group 2 on 3 channels");
 	free(buf);
 
 	m = (struct model){0};   /* a descriptor longer than GPU_DESCRIPTOR_MAX */
@@ -657,6 +704,7 @@ int main(int argc, char **argv)
 	}
 	test_conv_bn();
 	test_bn_alone();
+	test_grouped();
 	test_tail();
 	test_refusals();
 	test_model_folder(root);
