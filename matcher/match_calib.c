@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdbool.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,15 @@
 #include "vg_file.h"
 
 #define CALIB_FORMAT "vigil-calibration/1"
+#define MODEL_ID_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:@+-"
+
+static bool has_control(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
 #define Z95 1.959963984540054
 
 /* ---- rates -------------------------------------------------------------------------------- */
@@ -324,6 +334,11 @@ static int calib_parse(struct match_calib *c, const char *text, size_t len, cons
 	    !isfinite(limit) || !json_is_array(tail)) {
 		rc = vg_errf(err, errlen, -EBADMSG, "%s: not a %s file with a model id, digest, metric and counts",
 			     path, CALIB_FORMAT);
+		goto out;
+	}
+	/* the id and source reach records and terminals: model-id characters, and no control bytes */
+	if (strspn(id, MODEL_ID_CHARS) != strlen(id) || has_control(source)) {
+		rc = vg_errf(err, errlen, -EBADMSG, "%s: the model id or source holds characters a record cannot carry", path);
 		goto out;
 	}
 	snprintf(c->model_id, sizeof(c->model_id), "%s", id);

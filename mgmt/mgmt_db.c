@@ -75,6 +75,17 @@ static const char *const migrations[] = {
 	 * matched, so that matching and review use exactly the watchlist that was authorised */
 	"ALTER TABLE deployment_watchlists ADD COLUMN seal TEXT;"
 	"ALTER TABLE alerts ADD COLUMN watchlist_seal TEXT;",
+	/* 5 -> 6: the model a watchlist was enrolled with, and the false alerts a deployment's request
+	 * was expected to raise (NULL: not stated, the model had no calibration) */
+	"ALTER TABLE watchlists ADD COLUMN model TEXT;"
+	"ALTER TABLE deployments ADD COLUMN model TEXT;"
+	"ALTER TABLE deployments ADD COLUMN expected_per_1000 REAL;"
+	"ALTER TABLE deployments ADD COLUMN expected_low REAL;"
+	"ALTER TABLE deployments ADD COLUMN expected_high REAL;"
+	"ALTER TABLE deployments ADD COLUMN expected_bound INTEGER;"
+	"ALTER TABLE deployments ADD COLUMN expected_faces_per_hour REAL;"
+	"ALTER TABLE deployments ADD COLUMN calibration_seal TEXT;"
+	"ALTER TABLE deployments ADD COLUMN expected_statement TEXT;",
 };
 #define SCHEMA_VERSION ((int)VG_ARRAY_SIZE(migrations))
 

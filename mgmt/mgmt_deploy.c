@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -129,10 +130,53 @@ int mgmt_deployment_times_check(int64_t start_s, int64_t end_s, int64_t now_s, i
 	return 0;
 }
 
+/*
+ * What REQ should be expected to cost in false alerts (struct mgmt_expected), after checking that
+ * each watchlist was enrolled with the model vigild runs; refused (-EDOM) when the policy's limit
+ * could be exceeded: the interval's upper end is over it, or nothing can be stated at all.
+ */
+static int request_expected(struct mgmt_db *db, const struct mgmt_deployment_request *req, struct mgmt_expected *out,
+			    char *err, size_t errlen)
+{
+	uint64_t subjects[64];
+	double thresholds[64];
+	struct mgmt_watchlist w;
+	int64_t now_s = req->now_s ? req->now_s : (int64_t)(vg_clock_realtime_ns() / VG_NS_PER_SEC);
+
+	if (req->n_watchlists > VG_ARRAY_SIZE(subjects))
+		return vg_errf(err, errlen, -EINVAL, "a deployment names at most %zu watchlists", VG_ARRAY_SIZE(subjects));
+	for (size_t i = 0; i < req->n_watchlists; i++) {
+		if (mgmt_watchlist_get(db, req->watchlists[i], &w) < 0)
+			return vg_errf(err, errlen, -EIO, "database error");
+		if (req->model_id && w.model[0] && strcmp(w.model, req->model_id) != 0)
+			return vg_errf(err, errlen, -EMEDIUMTYPE,
+				       "watchlist %s was enrolled with model %s, but vigild runs %s: enrol it again with this model",
+				       w.id, w.model, req->model_id);
+		subjects[i] = w.subjects;
+		thresholds[i] = w.threshold;
+	}
+	mgmt_expected_compute(req->calib, subjects, thresholds, req->n_watchlists, mgmt_measured_faces_per_hour(db, now_s),
+			      out);
+	if (req->max_expected_per_1000 > 0) {
+		if (!out->stated)
+			return vg_errf(err, errlen, -EDOM,
+				       "the policy limits expected false alerts to %.3g per 1,000 faces, and the model has no "
+				       "calibration to state them", req->max_expected_per_1000);
+		double worst = out->bound == 1 ? INFINITY : out->high;
+		if (worst > req->max_expected_per_1000)
+			return vg_errf(err, errlen, -EDOM,
+				       "expected false alerts up to %.3g per 1,000 faces%s, over the policy's limit of %.3g "
+				       "(vigild.max_expected_false_alerts): raise the thresholds or shrink the watchlists",
+				       out->bound == 1 ? out->low : out->high, out->bound == 1 ? " or more" : "",
+				       req->max_expected_per_1000);
+	}
+	return 0;
+}
+
 int mgmt_deployment_create(struct mgmt_db *db, const struct mgmt_actor *who, const struct mgmt_deployment_request *req,
 			   int64_t *id, char *err, size_t errlen)
 {
-	char detail[2048], e_name[256], e_loc[512], object[32];
+	char detail[2048], e_name[256], e_loc[512], object[32], e_expected[400];
 	sqlite3_stmt *st;
 	int64_t new_id;
 	int rc;
@@ -159,6 +203,17 @@ int mgmt_deployment_create(struct mgmt_db *db, const struct mgmt_actor *who, con
 	for (size_t i = 0; i < req->n_watchlists; i++)
 		if ((rc = mgmt_watchlist_check_for_deployment(db, req->watchlists[i], req->seals[i], err, errlen)) < 0)
 			return rc;
+	struct mgmt_expected expected;
+	if ((rc = request_expected(db, req, &expected, err, errlen)) < 0) {
+		if (rc == -EDOM) {
+			/* the policy said no: who asked for what, on the record */
+			mgmt_expected_json(&expected, e_expected, sizeof(e_expected));
+			snprintf(detail, sizeof(detail), "{\"why\":\"over the expected false alerts limit\",\"limit\":%.6g,"
+				 "\"expected_false_alerts\":%s}", req->max_expected_per_1000, e_expected);
+			mgmt_audit_append(db, who, "deployment.create.refused", "deployment/new", detail, NULL);
+		}
+		return rc;
+	}
 
 	rc = mgmt_tx_begin(db);
 	if (rc < 0)
@@ -197,12 +252,15 @@ int mgmt_deployment_create(struct mgmt_db *db, const struct mgmt_actor *who, con
 		if (rc != SQLITE_DONE)
 			goto out_rollback;
 	}
+	if (mgmt_expected_store(db, new_id, &expected) < 0)
+		goto out_rollback;
 	json_escape(e_name, sizeof(e_name), req->name);
 	json_escape(e_loc, sizeof(e_loc), req->location);
+	mgmt_expected_json(&expected, e_expected, sizeof(e_expected));
 	snprintf(detail, sizeof(detail),
 		 "{\"name\":\"%s\",\"use_case\":\"%s\",\"location\":\"%s\",\"start\":%" PRId64 ",\"end\":%" PRId64
-		 ",\"watchlists\":%zu}",
-		 e_name, use_case_names[req->use_case], e_loc, req->start_s, req->end_s, req->n_watchlists);
+		 ",\"watchlists\":%zu,\"expected_false_alerts\":%s}",
+		 e_name, use_case_names[req->use_case], e_loc, req->start_s, req->end_s, req->n_watchlists, e_expected);
 	snprintf(object, sizeof(object), "deployment/%" PRId64, new_id);
 	if (mgmt_audit_append_tx(db, who, "deployment.create", object, detail, NULL) < 0)
 		goto out_rollback;
@@ -327,7 +385,7 @@ static void add_seal_text(void *arg, const struct mgmt_watchlist *w, const char 
 int mgmt_deployment_authorise(struct mgmt_db *db, const struct mgmt_actor *who, int64_t id, bool approve,
 			      const char *reasons, char *err, size_t errlen)
 {
-	char requester[128], object[32], detail[4200 + sizeof(((struct seal_text *)0)->buf)], e_reasons[4096];
+	char requester[128], object[32], detail[4600 + sizeof(((struct seal_text *)0)->buf)], e_reasons[4096];
 	int64_t req_uid;
 	int rc;
 
@@ -368,7 +426,13 @@ int mgmt_deployment_authorise(struct mgmt_db *db, const struct mgmt_actor *who, 
 	/* What was approved, in the record: the watchlists by the seals the request bound. */
 	struct seal_text seals = { .buf = { 0 } };
 	mgmt_deployment_watchlists(db, id, add_seal_text, &seals);
-	snprintf(detail, sizeof(detail), "{\"reasons\":\"%s\",\"watchlists\":[%s]}", e_reasons, seals.buf);
+	/* and the false alerts it was expected to raise, as the authoriser was shown them */
+	struct mgmt_expected expected;
+	char e_expected[400] = "{\"stated\":false}";
+	if (mgmt_deployment_expected(db, id, &expected) == 0)
+		mgmt_expected_json(&expected, e_expected, sizeof(e_expected));
+	snprintf(detail, sizeof(detail), "{\"reasons\":\"%s\",\"watchlists\":[%s],\"expected_false_alerts\":%s}", e_reasons,
+		 seals.buf, e_expected);
 	rc = mgmt_audit_append_tx(db, who, approve ? "deployment.authorise" : "deployment.refuse", object, detail, NULL);
 	if (rc < 0 || (rc = mgmt_tx_commit(db)) < 0) {
 		mgmt_tx_rollback(db);

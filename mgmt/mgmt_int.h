@@ -54,4 +54,11 @@ int64_t mgmt_alerts_needing_faces(struct mgmt_db *db, const char *seal);
 /* Add N faces scanned now to deployment ID's current hour (mgmt_deployment_add_scanned's record). */
 int mgmt_scanned_hour_add(struct mgmt_db *db, int64_t id, uint64_t n);
 
+/* ---- the expected false alerts (mgmt_expected.c) ----------------------------------------------- */
+
+/* Keep E with deployment ID's request (inside the caller's transaction). 0 or -EIO. */
+int mgmt_expected_store(struct mgmt_db *db, int64_t id, const struct mgmt_expected *e);
+/* E as an audit entry's JSON object (its strings are model-id and hex characters only). */
+int mgmt_expected_json(const struct mgmt_expected *e, char *buf, size_t len);
+
 #endif /* MGMT_INT_H */

@@ -72,6 +72,7 @@ int mgmt_read_fd(int fd, uint64_t max, uint8_t **out, size_t *len)
 }
 
 struct wl_file {
+	char model[32];
 	uint32_t id, d, n;
 	float threshold;
 	const uint8_t *entries; /* n x { subject[64], u32 watchlist, f32 desc[d] } */
@@ -88,6 +89,14 @@ static int wl_parse(const uint8_t *buf, size_t len, struct wl_file *f, char *err
 		return vg_errf(err, errlen, -EINVAL, "not a watchlist file (vigilctl watchlist import writes them)");
 	if (mgmt_le32(buf + 8) != 1 || mgmt_le32(buf + 12) != WL_HEADER_BYTES)
 		return vg_errf(err, errlen, -EINVAL, "watchlist file version %u is not 1", mgmt_le32(buf + 8));
+	/* the model it was enrolled with: 1..31 bytes, NUL-padded to 32 */
+	if (!buf[16] || !memchr(buf + 16, '\0', 32))
+		return vg_errf(err, errlen, -EINVAL, "watchlist file: its model id is empty or not terminated");
+	memcpy(f->model, buf + 16, 32);
+	/* an id that ends up in records and on terminals: the characters model ids use, nothing else */
+	if (strspn(f->model, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:@+-") != strlen(f->model))
+		return vg_errf(err, errlen, -EINVAL, "watchlist file: its model id holds characters other than letters, "
+			       "digits and . _ : @ + -");
 	f->d = mgmt_le32(buf + 48);
 	n_wl = mgmt_le32(buf + 56);
 	f->n = mgmt_le32(buf + 60);
@@ -170,7 +179,7 @@ int mgmt_watchlist_get(struct mgmt_db *db, const char *id, struct mgmt_watchlist
 
 	if (sqlite3_prepare_v2(db->sql,
 			       "SELECT id, name, threshold, subjects, sha256, path, faces_path IS NOT NULL, created_by,"
-			       " created_ns, state, ended_by, COALESCE(ended_ns, 0), end_reason FROM watchlists WHERE id = ?",
+			       " created_ns, state, ended_by, COALESCE(ended_ns, 0), end_reason, model FROM watchlists WHERE id = ?",
 			       -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -190,6 +199,7 @@ int mgmt_watchlist_get(struct mgmt_db *db, const char *id, struct mgmt_watchlist
 		copy_col(out->ended_by, sizeof(out->ended_by), st, 10);
 		out->ended_ns = sqlite3_column_int64(st, 11);
 		copy_col(out->end_reason, sizeof(out->end_reason), st, 12);
+		copy_col(out->model, sizeof(out->model), st, 13);
 		rc = 0;
 	} else {
 		rc = rc == SQLITE_DONE ? -ENOENT : -EIO;
@@ -269,7 +279,7 @@ int mgmt_watchlist_add(struct mgmt_db *db, const struct mgmt_actor *who, int fd,
 	}
 	if (sqlite3_prepare_v2(db->sql,
 			       "INSERT INTO watchlists (id, name, threshold, subjects, sha256, path, faces_path, faces_key,"
-			       " created_by, created_uid, created_ns, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+			       " created_by, created_uid, created_ns, state, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)",
 			       -1, &st, NULL) != SQLITE_OK)
 		goto out_rollback;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
@@ -285,6 +295,7 @@ int mgmt_watchlist_add(struct mgmt_db *db, const struct mgmt_actor *who, int fd,
 	sqlite3_bind_text(st, 9, who->name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 10, who->uid);
 	sqlite3_bind_int64(st, 11, (int64_t)vg_clock_realtime_ns());
+	sqlite3_bind_text(st, 12, f.model, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
@@ -294,8 +305,8 @@ int mgmt_watchlist_add(struct mgmt_db *db, const struct mgmt_actor *who, int fd,
 	snprintf(object, sizeof(object), "watchlist/%s", id);
 	snprintf(detail, sizeof(detail),
 		 "{\"name\":\"%s\",\"threshold\":%.4f,\"subjects\":%" PRIu32 ",\"sha256\":\"%s\",\"enrolment_crops\":%" PRIu32
-		 "}",
-		 e_name, (double)f.threshold, f.n, seal_hex, n_faces);
+		 ",\"model\":\"%s\"}",
+		 e_name, (double)f.threshold, f.n, seal_hex, n_faces, f.model);
 	if (mgmt_audit_append_tx(db, who, "watchlist.add", object, detail, NULL) < 0)
 		goto out_rollback;
 	rc = mgmt_tx_commit(db);

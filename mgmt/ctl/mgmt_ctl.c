@@ -266,6 +266,14 @@ void mgmt_ctl_set_max_window(struct mgmt_ctl *ctl, int64_t max_window_s)
 	ctl->max_window_s = max_window_s;
 }
 
+void mgmt_ctl_set_model(struct mgmt_ctl *ctl, const char *model_id, const struct match_calib *calib,
+			double max_expected_per_1000)
+{
+	snprintf(ctl->model_id, sizeof(ctl->model_id), "%s", model_id ? model_id : "");
+	ctl->calib = calib;
+	ctl->max_expected_per_1000 = max_expected_per_1000;
+}
+
 void mgmt_ctl_set_probe(struct mgmt_ctl *ctl, mgmt_probe_fn *probe)
 {
 	ctl->probe = probe;

@@ -72,6 +72,32 @@ int mgmt_act_status(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *
 	return 0;
 }
 
+/* The expected false alerts as replies give them: the figures, what they rest on, and the text
+ * people read. */
+static json_t *expected_json(const struct mgmt_expected *e, double limit)
+{
+	char text[700];
+	json_t *j;
+
+	mgmt_expected_text(e, text, sizeof(text));
+	j = json_pack("{s:b, s:s, s:s}", "stated", e->stated, "text", text, "statement", e->statement);
+	if (j && e->stated) {
+		json_object_set_new(j, "per_1000", json_real(e->per_1000));
+		json_object_set_new(j, "low", json_real(e->low));
+		json_object_set_new(j, "high", json_real(e->high));
+		json_object_set_new(j, "bound", json_string(e->bound < 0 ? "at most" : e->bound > 0 ? "at least" : "estimate"));
+		json_object_set_new(j, "model", json_string(e->model));
+		json_object_set_new(j, "calibration", json_string(e->calibration_seal));
+		if (e->faces_per_hour > 0) {
+			json_object_set_new(j, "faces_per_hour", json_real(e->faces_per_hour));
+			json_object_set_new(j, "per_hour", json_real(e->per_1000 * e->faces_per_hour / 1000));
+		}
+	}
+	if (j && limit > 0)
+		json_object_set_new(j, "policy_limit_per_1000", json_real(limit));
+	return j;
+}
+
 static const char *const use_cases[] = { "crime-hotspot", "protective-security", "sought-persons" };
 
 int mgmt_act_deployment_create(struct mgmt_ctl *ctl, const struct mgmt_actor *who, json_t *args, json_t **result,
@@ -112,10 +138,17 @@ int mgmt_act_deployment_create(struct mgmt_ctl *ctl, const struct mgmt_actor *wh
 	req.n_watchlists = json_array_size(wl);
 	req.now_s = (int64_t)time(NULL);
 	req.max_window_s = ctl->max_window_s;
+	req.model_id = ctl->model_id[0] ? ctl->model_id : NULL;
+	req.calib = ctl->calib;
+	req.max_expected_per_1000 = ctl->max_expected_per_1000;
 	rc = mgmt_deployment_create(ctl->db, who, &req, &id, err, errlen);
 	if (rc < 0)
 		return rc;
+	/* the requester sees at once what the authoriser will see */
+	struct mgmt_expected e;
 	*result = json_pack("{s:I}", "id", (json_int_t)id);
+	if (*result && mgmt_deployment_expected(ctl->db, id, &e) == 0)
+		json_object_set_new(*result, "expected_false_alerts", expected_json(&e, ctl->max_expected_per_1000));
 	return 0;
 }
 
@@ -252,13 +285,22 @@ int mgmt_act_deployment_show(struct mgmt_ctl *ctl, const struct mgmt_actor *who,
 		return vg_errf(err, errlen, rc, "no deployment %" PRId64, id);
 	*result = deployment_json(&d, true);
 	/* The figures the public record publishes: faces scanned, alerts, and how they were judged. */
-	struct mgmt_transparency t;
+	struct mgmt_transparency t = { 0 };
 	if (mgmt_deployment_transparency(ctl->db, id, &t) == 0)
 		json_object_set_new(*result, "transparency",
 				    json_pack("{s:I, s:I, s:I, s:I, s:I}", "faces_scanned", (json_int_t)t.faces_scanned,
 					      "alerts", (json_int_t)t.alerts, "confirmed", (json_int_t)t.confirmed,
 					      "rejected_false", (json_int_t)t.rejected, "unreviewed",
 					      (json_int_t)t.unreviewed));
+	/* what the request was expected to cost, beside what reviewers found */
+	struct mgmt_expected e;
+	if (mgmt_deployment_expected(ctl->db, id, &e) == 0) {
+		json_t *ej = expected_json(&e, 0);
+		if (ej && t.faces_scanned > 0)
+			json_object_set_new(ej, "measured_false_per_1000",
+					    json_real(1000.0 * (double)t.rejected / (double)t.faces_scanned));
+		json_object_set_new(*result, "expected_false_alerts", ej);
+	}
 	json_t *wls = json_array();
 	mgmt_deployment_watchlists(ctl->db, id, add_bound_watchlist, wls);
 	json_object_set_new(*result, "watchlists", wls);

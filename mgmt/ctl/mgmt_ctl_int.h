@@ -76,6 +76,9 @@ struct mgmt_ctl {
 	mgmt_outcome_fn *outcome;       /* review outcomes to the evidence store, lent by vigild */
 	void *outcome_arg;
 	int64_t max_window_s;           /* deployment.create's limit (vigild.max_window_hours) */
+	char model_id[32];              /* the model vigild runs ("": unknown) */
+	const struct match_calib *calib; /* its calibration, lent by vigild (NULL: none) */
+	double max_expected_per_1000;   /* vigild.max_expected_false_alerts (0: no limit) */
 	mgmt_capture_status_fn *capture_status; /* the live pipeline, for status; NULL outside vigild serve */
 	void *capture_arg;
 };

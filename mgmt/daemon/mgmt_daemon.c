@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gpu.h"
+#include "match_calib.h"
 #include "mgmt_daemon_int.h"
 #include "mgmt_daemon_metrics.h"
 #include "vg_base.h"
@@ -56,6 +58,14 @@ static const struct vg_conf_entry daemon_entries[] = {
 	VG_CONF_INT("vigild.max_window_hours", VG_CONF_RESTART, struct mgmt_daemon_conf, max_window_hours, "744", 1, 8784,
 		    "the longest window one authorisation may cover, in hours (a permanent site renews its "
 		    "authorisation); requests for longer are refused"),
+	VG_CONF_DOUBLE("vigild.max_expected_false_alerts", VG_CONF_RESTART, struct mgmt_daemon_conf,
+		       max_expected_false_alerts, "0", 0, 1000,
+		       "the most false alerts per 1,000 faces a deployment may be expected to raise (the upper end "
+		       "of the model calibration's 95% interval); requests above it, or with no calibration to "
+		       "state it, are refused; 0: no limit (the figure is still shown and audited)"),
+	VG_CONF_INT("vigild.track_fusion", VG_CONF_RESTART, struct mgmt_daemon_conf, track_fusion, "0", 0, 8,
+		    "match each track's best N sightings fused into one descriptor as well (2..8; raises "
+		    "finding rates, holds a track's descriptors for its life, about a second); 0: off"),
 	VG_CONF_INT("vigild.batch", VG_CONF_RESTART, struct mgmt_daemon_conf, capture_batch, "0", 0, 64,
 		    "frames of all cameras per batch of the face nets (0: 1 on the CPU, 32 on a GPU)"),
 };
@@ -68,6 +78,36 @@ const struct vg_conf_table mgmt_daemon_conf_table = {
 };
 
 static const struct mgmt_actor vigild_actor = { "vigild", 0, 0 };
+
+/* What the daemon knows of the model the capture runs: its identity and calibration. */
+struct daemon_model {
+	struct gpu_model_info info;
+	bool identified;
+	struct match_calib calib;
+	bool calibrated;
+};
+
+/*
+ * Identify the model in DIR and load the calibration beside it (bound to its digest). Neither is
+ * fatal: without them the expected false alerts are "not stated" (and a policy limit refuses).
+ */
+static void model_load(struct daemon_model *m, const char *dir)
+{
+	char err[512], path[512];
+	int rc;
+
+	memset(m, 0, sizeof(*m));
+	if ((rc = gpu_model_identify(dir, &m->info, err, sizeof(err))) < 0) {
+		VG_LOG(MGMT, WARN, "the face model cannot be identified (%s): watchlists' models go unchecked", err);
+		return;
+	}
+	m->identified = true;
+	snprintf(path, sizeof(path), "%s/%s", dir, MATCH_CALIB_FILE);
+	rc = match_calib_load(&m->calib, path, m->info.digest, err, sizeof(err));
+	m->calibrated = rc == 0;
+	if (rc < 0)
+		VG_LOG(MGMT, WARN, "model %s: no calibration (%s): expected false alerts cannot be stated", m->info.id, err);
+}
 
 /* Tell systemd (Type=notify) what we are doing; a no-op outside systemd. */
 static void sd_notify_state(const char *state)
@@ -434,6 +474,10 @@ int mgmt_daemon_run(const struct mgmt_daemon_conf *conf, const char *config_path
 	struct mgmt_capture capture = { 0 };
 	struct mgmt_capture_purge purge = { &capture, db };
 	lend_hooks(ctl, &live, &live_set, &dl, &capture, &purge);
+	struct daemon_model model;
+	model_load(&model, live.models_dir);
+	mgmt_ctl_set_model(ctl, model.identified ? model.info.id : NULL, model.calibrated ? &model.calib : NULL,
+			   live.max_expected_false_alerts);
 	if (live.metrics_listen[0]) {
 		rc = mgmt_metrics_start(&metrics, live.metrics_listen, NULL, err, errlen);
 		if (rc < 0)
@@ -449,7 +493,11 @@ int mgmt_daemon_run(const struct mgmt_daemon_conf *conf, const char *config_path
 	}
 	drop_capabilities();
 	mgmt_metrics_set(metrics, MGMT_GAUGE_UP_SINCE, (int64_t)time(NULL));
-	mgmt_audit_append(db, &vigild_actor, "vigild.start", live.state_dir, NULL, NULL);
+	/* which model and calibration this run judges requests by, on the record */
+	char start_detail[256];
+	snprintf(start_detail, sizeof(start_detail), "{\"model\":\"%s\",\"calibration\":\"%s\"}",
+		 model.identified ? model.info.id : "", model.calibrated ? model.calib.seal : "");
+	mgmt_audit_append(db, &vigild_actor, "vigild.start", live.state_dir, start_detail, NULL);
 	sd_notify_state("READY=1\nSTATUS=serving");
 	VG_LOG(MGMT, NOTICE, "serving on %s", live.socket_path);
 
@@ -501,6 +549,7 @@ out_stop_metrics:
 	mgmt_metrics_stop(&metrics);
 out_close_ctl:
 	mgmt_ctl_close(&ctl);
+	match_calib_free(&model.calib);
 	mgmt_people_free(&dl.retired);
 out_close_db:
 	mgmt_db_close(&db);

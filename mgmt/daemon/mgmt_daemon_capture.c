@@ -236,8 +236,9 @@ static int capture_start(struct mgmt_capture *cap, struct mgmt_db *db, const str
 		rc = -EIO;
 		goto out_close;
 	}
-	char batch[24];
+	char batch[24], fusion[24];
 	snprintf(batch, sizeof(batch), "%" PRId64, conf->capture_batch); /* before the fork, like all of argv */
+	snprintf(fusion, sizeof(fusion), "%" PRId64, conf->track_fusion);
 	pid_t parent = getpid();
 	pid = fork();
 	if (pid < 0) {
@@ -262,7 +263,7 @@ static int capture_start(struct mgmt_capture *cap, struct mgmt_db *db, const str
 				       "--state-dir", conf->state_dir, "--deployment", dep, "--report", report,
 				       "--metrics-file", metrics, "--gpu", mgmt_capture_nets[conf->capture_nets],
 				       "--decode", mgmt_capture_decode[conf->capture_decode],
-				       conf->capture_batch ? "--batch" : NULL, batch, NULL };
+				       "--track-fusion", fusion, conf->capture_batch ? "--batch" : NULL, batch, NULL };
 		execv(exe, (char *const *)argv);
 		_exit(127);
 	}

@@ -52,6 +52,7 @@ struct mgmt_actor {
 };
 
 struct mgmt_db;
+struct match_calib;
 
 /**
  * Open (creating if need be) the database at PATH and bring its schema to the current version.
@@ -189,7 +190,48 @@ struct mgmt_deployment_request {
 	/* The time rules the request is judged by (mgmt_deployment_times_check). */
 	int64_t now_s;                 /* when it is requested (0: the wall clock) */
 	int64_t max_window_s;          /* the longest window one authorisation may cover (0: the default) */
+	/* The false alerts it should be expected to raise (mgmt_expected_compute), and the policy. */
+	const char *model_id;          /* the model vigild runs: each watchlist must have been enrolled
+					  with it (NULL: not checked) */
+	const struct match_calib *calib; /* that model's calibration (match_calib.h); NULL: it has none */
+	double max_expected_per_1000;  /* refuse a request whose expected false alerts per 1,000 faces
+					  may exceed this (the interval's upper end); 0: no limit */
 };
+
+/*
+ * The false alerts a deployment should be expected to raise, from the model's calibration, each
+ * watchlist's size and threshold: shown to the requester and the authoriser before anyone decides,
+ * audited with the request and the authorisation, and published beside the measured rate.
+ */
+struct mgmt_expected {
+	bool stated;                /* false: the model has no calibration, so nothing can be stated */
+	double per_1000, low, high; /* false alerts per 1,000 faces of people not on the watchlists: the
+				       estimate and its 95% interval */
+	int bound;                  /* 0: estimated; -1: the calibration shows only "at most HIGH";
+				       +1: only "at least LOW" */
+	double faces_per_hour;      /* the cameras' measured face rate (busy hours of the last 30 days);
+				       0: none measured yet */
+	char calibration_seal[65];  /* the calibration file's sha256 */
+	char model[32];
+	char statement[400];        /* what the figure rests on and what it cannot support, in words */
+};
+
+/*
+ * The expectation for watchlists of SUBJECTS[i] people at THRESHOLDS[i] (the matcher's metric;
+ * N of them) under CALIB (NULL: not stated): a passer-by raises a false alert when any watchlist
+ * has a false match, 1 - prod_i (1 - FMR(t_i))^N_i. FACES_PER_HOUR is copied.
+ */
+void mgmt_expected_compute(const struct match_calib *calib, const uint64_t *subjects, const double *thresholds,
+			   size_t n, double faces_per_hour, struct mgmt_expected *out /* OUT */);
+
+/** The face rate the appliance measured: faces per busy hour over the 30 days before NOW_S (0: none). */
+double mgmt_measured_faces_per_hour(struct mgmt_db *db, int64_t now_s);
+
+/** Deployment ID's expectation as its request stated it (stated false for one made before). */
+int mgmt_deployment_expected(struct mgmt_db *db, int64_t id, struct mgmt_expected *out /* OUT */);
+
+/** One line for people: "0.42 (0.31 to 0.55) false alerts per 1,000 faces; about 3.1 an hour at ...". */
+void mgmt_expected_text(const struct mgmt_expected *e, char *buf, size_t len);
 
 /*
  * Times a deployment may have: START at most MGMT_DEPLOYMENT_PAST_MAX_S before NOW_S (a request
@@ -399,6 +441,7 @@ enum mgmt_watchlist_state {
 
 struct mgmt_watchlist {
 	char id[16];
+	char model[32];       /* the model it was enrolled with (from the file); "" if not known */
 	char name[128];
 	double threshold;
 	uint64_t subjects;

@@ -50,8 +50,9 @@ static int authorise_and_load(struct pipeline *p, const char *run_desc, char *er
 			       p->conf.deployment);
 	}
 
+	/* The model the nets run: a watchlist enrolled with another is refused by the matcher's load. */
 	struct match_db_conf mc = { .d = GPU_DESCRIPTOR_DIM, .metric = MATCH_METRIC_L2, .n_shards = 1,
-				    .model = "face-api-1.7.15", .kernel = MATCH_KERNEL_AUTO };
+				    .model = gpu_model_info_of(p->model)->id, .kernel = MATCH_KERNEL_AUTO };
 	rc = match_db_open(&p->match, &mc, err, errlen);
 	if (rc < 0)
 		return rc;
@@ -235,6 +236,23 @@ int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const
 		goto out_close;
 	}
 	p->crop = vg_pool_get(p->crop_pool);
+	if (p->conf.track_fusion == 1)
+		p->conf.track_fusion = 0; /* one sighting fused is the sighting: off */
+	if (p->conf.track_fusion) {
+		/* the tracks' templates: biometric, each zeroed when its track is over */
+		if (p->conf.track_fusion > PIPELINE_FUSION_MAX) {
+			rc = vg_errf(err, errlen, -EINVAL, "track fusion fuses 2 to %d sightings, not %u", PIPELINE_FUSION_MAX,
+				     p->conf.track_fusion);
+			goto out_close;
+		}
+		rc = vg_pool_create(&p->templates_pool, "templates",
+				    (size_t)DP_MAX_CAMERAS * MAX_TRACKS * sizeof(struct track_template), 1, VG_POOL_BIOMETRIC);
+		if (rc < 0) {
+			vg_errf(err, errlen, rc, "templates pool: %s", vg_strerror(rc));
+			goto out_close;
+		}
+		p->templates = vg_pool_get(p->templates_pool);
+	}
 	/* a batch's faces and their descriptors: biometric, zeroed as each batch retires */
 	{
 		size_t nf = (size_t)p->batch_max * MAX_FACES;
@@ -313,6 +331,7 @@ void pipeline_close(struct pipeline **pp)
 	free(p->res);
 	gpu_model_close(&p->model);
 	vg_pool_destroy(&p->crop_pool);
+	vg_pool_destroy(&p->templates_pool);
 	free(p->alerts);
 	free(p);
 	*pp = NULL;

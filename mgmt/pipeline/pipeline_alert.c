@@ -58,8 +58,15 @@ static void locator(const struct store_handle *h, char *buf, size_t len)
 		 h->segment, h->offset, h->len, h->seq);
 }
 
+/* The metric an alert names: "l2", or "l2-track" when the track's fused template matched and the
+ * sighting alone did not (the reviewer should know the crop shown did not match by itself). */
+static const char *alert_metric(bool fused)
+{
+	return fused ? "l2-track" : "l2";
+}
+
 static void fill_store_alert(const struct pipeline *p, unsigned cam, const struct camera *c, const struct track *t,
-			     const struct gpu_face *f, const struct match_hit *hit, struct store_alert *sa)
+			     const struct gpu_face *f, const struct match_hit *hit, bool fused, struct store_alert *sa)
 {
 	memset(sa, 0, sizeof(*sa));
 	sa->deployment = (uint64_t)p->conf.deployment;
@@ -70,8 +77,8 @@ static void fill_store_alert(const struct pipeline *p, unsigned cam, const struc
 	/* The store's record holds 63 bytes of the id (a 64-byte id is cut); mgmt's alert keeps it whole. */
 	snprintf(sa->subject, sizeof(sa->subject), "%.63s", hit->subject);
 	snprintf(sa->watchlist, sizeof(sa->watchlist), "%u", hit->watchlist);
-	snprintf(sa->metric, sizeof(sa->metric), "l2");
-	snprintf(sa->model, sizeof(sa->model), "face-api-1.7.15");
+	snprintf(sa->metric, sizeof(sa->metric), "%s", alert_metric(fused));
+	snprintf(sa->model, sizeof(sa->model), "%s", gpu_model_info_of(p->model)->id);
 	sa->value = hit->value;
 	sa->threshold = pipeline_threshold_of(p, hit->watchlist);
 	for (int i = 0; i < 4; i++)
@@ -98,7 +105,7 @@ static void better_evidence(struct pipeline *p, unsigned cam, struct camera *c, 
 
 	if (!pipeline_crop_better(q, t->best_quality[k]) || !a->mgmt_id)
 		return;
-	fill_store_alert(p, cam, c, t, f, hit, &sa);
+	fill_store_alert(p, cam, c, t, f, hit, false, &sa);
 	put_evidence(p, c, f, &sa, &h);
 	if (!h.saved)
 		return;
@@ -111,7 +118,7 @@ static void better_evidence(struct pipeline *p, unsigned cam, struct camera *c, 
 }
 
 static void raise_alert(struct pipeline *p, unsigned cam, struct camera *c, struct track *t, const struct gpu_face *f,
-			const struct match_hit *hit)
+			const struct match_hit *hit, bool fused)
 {
 	struct store_alert sa;
 	struct alert *a;
@@ -129,7 +136,7 @@ static void raise_alert(struct pipeline *p, unsigned cam, struct camera *c, stru
 	for (int i = 0; i < 4; i++)
 		a->box[i] = (int32_t)lround(f->box[i]);
 
-	fill_store_alert(p, cam, c, t, f, hit, &sa);
+	fill_store_alert(p, cam, c, t, f, hit, fused, &sa);
 	put_evidence(p, c, f, &sa, &a->evidence);
 
 	/* Then the alert itself, for a person to review (invariant 3); after the evidence is durable, so
@@ -141,7 +148,7 @@ static void raise_alert(struct pipeline *p, unsigned cam, struct camera *c, stru
 	snprintf(ma.subject, sizeof(ma.subject), "%s", hit->subject);
 	snprintf(ma.watchlist, sizeof(ma.watchlist), "%u", hit->watchlist);
 	snprintf(ma.watchlist_seal, sizeof(ma.watchlist_seal), "%s", pipeline_watchlist_seal(p, hit->watchlist));
-	snprintf(ma.metric, sizeof(ma.metric), "l2");
+	snprintf(ma.metric, sizeof(ma.metric), "%s", alert_metric(fused));
 	memcpy(ma.box, a->box, sizeof(ma.box));
 	if (a->evidence.saved)
 		locator(&a->evidence, ma.evidence, sizeof(ma.evidence));
@@ -150,6 +157,43 @@ static void raise_alert(struct pipeline *p, unsigned cam, struct camera *c, stru
 	/* The faces scanned so far join the public record with each alert, and at the end. */
 	mgmt_deployment_add_scanned(p->db, p->conf.deployment, p->faces_scanned - p->scanned_reported);
 	p->scanned_reported = p->faces_scanned;
+}
+
+/*
+ * Track fusion: keep this sighting (the KEEP_INDEX-th gated face of the batch, on track T of
+ * camera CAM) in T's template, and when the sighting alone did not match (*R), match the template's
+ * fused descriptor instead: its result into FUSED and *R pointed at it when it passes.
+ */
+static void fuse_sighting(struct pipeline *p, unsigned cam, const struct track *t, int keep_index,
+			  const struct match_result **r, struct match_result *fused)
+{
+	struct track_template *tt = &p->templates[(size_t)cam * MAX_TRACKS + (size_t)(t - p->cams[cam].tracks.t)];
+	const float *desc = p->q + (size_t)keep_index * GPU_DESCRIPTOR_DIM;
+	float q[GPU_DESCRIPTOR_DIM];
+
+	pipeline_template_add(tt, t->id, desc, pipeline_crop_quality(&p->faces[p->keep[keep_index]]), p->conf.track_fusion);
+	if (((*r)->n && (*r)->hit[0].pass) || tt->n < 2)
+		return;
+	pipeline_template_fuse(tt, q);
+	if (match_query(p->ctx, q, 1, 1, fused) == 1 && fused->n && fused->hit[0].pass) {
+		*r = fused;
+		p->fused_matches++;
+	}
+	vg_scrub(q, sizeof(q));
+}
+
+/* The templates of camera CAM's tracks that are over (not seen for TRACK_TTL_S), zeroed. */
+static void templates_sweep(struct pipeline *p, unsigned cam)
+{
+	const struct camera *c = &p->cams[cam];
+
+	for (int i = 0; i < MAX_TRACKS; i++) {
+		struct track_template *tt = &p->templates[(size_t)cam * MAX_TRACKS + (size_t)i];
+		const struct track *t = &c->tracks.t[i];
+
+		if (tt->track && (!t->live || t->id != tt->track || (double)(c->pts - t->last_pts) > TRACK_TTL_S * 90000))
+			pipeline_template_clear(tt);
+	}
 }
 
 /* Frame I of the batch, once its faces are matched: counts, tracks, alerts, in frame order. Its
@@ -181,8 +225,11 @@ int pipeline_frame_results(struct pipeline *p, unsigned i, int k0, int nkeep, bo
 	for (int j = 0; matched && j < nk; j++) {
 		const struct gpu_face *f = &p->faces[p->keep[k0 + j]];
 		const struct match_result *r = &p->res[k0 + j];
+		struct match_result fused;
 		struct track *t = tracks[j];
 
+		if (t && p->templates)
+			fuse_sighting(p, b->cam, t, k0 + j, &r, &fused);
 		if (r->n == 0 || !r->hit[0].pass || !t)
 			continue;
 		c->n.faces_matched++;
@@ -196,12 +243,14 @@ int pipeline_frame_results(struct pipeline *p, unsigned i, int k0, int nkeep, bo
 			if (p->n_alerts >= MAX_ALERTS)
 				break;
 			pipeline_track_alerted(t, r->hit[0].subject, p->n_alerts, pipeline_crop_quality(f));
-			raise_alert(p, b->cam, c, t, f, &r->hit[0]);
+			raise_alert(p, b->cam, c, t, f, &r->hit[0], r == &fused);
 			break;
 		case PIPELINE_SIGHTING_TRACK_FULL:
 			break;
 		}
 	}
+	if (p->templates)
+		templates_sweep(p, b->cam);
 	c->rgb = NULL;
 	return k;
 }

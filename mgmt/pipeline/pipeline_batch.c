@@ -70,7 +70,8 @@ static bool batch_match(struct pipeline *p, int nq)
 		const float *q = gpu_cuda_faces_queries(p->gpu, p->keep, nq);
 
 		if (q && match_query_device(p->ctx, q, (unsigned)nq, 1, p->res) == nq)
-			return true;
+			/* track fusion keeps descriptors on the host, in the tracks' templates */
+			return !p->templates || gpu_cuda_faces_descriptors(p->gpu, p->keep, nq, p->q) == 0;
 		/* the GPU's copy of the watchlist is missing or failed: the host matches (counted) */
 		p->match_host_fallbacks += (uint64_t)nq;
 		if (gpu_cuda_faces_descriptors(p->gpu, p->keep, nq, p->q) < 0)

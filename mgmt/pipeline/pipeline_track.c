@@ -106,6 +106,49 @@ enum pipeline_sighting pipeline_track_sighting(const struct track *t, const char
 	return t->n_alerted < TRACK_SUBJECTS_MAX ? PIPELINE_SIGHTING_NEW : PIPELINE_SIGHTING_TRACK_FULL;
 }
 
+void pipeline_template_clear(struct track_template *tt)
+{
+	vg_scrub(tt, sizeof(*tt));
+}
+
+void pipeline_template_add(struct track_template *tt, uint64_t track, const float *desc, double quality, unsigned k)
+{
+	unsigned at;
+
+	if (tt->track != track) {
+		pipeline_template_clear(tt);
+		tt->track = track;
+	}
+	if (k > PIPELINE_FUSION_MAX)
+		k = PIPELINE_FUSION_MAX;
+	if (tt->n < k) {
+		at = tt->n++;
+	} else {
+		/* full: replace the worst, if this one is better */
+		at = 0;
+		for (unsigned i = 1; i < tt->n; i++)
+			if (tt->quality[i] < tt->quality[at])
+				at = i;
+		if (quality <= tt->quality[at])
+			return;
+	}
+	tt->quality[at] = quality;
+	memcpy(tt->desc[at], desc, sizeof(tt->desc[at]));
+}
+
+unsigned pipeline_template_fuse(const struct track_template *tt, float *out)
+{
+	/* the mean in double, summed in a fixed order: the same sightings give the same template */
+	for (unsigned d = 0; d < GPU_DESCRIPTOR_DIM; d++) {
+		double s = 0;
+
+		for (unsigned i = 0; i < tt->n; i++)
+			s += tt->desc[i][d];
+		out[d] = tt->n ? (float)(s / tt->n) : 0.0f;
+	}
+	return tt->n;
+}
+
 void pipeline_track_alerted(struct track *t, const char *subject, unsigned alert_index, double quality)
 {
 	if (VG_NEVER(t->n_alerted >= TRACK_SUBJECTS_MAX))

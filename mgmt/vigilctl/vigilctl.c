@@ -23,6 +23,7 @@ struct verb {
 
 static const struct verb verbs[] = {
 	{"faces", vigilctl_faces, "faces [--json] [--tiny | --tiled] [--models DIR] IMAGE...  find, align and describe faces in still images"},
+	{"model", vigilctl_model, "model [--json] [--models DIR]  which face model this is, and the false alerts its calibration supports"},
 	{"status", vigilctl_status, "status [--json]  what vigild runs, and who you are to it"},
 	{"deployment", vigilctl_deployment,
 	 "deployment create --name N --use-case crime-hotspot|protective-security|sought-persons --location L\n"

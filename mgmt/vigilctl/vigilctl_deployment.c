@@ -63,6 +63,18 @@ static void print_deployment(json_t *d)
 	       json_object_get(d, "authorised_by") ? json_string_value(json_object_get(d, "authorised_by")) : "");
 }
 
+/* The false alerts a deployment is expected to raise, as vigild stated them at the request, and
+ * (once it has scanned faces) the rate reviewers actually rejected. */
+static void print_expected(const char *indent, json_t *e)
+{
+	if (!e)
+		return;
+	printf("%s%s\n", indent, json_string_value(json_object_get(e, "text")));
+	if (json_object_get(e, "measured_false_per_1000"))
+		printf("%smeasured: %.3g false alerts per 1,000 faces (alerts reviewers rejected)\n", indent,
+		       json_real_value(json_object_get(e, "measured_false_per_1000")));
+}
+
 /* Each watchlist named by id alone gets the seal vigild holds it under, printed for the requester. */
 static int resolve_seals(const struct cli *cli, json_t *watchlists)
 {
@@ -100,6 +112,8 @@ static int shown_seals(const struct cli *cli, json_t *args)
 	json_array_foreach(json_object_get(r, "watchlists"), i, w)
 		json_array_append(seals, json_object_get(w, "seal"));
 	json_object_set_new(args, "seals", seals);
+	if (!cli->json) /* what the authoriser approves, in front of them */
+		print_expected("", json_object_get(r, "expected_false_alerts"));
 	json_decref(r);
 	return 0;
 }
@@ -186,6 +200,7 @@ int vigilctl_deployment(int argc, char **argv)
 			       json_real_value(json_object_get(w, "threshold")), json_string_value(json_object_get(w, "state")),
 			       json_string_value(json_object_get(w, "seal")),
 			       json_is_true(json_object_get(w, "seal_matches")) ? "" : " (NOT the watchlist held now)");
+		print_expected("     ", json_object_get(r, "expected_false_alerts"));
 		if (json_object_get(r, "decision_reasons"))
 			printf("     decision: %s\n", json_string_value(json_object_get(r, "decision_reasons")));
 		json_t *t = json_object_get(r, "transparency");
@@ -211,6 +226,7 @@ int vigilctl_deployment(int argc, char **argv)
 	} else {
 		printf("deployment %lld: %s\n", (long long)json_integer_value(json_object_get(r, "id")),
 		       json_object_get(r, "state") ? json_string_value(json_object_get(r, "state")) : "requested");
+		print_expected("", json_object_get(r, "expected_false_alerts"));
 	}
 	json_decref(r);
 out:

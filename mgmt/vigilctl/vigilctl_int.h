@@ -15,7 +15,8 @@
 #include "vg_base.h"
 
 /* ---- the verbs (argv[0] is the verb) ----------------------------------------------------------- */
-int vigilctl_faces(int argc, char **argv);            /* vigilctl_faces.c */
+int vigilctl_faces(int argc, char **argv);
+int vigilctl_model(int argc, char **argv);            /* vigilctl_faces.c */
 int vigilctl_status(int argc, char **argv);           /* vigilctl_status.c */
 int vigilctl_deployment(int argc, char **argv);       /* vigilctl_deployment.c */
 int vigilctl_watchlist(int argc, char **argv);        /* vigilctl_watchlist.c: add|list|show|remove|purge */

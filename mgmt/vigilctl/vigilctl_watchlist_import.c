@@ -466,7 +466,8 @@ static int import_deliver(struct import *im)
 	size_t len = 0;
 	char err[512];
 
-	if (match_file_encode("face-api-1.7.15", GPU_DESCRIPTOR_DIM, MATCH_METRIC_L2, &im->wl, 1, im->entries,
+	/* the model's id goes into the file, so the seal covers which model enrolled it */
+	if (match_file_encode(gpu_model_info_of(im->model)->id, GPU_DESCRIPTOR_DIM, MATCH_METRIC_L2, &im->wl, 1, im->entries,
 			      (unsigned)im->enrolled, &buf, &len, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vigilctl: %s\n", err);
 		return 1;

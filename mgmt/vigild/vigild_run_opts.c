@@ -61,6 +61,7 @@ static const struct run_opt run_opts[] = {
 	{ "analysis-fps", OPT_UINT, ARG(pconf.analysis_fps), 1, 60, NULL },
 	{ "analysis-queue", OPT_UINT, ARG(pconf.queue_depth), 1, 64, NULL },
 	{ "tiled", OPT_SET, ARG(pconf.tiled), 0, 0, NULL },
+	{ "track-fusion", OPT_UINT, ARG(pconf.track_fusion), 0, PIPELINE_FUSION_MAX, "0..8" },
 	{ "progress", OPT_SET, ARG(pconf.progress), 0, 0, NULL },
 	{ "drop-when-behind", OPT_SET, ARG(drop_when_behind), 0, 0, NULL },
 	{ "gpu", OPT_STRING, ARG(pconf.gpu), 0, 0, NULL },
@@ -131,7 +132,9 @@ static void run_usage(FILE *f)
 		   "                  nets, 1..64: default 1 on the CPU, 32 on a GPU; a batch waits 10 ms at most)\n"
 		   "                  [--gpu-max-frame WxH]   (the largest frame the GPU takes, default 3840x2160)\n"
 		   "  metrics:        [--metrics-file PATH]   (Prometheus text, rewritten every 2 s)\n"
-		   "  matching:       --state-dir DIR --deployment ID   (an authorised, active deployment: its watchlists\n"
+		   "  matching:       [--track-fusion N]   (also match each track's best N sightings fused into one\n"
+		   "                  descriptor, when a sighting alone does not match; 0..8; 0 or 1: off)\n"
+		   "                  --state-dir DIR --deployment ID   (an authorised, active deployment: its watchlists\n"
 		   "                  come from vigild's custody by the seals its authorisation bound; --watchlist FILE\n"
 		   "                  may only name one of those custody files)\n");
 }

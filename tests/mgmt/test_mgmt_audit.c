@@ -300,7 +300,7 @@ int main(void)
 	CHECK_EQ_INT(mgmt_db_open(&db, test_db_path, err, sizeof(err)), 0);
 	if (!db)
 		return 1;
-	CHECK_EQ_INT(mgmt_db_schema_version(db), 5); /* every migration ran */
+	CHECK_EQ_INT(mgmt_db_schema_version(db), 6); /* every migration ran */
 	CHECK_EQ_INT(mgmt_audit_verify(db, &r), 0); /* empty log, no anchor yet */
 	CHECK_EQ_INT(r.entries, 0);
 	CHECK_EQ_INT(mgmt_audit_append(db, &admin, "", "x", NULL, NULL), -EINVAL);

@@ -62,8 +62,9 @@ static inline void test_put32(uint8_t *p, uint32_t v)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* A matcher file (match.h's format), d = 16, N subjects "S-0".."S-<n-1>", in a memfd. CORRUPT flips a byte. */
-static inline int test_wl_file(uint32_t id, float threshold, unsigned n, bool corrupt)
+/* A matcher file (match.h's format) enrolled with MODEL, d = 16, N subjects "S-0".."S-<n-1>", in a
+ * memfd. CORRUPT flips a byte. */
+static inline int test_wl_file_of(const char *model, uint32_t id, float threshold, unsigned n, bool corrupt)
 {
 	size_t entry = 64 + 4 + 16 * 4, len = 64 + 8 + n * entry + 32;
 	uint8_t *b = calloc(1, len);
@@ -72,7 +73,7 @@ static inline int test_wl_file(uint32_t id, float threshold, unsigned n, bool co
 	memcpy(b, "VGWLIST\0", 8);
 	test_put32(b + 8, 1);
 	test_put32(b + 12, 64);
-	memcpy(b + 16, "face-api-1.7.15", 15);
+	memcpy(b + 16, model, strnlen(model, 31));
 	test_put32(b + 48, 16);
 	test_put32(b + 52, 0);
 	test_put32(b + 56, 1);
@@ -95,6 +96,12 @@ static inline int test_wl_file(uint32_t id, float threshold, unsigned n, bool co
 		abort();
 	free(b);
 	return fd;
+}
+
+/* test_wl_file_of() by the built-in model's id. */
+static inline int test_wl_file(uint32_t id, float threshold, unsigned n, bool corrupt)
+{
+	return test_wl_file_of("face-api-1.7.15", id, threshold, n, corrupt);
 }
 
 /*

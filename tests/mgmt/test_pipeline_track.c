@@ -172,9 +172,50 @@ static void check_drop_policy(void)
 	sem_destroy(&slots);
 }
 
+/*
+ * Track fusion's template: the best K sightings by crop quality are kept, a worse one is not, a
+ * new track's first sighting empties another track's template, the fused descriptor is their
+ * mean, and clearing leaves no byte of a descriptor behind.
+ */
+static void check_template(void)
+{
+	struct track_template tt;
+	float d[GPU_DESCRIPTOR_DIM], fused[GPU_DESCRIPTOR_DIM];
+
+	memset(&tt, 0, sizeof(tt));
+	for (int s = 0; s < 5; s++) { /* sightings of value s, quality s: 0 1 2 3 4 */
+		for (int i = 0; i < GPU_DESCRIPTOR_DIM; i++)
+			d[i] = (float)s;
+		pipeline_template_add(&tt, 7, d, (double)s, 3);
+	}
+	CHECK_EQ_INT(tt.n, 3);
+	CHECK_EQ_INT(pipeline_template_fuse(&tt, fused), 3);
+	CHECK(fused[0] == 3.0f && fused[GPU_DESCRIPTOR_DIM - 1] == 3.0f); /* the mean of 2, 3, 4 */
+	for (int i = 0; i < GPU_DESCRIPTOR_DIM; i++)
+		d[i] = 100.0f;
+	pipeline_template_add(&tt, 7, d, 1.0, 3); /* worse than all three kept: ignored */
+	pipeline_template_fuse(&tt, fused);
+	CHECK(fused[5] == 3.0f);
+	pipeline_template_add(&tt, 8, d, 1.0, 3); /* another track: starts afresh */
+	CHECK(tt.track == 8 && tt.n == 1);
+	pipeline_template_fuse(&tt, fused);
+	CHECK(fused[5] == 100.0f);
+	pipeline_template_clear(&tt);
+	const unsigned char *b = (const unsigned char *)&tt;
+	size_t nonzero = 0;
+	for (size_t i = 0; i < sizeof(tt); i++)
+		nonzero += b[i] != 0;
+	CHECK_EQ_INT(nonzero, 0);
+	/* K beyond the maximum is held to it */
+	for (int s = 0; s < PIPELINE_FUSION_MAX + 3; s++)
+		pipeline_template_add(&tt, 9, d, (double)s, PIPELINE_FUSION_MAX + 5);
+	CHECK_EQ_INT(tt.n, PIPELINE_FUSION_MAX);
+}
+
 int main(void)
 {
 	check_tracker();
+	check_template();
 	check_gate();
 	check_best_crop();
 	check_alert_once();

@@ -49,6 +49,15 @@ void mgmt_ctl_set_conf(struct mgmt_ctl *ctl, const struct vg_conf_set *set, mgmt
 /** The longest deployment window deployment.create accepts (0: MGMT_DEPLOYMENT_WINDOW_DEFAULT_S). */
 void mgmt_ctl_set_max_window(struct mgmt_ctl *ctl, int64_t max_window_s);
 
+/**
+ * The model vigild runs (MODEL_ID; NULL: unknown, watchlists' models are not checked), its
+ * calibration (CALIB, lent: it must outlive the ctl; NULL: none, the expected false alerts are
+ * "not stated"), and the policy limit on them per 1,000 faces (0: none). deployment.create judges
+ * and records each request by them.
+ */
+void mgmt_ctl_set_model(struct mgmt_ctl *ctl, const char *model_id, const struct match_calib *calib,
+			double max_expected_per_1000);
+
 /** How camera.probe reaches a camera (called on a worker thread); NULL: camera.probe says this build cannot. */
 void mgmt_ctl_set_probe(struct mgmt_ctl *ctl, mgmt_probe_fn *probe);
 

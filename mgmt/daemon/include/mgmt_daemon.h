@@ -30,6 +30,8 @@ struct mgmt_daemon_conf {
 	int capture_decode;       /* how it decodes: mgmt_capture_decode[] */
 	int64_t max_window_hours; /* the longest deployment window one authorisation may cover */
 	int64_t capture_batch;    /* frames of all cameras per batch of the nets (0: vigild run's default) */
+	int64_t track_fusion;     /* vigild run --track-fusion (0: off) */
+	double max_expected_false_alerts; /* per 1,000 faces, the policy's limit on a request (0: none) */
 	/* Not a setting: what the program running the loop lends it (set after the file is read). */
 	mgmt_probe_fn *probe;     /* camera.probe; NULL: not in this build */
 	mgmt_outcome_fn *outcome; /* review outcomes to the evidence store, after each review and every 30 s; NULL: none */

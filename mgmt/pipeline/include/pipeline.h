@@ -16,6 +16,8 @@
 #define PIPELINE_H
 
 #include <stdbool.h>
+
+#define PIPELINE_FUSION_MAX 8
 #include <stdint.h>
 #include <stdio.h>
 
@@ -34,6 +36,11 @@ struct pipeline_conf {
 	double min_interocular_px;  /* quality gate (default 16) */
 	double max_abs_yaw_deg;     /* (default 50) */
 	double min_sharpness;       /* (default 5) */
+	unsigned track_fusion;      /* 2..PIPELINE_FUSION_MAX (0 or 1: off): a track's best sightings so far (by crop
+				       quality, this many) are fused into one descriptor (their mean, IJB-C
+				       style template aggregation) that is matched as well when the sighting
+				       alone does not match; 0: off (the default). Holds those descriptors for
+				       the track's life (about a second after it is last seen), zeroed then. */
 	bool progress;              /* a progress line on stderr once a second: frames, faces/s, alerts */
 	unsigned queue_depth;       /* frames queued or in analysis per camera (default 4, at most 64) */
 	/* Per camera (SDP order), both optional: the name alerts carry (default cam1, cam2, ...) and
