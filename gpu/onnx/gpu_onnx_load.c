@@ -25,6 +25,8 @@
 #define MAX_ELEMS (1u << 28)          /* one tensor: 1 GiB of floats */
 #define MAX_ACT_FLOATS (64u << 20)    /* one activation of one image */
 #define MAX_KERNEL 15
+/* all scratch slots of one image: 2 GiB for a batch of 8 (MobileFaceNet at 112 px takes 29 MB) */
+#define ONNX_MAX_SCRATCH_FLOATS (64u << 20)
 
 /* A constant: an initializer, or what constant folding made. Floats or integers. */
 struct onnx_const {
@@ -1307,6 +1309,16 @@ static int plan_slots(struct load *L)
 				busy[n->act[o->in[k]].slot] = 0;
 	}
 	free(last);
+	{
+		size_t floats = (size_t)n->in.width * n->in.height * 3;
+
+		for (int s = 0; s < n->nslot; s++)
+			floats += n->slot_floats[s];
+		if (floats > ONNX_MAX_SCRATCH_FLOATS)
+			return node_err(L, -EFBIG, "activations of %zu MB for a batch (at most %u)",
+					(floats * GPU_ONNX_MAX_BATCH * sizeof(float)) >> 20,
+					(unsigned)((ONNX_MAX_SCRATCH_FLOATS * GPU_ONNX_MAX_BATCH * sizeof(float)) >> 20));
+	}
 	for (int s = 0; s < n->nslot; s++)
 		if (!(n->slot[s] = gpu_bio_alloc(n->slot_floats[s] * GPU_ONNX_MAX_BATCH * sizeof(float))))
 			return node_err(L, -ENOMEM, "out of memory for activations");
