@@ -294,6 +294,10 @@ int gpu_model_folder_is_onnx(const char *dir);
 /* Read and check DIR's vigil-model.json into M. 0, or -errno with one line in ERR naming the key. */
 int gpu_model_manifest_read(const char *dir, struct gpu_model_manifest *m, char *err, size_t errlen);
 
+/* The same, of the manifest's LEN bytes of TEXT (outside input: fuzzed), for the folder DIR. */
+int gpu_model_manifest_parse(const char *text, size_t len, const char *dir, struct gpu_model_manifest *m, char *err,
+			     size_t errlen);
+
 /* Read M's ONNX file (malloc'd into *OUT, *LEN bytes) and check its sha256. 0, -EBADMSG on a
  * digest mismatch, or vg_file_read's errors, with one line in ERR. */
 int gpu_model_onnx_read(const struct gpu_model_manifest *m, uint8_t **out, size_t *len, char *err, size_t errlen);

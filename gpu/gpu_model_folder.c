@@ -160,27 +160,40 @@ static int read_manifest(json_t *root, const char *dir, struct gpu_model_manifes
 	return 1;
 }
 
-int gpu_model_manifest_read(const char *dir, struct gpu_model_manifest *m, char *err, size_t errlen)
+int gpu_model_manifest_parse(const char *text, size_t len, const char *dir, struct gpu_model_manifest *m, char *err,
+			     size_t errlen)
 {
-	char path[GPU_MODEL_PATH_MAX];
 	json_error_t je;
 	const char *bad = NULL;
-	uint8_t *text;
-	size_t len;
 	json_t *root;
 	int rc;
 
 	if (strlen(dir) > GPU_MODEL_PATH_MAX - 300)   /* room for "/" and a 255-byte file name */
 		return vg_errf(err, errlen, -ENAMETOOLONG, "model folder: path too long");
+	if (len > MANIFEST_MAX_BYTES)
+		return vg_errf(err, errlen, -EFBIG, "%s/" GPU_MODEL_MANIFEST ": over %u bytes", dir, MANIFEST_MAX_BYTES);
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+	if (!root)
+		return vg_errf(err, errlen, -EBADMSG, "%s/" GPU_MODEL_MANIFEST ": line %d: %s", dir, je.line, je.text);
+	rc = read_manifest(root, dir, m, &bad) ? 0 : vg_errf(err, errlen, -EINVAL, "%s/" GPU_MODEL_MANIFEST ": %s", dir, bad);
+	json_decref(root);
+	return rc;
+}
+
+int gpu_model_manifest_read(const char *dir, struct gpu_model_manifest *m, char *err, size_t errlen)
+{
+	char path[GPU_MODEL_PATH_MAX];
+	uint8_t *text;
+	size_t len;
+	int rc;
+
+	if (strlen(dir) > GPU_MODEL_PATH_MAX - 300)
+		return vg_errf(err, errlen, -ENAMETOOLONG, "model folder: path too long");
 	snprintf(path, sizeof(path), "%s/" GPU_MODEL_MANIFEST, dir);
 	if ((rc = vg_file_read(path, MANIFEST_MAX_BYTES, &text, &len)))
 		return vg_errf(err, errlen, rc, "%s: %s", path, vg_strerror(rc));
-	root = json_loadb((const char *)text, len, JSON_REJECT_DUPLICATES, &je);
+	rc = gpu_model_manifest_parse((const char *)text, len, dir, m, err, errlen);
 	free(text);
-	if (!root)
-		return vg_errf(err, errlen, -EBADMSG, "%s: line %d: %s", path, je.line, je.text);
-	rc = read_manifest(root, dir, m, &bad) ? 0 : vg_errf(err, errlen, -EINVAL, "%s: %s", path, bad);
-	json_decref(root);
 	return rc;
 }
 
