@@ -8,7 +8,9 @@
  *     reference kernels;
  *   - AT&T face images (when a folder of them is given), resampled to 112 as crops are;
  *   - random tensors, through the imported net alone on both backends.
- *   test_onnx_ort MODEL_DIR ORACLE_JS OUT_DIR SOURCE_ROOT [ATT_DIR]   (test_onnx_ort.sh sets it up)
+ * and, with --synthetic=DIR, the importer's own small models of every operator it runs.
+ *   test_onnx_ort MODEL_DIR ORACLE_JS OUT_DIR SOURCE_ROOT [ATT_DIR] [--synthetic=DIR]
+ *   (test_onnx_ort.sh sets it up)
  */
 #include <errno.h>
 #include <math.h>
@@ -225,6 +227,75 @@ static float *oracle(const char *oracle_js, const char *model_dir, const char *o
 	return res;
 }
 
+/*
+ * The importer's own synthetic models (test_onnx_import --write-corpus: every operator it runs,
+ * on an 8 x 8 x 3 input) against onnxruntime-web too, so that each operator's meaning is checked
+ * against an independent runtime, not only against a second route through the importer.
+ * Returns the largest difference.
+ */
+static double synthetic(const char *dir, const char *oracle_js, const char *out_dir)
+{
+	static const char *const models[] = {"conv-bn-flatten", "grouped-conv", "tail-0", "tail-1", "tail-2", "tail-3"};
+	static const struct gpu_onnx_input in8 = {.width = 8, .height = 8, .mean = {0, 0, 0}, .std = {1, 1, 1}};
+	static float x[2][8 * 8 * 3], nchw[8 * 8 * 3], ours2[2][2][GPU_DESCRIPTOR_MAX];
+	double worst = 0;
+	uint32_t s = 4242;
+
+	for (int i = 0; i < 2; i++)
+		for (int j = 0; j < 8 * 8 * 3; j++) {
+			s = s * 1664525u + 1013904223u;
+			x[i][j] = (float)(s >> 8) / 16777216.0f * 2.0f - 1.0f;
+		}
+	for (size_t mi = 0; mi < VG_ARRAY_SIZE(models); mi++) {
+		char path[1024], in_path[1024], out_path[1024], cmd[4096], err[512];
+		struct gpu_onnx_net *net = NULL;
+		struct gpu_dnnl *d = NULL;
+		uint8_t *buf;
+		size_t len;
+		unsigned dim;
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/%s.onnx", dir, models[mi]);
+		if (vg_file_read(path, 1u << 20, &buf, &len) || gpu_onnx_load(&net, buf, len, models[mi], &in8, err, sizeof(err))) {
+			fprintf(stderr, "test_onnx_ort: %s: cannot load\n", path);
+			CHECK(0);
+			continue;
+		}
+		free(buf);
+		dim = gpu_onnx_output_dim(net);
+		CHECK_EQ_INT(gpu_dnnl_create(&d, 0, err, sizeof(err)), 0);
+		for (int i = 0; i < 2; i++) {
+			gpu_onnx_forward(net, d, x[i], 1, ours2[0][i]);
+			gpu_onnx_forward(net, NULL, x[i], 1, ours2[1][i]);
+		}
+		gpu_dnnl_destroy(&d);
+		gpu_onnx_free(&net);
+		snprintf(in_path, sizeof(in_path), "%s/synthetic-in.f32", out_dir);
+		snprintf(out_path, sizeof(out_path), "%s/synthetic-out.f32", out_dir);
+		if (!(f = fopen(in_path, "wb")))
+			continue;
+		for (int i = 0; i < 2; i++) {
+			for (int p = 0; p < 64; p++)
+				for (int c = 0; c < 3; c++)
+					nchw[c * 64 + p] = x[i][p * 3 + c];
+			fwrite(nchw, sizeof(float), VG_ARRAY_SIZE(nchw), f);
+		}
+		fclose(f);
+		snprintf(cmd, sizeof(cmd), "node '%s' '%s' '%s' 2 3 8 8 '%s'", oracle_js, path, in_path, out_path);
+		if (system(cmd) != 0 || vg_file_read(out_path, 1u << 20, &buf, &len) || len != 2 * dim * sizeof(float)) {
+			fprintf(stderr, "test_onnx_ort: the oracle failed on %s\n", path);
+			CHECK(0);
+			continue;
+		}
+		for (int b = 0; b < 2; b++)
+			for (int i = 0; i < 2; i++)
+				for (unsigned j = 0; j < dim; j++)
+					worst = fmax(worst, fabs((double)ours2[b][i][j] - ((const float *)(const void *)buf)[i * dim + j]));
+		free(buf);
+	}
+	return worst;
+}
+
 int main(int argc, char **argv)
 {
 	double worst[2] = {0, 0};
@@ -232,6 +303,10 @@ int main(int argc, char **argv)
 	float *want;
 	int from, natt;
 
+	const char *synth = NULL;
+
+	if (argc > 1 && strncmp(argv[argc - 1], "--synthetic=", 12) == 0)
+		synth = argv[--argc] + 12;
 	if (argc < 5)
 		return 2;
 	pipeline_faces(argv[1], argv[4]);
@@ -264,5 +339,11 @@ int main(int argc, char **argv)
 	CHECK(worst[0] <= TOLERANCE);
 	CHECK(worst[1] <= TOLERANCE);
 	free(want);
+	if (synth) {
+		double w = synthetic(synth, argv[2], argv[3]);
+
+		printf("test_onnx_ort: the importer's 6 synthetic models (every operator): max |vigil - onnxruntime-web| %.3g\n", w);
+		CHECK(w <= 1e-5);
+	}
 	return vg_test_exit();
 }

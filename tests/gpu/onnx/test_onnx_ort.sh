@@ -4,11 +4,13 @@
 # modules from tools/bootstrap, else installed here into the build directory), then the test.
 # Skips (77) only when the npm packages cannot be fetched. With VIGILCTL, also what a user sees:
 # `vigilctl faces --json --models FOLDER` prints a 512-value descriptor for each of the 22 faces.
-#   test_onnx_ort.sh TEST SOURCE_ROOT OUT_DIR [VIGILCTL]
+#   test_onnx_ort.sh TEST TEST_ONNX_IMPORT SOURCE_ROOT OUT_DIR [VIGILCTL]
 set -u
 test=$1
-srcroot=$2
-out=$3
+import=$2
+srcroot=$3
+out=$4
+shift
 faceapi=$srcroot/fetched/face-api-1.7.15
 model=$srcroot/fetched/faceplugin-face-recognition-js-0.0.1
 oracle=$srcroot/tests/gpu/onnx/oracle
@@ -35,7 +37,8 @@ if [ ! -d "$oracle/node_modules/onnxruntime-web" ]; then
 fi
 att=$srcroot/../shared/faces-eval/att
 [ -d "$att" ] || att=
-"$test" "$model" "$oracle/run.js" "$out" "$srcroot" $att || exit 1
+mkdir -p "$out/synthetic" && "$import" --write-corpus "$out/synthetic" > /dev/null || exit 1
+"$test" "$model" "$oracle/run.js" "$out" "$srcroot" $att "--synthetic=$out/synthetic" || exit 1
 if [ $# -ge 4 ]; then
   "$4" faces --json --models "$model" "$faceapi"/demo/sample[1-6].jpg > "$out/vigilctl.json" || exit 1
   node -e '
