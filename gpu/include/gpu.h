@@ -186,7 +186,11 @@ int gpu_yuv420_to_rgb(const uint8_t *y, int yp, const uint8_t *u, const uint8_t 
 /** Zero N faces (boxes, landmarks, descriptors) when their batch retires: DESIGN.md invariant 1. */
 void gpu_faces_retire(struct gpu_face *faces, int n);
 
-/** Euclidean distance between two descriptors (the model's metric, threshold 0.6). */
+/**
+ * Euclidean distance between two descriptors of the built-in model (its 128 values, its metric,
+ * threshold 0.6). Another model's descriptors compare by its gpu_model_info: metric over
+ * descriptor_dim values.
+ */
 double gpu_descriptor_distance(const float *a, const float *b);
 
 #endif /* GPU_H */
