@@ -834,13 +834,14 @@ static int op_concat(struct load *L)
 		return name_define(L, L->node->output[0], -1, k);
 	}
 	{
-		int a = input_act(L, 0), b = L->node->n_input == 2 ? input_act(L, 1) : -1;
 		const struct onnx_act *A, *B;
 		struct onnx_op *o;
+		int a, b;
 
-		if (a < 0 || b < 0)
-			return b < 0 && L->node->n_input != 2 ? node_err(L, -ENOTSUP, "concatenation of %zu activations (2 only)",
-									 L->node->n_input) : -EINVAL;
+		if (L->node->n_input != 2)
+			return node_err(L, -ENOTSUP, "concatenation of %zu activations (2 only)", L->node->n_input);
+		if ((a = input_act(L, 0)) < 0 || (b = input_act(L, 1)) < 0)
+			return -EINVAL;
 		A = &L->n->act[a];
 		B = &L->n->act[b];
 		if (axis != 1 && axis != -A->rank + 1)
