@@ -465,8 +465,8 @@ static int op_conv(struct load *L)
 	return 0;
 }
 
-/* One value per channel C (or a single value) from a constant shaped to broadcast against an
- * activation of rank RANK: [C], [C,1,1], [1,C,1,1], or a scalar. NULL when it does not. */
+/* How many values constant K gives when it broadcasts against activation A as one per channel
+ * ([C], [C,1,1], [1,C,1,1]: C) or as a scalar (1); 0 when it broadcasts any other way. */
 static int per_channel(const struct onnx_const *k, const struct onnx_act *a)
 {
 	int64_t d[MAX_DIMS];
