@@ -9,10 +9,9 @@
 void gpu_conv_run(struct gpu_dnnl *d, int nb, const struct gpu_conv *c, const float *in, int h,
 		  int w, float *out, int *oh, int *ow)
 {
-	int pt;
+	int pad[4];
 
-	gpu_out_dim(h, c->k, c->stride, c->pad, oh, &pt);
-	gpu_out_dim(w, c->k, c->stride, c->pad, ow, &pt);
+	gpu_conv_out_dims(c, h, w, oh, ow, pad);
 	if (d && gpu_dnnl_conv(d, nb, c, in, h, w, out) == 0)
 		return;
 	gpu_conv_ref(nb, c, in, h, w, out, oh, ow);

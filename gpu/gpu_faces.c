@@ -18,6 +18,7 @@
 
 #include "gpu_int.h"
 #include "gpu_post.h"
+#include "onnx/gpu_onnx.h"
 #include "vg_base.h"
 #include "vg_log.h"
 #include "vg_pool.h"
@@ -43,34 +44,78 @@ struct gpu_model {
 	struct gpu_offload offload;   /* another backend's passes (ctx NULL: none) */
 	unsigned long offload_failures;
 	struct gpu_model_info info;
+	/* an ONNX model folder: its descriptor net replaces face-api's (rec and w_rec NULL) */
+	struct gpu_onnx_net *onnx;
+	struct gpu_onnx_input onnx_in;
+	float *in_onnx;        /* GPU_REC_BATCH aligned crops at the ONNX net's input size */
 };
 
 #define GPU_TILE_CANDS GPU_POST_TILE_CANDS   /* about 30 boxes over 0.5 per face: room for 100+ faces */
 #define GPU_TILES_MAX_SIDE GPU_POST_TILES_MAX_SIDE
 
+/* An ONNX model folder's descriptor net: the file checked against the manifest, imported, and
+ * its output as long as the manifest's descriptor_dim. */
+static int onnx_open(struct gpu_model *m, const struct gpu_model_manifest *mf, char *err, size_t errlen)
+{
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	if ((rc = gpu_model_onnx_read(mf, &buf, &len, err, errlen)))
+		return rc;
+	rc = gpu_onnx_load(&m->onnx, buf, len, mf->onnx_path, &mf->input, err, errlen);
+	free(buf);
+	if (rc)
+		return rc;
+	if (gpu_onnx_output_dim(m->onnx) != mf->info.descriptor_dim)
+		return vg_errf(err, errlen, -EINVAL, "%s: the net gives %u values per face, descriptor_dim says %u",
+			       mf->onnx_path, gpu_onnx_output_dim(m->onnx), mf->info.descriptor_dim);
+	m->info = mf->info;
+	m->onnx_in = mf->input;
+	m->in_onnx = gpu_bio_alloc((size_t)GPU_REC_BATCH * mf->input.width * mf->input.height * 3 * sizeof(float));
+	return m->in_onnx ? 0 : vg_errf(err, errlen, -ENOMEM, "model: out of memory");
+}
+
 int gpu_model_open(struct gpu_model **out, const char *dir, char *err, size_t errlen)
 {
 	struct gpu_model *m = calloc(1, sizeof(*m));
+	struct gpu_model_manifest *mf = NULL;
+	const char *det = dir;   /* the face-api folder of the detector and landmark nets */
 	char sub[320];
 	int rc;
 
 	if (!m)
 		return vg_errf(err, errlen, -ENOMEM, "model: out of memory");
-	if ((rc = gpu_weights_load(&m->w_ssd, dir, "ssd_mobilenetv1_model", err, errlen)) ||
-	    (rc = gpu_weights_load(&m->w_lm, dir, "face_landmark_68_model", err, errlen)) ||
-	    (rc = gpu_weights_load(&m->w_rec, dir, "face_recognition_model", err, errlen)))
+	if (gpu_model_folder_is_onnx(dir)) {
+		if (!(mf = malloc(sizeof(*mf)))) {
+			rc = vg_errf(err, errlen, -ENOMEM, "model: out of memory");
+			goto out_close;
+		}
+		if ((rc = gpu_model_manifest_read(dir, mf, err, errlen)))
+			goto out_close;
+		det = mf->detector_dir;
+	}
+	if ((rc = gpu_weights_load(&m->w_ssd, det, "ssd_mobilenetv1_model", err, errlen)) ||
+	    (rc = gpu_weights_load(&m->w_lm, det, "face_landmark_68_model", err, errlen)))
 		goto out_close;
-	gpu_model_info_fill(&m->info, m->w_ssd, m->w_lm, m->w_rec);
+	if (mf) {
+		if ((rc = onnx_open(m, mf, err, errlen)))
+			goto out_close;
+	} else {
+		if ((rc = gpu_weights_load(&m->w_rec, dir, "face_recognition_model", err, errlen)))
+			goto out_close;
+		gpu_model_info_fill(&m->info, m->w_ssd, m->w_lm, m->w_rec);
+		if ((rc = gpu_rec_create(&m->rec, m->w_rec, sub, sizeof(sub)))) {
+			vg_errf(err, errlen, rc, "%s/face_recognition_model: %s", dir, sub);
+			goto out_close;
+		}
+	}
 	if ((rc = gpu_ssd_create(&m->ssd, m->w_ssd, sub, sizeof(sub)))) {
-		vg_errf(err, errlen, rc, "%s/ssd_mobilenetv1_model: %s", dir, sub);
+		vg_errf(err, errlen, rc, "%s/ssd_mobilenetv1_model: %s", det, sub);
 		goto out_close;
 	}
 	if ((rc = gpu_lm_create(&m->lm, m->w_lm, sub, sizeof(sub)))) {
-		vg_errf(err, errlen, rc, "%s/face_landmark_68_model: %s", dir, sub);
-		goto out_close;
-	}
-	if ((rc = gpu_rec_create(&m->rec, m->w_rec, sub, sizeof(sub)))) {
-		vg_errf(err, errlen, rc, "%s/face_recognition_model: %s", dir, sub);
+		vg_errf(err, errlen, rc, "%s/face_landmark_68_model: %s", det, sub);
 		goto out_close;
 	}
 	m->in512 = gpu_bio_alloc(512 * 512 * 3 * sizeof(float));
@@ -80,21 +125,21 @@ int gpu_model_open(struct gpu_model **out, const char *dir, char *err, size_t er
 	m->scores = gpu_bio_alloc(GPU_SSD_ANCHORS * sizeof(float));
 	m->order = gpu_bio_alloc(GPU_SSD_ANCHORS * sizeof(int));
 	m->cands = gpu_bio_alloc(GPU_TILE_CANDS * 5 * sizeof(double));
-	m->desc_scratch = gpu_bio_alloc(GPU_REC_BATCH * GPU_DESCRIPTOR_DIM * sizeof(float));
+	m->desc_scratch = gpu_bio_alloc(GPU_REC_BATCH * GPU_DESCRIPTOR_MAX * sizeof(float));
 	if (!m->in512 || !m->in112 || !m->in150 || !m->boxes || !m->scores || !m->order || !m->cands || !m->desc_scratch) {
 		rc = vg_errf(err, errlen, -ENOMEM, "model: out of memory");
 		goto out_close;
 	}
 	/* the tiny detector is optional: loaded when its files are there */
 	{
-		char path[4096];
+		char path[GPU_MODEL_PATH_MAX + 64];
 
-		snprintf(path, sizeof(path), "%s/tiny_face_detector_model-weights_manifest.json", dir);
+		snprintf(path, sizeof(path), "%s/tiny_face_detector_model-weights_manifest.json", det);
 		if (access(path, F_OK) == 0) {
-			if ((rc = gpu_weights_load(&m->w_tiny, dir, "tiny_face_detector_model", err, errlen)))
+			if ((rc = gpu_weights_load(&m->w_tiny, det, "tiny_face_detector_model", err, errlen)))
 				goto out_close;
 			if ((rc = gpu_tiny_create(&m->tiny, m->w_tiny, sub, sizeof(sub)))) {
-				vg_errf(err, errlen, rc, "%s/tiny_face_detector_model: %s", dir, sub);
+				vg_errf(err, errlen, rc, "%s/tiny_face_detector_model: %s", det, sub);
 				goto out_close;
 			}
 			m->in416 = gpu_bio_alloc(GPU_TINY_INPUT * GPU_TINY_INPUT * 3 * sizeof(float));
@@ -112,10 +157,12 @@ int gpu_model_open(struct gpu_model **out, const char *dir, char *err, size_t er
 	if (gpu_model_set_backend(m, GPU_BACKEND_ONEDNN) == -EIO)
 		VG_LOG(GPU, WARN, "onednn refused %d conv layers: the reference kernels run them",
 		       gpu_dnnl_fallbacks(m->dnnl_owned));
+	free(mf);
 	*out = m;
 	return 0;
 
 out_close:
+	free(mf);
 	gpu_model_close(&m);
 	return rc;
 }
@@ -134,6 +181,8 @@ void gpu_model_close(struct gpu_model **model)
 	gpu_ssd_destroy(&m->ssd);
 	gpu_lm_destroy(&m->lm);
 	gpu_rec_destroy(&m->rec);
+	gpu_onnx_free(&m->onnx);
+	gpu_bio_free(m->in_onnx);
 	gpu_tiny_destroy(&m->tiny);
 	gpu_weights_close(&m->w_tiny);
 	gpu_bio_free(m->in416);
@@ -171,8 +220,14 @@ static int warm_up(struct gpu_model *m)
 		gpu_tiny_forward(m->tiny, m->dnnl, m->in416, m->tiny_out);
 	}
 	/* every batch size the descriptor net may see */
-	for (int nb = 1; nb <= GPU_REC_BATCH; nb++)
-		gpu_rec_forward(m->rec, m->dnnl_rec, m->in150, nb, m->desc_scratch);
+	if (m->onnx)
+		memset(m->in_onnx, 0, (size_t)GPU_REC_BATCH * m->onnx_in.width * m->onnx_in.height * 3 * sizeof(float));
+	for (int nb = 1; nb <= GPU_REC_BATCH; nb++) {
+		if (m->onnx)
+			gpu_onnx_forward(m->onnx, m->dnnl_rec, m->in_onnx, nb, m->desc_scratch);
+		else
+			gpu_rec_forward(m->rec, m->dnnl_rec, m->in150, nb, m->desc_scratch);
+	}
 	return gpu_dnnl_fallbacks(m->dnnl) || gpu_dnnl_fallbacks(m->dnnl_rec) ? -EIO : 0;
 }
 
@@ -223,8 +278,13 @@ static void lm_forward(struct gpu_model *m, float *out136)
 	gpu_lm_forward(m->lm, m->dnnl, m->in112, out136);
 }
 
+/* NB descriptors into OUT, info.descriptor_dim floats each, one after the other. */
 static void rec_forward(struct gpu_model *m, int nb, float *out128)
 {
+	if (m->onnx) {   /* no other backend runs ONNX nets (yet) */
+		gpu_onnx_forward(m->onnx, m->dnnl_rec, m->in_onnx, nb, out128);
+		return;
+	}
 	if (m->offload.rec && m->offload.rec(m->offload.ctx, m->in150, nb, out128) == 0)
 		return;
 	m->offload_failures += m->offload.rec != NULL;
@@ -300,7 +360,9 @@ static unsigned describe_batch(struct gpu_model *m, const uint8_t *rgb, int w, i
 			       struct gpu_face *faces, int n)
 {
 	const size_t slot = 150 * 150 * 3;
-	float desc[GPU_REC_BATCH][GPU_DESCRIPTOR_DIM];
+	const size_t onnx_slot = (size_t)m->onnx_in.width * m->onnx_in.height * 3;
+	const unsigned dim = m->info.descriptor_dim;
+	float desc[GPU_REC_BATCH * GPU_DESCRIPTOR_MAX];
 	int idx[GPU_REC_BATCH], nb = 0;
 	unsigned ok = 0;
 
@@ -317,15 +379,20 @@ static unsigned describe_batch(struct gpu_model *m, const uint8_t *rgb, int w, i
 		}
 		gpu_to_batch_ref(rgb + ((size_t)crop[1] * w + crop[0]) * 3, crop[2], crop[3], (size_t)w * 3,
 				 150, 1, m->in150 + (size_t)nb * slot);
+		/* an ONNX net's input: the same aligned crop, resampled to its size the same way */
+		if (m->onnx)
+			gpu_to_batch_ref(rgb + ((size_t)crop[1] * w + crop[0]) * 3, crop[2], crop[3], (size_t)w * 3,
+					 m->onnx_in.width, 1, m->in_onnx + (size_t)nb * onnx_slot);
 		idx[nb++] = i;
 	}
 	if (nb == 0)
 		return 0;
-	rec_forward(m, nb, &desc[0][0]);
+	rec_forward(m, nb, desc);
 	for (int j = 0; j < nb; j++) {
 		struct gpu_face *f = &faces[idx[j]];
 
-		memcpy(f->descriptor, desc[j], sizeof(f->descriptor));
+		memset(f->descriptor, 0, sizeof(f->descriptor));
+		memcpy(f->descriptor, desc + (size_t)j * dim, dim * sizeof(float));
 		f->quality.sharpness = sharpness(m->in150 + (size_t)j * slot);
 		gpu_post_quality(f);
 		ok |= 1u << idx[j];

@@ -61,7 +61,8 @@ const float *gpu_weights_get(const struct gpu_weights *w, const char *name, int 
 
 /* ---- reference kernels (NHWC, batch 1, float32) -------------------------------------------- */
 
-enum gpu_pad { GPU_PAD_VALID, GPU_PAD_SAME };
+/* TF's VALID and SAME (face-api's nets); EXPLICIT: the gpu_conv's own pads (ONNX models) */
+enum gpu_pad { GPU_PAD_VALID, GPU_PAD_SAME, GPU_PAD_EXPLICIT };
 enum gpu_act { GPU_ACT_NONE, GPU_ACT_RELU, GPU_ACT_RELU6, GPU_ACT_LEAKY /* 0.1 */ };
 
 /* TF's output size and leading pad: same = ceil(in/s), pad total split floor/rest. */
@@ -104,7 +105,17 @@ struct gpu_conv {
 	int k, cin, cout, stride, depthwise;
 	enum gpu_pad pad;
 	enum gpu_act act;
+	int pads[4];   /* GPU_PAD_EXPLICIT only: top, left, bottom, right (ONNX's pads, reordered) */
+	int groups;    /* > 1 (not depthwise): GROUPS independent convs over channel slices, filt
+			  [k][k][cin / groups][cout] (ONNX imports); 0 or 1: dense */
 };
+
+/*
+ * C's output size on an H x W input and its pads (top, left, bottom, right; a SAME pad past the
+ * input's end may be negative, never read), whatever C's padding kind.
+ */
+void gpu_conv_out_dims(const struct gpu_conv *c, int h, int w, int *oh /* OUT */, int *ow /* OUT */,
+		       int pad[4] /* OUT */);
 
 /* The oneDNN backend (cpu/gpu_dnnl.c): a context of cached primitives, one thread at a time. */
 struct gpu_dnnl;
@@ -256,5 +267,39 @@ int gpu_tiny_create(struct gpu_tiny **out, const struct gpu_weights *w, char *er
 void gpu_tiny_destroy(struct gpu_tiny **net);
 /* INPUT is 416x416x3 raw pixels; writes the 13x13x25 raw outputs. */
 void gpu_tiny_forward(struct gpu_tiny *net, struct gpu_dnnl *d, const float *input, float *out);
+
+/* ---- ONNX model folders (gpu_model_folder.c; gpu.h says what a folder holds) --------------- */
+
+#define GPU_MODEL_MANIFEST "vigil-model.json"
+#define GPU_MODEL_DEFAULT_DETECTOR "../face-api-1.7.15/model"   /* relative to the model folder */
+#define GPU_MODEL_PATH_MAX 4096
+
+/* How raw 0..255 pixels become an ONNX net's input: (x - mean[c]) / std[c], channels in this order. */
+struct gpu_onnx_input {
+	int width, height;
+	float mean[3], std[3];   /* in the net's channel order */
+	int bgr;                 /* 1: the net's channel 0 is blue */
+};
+
+struct gpu_model_manifest {
+	struct gpu_model_info info;         /* id, digest (the ONNX file's sha256), dim, metric, threshold */
+	struct gpu_onnx_input input;
+	char onnx_path[GPU_MODEL_PATH_MAX];
+	char detector_dir[GPU_MODEL_PATH_MAX];   /* the face-api folder of the detector and landmarks */
+};
+
+/* 1 when DIR holds a vigil-model.json (an ONNX model folder), else 0 (a face-api folder). */
+int gpu_model_folder_is_onnx(const char *dir);
+
+/* Read and check DIR's vigil-model.json into M. 0, or -errno with one line in ERR naming the key. */
+int gpu_model_manifest_read(const char *dir, struct gpu_model_manifest *m, char *err, size_t errlen);
+
+/* The same, of the manifest's LEN bytes of TEXT (outside input: fuzzed), for the folder DIR. */
+int gpu_model_manifest_parse(const char *text, size_t len, const char *dir, struct gpu_model_manifest *m, char *err,
+			     size_t errlen);
+
+/* Read M's ONNX file (malloc'd into *OUT, *LEN bytes) and check its sha256. 0, -EBADMSG on a
+ * digest mismatch, or vg_file_read's errors, with one line in ERR. */
+int gpu_model_onnx_read(const struct gpu_model_manifest *m, uint8_t **out, size_t *len, char *err, size_t errlen);
 
 #endif /* GPU_INT_H */

@@ -42,14 +42,28 @@ static inline float act_apply(float v, enum gpu_act act)
 	return v;
 }
 
-void gpu_conv2d_ref(const float *restrict in, int h, int w, int cin, const float *restrict filt,
-		    int kh, int kw, int cout, int stride, enum gpu_pad pad, const float *bias,
-		    const float *scale_w, const float *scale_b, enum gpu_act act, float *restrict out)
+void gpu_conv_out_dims(const struct gpu_conv *c, int h, int w, int *oh, int *ow, int pad[4])
 {
-	int oh, ow, pt, pl;
+	if (c->pad == GPU_PAD_EXPLICIT) {
+		int eh = h + c->pads[0] + c->pads[2] - c->k, ew = w + c->pads[1] + c->pads[3] - c->k;
 
-	gpu_out_dim(h, kh, stride, pad, &oh, &pt);
-	gpu_out_dim(w, kw, stride, pad, &ow, &pl);
+		*oh = eh >= 0 ? eh / c->stride + 1 : 0;
+		*ow = ew >= 0 ? ew / c->stride + 1 : 0;
+		memcpy(pad, c->pads, 4 * sizeof(int));
+		return;
+	}
+	gpu_out_dim(h, c->k, c->stride, c->pad, oh, &pad[0]);
+	gpu_out_dim(w, c->k, c->stride, c->pad, ow, &pad[1]);
+	pad[2] = c->pad == GPU_PAD_VALID ? 0 : (*oh - 1) * c->stride + c->k - h - pad[0];
+	pad[3] = c->pad == GPU_PAD_VALID ? 0 : (*ow - 1) * c->stride + c->k - w - pad[1];
+}
+
+/* The convolution on an OH x OW output whose window starts PT rows above and PL columns left. */
+static void conv2d_core(const float *restrict in, int h, int w, int cin, const float *restrict filt,
+			int kh, int kw, int cout, int stride, int pt, int pl, int oh, int ow,
+			const float *bias, const float *scale_w, const float *scale_b, enum gpu_act act,
+			float *restrict out)
+{
 	for (int oy = 0; oy < oh; oy++) {
 		for (int ox = 0; ox < ow; ox++) {
 			float *restrict o = out + ((size_t)oy * ow + ox) * cout;
@@ -94,13 +108,21 @@ void gpu_conv2d_ref(const float *restrict in, int h, int w, int cin, const float
 	}
 }
 
-void gpu_dwconv2d_ref(const float *restrict in, int h, int w, int c, const float *restrict filt,
-		      int k, int stride, enum gpu_pad pad, float *restrict out)
+void gpu_conv2d_ref(const float *restrict in, int h, int w, int cin, const float *restrict filt,
+		    int kh, int kw, int cout, int stride, enum gpu_pad pad, const float *bias,
+		    const float *scale_w, const float *scale_b, enum gpu_act act, float *restrict out)
 {
 	int oh, ow, pt, pl;
 
-	gpu_out_dim(h, k, stride, pad, &oh, &pt);
-	gpu_out_dim(w, k, stride, pad, &ow, &pl);
+	gpu_out_dim(h, kh, stride, pad, &oh, &pt);
+	gpu_out_dim(w, kw, stride, pad, &ow, &pl);
+	conv2d_core(in, h, w, cin, filt, kh, kw, cout, stride, pt, pl, oh, ow, bias, scale_w, scale_b,
+		    act, out);
+}
+
+static void dwconv2d_core(const float *restrict in, int h, int w, int c, const float *restrict filt,
+			  int k, int stride, int pt, int pl, int oh, int ow, float *restrict out)
+{
 	for (int oy = 0; oy < oh; oy++) {
 		for (int ox = 0; ox < ow; ox++) {
 			float *restrict o = out + ((size_t)oy * ow + ox) * c;
@@ -127,6 +149,16 @@ void gpu_dwconv2d_ref(const float *restrict in, int h, int w, int c, const float
 			}
 		}
 	}
+}
+
+void gpu_dwconv2d_ref(const float *restrict in, int h, int w, int c, const float *restrict filt,
+		      int k, int stride, enum gpu_pad pad, float *restrict out)
+{
+	int oh, ow, pt, pl;
+
+	gpu_out_dim(h, k, stride, pad, &oh, &pt);
+	gpu_out_dim(w, k, stride, pad, &ow, &pl);
+	dwconv2d_core(in, h, w, c, filt, k, stride, pt, pl, oh, ow, out);
 }
 
 static void pool_ref(const float *in, int h, int w, int c, int k, int s, enum gpu_pad pad,
@@ -234,15 +266,69 @@ void gpu_to_batch_ref(const uint8_t *rgb, int w, int h, size_t stride, int size,
 	}
 }
 
-static void conv_ref_one(const struct gpu_conv *c, const float *in, int h, int w, float *out,
-			 const int *oh, const int *ow)
+/* A grouped conv (gpu_conv.groups > 1): output channel co reads input channels of its group. */
+static void conv2d_grouped(const struct gpu_conv *c, const float *restrict in, int h, int w, int pt,
+			   int pl, int oh, int ow, float *restrict out)
 {
-	if (!c->depthwise) {
-		gpu_conv2d_ref(in, h, w, c->cin, c->filt, c->k, c->k, c->cout, c->stride, c->pad,
-			       c->bias, c->mul, c->add, c->act, out);
+	int g = c->groups, cin_g = c->cin / g, cout_g = c->cout / g;
+
+	for (int oy = 0; oy < oh; oy++) {
+		for (int ox = 0; ox < ow; ox++) {
+			float *restrict o = out + ((size_t)oy * ow + ox) * c->cout;
+
+			for (int co = 0; co < c->cout; co++)
+				o[co] = 0.0f;
+			for (int ky = 0; ky < c->k; ky++) {
+				int iy = oy * c->stride - pt + ky;
+
+				if (iy < 0 || iy >= h)
+					continue;
+				for (int kx = 0; kx < c->k; kx++) {
+					int ix = ox * c->stride - pl + kx;
+					const float *ip = in + ((size_t)iy * w + ix) * c->cin;
+					const float *wp = c->filt + ((size_t)ky * c->k + kx) * cin_g * c->cout;
+
+					if (ix < 0 || ix >= w)
+						continue;
+					for (int gi = 0; gi < g; gi++)
+						for (int ci = 0; ci < cin_g; ci++) {
+							const float a = ip[gi * cin_g + ci];
+							const float *restrict wr = wp + (size_t)ci * c->cout + (size_t)gi * cout_g;
+							float *restrict og = o + (size_t)gi * cout_g;
+
+							for (int co = 0; co < cout_g; co++)
+								og[co] += a * wr[co];
+						}
+				}
+			}
+			for (int co = 0; co < c->cout; co++) {
+				float v = o[co];
+
+				if (c->bias)
+					v += c->bias[co];
+				if (c->mul)
+					v *= c->mul[co];
+				if (c->add)
+					v += c->add[co];
+				o[co] = act_apply(v, c->act);
+			}
+		}
+	}
+}
+
+static void conv_ref_one(const struct gpu_conv *c, const float *in, int h, int w, float *out,
+			 const int *oh, const int *ow, const int pad[4])
+{
+	if (!c->depthwise && c->groups > 1) {
+		conv2d_grouped(c, in, h, w, pad[0], pad[1], *oh, *ow, out);
 		return;
 	}
-	gpu_dwconv2d_ref(in, h, w, c->cin, c->filt, c->k, c->stride, c->pad, out);
+	if (!c->depthwise) {
+		conv2d_core(in, h, w, c->cin, c->filt, c->k, c->k, c->cout, c->stride, pad[0], pad[1],
+			    *oh, *ow, c->bias, c->mul, c->add, c->act, out);
+		return;
+	}
+	dwconv2d_core(in, h, w, c->cin, c->filt, c->k, c->stride, pad[0], pad[1], *oh, *ow, out);
 	if (c->bias || c->mul || c->add || c->act != GPU_ACT_NONE) {
 		size_t n = (size_t)*oh * *ow;
 
@@ -267,11 +353,10 @@ static void conv_ref_one(const struct gpu_conv *c, const float *in, int h, int w
 void gpu_conv_ref(int nb, const struct gpu_conv *c, const float *in, int h, int w, float *out,
 		  int *oh, int *ow)
 {
-	int pt;
+	int pad[4];
 
-	gpu_out_dim(h, c->k, c->stride, c->pad, oh, &pt);
-	gpu_out_dim(w, c->k, c->stride, c->pad, ow, &pt);
+	gpu_conv_out_dims(c, h, w, oh, ow, pad);
 	for (int i = 0; i < nb; i++)
 		conv_ref_one(c, in + (size_t)i * h * w * c->cin, h, w,
-			     out + (size_t)i * *oh * *ow * c->cout, oh, ow);
+			     out + (size_t)i * *oh * *ow * c->cout, oh, ow, pad);
 }

@@ -2,7 +2,12 @@
  * A model's identity (gpu.h's struct gpu_model_info): which weights these are, as one digest, and
  * the id watchlists and calibrations are bound to. Any thread; no state.
  *
- * The digest is sha256 over a version tag and each net's own digest (its manifest's bytes then
+ * An ONNX model folder (a vigil-model.json: gpu.h) is what its manifest says: its id, the ONNX
+ * file's sha256 as the digest (checked against the file), its descriptor size, metric and
+ * threshold. The detector and landmark nets it borrows from a face-api folder are left out of
+ * that digest.
+ *
+ * A face-api folder's digest is sha256 over a version tag and each net's own digest (its manifest's bytes then
  * its .bin files', gpu_weights_load), for the SSD, the landmark net and the descriptor net in that
  * order: all three decide a descriptor (box, landmarks, alignment, crop). The optional tiny
  * detector is left out: it only changes which faces are found when asked for.
@@ -10,6 +15,7 @@
 #include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gpu_int.h"
@@ -42,10 +48,31 @@ void gpu_model_info_fill(struct gpu_model_info *info, const struct gpu_weights *
 	info->threshold = GPU_MATCH_THRESHOLD;
 }
 
+/* An ONNX model folder: what its manifest says, once the ONNX file's sha256 is checked. */
+static int identify_onnx(const char *dir, struct gpu_model_info *info, char *err, size_t errlen)
+{
+	struct gpu_model_manifest *mf = malloc(sizeof(*mf));
+	uint8_t *buf = NULL;
+	size_t len;
+	int rc;
+
+	if (!mf)
+		return vg_errf(err, errlen, -ENOMEM, "model: out of memory");
+	if (!(rc = gpu_model_manifest_read(dir, mf, err, errlen)) &&
+	    !(rc = gpu_model_onnx_read(mf, &buf, &len, err, errlen)))
+		*info = mf->info;
+	free(buf);
+	free(mf);
+	return rc;
+}
+
 int gpu_model_identify(const char *dir, struct gpu_model_info *info, char *err, size_t errlen)
 {
 	struct gpu_weights *ssd = NULL, *lm = NULL, *rec = NULL;
 	int rc;
+
+	if (gpu_model_folder_is_onnx(dir))
+		return identify_onnx(dir, info, err, errlen);
 
 	if (!(rc = gpu_weights_load(&ssd, dir, "ssd_mobilenetv1_model", err, errlen)) &&
 	    !(rc = gpu_weights_load(&lm, dir, "face_landmark_68_model", err, errlen)) &&

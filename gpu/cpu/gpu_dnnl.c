@@ -18,7 +18,8 @@
 #include "../gpu_int.h"
 #include "vg_base.h"
 
-#define DNNL_CACHE_MAX 512   /* SSD 47 + landmarks 31 + 8 batch sizes x 29 descriptor layers = 310 */
+#define DNNL_CACHE_MAX 1024  /* SSD 47 + landmarks 31 + 8 batch sizes x 29 descriptor layers = 310; an ONNX
+                                 descriptor net of 50 convs: 8 x 50 more */
 
 struct dnnl_entry {
 	struct gpu_conv c;   /* the layer as given: its arrays are cached by address */
@@ -146,31 +147,30 @@ struct conv_mds {
 static int conv_mds_init(struct conv_mds *m, int nb, const struct gpu_conv *c, int h, int w,
 			 dnnl_data_type_t ct)
 {
-	int g = c->depthwise ? c->cin : 1;
+	int g = c->depthwise ? c->cin : (c->groups > 1 ? c->groups : 1);
 	int cout = c->depthwise ? c->cin : c->cout;
-	int oh, ow, pt, pl;
+	int oh, ow, pad[4];
 
-	gpu_out_dim(h, c->k, c->stride, c->pad, &oh, &pt);
-	gpu_out_dim(w, c->k, c->stride, c->pad, &ow, &pl);
+	gpu_conv_out_dims(c, h, w, &oh, &ow, pad);
 	{
 		dnnl_dims_t sd = {nb, c->cin, h, w}, dd = {nb, cout, oh, ow}, bd = {cout};
 		dnnl_dims_t strides = {c->stride, c->stride};
-		dnnl_dims_t padl = {pt, pl};
-		dnnl_dims_t padr = {(oh - 1) * c->stride + c->k - h - pt, (ow - 1) * c->stride + c->k - w - pl};
+		dnnl_dims_t padl = {pad[0], pad[1]};
+		/* the right/bottom pads the last window reads, never negative (oneDNN's rule) */
+		dnnl_dims_t padr = {(oh - 1) * c->stride + c->k - h - pad[0], (ow - 1) * c->stride + c->k - w - pad[1]};
 
-		if (c->pad == GPU_PAD_VALID)
-			padr[0] = padr[1] = 0;
 		if (padr[0] < 0)
 			padr[0] = 0;
 		if (padr[1] < 0)
 			padr[1] = 0;
+
 		if (dnnl_memory_desc_init_by_tag(&m->src, 4, sd, dnnl_f32, dnnl_nhwc) ||
 		    dnnl_memory_desc_init_by_tag(&m->src16, 4, sd, ct, dnnl_nhwc) ||
 		    dnnl_memory_desc_init_by_tag(&m->dst, 4, dd, dnnl_f32, dnnl_nhwc) ||
 		    dnnl_memory_desc_init_by_tag(&m->bias, 1, bd, dnnl_f32, dnnl_x))
 			return -EIO;
-		if (c->depthwise) {
-			dnnl_dims_t wd = {g, 1, 1, c->k, c->k};
+		if (c->depthwise || g > 1) {   /* our [k][k][cin/g][g][cout/g] is oneDNN's hwigo */
+			dnnl_dims_t wd = {g, cout / g, c->cin / g, c->k, c->k};
 			if (dnnl_memory_desc_init_by_tag(&m->wei_any, 5, wd, ct, dnnl_format_tag_any) ||
 			    dnnl_memory_desc_init_by_tag(&m->wei_user, 5, wd, dnnl_f32, dnnl_hwigo))
 				return -EIO;
@@ -277,7 +277,7 @@ static struct dnnl_entry *entry_make(struct gpu_dnnl *d, int nb, const struct gp
 	dnnl_post_ops_t po = NULL;
 	dnnl_primitive_desc_t pd = NULL;
 	int cout = c->depthwise ? c->cin : c->cout;
-	size_t nw = (size_t)c->k * c->k * c->cin * (c->depthwise ? 1 : c->cout);
+	size_t nw = (size_t)c->k * c->k * c->cin * (c->depthwise ? 1 : c->cout) / (!c->depthwise && c->groups > 1 ? c->groups : 1);
 	float *wf = NULL, *bf = NULL;
 	int ok = 0;
 
@@ -331,7 +331,8 @@ int gpu_dnnl_conv(struct gpu_dnnl *d, int nb, const struct gpu_conv *c, const fl
 		if (k->filt == c->filt && d->e[i].nb == nb && d->e[i].h == h && d->e[i].w == w && k->stride == c->stride &&
 		    k->bias == c->bias && k->mul == c->mul && k->add == c->add && k->k == c->k &&
 		    k->cin == c->cin && k->cout == c->cout && k->depthwise == c->depthwise &&
-		    k->pad == c->pad && k->act == c->act) {
+		    k->pad == c->pad && k->act == c->act && memcmp(k->pads, c->pads, sizeof(k->pads)) == 0 &&
+		    k->groups == c->groups) {
 			e = &d->e[i];
 			break;
 		}

@@ -339,10 +339,10 @@ template <class E> struct vgc_faces final : gpu_cuda_faces {
 			if (!h_lm[j].ok || !h_rec[j].ok)
 				continue;
 			*f = h_faces[h_slot[j]];
+			/* the built-in net's 128 values; the rest of the GPU_DESCRIPTOR_MAX array stays zero */
+			memset(f->descriptor, 0, sizeof(f->descriptor));
 			if (flags & GPU_CUDA_FACES_DESCRIPTORS)
-				memcpy(f->descriptor, h_desc + (size_t)j * GPU_DESCRIPTOR_DIM, sizeof(f->descriptor));
-			else
-				memset(f->descriptor, 0, sizeof(f->descriptor));
+				memcpy(f->descriptor, h_desc + (size_t)j * GPU_DESCRIPTOR_DIM, GPU_DESCRIPTOR_DIM * sizeof(float));
 			counts[h_lm[j].frame]++;
 			h_crop_of[nout++] = j;
 		}
@@ -497,6 +497,10 @@ extern "C" int gpu_cuda_faces_create(struct gpu_cuda_faces **out, const struct g
 	if (!out || !model || !conf) {
 		snprintf(err, errlen, "cuda faces: bad arguments");
 		return -EINVAL;
+	}
+	if (!gpu_model_rec(model)) {   /* an ONNX model folder's descriptor net: CPU only for now */
+		snprintf(err, errlen, "cuda faces: the model's descriptor net is an ONNX import, which runs on the CPU only");
+		return -ENOTSUP;
 	}
 	c = *conf;
 	if (c.ssd_batch == 0)

@@ -120,6 +120,10 @@ extern "C" int gpu_cuda_nets_create(struct gpu_cuda_nets **out, const struct gpu
 		snprintf(err, errlen, "cuda nets: bad arguments");
 		return -EINVAL;
 	}
+	if (!gpu_model_rec(model)) {   /* an ONNX model folder's descriptor net: CPU only for now */
+		snprintf(err, errlen, "cuda nets: the model's descriptor net is an ONNX import, which runs on the CPU only");
+		return -ENOTSUP;
+	}
 	if (device < 0) {
 		rc = mode == GPU_CUDA_FP16
 			     ? vgc_nets_make<vgc_engine<vgc_host<float>, vgc_host<__half>>>(out, model, device, mode, max_batch, 0)

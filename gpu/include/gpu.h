@@ -23,7 +23,8 @@
 #include <stdint.h>
 
 #define GPU_LANDMARKS 68
-#define GPU_DESCRIPTOR_DIM 128
+#define GPU_DESCRIPTOR_DIM 128     /* the built-in (face-api) model's descriptor */
+#define GPU_DESCRIPTOR_MAX 512     /* the longest descriptor any model may have (an ONNX model's) */
 #define GPU_MAX_FACES 100           /* face-api's maxResults for the SSD detector */
 #define GPU_MATCH_THRESHOLD 0.6     /* L2 distance under which two descriptors are one person */
 
@@ -42,15 +43,34 @@ struct gpu_face {
 	double score;                            /**< detector confidence, 0..1 */
 	double landmarks[GPU_LANDMARKS][2];      /**< x, y */
 	double align[4];                         /**< the aligned crop fed to the descriptor: x, y, w, h */
-	float descriptor[GPU_DESCRIPTOR_DIM];    /**< compare by Euclidean distance */
+	float descriptor[GPU_DESCRIPTOR_MAX];    /**< the model's descriptor_dim values (gpu_model_info),
+						      the rest zero; the built-in model's 128 compare by
+						      Euclidean distance */
 	struct gpu_quality quality;
 };
 
 /**
- * Open the three nets from DIR, a face-api `model` folder (ssd_mobilenetv1_model,
- * face_landmark_68_model, face_recognition_model manifests and .bin files). Returns 0;
- * -ENOENT / -EBADMSG / -EINVAL / -ENOMEM with one line in ERR (which file, what is wrong).
- * *OUT is untouched on error.
+ * Open the three nets from DIR, a model folder of one of two kinds:
+ *
+ * - a face-api `model` folder (ssd_mobilenetv1_model, face_landmark_68_model,
+ *   face_recognition_model manifests and .bin files): the built-in model;
+ * - an ONNX model folder: a `vigil-model.json` manifest beside the ONNX file it names. Its net
+ *   replaces the descriptor net; the detector and landmark nets stay face-api's, taken from the
+ *   face-api folder the manifest's optional "detector" names (a path, relative to DIR unless it
+ *   starts with '/'; default "../face-api-1.7.15/model", the layout tools/bootstrap fetches), so
+ *   that crops and alignment are exactly the built-in model's. The manifest:
+ *     {"id": "1..31 of A-Z a-z 0-9 . _ : + - (written into watchlist files; not face-api...)",
+ *      "onnx": "FILE beside the manifest", "sha256": "of FILE, checked before it is parsed",
+ *      "input": {"width": W, "height": W, "mean": [3], "std": [3], "channel_order": "rgb"|"bgr"},
+ *      "descriptor_dim": 1..512 (must be the net's output), "metric": "l2"|"cosine",
+ *      "threshold": the default match threshold, "detector": "FACE-API FOLDER" (optional)}
+ *   The net sees the aligned crop resampled to W x W as face-api resamples it (toBatchTensor),
+ *   then (x - mean[c]) / std[c] per channel in the net's channel order (mean and std listed in
+ *   that order). Unknown keys are refused. The net runs on the CPU backend only (oneDNN, or the
+ *   reference kernels); gpu/cuda refuses such a model with -ENOTSUP.
+ *
+ * Returns 0; -ENOENT / -EBADMSG / -EINVAL / -ENOTSUP / -ENOMEM with one line in ERR (which file,
+ * which key or ONNX node, what is wrong). *OUT is untouched on error.
  */
 int gpu_model_open(struct gpu_model **out, const char *dir, char *err, size_t errlen);
 
@@ -166,7 +186,11 @@ int gpu_yuv420_to_rgb(const uint8_t *y, int yp, const uint8_t *u, const uint8_t 
 /** Zero N faces (boxes, landmarks, descriptors) when their batch retires: DESIGN.md invariant 1. */
 void gpu_faces_retire(struct gpu_face *faces, int n);
 
-/** Euclidean distance between two descriptors (the model's metric, threshold 0.6). */
+/**
+ * Euclidean distance between two descriptors of the built-in model (its 128 values, its metric,
+ * threshold 0.6). Another model's descriptors compare by its gpu_model_info: metric over
+ * descriptor_dim values.
+ */
 double gpu_descriptor_distance(const float *a, const float *b);
 
 #endif /* GPU_H */

@@ -275,6 +275,11 @@ int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const
 	rc = gpu_model_open(&p->model, conf->models_dir, err, errlen);
 	if (rc < 0)
 		goto out_close;
+	if (gpu_model_info_of(p->model)->descriptor_dim != GPU_DESCRIPTOR_DIM || gpu_model_info_of(p->model)->metric != 0) {
+		rc = vg_errf(err, errlen, -ENOTSUP, "%s: a %u-d model; the pipeline matches 128-d L2 descriptors only (so far)",
+			     conf->models_dir, gpu_model_info_of(p->model)->descriptor_dim);
+		goto out_close;
+	}
 	rc = gpu_open(p, err, errlen);
 	if (rc < 0)
 		goto out_close;

@@ -22,6 +22,8 @@
 #include "vg_image.h"
 #include "vigilctl_int.h"
 
+static unsigned descriptor_dim = GPU_DESCRIPTOR_DIM;   /* the open model's (gpu_model_info) */
+
 static void json_quote(FILE *f, const char *s)
 {
 	fputc('"', f);
@@ -53,7 +55,7 @@ static void json_image(FILE *f, const char *path, const struct vg_image *img, co
 		for (int k = 0; k < GPU_LANDMARKS; k++)
 			fprintf(f, "%s[%.17g,%.17g]", k ? "," : "", fc->landmarks[k][0], fc->landmarks[k][1]);
 		fprintf(f, "],\"descriptor\":[");
-		for (int k = 0; k < GPU_DESCRIPTOR_DIM; k++)
+		for (unsigned k = 0; k < descriptor_dim; k++)
 			fprintf(f, "%s%.9g", k ? "," : "", (double)fc->descriptor[k]);
 		fprintf(f, "]}");
 	}
@@ -114,6 +116,7 @@ int vigilctl_faces(int argc, char **argv)
 		fprintf(stderr, "vigilctl faces: %s\n", err);
 		return 2;
 	}
+	descriptor_dim = gpu_model_info_of(model)->descriptor_dim;
 	faces = calloc(GPU_MAX_FACES, sizeof(*faces));
 	if (!faces) {
 		fprintf(stderr, "vigilctl faces: out of memory\n");

@@ -524,6 +524,12 @@ int vigilctl_watchlist_import(int argc, char **argv)
 		rc = 2; /* like faces: --models (or $VIGIL_MODELS) that names no model is a usage error */
 		goto out;
 	}
+	if (gpu_model_info_of(im.model)->descriptor_dim != GPU_DESCRIPTOR_DIM || gpu_model_info_of(im.model)->metric != 0) {
+		fprintf(stderr, "vigilctl: watchlist import: a %u-d model; watchlists hold 128-d L2 descriptors only (so far)\n",
+			gpu_model_info_of(im.model)->descriptor_dim);
+		rc = 2;
+		goto out;
+	}
 	im.desc = calloc(im.n, GPU_DESCRIPTOR_DIM * sizeof(float));
 	im.entries = calloc(im.n, sizeof(*im.entries));
 	if (!im.desc || !im.entries) {

@@ -412,13 +412,13 @@ static void host_photos(struct host_state *s, const struct vg_image *photo)
 		const float *q = gpu_cuda_faces_queries(s->p, idx, 2);
 
 		CHECK(q != NULL);
-		CHECK(q && memcmp(q, s->dev[n - 1].descriptor, sizeof(s->dev[0].descriptor)) == 0 &&
-		      memcmp(q + GPU_DESCRIPTOR_DIM, s->dev[0].descriptor, sizeof(s->dev[0].descriptor)) == 0);
+		CHECK(q && memcmp(q, s->dev[n - 1].descriptor, GPU_DESCRIPTOR_DIM * sizeof(float)) == 0 &&
+		      memcmp(q + GPU_DESCRIPTOR_DIM, s->dev[0].descriptor, GPU_DESCRIPTOR_DIM * sizeof(float)) == 0);
 		float host[2 * GPU_DESCRIPTOR_DIM];
 
 		CHECK_EQ_INT(gpu_cuda_faces_descriptors(s->p, idx, 2, host), 0);
-		CHECK(memcmp(host, s->dev[n - 1].descriptor, sizeof(s->dev[0].descriptor)) == 0 &&
-		      memcmp(host + GPU_DESCRIPTOR_DIM, s->dev[0].descriptor, sizeof(s->dev[0].descriptor)) == 0);
+		CHECK(memcmp(host, s->dev[n - 1].descriptor, GPU_DESCRIPTOR_DIM * sizeof(float)) == 0 &&
+		      memcmp(host + GPU_DESCRIPTOR_DIM, s->dev[0].descriptor, GPU_DESCRIPTOR_DIM * sizeof(float)) == 0);
 		idx[0] = n;
 		CHECK(gpu_cuda_faces_queries(s->p, idx, 1) == NULL);   /* no such face */
 		CHECK_EQ_INT(gpu_cuda_faces_descriptors(s->p, idx, 1, host), -EINVAL);
