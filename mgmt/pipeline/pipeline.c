@@ -51,7 +51,7 @@ static int authorise_and_load(struct pipeline *p, const char *run_desc, char *er
 	}
 
 	/* The model the nets run: a watchlist enrolled with another is refused by the matcher's load. */
-	struct match_db_conf mc = { .d = GPU_DESCRIPTOR_DIM, .metric = MATCH_METRIC_L2, .n_shards = 1,
+	struct match_db_conf mc = { .d = p->d, .metric = p->metric, .n_shards = 1,
 				    .model = gpu_model_info_of(p->model)->id, .kernel = MATCH_KERNEL_AUTO };
 	rc = match_db_open(&p->match, &mc, err, errlen);
 	if (rc < 0)
@@ -236,27 +236,10 @@ int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const
 		goto out_close;
 	}
 	p->crop = vg_pool_get(p->crop_pool);
-	if (p->conf.track_fusion == 1)
-		p->conf.track_fusion = 0; /* one sighting fused is the sighting: off */
-	if (p->conf.track_fusion) {
-		/* the tracks' templates: biometric, each zeroed when its track is over */
-		if (p->conf.track_fusion > PIPELINE_FUSION_MAX) {
-			rc = vg_errf(err, errlen, -EINVAL, "track fusion fuses 2 to %d sightings, not %u", PIPELINE_FUSION_MAX,
-				     p->conf.track_fusion);
-			goto out_close;
-		}
-		rc = vg_pool_create(&p->templates_pool, "templates",
-				    (size_t)DP_MAX_CAMERAS * MAX_TRACKS * sizeof(struct track_template), 1, VG_POOL_BIOMETRIC);
-		if (rc < 0) {
-			vg_errf(err, errlen, rc, "templates pool: %s", vg_strerror(rc));
-			goto out_close;
-		}
-		p->templates = vg_pool_get(p->templates_pool);
-	}
 	/* a batch's faces and their descriptors: biometric, zeroed as each batch retires */
 	{
 		size_t nf = (size_t)p->batch_max * MAX_FACES;
-		size_t bytes = nf * (sizeof(struct gpu_face) + GPU_DESCRIPTOR_DIM * sizeof(float));
+		size_t bytes = nf * (sizeof(struct gpu_face) + GPU_DESCRIPTOR_MAX * sizeof(float)); /* any model's */
 
 		rc = vg_pool_create(&p->faces_pool, "faces", bytes, 1, VG_POOL_BIOMETRIC);
 		if (rc < 0) {
@@ -275,10 +258,25 @@ int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const
 	rc = gpu_model_open(&p->model, conf->models_dir, err, errlen);
 	if (rc < 0)
 		goto out_close;
-	if (gpu_model_info_of(p->model)->descriptor_dim != GPU_DESCRIPTOR_DIM || gpu_model_info_of(p->model)->metric != 0) {
-		rc = vg_errf(err, errlen, -ENOTSUP, "%s: a %u-d model; the pipeline matches 128-d L2 descriptors only (so far)",
-			     conf->models_dir, gpu_model_info_of(p->model)->descriptor_dim);
-		goto out_close;
+	/* the model decides the descriptor's size and metric: the matcher and templates follow it */
+	p->d = gpu_model_info_of(p->model)->descriptor_dim;
+	p->metric = gpu_model_info_of(p->model)->metric ? MATCH_METRIC_COSINE : MATCH_METRIC_L2;
+	if (p->conf.track_fusion == 1)
+		p->conf.track_fusion = 0; /* one sighting fused is the sighting: off */
+	if (p->conf.track_fusion) {
+		/* the tracks' templates: biometric, each zeroed when its track is over */
+		if (p->conf.track_fusion > PIPELINE_FUSION_MAX) {
+			rc = vg_errf(err, errlen, -EINVAL, "track fusion fuses 2 to %d sightings, not %u", PIPELINE_FUSION_MAX,
+				     p->conf.track_fusion);
+			goto out_close;
+		}
+		rc = vg_pool_create(&p->templates_pool, "templates",
+				    pipeline_template_size(p->conf.track_fusion, p->d), TEMPLATES_MAX,
+				    VG_POOL_BIOMETRIC);
+		if (rc < 0) {
+			vg_errf(err, errlen, rc, "templates pool: %s", vg_strerror(rc));
+			goto out_close;
+		}
 	}
 	rc = gpu_open(p, err, errlen);
 	if (rc < 0)

@@ -60,8 +60,10 @@ static void locator(const struct store_handle *h, char *buf, size_t len)
 
 /* The metric an alert names: "l2", or "l2-track" when the track's fused template matched and the
  * sighting alone did not (the reviewer should know the crop shown did not match by itself). */
-static const char *alert_metric(bool fused)
+static const char *alert_metric(const struct pipeline *p, bool fused)
 {
+	if (p->metric == MATCH_METRIC_COSINE)
+		return fused ? "cosine-track" : "cosine";
 	return fused ? "l2-track" : "l2";
 }
 
@@ -77,7 +79,7 @@ static void fill_store_alert(const struct pipeline *p, unsigned cam, const struc
 	/* The store's record holds 63 bytes of the id (a 64-byte id is cut); mgmt's alert keeps it whole. */
 	snprintf(sa->subject, sizeof(sa->subject), "%.63s", hit->subject);
 	snprintf(sa->watchlist, sizeof(sa->watchlist), "%u", hit->watchlist);
-	snprintf(sa->metric, sizeof(sa->metric), "%s", alert_metric(fused));
+	snprintf(sa->metric, sizeof(sa->metric), "%s", alert_metric(p, fused));
 	snprintf(sa->model, sizeof(sa->model), "%s", gpu_model_info_of(p->model)->id);
 	sa->value = hit->value;
 	sa->threshold = pipeline_threshold_of(p, hit->watchlist);
@@ -148,7 +150,7 @@ static void raise_alert(struct pipeline *p, unsigned cam, struct camera *c, stru
 	snprintf(ma.subject, sizeof(ma.subject), "%s", hit->subject);
 	snprintf(ma.watchlist, sizeof(ma.watchlist), "%u", hit->watchlist);
 	snprintf(ma.watchlist_seal, sizeof(ma.watchlist_seal), "%s", pipeline_watchlist_seal(p, hit->watchlist));
-	snprintf(ma.metric, sizeof(ma.metric), "%s", alert_metric(fused));
+	snprintf(ma.metric, sizeof(ma.metric), "%s", alert_metric(p, fused));
 	memcpy(ma.box, a->box, sizeof(ma.box));
 	if (a->evidence.saved)
 		locator(&a->evidence, ma.evidence, sizeof(ma.evidence));
@@ -160,21 +162,28 @@ static void raise_alert(struct pipeline *p, unsigned cam, struct camera *c, stru
 }
 
 /*
- * Track fusion: keep this sighting (the KEEP_INDEX-th gated face of the batch, on track T of
- * camera CAM) in T's template, and when the sighting alone did not match (*R), match the template's
- * fused descriptor instead: its result into FUSED and *R pointed at it when it passes.
+ * Track fusion: keep this sighting (the KEEP_INDEX-th gated face of the batch) in track T's
+ * template (taken from the pool with the track's first face), and when the sighting alone did not
+ * match (*R), match the template's fused descriptor instead: its result into FUSED and *R pointed
+ * at it when it passes.
  */
-static void fuse_sighting(struct pipeline *p, unsigned cam, const struct track *t, int keep_index,
-			  const struct match_result **r, struct match_result *fused)
+static void fuse_sighting(struct pipeline *p, struct track *t, int keep_index, const struct match_result **r,
+			  struct match_result *fused)
 {
-	struct track_template *tt = &p->templates[(size_t)cam * MAX_TRACKS + (size_t)(t - p->cams[cam].tracks.t)];
-	const float *desc = p->q + (size_t)keep_index * GPU_DESCRIPTOR_DIM;
-	float q[GPU_DESCRIPTOR_DIM];
+	const float *desc = p->q + (size_t)keep_index * p->d;
+	float q[GPU_DESCRIPTOR_MAX];
 
-	pipeline_template_add(tt, t->id, desc, pipeline_crop_quality(&p->faces[p->keep[keep_index]]), p->conf.track_fusion);
-	if (((*r)->n && (*r)->hit[0].pass) || tt->n < 2)
+	if (!t->tmpl) {
+		if (!(t->tmpl = vg_pool_get(p->templates_pool))) {
+			p->unfused_tracks++;
+			return;
+		}
+		pipeline_template_init(t->tmpl, p->conf.track_fusion, p->d);
+	}
+	pipeline_template_add(t->tmpl, desc, pipeline_crop_quality(&p->faces[p->keep[keep_index]]));
+	if (((*r)->n && (*r)->hit[0].pass) || t->tmpl->n < 2)
 		return;
-	pipeline_template_fuse(tt, q);
+	pipeline_template_fuse(t->tmpl, p->metric == MATCH_METRIC_COSINE, q);
 	if (match_query(p->ctx, q, 1, 1, fused) == 1 && fused->n && fused->hit[0].pass) {
 		*r = fused;
 		p->fused_matches++;
@@ -182,17 +191,19 @@ static void fuse_sighting(struct pipeline *p, unsigned cam, const struct track *
 	vg_scrub(q, sizeof(q));
 }
 
-/* The templates of camera CAM's tracks that are over (not seen for TRACK_TTL_S), zeroed. */
-static void templates_sweep(struct pipeline *p, unsigned cam)
+/*
+ * The templates of camera CAM's tracks that are over (not seen for TRACK_TTL_S at this frame's
+ * PTS, the tracker's own rule) back to the pool, zeroed: before the tracker may reuse their slots.
+ */
+static void templates_sweep(struct pipeline *p, struct camera *c, int64_t pts)
 {
-	const struct camera *c = &p->cams[cam];
-
 	for (int i = 0; i < MAX_TRACKS; i++) {
-		struct track_template *tt = &p->templates[(size_t)cam * MAX_TRACKS + (size_t)i];
-		const struct track *t = &c->tracks.t[i];
+		struct track *t = &c->tracks.t[i];
 
-		if (tt->track && (!t->live || t->id != tt->track || (double)(c->pts - t->last_pts) > TRACK_TTL_S * 90000))
-			pipeline_template_clear(tt);
+		if (t->tmpl && (!t->live || (double)(pts - t->last_pts) > TRACK_TTL_S * 90000)) {
+			vg_pool_put(p->templates_pool, t->tmpl);
+			t->tmpl = NULL;
+		}
 	}
 }
 
@@ -220,6 +231,8 @@ int pipeline_frame_results(struct pipeline *p, unsigned i, int k0, int nkeep, bo
 	nk = k - k0;   /* this frame's faces that passed the gate */
 	c->n.faces_gated += (uint64_t)(b->count - nk);
 	vg_counter_add(p->row, ANALYSIS_faces_gated, (uint64_t)(b->count - nk));
+	if (p->templates_pool) /* before the tracker reuses the slots of tracks that are over */
+		templates_sweep(p, c, c->pts);
 	for (int j = 0; j < nk; j++)
 		tracks[j] = pipeline_track_face(&c->tracks, c->pts, p->faces[p->keep[k0 + j]].box);
 	for (int j = 0; matched && j < nk; j++) {
@@ -228,8 +241,8 @@ int pipeline_frame_results(struct pipeline *p, unsigned i, int k0, int nkeep, bo
 		struct match_result fused;
 		struct track *t = tracks[j];
 
-		if (t && p->templates)
-			fuse_sighting(p, b->cam, t, k0 + j, &r, &fused);
+		if (t && p->templates_pool)
+			fuse_sighting(p, t, k0 + j, &r, &fused);
 		if (r->n == 0 || !r->hit[0].pass || !t)
 			continue;
 		c->n.faces_matched++;
@@ -249,8 +262,6 @@ int pipeline_frame_results(struct pipeline *p, unsigned i, int k0, int nkeep, bo
 			break;
 		}
 	}
-	if (p->templates)
-		templates_sweep(p, b->cam);
 	c->rgb = NULL;
 	return k;
 }

@@ -71,7 +71,7 @@ static bool batch_match(struct pipeline *p, int nq)
 
 		if (q && match_query_device(p->ctx, q, (unsigned)nq, 1, p->res) == nq)
 			/* track fusion keeps descriptors on the host, in the tracks' templates */
-			return !p->templates || gpu_cuda_faces_descriptors(p->gpu, p->keep, nq, p->q) == 0;
+			return !p->templates_pool || gpu_cuda_faces_descriptors(p->gpu, p->keep, nq, p->q) == 0;
 		/* the GPU's copy of the watchlist is missing or failed: the host matches (counted) */
 		p->match_host_fallbacks += (uint64_t)nq;
 		if (gpu_cuda_faces_descriptors(p->gpu, p->keep, nq, p->q) < 0)
@@ -80,7 +80,7 @@ static bool batch_match(struct pipeline *p, int nq)
 	}
 #endif
 	for (int j = 0; j < nq; j++)
-		memcpy(p->q + (size_t)j * GPU_DESCRIPTOR_DIM, p->faces[p->keep[j]].descriptor, GPU_DESCRIPTOR_DIM * sizeof(float));
+		memcpy(p->q + (size_t)j * p->d, p->faces[p->keep[j]].descriptor, p->d * sizeof(float));
 	return match_query(p->ctx, p->q, (unsigned)nq, 1, p->res) == nq;
 }
 
@@ -113,7 +113,7 @@ static void analyse_batch(struct pipeline *p, unsigned n)
 	for (unsigned i = 0, k = 0; i < n; i++)
 		k = (unsigned)pipeline_frame_results(p, i, (int)k, nq, matched);
 	/* The results hold ids and distances, not biometrics; the faces and descriptors do. */
-	vg_scrub(p->q, (size_t)nq * GPU_DESCRIPTOR_DIM * sizeof(float));
+	vg_scrub(p->q, (size_t)nq * p->d * sizeof(float));
 	gpu_faces_retire(p->faces, total);
 #ifdef HAVE_VIGIL_GPU_CUDA
 	if (p->gpu)

@@ -98,18 +98,20 @@ struct track {
 	double best_quality[TRACK_SUBJECTS_MAX]; /* quality of the crop each alert carries */
 	unsigned n_alerted;
 	bool live;
+	struct track_template *tmpl; /* track fusion's template, or NULL */
 };
 
 /*
- * A track's template for fusion (pipeline_conf.track_fusion): its best sightings' descriptors by
- * crop quality. Biometric: in a MADV_DONTDUMP pool, zeroed when its track is over.
+ * A live track's template for fusion (pipeline_conf.track_fusion): its best K sightings'
+ * descriptors (D floats each) by crop quality. Biometric: one buffer of the pipeline's templates
+ * pool (no-dump, locked), taken with the track's first face and put back, zeroed, when it is over.
  */
 struct track_template {
-	uint64_t track;   /* the track these belong to (0: empty) */
-	unsigned n;
+	unsigned n, k, d;
 	double quality[PIPELINE_FUSION_MAX];
-	float desc[PIPELINE_FUSION_MAX][GPU_DESCRIPTOR_DIM];
+	float desc[]; /* k x d */
 };
+#define TEMPLATES_MAX 1024 /* live tracks with a template, all cameras: beyond, a track goes unfused (counted) */
 
 /* A camera's sampling clock (decode thread): RTP time unwrapped, the last frame sampled. */
 struct pipeline_sampler {
@@ -218,9 +220,11 @@ struct pipeline {
 	uint64_t faces_scanned, evidence_bytes, analysis_ns;
 	uint64_t started_ns, last_progress_ns;
 	uint64_t better_crops; /* alerts whose evidence was replaced by a better crop of the track */
-	struct track_template *templates; /* DP_MAX_CAMERAS x MAX_TRACKS with track fusion, else NULL */
-	struct vg_pool *templates_pool;
-	uint64_t fused_matches; /* sightings matched only through their track's fused template */
+	struct vg_pool *templates_pool; /* TEMPLATES_MAX track templates with track fusion, else NULL */
+	uint64_t fused_matches;   /* sightings matched only through their track's fused template */
+	uint64_t unfused_tracks;  /* tracks left without a template: the pool was empty */
+	unsigned d;               /* the model's descriptor size */
+	enum match_metric metric; /* and metric */
 	uint64_t outcomes_ns;  /* when review outcomes were last applied to the store */
 	struct vg_counter_block *counters;
 	struct vg_counter_row *row; /* the analysis thread's */
@@ -267,13 +271,15 @@ enum pipeline_sighting {
 	PIPELINE_SIGHTING_TRACK_FULL, /* the track alerted TRACK_SUBJECTS_MAX subjects already */
 };
 enum pipeline_sighting pipeline_track_sighting(const struct track *t, const char *subject, unsigned *slot /* OUT */);
-/* Keep a sighting of track TRACK (DESC, crop QUALITY) in TT if it is among the best K so far
- * (a template of another track is emptied first). */
-void pipeline_template_add(struct track_template *tt, uint64_t track, const float *desc, double quality, unsigned k);
-/* TT's fused descriptor into OUT (the mean of its sightings); returns how many were fused. */
-unsigned pipeline_template_fuse(const struct track_template *tt, float *out);
-/* Zero TT (its track is over). */
-void pipeline_template_clear(struct track_template *tt);
+/* Bytes of a template of K sightings of D floats. */
+size_t pipeline_template_size(unsigned k, unsigned d);
+/* A zeroed buffer of that size made an empty template. */
+void pipeline_template_init(struct track_template *tt, unsigned k, unsigned d);
+/* Keep a sighting (DESC, crop QUALITY) in TT if it is among its best K so far. */
+void pipeline_template_add(struct track_template *tt, const float *desc, double quality);
+/* TT's fused descriptor into OUT (d floats: the mean of its sightings, match_eval_fuse; unit length
+ * under cosine, METRIC 1); returns how many were fused. */
+unsigned pipeline_template_fuse(const struct track_template *tt, int metric, float *out);
 /* Record T's alert for SUBJECT: ALERT_INDEX into the pipeline's alerts, its crop's QUALITY. */
 void pipeline_track_alerted(struct track *t, const char *subject, unsigned alert_index, double quality);
 

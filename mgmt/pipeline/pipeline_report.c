@@ -128,13 +128,13 @@ void pipeline_write_stages(struct pipeline *p, FILE *f)
 		"\"analysis\":{\"enabled\":true,\"seconds\":%.3f,\"mode\":\"%s\",\"queue_depth\":%u,\"frames_sampled\":%" PRIu64
 		",\"frames_dropped\":%" PRIu64 ",\"queue_max\":%" PRIu64 ",\"decode_wait_seconds\":%.3f,"
 		"\"latency_ms\":{\"p50\":%.2f,\"p99\":%.2f,\"max\":%.2f},\"faces_gated\":%" PRIu64 ",\"better_crops\":%" PRIu64
-		",\"track_fusion\":%u,\"fused_matches\":%" PRIu64
+		",\"track_fusion\":%u,\"fused_matches\":%" PRIu64 ",\"unfused_tracks\":%" PRIu64
 		",\"nets\":\"%s\",\"nets_seconds\":%.3f,\"nets_errors\":%" PRIu64 ",\"frames_oversize\":%" PRIu64 ","
 		"\"batch\":{\"max\":%u,\"deadline_ms\":%.1f,\"batches\":%" PRIu64 ",\"mean\":%.2f,\"largest\":%" PRIu64
 		",\"deadline_expired\":%" PRIu64 "},",
 		(double)p->analysis_ns / 1e9, p->conf.lossless ? "lossless" : "drop-newest", p->conf.queue_depth, sampled,
 		dropped, qmax, (double)wait_ns / 1e9, p50, p99, max, gated, p->better_crops, p->conf.track_fusion,
-		p->fused_matches,
+		p->fused_matches, p->unfused_tracks,
 		p->conf.gpu ? p->conf.gpu : "cpu", (double)p->nets_ns / 1e9, p->nets_errors, oversize, p->batch_max,
 		(double)p->batch_deadline_ns / 1e6, p->batches, p->batches ? (double)p->batched_frames / (double)p->batches : 0.0,
 		p->batch_largest, p->batch_deadlines);

@@ -60,6 +60,9 @@ struct track *pipeline_track_face(struct pipeline_tracks *tr, int64_t pts, const
 		}
 	}
 	if (!best && free_slot) {
+		/* a track that is over gave its template back first (pipeline_alert.c's sweep) */
+		if (VG_NEVER(free_slot->tmpl != NULL))
+			return NULL;
 		memset(free_slot, 0, sizeof(*free_slot));
 		free_slot->id = ++tr->next_id;
 		free_slot->live = true;
@@ -107,22 +110,23 @@ enum pipeline_sighting pipeline_track_sighting(const struct track *t, const char
 	return t->n_alerted < TRACK_SUBJECTS_MAX ? PIPELINE_SIGHTING_NEW : PIPELINE_SIGHTING_TRACK_FULL;
 }
 
-void pipeline_template_clear(struct track_template *tt)
+size_t pipeline_template_size(unsigned k, unsigned d)
 {
-	vg_scrub(tt, sizeof(*tt));
+	return sizeof(struct track_template) + (size_t)k * d * sizeof(float);
 }
 
-void pipeline_template_add(struct track_template *tt, uint64_t track, const float *desc, double quality, unsigned k)
+void pipeline_template_init(struct track_template *tt, unsigned k, unsigned d)
+{
+	tt->n = 0;
+	tt->k = k > PIPELINE_FUSION_MAX ? PIPELINE_FUSION_MAX : k;
+	tt->d = d;
+}
+
+void pipeline_template_add(struct track_template *tt, const float *desc, double quality)
 {
 	unsigned at;
 
-	if (tt->track != track) {
-		pipeline_template_clear(tt);
-		tt->track = track;
-	}
-	if (k > PIPELINE_FUSION_MAX)
-		k = PIPELINE_FUSION_MAX;
-	if (tt->n < k) {
+	if (tt->n < tt->k) {
 		at = tt->n++;
 	} else {
 		/* full: replace the worst, if this one is better */
@@ -134,19 +138,19 @@ void pipeline_template_add(struct track_template *tt, uint64_t track, const floa
 			return;
 	}
 	tt->quality[at] = quality;
-	memcpy(tt->desc[at], desc, sizeof(tt->desc[at]));
+	memcpy(tt->desc + (size_t)at * tt->d, desc, tt->d * sizeof(float));
 }
 
-unsigned pipeline_template_fuse(const struct track_template *tt, float *out)
+unsigned pipeline_template_fuse(const struct track_template *tt, int metric, float *out)
 {
 	const float *descs[PIPELINE_FUSION_MAX];
 
 	/* match_eval_fuse: the mean in double, summed in a fixed order (the same sightings give the
 	 * same template), the very code `vigilctl eval --fuse` measured */
 	for (unsigned i = 0; i < tt->n; i++)
-		descs[i] = tt->desc[i];
-	if (!tt->n || match_eval_fuse(descs, tt->n, GPU_DESCRIPTOR_DIM, MATCH_EVAL_L2, out) < 0)
-		memset(out, 0, GPU_DESCRIPTOR_DIM * sizeof(*out));
+		descs[i] = tt->desc + (size_t)i * tt->d;
+	if (!tt->n || match_eval_fuse(descs, tt->n, tt->d, metric, out) < 0)
+		memset(out, 0, tt->d * sizeof(*out));
 	return tt->n;
 }
 

@@ -60,9 +60,9 @@ void eval_set_free(struct eval_set *s)
 	for (size_t i = 0; i < s->n_skips; i++)
 		free(s->skips[i].path);
 	if (s->desc)
-		memset(s->desc, 0, s->n * GPU_DESCRIPTOR_DIM * sizeof(float));
+		memset(s->desc, 0, s->n * s->model.descriptor_dim * sizeof(float));
 	if (s->nm_desc)
-		memset(s->nm_desc, 0, s->n_nonmated * GPU_DESCRIPTOR_DIM * sizeof(float));
+		memset(s->nm_desc, 0, s->n_nonmated * s->model.descriptor_dim * sizeof(float));
 	free(s->desc);
 	free(s->person);
 	free(s->path);
@@ -154,7 +154,7 @@ static int describe(struct eval_set *s, struct gpu_model *model, struct gpu_face
 		return eval_skip_add(s, path, n == 0 ? "no face found" : vg_strerror(n));
 	}
 	s->several += n > 1;
-	memcpy(desc, faces[0].descriptor, sizeof(faces[0].descriptor)); /* faces come in score order */
+	memcpy(desc, faces[0].descriptor, s->model.descriptor_dim * sizeof(float)); /* faces come in score order */
 	gpu_faces_retire(faces, n);
 	return 1;
 }
@@ -173,7 +173,7 @@ int eval_reserve(struct eval_set *s)
 	if (!(q = realloc(s->person, c * sizeof(*s->person))))
 		return -ENOMEM;
 	s->person = q;
-	if (!(q = realloc(s->desc, c * GPU_DESCRIPTOR_DIM * sizeof(float))))
+	if (!(q = realloc(s->desc, c * s->model.descriptor_dim * sizeof(float))))
 		return -ENOMEM;
 	s->desc = q;
 	s->cap = c;
@@ -241,7 +241,7 @@ static int load_person(struct eval_set *s, struct gpu_model *model, struct gpu_f
 			rc = -ENOMEM;
 			break;
 		}
-		rc = describe(s, model, faces, files[i], &s->desc[s->n * GPU_DESCRIPTOR_DIM]);
+		rc = describe(s, model, faces, files[i], &s->desc[s->n * s->model.descriptor_dim]);
 		if (rc == 1) {
 			s->person[s->n] = p;
 			s->path[s->n++] = files[i];
@@ -260,7 +260,7 @@ static int load_nonmated(struct eval_set *s, struct gpu_model *model, struct gpu
 
 	if (rc < 0)
 		return rc;
-	s->nm_desc = malloc((n + 1) * GPU_DESCRIPTOR_DIM * sizeof(float));
+	s->nm_desc = malloc((n + 1) * s->model.descriptor_dim * sizeof(float));
 	s->nm_path = calloc(n + 1, sizeof(*s->nm_path));
 	if (!s->nm_desc || !s->nm_path)
 		rc = -ENOMEM;
@@ -269,7 +269,7 @@ static int load_nonmated(struct eval_set *s, struct gpu_model *model, struct gpu
 			rc = -E2BIG;
 			break;
 		}
-		rc = describe(s, model, faces, files[i], &s->nm_desc[s->n_nonmated * GPU_DESCRIPTOR_DIM]);
+		rc = describe(s, model, faces, files[i], &s->nm_desc[s->n_nonmated * s->model.descriptor_dim]);
 		if (rc == 1) {
 			s->nm_path[s->n_nonmated++] = files[i];
 			files[i] = NULL;

@@ -23,14 +23,14 @@ struct eval_set {
 	int padded;
 	const char *from;            /* LABELLED_DIR, or the --descriptors file */
 	const char *nonmated_from;   /* --nonmated DIR, or NULL */
-	float *desc;                 /* n x GPU_DESCRIPTOR_DIM, labelled */
+	float *desc;                 /* n x model.descriptor_dim, labelled */
 	unsigned *person;            /* n labels, index into people */
 	char **path;
 	size_t n, cap;
 	char **people;               /* folder names */
 	unsigned n_people;
 	size_t people_empty;         /* folders with no usable face */
-	float *nm_desc;              /* n_nonmated x GPU_DESCRIPTOR_DIM */
+	float *nm_desc;              /* n_nonmated x model.descriptor_dim */
 	char **nm_path;
 	size_t n_nonmated;
 	size_t files, unreadable, no_face, several; /* images read, and what became of them */

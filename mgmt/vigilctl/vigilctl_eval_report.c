@@ -41,11 +41,11 @@ static const char *metric_name(int metric)
 
 /* ---- the descriptors file ------------------------------------------------------------------ */
 
-static json_t *jdesc(const float *d)
+static json_t *jdesc(const float *d, unsigned dim)
 {
 	json_t *a = json_array();
 
-	for (unsigned k = 0; a && k < GPU_DESCRIPTOR_DIM; k++)
+	for (unsigned k = 0; a && k < dim; k++)
 		json_array_append_new(a, json_real(d[k]));
 	return a;
 }
@@ -60,10 +60,10 @@ int eval_descriptors_write(const struct eval_set *s, const char *path)
 		json_array_append_new(people, json_string(s->people[p]));
 	for (size_t i = 0; i < s->n; i++)
 		json_array_append_new(lab, json_pack("{sssIso}", "path", s->path[i], "person", (json_int_t)s->person[i],
-						     "descriptor", jdesc(&s->desc[i * GPU_DESCRIPTOR_DIM])));
+						     "descriptor", jdesc(&s->desc[i * s->model.descriptor_dim], s->model.descriptor_dim)));
 	for (size_t i = 0; i < s->n_nonmated; i++)
 		json_array_append_new(nm, json_pack("{ssso}", "path", s->nm_path[i], "descriptor",
-						    jdesc(&s->nm_desc[i * GPU_DESCRIPTOR_DIM])));
+						    jdesc(&s->nm_desc[i * s->model.descriptor_dim], s->model.descriptor_dim)));
 	for (size_t i = 0; i < s->n_skips; i++)
 		json_array_append_new(skips, json_pack("{ssss}", "path", s->skips[i].path, "reason", s->skips[i].why));
 	doc = json_pack_ex(&jerr, 0, "{ss s{sssssssfsI} ss sb s{sIsIsIsI} sI so so so so}", "format", DESC_FORMAT, "model", "id",
@@ -87,12 +87,12 @@ int eval_descriptors_write(const struct eval_set *s, const char *path)
 	return rc;
 }
 
-/* A descriptor array of GPU_DESCRIPTOR_DIM finite numbers into OUT; 0 or -1. */
-static int read_desc(json_t *a, float *out)
+/* A descriptor array of DIM finite numbers into OUT; 0 or -1. */
+static int read_desc(json_t *a, float *out, unsigned dim)
 {
-	if (json_array_size(a) != GPU_DESCRIPTOR_DIM)
+	if (json_array_size(a) != dim)
 		return -1;
-	for (unsigned k = 0; k < GPU_DESCRIPTOR_DIM; k++) {
+	for (unsigned k = 0; k < dim; k++) {
 		json_t *v = json_array_get(a, k);
 
 		if (!json_is_number(v) || !isfinite(json_number_value(v)))
@@ -111,7 +111,7 @@ static int read_entries(struct eval_set *s, json_t *doc)
 	if (!json_is_array(people) || !json_is_array(lab) || !json_is_array(nm) || !json_is_array(skips))
 		return -1;
 	s->people = calloc(json_array_size(people) + 1, sizeof(*s->people));
-	s->nm_desc = malloc((json_array_size(nm) + 1) * GPU_DESCRIPTOR_DIM * sizeof(float));
+	s->nm_desc = malloc((json_array_size(nm) + 1) * s->model.descriptor_dim * sizeof(float));
 	s->nm_path = calloc(json_array_size(nm) + 1, sizeof(*s->nm_path));
 	if (!s->people || !s->nm_desc || !s->nm_path)
 		return -1;
@@ -125,7 +125,7 @@ static int read_entries(struct eval_set *s, json_t *doc)
 
 		if (eval_reserve(s) < 0 || !json_is_integer(p) || json_integer_value(p) < 0 ||
 		    json_integer_value(p) >= s->n_people || !json_is_string(path) ||
-		    read_desc(json_object_get(e, "descriptor"), &s->desc[s->n * GPU_DESCRIPTOR_DIM]) < 0 ||
+		    read_desc(json_object_get(e, "descriptor"), &s->desc[s->n * s->model.descriptor_dim], s->model.descriptor_dim) < 0 ||
 		    !(s->path[s->n] = strdup(json_string_value(path))))
 			return -1;
 		s->person[s->n++] = (unsigned)json_integer_value(p);
@@ -134,7 +134,7 @@ static int read_entries(struct eval_set *s, json_t *doc)
 		json_t *path = json_object_get(e, "path");
 
 		if (!json_is_string(path) ||
-		    read_desc(json_object_get(e, "descriptor"), &s->nm_desc[s->n_nonmated * GPU_DESCRIPTOR_DIM]) < 0 ||
+		    read_desc(json_object_get(e, "descriptor"), &s->nm_desc[s->n_nonmated * s->model.descriptor_dim], s->model.descriptor_dim) < 0 ||
 		    !(s->nm_path[s->n_nonmated] = strdup(json_string_value(path))))
 			return -1;
 		s->n_nonmated++;
@@ -164,8 +164,9 @@ int eval_descriptors_read(struct eval_set *s, const char *path)
 			&digest, "metric", &metric, "threshold", &threshold, "descriptor_dim", &dim, "backend", &backend,
 			"padded", &padded, "images", "files", &files, "unreadable", &unreadable, "no_face", &no_face,
 			"several_faces", &several, "people_without_faces", &empty) != 0 ||
-	    strcmp(format, DESC_FORMAT) != 0 || dim != GPU_DESCRIPTOR_DIM || strlen(id) >= sizeof(s->model.id) ||
-	    strlen(digest) >= sizeof(s->model.digest) || read_entries(s, doc) < 0) {
+	    strcmp(format, DESC_FORMAT) != 0 || dim < 16 || dim > GPU_DESCRIPTOR_MAX || dim % 16 ||
+	    strlen(id) >= sizeof(s->model.id) || strlen(digest) >= sizeof(s->model.digest) ||
+	    (s->model.descriptor_dim = (unsigned)dim, read_entries(s, doc) < 0)) {
 		fprintf(stderr, "vigilctl eval: --descriptors %s: not a %s file written by vigilctl eval\n", path,
 			DESC_FORMAT);
 		json_decref(doc);
@@ -194,7 +195,7 @@ int eval_measure(const struct eval_set *s, const double *threshold, int split, u
 {
 	unsigned char *enrolled = NULL;
 	struct match_eval_conf c = {
-		.set = { s->desc, s->person, s->n, s->n_people, GPU_DESCRIPTOR_DIM,
+		.set = { s->desc, s->person, s->n, s->n_people, s->model.descriptor_dim,
 			 s->model.metric ? MATCH_EVAL_COSINE : MATCH_EVAL_L2 },
 		.nonmated = s->nm_desc, .n_nonmated = s->n_nonmated, .threshold = *threshold,
 		.bootstrap_rounds = rounds, .seed = seed, .fuse_k = fuse_k,
@@ -246,12 +247,12 @@ static size_t impostor_scores(const struct eval_set *s, const struct match_eval_
 		return 0;
 	memcpy(v, r->impostor, r->n_impostor * sizeof(*v));
 	for (size_t i = 0; i < m; i++) {
-		const float *a = &s->nm_desc[i * GPU_DESCRIPTOR_DIM];
+		const float *a = &s->nm_desc[i * s->model.descriptor_dim];
 
 		for (size_t j = 0; j < s->n; j++)
-			v[k++] = match_eval_score(a, &s->desc[j * GPU_DESCRIPTOR_DIM], GPU_DESCRIPTOR_DIM, metric);
+			v[k++] = match_eval_score(a, &s->desc[j * s->model.descriptor_dim], s->model.descriptor_dim, metric);
 		for (size_t j = i + 1; j < m; j++)
-			v[k++] = match_eval_score(a, &s->nm_desc[j * GPU_DESCRIPTOR_DIM], GPU_DESCRIPTOR_DIM, metric);
+			v[k++] = match_eval_score(a, &s->nm_desc[j * s->model.descriptor_dim], s->model.descriptor_dim, metric);
 	}
 	qsort(v, n, sizeof(*v), cmp_double);
 	*out = v;
@@ -328,13 +329,20 @@ static json_t *jthreshold(const struct match_calib *cal, double fpir, unsigned l
 		hi = match_calib_threshold_of_score(metric, boot->hi);
 		snprintf(bt, sizeof(bt), ", people bootstrap [%.4f, %.4f]", fmin(lo, hi), fmax(lo, hi));
 	}
-	snprintf(text, len, "  FPIR %.3g (1 in %.0f) at a watchlist of %llu: threshold %.4f, binomial [%.4f, %.4f]%s: %s\n",
-		 fpir, 1 / fpir, n, match_calib_threshold_of_score(metric, e.value),
-		 match_calib_threshold_of_score(metric, e.low), match_calib_threshold_of_score(metric, e.high), bt, st);
+	/* in the matcher's terms, lower end first (a cosine threshold runs the other way to its score);
+	 * an end the data cannot give is "none" */
+	double t_lo = match_calib_threshold_of_score(metric, e.low), t_hi = match_calib_threshold_of_score(metric, e.high);
+	double low = fmin(t_lo, t_hi), high = fmax(t_lo, t_hi);
+	char lo_s[32] = "none", hi_s[32] = "none";
+	if (isfinite(low))
+		snprintf(lo_s, sizeof(lo_s), "%.4f", low);
+	if (isfinite(high))
+		snprintf(hi_s, sizeof(hi_s), "%.4f", high);
+	snprintf(text, len, "  FPIR %.3g (1 in %.0f) at a watchlist of %llu: threshold %.4f, 95%% [%s, %s]%s: %s\n",
+		 fpir, 1 / fpir, n, match_calib_threshold_of_score(metric, e.value), lo_s, hi_s, bt, st);
 	return json_pack("{sfsIsososos[oo]sbsoss}", "fpir", fpir, "watchlist", (json_int_t)n, "threshold",
-			 jnum(match_calib_threshold_of_score(metric, e.value)), "low",
-			 jnum(match_calib_threshold_of_score(metric, e.low)), "high",
-			 jnum(match_calib_threshold_of_score(metric, e.high)), "bootstrap", jnum(fmin(lo, hi)),
+			 jnum(match_calib_threshold_of_score(metric, e.value)), "low", jnum(low), "high", jnum(high),
+			 "bootstrap", jnum(fmin(lo, hi)),
 			 jnum(fmax(lo, hi)), "supported", e.bound >= 0, "fmr_needed", jnum(fmr_needed(fpir, n)),
 			 "statement", st);
 }
@@ -343,7 +351,7 @@ static json_t *jthreshold(const struct match_calib *cal, double fpir, unsigned l
 static struct match_eval_conf boot_conf(const struct eval_set *s, const struct match_eval_report *r)
 {
 	return (struct match_eval_conf){
-		.set = { s->desc, s->person, s->n, s->n_people, GPU_DESCRIPTOR_DIM,
+		.set = { s->desc, s->person, s->n, s->n_people, s->model.descriptor_dim,
 			 s->model.metric ? MATCH_EVAL_COSINE : MATCH_EVAL_L2 },
 		.nonmated = s->nm_desc, .n_nonmated = s->n_nonmated,
 		.bootstrap_rounds = r->bootstrap_rounds, .seed = r->seed,

@@ -302,7 +302,9 @@ struct import {
 	struct match_watchlist_def wl;
 	struct item *items;
 	size_t n, cap, enrolled;
-	float *desc;                  /* enrolled x GPU_DESCRIPTOR_DIM, scrubbed before free */
+	float *desc;                  /* enrolled x d, scrubbed before free */
+	unsigned d;                   /* the model's descriptor size */
+	bool threshold_given;         /* --threshold; else the model's own */
 	struct match_entry *entries;  /* enrolled, pointing into desc */
 	struct gpu_model *model;
 	struct crops crops;           /* with --name only: the enrolment crops vigild keeps */
@@ -345,10 +347,11 @@ static int import_parse(int argc, char **argv, struct import *im)
 			break;
 		case 't':
 			im->wl.threshold = strtof(optarg, &end);
-			/* The file's metric is L2 (import_deliver): the range vigild checks it against (mgmt.h). */
+			/* The widest range (L2's); a cosine model's is checked once the model is open. */
 			if (*end || !(im->wl.threshold > 0 && im->wl.threshold <= MGMT_WATCHLIST_L2_MAX))
 				return vigilctl_usage("import: --threshold '%s' is outside (0, %.0f], the range of an L2 distance",
 						      optarg, MGMT_WATCHLIST_L2_MAX);
+			im->threshold_given = true;
 			break;
 		case ':':
 			return vigilctl_usage("import: %s needs a value", argv[optind]);
@@ -390,9 +393,9 @@ static void enrol_item(struct import *im, const struct item *it, char *why, size
 	else if (nf < 0)
 		snprintf(why, whylen, "%s", vg_strerror(nf));
 	if (!why[0]) {
-		float *d = im->desc + im->enrolled * GPU_DESCRIPTOR_DIM;
+		float *d = im->desc + im->enrolled * im->d;
 
-		memcpy(d, faces[0].descriptor, sizeof(faces[0].descriptor));
+		memcpy(d, faces[0].descriptor, im->d * sizeof(float));
 		im->entries[im->enrolled] = (struct match_entry){ it->subject, im->wl.id, d };
 		im->enrolled++;
 #ifdef HAVE_VIGIL_MGMT_PIPELINE
@@ -467,7 +470,9 @@ static int import_deliver(struct import *im)
 	char err[512];
 
 	/* the model's id goes into the file, so the seal covers which model enrolled it */
-	if (match_file_encode(gpu_model_info_of(im->model)->id, GPU_DESCRIPTOR_DIM, MATCH_METRIC_L2, &im->wl, 1, im->entries,
+	const struct gpu_model_info *m = gpu_model_info_of(im->model);
+
+	if (match_file_encode(m->id, im->d, m->metric ? MATCH_METRIC_COSINE : MATCH_METRIC_L2, &im->wl, 1, im->entries,
 			      (unsigned)im->enrolled, &buf, &len, err, sizeof(err)) < 0) {
 		fprintf(stderr, "vigilctl: %s\n", err);
 		return 1;
@@ -524,13 +529,17 @@ int vigilctl_watchlist_import(int argc, char **argv)
 		rc = 2; /* like faces: --models (or $VIGIL_MODELS) that names no model is a usage error */
 		goto out;
 	}
-	if (gpu_model_info_of(im.model)->descriptor_dim != GPU_DESCRIPTOR_DIM || gpu_model_info_of(im.model)->metric != 0) {
-		fprintf(stderr, "vigilctl: watchlist import: a %u-d model; watchlists hold 128-d L2 descriptors only (so far)\n",
-			gpu_model_info_of(im.model)->descriptor_dim);
-		rc = 2;
+	/* the model decides the descriptor's size, its metric, and the default threshold */
+	const struct gpu_model_info *info = gpu_model_info_of(im.model);
+	im.d = info->descriptor_dim;
+	if (!im.threshold_given)
+		im.wl.threshold = (float)info->threshold;
+	if (info->metric == 1 && im.wl.threshold > MGMT_WATCHLIST_COSINE_MAX) {
+		rc = vigilctl_usage("import: --threshold %g is outside (0, %.0f], the range of a cosine similarity (model %s)",
+				    (double)im.wl.threshold, MGMT_WATCHLIST_COSINE_MAX, info->id);
 		goto out;
 	}
-	im.desc = calloc(im.n, GPU_DESCRIPTOR_DIM * sizeof(float));
+	im.desc = calloc(im.n, im.d * sizeof(float));
 	im.entries = calloc(im.n, sizeof(*im.entries));
 	if (!im.desc || !im.entries) {
 		rc = 1;
@@ -567,7 +576,7 @@ out:
 		vg_scrub(im.crops.buf, im.crops.len);
 	free(im.crops.buf);
 	if (im.desc)
-		vg_scrub(im.desc, im.n * GPU_DESCRIPTOR_DIM * sizeof(float));
+		vg_scrub(im.desc, im.n * im.d * sizeof(float));
 	free(im.desc);
 	free(im.entries);
 	free(im.items);

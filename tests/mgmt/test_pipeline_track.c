@@ -173,43 +173,44 @@ static void check_drop_policy(void)
 }
 
 /*
- * Track fusion's template: the best K sightings by crop quality are kept, a worse one is not, a
- * new track's first sighting empties another track's template, the fused descriptor is their
- * mean, and clearing leaves no byte of a descriptor behind.
+ * Track fusion's template: the best K sightings by crop quality are kept, a worse one is not, the
+ * fused descriptor is their mean (unit length under cosine), and K is held to its maximum.
  */
 static void check_template(void)
 {
-	struct track_template tt;
-	float d[GPU_DESCRIPTOR_DIM], fused[GPU_DESCRIPTOR_DIM];
+	enum { D = 128 };
+	struct track_template *tt = calloc(1, pipeline_template_size(PIPELINE_FUSION_MAX, D));
+	float d[D], fused[D];
 
-	memset(&tt, 0, sizeof(tt));
+	pipeline_template_init(tt, 3, D);
 	for (int s = 0; s < 5; s++) { /* sightings of value s, quality s: 0 1 2 3 4 */
-		for (int i = 0; i < GPU_DESCRIPTOR_DIM; i++)
+		for (int i = 0; i < D; i++)
 			d[i] = (float)s;
-		pipeline_template_add(&tt, 7, d, (double)s, 3);
+		pipeline_template_add(tt, d, (double)s);
 	}
-	CHECK_EQ_INT(tt.n, 3);
-	CHECK_EQ_INT(pipeline_template_fuse(&tt, fused), 3);
-	CHECK(fused[0] == 3.0f && fused[GPU_DESCRIPTOR_DIM - 1] == 3.0f); /* the mean of 2, 3, 4 */
-	for (int i = 0; i < GPU_DESCRIPTOR_DIM; i++)
+	CHECK_EQ_INT(tt->n, 3);
+	CHECK_EQ_INT(pipeline_template_fuse(tt, 0, fused), 3);
+	CHECK(fused[0] == 3.0f && fused[D - 1] == 3.0f); /* the mean of 2, 3, 4 */
+	for (int i = 0; i < D; i++)
 		d[i] = 100.0f;
-	pipeline_template_add(&tt, 7, d, 1.0, 3); /* worse than all three kept: ignored */
-	pipeline_template_fuse(&tt, fused);
+	pipeline_template_add(tt, d, 1.0); /* worse than all three kept: ignored */
+	pipeline_template_fuse(tt, 0, fused);
 	CHECK(fused[5] == 3.0f);
-	pipeline_template_add(&tt, 8, d, 1.0, 3); /* another track: starts afresh */
-	CHECK(tt.track == 8 && tt.n == 1);
-	pipeline_template_fuse(&tt, fused);
-	CHECK(fused[5] == 100.0f);
-	pipeline_template_clear(&tt);
-	const unsigned char *b = (const unsigned char *)&tt;
-	size_t nonzero = 0;
-	for (size_t i = 0; i < sizeof(tt); i++)
-		nonzero += b[i] != 0;
-	CHECK_EQ_INT(nonzero, 0);
+	pipeline_template_add(tt, d, 9.0); /* better: replaces the worst (2): mean of 3, 4, 100 */
+	pipeline_template_fuse(tt, 0, fused);
+	CHECK(fabsf(fused[5] - 107.0f / 3) < 1e-4f);
+	/* under cosine the template is unit length */
+	pipeline_template_fuse(tt, 1, fused);
+	double norm = 0;
+	for (int i = 0; i < D; i++)
+		norm += (double)fused[i] * fused[i];
+	CHECK(fabs(norm - 1) < 1e-5);
 	/* K beyond the maximum is held to it */
+	pipeline_template_init(tt, PIPELINE_FUSION_MAX + 5, D);
 	for (int s = 0; s < PIPELINE_FUSION_MAX + 3; s++)
-		pipeline_template_add(&tt, 9, d, (double)s, PIPELINE_FUSION_MAX + 5);
-	CHECK_EQ_INT(tt.n, PIPELINE_FUSION_MAX);
+		pipeline_template_add(tt, d, (double)s);
+	CHECK_EQ_INT(tt->n, PIPELINE_FUSION_MAX);
+	free(tt);
 }
 
 int main(void)
