@@ -134,6 +134,7 @@ static void raise_alert(struct pipeline *p, unsigned cam, struct camera *c, stru
 	a->track = t->id;
 	snprintf(a->subject, sizeof(a->subject), "%s", hit->subject);
 	a->watchlist = hit->watchlist;
+	a->metric = alert_metric(p, fused);
 	a->value = hit->value;
 	for (int i = 0; i < 4; i++)
 		a->box[i] = (int32_t)lround(f->box[i]);

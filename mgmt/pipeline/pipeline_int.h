@@ -163,6 +163,7 @@ struct alert {
 	uint64_t track;
 	char subject[MATCH_SUBJECT_MAX + 1];
 	uint32_t watchlist;
+	const char *metric; /* "l2", "cosine", or either with "-track" (a static string) */
 	float value;
 	int32_t box[4];
 	struct store_handle evidence;

@@ -175,9 +175,9 @@ void pipeline_write_alerts(const struct pipeline *p, FILE *f)
 			snprintf(ev, sizeof(ev), "null");
 		fprintf(f,
 			"%s\n {\"id\":\"a%u\",\"camera\":\"%s\",\"pts\":%" PRId64 ",\"track\":%" PRIu64
-			",\"subject\":\"%s\",\"watchlist\":%u,\"metric\":\"l2\",\"value\":%.4f,\"box\":[%d,%d,%d,%d],"
+			",\"subject\":\"%s\",\"watchlist\":%u,\"metric\":\"%s\",\"value\":%.4f,\"box\":[%d,%d,%d,%d],"
 			"\"evidence\":%s,\"review_id\":%" PRId64 "}",
-			i ? "," : "", i + 1, cam, a->pts, a->track, a->subject, a->watchlist, a->value, a->box[0],
+			i ? "," : "", i + 1, cam, a->pts, a->track, a->subject, a->watchlist, a->metric, a->value, a->box[0],
 			a->box[1], a->box[2], a->box[3], ev, a->mgmt_id);
 	}
 }
