@@ -140,10 +140,29 @@ static int copy_file(const char *from, const char *to, long keep /* -1: all */, 
 	return rc;
 }
 
+static const char *const nets[] = {"ssd_mobilenetv1_model", "face_landmark_68_model", "face_recognition_model"};
+
+/* The three nets of MODELS copied into DIR, the descriptor net's .bin cut to KEEP bytes or with
+ * byte FLIP_AT changed (-1: as it is). 0, or -1 when a copy failed. */
+static int copy_nets(const char *models, const char *dir, long keep, long flip_at)
+{
+	char from[1024], to[1024];
+	int rc = 0;
+
+	for (int i = 0; i < 3; i++) {
+		snprintf(from, sizeof(from), "%s/%s-weights_manifest.json", models, nets[i]);
+		snprintf(to, sizeof(to), "%s/%s-weights_manifest.json", dir, nets[i]);
+		rc |= copy_file(from, to, -1, -1);
+		snprintf(from, sizeof(from), "%s/%s.bin", models, nets[i]);
+		snprintf(to, sizeof(to), "%s/%s.bin", dir, nets[i]);
+		rc |= copy_file(from, to, i == 2 ? keep : -1, i == 2 ? flip_at : -1);
+	}
+	return rc ? -1 : 0;
+}
+
 static void test_files(const char *srcroot)
 {
 	char dir[512], path[1024], models[256], err[512];
-	static const char *const nets[] = {"ssd_mobilenetv1_model", "face_landmark_68_model", "face_recognition_model"};
 	struct gpu_weights *w = NULL;
 	struct gpu_model *m = NULL;
 	uint8_t bin[18];
@@ -191,26 +210,12 @@ static void test_files(const char *srcroot)
 		CHECK(id_files.descriptor_dim == 128 && id_files.metric == 0 && id_files.threshold == 0.6);
 		/* one weight changed (a byte of the descriptor net, still a valid file): another model,
 		 * which no watchlist or calibration of the pinned one may be taken for */
-		for (int i = 0; i < 3; i++) {
-			snprintf(path, sizeof(path), "%s/%s-weights_manifest.json", models, nets[i]);
-			snprintf(to, sizeof(to), "%s/%s-weights_manifest.json", dir, nets[i]);
-			CHECK(copy_file(path, to, -1, -1) == 0);
-			snprintf(path, sizeof(path), "%s/%s.bin", models, nets[i]);
-			snprintf(to, sizeof(to), "%s/%s.bin", dir, nets[i]);
-			CHECK(copy_file(path, to, -1, i == 2 ? 1000 : -1) == 0);
-		}
+		CHECK(copy_nets(models, dir, -1, 1000) == 0);
 		CHECK_EQ_INT(gpu_model_identify(dir, &id_files, err, sizeof(err)), 0);
 		CHECK(strncmp(id_files.id, "face-api:", 9) == 0 && strlen(id_files.id) == 25);
 		CHECK(strcmp(id_files.digest, id_open.digest) != 0);
 		/* copies: one truncated .bin, then one corrupt manifest, each refused with one line */
-		for (int i = 0; i < 3; i++) {
-			snprintf(path, sizeof(path), "%s/%s-weights_manifest.json", models, nets[i]);
-			snprintf(to, sizeof(to), "%s/%s-weights_manifest.json", dir, nets[i]);
-			CHECK(copy_file(path, to, -1, -1) == 0);
-			snprintf(path, sizeof(path), "%s/%s.bin", models, nets[i]);
-			snprintf(to, sizeof(to), "%s/%s.bin", dir, nets[i]);
-			CHECK(copy_file(path, to, i == 2 ? 1000000 : -1, -1) == 0);
-		}
+		CHECK(copy_nets(models, dir, 1000000, -1) == 0);
 		err[0] = '\0';
 		CHECK_EQ_INT(gpu_model_open(&m, dir, err, sizeof(err)), -EBADMSG);
 		CHECK(strstr(err, "face_recognition_model") && strstr(err, "short") && one_line(err));
