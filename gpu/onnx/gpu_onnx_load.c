@@ -60,6 +60,14 @@ struct load {
 
 /* ---- errors: one line naming the node; outside names made printable ------------------------ */
 
+/* memcpy of BYTES, which may be 0 with SRC NULL (protobuf-c leaves an empty repeated field NULL,
+ * and memcpy's arguments must not be NULL even for 0 bytes) */
+static void copy_n(void *dst, const void *src, size_t bytes)
+{
+	if (bytes)
+		memcpy(dst, src, bytes);
+}
+
 static void printable(char *dst, size_t cap, const char *src)
 {
 	size_t j = 0;
@@ -170,7 +178,7 @@ static struct onnx_const *const_new(struct load *L, int ndim, const int64_t *dim
 		goto out_nomem;
 	L->consts[L->nconst++] = k;
 	k->ndim = ndim;
-	memcpy(k->dims, dims, (size_t)ndim * sizeof(*dims));
+	copy_n(k->dims, dims, (size_t)ndim * sizeof(*dims)); /* a scalar has none, DIMS maybe NULL */
 	k->n = n;
 	if (is_float ? !(k->f = own_floats(L, n)) : !(k->i = calloc(n ? n : 1, sizeof(int64_t))))
 		goto out_nomem;
@@ -227,12 +235,12 @@ static struct onnx_const *const_from_tensor(struct load *L, const Onnx__TensorPr
 		return k;
 	}
 	if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT && t->n_float_data == k->n)
-		memcpy(k->f, t->float_data, k->n * sizeof(float));
+		copy_n(k->f, t->float_data, k->n * sizeof(float));
 	else if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE && t->n_double_data == k->n)
 		for (size_t i = 0; i < k->n; i++)
 			k->f[i] = (float)t->double_data[i];
 	else if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 && t->n_int64_data == k->n)
-		memcpy(k->i, t->int64_data, k->n * sizeof(int64_t));
+		copy_n(k->i, t->int64_data, k->n * sizeof(int64_t));
 	else if (dt == ONNX__TENSOR_PROTO__DATA_TYPE__INT32 && t->n_int32_data == k->n)
 		for (size_t i = 0; i < k->n; i++)
 			k->i[i] = t->int32_data[i];
@@ -373,7 +381,7 @@ static int attr_ints(struct load *L, const char *name, int64_t *out, int max, in
 	}
 	if (a->n_ints > (size_t)max)
 		return node_err(L, -ENOTSUP, "attribute %s has %zu values", name, a->n_ints);
-	memcpy(out, a->ints, a->n_ints * sizeof(int64_t));
+	copy_n(out, a->ints, a->n_ints * sizeof(int64_t));
 	return (int)a->n_ints;
 }
 
@@ -828,7 +836,7 @@ static int op_concat(struct load *L)
 		for (size_t i = 0; i < L->node->n_input; i++) {
 			const struct onnx_const *p = name_slot(L, L->node->input[i])->k;
 
-			memcpy(k->i + total, p->i, p->n * sizeof(int64_t));
+			copy_n(k->i + total, p->i, p->n * sizeof(int64_t));
 			total += p->n;
 		}
 		return name_define(L, L->node->output[0], -1, k);
@@ -940,7 +948,7 @@ static int op_reducel2(struct load *L)
 		if (!k || k->n > 2)
 			return k ? node_err(L, -ENOTSUP, "axes of %zu values", k->n) : -EINVAL;
 		na = (int)k->n;
-		memcpy(axes, k->i, k->n * sizeof(int64_t));
+		copy_n(axes, k->i, k->n * sizeof(int64_t));
 	}
 	if (na != 1 || attr_int(L, "keepdims", 1) != 1)
 		return node_err(L, -ENOTSUP, "a reduction other than over axis 1 keeping dims");
@@ -962,7 +970,7 @@ static int op_constant(struct load *L)
 
 		if (!(k = const_new(L, 1, d, 0)))
 			return -EINVAL;
-		memcpy(k->i, a->ints, a->n_ints * sizeof(int64_t));
+		copy_n(k->i, a->ints, a->n_ints * sizeof(int64_t));
 	} else if ((a = attr(L, "value_float")) && a->has_f) {
 		if (!(k = const_new(L, 0, NULL, 1)))
 			return -EINVAL;
@@ -1037,7 +1045,7 @@ static int op_unsqueeze(struct load *L)
 		if (!a || a->n > MAX_DIMS)
 			return a ? node_err(L, -ENOTSUP, "too many axes") : -EINVAL;
 		na = (int)a->n;
-		memcpy(axes, a->i, a->n * sizeof(int64_t));
+		copy_n(axes, a->i, a->n * sizeof(int64_t));
 	}
 	if (na <= 0 || x->ndim + na > MAX_DIMS)
 		return node_err(L, -ENOTSUP, "unsqueezing to rank %d", x->ndim + (na > 0 ? na : 0));
@@ -1056,7 +1064,7 @@ static int op_unsqueeze(struct load *L)
 			dims[i] = is_axis[i] ? 1 : x->dims[src++];
 		if (!(k = const_new(L, nd, dims, 0)))
 			return -EINVAL;
-		memcpy(k->i, x->i, x->n * sizeof(int64_t));
+		copy_n(k->i, x->i, x->n * sizeof(int64_t));
 	}
 	return name_define(L, L->node->output[0], -1, k);
 }
