@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "match_calib.h"
+#include "match_eval.h"
 #include "vg_base.h"
 #include "vg_file.h"
 
@@ -28,19 +29,16 @@ static bool has_control(const char *s)
 			return true;
 	return false;
 }
-#define Z95 1.959963984540054
 
 /* ---- rates -------------------------------------------------------------------------------- */
 
-/* Wilson's score interval at 95% for rate P measured on N (effective) trials. */
+/* Wilson's score interval at 95% for rate P measured on N (effective) trials (match_eval.h's). */
 static void wilson(double p, uint64_t n, double *low, double *high)
 {
-	double z2 = Z95 * Z95, den = 1 + z2 / (double)n;
-	double centre = (p + z2 / (2.0 * (double)n)) / den;
-	double half = Z95 * sqrt(p * (1 - p) / (double)n + z2 / (4.0 * (double)n * (double)n)) / den;
+	struct match_eval_ci ci = match_eval_wilson_rate(p, (double)n);
 
-	*low = p <= 0 ? 0 : fmax(0, centre - half);
-	*high = p >= 1 ? 1 : fmin(1, centre + half);
+	*low = ci.lo;
+	*high = ci.hi;
 }
 
 /* Impostor scores strictly below T in the tail (T at most the tail's limit). */

@@ -76,17 +76,22 @@ int match_eval_fuse(const float *const *descs, size_t k, unsigned d, int metric,
 	return 0;
 }
 
+struct match_eval_ci match_eval_wilson_rate(double p, double n)
+{
+	double z2n, centre, half;
+
+	if (!(n > 0))
+		return (struct match_eval_ci){ NAN, NAN };
+	z2n = WILSON_Z * WILSON_Z / n;
+	centre = (p + z2n / 2) / (1 + z2n);
+	half = WILSON_Z * sqrt(p * (1 - p) / n + z2n / (4 * n)) / (1 + z2n);
+	/* the ends exactly where the rate is 0 or 1, not a rounding away from them */
+	return (struct match_eval_ci){ p <= 0 ? 0 : fmax(0, centre - half), p >= 1 ? 1 : fmin(1, centre + half) };
+}
+
 struct match_eval_ci match_eval_wilson(size_t x, size_t n)
 {
-	double p, z2n, centre, half;
-
-	if (n == 0)
-		return (struct match_eval_ci){ NAN, NAN };
-	p = (double)x / (double)n;
-	z2n = WILSON_Z * WILSON_Z / (double)n;
-	centre = (p + z2n / 2) / (1 + z2n);
-	half = WILSON_Z * sqrt(p * (1 - p) / (double)n + z2n / (4 * (double)n)) / (1 + z2n);
-	return (struct match_eval_ci){ fmax(0, centre - half), fmin(1, centre + half) };
+	return match_eval_wilson_rate(n ? (double)x / (double)n : 0, (double)n);
 }
 
 static int cmp_pair(const void *x, const void *y)

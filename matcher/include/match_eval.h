@@ -162,6 +162,9 @@ int match_eval_fuse(const float *const *descs, size_t k, unsigned d, int metric,
 /** The 95% Wilson score interval of X successes in N trials; NAN, NAN when N is 0. */
 struct match_eval_ci match_eval_wilson(size_t x, size_t n);
 
+/** The same for a rate P measured on N trials' worth (N need not be whole: effective pairs). */
+struct match_eval_ci match_eval_wilson_rate(double p, double n);
+
 /**
  * Threshold and false rate for TARGET on NEG negative scores (ascending, N of them): the largest
  * threshold whose false rate (scores <= threshold) is at most TARGET, as described above;
