@@ -273,8 +273,17 @@ int pipeline_open(struct pipeline **out, const struct pipeline_conf *conf, const
 		rc = vg_pool_create(&p->templates_pool, "templates",
 				    pipeline_template_size(p->conf.track_fusion, p->d), TEMPLATES_MAX,
 				    VG_POOL_BIOMETRIC);
+		if (rc == 0)
+			rc = vg_pool_create(&p->fused_pool, "fused", (size_t)MAX_FACES * p->d * sizeof(float), 1,
+					    VG_POOL_BIOMETRIC);
 		if (rc < 0) {
 			vg_errf(err, errlen, rc, "templates pool: %s", vg_strerror(rc));
+			goto out_close;
+		}
+		p->fused_q = vg_pool_get(p->fused_pool);
+		p->fused_res = calloc(MAX_FACES, sizeof(*p->fused_res));
+		if (!p->fused_res) {
+			rc = vg_errf(err, errlen, -ENOMEM, "out of memory");
 			goto out_close;
 		}
 	}
@@ -335,6 +344,8 @@ void pipeline_close(struct pipeline **pp)
 	gpu_model_close(&p->model);
 	vg_pool_destroy(&p->crop_pool);
 	vg_pool_destroy(&p->templates_pool);
+	vg_pool_destroy(&p->fused_pool);
+	free(p->fused_res);
 	free(p->alerts);
 	free(p);
 	*pp = NULL;

@@ -163,33 +163,42 @@ static void raise_alert(struct pipeline *p, unsigned cam, struct camera *c, stru
 }
 
 /*
- * Track fusion: keep this sighting (the KEEP_INDEX-th gated face of the batch) in track T's
- * template (taken from the pool with the track's first face), and when the sighting alone did not
- * match (*R), match the template's fused descriptor instead: its result into FUSED and *R pointed
- * at it when it passes.
+ * Track fusion for one frame's NK gated faces (from K0 in p->keep, on TRACKS): each sighting joins
+ * its track's template (taken from the pool with the track's first face); the templates of the
+ * sightings that did not match alone are fused and matched in one query, and where one passes,
+ * R[j] points at its result in p->fused_res instead of the sighting's.
  */
-static void fuse_sighting(struct pipeline *p, struct track *t, int keep_index, const struct match_result **r,
-			  struct match_result *fused)
+static void fuse_frame(struct pipeline *p, struct track *const *tracks, int k0, int nk,
+		       const struct match_result **r)
 {
-	const float *desc = p->q + (size_t)keep_index * p->d;
-	float q[GPU_DESCRIPTOR_MAX];
+	unsigned idx[MAX_FACES], nf = 0;
 
-	if (!t->tmpl) {
-		if (!(t->tmpl = vg_pool_get(p->templates_pool))) {
-			p->unfused_tracks++;
-			return;
+	for (int j = 0; j < nk; j++) {
+		struct track *t = tracks[j];
+
+		if (!t)
+			continue;
+		if (!t->tmpl) {
+			if (!(t->tmpl = vg_pool_get(p->templates_pool))) {
+				p->unfused_tracks++;
+				continue;
+			}
+			pipeline_template_init(t->tmpl, p->conf.track_fusion, p->d);
 		}
-		pipeline_template_init(t->tmpl, p->conf.track_fusion, p->d);
+		pipeline_template_add(t->tmpl, p->q + (size_t)(k0 + j) * p->d,
+				      pipeline_crop_quality(&p->faces[p->keep[k0 + j]]));
+		if ((r[j]->n && r[j]->hit[0].pass) || t->tmpl->n < 2)
+			continue;
+		pipeline_template_fuse(t->tmpl, p->metric == MATCH_METRIC_COSINE, p->fused_q + (size_t)nf * p->d);
+		idx[nf++] = (unsigned)j;
 	}
-	pipeline_template_add(t->tmpl, desc, pipeline_crop_quality(&p->faces[p->keep[keep_index]]));
-	if (((*r)->n && (*r)->hit[0].pass) || t->tmpl->n < 2)
-		return;
-	pipeline_template_fuse(t->tmpl, p->metric == MATCH_METRIC_COSINE, q);
-	if (match_query(p->ctx, q, 1, 1, fused) == 1 && fused->n && fused->hit[0].pass) {
-		*r = fused;
-		p->fused_matches++;
-	}
-	vg_scrub(q, sizeof(q));
+	if (nf && match_query(p->ctx, p->fused_q, nf, 1, p->fused_res) == (int)nf)
+		for (unsigned i = 0; i < nf; i++)
+			if (p->fused_res[i].n && p->fused_res[i].hit[0].pass) {
+				r[idx[i]] = &p->fused_res[i];
+				p->fused_matches++;
+			}
+	vg_scrub(p->fused_q, (size_t)nf * p->d * sizeof(float));
 }
 
 /*
@@ -234,16 +243,19 @@ int pipeline_frame_results(struct pipeline *p, unsigned i, int k0, int nkeep, bo
 	vg_counter_add(p->row, ANALYSIS_faces_gated, (uint64_t)(b->count - nk));
 	if (p->templates_pool) /* before the tracker reuses the slots of tracks that are over */
 		templates_sweep(p, c, c->pts);
-	for (int j = 0; j < nk; j++)
+	const struct match_result *results[MAX_FACES];
+	for (int j = 0; j < nk; j++) {
 		tracks[j] = pipeline_track_face(&c->tracks, c->pts, p->faces[p->keep[k0 + j]].box);
+		results[j] = &p->res[k0 + j];
+	}
+	if (matched && p->templates_pool)
+		fuse_frame(p, tracks, k0, nk, results);
 	for (int j = 0; matched && j < nk; j++) {
 		const struct gpu_face *f = &p->faces[p->keep[k0 + j]];
-		const struct match_result *r = &p->res[k0 + j];
-		struct match_result fused;
+		const struct match_result *r = results[j];
+		bool fused = r != &p->res[k0 + j];
 		struct track *t = tracks[j];
 
-		if (t && p->templates_pool)
-			fuse_sighting(p, t, k0 + j, &r, &fused);
 		if (r->n == 0 || !r->hit[0].pass || !t)
 			continue;
 		c->n.faces_matched++;
@@ -257,7 +269,7 @@ int pipeline_frame_results(struct pipeline *p, unsigned i, int k0, int nkeep, bo
 			if (p->n_alerts >= MAX_ALERTS)
 				break;
 			pipeline_track_alerted(t, r->hit[0].subject, p->n_alerts, pipeline_crop_quality(f));
-			raise_alert(p, b->cam, c, t, f, &r->hit[0], r == &fused);
+			raise_alert(p, b->cam, c, t, f, &r->hit[0], fused);
 			break;
 		case PIPELINE_SIGHTING_TRACK_FULL:
 			break;

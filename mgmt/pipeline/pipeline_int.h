@@ -222,6 +222,9 @@ struct pipeline {
 	uint64_t started_ns, last_progress_ns;
 	uint64_t better_crops; /* alerts whose evidence was replaced by a better crop of the track */
 	struct vg_pool *templates_pool; /* TEMPLATES_MAX track templates with track fusion, else NULL */
+	float *fused_q;           /* a frame's fused templates to match (MAX_FACES x d), biometric */
+	struct vg_pool *fused_pool;
+	struct match_result *fused_res; /* their matches (MAX_FACES) */
 	uint64_t fused_matches;   /* sightings matched only through their track's fused template */
 	uint64_t unfused_tracks;  /* tracks left without a template: the pool was empty */
 	unsigned d;               /* the model's descriptor size */
