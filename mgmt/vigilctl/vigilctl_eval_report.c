@@ -160,13 +160,16 @@ int eval_descriptors_read(struct eval_set *s, const char *path)
 		fprintf(stderr, "vigilctl eval: --descriptors %s: %s (line %d)\n", path, jerr.text, jerr.line);
 		return 1;
 	}
-	if (json_unpack(doc, "{ss s{sssssssfsI} ss sb s{sIsIsIsI} sI}", "format", &format, "model", "id", &id, "digest",
-			&digest, "metric", &metric, "threshold", &threshold, "descriptor_dim", &dim, "backend", &backend,
-			"padded", &padded, "images", "files", &files, "unreadable", &unreadable, "no_face", &no_face,
-			"several_faces", &several, "people_without_faces", &empty) != 0 ||
-	    strcmp(format, DESC_FORMAT) != 0 || dim < 16 || dim > GPU_DESCRIPTOR_MAX || dim % 16 ||
-	    strlen(id) >= sizeof(s->model.id) || strlen(digest) >= sizeof(s->model.digest) ||
-	    (s->model.descriptor_dim = (unsigned)dim, read_entries(s, doc) < 0)) {
+	bool header_ok =
+		json_unpack(doc, "{ss s{sssssssfsI} ss sb s{sIsIsIsI} sI}", "format", &format, "model", "id", &id, "digest",
+			    &digest, "metric", &metric, "threshold", &threshold, "descriptor_dim", &dim, "backend", &backend,
+			    "padded", &padded, "images", "files", &files, "unreadable", &unreadable, "no_face", &no_face,
+			    "several_faces", &several, "people_without_faces", &empty) == 0 &&
+		strcmp(format, DESC_FORMAT) == 0 && dim >= 16 && dim <= GPU_DESCRIPTOR_MAX && dim % 16 == 0 &&
+		strlen(id) < sizeof(s->model.id) && strlen(digest) < sizeof(s->model.digest);
+	if (header_ok)
+		s->model.descriptor_dim = (unsigned)dim; /* the entries are read at this size */
+	if (!header_ok || read_entries(s, doc) < 0) {
 		fprintf(stderr, "vigilctl eval: --descriptors %s: not a %s file written by vigilctl eval\n", path,
 			DESC_FORMAT);
 		json_decref(doc);
