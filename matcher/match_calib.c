@@ -89,14 +89,12 @@ struct match_calib_estimate match_calib_fmr(const struct match_calib *c, double 
 	return e;
 }
 
-/* A passer-by's chance of a false alert against N people at false match rate FMR. */
-static double fpir_of(double fmr, uint64_t n)
+double match_calib_fpir_of_fmr(double fmr, uint64_t n)
 {
 	return fmr >= 1 ? 1 : -expm1((double)n * log1p(-fmr));
 }
 
-/* The false match rate at which N people give a false positive identification rate of FPIR. */
-static double fmr_of(double fpir, uint64_t n)
+double match_calib_fmr_of_fpir(double fpir, uint64_t n)
 {
 	return fpir >= 1 ? 1 : -expm1(log1p(-fpir) / (double)n);
 }
@@ -105,9 +103,9 @@ struct match_calib_estimate match_calib_fpir(const struct match_calib *c, double
 {
 	struct match_calib_estimate e = match_calib_fmr(c, t);
 
-	e.value = fpir_of(e.value, n);
-	e.low = fpir_of(e.low, n);
-	e.high = fpir_of(e.high, n);
+	e.value = match_calib_fpir_of_fmr(e.value, n);
+	e.low = match_calib_fpir_of_fmr(e.low, n);
+	e.high = match_calib_fpir_of_fmr(e.high, n);
 	return e;
 }
 
@@ -121,7 +119,7 @@ struct match_calib_estimate match_calib_threshold(const struct match_calib *c, d
 {
 	struct match_calib_estimate e = {0};
 	uint64_t p = c->impostor_pairs;
-	double fmr = fmr_of(target_fpir, n), lo, hi;
+	double fmr = match_calib_fmr_of_fpir(target_fpir, n), lo, hi;
 	uint64_t k_max = (uint64_t)floor(fmr * (double)p);
 
 	if (k_max >= c->n_tail) {

@@ -101,6 +101,11 @@ struct match_calib_estimate match_calib_fpir(const struct match_calib *c, double
  */
 struct match_calib_estimate match_calib_threshold(const struct match_calib *c, double target_fpir, uint64_t n);
 
+/** A passer-by's chance of a false alert against N people at false match rate FMR,
+ * 1 - (1 - FMR)^N; and the FMR that gives FPIR at N people. */
+double match_calib_fpir_of_fmr(double fmr, uint64_t n);
+double match_calib_fmr_of_fpir(double fpir, uint64_t n);
+
 /** Convert a matcher threshold to a calibration score and back (cosine: 1 - similarity). */
 double match_calib_score_of_threshold(int metric, double threshold);
 double match_calib_threshold_of_score(int metric, double score);

@@ -6,9 +6,11 @@
 #ifndef VIGILCTL_EVAL_H
 #define VIGILCTL_EVAL_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 #include "gpu.h"
+#include "match_calib.h"
 #include "match_eval.h"
 
 struct eval_skip {
@@ -59,6 +61,15 @@ int eval_measure(const struct eval_set *s, const double *threshold, int split, u
 		 unsigned long long seed, struct match_eval_report *r);
 /* Print R (text or JSON), calibrate and save when asked; the exit status. */
 int eval_report(const struct eval_set *s, const struct match_eval_report *r, const struct eval_print *p);
+
+/*
+ * The threshold for FPIR at a watchlist of N from CAL, as a line of TEXT ("  FPIR ... at a
+ * watchlist of N: threshold T, 95% [lo, hi]: supported | NOT SUPPORTED: why") and as JSON. With
+ * BOOT (eval's --calibrate target), also the people bootstrap interval of that threshold.
+ * `vigilctl model` prints the same lines from a saved calibration.
+ */
+json_t *eval_threshold_json(const struct match_calib *cal, double fpir, unsigned long long n,
+			    const struct match_eval_ci *boot, char *text, size_t len);
 
 /* The DET curve as threshold,fmr,fnmr lines, or drawn on log axes; 0, or 1 after one line. */
 int eval_det_csv(const struct match_eval_report *r, const char *path);

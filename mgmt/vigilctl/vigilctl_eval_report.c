@@ -288,16 +288,11 @@ static int calibrate(const struct eval_set *s, const struct match_eval_report *r
 	return rc < 0;
 }
 
-/* The FMR a target FPIR needs at a watchlist of N: 1 - (1 - R)^(1/N). */
-static double fmr_needed(double fpir, unsigned long long n)
-{
-	return -expm1(log1p(-fpir) / (double)n);
-}
 
 static void threshold_statement(char *buf, size_t len, const struct match_calib *cal, double fpir,
 				unsigned long long n, struct match_calib_estimate e)
 {
-	double fmr = fmr_needed(fpir, n);
+	double fmr = match_calib_fmr_of_fpir(fpir, n);
 
 	if (e.bound < 0)
 		snprintf(buf, len,
@@ -313,13 +308,8 @@ static void threshold_statement(char *buf, size_t len, const struct match_calib 
 			 (unsigned long long)cal->impostor_pairs, (unsigned long long)cal->effective_pairs);
 }
 
-/*
- * The threshold for FPIR at a watchlist of N from CAL, as a line of TEXT and as JSON. With BOOT
- * (the --calibrate target), also the people bootstrap interval of that threshold, which the
- * calibration's binomial interval leaves out.
- */
-static json_t *jthreshold(const struct match_calib *cal, double fpir, unsigned long long n, const struct match_eval_ci *boot,
-			  char *text, size_t len)
+json_t *eval_threshold_json(const struct match_calib *cal, double fpir, unsigned long long n,
+			    const struct match_eval_ci *boot, char *text, size_t len)
 {
 	struct match_calib_estimate e = match_calib_threshold(cal, fpir, n);
 	int metric = cal->metric;
@@ -346,7 +336,7 @@ static json_t *jthreshold(const struct match_calib *cal, double fpir, unsigned l
 	return json_pack("{sfsIsososos[oo]sbsoss}", "fpir", fpir, "watchlist", (json_int_t)n, "threshold",
 			 jnum(match_calib_threshold_of_score(metric, e.value)), "low", jnum(low), "high", jnum(high),
 			 "bootstrap", jnum(fmin(lo, hi)),
-			 jnum(fmax(lo, hi)), "supported", e.bound >= 0, "fmr_needed", jnum(fmr_needed(fpir, n)),
+			 jnum(fmax(lo, hi)), "supported", e.bound >= 0, "fmr_needed", jnum(match_calib_fmr_of_fpir(fpir, n)),
 			 "statement", st);
 }
 
@@ -383,7 +373,7 @@ static struct match_eval_ci threshold_boot(const struct eval_set *s, const struc
 	struct match_eval_conf c = boot_conf(s, r);
 	struct match_eval_ci ci = { NAN, NAN };
 
-	if (match_calib_threshold(cal, fpir, n).bound < 0 || match_eval_threshold_boot(&c, fmr_needed(fpir, n), &ci) < 0)
+	if (match_calib_threshold(cal, fpir, n).bound < 0 || match_eval_threshold_boot(&c, match_calib_fmr_of_fpir(fpir, n), &ci) < 0)
 		return (struct match_eval_ci){ NAN, NAN };
 	return ci;
 }
@@ -580,11 +570,11 @@ int eval_report(const struct eval_set *s, const struct match_eval_report *r, con
 	}
 	calibrate_effective(s, r, &cal, deff_at);
 	for (size_t i = 0; i < VG_ARRAY_SIZE(deploy_sizes); i++)
-		json_array_append_new(deploy, jthreshold(&cal, deploy_fpir, deploy_sizes[i], NULL, lines[i], sizeof(lines[i])));
+		json_array_append_new(deploy, eval_threshold_json(&cal, deploy_fpir, deploy_sizes[i], NULL, lines[i], sizeof(lines[i])));
 	if (p->calibrate) {
 		struct match_eval_ci boot = threshold_boot(s, r, &cal, p->target_fpir, p->watchlist);
 
-		target = jthreshold(&cal, p->target_fpir, p->watchlist, &boot, lines[3], sizeof(lines[3]));
+		target = eval_threshold_json(&cal, p->target_fpir, p->watchlist, &boot, lines[3], sizeof(lines[3]));
 	}
 	if (p->save && save(&cal, s, p->models, saved, sizeof(saved)))
 		goto out;

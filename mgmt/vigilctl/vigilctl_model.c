@@ -15,6 +15,7 @@
 
 #include "gpu.h"
 #include "match_calib.h"
+#include "vigilctl_eval.h"
 #include "vigilctl_int.h"
 
 static const uint64_t sizes[] = { 100, 1000, 16000 };
@@ -42,22 +43,6 @@ static void text_estimate(const char *what, struct match_calib_estimate e)
 		printf("%s: %.4g (95%%: %.4g to %.4g)\n", what, e.value, e.low, e.high);
 }
 
-static void text_threshold(uint64_t n, struct match_calib_estimate e, int metric)
-{
-	double t = match_calib_threshold_of_score(metric, e.value);
-
-	if (e.bound < 0)
-		printf("  threshold for 1 false alert in 6,000 faces at %5llu people: the calibration cannot support it "
-		       "(it would need an FMR of %.2g; below every impostor measured, %.4g)\n",
-		       (unsigned long long)n, -expm1(log1p(-TARGET_FPIR) / (double)n), t);
-	else if (e.bound > 0)
-		printf("  threshold for 1 false alert in 6,000 faces at %5llu people: at least %.4g\n", (unsigned long long)n, t);
-	else
-		printf("  threshold for 1 false alert in 6,000 faces at %5llu people: %.4g (95%%: %.4g to %.4g)\n",
-		       (unsigned long long)n, t, match_calib_threshold_of_score(metric, e.low),
-		       match_calib_threshold_of_score(metric, e.high));
-}
-
 static void report(const struct gpu_model_info *m, const struct match_calib *c, bool json)
 {
 	double score = match_calib_score_of_threshold(m->metric, m->threshold);
@@ -83,11 +68,10 @@ static void report(const struct gpu_model_info *m, const struct match_calib *c, 
 		}
 		for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 			struct match_calib_estimate f = match_calib_fpir(c, score, sizes[i]);
-			struct match_calib_estimate t = match_calib_threshold(c, TARGET_FPIR, sizes[i]);
-			json_t *tj = estimate_json(t);
+			char line[1024];
+			/* the same line and figures as vigilctl eval's (matcher terms, not scores) */
+			json_t *tj = eval_threshold_json(c, TARGET_FPIR, sizes[i], NULL, line, sizeof(line));
 
-			/* thresholds in the matcher's terms, not the calibration's scores */
-			json_object_set_new(tj, "value", json_real(match_calib_threshold_of_score(m->metric, t.value)));
 			json_array_append_new(sizes_j, json_pack("{s:I, s:o, s:o}", "watchlist_size", (json_int_t)sizes[i],
 								 "fpir_at_threshold", estimate_json(f),
 								 "threshold_for_1_in_6000", tj));
@@ -97,7 +81,7 @@ static void report(const struct gpu_model_info *m, const struct match_calib *c, 
 				snprintf(what, sizeof(what), "  a passer-by's chance of a false alert at %5llu people",
 					 (unsigned long long)sizes[i]);
 				text_estimate(what, f);
-				text_threshold(sizes[i], t, m->metric);
+				fputs(line, stdout);
 			}
 		}
 		json_object_set_new(cj, "watchlists", sizes_j);

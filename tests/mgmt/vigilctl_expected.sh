@@ -57,7 +57,7 @@ json.dump({"format": "vigil-calibration/1", "model": {"id": "face-api-1.7.15", "
 PY
 check "model reads its calibration" "$vigilctl" model --models "$models"
 grep -q "calibration [0-9a-f]\{64\}: 100000 impostor pairs of 40 people" "$tmp/out" &&
-	grep -q "at 16000 people: the calibration cannot support it" "$tmp/out" || fail "model text: $(cat "$tmp/out")"
+	grep -q "at a watchlist of 16000: threshold .*NOT SUPPORTED" "$tmp/out" || fail "model text: $(cat "$tmp/out")"
 
 start_vigild() { # start_vigild LIMIT
 	[ -n "$pid" ] && { kill "$pid"; wait "$pid" 2>/dev/null; }
