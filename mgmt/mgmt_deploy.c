@@ -131,23 +131,22 @@ int mgmt_deployment_times_check(int64_t start_s, int64_t end_s, int64_t now_s, i
 }
 
 /*
- * What REQ should be expected to cost in false alerts (struct mgmt_expected), after checking that
- * each watchlist was enrolled with the model vigild runs; refused (-EDOM) when the policy's limit
- * could be exceeded: the interval's upper end is over it, or nothing can be stated at all.
+ * May REQ name its watchlists (mgmt_watchlist_check_for_deployment), each enrolled with the model
+ * vigild runs (the id is in the sealed file)? Their sizes into SUBJECTS and thresholds into
+ * THRESHOLDS (REQ->n_watchlists, at most MGMT_DEPLOYMENT_WATCHLISTS_MAX). 0 or -errno with ERR.
  */
-static int request_expected(struct mgmt_db *db, const struct mgmt_deployment_request *req, struct mgmt_expected *out,
-			    char *err, size_t errlen)
+static int request_watchlists(struct mgmt_db *db, const struct mgmt_deployment_request *req, uint64_t *subjects,
+			      double *thresholds, char *err, size_t errlen)
 {
-	uint64_t subjects[64];
-	double thresholds[64];
-	struct mgmt_watchlist w;
-	int64_t now_s = req->now_s ? req->now_s : (int64_t)(vg_clock_realtime_ns() / VG_NS_PER_SEC);
-
-	if (req->n_watchlists > VG_ARRAY_SIZE(subjects))
-		return vg_errf(err, errlen, -EINVAL, "a deployment names at most %zu watchlists", VG_ARRAY_SIZE(subjects));
+	if (req->n_watchlists > MGMT_DEPLOYMENT_WATCHLISTS_MAX)
+		return vg_errf(err, errlen, -EINVAL, "a deployment names at most %d watchlists",
+			       MGMT_DEPLOYMENT_WATCHLISTS_MAX);
 	for (size_t i = 0; i < req->n_watchlists; i++) {
-		if (mgmt_watchlist_get(db, req->watchlists[i], &w) < 0)
-			return vg_errf(err, errlen, -EIO, "database error");
+		struct mgmt_watchlist w;
+		int rc = mgmt_watchlist_check_for_deployment(db, req->watchlists[i], req->seals[i], &w, err, errlen);
+
+		if (rc < 0)
+			return rc;
 		if (req->model_id && w.model[0] && strcmp(w.model, req->model_id) != 0)
 			return vg_errf(err, errlen, -EMEDIUMTYPE,
 				       "watchlist %s was enrolled with model %s, but vigild runs %s: enrol it again with this model",
@@ -155,6 +154,17 @@ static int request_expected(struct mgmt_db *db, const struct mgmt_deployment_req
 		subjects[i] = w.subjects;
 		thresholds[i] = w.threshold;
 	}
+	return 0;
+}
+
+/*
+ * What REQ, naming watchlists of SUBJECTS people at THRESHOLDS, should be expected to cost in
+ * false alerts (struct mgmt_expected) at NOW_S; refused (-EDOM) when the policy's limit could be
+ * exceeded: the interval's upper end is over it, or nothing can be stated at all.
+ */
+static int request_expected(struct mgmt_db *db, const struct mgmt_deployment_request *req, const uint64_t *subjects,
+			    const double *thresholds, int64_t now_s, struct mgmt_expected *out, char *err, size_t errlen)
+{
 	mgmt_expected_compute(req->calib, subjects, thresholds, req->n_watchlists, mgmt_measured_faces_per_hour(db, now_s),
 			      out);
 	if (req->max_expected_per_1000 > 0) {
@@ -177,6 +187,9 @@ int mgmt_deployment_create(struct mgmt_db *db, const struct mgmt_actor *who, con
 			   int64_t *id, char *err, size_t errlen)
 {
 	char detail[2048], e_name[256], e_loc[512], object[32], e_expected[400];
+	uint64_t subjects[MGMT_DEPLOYMENT_WATCHLISTS_MAX];
+	double thresholds[MGMT_DEPLOYMENT_WATCHLISTS_MAX];
+	int64_t now_s = req->now_s ? req->now_s : (int64_t)(vg_clock_realtime_ns() / VG_NS_PER_SEC);
 	sqlite3_stmt *st;
 	int64_t new_id;
 	int rc;
@@ -189,9 +202,7 @@ int mgmt_deployment_create(struct mgmt_db *db, const struct mgmt_actor *who, con
 		return rc;
 	if ((unsigned)req->use_case >= VG_ARRAY_SIZE(use_case_names))
 		return vg_errf(err, errlen, -EINVAL, "unknown use case %d", (int)req->use_case);
-	if ((rc = mgmt_deployment_times_check(req->start_s, req->end_s,
-					      req->now_s ? req->now_s : (int64_t)(vg_clock_realtime_ns() / VG_NS_PER_SEC),
-					      req->max_window_s, err, errlen)) < 0)
+	if ((rc = mgmt_deployment_times_check(req->start_s, req->end_s, now_s, req->max_window_s, err, errlen)) < 0)
 		return rc;
 	if (req->n_watchlists == 0 || !req->watchlists)
 		return vg_errf(err, errlen, -EINVAL, "a deployment needs at least one watchlist");
@@ -200,11 +211,10 @@ int mgmt_deployment_create(struct mgmt_db *db, const struct mgmt_actor *who, con
 			return vg_errf(err, errlen, -EINVAL, "watchlist ids are 1 to 64 bytes");
 	if (!req->seals)
 		return vg_errf(err, errlen, -EINVAL, "a deployment names each watchlist by id and seal");
-	for (size_t i = 0; i < req->n_watchlists; i++)
-		if ((rc = mgmt_watchlist_check_for_deployment(db, req->watchlists[i], req->seals[i], err, errlen)) < 0)
-			return rc;
+	if ((rc = request_watchlists(db, req, subjects, thresholds, err, errlen)) < 0)
+		return rc;
 	struct mgmt_expected expected;
-	if ((rc = request_expected(db, req, &expected, err, errlen)) < 0) {
+	if ((rc = request_expected(db, req, subjects, thresholds, now_s, &expected, err, errlen)) < 0) {
 		if (rc == -EDOM) {
 			/* the policy said no: who asked for what, on the record */
 			mgmt_expected_json(&expected, e_expected, sizeof(e_expected));

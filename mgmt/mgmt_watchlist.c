@@ -527,14 +527,13 @@ int mgmt_watchlist_purge_hook(void *arg, int64_t deployment_id, const char *watc
 			     deployment_id);
 }
 
-int mgmt_watchlist_check_for_deployment(struct mgmt_db *db, const char *id, const char *seal, char *err,
-					size_t errlen)
+int mgmt_watchlist_check_for_deployment(struct mgmt_db *db, const char *id, const char *seal,
+					struct mgmt_watchlist *w, char *err, size_t errlen)
 {
 	enum mgmt_deployment_state dstate = MGMT_DEPLOYMENT_REQUESTED;
-	struct mgmt_watchlist w;
 	sqlite3_stmt *st;
 	int64_t dep = 0;
-	int rc = mgmt_watchlist_id_valid(id) ? mgmt_watchlist_get(db, id, &w) : -ENOENT;
+	int rc = mgmt_watchlist_id_valid(id) ? mgmt_watchlist_get(db, id, w) : -ENOENT;
 
 	/* Invariant 2: an authorisation names watchlists in vigild's custody, by their seal; a file
 	 * elsewhere cannot be authorised, so a run can never be given one. */
@@ -543,13 +542,13 @@ int mgmt_watchlist_check_for_deployment(struct mgmt_db *db, const char *id, cons
 			       "or import --name) before naming it in a deployment", id);
 	if (rc < 0)
 		return vg_errf(err, errlen, rc, "database error");
-	if (w.state != MGMT_WATCHLIST_LIVE)
+	if (w->state != MGMT_WATCHLIST_LIVE)
 		return vg_errf(err, errlen, -ESTALE, "watchlist %s was %s: import it again for a new deployment", id,
-			       mgmt_watchlist_state_name(w.state));
-	if (!seal || strcmp(seal, w.sha256) != 0)
+			       mgmt_watchlist_state_name(w->state));
+	if (!seal || strcmp(seal, w->sha256) != 0)
 		return vg_errf(err, errlen, -EBADMSG,
 			       "watchlist %s's seal is %.16s..., not the one given: name the watchlist you reviewed", id,
-			       w.sha256);
+			       w->sha256);
 	if (sqlite3_prepare_v2(db->sql,
 			       "SELECT d.id, d.state FROM deployment_watchlists x JOIN deployments d ON d.id = x.deployment_id"
 			       " WHERE x.watchlist_id = ? AND d.state IN (?, ?, ?) ORDER BY d.id LIMIT 1",

@@ -104,7 +104,7 @@ int mgmt_act_deployment_create(struct mgmt_ctl *ctl, const struct mgmt_actor *wh
 				 char *err, size_t errlen)
 {
 	struct mgmt_deployment_request req = { 0 };
-	const char *use_case, *lists[64], *seals[64];
+	const char *use_case, *lists[MGMT_DEPLOYMENT_WATCHLISTS_MAX], *seals[MGMT_DEPLOYMENT_WATCHLISTS_MAX];
 	json_t *wl = json_object_get(args, "watchlists"), *v;
 	size_t i;
 	int64_t id;

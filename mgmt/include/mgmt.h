@@ -239,6 +239,7 @@ void mgmt_expected_text(const struct mgmt_expected *e, char *buf, size_t len);
  * default, MGMT_DEPLOYMENT_WINDOW_DEFAULT_S; a permanent site renews its authorisation), and END
  * within MGMT_DEPLOYMENT_FUTURE_MAX_S of NOW_S. 0, or -ERANGE with a one-line reason naming the limit.
  */
+#define MGMT_DEPLOYMENT_WATCHLISTS_MAX 64 /* watchlists one deployment may name */
 #define MGMT_DEPLOYMENT_PAST_MAX_S (24 * 3600)
 #define MGMT_DEPLOYMENT_WINDOW_DEFAULT_S (31 * 24 * 3600)
 #define MGMT_DEPLOYMENT_WINDOW_MAX_S (366 * 24 * 3600)
@@ -491,10 +492,10 @@ int mgmt_watchlist_list(struct mgmt_db *db, size_t max, void (*fn)(void *arg, co
 /*
  * May a new deployment name watchlist ID with SEAL? Only a watchlist vigild holds (-ENOENT), live
  * (-ESTALE), whose seal is SEAL (-EBADMSG: not the watchlist the requester saw), and in no other
- * requested, authorised or active deployment (-EBUSY). 0, or -errno with ERR.
+ * requested, authorised or active deployment (-EBUSY). 0 with its record in *W, or -errno with ERR.
  */
-int mgmt_watchlist_check_for_deployment(struct mgmt_db *db, const char *id, const char *seal, char *err,
-					size_t errlen);
+int mgmt_watchlist_check_for_deployment(struct mgmt_db *db, const char *id, const char *seal,
+					struct mgmt_watchlist *w /* OUT */, char *err, size_t errlen);
 /**
  * Call FN with each subject id of live watchlist ID's file (the first MAX), never a descriptor.
  * Returns the file's subject count, -ENOENT, -ESTALE (removed or purged), -EBADMSG (the file no
