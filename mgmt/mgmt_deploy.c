@@ -392,6 +392,23 @@ static void add_seal_text(void *arg, const struct mgmt_watchlist *w, const char 
 		t->used += (size_t)n;
 }
 
+/* Begin a transaction on deployment ID, with its requester's uid and name: 0, or -errno with ERR
+ * and no transaction left open. */
+static int begin_with_requester(struct mgmt_db *db, int64_t id, int64_t *req_uid, char *requester, size_t len,
+				char *err, size_t errlen)
+{
+	int rc = mgmt_tx_begin(db);
+
+	if (rc < 0)
+		return vg_errf(err, errlen, rc, "database busy or failing");
+	rc = requester_uid(db, id, req_uid, requester, len);
+	if (rc < 0) {
+		mgmt_tx_rollback(db);
+		return vg_errf(err, errlen, rc, "no deployment %" PRId64, id);
+	}
+	return 0;
+}
+
 int mgmt_deployment_authorise(struct mgmt_db *db, const struct mgmt_actor *who, int64_t id, bool approve,
 			      const char *reasons, char *err, size_t errlen)
 {
@@ -409,14 +426,8 @@ int mgmt_deployment_authorise(struct mgmt_db *db, const struct mgmt_actor *who, 
 	}
 	if ((rc = mgmt_text_check("the reasons", reasons, 4095, true, err, errlen)) < 0)
 		return rc;
-	rc = mgmt_tx_begin(db);
-	if (rc < 0)
-		return vg_errf(err, errlen, rc, "database busy or failing");
-	rc = requester_uid(db, id, &req_uid, requester, sizeof(requester));
-	if (rc < 0) {
-		mgmt_tx_rollback(db);
-		return vg_errf(err, errlen, rc, "no deployment %" PRId64, id);
-	}
+	if ((rc = begin_with_requester(db, id, &req_uid, requester, sizeof(requester), err, errlen)) < 0)
+		return rc;
 	snprintf(object, sizeof(object), "deployment/%" PRId64, id);
 	if (req_uid == who->uid || strcmp(requester, who->name) == 0) {
 		mgmt_tx_rollback(db);
@@ -462,14 +473,8 @@ int mgmt_deployment_withdraw(struct mgmt_db *db, const struct mgmt_actor *who, i
 		return vg_errf(err, errlen, -EPERM, "no caller");
 	if ((rc = mgmt_text_check("the reason", reason, 4095, true, err, errlen)) < 0)
 		return rc;
-	rc = mgmt_tx_begin(db);
-	if (rc < 0)
-		return vg_errf(err, errlen, rc, "database busy or failing");
-	rc = requester_uid(db, id, &req_uid, requester, sizeof(requester));
-	if (rc < 0) {
-		mgmt_tx_rollback(db);
-		return vg_errf(err, errlen, rc, "no deployment %" PRId64, id);
-	}
+	if ((rc = begin_with_requester(db, id, &req_uid, requester, sizeof(requester), err, errlen)) < 0)
+		return rc;
 	if (req_uid != who->uid || strcmp(requester, who->name) != 0) {
 		mgmt_tx_rollback(db);
 		return vg_errf(err, errlen, -EPERM, "only %s, who requested deployment %" PRId64 ", may withdraw it",
